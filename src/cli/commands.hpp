@@ -1,0 +1,26 @@
+// Every part of osmo that has user-facing commands registers them on the single `osmo` binary
+// through one of these functions. A command's callback stores its exit status in *exit_code.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace osmo::cli {
+
+// The control socket of the local daemon: --socket, else $OSMO_SOCKET, else the default.
+inline constexpr const char* kDefaultControlSocket = "/run/osmo/osmod.sock";
+
+struct GlobalOptions {
+  std::string socket_path;  // resolved before any callback runs
+  std::string log_level = "info";
+};
+
+// src/daemon: `osmo daemon`, `osmo nodes`.
+void add_daemon_commands(CLI::App& app, GlobalOptions& global, int* exit_code);
+// src/testbed: `osmo testbed up|down|exec|list`.
+void add_testbed_commands(CLI::App& app, GlobalOptions& global, int* exit_code);
+// src/ckpt: `osmo checkpoint`, `osmo restore`, `osmo image show`.
+void add_ckpt_commands(CLI::App& app, GlobalOptions& global, int* exit_code);
+// src/run: `osmo run`, `osmo ps`, `osmo kill`.
+void add_run_commands(CLI::App& app, GlobalOptions& global, int* exit_code);
+
+}  // namespace osmo::cli

@@ -1,0 +1,3 @@
+// policy: load estimate, placement and balancing decisions (pure)
+// Placeholder translation unit until the part lands.
+namespace osmo {}

@@ -1,0 +1,4 @@
+#include "cli/commands.hpp"
+namespace osmo::cli {
+void add_testbed_commands(CLI::App&, GlobalOptions&, int*) {}
+}  // namespace osmo::cli
