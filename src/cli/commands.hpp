@@ -10,7 +10,8 @@ namespace osmo::cli {
 inline constexpr const char* kDefaultControlSocket = "/run/osmo/osmod.sock";
 
 struct GlobalOptions {
-  std::string socket_path;  // resolved before any callback runs
+  std::string socket_path;       // resolved before any callback runs
+  bool socket_explicit = false;  // given by --socket or $OSMO_SOCKET (not the default)
   std::string log_level = "info";
 };
 

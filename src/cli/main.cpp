@@ -5,11 +5,11 @@
 
 #include "base/log.hpp"
 #include "cli/commands.hpp"
-#include "cli/version.hpp"
+#include "base/version.hpp"
 
 int main(int argc, char** argv) {
   CLI::App app{"osmo: a group of Linux machines that behaves like one big multiprocessor", "osmo"};
-  app.set_version_flag("--version", std::string("osmo ") + osmo::cli::kVersion);
+  app.set_version_flag("--version", std::string("osmo ") + osmo::kVersion);
   app.require_subcommand(1);
   app.fallthrough();
 
@@ -22,9 +22,14 @@ int main(int argc, char** argv) {
 
   // Resolve global options before any subcommand callback runs.
   app.parse_complete_callback([&] {
-    if (global.socket_path.empty()) {
-      const char* env = std::getenv("OSMO_SOCKET");
-      global.socket_path = (env != nullptr && *env != '\0') ? env : osmo::cli::kDefaultControlSocket;
+    const char* env = std::getenv("OSMO_SOCKET");
+    if (!global.socket_path.empty()) {
+      global.socket_explicit = true;
+    } else if (env != nullptr && *env != '\0') {
+      global.socket_path = env;
+      global.socket_explicit = true;
+    } else {
+      global.socket_path = osmo::cli::kDefaultControlSocket;
     }
     osmo::LogLevel level{};
     if (!osmo::Logger::parse_level(global.log_level, &level))

@@ -1,0 +1,78 @@
+// How parts of osmo plug into the daemon without the daemon knowing them. A part (e.g. src/run)
+// registers a plugin at program start (from its add_*_commands function); when `osmo daemon`
+// starts, each plugin is called with the Services registry (to add control-socket operations and
+// peer-stream services) and the DaemonApi (to read the cluster view and reach other nodes).
+//
+// Threading: control connections and peer streams are each served on a thread of their own, so
+// handlers may block (bounded). DaemonApi methods are thread-safe.
+#pragma once
+
+#include <sys/socket.h>
+
+#include <array>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "base/result.hpp"
+#include "base/unique_fd.hpp"
+#include "env/endpoint.hpp"
+#include "gossip/node.hpp"
+
+namespace osmo::daemon {
+
+using Json = nlohmann::json;
+
+// One request on the control socket (a unix stream socket speaking JSON lines, see
+// docs/protocol.md). The peer's credentials come from SO_PEERCRED and cannot be forged.
+struct ControlContext {
+  ucred peer{};           // pid, uid, gid of the connected client
+  int conn_fd = -1;       // the connection, for handlers that pass fds (send_fds) or stream
+  std::vector<UniqueFd> fds;        // fds the client passed with this request (SCM_RIGHTS)
+  std::vector<UniqueFd> reply_fds;  // fds to pass back with the response line
+};
+
+// Returns the response object; the daemon adds "ok": true. To fail, return an Error: the client
+// sees {"ok": false, "error": message}.
+using ControlHandler = std::function<Result<Json>(const Json& request, ControlContext& ctx)>;
+
+// One authenticated peer stream (TCP, after the handshake). The handler owns the connection.
+struct PeerContext {
+  env::Endpoint remote;     // address the connection came from
+  std::string remote_node;  // node name the peer announced in its (authenticated) hello
+};
+using PeerHandler = std::function<void(UniqueFd conn, const Json& header, const PeerContext& ctx)>;
+
+class Services {
+ public:
+  virtual ~Services() = default;
+  virtual void add_control(std::string op, ControlHandler handler) = 0;
+  virtual void add_peer(std::string service, PeerHandler handler) = 0;
+  // Reports how many osmo jobs run on this node; gossiped with the load (LoadInfo::jobs).
+  virtual void set_job_counter(std::function<std::uint32_t()> counter) = 0;
+};
+
+class DaemonApi {
+ public:
+  virtual ~DaemonApi() = default;
+  virtual const std::string& node_name() const = 0;
+  virtual env::Endpoint advertise() const = 0;  // our gossip/peer address
+  virtual std::vector<gossip::MemberView> members() const = 0;
+  virtual const std::filesystem::path& state_dir() const = 0;
+  virtual const std::array<std::uint8_t, 32>& key() const = 0;
+  // Opens an authenticated stream to another node's daemon and asks for `service` with `header`.
+  // On success the stream is positioned right after the peer's acceptance.
+  virtual Result<UniqueFd> dial_peer(const env::Endpoint& to, const std::string& service,
+                                     const Json& header, int timeout_ms) = 0;
+};
+
+using Plugin = std::function<void(Services&, DaemonApi&)>;
+// Called before parsing the command line (from a part's add_*_commands function).
+void register_plugin(Plugin plugin);
+const std::vector<Plugin>& plugins();
+
+}  // namespace osmo::daemon

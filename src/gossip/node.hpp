@@ -1,0 +1,98 @@
+// The gossip node: SWIM-style membership and failure detection plus MOSIX-style load
+// dissemination, as one pure, tick-driven state machine. It never reads a clock, opens a socket
+// or draws randomness itself: its owner (the daemon, the simulator, a unit test) injects a Clock,
+// a Transport and a Random, feeds it incoming datagrams and calls tick() regularly.
+//
+// Contract with the daemon and the simulator (names here are relied upon; add, don't rename).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "base/log.hpp"
+#include "env/clock.hpp"
+#include "env/endpoint.hpp"
+#include "env/random.hpp"
+#include "env/transport.hpp"
+
+namespace osmo::gossip {
+
+enum class MemberState : std::uint8_t { kAlive = 0, kSuspect = 1, kDead = 2, kLeft = 3 };
+const char* to_string(MemberState s);
+
+// What a node says about its own load; carried in load gossip. Computed by the daemon from
+// platform samples through policy::LoadEstimator.
+struct LoadInfo {
+  double load = 0;                 // smoothed runnable tasks / effective capacity (1.0 = full)
+  double runnable = 0;             // smoothed runnable task count
+  double cpus = 0;                 // effective CPU count (cpuset, quota)
+  double speed = 1.0;              // relative CPU speed (1.0 = reference)
+  std::uint64_t mem_free_mb = 0;
+  std::uint64_t mem_total_mb = 0;
+  std::uint32_t jobs = 0;          // osmo jobs running on the node
+};
+
+struct MemberView {
+  std::string name;
+  env::Endpoint addr;
+  MemberState state = MemberState::kAlive;
+  std::uint64_t incarnation = 0;
+  bool is_self = false;
+  std::optional<LoadInfo> load;    // absent until first heard
+  env::TimeMs load_age_ms = 0;     // age of `load` at the time of the call
+  env::TimeMs state_age_ms = 0;    // time since the state last changed
+};
+
+struct Config {
+  std::string node_name;
+  env::Endpoint advertise;                 // how other nodes reach this one
+  std::vector<env::Endpoint> seeds;        // any live members; may include ourselves
+  std::vector<std::uint8_t> key;           // 32-byte MAC key derived from the cluster secret
+  env::TimeMs probe_interval_ms = 500;     // one direct probe per interval
+  env::TimeMs probe_timeout_ms = 200;      // then indirect probes
+  int indirect_probes = 3;
+  env::TimeMs suspicion_timeout_ms = 2500; // suspect -> dead unless refuted
+  env::TimeMs load_interval_ms = 250;      // MOSIX-style: one load message per interval
+  int load_window = 8;                     // freshest heard entries carried per load message
+  env::TimeMs join_retry_ms = 1000;
+  env::TimeMs dead_forget_ms = 60'000;     // dead/left members are forgotten after this
+};
+
+// Why datagrams were dropped; each kind has its own counter.
+struct Counters {
+  std::uint64_t received = 0;
+  std::uint64_t sent = 0;
+  std::uint64_t dropped_bad_mac = 0;
+  std::uint64_t dropped_bad_version = 0;
+  std::uint64_t dropped_malformed = 0;
+  std::uint64_t dropped_foreign = 0;  // well-formed but not for us / from ourselves
+};
+
+class Node {
+ public:
+  Node(Config config, const env::Clock& clock, env::Transport& transport, env::Random& random,
+       Logger log);
+  ~Node();
+  Node(const Node&) = delete;
+  Node& operator=(const Node&) = delete;
+
+  void start();  // begin joining through the seeds (no-op if none: we are the first node)
+  void tick();   // does all timed work; call at least every 10-50 ms
+  void on_datagram(const env::Endpoint& from, std::span<const std::uint8_t> datagram);
+  void set_local_load(const LoadInfo& load);
+  void leave();  // announce a graceful leave; the node then stops probing
+
+  std::vector<MemberView> members() const;  // self included
+  const Counters& counters() const;
+  const Config& config() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace osmo::gossip
