@@ -1,0 +1,151 @@
+// Migration decisions: see balance.hpp for the rules and why they keep jobs from ping-ponging.
+#include "policy/balance.hpp"
+
+#include <algorithm>
+#include <vector>
+
+#include "policy/load.hpp"
+
+namespace osmo::policy {
+
+const char* to_string(MoveReason r) {
+  switch (r) {
+    case MoveReason::kLoad: return "load";
+    case MoveReason::kMemory: return "memory";
+  }
+  return "?";
+}
+
+env::TimeMs migration_cost_ms(const JobInfo& job, const BalanceConfig& config) {
+  const double bw = config.migration_mb_per_s > 0 ? config.migration_mb_per_s : 1.0;
+  return config.migration_fixed_ms +
+         static_cast<env::TimeMs>(static_cast<double>(job.mem_mb) / bw * 1000.0);
+}
+
+namespace {
+
+struct Target {
+  const Candidate* c;
+  double cap;
+  double runnable;         // effective: gossiped + staleness penalty + our pending arrivals
+  double load;             // runnable / cap
+  std::int64_t mem_free_mb;  // minus our pending arrivals; may go negative
+};
+
+bool job_may_move(const JobInfo& j, const BalanceConfig& cfg) {
+  if (j.age_ms < cfg.min_job_age_ms) return false;
+  if (j.residence_ms < cfg.min_residence_ms) return false;
+  if (j.migrations >= cfg.max_migrations) return false;
+  const double cost = static_cast<double>(migration_cost_ms(j, cfg));
+  return static_cast<double>(j.age_ms) >= cfg.min_benefit_ratio * cost;
+}
+
+}  // namespace
+
+std::optional<Move> decide_balance(const LocalState& local, std::span<const Candidate> view,
+                                   std::span<const JobInfo> jobs, const PlacementLedger& ledger,
+                                   env::TimeMs now, const BalanceConfig& config) {
+  if (local.last_migration_out_ms && now - *local.last_migration_out_ms < config.cooldown_ms)
+    return std::nullopt;
+  const double src_cap = capacity(local.cpus, local.speed);
+  if (src_cap <= 0) return std::nullopt;  // nothing runs here; draining is not the balancer's job
+
+  std::vector<const JobInfo*> movable;
+  for (const auto& j : jobs)
+    if (job_may_move(j, config)) movable.push_back(&j);
+  if (movable.empty()) return std::nullopt;
+
+  std::vector<Target> targets;
+  for (const auto& c : view) {
+    if (c.is_self || c.name == local.name || !c.alive) continue;
+    const env::TimeMs age = std::max<env::TimeMs>(c.load_age_ms, 0);
+    if (!config.staleness.usable(age)) continue;
+    const double cap = capacity(c.cpus, c.speed);
+    if (cap <= 0) continue;
+    const auto pend = ledger.pending(c.name, now - age);
+    const double runnable = (c.load + config.staleness.penalty(age)) * cap + pend.cpu;
+    targets.push_back(Target{&c, cap, runnable, runnable / cap,
+                             static_cast<std::int64_t>(c.mem_free_mb) -
+                                 static_cast<std::int64_t>(pend.mem_mb)});
+  }
+  const std::size_t k = std::min<std::size_t>(targets.size(),
+                                              static_cast<std::size_t>(
+                                                  std::max(config.candidates_examined, 1)));
+  auto by_load = [](const Target& a, const Target& b) {
+    if (a.load != b.load) return a.load < b.load;
+    return a.c->name < b.c->name;
+  };
+  std::partial_sort(targets.begin(), targets.begin() + static_cast<std::ptrdiff_t>(k),
+                    targets.end(), by_load);
+  targets.resize(k);
+  if (targets.empty()) return std::nullopt;
+
+  const double src_runnable = std::max(0.0, local.runnable);
+  const double src_before = src_runnable / src_cap;
+  auto fits = [](const Target& t, const JobInfo& j) {
+    return j.mem_mb == 0 || t.mem_free_mb >= static_cast<std::int64_t>(j.mem_mb);
+  };
+
+  // 1. Load balance: the pair's peak load must drop by the required gain.
+  std::optional<Move> best;
+  double best_slack = 0;
+  for (const JobInfo* j : movable) {
+    const double src_after = std::max(0.0, src_runnable - j->cpu_share) / src_cap;
+    const double required = config.min_gain * (1.0 + config.remigration_factor * j->migrations);
+    const env::TimeMs cost = migration_cost_ms(*j, config);
+    for (const Target& t : targets) {
+      if (!fits(t, *j)) continue;
+      const double dst_after = (t.runnable + j->cpu_share) / t.cap;
+      const double gain = src_before - std::max(src_after, dst_after);
+      const double slack = gain - required;
+      if (slack <= 0) continue;
+      // Prefer the largest slack; then the less loaded target (when our own load after the move
+      // is the peak, many targets give the same gain); then the cheaper move; then lower job id,
+      // then target name.
+      bool take = !best || slack > best_slack;
+      if (best && slack == best_slack) {
+        if (dst_after != best->target_load_after) {
+          take = dst_after < best->target_load_after;
+        } else if (cost != best->cost_ms) {
+          take = cost < best->cost_ms;
+        } else if (j->id != best->job_id) {
+          take = j->id < best->job_id;
+        } else {
+          take = t.c->name < best->target;
+        }
+      }
+      if (take) {
+        best = Move{j->id, t.c->name, MoveReason::kLoad, gain, src_after, dst_after, cost};
+        best_slack = slack;
+      }
+    }
+  }
+  if (best) return best;
+
+  // 2. Memory ushering: free the most memory without making the CPU balance worse.
+  if (memory_pressure(local.mem_free_mb, local.mem_total_mb) <= config.memory_high ||
+      local.mem_total_mb == 0)
+    return std::nullopt;
+  std::vector<const JobInfo*> by_mem(movable);
+  std::sort(by_mem.begin(), by_mem.end(), [](const JobInfo* a, const JobInfo* b) {
+    if (a->mem_mb != b->mem_mb) return a->mem_mb > b->mem_mb;
+    return a->id < b->id;
+  });
+  for (const JobInfo* j : by_mem) {
+    if (j->mem_mb == 0) break;
+    for (const Target& t : targets) {  // least loaded first
+      if (t.c->mem_total_mb == 0 || !fits(t, *j)) continue;
+      const double free_after = static_cast<double>(t.mem_free_mb - static_cast<std::int64_t>(j->mem_mb));
+      const double pressure_after = 1.0 - free_after / static_cast<double>(t.c->mem_total_mb);
+      if (pressure_after > config.memory_target_max) continue;
+      const double dst_after = (t.runnable + j->cpu_share) / t.cap;
+      if (dst_after > std::max(src_before, 1.0)) continue;
+      const double src_after = std::max(0.0, src_runnable - j->cpu_share) / src_cap;
+      return Move{j->id, t.c->name, MoveReason::kMemory, src_before - std::max(src_after, dst_after),
+                  src_after, dst_after, migration_cost_ms(*j, config)};
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace osmo::policy
