@@ -4,7 +4,7 @@
 #include <algorithm>
 #include <vector>
 
-#include "policy/load.hpp"
+#include "policy/load_estimator.hpp"
 
 namespace osmo::policy {
 

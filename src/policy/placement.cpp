@@ -5,7 +5,7 @@
 #include <optional>
 #include <vector>
 
-#include "policy/load.hpp"
+#include "policy/load_estimator.hpp"
 
 namespace osmo::policy {
 

@@ -14,7 +14,7 @@ struct Candidate {
   std::string name;
   bool alive = false;               // only alive members are ever chosen (not suspect, dead, left)
   bool is_self = false;             // the local node (its load is always fresh)
-  double load = 0;                  // smoothed runnable / capacity, as gossiped (see load.hpp)
+  double load = 0;                  // smoothed runnable / capacity, as gossiped (see load_estimator.hpp)
   double cpus = 0;
   double speed = 1.0;
   std::uint64_t mem_free_mb = 0;

@@ -7,7 +7,7 @@
 
 #include <gtest/gtest.h>
 
-#include "policy/load.hpp"
+#include "policy/load_estimator.hpp"
 
 namespace osmo::policy {
 namespace {

@@ -1,5 +1,5 @@
 // LoadEstimator: fast up, slow down, with exact numbers, and independence from the sampling rate.
-#include "policy/load.hpp"
+#include "policy/load_estimator.hpp"
 
 #include <cmath>
 

@@ -1,5 +1,5 @@
-// Load estimation: see load.hpp for the model and the constants.
-#include "policy/load.hpp"
+// Load estimation: see load_estimator.hpp for the model and the constants.
+#include "policy/load_estimator.hpp"
 
 #include <algorithm>
 #include <cmath>
