@@ -1,3 +1,0 @@
-// platform/linux: load/capacity/memory sampling, namespaces, processes
-// Placeholder translation unit until the part lands.
-namespace osmo {}

@@ -1,0 +1,197 @@
+// Parsers for procfs/cgroupfs text formats (see proc_parse.hpp).
+#include "platform/linux/proc_parse.hpp"
+
+#include <cctype>
+
+#include "platform/linux/sysfs_io.hpp"
+
+namespace osmo::platform {
+namespace {
+
+// Splits on `sep`, keeping empty pieces.
+std::vector<std::string_view> split(std::string_view s, char sep) {
+  std::vector<std::string_view> out;
+  std::size_t start = 0;
+  for (;;) {
+    auto pos = s.find(sep, start);
+    if (pos == std::string_view::npos) {
+      out.push_back(s.substr(start));
+      return out;
+    }
+    out.push_back(s.substr(start, pos - start));
+    start = pos + 1;
+  }
+}
+
+// Whitespace-separated fields.
+std::vector<std::string_view> fields(std::string_view s) {
+  std::vector<std::string_view> out;
+  std::size_t i = 0;
+  while (i < s.size()) {
+    while (i < s.size() && std::isspace(static_cast<unsigned char>(s[i]))) ++i;
+    std::size_t b = i;
+    while (i < s.size() && !std::isspace(static_cast<unsigned char>(s[i]))) ++i;
+    if (i > b) out.push_back(s.substr(b, i - b));
+  }
+  return out;
+}
+
+// Calls f(line) for each line; stops early when f returns true.
+template <typename F>
+void for_each_line(std::string_view text, F f) {
+  while (!text.empty()) {
+    auto nl = text.find('\n');
+    std::string_view line = text.substr(0, nl);
+    if (f(line)) return;
+    if (nl == std::string_view::npos) return;
+    text.remove_prefix(nl + 1);
+  }
+}
+
+// The rest of `line` if it starts with `key` followed by ':' or whitespace.
+std::optional<std::string_view> after_key(std::string_view line, std::string_view key) {
+  if (line.size() <= key.size() || line.substr(0, key.size()) != key) return std::nullopt;
+  char c = line[key.size()];
+  if (c == ':') return line.substr(key.size() + 1);
+  if (c == ' ' || c == '\t') return line.substr(key.size());
+  return std::nullopt;
+}
+
+}  // namespace
+
+Result<std::vector<int>> parse_cpu_list(std::string_view text) {
+  std::vector<int> cpus;
+  text = trim(text);
+  if (text.empty()) return cpus;
+  for (std::string_view part : split(text, ',')) {
+    part = trim(part);
+    auto dash = part.find('-');
+    std::uint64_t lo = 0, hi = 0;
+    bool ok = dash == std::string_view::npos
+                  ? (parse_u64(part, &lo) && (hi = lo, true))
+                  : (parse_u64(part.substr(0, dash), &lo) && parse_u64(part.substr(dash + 1), &hi));
+    if (!ok || hi < lo || hi > 65535) return make_error("bad CPU list '{}' at '{}'", text, part);
+    for (auto c = lo; c <= hi; ++c) cpus.push_back(static_cast<int>(c));
+  }
+  return cpus;
+}
+
+std::optional<std::uint64_t> find_keyed_u64(std::string_view text, std::string_view key) {
+  std::optional<std::uint64_t> found;
+  for_each_line(text, [&](std::string_view line) {
+    auto rest = after_key(line, key);
+    if (!rest) return false;
+    auto f = fields(*rest);
+    std::uint64_t v = 0;
+    if (!f.empty() && parse_u64(f[0], &v)) found = v;
+    return true;
+  });
+  return found;
+}
+
+std::optional<std::string> find_keyed_text(std::string_view text, std::string_view key) {
+  std::optional<std::string> found;
+  for_each_line(text, [&](std::string_view line) {
+    if (line.size() <= key.size() || line.substr(0, key.size()) != key || line[key.size()] != ':')
+      return false;
+    found = std::string(trim(line.substr(key.size() + 1)));
+    return true;
+  });
+  return found;
+}
+
+Result<ProcStat> parse_proc_stat(std::string_view text) {
+  ProcStat st;
+  bool have_cpu = false, have_running = false;
+  for_each_line(text, [&](std::string_view line) {
+    auto f = fields(line);
+    if (f.empty()) return false;
+    if (f[0] == "cpu" && f.size() >= 8) {
+      // cpu user nice system idle iowait irq softirq [steal guest guest_nice]
+      std::uint64_t v[7] = {};
+      for (int i = 0; i < 7; ++i)
+        if (!parse_u64(f[static_cast<std::size_t>(i) + 1], &v[i])) return false;
+      st.busy_ticks = v[0] + v[1] + v[2] + v[5] + v[6];
+      have_cpu = true;
+    } else if (f[0] == "procs_running" && f.size() >= 2) {
+      have_running = parse_u64(f[1], &st.procs_running);
+    }
+    return false;
+  });
+  if (!have_cpu) return make_error("/proc/stat: no aggregate 'cpu' line");
+  if (!have_running) return make_error("/proc/stat: no 'procs_running' line");
+  return st;
+}
+
+Result<std::vector<CgroupMembership>> parse_proc_cgroup(std::string_view text) {
+  std::vector<CgroupMembership> out;
+  std::optional<Error> err;
+  for_each_line(text, [&](std::string_view line) {
+    if (trim(line).empty()) return false;
+    // The path may itself contain ':', so split only on the first two.
+    auto c1 = line.find(':');
+    auto c2 = c1 == std::string_view::npos ? c1 : line.find(':', c1 + 1);
+    std::uint64_t id = 0;
+    if (c2 == std::string_view::npos || !parse_u64(line.substr(0, c1), &id)) {
+      err = make_error("bad /proc/PID/cgroup line '{}'", line);
+      return true;
+    }
+    CgroupMembership m;
+    m.hierarchy_id = static_cast<int>(id);
+    std::string_view ctrls = line.substr(c1 + 1, c2 - c1 - 1);
+    if (!ctrls.empty())
+      for (auto c : split(ctrls, ',')) m.controllers.emplace_back(c);
+    m.path = std::string(line.substr(c2 + 1));
+    out.push_back(std::move(m));
+    return false;
+  });
+  if (err) return *err;
+  return out;
+}
+
+Result<PidStat> parse_pid_stat(std::string_view text) {
+  auto close = text.rfind(')');
+  if (close == std::string_view::npos) return make_error("bad /proc/PID/stat: no ')'");
+  auto f = fields(text.substr(close + 1));
+  // After ')': field 3 (state) is f[0], so field k is f[k-3].
+  if (f.size() < 20 || f[0].size() != 1) return make_error("bad /proc/PID/stat: too few fields");
+  PidStat st;
+  st.state = f[0][0];
+  if (!parse_u64(f[19], &st.start_ticks))
+    return make_error("bad /proc/PID/stat: start time '{}'", f[19]);
+  return st;
+}
+
+Result<std::optional<double>> parse_cpu_max(std::string_view text) {
+  auto f = fields(text);
+  if (f.size() != 2) return make_error("bad cpu.max '{}'", trim(text));
+  std::uint64_t period = 0;
+  if (!parse_u64(f[1], &period) || period == 0) return make_error("bad cpu.max '{}'", trim(text));
+  if (f[0] == "max") return std::optional<double>{};
+  std::uint64_t quota = 0;
+  if (!parse_u64(f[0], &quota)) return make_error("bad cpu.max '{}'", trim(text));
+  return std::optional<double>(static_cast<double>(quota) / static_cast<double>(period));
+}
+
+Result<std::optional<double>> parse_cfs_quota(std::string_view quota_text,
+                                              std::string_view period_text) {
+  std::int64_t quota = 0;
+  std::uint64_t period = 0;
+  if (!parse_i64(trim(quota_text), &quota))
+    return make_error("bad cpu.cfs_quota_us '{}'", trim(quota_text));
+  if (quota < 0) return std::optional<double>{};
+  if (!parse_u64(trim(period_text), &period) || period == 0)
+    return make_error("bad cpu.cfs_period_us '{}'", trim(period_text));
+  return std::optional<double>(static_cast<double>(quota) / static_cast<double>(period));
+}
+
+Result<std::optional<std::uint64_t>> parse_memory_limit(std::string_view text) {
+  text = trim(text);
+  if (text == "max") return std::optional<std::uint64_t>{};
+  std::uint64_t v = 0;
+  if (!parse_u64(text, &v)) return make_error("bad memory limit '{}'", text);
+  if (v >= (std::uint64_t{1} << 62)) return std::optional<std::uint64_t>{};
+  return std::optional<std::uint64_t>(v);
+}
+
+}  // namespace osmo::platform
