@@ -14,10 +14,12 @@
 #include <vector>
 
 #include "base/log.hpp"
+#include "base/result.hpp"
 #include "env/clock.hpp"
 #include "env/endpoint.hpp"
 #include "env/random.hpp"
 #include "env/transport.hpp"
+#include "gossip/defaults.hpp"
 
 namespace osmo::gossip {
 
@@ -52,14 +54,21 @@ struct Config {
   env::Endpoint advertise;                 // how other nodes reach this one
   std::vector<env::Endpoint> seeds;        // any live members; may include ourselves
   std::vector<std::uint8_t> key;           // 32-byte MAC key derived from the cluster secret
-  env::TimeMs probe_interval_ms = 500;     // one direct probe per interval
-  env::TimeMs probe_timeout_ms = 200;      // then indirect probes
-  int indirect_probes = 3;
-  env::TimeMs suspicion_timeout_ms = 2500; // suspect -> dead unless refuted
-  env::TimeMs load_interval_ms = 250;      // MOSIX-style: one load message per interval
-  int load_window = 8;                     // freshest heard entries carried per load message
-  env::TimeMs join_retry_ms = 1000;
-  env::TimeMs dead_forget_ms = 60'000;     // dead/left members are forgotten after this
+  env::TimeMs probe_interval_ms = kDefaultProbeIntervalMs;        // one direct probe per interval
+  env::TimeMs probe_timeout_ms = kDefaultProbeTimeoutMs;          // then indirect probes
+  int indirect_probes = kDefaultIndirectProbes;
+  env::TimeMs suspicion_timeout_ms = kDefaultSuspicionTimeoutMs;  // suspect -> dead unless refuted
+  env::TimeMs load_interval_ms = kDefaultLoadIntervalMs;  // MOSIX-style: one load message per interval
+  int load_window = kDefaultLoadWindow;  // freshest heard entries carried per load message
+  env::TimeMs join_retry_ms = kDefaultJoinRetryMs;
+  env::TimeMs dead_forget_ms = kDefaultDeadForgetMs;  // dead/left members are forgotten after this
+  // Added by gossip (see defaults.hpp for the reasoning behind each value):
+  env::TimeMs sync_interval_ms = kDefaultSyncIntervalMs;  // anti-entropy with one random peer
+  int retransmit_mult = kDefaultRetransmitMult;  // rumours are sent mult * ceil(log10(n+1)) times
+  // Incarnation to start from. 0 is fine: a restarted node learns what the cluster remembers
+  // about it when it joins and refutes it with a higher number. The daemon may pass wall-clock
+  // seconds to win that race even before the first sync answer.
+  std::uint64_t initial_incarnation = 0;
 };
 
 // Why datagrams were dropped; each kind has its own counter.
@@ -70,7 +79,17 @@ struct Counters {
   std::uint64_t dropped_bad_version = 0;
   std::uint64_t dropped_malformed = 0;
   std::uint64_t dropped_foreign = 0;  // well-formed but not for us / from ourselves
+  // Added by gossip: protocol events, for tests, the simulator and `osmo nodes`.
+  std::uint64_t probes_sent = 0;       // direct probes started
+  std::uint64_t indirect_probes = 0;   // probes that needed ping-req
+  std::uint64_t suspicions = 0;        // members this node suspected after a failed probe
+  std::uint64_t refutations = 0;       // incarnation bumps to refute a claim about ourselves
 };
+
+// Checks a Config before a Node is built from it (name and key present and sized, timers
+// positive, limits respected). A Node built from an invalid Config logs the reason and stays
+// inert: it sends nothing and drops every datagram.
+Status validate(const Config& config);
 
 class Node {
  public:

@@ -1,0 +1,87 @@
+// Every tunable of the gossip protocol and every limit it enforces, as a named constant with the
+// reason for its value. Config (node.hpp) takes its defaults from here; docs/protocol.md explains
+// how the timers interact.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "env/clock.hpp"
+#include "env/transport.hpp"
+
+namespace osmo::gossip {
+
+// ---- timers (Config defaults) ----
+
+// SWIM's protocol period: each node directly probes one member per period. 500 ms finds a failed
+// node within about one period on average (every member probes someone each period, in a
+// shuffled round robin) while costing each node only ~4 probe datagrams per second.
+inline constexpr env::TimeMs kDefaultProbeIntervalMs = 500;
+// Wait for a direct ack before asking others to probe. A LAN round trip is well under 1 ms, so
+// 200 ms only fires when the peer (or its scheduler) is really late, and leaves 300 ms of the
+// period for the indirect round trip (two hops each way).
+inline constexpr env::TimeMs kDefaultProbeTimeoutMs = 200;
+// SWIM's k, as in memberlist: with independent loss p, a live node is wrongly suspected only if
+// the direct probe and all k indirect paths fail, which falls as p^k.
+inline constexpr int kDefaultIndirectProbes = 3;
+// Suspect -> dead unless refuted, for clusters up to 10 nodes; multiplied by log10(n) above that
+// (as memberlist does) because a refutation needs O(log n) gossip rounds to reach everyone.
+// 2.5 s = 5 probe periods: the suspect is probed by others (and so hears the rumour) several
+// times and its refutation rides on its own probes and load messages.
+inline constexpr env::TimeMs kDefaultSuspicionTimeoutMs = 2500;
+// MOSIX-style load gossip: one small message to one random peer every 250 ms keeps views of
+// load at most a few seconds old in clusters of hundreds while using ~4 datagrams/s per node.
+inline constexpr env::TimeMs kDefaultLoadIntervalMs = 250;
+// Entries about other nodes carried in each load message besides the sender's own. MOSIX sent
+// half its vector; 8 entries (~70 bytes each) keep the message under 1 KiB with room for
+// piggybacked membership updates, and spread fresh entries exponentially.
+inline constexpr int kDefaultLoadWindow = 8;
+// A joining node asks its seeds again after this long without an answer.
+inline constexpr env::TimeMs kDefaultJoinRetryMs = 1000;
+// Dead and left members stay in the view (so stale rumours about them lose against the recorded
+// incarnation) for a minute, much longer than a rumour survives (retransmit limit), then vanish.
+inline constexpr env::TimeMs kDefaultDeadForgetMs = 60'000;
+// Anti-entropy: every interval, exchange a slice of the member table with one random peer, so
+// a node that missed rumours (loss, partition, pause) converges. Scaled up with cluster size
+// above kSyncScaleThreshold nodes (memberlist's pushPullScale) to bound total traffic.
+inline constexpr env::TimeMs kDefaultSyncIntervalMs = 10'000;
+inline constexpr std::size_t kSyncScaleThreshold = 32;
+// Each membership update is piggybacked retransmit_mult * ceil(log10(n + 1)) times: SWIM's
+// lambda * log(n) bound under which an infection-style rumour reaches every node with high
+// probability. memberlist uses 4 on LANs.
+inline constexpr int kDefaultRetransmitMult = 4;
+
+// ---- protocol limits (enforced by encoder and decoder) ----
+
+// Node names: short identifiers, shown in `osmo nodes`.
+inline constexpr std::size_t kMaxNameBytes = 64;
+// Host part of an endpoint: the longest DNS name.
+inline constexpr std::size_t kMaxHostBytes = 253;
+// Body bytes available in one datagram after the frame header and MAC.
+inline constexpr std::size_t kMaxBodyBytes = env::kMaxDatagramBytes - 44;
+// Repeated records (members, load entries, updates) in one message; a record is at least ~20
+// bytes, so a full datagram cannot legitimately hold more.
+inline constexpr std::size_t kMaxRecordsPerMessage = 64;
+// Upper bound for Config::load_window (a window must fit one datagram).
+inline constexpr int kMaxLoadWindow = 16;
+// Upper bound for Config::indirect_probes.
+inline constexpr int kMaxIndirectProbes = 8;
+// A load entry older than a day is nonsense (or a corrupt counter): rejected by the decoder.
+inline constexpr env::TimeMs kMaxLoadAgeMs = 24LL * 3600 * 1000;
+
+// ---- internal bounds ----
+
+// Datagrams per side of one periodic sync; a join reply may be larger so that a new node sees
+// the whole cluster (up to ~1,800 members) at once.
+inline constexpr std::size_t kMaxSyncDatagrams = 8;
+inline constexpr std::size_t kMaxJoinSyncDatagrams = 64;
+// A leaving node announces `left` directly to this many random members, this many times, one
+// probe interval apart: the leave is then lost only if all 15 datagrams are.
+inline constexpr int kLeaveFanout = 3;
+inline constexpr int kLeaveRounds = 5;
+// Pending membership rumours; beyond this the most-retransmitted are dropped first.
+inline constexpr std::size_t kMaxBroadcastQueue = 4096;
+// Indirect probes we relay for others at once (one per ping-req; they expire after one period).
+inline constexpr std::size_t kMaxRelays = 64;
+
+}  // namespace osmo::gossip

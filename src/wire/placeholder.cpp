@@ -1,3 +1,0 @@
-// wire: message framing, versioned append-only fields, MAC authentication
-// Placeholder translation unit until the part lands.
-namespace osmo {}
