@@ -14,3 +14,20 @@ zdtm_case(mem_brk_malloc)
 zdtm_case(mem_stack_deep)
 zdtm_case(mem_mremap)
 zdtm_case(mem_growsdown)
+zdtm_case(mem_vmflags)
+zdtm_case(maps_identical)
+
+# Time and the vDSO.
+zdtm_case(vdso_time)
+zdtm_case(vdso_time_static SOURCE vdso_time.c STATIC)
+zdtm_case(clock_monotonic)
+
+# Registers and thread pointers.
+zdtm_case(regs_gp)
+zdtm_case(regs_gp_static SOURCE regs_gp.c STATIC)
+zdtm_case(regs_fpu)
+zdtm_case(regs_avx)
+zdtm_case(regs_avx512)
+zdtm_case(tls_fs)
+zdtm_case(tls_fs_static SOURCE tls_fs.c STATIC)
+zdtm_case(gs_base)

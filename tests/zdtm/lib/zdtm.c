@@ -77,7 +77,11 @@ void zdtm_ready(void) {
   snprintf(ready, sizeof ready, "%s/ready", g_dir);
   int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) zdtm_setup_fail("create %s", tmp);
-  dprintf(fd, "%d\n", (int)getpid());
+  /* snprintf+write, not dprintf: glibc's dprintf mallocs a stdio buffer, and the library must
+   * not create heap state the cases did not ask for. */
+  char pid[32];
+  int n = snprintf(pid, sizeof pid, "%d\n", (int)getpid());
+  zdtm_write_all(fd, pid, (size_t)n);
   close(fd);
   if (rename(tmp, ready) != 0) zdtm_setup_fail("rename %s -> %s", tmp, ready);
   g_ready_at = zdtm_now(CLOCK_REALTIME);
