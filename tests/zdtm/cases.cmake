@@ -67,3 +67,26 @@ zdtm_case(posix_timers)
 zdtm_case(ids)
 zdtm_case(ids_static SOURCE ids.c STATIC)
 zdtm_case(ids_session)
+
+# File descriptors.
+zdtm_case(fd_file)
+zdtm_case(fd_dir)
+zdtm_case(fd_devices)
+zdtm_case(fd_dup)
+zdtm_case(fd_pipe)
+zdtm_case(fd_memfd)
+zdtm_case(fd_unlinked)
+zdtm_case(fd_opath)
+zdtm_case(fd_many)
+
+# Refusals: the engine must say no before touching the process, which then completes normally.
+zdtm_case(refuse_thread KIND refuse-dump REASON "thread" LIBS Threads::Threads)
+zdtm_case(refuse_tcp KIND refuse-dump REASON "socket|tcp")
+zdtm_case(refuse_udp KIND refuse-dump REASON "socket|udp")
+zdtm_case(refuse_unix KIND refuse-dump REASON "socket|unix")
+zdtm_case(refuse_sysv_shm KIND refuse-dump REASON "sysv|shm|shared memory|ipc")
+zdtm_case(refuse_io_uring KIND refuse-dump REASON "io_uring|io-uring|uring")
+zdtm_case(refuse_inotify KIND refuse-dump REASON "inotify")
+zdtm_case(refuse_ptraced KIND refuse-dump REASON "trac" HOOK tracer)
+# Refused at restore: a file the image refers to changed after the checkpoint.
+zdtm_case(refuse_file_changed KIND refuse-restore REASON "chang|modif|differ|mismatch" HOOK change-file)

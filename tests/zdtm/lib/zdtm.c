@@ -62,6 +62,7 @@ void zdtm_init(int argc, char** argv, const char* name) {
   }
   snprintf(g_dir, sizeof g_dir, "%s", argv[1]);
   snprintf(g_go, sizeof g_go, "%s/go", g_dir);
+  g_ready_at = zdtm_now(CLOCK_REALTIME); /* the wait bound counts from here until ready */
   line("", "START %s pid %d", name, (int)getpid());
 }
 
