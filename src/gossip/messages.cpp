@@ -20,10 +20,15 @@ wire::FrameSpec frame_spec() {
   return wire::FrameSpec{kMagic, kMinVersion, kVersion, kMaxBodyBytes};
 }
 
-Builder::Builder(Type type, std::string_view sender, std::uint64_t sender_incarnation)
+Builder::Builder(Type type, std::string_view sender, std::uint64_t sender_incarnation,
+                 const env::Endpoint& sender_addr)
     : type_(type), body_(kMaxBodyBytes), fields_(body_) {
   fields_.str(tag::kSender, sender.substr(0, kMaxNameBytes));
   fields_.u64(tag::kSenderIncarnation, sender_incarnation);
+  if (!sender_addr.host.empty()) {
+    fields_.str(tag::kSenderHost, sender_addr.host);
+    fields_.u64(tag::kSenderPort, sender_addr.port);
+  }
 }
 
 void Builder::seq(std::uint64_t v) { fields_.u64(tag::kSeq, v); }
@@ -202,7 +207,8 @@ bool decode_body(std::span<const std::uint8_t> body, Message* m, Fail* fail) {
   wire::FieldReader r(body);
   wire::Field f;
   bool has_sender = false, has_seq = false, has_target = false, has_thost = false,
-       has_tport = false;
+       has_tport = false, has_shost = false, has_sport = false;
+  env::Endpoint sender_addr;
   std::size_t records = 0;
   while (r.next(&f)) {
     switch (f.tag) {
@@ -230,6 +236,15 @@ bool decode_body(std::span<const std::uint8_t> body, Message* m, Fail* fail) {
         if (!get_port(f, &m->target_addr.port, fail)) return false;
         has_tport = true;
         break;
+      case tag::kSenderHost:
+        if (!f.as_str(kMaxHostBytes, &sender_addr.host) || sender_addr.host.empty())
+          return fail->set("bad sender host");
+        has_shost = true;
+        break;
+      case tag::kSenderPort:
+        if (!get_port(f, &sender_addr.port, fail)) return false;
+        has_sport = true;
+        break;
       case tag::kFlags:
         if (!get_u64(f, &m->flags, fail)) return false;
         break;
@@ -253,6 +268,8 @@ bool decode_body(std::span<const std::uint8_t> body, Message* m, Fail* fail) {
   }
   if (!r.ok()) return fail->set(r.error());
   if (!has_sender) return fail->set("message lacks its sender");
+  if (has_shost != has_sport) return fail->set("sender address is incomplete");
+  if (has_shost) m->sender_addr = sender_addr;
   switch (m->type) {
     case Type::kPing:
       if (!has_seq || !has_target) return fail->set("ping lacks seq or target");

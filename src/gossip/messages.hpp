@@ -52,6 +52,8 @@ inline constexpr wire::FieldTag kFlags = 7;             // u64: kSync flags
 inline constexpr wire::FieldTag kMember = 8;            // record MemberRecord (sync), repeated
 inline constexpr wire::FieldTag kLoadEntry = 9;         // record LoadRecord (load), repeated
 inline constexpr wire::FieldTag kUpdate = 10;           // record MemberRecord (piggyback), repeated
+inline constexpr wire::FieldTag kSenderHost = 11;       // str: sender's advertised address
+inline constexpr wire::FieldTag kSenderPort = 12;       // u64: sender's advertised port
 }  // namespace tag
 
 // Tags inside a member record (membership claim: "name at addr is <state> at incarnation").
@@ -98,6 +100,7 @@ struct Message {
   Type type = Type::kPing;
   std::string sender;
   std::uint64_t sender_incarnation = 0;
+  std::optional<env::Endpoint> sender_addr;  // absent from a leaving node
   std::uint64_t seq = 0;
   std::string target;
   env::Endpoint target_addr;
@@ -111,7 +114,9 @@ struct Message {
 // records for as long as they fit (add_* returns false for one that does not).
 class Builder {
  public:
-  Builder(Type type, std::string_view sender, std::uint64_t sender_incarnation);
+  // `sender_addr` with an empty host is left out of the message.
+  Builder(Type type, std::string_view sender, std::uint64_t sender_incarnation,
+          const env::Endpoint& sender_addr = {});
   Builder(const Builder&) = delete;  // fields_ refers to body_
   Builder& operator=(const Builder&) = delete;
   void seq(std::uint64_t v);

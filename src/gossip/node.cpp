@@ -191,6 +191,10 @@ struct Node::Impl {
     return static_cast<env::TimeMs>(static_cast<double>(cfg.sync_interval_ms) * mult);
   }
 
+  // Our address as carried in every message, so that a receiver that has not heard of us yet
+  // learns us from the message itself. A leaving node omits it: nobody should add it anew.
+  env::Endpoint own_addr() const { return leaving ? env::Endpoint{} : self.addr; }
+
   void send(const env::Endpoint& to, const msg::Builder& b) {
     auto datagram = b.seal(key);
     transport.send(to, datagram);
@@ -385,7 +389,7 @@ struct Node::Impl {
     Member* t = next_probe_target();
     if (t == nullptr) return;
     probe = Probe{true, t->name, next_seq++, now, false};
-    msg::Builder b(msg::Type::kPing, self.name, self.incarnation);
+    msg::Builder b(msg::Type::kPing, self.name, self.incarnation, own_addr());
     b.seq(probe.seq);
     b.target(t->name);
     // Tell a suspect directly, so that it can refute even if the rumour missed it.
@@ -401,7 +405,7 @@ struct Node::Impl {
                                     return m.state == MemberState::kAlive && m.name != t.name;
                                   });
     for (Member* h : helpers) {
-      msg::Builder b(msg::Type::kPingReq, self.name, self.incarnation);
+      msg::Builder b(msg::Type::kPingReq, self.name, self.incarnation, own_addr());
       b.seq(probe.seq);
       b.target(t.name);
       b.target_addr(t.addr);
@@ -433,8 +437,27 @@ struct Node::Impl {
     }
     if (!probe.active && now >= next_probe_ms) {
       start_probe(now);
+      recheck_suspect();
       next_probe_ms = now + cfg.probe_interval_ms;
     }
+  }
+
+  // Lifeguard's buddy system, made active: besides the round-robin probe, ping one member we
+  // suspect and tell it so in the ping. A live suspect refutes on the spot and its ack carries
+  // the new incarnation (every message is an alive claim by its sender), so our suspicion ends
+  // even if every copy of the refutation rumour missed us. A dead suspect just does not answer.
+  void recheck_suspect() {
+    if (suspects.empty()) return;
+    auto it = suspects.begin();
+    std::advance(it, static_cast<std::ptrdiff_t>(random.uniform(suspects.size())));
+    Member* m = find(*it);
+    if (m == nullptr || m->state != MemberState::kSuspect || m->name == probe.target) return;
+    msg::Builder b(msg::Type::kPing, self.name, self.incarnation, own_addr());
+    b.seq(next_seq++);
+    b.target(m->name);
+    (void)b.add_update(record_of(*m));
+    piggyback(b);
+    send(m->addr, b);
   }
 
   void check_suspects(env::TimeMs now) {
@@ -494,7 +517,7 @@ struct Node::Impl {
     std::size_t start = n > 0 ? random.uniform(n) : 0;
     std::size_t done = 0;
     for (std::size_t d = 0; d < max_datagrams; ++d) {
-      msg::Builder b(msg::Type::kSync, self.name, self.incarnation);
+      msg::Builder b(msg::Type::kSync, self.name, self.incarnation, own_addr());
       // Only the first datagram of a multi-datagram sync asks for an answer.
       b.flags(d == 0 ? flags : flags & ~msg::kSyncReplyWanted);
       if (d == 0) (void)b.add_member(record_of(self));
@@ -506,7 +529,7 @@ struct Node::Impl {
 
   void send_join(env::TimeMs now) {
     for (const auto& seed : seeds) {
-      msg::Builder b(msg::Type::kSync, self.name, self.incarnation);
+      msg::Builder b(msg::Type::kSync, self.name, self.incarnation, own_addr());
       b.flags(msg::kSyncReplyWanted | msg::kSyncJoin);
       (void)b.add_member(record_of(self));
       send(seed, b);
@@ -541,7 +564,7 @@ struct Node::Impl {
   void send_load(env::TimeMs now) {
     Member* to = random_alive();
     if (to == nullptr) return;
-    msg::Builder b(msg::Type::kLoad, self.name, self.incarnation);
+    msg::Builder b(msg::Type::kLoad, self.name, self.incarnation, own_addr());
     if (self.load) (void)b.add_load({self.name, now - self.load_heard_ms, *self.load});
     int added = 0;
     for (auto it = load_by_freshness.rbegin();
@@ -577,7 +600,7 @@ struct Node::Impl {
     next_leave_ms = now + cfg.probe_interval_ms;
     auto targets = random_members(kLeaveFanout, [](const Member& m) { return !is_gone(m.state); });
     for (Member* m : targets) {
-      msg::Builder b(msg::Type::kGossip, self.name, self.incarnation);
+      msg::Builder b(msg::Type::kGossip, self.name, self.incarnation, own_addr());
       (void)b.add_update(record_of(self));
       broadcasts.fill(b, transmit_limit(), self.name);
       send(m->addr, b);
@@ -592,7 +615,7 @@ struct Node::Impl {
       ++counters.dropped_foreign;
       return;
     }
-    msg::Builder b(msg::Type::kAck, self.name, self.incarnation);
+    msg::Builder b(msg::Type::kAck, self.name, self.incarnation, own_addr());
     b.seq(m.seq);
     b.target(self.name);
     if (leaving) (void)b.add_update(record_of(self));
@@ -603,7 +626,7 @@ struct Node::Impl {
   void on_ping_req(const env::Endpoint& from, const msg::Message& m, env::TimeMs now) {
     if (m.target == self.name) {
       // The requester cannot reach us directly but the request reached us: answer it directly.
-      msg::Builder b(msg::Type::kAck, self.name, self.incarnation);
+      msg::Builder b(msg::Type::kAck, self.name, self.incarnation, own_addr());
       b.seq(m.seq);
       b.target(self.name);
       piggyback(b);
@@ -611,7 +634,7 @@ struct Node::Impl {
       return;
     }
     Relay r{next_seq++, m.seq, from, m.target, now + cfg.probe_interval_ms};
-    msg::Builder b(msg::Type::kPing, self.name, self.incarnation);
+    msg::Builder b(msg::Type::kPing, self.name, self.incarnation, own_addr());
     b.seq(r.our_seq);
     b.target(m.target);
     piggyback(b);
@@ -628,7 +651,7 @@ struct Node::Impl {
     }
     for (auto it = relays.begin(); it != relays.end(); ++it) {
       if (it->our_seq != m.seq || it->target != who) continue;
-      msg::Builder b(msg::Type::kAck, self.name, self.incarnation);
+      msg::Builder b(msg::Type::kAck, self.name, self.incarnation, own_addr());
       b.seq(it->their_seq);
       b.target(it->target);
       piggyback(b);
@@ -681,9 +704,15 @@ struct Node::Impl {
       if (m.type == msg::Type::kPing) on_ping(from, m);
       return;
     }
-    // Every message is the sender's own word that it is alive at its incarnation.
-    if (Member* s = find(m.sender); s != nullptr && m.sender_incarnation > s->incarnation)
-      on_alive({s->name, s->addr, m.sender_incarnation, MemberState::kAlive}, now);
+    // Every message is the sender's own word that it is alive at its incarnation (and, if it says
+    // so, at its address): it makes an unknown sender known and outbids older claims about it.
+    if (Member* s = find(m.sender); s == nullptr || m.sender_incarnation > s->incarnation) {
+      if (m.sender_addr) {
+        on_alive({m.sender, *m.sender_addr, m.sender_incarnation, MemberState::kAlive}, now);
+      } else if (s != nullptr) {
+        on_alive({s->name, s->addr, m.sender_incarnation, MemberState::kAlive}, now);
+      }
+    }
     for (const auto& u : m.updates) apply_update(u, now);
     switch (m.type) {
       case msg::Type::kPing: on_ping(from, m); break;
