@@ -1,4 +1,155 @@
+// `osmo daemon` (osmod) and `osmo nodes`, the commands of the daemon part.
+#include <algorithm>
+#include <cmath>
+#include <iostream>
+
 #include "cli/commands.hpp"
+#include "daemon/config.hpp"
+#include "daemon/control_client.hpp"
+#include "daemon/daemon.hpp"
+
 namespace osmo::cli {
-void add_daemon_commands(CLI::App&, GlobalOptions&, int*) {}
+namespace {
+
+void add_daemon(CLI::App& app, GlobalOptions& global, int* exit_code) {
+  auto* cmd = app.add_subcommand("daemon", "Run the node daemon (osmod): gossip, placement, job hosting");
+  auto cfg = std::make_shared<daemon::DaemonConfig>();
+  auto config_file = std::make_shared<std::string>();
+  cmd->add_option("--config", *config_file, "TOML file with any of the options below (command line wins)");
+  cmd->add_option("--name", cfg->name, "Node name (default: hostname)");
+  cmd->add_option("--listen", cfg->listen, "Address[:port] for gossip (UDP) and peer streams (TCP); default 0.0.0.0:7946");
+  cmd->add_option("--advertise", cfg->advertise, "Address[:port] other nodes use to reach this one");
+  cmd->add_option("--join", cfg->join, "Address[:port] of a live member to join through (repeatable)");
+  cmd->add_option("--secret-file", cfg->secret_file, "Cluster secret (mode 0600, >= 16 bytes)")->capture_default_str();
+  cmd->add_option("--state-dir", cfg->state_dir, "Directory for the daemon's state")->capture_default_str();
+  cmd->add_option("--load-scope", cfg->load_scope,
+                  "Whose load to report: machine, cgroup (this daemon's cgroup and its jobs), or auto "
+                  "(cgroup when it has a CPU quota)")
+      ->capture_default_str();
+  cmd->add_option("--speed", cfg->speed, "Relative CPU speed of this node (default: measured)");
+  cmd->callback([cmd, cfg, config_file, &global, exit_code] {
+    daemon::DaemonConfig c = *cfg;
+    if (!config_file->empty()) {
+      std::vector<std::string> on_cli;
+      for (const char* key : {"name", "listen", "advertise", "join", "secret-file", "state-dir", "load-scope", "speed"}) {
+        if (cmd->count(std::string("--") + key) > 0) {
+          std::string k = key;
+          std::replace(k.begin(), k.end(), '-', '_');
+          on_cli.push_back(k);
+        }
+      }
+      if (global.socket_explicit) on_cli.push_back("socket");
+      if (auto st = daemon::apply_config_file(*config_file, on_cli, &c); !st.ok()) {
+        std::cerr << "osmo daemon: " << st.error().str() << "\n";
+        *exit_code = 2;
+        return;
+      }
+    }
+    if (c.socket.empty()) c.socket = global.socket_path;
+    if (!c.log_level.empty()) {
+      LogLevel level{};
+      if (!Logger::parse_level(c.log_level, &level)) {
+        std::cerr << "osmo daemon: unknown log_level '" << c.log_level << "'\n";
+        *exit_code = 2;
+        return;
+      }
+      Logger::set_level(level);
+    }
+    auto resolved = daemon::resolve(c);
+    if (!resolved.ok()) {
+      std::cerr << "osmo daemon: " << resolved.error().str() << "\n";
+      *exit_code = 2;
+      return;
+    }
+    auto d = daemon::Daemon::create(*resolved, c.load_scope, c.speed);
+    if (!d.ok()) {
+      std::cerr << "osmo daemon: " << d.error().str() << "\n";
+      *exit_code = 1;
+      return;
+    }
+    *exit_code = (*d)->run();
+  });
+}
+
+std::string fmt_number(const nlohmann::json& v, int precision) {
+  if (v.is_null()) return "-";
+  if (v.is_number_float()) return fmt::format("{:.{}f}", v.get<double>(), precision);
+  return v.dump();
+}
+
+void add_nodes(CLI::App& app, GlobalOptions& global, int* exit_code) {
+  auto* cmd = app.add_subcommand("nodes", "List every known node with its state and load");
+  auto json = std::make_shared<bool>(false);
+  cmd->add_flag("--json", *json, "Print a JSON array");
+  cmd->callback([json, &global, exit_code] {
+    auto client = daemon::ControlClient::connect(global.socket_path);
+    if (!client.ok()) {
+      std::cerr << "osmo nodes: " << client.error().str() << "\n";
+      *exit_code = 1;
+      return;
+    }
+    auto r = client->call({{"op", "nodes"}});
+    if (!r.ok()) {
+      std::cerr << "osmo nodes: " << r.error().str() << "\n";
+      *exit_code = 1;
+      return;
+    }
+    const auto& nodes = (*r)["nodes"];
+    if (*json) {
+      std::cout << nodes.dump(2) << "\n";
+      return;
+    }
+    std::cout << fmt::format("{:<16} {:<8} {:<22} {:>6} {:>6} {:>10} {:>5} {:>8}\n", "NAME", "STATE", "ADDR",
+                             "CPUS", "LOAD", "MEM_FREE", "JOBS", "AGE");
+    for (const auto& n : nodes) {
+      std::string name = n.value("name", "?") + (n.value("self", false) ? "*" : "");
+      std::string mem = n["mem_free_mb"].is_null() ? "-" : fmt::format("{}M", n["mem_free_mb"].get<std::uint64_t>());
+      std::string age = n["age_ms"].is_null() ? "-" : fmt::format("{}ms", n["age_ms"].get<std::int64_t>());
+      std::cout << fmt::format("{:<16} {:<8} {:<22} {:>6} {:>6} {:>10} {:>5} {:>8}\n", name,
+                               n.value("state", "?"), n.value("addr", "?"), fmt_number(n["cpus"], 2),
+                               fmt_number(n["load"], 2), mem, n.contains("jobs") ? n["jobs"].dump() : "-", age);
+    }
+  });
+}
+
+void add_leave(CLI::App& app, GlobalOptions& global, int* exit_code) {
+  auto* cmd = app.add_subcommand("leave", "Make the local node leave the cluster gracefully and stop its daemon");
+  cmd->callback([&global, exit_code] {
+    auto client = daemon::ControlClient::connect(global.socket_path);
+    auto r = client.ok() ? client->call({{"op", "leave"}}) : Result<nlohmann::json>(client.error());
+    if (!r.ok()) {
+      std::cerr << "osmo leave: " << r.error().str() << "\n";
+      *exit_code = 1;
+      return;
+    }
+    // Wait for the daemon to finish announcing (it closes the socket when it stops).
+    std::string pending;
+    (void)daemon::recv_line(client->fd(), pending, nullptr, 1);
+  });
+}
+
+void add_status(CLI::App& app, GlobalOptions& global, int* exit_code) {
+  auto* cmd = app.add_subcommand("status", "Show the local daemon's identity, uptime and message counters (JSON)");
+  cmd->callback([&global, exit_code] {
+    auto client = daemon::ControlClient::connect(global.socket_path);
+    auto r = client.ok() ? client->call({{"op", "status"}}) : Result<nlohmann::json>(client.error());
+    if (!r.ok()) {
+      std::cerr << "osmo status: " << r.error().str() << "\n";
+      *exit_code = 1;
+      return;
+    }
+    r->erase("ok");
+    std::cout << r->dump(2) << "\n";
+  });
+}
+
+}  // namespace
+
+void add_daemon_commands(CLI::App& app, GlobalOptions& global, int* exit_code) {
+  add_daemon(app, global, exit_code);
+  add_nodes(app, global, exit_code);
+  add_leave(app, global, exit_code);
+  add_status(app, global, exit_code);
+}
+
 }  // namespace osmo::cli

@@ -1,0 +1,139 @@
+#include "daemon/config.hpp"
+
+#include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <fstream>
+#include <iterator>
+
+#include <toml++/toml.h>
+
+#include "wire/mac.hpp"
+
+namespace osmo::daemon {
+namespace {
+
+bool cli_has(const std::vector<std::string>& set_on_cli, const std::string& key) {
+  return std::find(set_on_cli.begin(), set_on_cli.end(), key) != set_on_cli.end();
+}
+
+// The first IPv4 address of an interface that is up and not loopback.
+std::optional<std::string> first_routable_ipv4() {
+  ifaddrs* ifs = nullptr;
+  if (::getifaddrs(&ifs) != 0) return std::nullopt;
+  std::optional<std::string> found;
+  for (ifaddrs* i = ifs; i != nullptr && !found; i = i->ifa_next) {
+    if (i->ifa_addr == nullptr || i->ifa_addr->sa_family != AF_INET) continue;
+    if ((i->ifa_flags & IFF_UP) == 0 || (i->ifa_flags & IFF_LOOPBACK) != 0) continue;
+    char host[INET_ADDRSTRLEN] = {};
+    ::inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(i->ifa_addr)->sin_addr, host, sizeof host);
+    found = host;
+  }
+  ::freeifaddrs(ifs);
+  return found;
+}
+
+}  // namespace
+
+Status apply_config_file(const std::string& path, const std::vector<std::string>& set_on_cli,
+                         DaemonConfig* config) {
+  toml::table table;
+  try {
+    table = toml::parse_file(path);
+  } catch (const toml::parse_error& e) {
+    return make_error("config {}:{}:{}: {}", path, e.source().begin.line, e.source().begin.column,
+                      e.description());
+  }
+  for (auto&& [key, node] : table) {
+    std::string k(key.str());
+    auto want_string = [&](std::string* out) -> Status {
+      if (!node.is_string()) return make_error("config {}: '{}' must be a string", path, k);
+      if (!cli_has(set_on_cli, k)) *out = node.as_string()->get();
+      return ok_status();
+    };
+    if (k == "name") {
+      OSMO_TRY(want_string(&config->name));
+    } else if (k == "listen") {
+      OSMO_TRY(want_string(&config->listen));
+    } else if (k == "advertise") {
+      OSMO_TRY(want_string(&config->advertise));
+    } else if (k == "secret_file") {
+      OSMO_TRY(want_string(&config->secret_file));
+    } else if (k == "state_dir") {
+      OSMO_TRY(want_string(&config->state_dir));
+    } else if (k == "socket") {
+      OSMO_TRY(want_string(&config->socket));
+    } else if (k == "load_scope") {
+      OSMO_TRY(want_string(&config->load_scope));
+    } else if (k == "log_level") {
+      OSMO_TRY(want_string(&config->log_level));
+    } else if (k == "join") {
+      const toml::array* arr = node.as_array();
+      if (arr == nullptr) return make_error("config {}: 'join' must be an array of strings", path);
+      if (cli_has(set_on_cli, k)) continue;
+      config->join.clear();
+      for (auto&& item : *arr) {
+        if (!item.is_string()) return make_error("config {}: 'join' must be an array of strings", path);
+        config->join.push_back(item.as_string()->get());
+      }
+    } else if (k == "speed") {
+      auto v = node.value<double>();
+      if (!v) return make_error("config {}: 'speed' must be a number", path);
+      if (!cli_has(set_on_cli, k)) config->speed = *v;
+    } else {
+      return make_error("config {}: unknown key '{}'", path, k);
+    }
+  }
+  return ok_status();
+}
+
+Result<ResolvedConfig> resolve(const DaemonConfig& config) {
+  ResolvedConfig out;
+  out.name = config.name;
+  if (out.name.empty()) {
+    char host[256] = {};
+    if (::gethostname(host, sizeof host - 1) != 0) return errno_error("gethostname");
+    out.name = host;
+  }
+  if (out.name.size() > 64 ||
+      !std::all_of(out.name.begin(), out.name.end(),
+                   [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.'; }))
+    return make_error("node name '{}': use at most 64 letters, digits, '-', '_' or '.'", out.name);
+
+  OSMO_ASSIGN_OR_RETURN(out.listen, env::parse_endpoint(config.listen, kDefaultPort));
+  if (!config.advertise.empty()) {
+    OSMO_ASSIGN_OR_RETURN(out.advertise, env::parse_endpoint(config.advertise, out.listen.port));
+  } else if (out.listen.host == "0.0.0.0" || out.listen.host == "::") {
+    auto ip = first_routable_ipv4();
+    if (!ip) return make_error("listening on {} but no non-loopback address to advertise: pass --advertise", out.listen.str());
+    out.advertise = env::Endpoint{*ip, out.listen.port};
+  } else {
+    out.advertise = out.listen;
+  }
+  for (const auto& j : config.join) {
+    OSMO_ASSIGN_OR_RETURN(env::Endpoint ep, env::parse_endpoint(j, kDefaultPort));
+    out.join.push_back(std::move(ep));
+  }
+
+  struct stat st{};
+  if (::stat(config.secret_file.c_str(), &st) != 0)
+    return errno_error("cluster secret {} (create one: head -c 32 /dev/urandom > FILE; chmod 600 FILE)",
+                       config.secret_file);
+  if ((st.st_mode & 077) != 0)
+    return make_error("cluster secret {} is readable by others (mode {:o}): chmod 600 it",
+                      config.secret_file, st.st_mode & 0777);
+  std::ifstream in(config.secret_file, std::ios::binary);
+  out.secret.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  if (out.secret.size() < wire::kMinSecretBytes)
+    return make_error("cluster secret {} has {} bytes; at least {} are needed", config.secret_file,
+                      out.secret.size(), wire::kMinSecretBytes);
+  out.state_dir = config.state_dir;
+  out.socket = config.socket;
+  return out;
+}
+
+}  // namespace osmo::daemon

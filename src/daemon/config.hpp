@@ -1,0 +1,51 @@
+// The daemon's configuration: command-line options, optionally read from a TOML file first
+// (options given on the command line win). Every default is named here with the reason for it.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/result.hpp"
+#include "env/endpoint.hpp"
+
+namespace osmo::daemon {
+
+inline constexpr std::uint16_t kDefaultPort = 7946;  // gossip (UDP) and peer streams (TCP)
+inline constexpr const char* kDefaultSecretFile = "/etc/osmo/cluster.key";
+inline constexpr const char* kDefaultStateDir = "/var/lib/osmo";
+
+struct DaemonConfig {
+  std::string name;                 // default: hostname
+  std::string listen = "0.0.0.0";   // host[:port]
+  std::string advertise;            // host[:port] others use; default: listen, or the first
+                                    // non-loopback address when listening on a wildcard
+  std::vector<std::string> join;    // host[:port] of live members
+  std::string secret_file = kDefaultSecretFile;
+  std::string state_dir = kDefaultStateDir;
+  std::string socket;               // default: the CLI's resolved control socket
+  std::string load_scope = "auto";  // auto | machine | cgroup
+  double speed = 0;                 // relative CPU speed override (0 = measured/default)
+  std::string log_level;            // overrides the global --log-level when set
+};
+
+// Fills fields not set on the command line from a TOML file. `set_on_cli` names the keys the
+// command line already set. Unknown keys are an error (a typo must not be silently ignored).
+Status apply_config_file(const std::string& path, const std::vector<std::string>& set_on_cli,
+                         DaemonConfig* config);
+
+struct ResolvedConfig {
+  std::string name;
+  env::Endpoint listen;
+  env::Endpoint advertise;
+  std::vector<env::Endpoint> join;
+  std::vector<std::uint8_t> secret;
+  std::string state_dir;
+  std::string socket;
+};
+
+// Validates and resolves: reads the secret (refusing one readable by group/others or too short),
+// parses addresses, picks the advertise address.
+Result<ResolvedConfig> resolve(const DaemonConfig& config);
+
+}  // namespace osmo::daemon

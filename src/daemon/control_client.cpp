@@ -1,0 +1,122 @@
+// Line-oriented control protocol with SCM_RIGHTS fd passing, client and shared helpers.
+#include "daemon/control_client.hpp"
+
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include <cstring>
+
+namespace osmo::daemon {
+namespace {
+constexpr std::size_t kMaxFdsPerMessage = 16;
+constexpr std::size_t kMaxResponseBytes = 64 << 20;  // `osmo ps` of a big cluster fits easily
+}  // namespace
+
+Status send_line(int fd, const std::string& line, std::span<const int> fds) {
+  if (fds.size() > kMaxFdsPerMessage) return make_error("too many fds to pass ({})", fds.size());
+  std::string data = line;
+  data.push_back('\n');
+  std::size_t off = 0;
+  bool fds_sent = fds.empty();
+  while (off < data.size()) {
+    iovec iov{data.data() + off, data.size() - off};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    alignas(cmsghdr) char cbuf[CMSG_SPACE(sizeof(int) * kMaxFdsPerMessage)];
+    if (!fds_sent) {
+      msg.msg_control = cbuf;
+      msg.msg_controllen = CMSG_SPACE(sizeof(int) * fds.size());
+      cmsghdr* c = CMSG_FIRSTHDR(&msg);
+      c->cmsg_level = SOL_SOCKET;
+      c->cmsg_type = SCM_RIGHTS;
+      c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
+      std::memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * fds.size());
+    }
+    ssize_t n = ::sendmsg(fd, &msg, MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return errno_error("control socket: send");
+    }
+    fds_sent = true;
+    off += static_cast<std::size_t>(n);
+  }
+  return ok_status();
+}
+
+Result<std::string> recv_line(int fd, std::string& pending, std::vector<UniqueFd>* fds,
+                              std::size_t max_bytes) {
+  for (;;) {
+    auto nl = pending.find('\n');
+    if (nl != std::string::npos) {
+      std::string line = pending.substr(0, nl);
+      pending.erase(0, nl + 1);
+      return line;
+    }
+    if (pending.size() > max_bytes) return make_error("control socket: line longer than {} bytes", max_bytes);
+    char buf[65536];
+    iovec iov{buf, sizeof buf};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    alignas(cmsghdr) char cbuf[CMSG_SPACE(sizeof(int) * kMaxFdsPerMessage)];
+    msg.msg_control = cbuf;
+    msg.msg_controllen = sizeof cbuf;
+    ssize_t n = ::recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return errno_error("control socket: receive");
+    }
+    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+      std::size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+      for (std::size_t i = 0; i < count; ++i) {
+        int passed = -1;
+        std::memcpy(&passed, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+        // Fds we did not ask for are closed rather than leaked.
+        if (fds != nullptr) {
+          fds->emplace_back(passed);
+        } else {
+          ::close(passed);
+        }
+      }
+    }
+    if (n == 0) {
+      if (!pending.empty()) return make_error("control socket: connection closed mid-line");
+      return std::string();
+    }
+    pending.append(buf, static_cast<std::size_t>(n));
+  }
+}
+
+Result<ControlClient> ControlClient::connect(const std::string& socket_path) {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (socket_path.size() >= sizeof addr.sun_path)
+    return make_error("control socket path too long: {}", socket_path);
+  std::memcpy(addr.sun_path, socket_path.c_str(), socket_path.size() + 1);
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd) return errno_error("socket(AF_UNIX)");
+  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    int e = errno;
+    return Error{e, fmt::format("cannot reach the osmo daemon at {} (is `osmo daemon` running? "
+                                "set --socket or OSMO_SOCKET)",
+                                socket_path)};
+  }
+  return ControlClient(std::move(fd));
+}
+
+Result<nlohmann::json> ControlClient::call(const nlohmann::json& request, std::span<const int> fds,
+                                           std::vector<UniqueFd>* fds_out) {
+  OSMO_TRY(send_line(fd_.get(), request.dump(), fds));
+  OSMO_ASSIGN_OR_RETURN(std::string line, recv_line(fd_.get(), pending_, fds_out, kMaxResponseBytes));
+  if (line.empty()) return make_error("the osmo daemon closed the control connection");
+  nlohmann::json response = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+  if (response.is_discarded() || !response.is_object())
+    return make_error("the osmo daemon sent a malformed response");
+  if (!response.value("ok", false))
+    return make_error("{}", response.value("error", std::string("request failed")));
+  return response;
+}
+
+}  // namespace osmo::daemon

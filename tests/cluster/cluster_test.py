@@ -1,0 +1,131 @@
+#!/usr/bin/env python3
+"""Issue 3 integration tests: membership, failure detection and load gossip on a real testbed.
+
+Each case brings up its own 4-node testbed (nodes n1..n4 in network namespaces, each with half a
+CPU), checks one behaviour from every node's point of view, and takes the testbed down.
+Usage: cluster_test.py CASE   (ctest runs one test per case)
+"""
+import subprocess
+import time
+
+from testbed import OSMO, Testbed, nodes_seen_by, on, osmo, require_root, run_cases, wait_until
+
+N = 4
+ALIVE = {f"n{i}": "alive" for i in range(1, N + 1)}
+
+
+def converge():
+    with Testbed(N, cpus=0.5) as tb:
+        _, took = wait_until("all 4 nodes alive everywhere", lambda: tb.all_see(ALIVE), timeout_s=5)
+        print(f"converged in {took:.2f}s")
+        # Every node also has a load entry for every other node, with a bounded age.
+        def loads_known():
+            for o in tb.names:
+                seen = nodes_seen_by(o)
+                if seen is None or any(seen[n]["load"] is None or seen[n]["age_ms"] > 5000 for n in tb.names):
+                    return False
+            return True
+        wait_until("load known everywhere", loads_known, timeout_s=5)
+        seen = nodes_seen_by("n1")
+        for n in tb.names:
+            assert 0.4 <= seen[n]["cpus"] <= 0.6, f"{n} cpus {seen[n]['cpus']} (quota is 0.5)"
+            assert seen[n]["mem_free_mb"] > 0, f"{n} mem_free_mb {seen[n]['mem_free_mb']}"
+
+
+def failure_and_recovery():
+    with Testbed(N, cpus=0.5) as tb:
+        wait_until("convergence", lambda: tb.all_see(ALIVE), timeout_s=5)
+        others = ["n1", "n2", "n4"]
+        osmo("testbed", "pause", "n3")
+        t0 = time.monotonic()
+        suspected_by = set()
+        false_deaths = []
+
+        def n3_dead_everywhere():
+            dead = 0
+            for o in others:
+                states = tb.states_seen_by(o)
+                if states is None:
+                    return False
+                if states.get("n3") == "suspect":
+                    suspected_by.add(o)
+                for name in others:
+                    if states.get(name) != "alive":
+                        false_deaths.append((o, name, states.get(name)))
+                dead += states.get("n3") == "dead"
+            return dead == len(others)
+
+        _, took = wait_until("n3 dead everywhere", n3_dead_everywhere, timeout_s=20, interval_s=0.05)
+        print(f"n3 declared dead by all in {took:.2f}s; seen suspect by {sorted(suspected_by)}")
+        assert suspected_by, "n3 was never observed as suspect before dead"
+        assert not false_deaths, f"false deaths: {false_deaths[:5]}"
+
+        osmo("testbed", "resume", "n3")
+        _, took = wait_until("n3 alive again everywhere", lambda: tb.all_see(ALIVE), timeout_s=10)
+        print(f"n3 alive again everywhere {took:.2f}s after SIGCONT")
+
+        # A crash and a restart with fresh state: the node rejoins.
+        osmo("testbed", "stop", "n4")
+        wait_until("n4 dead", lambda: tb.all_see({"n4": "dead"}, observers=["n1", "n2", "n3"]), timeout_s=20)
+        osmo("testbed", "start", "n4")
+        _, took = wait_until("n4 alive again everywhere", lambda: tb.all_see(ALIVE), timeout_s=10)
+        print(f"n4 alive again everywhere {took:.2f}s after restart")
+
+
+def graceful_leave():
+    with Testbed(N, cpus=0.5) as tb:
+        wait_until("convergence", lambda: tb.all_see(ALIVE), timeout_s=5)
+        on("n2", "leave", timeout=15)
+        observers = ["n1", "n3", "n4"]
+        seen_dead = []
+
+        def left_everywhere():
+            states = [tb.states_seen_by(o) for o in observers]
+            if any(s is None for s in states):
+                return False
+            seen_dead.extend(o for o, s in zip(observers, states) if s.get("n2") == "dead")
+            return all(s.get("n2") == "left" for s in states)
+
+        _, took = wait_until("n2 left everywhere", left_everywhere, timeout_s=5, interval_s=0.05)
+        print(f"n2 shown as left everywhere in {took:.2f}s")
+        assert not seen_dead, f"a graceful leave was taken for a failure by {seen_dead}"
+        # It stays left (not turned into dead) for a while.
+        time.sleep(3)
+        assert tb.all_see({"n2": "left"}, observers=observers), "n2 no longer shown as left"
+
+
+def load_rises():
+    with Testbed(N, cpus=0.5) as tb:
+        wait_until("convergence", lambda: tb.all_see(ALIVE), timeout_s=5)
+        base = nodes_seen_by("n1")
+        print(f"load at rest: " + ", ".join(f"{n}={base[n]['load']:.2f}" for n in tb.names))
+        # Two bounded CPU-bound loops inside n2 (12 s at most, then they stop by themselves).
+        burner = subprocess.Popen(
+            [OSMO, "testbed", "exec", "n2", "--", "sh", "-c",
+             "timeout 12 sh -c 'while :; do :; done' & timeout 12 sh -c 'while :; do :; done' & wait"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            def n2_loaded():
+                seen = nodes_seen_by("n1")
+                return seen and seen["n2"]["load"] is not None and seen["n2"]["load"] >= 1.5 and seen
+            seen, took = wait_until("n2's load to rise as seen from n1", n2_loaded, timeout_s=8)
+            print(f"after {took:.2f}s n1 sees: " + ", ".join(f"{n}={seen[n]['load']:.2f}" for n in tb.names))
+            for quiet in ("n3", "n4"):
+                assert seen[quiet]["load"] < 1.0, f"{quiet} load {seen[quiet]['load']} while only n2 is busy"
+        finally:
+            burner.wait(timeout=30)
+        def n2_calm():
+            seen = nodes_seen_by("n1")
+            return seen and seen["n2"]["load"] < 0.5
+        _, took = wait_until("n2's load to fall back", n2_calm, timeout_s=30)
+        print(f"n2's load fell back {took:.2f}s after the loops ended")
+
+
+if __name__ == "__main__":
+    require_root("the cluster testbed")
+    run_cases({
+        "converge": converge,
+        "failure_and_recovery": failure_and_recovery,
+        "graceful_leave": graceful_leave,
+        "load_rises": load_rises,
+    })
