@@ -1,0 +1,382 @@
+// The simulated workload (see workload.hpp).
+#include "sim/workload.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+namespace osmo::sim {
+
+const char* to_string(PlacementMode m) {
+  switch (m) {
+    case PlacementMode::kPolicy: return "policy";
+    case PlacementMode::kRandom: return "random";
+    case PlacementMode::kHome: return "home";
+    case PlacementMode::kOracle: return "oracle";
+  }
+  return "?";
+}
+
+bool parse_placement_mode(std::string_view text, PlacementMode* out) {
+  for (auto m : {PlacementMode::kPolicy, PlacementMode::kRandom, PlacementMode::kHome,
+                 PlacementMode::kOracle}) {
+    if (text == to_string(m)) {
+      *out = m;
+      return true;
+    }
+  }
+  return false;
+}
+
+std::vector<policy::Candidate> candidates_from_view(const std::vector<gossip::MemberView>& view) {
+  std::vector<policy::Candidate> out;
+  out.reserve(view.size());
+  for (const auto& m : view) {
+    if (!m.load) continue;
+    policy::Candidate c;
+    c.name = m.name;
+    c.alive = m.state == gossip::MemberState::kAlive;
+    c.is_self = m.is_self;
+    c.load = m.load->load;
+    c.cpus = m.load->cpus;
+    c.speed = m.load->speed;
+    c.mem_free_mb = m.load->mem_free_mb;
+    c.mem_total_mb = m.load->mem_total_mb;
+    c.load_age_ms = m.is_self ? 0 : m.load_age_ms;
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
+Workload::Workload(Cluster& cluster, WorkloadConfig config, std::uint64_t seed)
+    : cluster_(cluster),
+      config_(std::move(config)),
+      arrivals_(seed),
+      random_(seed ^ 0x706c616365ULL),
+      nodes_(cluster.size()) {
+  for (std::uint32_t i = 0; i < cluster_.size(); ++i) {
+    const auto& s = cluster_.node(i);
+    total_cap_ += policy::capacity(s.cpus, s.speed);
+  }
+  const double mean_rt = static_cast<double>(std::max<env::TimeMs>(config_.mean_runtime_ms, 1));
+  // Little's law: jobs in the system = arrival rate * mean run time = utilisation * capacity.
+  arrival_rate_per_ms_ = config_.utilization * total_cap_ / mean_rt;
+}
+
+void Workload::install() {
+  cluster_.set_workload_handler([this](const Event& e) { on_event(e); });
+  auto& q = cluster_.queue();
+  sample_all();  // every node knows (and gossips) its load before the first job arrives
+  q.push(cluster_.now() + config_.sample_ms, EventKind::kLoadSample);
+  q.push(std::max(cluster_.now(), config_.warmup_ms), EventKind::kMeasure);
+  if (config_.balance) q.push(cluster_.now() + config_.balance_ms, EventKind::kBalance);
+  if (arrival_rate_per_ms_ > 0) {
+    q.push(std::max(cluster_.now(), config_.start_ms), EventKind::kJobArrival);
+  }
+}
+
+void Workload::on_event(const Event& e) {
+  auto& q = cluster_.queue();
+  switch (e.kind) {
+    case EventKind::kLoadSample:
+      sample_all();
+      q.push(cluster_.now() + config_.sample_ms, EventKind::kLoadSample);
+      return;
+    case EventKind::kMeasure:
+      measure();
+      q.push(cluster_.now() + config_.measure_ms, EventKind::kMeasure);
+      return;
+    case EventKind::kBalance:
+      balance_all();
+      q.push(cluster_.now() + config_.balance_ms, EventKind::kBalance);
+      return;
+    case EventKind::kJobArrival:
+      arrival();
+      schedule_next_arrival();
+      return;
+    case EventKind::kJobFinish:
+      finish(e.arg);
+      return;
+    default:
+      return;
+  }
+}
+
+void Workload::schedule_next_arrival() {
+  // Exponential inter-arrival times; 1 - unit() is in (0, 1] so the log is finite.
+  const double gap = -std::log(1.0 - arrivals_.unit()) / arrival_rate_per_ms_;
+  const env::TimeMs next = cluster_.now() + std::max<env::TimeMs>(1, std::llround(gap));
+  if (next <= config_.end_ms) cluster_.queue().push(next, EventKind::kJobArrival);
+}
+
+void Workload::sync_node(std::uint32_t i) {
+  NodeState& n = nodes_[i];
+  const auto& s = cluster_.node(i);
+  if (n.generation == s.generation) return;
+  // The node was killed (and maybe restarted) since we last looked: its jobs died with it.
+  for (auto id : n.jobs) {
+    if (!jobs_[id].done) {
+      jobs_[id].done = true;
+      ++lost_;
+    }
+  }
+  n.jobs.clear();
+  n.estimator = policy::LoadEstimator();
+  n.ledger = policy::PlacementLedger();
+  n.last_migration_out_ms.reset();
+  n.generation = s.generation;
+}
+
+void Workload::sample_all() {
+  const env::TimeMs now = cluster_.now();
+  for (std::uint32_t i = 0; i < cluster_.size(); ++i) {
+    sync_node(i);
+    auto& s = cluster_.node(i);
+    if (!s.up) continue;
+    NodeState& n = nodes_[i];
+    n.estimator.add_sample(now, static_cast<double>(n.jobs.size()));
+    gossip::LoadInfo info;
+    info.runnable = n.estimator.smoothed();
+    info.cpus = s.cpus;
+    info.speed = s.speed;
+    info.load = policy::node_load(info.runnable, s.cpus, s.speed);
+    info.mem_total_mb = s.mem_total_mb;
+    const std::uint64_t used = n.jobs.size() * config_.job_mem_mb;
+    info.mem_free_mb = used < s.mem_total_mb ? s.mem_total_mb - used : 0;
+    info.jobs = static_cast<std::uint32_t>(n.jobs.size());
+    s.node->set_local_load(info);
+    if (i % 64 == 0) n.ledger.prune(now);
+  }
+}
+
+void Workload::arrival() {
+  ++submitted_;
+  const double mean_rt = static_cast<double>(config_.mean_runtime_ms);
+  const auto runtime =
+      std::max<env::TimeMs>(1, std::llround(-std::log(1.0 - arrivals_.unit()) * mean_rt));
+  // The submitting (home) node: a random up node.
+  const auto n = static_cast<std::uint64_t>(cluster_.size());
+  for (int attempt = 0; attempt < 64; ++attempt) {
+    const auto home = static_cast<std::uint32_t>(arrivals_.uniform(n));
+    sync_node(home);
+    if (cluster_.node(home).up) {
+      place_and_start(home, runtime);
+      return;
+    }
+  }
+  ++placement_failures_;  // (almost) the whole cluster is down
+}
+
+void Workload::place_and_start(std::uint32_t home, env::TimeMs runtime) {
+  const env::TimeMs now = cluster_.now();
+  std::uint32_t target = home;
+  switch (config_.mode) {
+    case PlacementMode::kHome:
+      break;
+    case PlacementMode::kOracle: {
+      double best = 0;
+      bool have = false;
+      for (std::uint32_t i = 0; i < cluster_.size(); ++i) {
+        sync_node(i);
+        const auto& s = cluster_.node(i);
+        if (!s.up) continue;
+        const double after =
+            (static_cast<double>(nodes_[i].jobs.size()) + 1) / policy::capacity(s.cpus, s.speed);
+        if (!have || after < best) {
+          best = after;
+          target = i;
+          have = true;
+        }
+      }
+      break;
+    }
+    case PlacementMode::kRandom: {
+      std::vector<std::uint32_t> alive;
+      for (const auto& m : cluster_.node(home).node->members()) {
+        if (m.state != gossip::MemberState::kAlive) continue;
+        const int j = cluster_.index_of(m.name);
+        if (j >= 0) alive.push_back(static_cast<std::uint32_t>(j));
+      }
+      if (!alive.empty()) target = alive[random_.uniform(alive.size())];
+      break;
+    }
+    case PlacementMode::kPolicy: {
+      const auto view = candidates_from_view(cluster_.node(home).node->members());
+      ++view_samples_;
+      for (const auto& c : view) {
+        if (c.is_self || !c.alive) continue;
+        ++view_entries_;
+        view_usable_ += config_.placement.staleness.usable(c.load_age_ms);
+        view_age_sum_ms_ += static_cast<double>(c.load_age_ms);
+        view_age_max_ms_ = std::max(view_age_max_ms_, c.load_age_ms);
+      }
+      policy::PlacementRequest req;
+      req.mem_mb = config_.job_mem_mb;
+      auto p = policy::choose_node(req, view, nodes_[home].ledger, now, random_, config_.placement);
+      if (!p.ok()) {
+        if (first_placement_error_.empty()) first_placement_error_ = p.error().str();
+        ++placement_failures_;  // the job then runs at home, as `osmo run` falls back
+        break;
+      }
+      const int j = cluster_.index_of(p->node);
+      if (j >= 0) target = static_cast<std::uint32_t>(j);
+      nodes_[home].ledger.record(p->node, now, 1.0, config_.job_mem_mb);
+      break;
+    }
+  }
+  sync_node(target);
+  if (!cluster_.node(target).up) {
+    ++start_misses_;  // the view said alive, the node was gone: start at home instead
+    target = home;
+  }
+  if (target == home) ++placed_home_;
+  start_job(target, runtime);
+}
+
+void Workload::start_job(std::uint32_t node, env::TimeMs runtime_ms) {
+  const env::TimeMs now = cluster_.now();
+  Job j;
+  j.node = node;
+  j.node_generation = cluster_.node(node).generation;
+  j.start_ms = now;
+  j.arrived_ms = now;
+  jobs_.push_back(j);
+  const std::uint64_t id = jobs_.size() - 1;
+  nodes_[node].jobs.push_back(id);
+  cluster_.queue().push(now + runtime_ms, EventKind::kJobFinish, node, id);
+  cluster_.trace().add(static_cast<std::uint64_t>(now));
+  cluster_.trace().add(static_cast<std::uint64_t>(node));
+}
+
+void Workload::finish(std::uint64_t job_id) {
+  Job& j = jobs_[job_id];
+  if (j.done) return;  // lost with its node
+  sync_node(j.node);
+  if (j.done) return;
+  j.done = true;
+  ++finished_;
+  auto& list = nodes_[j.node].jobs;
+  list.erase(std::find(list.begin(), list.end(), job_id));
+}
+
+void Workload::balance_all() {
+  const env::TimeMs now = cluster_.now();
+  for (std::uint32_t i = 0; i < cluster_.size(); ++i) {
+    sync_node(i);
+    auto& s = cluster_.node(i);
+    NodeState& n = nodes_[i];
+    if (!s.up || n.jobs.empty()) continue;
+    policy::LocalState local;
+    local.name = s.name;
+    local.runnable = n.estimator.smoothed();
+    local.cpus = s.cpus;
+    local.speed = s.speed;
+    local.mem_total_mb = s.mem_total_mb;
+    const std::uint64_t used = n.jobs.size() * config_.job_mem_mb;
+    local.mem_free_mb = used < s.mem_total_mb ? s.mem_total_mb - used : 0;
+    local.last_migration_out_ms = n.last_migration_out_ms;
+    std::vector<policy::JobInfo> infos;
+    infos.reserve(n.jobs.size());
+    for (auto id : n.jobs) {
+      const Job& j = jobs_[id];
+      policy::JobInfo ji;
+      ji.id = id;
+      ji.age_ms = now - j.start_ms;
+      ji.residence_ms = now - j.arrived_ms;
+      ji.mem_mb = config_.job_mem_mb;
+      ji.migrations = j.migrations;
+      infos.push_back(ji);
+    }
+    const auto view = candidates_from_view(s.node->members());
+    auto move = policy::decide_balance(local, view, infos, n.ledger, now, config_.balancer);
+    if (!move) continue;
+    const int t = cluster_.index_of(move->target);
+    if (t < 0) continue;
+    const auto target = static_cast<std::uint32_t>(t);
+    sync_node(target);
+    n.ledger.record(move->target, now, 1.0, config_.job_mem_mb);
+    n.last_migration_out_ms = now;
+    if (!cluster_.node(target).up) {
+      ++start_misses_;  // the migration fails; the job keeps running here (transactional)
+      continue;
+    }
+    Job& j = jobs_[move->job_id];
+    n.jobs.erase(std::find(n.jobs.begin(), n.jobs.end(), move->job_id));
+    j.node = target;
+    j.node_generation = cluster_.node(target).generation;
+    j.arrived_ms = now;
+    ++j.migrations;
+    nodes_[target].jobs.push_back(move->job_id);
+    ++migrations_;
+    if (move->reason == policy::MoveReason::kMemory) ++memory_migrations_;
+    cluster_.trace().add(static_cast<std::uint64_t>(now));
+    cluster_.trace().add(move->job_id);
+    cluster_.trace().add(static_cast<std::uint64_t>(target));
+  }
+}
+
+void Workload::measure() {
+  double cap = 0, running = 0, max_load = 0, excess = 0;
+  std::vector<double> loads;
+  loads.reserve(cluster_.size());
+  for (std::uint32_t i = 0; i < cluster_.size(); ++i) {
+    sync_node(i);
+    const auto& s = cluster_.node(i);
+    if (!s.up) continue;
+    const double c = policy::capacity(s.cpus, s.speed);
+    const double r = static_cast<double>(nodes_[i].jobs.size());
+    cap += c;
+    running += r;
+    loads.push_back(r / c);
+    max_load = std::max(max_load, r / c);
+    excess += std::max(0.0, r - c);
+  }
+  if (loads.empty() || cap <= 0) return;
+  const double ideal = running / cap;
+  double var = 0;
+  for (double l : loads) var += (l - ideal) * (l - ideal);
+  ++measurements_;
+  sum_ideal_ += ideal;
+  sum_max_ += max_load;
+  peak_max_ = std::max(peak_max_, max_load);
+  sum_stddev_ += std::sqrt(var / static_cast<double>(loads.size()));
+  sum_excess_ += excess;
+  sum_running_ += running;
+}
+
+Metrics Workload::results(const std::string& prefix) const {
+  Metrics m;
+  const double k = measurements_ > 0 ? static_cast<double>(measurements_) : 1.0;
+  m.set(prefix + "placement", to_string(config_.mode));
+  m.set(prefix + "balance", config_.balance);
+  m.set(prefix + "capacity", total_cap_);
+  m.set(prefix + "jobs_submitted", submitted_);
+  m.set(prefix + "jobs_finished", finished_);
+  m.set(prefix + "jobs_lost", lost_);
+  m.set(prefix + "placed_home_fraction",
+        submitted_ ? static_cast<double>(placed_home_) / static_cast<double>(submitted_) : 0.0);
+  m.set(prefix + "placement_failures", placement_failures_);
+  if (!first_placement_error_.empty())
+    m.set(prefix + "placement_first_error", first_placement_error_);
+  m.set(prefix + "start_misses", start_misses_);
+  m.set(prefix + "migrations", migrations_);
+  m.set(prefix + "memory_migrations", memory_migrations_);
+  m.set(prefix + "measurements", measurements_);
+  if (view_samples_ > 0) {
+    const double e = view_entries_ > 0 ? static_cast<double>(view_entries_) : 1.0;
+    m.set(prefix + "view_load_age_mean_ms", view_age_sum_ms_ / e);
+    m.set(prefix + "view_load_age_max_ms", view_age_max_ms_);
+    m.set(prefix + "view_usable_fraction", static_cast<double>(view_usable_) / e);
+    m.set(prefix + "view_members_mean",
+          static_cast<double>(view_entries_) / static_cast<double>(view_samples_));
+  }
+  m.set(prefix + "load_ideal_mean", sum_ideal_ / k);
+  m.set(prefix + "load_max_mean", sum_max_ / k);
+  m.set(prefix + "load_max_peak", peak_max_);
+  m.set(prefix + "load_stddev_mean", sum_stddev_ / k);
+  // Share of running jobs beyond their node's capacity: jobs waiting for a CPU that another node
+  // had free (when the ideal is below 1, a perfect placement keeps this at 0).
+  m.set(prefix + "excess_fraction", sum_running_ > 0 ? sum_excess_ / sum_running_ : 0.0);
+  return m;
+}
+
+}  // namespace osmo::sim

@@ -1,0 +1,113 @@
+// The simulated workload: a Poisson stream of jobs submitted at random nodes, placed by the real
+// policy code (or by a baseline, for comparison), each running for a random time; every node's
+// runnable count is smoothed by the real LoadEstimator and gossiped through set_local_load(), and
+// optionally the real balancer migrates jobs. It measures how evenly the load is spread.
+//
+// Model limits (on purpose, to keep millions of events cheap): a job's run time does not depend on
+// how loaded its node is, a migration is instantaneous, and the simulated CPU is "runnable jobs
+// over capacity" (cpus * speed) without scheduler detail.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "env/random.hpp"
+#include "gossip/node.hpp"
+#include "policy/balance.hpp"
+#include "policy/load_estimator.hpp"
+#include "policy/placement.hpp"
+#include "sim/cluster.hpp"
+#include "sim/metrics.hpp"
+
+namespace osmo::sim {
+
+enum class PlacementMode : std::uint8_t {
+  kPolicy,  // policy::choose_node on the home node's gossiped view (what osmo run does)
+  kRandom,  // a uniformly random alive member of the home node's view (baseline)
+  kHome,    // always the submitting node (no cluster at all: baseline)
+  kOracle,  // the least-loaded up node by true, instantaneous load (unattainable reference)
+};
+const char* to_string(PlacementMode m);
+bool parse_placement_mode(std::string_view text, PlacementMode* out);
+
+struct WorkloadConfig {
+  double utilization = 0.7;              // offered load / total capacity
+  env::TimeMs mean_runtime_ms = 20'000;  // exponential run times
+  env::TimeMs start_ms = 0;              // first arrival not before
+  env::TimeMs end_ms = 60'000;           // no arrivals after
+  env::TimeMs warmup_ms = 20'000;        // measurements start here
+  env::TimeMs sample_ms = 250;           // load sampling (and gossip of it) on every node
+  env::TimeMs measure_ms = 1000;         // load spread measurement period
+  PlacementMode mode = PlacementMode::kPolicy;
+  policy::PlacementConfig placement;
+  bool balance = false;                  // run policy::decide_balance on every node
+  env::TimeMs balance_ms = 1000;
+  policy::BalanceConfig balancer;
+  std::uint64_t job_mem_mb = 256;
+};
+
+// Converts a gossiped view into the policy's candidates (members without load info are skipped).
+std::vector<policy::Candidate> candidates_from_view(const std::vector<gossip::MemberView>& view);
+
+class Workload {
+ public:
+  Workload(Cluster& cluster, WorkloadConfig config, std::uint64_t seed);
+  // Registers with the cluster and schedules sampling, arrivals and measurements.
+  void install();
+  // Figures measured so far (keys prefixed with `prefix`).
+  Metrics results(const std::string& prefix = "") const;
+  double total_capacity() const { return total_cap_; }
+
+ private:
+  struct Job {
+    std::uint32_t node = 0;
+    std::uint64_t node_generation = 0;
+    env::TimeMs start_ms = 0;
+    env::TimeMs arrived_ms = 0;   // on its current node
+    int migrations = 0;
+    bool done = false;
+  };
+  struct NodeState {
+    std::uint64_t generation = 0;
+    std::vector<std::uint64_t> jobs;  // ids of jobs running here
+    policy::LoadEstimator estimator;
+    policy::PlacementLedger ledger;
+    std::optional<env::TimeMs> last_migration_out_ms;
+  };
+
+  void on_event(const Event& e);
+  void sync_node(std::uint32_t i);  // forget jobs of a node that was killed or restarted
+  void sample_all();
+  void arrival();
+  void place_and_start(std::uint32_t home, env::TimeMs runtime_ms);
+  void start_job(std::uint32_t node, env::TimeMs runtime_ms);
+  void finish(std::uint64_t job_id);
+  void balance_all();
+  void measure();
+  void schedule_next_arrival();
+
+  Cluster& cluster_;
+  WorkloadConfig config_;
+  // Two streams: the arrivals (when, where, how long) must be identical whatever the placement
+  // mode, so that modes are compared on the very same jobs; decisions draw from the other.
+  env::SeededRandom arrivals_;
+  env::SeededRandom random_;
+  std::vector<NodeState> nodes_;
+  std::vector<Job> jobs_;
+  double total_cap_ = 0;
+  double arrival_rate_per_ms_ = 0;
+
+  // Measurements.
+  std::uint64_t submitted_ = 0, placed_home_ = 0, placement_failures_ = 0, start_misses_ = 0;
+  std::uint64_t finished_ = 0, lost_ = 0, migrations_ = 0, memory_migrations_ = 0;
+  std::uint64_t measurements_ = 0;
+  // How stale the gossiped view is when a job is placed (alive remote members with load).
+  std::uint64_t view_samples_ = 0, view_entries_ = 0, view_usable_ = 0;
+  double view_age_sum_ms_ = 0;
+  std::string first_placement_error_;
+  env::TimeMs view_age_max_ms_ = 0;
+  double sum_ideal_ = 0, sum_max_ = 0, peak_max_ = 0, sum_stddev_ = 0, sum_excess_ = 0,
+         sum_running_ = 0;
+};
+
+}  // namespace osmo::sim
