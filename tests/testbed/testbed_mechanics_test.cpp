@@ -1,0 +1,318 @@
+// The testbed end to end through the `osmo` binary, with fake_osmod standing in for the daemon
+// (OSMO_TESTBED_DAEMON): namespaces, bridge connectivity, cgroup quota, exec, node controls,
+// failure handling, and that `down` leaves nothing behind. Root only; these tests own the
+// machine's testbed slot (/run/osmo/testbed, osmo-tb-* namespaces) while they run, so ctest runs
+// them under the osmo_testbed resource lock.
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <thread>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "../platform/require_root.hpp"
+#include "platform/linux/cgroup.hpp"
+#include "platform/linux/command.hpp"
+#include "platform/linux/netns.hpp"
+#include "platform/linux/process.hpp"
+#include "platform/linux/sysfs_io.hpp"
+#include "testbed/layout.hpp"
+#include "testbed/state.hpp"
+
+namespace osmo::testbed {
+namespace {
+
+using namespace std::chrono_literals;
+using platform::CommandResult;
+
+const std::string kRoot = "/run/osmo/testbed";
+
+CommandResult osmo(std::vector<std::string> args) {
+  args.insert(args.begin(), OSMO_BIN);
+  auto r = platform::run_command(args);
+  if (!r.ok()) return CommandResult{-1, r.error().str()};
+  return *r;
+}
+CommandResult tb(std::vector<std::string> args) {
+  args.insert(args.begin(), "testbed");
+  return osmo(std::move(args));
+}
+CommandResult sh(const std::string& script) {
+  auto r = platform::run_command({"sh", "-c", script});
+  if (!r.ok()) return CommandResult{-1, r.error().str()};
+  return *r;
+}
+
+ino_t inode_of(const std::string& path) {
+  struct stat st{};
+  return ::stat(path.c_str(), &st) == 0 ? st.st_ino : 0;
+}
+
+nlohmann::json list_json() {
+  auto r = tb({"list", "--json"});
+  EXPECT_EQ(r.exit_status, 0) << r.out;
+  try {
+    return nlohmann::json::parse(r.out);
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << "list --json: " << e.what() << ": " << r.out;
+    return nlohmann::json::array();
+  }
+}
+
+// What a testbed made, captured while it is up, to check afterwards that none of it is left.
+struct Footprint {
+  std::vector<platform::ProcessIdentity> daemons;
+  std::vector<std::string> cgroup_dirs;
+};
+
+Footprint capture() {
+  Footprint f;
+  auto s = load_state(state_file(kRoot));
+  EXPECT_TRUE(s.ok()) << s.error().str();
+  if (!s.ok()) return f;
+  for (const auto& n : s->nodes) {
+    if (auto id = platform::read_pid_file(node_paths(kRoot, n.name).pid_file); id.ok())
+      f.daemons.push_back(*id);
+    for (const auto& d : n.cgroup.distinct()) f.cgroup_dirs.push_back(d);
+  }
+  for (const auto& d : s->cgroup_parent.distinct()) f.cgroup_dirs.push_back(d);
+  return f;
+}
+
+void expect_nothing_left(const Footprint& f) {
+  auto ns = platform::list_netns(kNetnsPrefix);
+  ASSERT_TRUE(ns.ok());
+  EXPECT_TRUE(ns->empty()) << "left over namespace " << ns->front();
+  for (const auto& d : f.cgroup_dirs) EXPECT_FALSE(platform::path_exists(d)) << "left over cgroup " << d;
+  for (const auto& id : f.daemons) {
+    // Killed daemons are reparented to init, which reaps them; a zombie no longer runs.
+    auto st = platform::process_state(id);
+    EXPECT_TRUE(st == platform::ProcessState::kGone || st == platform::ProcessState::kZombie)
+        << "daemon pid " << id.pid << " still " << platform::process_state_name(st);
+  }
+  EXPECT_FALSE(platform::path_exists(kRoot)) << "left over " << kRoot;
+}
+
+class TestbedMechanics : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    OSMO_REQUIRE_ROOT("the testbed (namespaces, cgroups)");
+    ::setenv(kDaemonOverrideEnv, FAKE_OSMOD, 1);
+    ::unsetenv("FAKE_OSMOD_FAIL");
+    auto r = tb({"down"});  // a testbed left by an earlier, interrupted run
+    ASSERT_EQ(r.exit_status, 0) << r.out;
+    armed_ = true;
+  }
+  void TearDown() override {
+    if (!armed_) return;
+    auto r = tb({"down"});
+    EXPECT_EQ(r.exit_status, 0) << r.out;
+    ::unsetenv(kDaemonOverrideEnv);
+    ::unsetenv("FAKE_OSMOD_FAIL");
+  }
+  bool armed_ = false;
+};
+
+TEST_F(TestbedMechanics, UpExecNodeControlsDown) {
+  auto up = tb({"up", "-n", "3", "--cpus-per-node", "0.5"});
+  ASSERT_EQ(up.exit_status, 0) << up.out;
+  Footprint fp = capture();
+  ASSERT_EQ(fp.daemons.size(), 3u);
+
+  // list: three running nodes with their addresses, pids and quota.
+  auto nodes = list_json();
+  ASSERT_EQ(nodes.size(), 3u);
+  for (int k = 1; k <= 3; ++k) {
+    const auto& n = nodes[k - 1];
+    EXPECT_EQ(n["node"], node_name(k));
+    EXPECT_EQ(n["address"], node_address(k, false));
+    EXPECT_EQ(n["state"], "running");
+    EXPECT_EQ(n["pid"], fp.daemons[k - 1].pid);
+    EXPECT_DOUBLE_EQ(n["cpu_quota"].get<double>(), 0.5);
+  }
+  auto table = tb({"list"});
+  EXPECT_EQ(table.exit_status, 0);
+  EXPECT_NE(table.out.find("10.77.0.2:7946"), std::string::npos) << table.out;
+
+  // Each daemon runs in its node's namespace and cgroup, with the contract's arguments.
+  auto state = load_state(state_file(kRoot));
+  ASSERT_TRUE(state.ok());
+  auto layout = platform::CgroupLayout::detect();
+  ASSERT_TRUE(layout.ok());
+  for (int k = 1; k <= 3; ++k) {
+    pid_t pid = fp.daemons[k - 1].pid;
+    EXPECT_EQ(inode_of("/proc/" + std::to_string(pid) + "/ns/net"),
+              inode_of(platform::netns_path(node_netns(k))));
+    auto procs = platform::Cgroup::open(*layout, state->nodes[k - 1].cgroup).processes();
+    ASSERT_TRUE(procs.ok());
+    EXPECT_NE(std::find(procs->begin(), procs->end(), pid), procs->end());
+  }
+  auto args = platform::read_text_file(kRoot + "/n2/state/args");
+  ASSERT_TRUE(args.ok());
+  EXPECT_NE(args->find("--listen\n10.77.0.2:7946\n"), std::string::npos) << *args;
+  EXPECT_NE(args->find("--join\n10.77.0.1:7946\n"), std::string::npos) << *args;
+  EXPECT_NE(args->find("--load-scope\ncgroup\n"), std::string::npos) << *args;
+  struct stat st{};
+  ASSERT_EQ(::stat(secret_file(kRoot).c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  EXPECT_EQ(st.st_size, static_cast<off_t>(kSecretBytes));
+
+  // The bridge connects the nodes; the root namespace cannot reach them.
+  auto probe = tb({"exec", "n1", "--", FAKE_OSMOD, "probe", "10.77.0.2:7946"});
+  EXPECT_EQ(probe.exit_status, 0) << probe.out;
+  EXPECT_EQ(probe.out, "n2\n");
+  probe = tb({"exec", "n3", "--", FAKE_OSMOD, "probe", "10.77.0.1:7946"});
+  EXPECT_EQ(probe.out, "n1\n");
+  // Checked by looking, never by sending: from the root namespace a packet to 10.77.0.0/24
+  // would follow the default route off the machine.
+  auto root_addrs = platform::run_command({"ip", "-o", "addr", "show"});
+  auto root_links = platform::run_command({"ip", "-o", "link", "show"});
+  ASSERT_TRUE(root_addrs.ok() && root_links.ok());
+  EXPECT_EQ(root_addrs->out.find("10.77.0."), std::string::npos) << root_addrs->out;
+  EXPECT_EQ(root_links->out.find("osmo-tb-"), std::string::npos) << root_links->out;
+  // Inside a node there is no route but the bridge's subnet: nothing can leave the machine.
+  auto routes = tb({"exec", "n1", "--", "ip", "-o", "route", "show"});
+  EXPECT_EQ(routes.exit_status, 0) << routes.out;
+  EXPECT_EQ(routes.out.rfind("10.77.0.0/24 dev eth0 ", 0), 0u) << routes.out;
+  EXPECT_EQ(std::count(routes.out.begin(), routes.out.end(), '\n'), 1) << routes.out;
+
+  // exec: exit status, environment, stdin, cgroup.
+  EXPECT_EQ(tb({"exec", "n1", "--", "sh", "-c", "exit 7"}).exit_status, 7);
+  EXPECT_EQ(tb({"exec", "n2", "--", "sh", "-c", "echo $OSMO_SOCKET"}).out, kRoot + "/n2/osmod.sock\n");
+  EXPECT_EQ(sh(std::string("echo through-stdin | ") + OSMO_BIN + " testbed exec n1 -- cat").out,
+            "through-stdin\n");
+  auto cg = tb({"exec", "n2", "--", "cat", "/proc/self/cgroup"});
+  EXPECT_NE(cg.out.find("osmo-testbed/n2"), std::string::npos) << cg.out;
+  auto missing = tb({"exec", "n1", "--", "/nonexistent/cmd"});
+  EXPECT_EQ(missing.exit_status, 127);
+  EXPECT_NE(missing.out.find("command not found"), std::string::npos) << missing.out;
+  auto bad_node = tb({"exec", "n9", "--", "true"});
+  EXPECT_EQ(bad_node.exit_status, 2);
+  EXPECT_NE(bad_node.out.find("no node 'n9'"), std::string::npos) << bad_node.out;
+
+  // The quota holds a busy loop in n3 to about half a core, seen in n3's usage counter.
+  auto n3 = platform::Cgroup::open(*layout, state->nodes[2].cgroup);
+  auto u0 = n3.cpu_usage_us();
+  auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(tb({"exec", "n3", "--", FAKE_OSMOD, "spin", "1.5"}).exit_status, 0);
+  auto t1 = std::chrono::steady_clock::now();
+  auto u1 = n3.cpu_usage_us();
+  ASSERT_TRUE(u0.ok() && u1.ok());
+  double share = static_cast<double>(*u1 - *u0) / std::chrono::duration<double, std::micro>(t1 - t0).count();
+  std::printf("testbed node n3 (--cpus-per-node 0.5): a busy loop got %.3f CPUs\n", share);
+  EXPECT_GT(*u1, *u0);
+  EXPECT_LT(share, 0.85) << "the node's CPU quota does not hold";
+
+  // stop / start / pause / resume.
+  ASSERT_EQ(tb({"stop", "n2"}).exit_status, 0);
+  EXPECT_EQ(list_json()[1]["state"], "stopped");
+  EXPECT_TRUE(list_json()[1]["pid"].is_null());
+  auto again = tb({"start", "n2"});
+  ASSERT_EQ(again.exit_status, 0) << again.out;
+  auto n2 = list_json()[1];
+  EXPECT_EQ(n2["state"], "running");
+  EXPECT_NE(n2["pid"], fp.daemons[1].pid);
+  EXPECT_EQ(tb({"exec", "n1", "--", FAKE_OSMOD, "probe", "10.77.0.2:7946"}).out, "n2\n");
+  auto twice = tb({"start", "n2"});
+  EXPECT_NE(twice.exit_status, 0);
+  EXPECT_NE(twice.out.find("already running"), std::string::npos) << twice.out;
+  fp = capture();  // the new n2 daemon
+
+  ASSERT_EQ(tb({"pause", "n3"}).exit_status, 0);
+  EXPECT_EQ(list_json()[2]["state"], "paused");
+  EXPECT_NE(tb({"pause", "n3"}).exit_status, 0);
+  ASSERT_EQ(tb({"resume", "n3"}).exit_status, 0);
+  EXPECT_EQ(list_json()[2]["state"], "running");
+
+  // A second up refuses; down removes everything, and again finds nothing.
+  auto second = tb({"up", "-n", "2"});
+  EXPECT_NE(second.exit_status, 0);
+  EXPECT_NE(second.out.find("already up"), std::string::npos) << second.out;
+  ASSERT_EQ(tb({"pause", "n1"}).exit_status, 0);  // down must also handle a stopped daemon
+  auto down = tb({"down"});
+  ASSERT_EQ(down.exit_status, 0) << down.out;
+  EXPECT_NE(down.out.find("killed 3 daemon(s) and 0 other process(es), removed 3 cgroup(s), 4 "
+                          "namespace(s)"),
+            std::string::npos)
+      << down.out;
+  expect_nothing_left(fp);
+  auto down2 = tb({"down"});
+  EXPECT_EQ(down2.exit_status, 0);
+  EXPECT_NE(down2.out.find("nothing to remove"), std::string::npos) << down2.out;
+}
+
+TEST_F(TestbedMechanics, DownAfterACrashFindsLeftoversByName) {
+  ASSERT_EQ(tb({"up", "-n", "2"}).exit_status, 0);
+  Footprint fp = capture();
+  // A process started in n1 that the record knows nothing about, then the record is lost, as if
+  // the machine's testbed had been half torn down by a crash.
+  auto bg = sh(std::string(OSMO_BIN) + " testbed exec n1 -- sleep 120 >/dev/null 2>&1 & echo $!");
+  ASSERT_EQ(bg.exit_status, 0);
+  pid_t stray = std::atoi(bg.out.c_str());
+  ASSERT_GT(stray, 0);
+  auto stray_id = platform::identify_process(stray);
+  ASSERT_TRUE(stray_id.ok());
+  // Wait until it has joined n1's cgroup (exec moves itself there before it execs sleep).
+  auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (platform::read_text_file("/proc/" + std::to_string(stray) + "/cgroup")
+                 ->find("osmo-testbed/n1") == std::string::npos &&
+         std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(10ms);
+  ASSERT_EQ(::unlink(state_file(kRoot).c_str()), 0);
+
+  auto down = tb({"down"});
+  ASSERT_EQ(down.exit_status, 0) << down.out;
+  EXPECT_NE(down.out.find("killed 2 daemon(s) and 1 other process(es)"), std::string::npos) << down.out;
+  fp.daemons.push_back(*stray_id);
+  expect_nothing_left(fp);
+}
+
+TEST_F(TestbedMechanics, DaemonThatFailsMakesUpFailClearlyAndCleanUp) {
+  ::setenv("FAKE_OSMOD_FAIL", "n2", 1);
+  auto up = tb({"up", "-n", "3", "--timeout", "10"});
+  EXPECT_EQ(up.exit_status, 1);
+  EXPECT_NE(up.out.find("node n2: the daemon exited before creating its control socket"),
+            std::string::npos)
+      << up.out;
+  EXPECT_NE(up.out.find("refusing to start node n2"), std::string::npos) << "no log tail: " << up.out;
+  expect_nothing_left(Footprint{});
+}
+
+TEST_F(TestbedMechanics, LoopbackWithCgroups) {
+  auto up = tb({"up", "-n", "2", "--loopback", "--base-port", "17946", "--cpus-per-node", "1"});
+  ASSERT_EQ(up.exit_status, 0) << up.out;
+  Footprint fp = capture();
+  auto nodes = list_json();
+  ASSERT_EQ(nodes.size(), 2u);
+  EXPECT_EQ(nodes[1]["address"], "127.0.0.1");
+  EXPECT_EQ(nodes[1]["port"], 17947);
+  EXPECT_EQ(nodes[1]["netns"], "");
+  auto probe = platform::run_command({FAKE_OSMOD, "probe", "127.0.0.1:17947"});
+  ASSERT_TRUE(probe.ok());
+  EXPECT_EQ(probe->out, "n2\n");
+  auto ns = platform::list_netns(kNetnsPrefix);
+  ASSERT_TRUE(ns.ok());
+  EXPECT_TRUE(ns->empty());
+  ASSERT_EQ(tb({"down"}).exit_status, 0);
+  expect_nothing_left(fp);
+}
+
+TEST(TestbedCli, HelpAndUsageErrors) {
+  auto help = osmo({"testbed", "--help"});
+  EXPECT_EQ(help.exit_status, 0);
+  for (const char* word : {"up", "down", "exec", "list", "stop", "start", "pause", "resume", "10.77.0.K"})
+    EXPECT_NE(help.out.find(word), std::string::npos) << word << " missing from:\n" << help.out;
+  auto up_help = osmo({"testbed", "up", "--help"});
+  EXPECT_NE(up_help.out.find("--cpus-per-node"), std::string::npos) << up_help.out;
+  EXPECT_NE(osmo({"testbed", "up"}).exit_status, 0);  // -n is required
+  EXPECT_NE(osmo({"testbed", "up", "-n", "0"}).exit_status, 0);
+}
+
+}  // namespace
+}  // namespace osmo::testbed
