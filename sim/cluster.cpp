@@ -221,6 +221,7 @@ int Cluster::index_of(const std::string& name) const {
 
 bool Cluster::converged() const {
   const std::size_t up = up_count();
+  if (up == 0) return false;  // nothing has started yet: not "converged" in any useful sense
   for (const auto& s : nodes_) {
     if (!s.up) continue;
     std::size_t alive_up = 0;

@@ -94,7 +94,7 @@ class Cluster {
   // Index of a node by name, or -1.
   int index_of(const std::string& name) const;
 
-  // True when every up node sees exactly the up nodes as alive.
+  // True when at least one node is up and every up node sees exactly the up nodes as alive.
   bool converged() const;
   // True when every up node in `observers` sees none of `subjects` as alive (suspect, dead, left
   // or forgotten all count as "detected").
