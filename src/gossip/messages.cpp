@@ -1,5 +1,6 @@
 #include "gossip/messages.hpp"
 
+#include <algorithm>
 #include <cmath>
 
 namespace osmo::gossip::msg {
@@ -50,15 +51,28 @@ wire::Writer Builder::encode(const MemberRecord& r) {
   return w;
 }
 
+namespace {
+
+// Largest real number a load field may carry (in units): far beyond any machine, small enough
+// that value * 1000 is exact in a double and fits a u64.
+constexpr double kMaxLoadNumber = 1e9;
+
+std::uint64_t to_milli(double v) {
+  if (!std::isfinite(v) || v <= 0) return 0;
+  return static_cast<std::uint64_t>(std::llround(std::min(v, kMaxLoadNumber) * 1000.0));
+}
+
+}  // namespace
+
 wire::Writer Builder::encode(const LoadRecord& r) {
   wire::Writer w;
   wire::FieldWriter f(w);
   f.str(load_tag::kName, r.name);
   f.u64(load_tag::kAgeMs, static_cast<std::uint64_t>(r.age_ms < 0 ? 0 : r.age_ms));
-  f.f64(load_tag::kLoad, r.load.load);
-  f.f64(load_tag::kRunnable, r.load.runnable);
-  f.f64(load_tag::kCpus, r.load.cpus);
-  f.f64(load_tag::kSpeed, r.load.speed);
+  f.u64(load_tag::kLoad, to_milli(r.load.load));
+  f.u64(load_tag::kRunnable, to_milli(r.load.runnable));
+  f.u64(load_tag::kCpus, to_milli(r.load.cpus));
+  f.u64(load_tag::kSpeed, to_milli(r.load.speed));
   f.u64(load_tag::kMemFreeMb, r.load.mem_free_mb);
   f.u64(load_tag::kMemTotalMb, r.load.mem_total_mb);
   f.u64(load_tag::kJobs, r.load.jobs);
@@ -104,9 +118,11 @@ bool get_port(const wire::Field& f, std::uint16_t* out, Fail* fail) {
   return true;
 }
 
-bool get_finite(const wire::Field& f, double* out, Fail* fail) {
-  // NaN or infinity would poison every comparison the policy makes.
-  if (!f.as_f64(out) || !std::isfinite(*out) || *out < 0) return fail->set("bad load number");
+bool get_milli(const wire::Field& f, double* out, Fail* fail) {
+  std::uint64_t v = 0;
+  if (!f.as_u64(&v) || static_cast<double>(v) > kMaxLoadNumber * 1000.0)
+    return fail->set("bad load number");
+  *out = static_cast<double>(v) / 1000.0;
   return true;
 }
 
@@ -173,16 +189,16 @@ bool decode_load(std::span<const std::uint8_t> rec, LoadRecord* l, Fail* fail) {
         has_age = true;
         break;
       case load_tag::kLoad:
-        if (!get_finite(f, &l->load.load, fail)) return false;
+        if (!get_milli(f, &l->load.load, fail)) return false;
         break;
       case load_tag::kRunnable:
-        if (!get_finite(f, &l->load.runnable, fail)) return false;
+        if (!get_milli(f, &l->load.runnable, fail)) return false;
         break;
       case load_tag::kCpus:
-        if (!get_finite(f, &l->load.cpus, fail)) return false;
+        if (!get_milli(f, &l->load.cpus, fail)) return false;
         break;
       case load_tag::kSpeed:
-        if (!get_finite(f, &l->load.speed, fail)) return false;
+        if (!get_milli(f, &l->load.speed, fail)) return false;
         break;
       case load_tag::kMemFreeMb:
         if (!get_u64(f, &l->load.mem_free_mb, fail)) return false;

@@ -135,6 +135,7 @@ struct Node::Impl {
   env::TimeMs next_leave_ms = 0;
   int leave_rounds_left = 0;
   std::size_t probe_index = 0;
+  std::size_t load_cursor = 0;  // round-robin half of the load window
   std::uint64_t next_seq = 1;
 
   struct Probe {
@@ -561,19 +562,36 @@ struct Node::Impl {
 
   // ---- load ----
 
+  // The window: the freshest half of what we heard (MOSIX: fresh news spreads epidemically),
+  // and the other half taken round robin over the whole table, so that every entry keeps
+  // circulating. A window of only the freshest entries stops forwarding an entry as soon as
+  // a few fresher ones arrived, and in clusters much larger than the window some pairs would
+  // then hardly ever hear of each other.
   void send_load(env::TimeMs now) {
     Member* to = random_alive();
     if (to == nullptr) return;
     msg::Builder b(msg::Type::kLoad, self.name, self.incarnation, own_addr());
     if (self.load) (void)b.add_load({self.name, now - self.load_heard_ms, *self.load});
-    int added = 0;
+    auto usable = [&](const Member* m) {
+      return m != nullptr && m != to && m->load && !is_gone(m->state);
+    };
+    const int freshest = (cfg.load_window + 1) / 2;
+    std::vector<const Member*> chosen;
     for (auto it = load_by_freshness.rbegin();
-         it != load_by_freshness.rend() && added < cfg.load_window; ++it) {
-      Member* m = find(it->second);
-      if (m == nullptr || m == to || !m->load || is_gone(m->state)) continue;
-      if (!b.add_load({m->name, now - m->load_heard_ms, *m->load})) break;
-      ++added;
+         it != load_by_freshness.rend() && static_cast<int>(chosen.size()) < freshest; ++it) {
+      const Member* m = find(it->second);
+      if (usable(m)) chosen.push_back(m);
     }
+    for (std::size_t scanned = 0; scanned < members.size() &&
+                                  static_cast<int>(chosen.size()) < cfg.load_window;
+         ++scanned) {
+      if (load_cursor >= members.size()) load_cursor = 0;
+      const Member* m = members[load_cursor++].get();
+      if (usable(m) && std::find(chosen.begin(), chosen.end(), m) == chosen.end())
+        chosen.push_back(m);
+    }
+    for (const Member* m : chosen)
+      if (!b.add_load({m->name, now - m->load_heard_ms, *m->load})) break;
     piggyback(b);
     send(to->addr, b);
   }

@@ -58,8 +58,8 @@ struct Config {
   env::TimeMs probe_timeout_ms = kDefaultProbeTimeoutMs;          // then indirect probes
   int indirect_probes = kDefaultIndirectProbes;
   env::TimeMs suspicion_timeout_ms = kDefaultSuspicionTimeoutMs;  // suspect -> dead unless refuted
-  env::TimeMs load_interval_ms = kDefaultLoadIntervalMs;  // MOSIX-style: one load message per interval
-  int load_window = kDefaultLoadWindow;  // freshest heard entries carried per load message
+  env::TimeMs load_interval_ms = kDefaultLoadIntervalMs;  // MOSIX: one load message per interval
+  int load_window = kDefaultLoadWindow;  // entries about others carried per load message
   env::TimeMs join_retry_ms = kDefaultJoinRetryMs;
   env::TimeMs dead_forget_ms = kDefaultDeadForgetMs;  // dead/left members are forgotten after this
   // Added by gossip (see defaults.hpp for the reasoning behind each value):
