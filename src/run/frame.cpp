@@ -1,0 +1,74 @@
+// Encoding and validation of relay frames (see frame.hpp).
+#include "run/frame.hpp"
+
+namespace osmo::run {
+
+const char* frame_name(FrameType t) {
+  switch (t) {
+    case FrameType::kStdin: return "stdin";
+    case FrameType::kStdinEof: return "stdin-eof";
+    case FrameType::kSignal: return "signal";
+    case FrameType::kStdoutClosed: return "stdout-closed";
+    case FrameType::kStderrClosed: return "stderr-closed";
+    case FrameType::kStarted: return "started";
+    case FrameType::kStdout: return "stdout";
+    case FrameType::kStderr: return "stderr";
+    case FrameType::kStdoutEof: return "stdout-eof";
+    case FrameType::kStderrEof: return "stderr-eof";
+    case FrameType::kExit: return "exit";
+    case FrameType::kNotice: return "notice";
+    case FrameType::kRefused: return "refused";
+    case FrameType::kCredit: return "credit";
+    case FrameType::kHeartbeat: return "heartbeat";
+  }
+  return "?";
+}
+
+std::uint32_t read_u32(const char* p) {
+  std::uint32_t v = 0;
+  for (int i = 0; i < 4; ++i) v |= static_cast<std::uint32_t>(static_cast<unsigned char>(p[i])) << (8 * i);
+  return v;
+}
+
+Result<FrameHeader> decode_header(const char* in) {
+  const auto raw = static_cast<std::uint8_t>(in[0]);
+  const auto type = static_cast<FrameType>(raw);
+  if (std::string_view(frame_name(type)) == "?")
+    return make_error("relay stream: unknown frame type {}", raw);
+  if (in[1] != 0 || in[2] != 0 || in[3] != 0)
+    return make_error("relay stream: nonzero reserved bytes in {} frame", frame_name(type));
+  FrameHeader h{type, read_u32(in + 4)};
+  if (h.length > kMaxFramePayload)
+    return make_error("relay stream: {} frame of {} bytes exceeds the {} byte limit",
+                      frame_name(type), h.length, kMaxFramePayload);
+  return h;
+}
+
+void append_frame(std::vector<char>& out, FrameType type, std::string_view payload) {
+  const std::size_t at = out.size();
+  out.resize(at + kFrameHeaderBytes + payload.size());
+  encode_header(out.data() + at, type, static_cast<std::uint32_t>(payload.size()));
+  if (!payload.empty()) std::memcpy(out.data() + at + kFrameHeaderBytes, payload.data(), payload.size());
+}
+
+namespace {
+void put_u32(char* p, std::uint32_t v) {
+  for (int i = 0; i < 4; ++i) p[i] = static_cast<char>((v >> (8 * i)) & 0xff);
+}
+}  // namespace
+
+void append_u32_pair_frame(std::vector<char>& out, FrameType type, std::uint32_t a,
+                           std::uint32_t b) {
+  char p[8];
+  put_u32(p, a);
+  put_u32(p + 4, b);
+  append_frame(out, type, std::string_view(p, 8));
+}
+
+void append_u32_frame(std::vector<char>& out, FrameType type, std::uint32_t a) {
+  char p[4];
+  put_u32(p, a);
+  append_frame(out, type, std::string_view(p, 4));
+}
+
+}  // namespace osmo::run

@@ -1,0 +1,106 @@
+// JobSpec capture (client side), kernel-sourced credentials (daemon side) and JSON encoding.
+#include "run/job_spec.hpp"
+
+#include <sys/random.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <sstream>
+
+#include <fmt/format.h>
+
+extern char** environ;
+
+namespace osmo::run {
+
+using nlohmann::json;
+
+json to_json(const JobSpec& s) {
+  json rl = json::array();
+  for (const auto& r : s.rlimits) rl.push_back({r.resource, r.cur, r.max});
+  return json{{"id", s.id},     {"home", s.home},   {"node", s.node},           {"argv", s.argv},
+              {"env", s.env},   {"cwd", s.cwd},     {"umask", s.umask},         {"rlimits", rl},
+              {"uid", s.uid},   {"gid", s.gid},     {"groups", s.groups},       {"state_dir", s.state_dir}};
+}
+
+Result<JobSpec> job_spec_from_json(const json& j) {
+  JobSpec s;
+  try {
+    s.id = j.value("id", "");
+    s.home = j.value("home", "");
+    s.node = j.value("node", "");
+    s.argv = j.at("argv").get<std::vector<std::string>>();
+    s.env = j.value("env", std::vector<std::string>{});
+    s.cwd = j.value("cwd", "/");
+    s.umask = j.value("umask", 022u) & 0777u;
+    for (const auto& r : j.value("rlimits", json::array()))
+      s.rlimits.push_back(Rlimit{r.at(0).get<int>(), r.at(1).get<std::uint64_t>(),
+                                 r.at(2).get<std::uint64_t>()});
+    s.uid = j.at("uid").get<uid_t>();
+    s.gid = j.at("gid").get<gid_t>();
+    s.groups = j.value("groups", std::vector<gid_t>{});
+    s.state_dir = j.value("state_dir", "");
+  } catch (const json::exception& e) {
+    return make_error("malformed job spec: {}", e.what());
+  }
+  if (s.argv.empty() || s.argv[0].empty()) return make_error("malformed job spec: empty argv");
+  for (const auto& r : s.rlimits)
+    if (r.resource < 0 || r.resource >= RLIM_NLIMITS)
+      return make_error("malformed job spec: unknown rlimit resource {}", r.resource);
+  return s;
+}
+
+Result<JobSpec> capture_local_spec(std::vector<std::string> argv) {
+  JobSpec s;
+  s.argv = std::move(argv);
+  for (char** e = environ; e != nullptr && *e != nullptr; ++e) s.env.emplace_back(*e);
+  char buf[PATH_MAX];
+  if (getcwd(buf, sizeof buf) == nullptr) return errno_error("cannot read the working directory");
+  s.cwd = buf;
+  const mode_t m = ::umask(0);
+  ::umask(m);
+  s.umask = m;
+  for (int r = 0; r < RLIM_NLIMITS; ++r) {
+    rlimit l{};
+    if (getrlimit(r, &l) != 0) return errno_error("getrlimit({})", r);
+    s.rlimits.push_back(Rlimit{r, l.rlim_cur, l.rlim_max});
+  }
+  s.uid = getuid();
+  s.gid = getgid();
+  return s;
+}
+
+Result<std::vector<gid_t>> read_process_groups(pid_t pid) {
+  const std::string path = fmt::format("/proc/{}/status", pid);
+  std::ifstream in(path);
+  if (!in) return errno_error("cannot open {}", path);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("Groups:", 0) != 0) continue;
+    std::istringstream ss(line.substr(7));
+    std::vector<gid_t> groups;
+    unsigned long g = 0;
+    while (ss >> g) groups.push_back(static_cast<gid_t>(g));
+    return groups;
+  }
+  return make_error("{} has no Groups line (process {} gone?)", path, pid);
+}
+
+std::string command_line(const std::vector<std::string>& argv) {
+  std::string out;
+  for (const auto& a : argv) {
+    if (!out.empty()) out += ' ';
+    out += a;
+  }
+  return out;
+}
+
+std::string new_job_id() {
+  std::uint64_t v = 0;
+  if (getrandom(&v, sizeof v, 0) != static_cast<ssize_t>(sizeof v)) v = static_cast<std::uint64_t>(getpid()) * 0x9E3779B97F4A7C15ull ^ static_cast<std::uint64_t>(time(nullptr));
+  return fmt::format("{:012x}", v & 0xffffffffffffull);
+}
+
+}  // namespace osmo::run

@@ -1,0 +1,57 @@
+// What a job is made of, as the home node captures it and the target node recreates it: command,
+// environment, working directory, umask, resource limits and the caller's credentials. The
+// credentials are filled in by the home daemon from SO_PEERCRED and /proc/<pid>/status, never
+// taken from the client. Travels as JSON in the "job.start" peer request.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "base/result.hpp"
+
+namespace osmo::run {
+
+struct Rlimit {
+  int resource = 0;
+  std::uint64_t cur = 0;  // RLIM_INFINITY travels as UINT64_MAX, which it is on Linux
+  std::uint64_t max = 0;
+};
+
+struct JobSpec {
+  std::string id;       // cluster-wide job id
+  std::string home;     // node whose `osmo run` anchors the job
+  std::string node;     // node that runs it
+  std::vector<std::string> argv;
+  std::vector<std::string> env;  // "NAME=value"
+  std::string cwd;
+  unsigned umask = 022;
+  std::vector<Rlimit> rlimits;
+  uid_t uid = 65534;
+  gid_t gid = 65534;
+  std::vector<gid_t> groups;
+  std::string state_dir;  // where the node keeps job records (<state_dir>/jobs/<id>.json)
+};
+
+nlohmann::json to_json(const JobSpec& spec);
+Result<JobSpec> job_spec_from_json(const nlohmann::json& j);
+
+// The parts an `osmo run` process sends about itself: argv (given), its environment, cwd, umask
+// and all resource limits.
+Result<JobSpec> capture_local_spec(std::vector<std::string> argv);
+
+// The supplementary groups of process `pid` (from /proc/<pid>/status), for credentials the
+// daemon takes from the kernel rather than the client.
+Result<std::vector<gid_t>> read_process_groups(pid_t pid);
+
+// "cat -n file" style one-line rendering of argv for listings.
+std::string command_line(const std::vector<std::string>& argv);
+
+// A fresh random job id: 12 hex digits (48 bits; ids only need to be unique among live jobs).
+std::string new_job_id();
+
+}  // namespace osmo::run

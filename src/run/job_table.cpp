@@ -1,0 +1,220 @@
+// Job records on disk and the live figures `osmo ps` shows (see job_table.hpp).
+#include "run/job_table.hpp"
+
+#include <fcntl.h>
+#include <pwd.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <sstream>
+#include <system_error>
+
+#include <fmt/format.h>
+
+#include "base/unique_fd.hpp"
+
+namespace osmo::run {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+struct ProcStat {
+  char state = '?';
+  std::uint64_t utime = 0, stime = 0, cutime = 0, cstime = 0, start = 0;
+  std::int64_t rss_pages = 0;
+};
+
+bool read_proc_stat(pid_t pid, ProcStat* out) {
+  std::ifstream in(fmt::format("/proc/{}/stat", pid));
+  std::string text;
+  if (!std::getline(in, text)) return false;
+  // The command name (field 2) may contain spaces and parentheses: fields resume after the last ')'.
+  const auto close = text.rfind(')');
+  if (close == std::string::npos) return false;
+  std::istringstream ss(text.substr(close + 1));
+  std::vector<std::string> f;  // f[0] is field 3 (state)
+  std::string tok;
+  while (ss >> tok) f.push_back(tok);
+  if (f.size() < 22) return false;
+  out->state = f[0].empty() ? '?' : f[0][0];
+  out->utime = std::stoull(f[11]);
+  out->stime = std::stoull(f[12]);
+  out->cutime = std::stoull(f[13]);
+  out->cstime = std::stoull(f[14]);
+  out->start = std::stoull(f[19]);
+  out->rss_pages = std::stoll(f[21]);
+  return true;
+}
+
+const char* state_name(char s) {
+  switch (s) {
+    case 'R': return "running";
+    case 'S': return "sleeping";
+    case 'D': return "disk-wait";
+    case 'T': return "stopped";
+    case 't': return "traced";
+    case 'Z': return "zombie";
+    case 'X': return "dead";
+    case 'I': return "idle";
+    default: return "unknown";
+  }
+}
+
+json record_to_json(const JobRecord& r) {
+  return json{{"id", r.id},
+              {"home", r.home},
+              {"node", r.node},
+              {"uid", r.uid},
+              {"cmd", r.cmd},
+              {"shepherd_pid", r.shepherd_pid},
+              {"shepherd_start", r.shepherd_start},
+              {"init_pid", r.init_pid},
+              {"job_pid", r.job_pid},
+              {"job_start", r.job_start},
+              {"started_unix_ms", r.started_unix_ms},
+              {"migrations", r.migrations}};
+}
+
+Result<JobRecord> record_from_json(const json& j) {
+  JobRecord r;
+  try {
+    r.id = j.at("id").get<std::string>();
+    r.home = j.value("home", "");
+    r.node = j.value("node", "");
+    r.uid = j.at("uid").get<uid_t>();
+    r.cmd = j.value("cmd", "");
+    r.shepherd_pid = j.at("shepherd_pid").get<pid_t>();
+    r.shepherd_start = j.at("shepherd_start").get<std::uint64_t>();
+    r.init_pid = j.value("init_pid", 0);
+    r.job_pid = j.at("job_pid").get<pid_t>();
+    r.job_start = j.at("job_start").get<std::uint64_t>();
+    r.started_unix_ms = j.value("started_unix_ms", std::int64_t{0});
+    r.migrations = j.value("migrations", 0);
+  } catch (const json::exception& e) {
+    return make_error("malformed job record: {}", e.what());
+  }
+  return r;
+}
+
+Result<JobRecord> read_record(const fs::path& path) {
+  std::ifstream in(path);
+  if (!in) return errno_error("cannot open job record {}", path.string());
+  json j = json::parse(in, nullptr, false);
+  if (j.is_discarded()) return make_error("job record {} is not JSON", path.string());
+  auto r = record_from_json(j);
+  if (!r.ok()) return make_error("{}: {}", path.string(), r.error().message);
+  return r;
+}
+
+}  // namespace
+
+std::uint64_t process_start_time(pid_t pid) {
+  ProcStat st;
+  return read_proc_stat(pid, &st) ? st.start : 0;
+}
+
+json to_json(const JobInfo& i) {
+  return json{{"id", i.rec.id},         {"owner", i.user},     {"uid", i.rec.uid},
+              {"home", i.rec.home},     {"node", i.rec.node},  {"pid", i.rec.job_pid},
+              {"state", i.state},       {"cpu_s", i.cpu_s},    {"rss_mb", i.rss_mb},
+              {"migrations", i.rec.migrations},                {"cmd", i.rec.cmd},
+              {"started_unix_ms", i.rec.started_unix_ms}};
+}
+
+fs::path jobs_dir(const fs::path& state_dir) { return state_dir / "jobs"; }
+
+Status write_job_record(const fs::path& state_dir, const JobRecord& rec) {
+  std::error_code ec;
+  fs::create_directories(jobs_dir(state_dir), ec);
+  if (ec) return Error{ec.value(), fmt::format("cannot create {}", jobs_dir(state_dir).string())};
+  const fs::path final_path = jobs_dir(state_dir) / (rec.id + ".json");
+  const fs::path tmp = jobs_dir(state_dir) / ("." + rec.id + ".tmp");
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << record_to_json(rec).dump() << '\n';
+    if (!out.flush()) return errno_error("cannot write job record {}", tmp.string());
+  }
+  // Readers never see a half-written record.
+  if (::rename(tmp.c_str(), final_path.c_str()) != 0)
+    return errno_error("cannot rename {} to {}", tmp.string(), final_path.string());
+  return ok_status();
+}
+
+void remove_job_record(const fs::path& state_dir, const std::string& id) {
+  std::error_code ec;
+  fs::remove(jobs_dir(state_dir) / (id + ".json"), ec);
+}
+
+Result<std::vector<JobInfo>> list_jobs(const fs::path& state_dir) {
+  std::vector<JobInfo> out;
+  std::error_code ec;
+  fs::directory_iterator it(jobs_dir(state_dir), ec);
+  if (ec) {
+    if (ec == std::errc::no_such_file_or_directory) return out;
+    return Error{ec.value(), fmt::format("cannot list {}", jobs_dir(state_dir).string())};
+  }
+  const double tick = static_cast<double>(::sysconf(_SC_CLK_TCK));
+  const double page_mb = static_cast<double>(::sysconf(_SC_PAGESIZE)) / (1024.0 * 1024.0);
+  for (const auto& entry : it) {
+    const auto& p = entry.path();
+    if (p.extension() != ".json" || p.filename().string().front() == '.') continue;
+    auto rec = read_record(p);
+    if (!rec.ok()) continue;  // being replaced, or garbage: not a job we can show
+    // A record outlives its shepherd only if the shepherd died without cleaning up.
+    if (process_start_time(rec->shepherd_pid) != rec->shepherd_start) {
+      fs::remove(p, ec);
+      continue;
+    }
+    JobInfo info;
+    info.rec = *rec;
+    ProcStat st;
+    if (read_proc_stat(rec->job_pid, &st) && st.start == rec->job_start) {
+      info.state = state_name(st.state);
+      info.cpu_s = static_cast<double>(st.utime + st.stime + st.cutime + st.cstime) / tick;
+      info.rss_mb = static_cast<double>(st.rss_pages) * page_mb;
+    } else {
+      info.state = "exiting";  // the job ended; its shepherd is flushing output
+    }
+    if (const passwd* pw = ::getpwuid(rec->uid); pw != nullptr)
+      info.user = pw->pw_name;
+    else
+      info.user = std::to_string(rec->uid);
+    out.push_back(std::move(info));
+  }
+  return out;
+}
+
+Result<bool> signal_job(const fs::path& state_dir, const std::string& id, int signo,
+                        uid_t requester_uid) {
+  OSMO_ASSIGN_OR_RETURN(auto jobs, list_jobs(state_dir));
+  const JobRecord* match = nullptr;
+  for (const auto& j : jobs) {
+    if (j.rec.id == id) {
+      match = &j.rec;
+      break;
+    }
+    if (j.rec.id.rfind(id, 0) == 0) {
+      if (match != nullptr) return make_error("job id prefix '{}' is ambiguous", id);
+      match = &j.rec;
+    }
+  }
+  if (match == nullptr) return false;
+  if (requester_uid != 0 && requester_uid != match->uid)
+    return make_error("job {} belongs to uid {}, not to uid {}", match->id, match->uid,
+                      requester_uid);
+  // pidfd first, then check it is still our job: a recycled pid can no longer be hit after that.
+  UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, match->job_pid, 0)));
+  if (!pidfd.valid()) return errno_error("job {}: pidfd_open({})", match->id, match->job_pid);
+  if (process_start_time(match->job_pid) != match->job_start)
+    return make_error("job {} has just ended", match->id);
+  if (::syscall(SYS_pidfd_send_signal, pidfd.get(), signo, nullptr, 0) != 0)
+    return errno_error("job {}: cannot send signal {} to pid {}", match->id, signo, match->job_pid);
+  return true;
+}
+
+}  // namespace osmo::run

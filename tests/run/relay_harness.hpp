@@ -1,0 +1,54 @@
+// Test harness for the process side of `osmo run`: a shepherd on one end of a socketpair and an
+// anchor on the other, each in a forked child (the test process stays single-threaded at fork
+// time), with pipes for the anchor's stdin/stdout/stderr that the test drives.
+#pragma once
+
+#include <sys/types.h>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "run/job_spec.hpp"
+
+namespace osmo::run::testing {
+
+struct JobRun {
+  pid_t anchor = -1;
+  pid_t shepherd = -1;
+  int stdin_w = -1;   // the anchor's stdin (we write)
+  int stdout_r = -1;  // the anchor's stdout (we read)
+  int stderr_r = -1;
+  std::string state_dir;
+};
+
+// A spec for `argv` as the current user, with our environment, cwd "/", umask 022.
+JobSpec make_spec(std::vector<std::string> argv, const std::string& state_dir);
+
+// Starts shepherd + anchor. `verbose` makes the anchor print its job line on stderr.
+JobRun start_job(const JobSpec& spec, bool verbose = false);
+
+struct Outcome {
+  int code = -1;  // the anchor's exit status (what `osmo run` would return)
+  std::string out, err;
+};
+
+// Writes `input` (then closes stdin), collects stdout/stderr to EOF, reaps both processes;
+// `before_shepherd_reap` runs after the anchor has been reaped.
+Outcome finish_job(JobRun& run, const std::string& input,
+                   const std::function<void()>& before_shepherd_reap = {});
+
+// start_job + finish_job.
+Outcome run_job(const JobSpec& spec, const std::string& input = "");
+
+// Reads from fd until `needle` has been seen (or EOF / 10 s); returns what was read.
+std::string read_until(int fd, const std::string& needle);
+
+// A fresh temp directory removed by the destructor.
+struct TempDir {
+  TempDir();
+  ~TempDir();
+  std::string path;
+};
+
+}  // namespace osmo::run::testing

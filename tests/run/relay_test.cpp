@@ -1,0 +1,283 @@
+// The process side of `osmo run` without a daemon: a shepherd and an anchor over a socketpair,
+// with real programs. Needs root (namespaces, credentials); skips otherwise, except under CI=true.
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "relay_harness.hpp"
+#include "run/exit_status.hpp"
+#include "run/fd_util.hpp"
+#include "run/job_table.hpp"
+
+namespace osmo::run::testing {
+namespace {
+
+class Relay : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (::geteuid() != 0) {
+      const char* ci = std::getenv("CI");
+      if (ci != nullptr && std::string(ci) == "true") FAIL() << "needs root, and CI must run it";
+      GTEST_SKIP() << "needs root (PID/mount/time namespaces, setuid); run as root or in CI";
+    }
+  }
+  JobSpec spec(std::vector<std::string> argv) { return make_spec(std::move(argv), dir_.path); }
+  TempDir dir_;
+};
+
+TEST_F(Relay, TrueExitsZero) {
+  auto o = run_job(spec({"true"}));
+  EXPECT_EQ(o.code, 0);
+  EXPECT_EQ(o.out, "");
+  EXPECT_EQ(o.err, "");
+}
+
+TEST_F(Relay, ExitCodePassesThrough) {
+  EXPECT_EQ(run_job(spec({"sh", "-c", "exit 7"})).code, 7);
+}
+
+TEST_F(Relay, StdoutAndStderrStaySeparate) {
+  auto o = run_job(spec({"sh", "-c", "echo out1; echo err1 >&2; echo out2; echo err2 >&2"}));
+  EXPECT_EQ(o.code, 0);
+  EXPECT_EQ(o.out, "out1\nout2\n");
+  EXPECT_EQ(o.err, "err1\nerr2\n");
+}
+
+TEST_F(Relay, CatOfBinaryStreamIsExact) {
+  std::string data(48 << 20, '\0');
+  std::mt19937_64 rng(42);
+  for (std::size_t i = 0; i + 8 <= data.size(); i += 8) {
+    const auto v = rng();
+    std::memcpy(data.data() + i, &v, 8);
+  }
+  auto o = run_job(spec({"cat"}), data);
+  EXPECT_EQ(o.code, 0);
+  ASSERT_EQ(o.out.size(), data.size());
+  EXPECT_TRUE(o.out == data) << "stdout differs from stdin";
+}
+
+TEST_F(Relay, KilledBySignalGives128PlusN) {
+  EXPECT_EQ(run_job(spec({"sh", "-c", "kill -SEGV $$"})).code, 128 + SIGSEGV);
+}
+
+TEST_F(Relay, CommandNotFound) {
+  auto o = run_job(spec({"osmo-no-such-program-xyz"}));
+  EXPECT_EQ(o.code, kExitNotFound);
+  EXPECT_EQ(o.err, "osmo run: osmo-no-such-program-xyz: command not found\n");
+}
+
+TEST_F(Relay, NotExecutable) {
+  auto o = run_job(spec({"/etc/passwd"}));
+  EXPECT_EQ(o.code, kExitNotExecutable);
+  EXPECT_EQ(o.err, "osmo run: /etc/passwd: Permission denied\n");
+}
+
+TEST_F(Relay, MissingCwdIsRefused) {
+  auto s = spec({"true"});
+  s.cwd = "/nonexistent/osmo-dir";
+  auto o = run_job(s);
+  EXPECT_EQ(o.code, kExitRefused);
+  EXPECT_NE(o.err.find("cannot enter the working directory /nonexistent/osmo-dir"), std::string::npos) << o.err;
+  EXPECT_NE(o.err.find("No such file or directory"), std::string::npos) << o.err;
+}
+
+TEST_F(Relay, UnknownUserIsRefused) {
+  auto s = spec({"true"});
+  s.uid = 4'000'000'000u;
+  auto o = run_job(s);
+  EXPECT_EQ(o.code, kExitRefused);
+  EXPECT_NE(o.err.find("has no user with uid 4000000000"), std::string::npos) << o.err;
+}
+
+TEST_F(Relay, EnvCwdUmaskCarried) {
+  auto s = spec({"sh", "-c", "echo $OSMO_TEST_VAR; pwd; umask"});
+  s.env = {"OSMO_TEST_VAR=hello world", "PATH=/usr/bin:/bin"};
+  s.cwd = "/tmp";
+  s.umask = 027;
+  auto o = run_job(s);
+  EXPECT_EQ(o.code, 0);
+  EXPECT_EQ(o.out, "hello world\n/tmp\n0027\n");
+}
+
+TEST_F(Relay, RunsAsTheCallerWithGroups) {
+  auto s = spec({"sh", "-c", "id -u; id -g; id -G"});
+  s.uid = 65534;
+  s.gid = 65534;
+  s.groups = {65534, 100};
+  auto o = run_job(s);
+  EXPECT_EQ(o.code, 0);
+  EXPECT_EQ(o.out, "65534\n65534\n65534 100\n");
+}
+
+TEST_F(Relay, RlimitsCarried) {
+  auto s = spec({"sh", "-c", "ulimit -n; ulimit -Hn"});
+  for (auto& r : s.rlimits)
+    if (r.resource == RLIMIT_NOFILE) r.cur = 321, r.max = 654;
+  auto o = run_job(s);
+  EXPECT_EQ(o.out, "321\n654\n");
+}
+
+TEST_F(Relay, OwnPidNamespaceAndProc) {
+  // The job is PID 2 (init is 1), and /proc is its own: getpid() and /proc/self agree.
+  auto o = run_job(spec({"python3", "-c",
+                         "import os; print(os.getpid(), os.readlink('/proc/self'), os.getppid())"}));
+  EXPECT_EQ(o.code, 0);
+  EXPECT_EQ(o.out, "2 2 1\n");
+}
+
+TEST_F(Relay, OwnTimeAndMountNamespaces) {
+  auto o = run_job(spec({"sh", "-c", "readlink /proc/self/ns/time /proc/self/ns/mnt"}));
+  char self_time[64] = {}, self_mnt[64] = {};
+  ASSERT_GT(::readlink("/proc/self/ns/time", self_time, sizeof self_time - 1), 0);
+  ASSERT_GT(::readlink("/proc/self/ns/mnt", self_mnt, sizeof self_mnt - 1), 0);
+  EXPECT_EQ(o.code, 0);
+  EXPECT_EQ(o.out.find(self_time), std::string::npos) << o.out;
+  EXPECT_EQ(o.out.find(self_mnt), std::string::npos) << o.out;
+  EXPECT_NE(o.out.find("time:["), std::string::npos) << o.out;
+}
+
+TEST_F(Relay, OrphansDieWithTheJob) {
+  // A background child holding stdout must not keep the job alive after the main process ends.
+  auto o = run_job(spec({"sh", "-c", "sleep 1000 & echo started"}));
+  EXPECT_EQ(o.code, 0);
+  EXPECT_EQ(o.out, "started\n");
+}
+
+TEST_F(Relay, InteractiveStdin) {
+  JobRun r = start_job(spec({"python3", "-u", "-c",
+                             "import sys\nfor line in sys.stdin: print(line.strip().upper(), flush=True)"}));
+  ASSERT_TRUE(write_all(r.stdin_w, "hello\n").ok());
+  EXPECT_EQ(read_until(r.stdout_r, "HELLO\n"), "HELLO\n");
+  ASSERT_TRUE(write_all(r.stdin_w, "again\n").ok());
+  EXPECT_EQ(read_until(r.stdout_r, "AGAIN\n"), "AGAIN\n");
+  auto o = finish_job(r, "");
+  EXPECT_EQ(o.code, 0);
+}
+
+TEST_F(Relay, SigtermForwarded) {
+  JobRun r = start_job(spec({"sh", "-c", "echo ready; exec sleep 60"}));
+  EXPECT_EQ(read_until(r.stdout_r, "ready\n"), "ready\n");
+  ::kill(r.anchor, SIGTERM);
+  auto o = finish_job(r, "");
+  EXPECT_EQ(o.code, 128 + SIGTERM);
+}
+
+TEST_F(Relay, SigintForwardedAndHandledByJob) {
+  JobRun r = start_job(spec({"sh", "-c", "trap 'echo got-int; exit 3' INT; echo ready; while :; do sleep 0.05; done"}));
+  EXPECT_EQ(read_until(r.stdout_r, "ready\n"), "ready\n");
+  ::kill(r.anchor, SIGINT);
+  auto o = finish_job(r, "");
+  EXPECT_EQ(o.out, "got-int\n");
+  EXPECT_EQ(o.code, 3);
+}
+
+TEST_F(Relay, StopAndContinue) {
+  // SIGTSTP to the anchor stops the job and the anchor; SIGCONT resumes both.
+  JobRun r = start_job(spec({"sh", "-c", "echo ready; read x; echo after-$x"}));
+  EXPECT_EQ(read_until(r.stdout_r, "ready\n"), "ready\n");
+  ::kill(r.anchor, SIGTSTP);
+  int st = 0;
+  ASSERT_EQ(::waitpid(r.anchor, &st, WUNTRACED), r.anchor);
+  EXPECT_TRUE(WIFSTOPPED(st));
+  auto jobs = list_jobs(r.state_dir);
+  ASSERT_TRUE(jobs.ok());
+  ASSERT_EQ(jobs->size(), 1u);
+  for (int i = 0; i < 100 && list_jobs(r.state_dir)->at(0).state != "stopped"; ++i) ::usleep(20'000);
+  EXPECT_EQ(list_jobs(r.state_dir)->at(0).state, "stopped");
+  ::kill(r.anchor, SIGCONT);
+  for (int i = 0; i < 100 && list_jobs(r.state_dir)->at(0).state == "stopped"; ++i) ::usleep(20'000);
+  EXPECT_NE(list_jobs(r.state_dir)->at(0).state, "stopped");
+  auto o = finish_job(r, "go\n");
+  EXPECT_EQ(o.out, "after-go\n");
+  EXPECT_EQ(o.code, 0);
+}
+
+TEST_F(Relay, ClosedStdoutGivesSigpipe) {
+  JobRun r = start_job(spec({"yes"}));
+  EXPECT_NE(read_until(r.stdout_r, "y\ny\n").find("y\ny\n"), std::string::npos);
+  ::close(r.stdout_r);
+  r.stdout_r = -1;
+  auto o = finish_job(r, "");
+  EXPECT_EQ(o.code, 128 + SIGPIPE);
+}
+
+TEST_F(Relay, RecordListedWhileRunningAndRemovedAfter) {
+  auto s = spec({"sh", "-c", "echo ready; read x"});
+  JobRun r = start_job(s);
+  EXPECT_EQ(read_until(r.stdout_r, "ready\n"), "ready\n");
+  auto jobs = list_jobs(r.state_dir);
+  ASSERT_TRUE(jobs.ok()) << jobs.error().str();
+  ASSERT_EQ(jobs->size(), 1u);
+  const auto& j = jobs->at(0);
+  EXPECT_EQ(j.rec.id, s.id);
+  EXPECT_EQ(j.rec.cmd, "sh -c echo ready; read x");
+  EXPECT_GT(j.rec.job_pid, 0);
+  EXPECT_NE(j.rec.job_pid, r.shepherd);
+  // The pid is the one this node sees: its NSpid line lists it and then 2 inside the job.
+  EXPECT_EQ(process_start_time(j.rec.job_pid), j.rec.job_start);
+  auto o = finish_job(r, "x\n");
+  EXPECT_EQ(o.code, 0);
+  EXPECT_TRUE(list_jobs(dir_.path)->empty());
+}
+
+TEST_F(Relay, KillByIdThroughTable) {
+  auto s = spec({"sh", "-c", "echo ready; exec sleep 60"});
+  JobRun r = start_job(s);
+  EXPECT_EQ(read_until(r.stdout_r, "ready\n"), "ready\n");
+  auto other_user = signal_job(r.state_dir, s.id, SIGKILL, 12345);
+  EXPECT_FALSE(other_user.ok());
+  auto missing = signal_job(r.state_dir, "ffffffffffff", SIGKILL, 0);
+  ASSERT_TRUE(missing.ok());
+  EXPECT_FALSE(*missing);
+  auto hit = signal_job(r.state_dir, s.id.substr(0, 6), SIGKILL, 0);
+  ASSERT_TRUE(hit.ok()) << hit.error().str();
+  EXPECT_TRUE(*hit);
+  EXPECT_EQ(finish_job(r, "").code, 128 + SIGKILL);
+}
+
+TEST_F(Relay, AnchorKilledKillsTheJob) {
+  JobRun r = start_job(spec({"sh", "-c", "echo ready; exec sleep 60"}));
+  EXPECT_EQ(read_until(r.stdout_r, "ready\n"), "ready\n");
+  auto jobs = list_jobs(r.state_dir);
+  ASSERT_TRUE(jobs.ok());
+  ASSERT_EQ(jobs->size(), 1u);
+  const pid_t job = jobs->at(0).rec.job_pid;
+  const auto start = jobs->at(0).rec.job_start;
+  ::kill(r.anchor, SIGKILL);
+  auto o = finish_job(r, "");
+  EXPECT_EQ(o.code, 1000 + SIGKILL);
+  // finish_job reaped the shepherd, which kills the job's namespace before it exits.
+  EXPECT_NE(process_start_time(job), start) << "job pid " << job << " survived its anchor";
+  EXPECT_TRUE(list_jobs(dir_.path)->empty());
+}
+
+TEST_F(Relay, ShepherdDeathIsReportedAsNodeLoss) {
+  JobRun r = start_job(spec({"sh", "-c", "echo ready; exec sleep 60"}), /*verbose=*/true);
+  EXPECT_EQ(read_until(r.stdout_r, "ready\n"), "ready\n");
+  ::kill(r.shepherd, SIGKILL);
+  auto o = finish_job(r, "");
+  EXPECT_EQ(o.code, kExitNodeDied);
+  EXPECT_NE(o.err.find("osmo run: lost node testnode while job"), std::string::npos) << o.err;
+}
+
+TEST_F(Relay, SilentNodeIsDetected) {
+  // A frozen node (here: its shepherd stopped) keeps the stream open but sends no heartbeat.
+  JobRun r = start_job(spec({"sh", "-c", "echo ready; exec sleep 60"}));
+  EXPECT_EQ(read_until(r.stdout_r, "ready\n"), "ready\n");
+  ::kill(r.shepherd, SIGSTOP);
+  auto o = finish_job(r, "", [&] { ::kill(r.shepherd, SIGCONT); });
+  EXPECT_EQ(o.code, kExitNodeDied);
+  EXPECT_NE(o.err.find("stopped answering"), std::string::npos) << o.err;
+}
+
+}  // namespace
+}  // namespace osmo::run::testing
