@@ -1,0 +1,103 @@
+// osmo's checkpoint/restore engine: the public API (the library osmo_ckpt).
+//
+//   checkpoint(pid, out_fd, options)  -> writes an image stream of a running process
+//   restore(in_fd, options)           -> builds a new process from an image stream
+//   show_image(in_fd)                 -> decodes an image for humans / JSON
+//
+// Scope: single-threaded x86_64 processes. Whatever the engine cannot carry is refused with a
+// precise message before the process is disturbed (docs/engine.md lists the supported state).
+// Fds that cannot travel (pipes, ttys, sockets) are recorded with their identity at dump; at
+// restore an FdResolver supplies a stand-in fd for each of them.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "base/result.hpp"
+#include "ckpt/model.hpp"
+
+namespace osmo::ckpt {
+
+// ---- checkpoint ----
+enum class AfterDump {
+  kResume,  // the original continues (default)
+  kKill,    // the original is killed once a complete image has been written (migration)
+};
+
+struct CheckpointOptions {
+  AfterDump after = AfterDump::kResume;
+  bool compress = false;  // LZ4 on page and blob sections
+  // Which non-portable fd kinds are accepted at dump (recorded for a stand-in at restore).
+  // Pipes and ttys by default; sockets only when the caller will supply stand-ins for them.
+  bool accept_pipes = true;
+  bool accept_ttys = true;
+  bool accept_sockets = false;
+};
+
+struct CheckpointStats {
+  std::uint64_t pages_scanned = 0;   // pages present in the populate plan
+  std::uint64_t pages_written = 0;   // non-zero pages carried
+  std::uint64_t image_bytes = 0;
+  double freeze_ms = 0;              // seize .. resume/kill
+  double total_ms = 0;
+};
+
+// The process is untouched when a refusal is returned. On any later failure it is resumed
+// (never left stopped or traced) and the image is incomplete (no END section).
+Status checkpoint(pid_t pid, int out_fd, const CheckpointOptions& options,
+                  CheckpointStats* stats = nullptr);
+
+// ---- restore ----
+// Supplies stand-ins for fds that could not travel. resolve() returns an fd that the engine
+// duplicates into the restored process (the caller keeps ownership of the one it returns), or an
+// error: the restore is then refused before any process is created.
+class FdResolver {
+ public:
+  virtual ~FdResolver() = default;
+  virtual Result<int> resolve(const FdImage& recorded) = 0;
+};
+
+// The CLI default: a pipe/tty/socket recorded at fd 0, 1 or 2 is replaced by the restoring
+// command's own fd with that number; anything else is refused.
+class InheritStdioResolver final : public FdResolver {
+ public:
+  Result<int> resolve(const FdImage& recorded) override;
+};
+
+struct RestoreOptions {
+  FdResolver* resolver = nullptr;  // nullptr: InheritStdioResolver
+  bool verify_inode = true;        // files must also keep their device+inode, not only size+mtime
+  std::string netns_path;          // if set, the restored process joins this network namespace
+  bool hide_clock_jump = true;     // time namespace offsets continue CLOCK_MONOTONIC/BOOTTIME
+};
+
+struct RestoredProcess {
+  pid_t pid = -1;       // the restored process, as seen from the caller's pid namespace
+  pid_t init_pid = -1;  // our init (PID 1 of the new pid namespace), a child of the caller
+  int pidfd = -1;       // pidfd of the restored process, owned by the caller
+  std::int32_t image_pid = 0;  // the pid it has inside its namespace (= the original's)
+  double total_ms = 0;
+  std::uint64_t pages_written = 0;
+};
+
+// Creates init (PID 1 of new pid+mount+time namespaces, a child of the caller) and the restored
+// process inside it. When it returns, the process runs. init exits with the restored process's
+// status (its exit code, or 128+N when killed by signal N). On failure nothing is left behind.
+Result<RestoredProcess> restore(int in_fd, const RestoreOptions& options);
+
+// ---- inspection ----
+// Reads a whole image (verifying every checksum) and describes it.
+Result<nlohmann::json> show_image(int in_fd);
+std::string render_image_text(const nlohmann::json& j);
+
+// ---- fault points ----
+// Named points where the engine fails on purpose when OSMO_FAULT=<name>[,<name>...] is set.
+const std::vector<std::pair<std::string, std::string>>& fault_points();  // {name, description}
+
+}  // namespace osmo::ckpt

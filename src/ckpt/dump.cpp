@@ -1,0 +1,159 @@
+// checkpoint(): sequences the kinds. Preflight (read /proc only, refuse before touching),
+// seize + stop, collect every kind, stream the image, then release the process: resumed exactly
+// where it was (default) or killed once the complete image is written.
+//
+// Timeline of the process during a dump:
+//   running -> [PTRACE_SEIZE + INTERRUPT] stopped -> [injected: mmap scratch, brk(0),
+//   rt_sigaction x62, sigaltstack, getitimer x3, prctl] -> pages read -> [munmap scratch,
+//   registers put back with the syscall-restart rule] -> detached: running again (or killed)
+#include <sys/mman.h>
+#include <sys/syscall.h>
+
+#include <chrono>
+#include <cstring>
+#include <optional>
+
+#include "base/log.hpp"
+#include "ckpt/ckpt.hpp"
+#include "ckpt/faults.hpp"
+#include "ckpt/kinds.hpp"
+
+namespace osmo::ckpt {
+namespace {
+
+double ms_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// A `syscall` instruction (0f 05) in an executable mapping of the process: [vdso] first.
+Result<std::uint64_t> find_syscall_insn(Tracee& t, const std::vector<MapsEntry>& maps) {
+  std::vector<const MapsEntry*> order;
+  for (const MapsEntry& e : maps)
+    if (e.name == "[vdso]") order.push_back(&e);
+  for (const MapsEntry& e : maps)
+    if (e.x && e.r && e.name != "[vdso]" && e.name != "[vsyscall]") order.push_back(&e);
+  std::vector<std::uint8_t> buf;
+  for (const MapsEntry* e : order) {
+    std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(e->end - e->start, 1u << 20));
+    buf.resize(n);
+    if (!t.read_mem(e->start, buf.data(), n).ok()) continue;
+    for (std::size_t i = 0; i + 1 < n; i++)
+      if (buf[i] == 0x0f && buf[i + 1] == 0x05) return e->start + i;
+  }
+  return make_error("no syscall instruction found in any executable mapping");
+}
+
+// Puts the process back as it was and lets it go (or kills it). Best effort on error paths.
+class Release {
+ public:
+  explicit Release(DumpContext& c) : c_(c) {}
+  Status finish(bool kill) {
+    Tracee& t = *c_.tracee;
+    Status first = ok_status();
+    auto keep = [&](Status s) {
+      if (first.ok() && !s.ok()) first = std::move(s);
+    };
+    if (c_.scratch != 0) {
+      keep(t.syscall_ok("munmap (scratch)", SYS_munmap, c_.scratch, kPageSize).ok()
+               ? ok_status() : make_error("cannot unmap the scratch page"));
+      c_.scratch = 0;
+    }
+    if (armed_regs_) {
+      keep(t.set_sigmask(c_.original_sigmask));
+      keep(t.set_regs(with_syscall_restart(c_.original_regs)));
+    }
+    if (kill) {
+      t.kill_now();
+      return first;
+    }
+    keep(t.detach());
+    return first;
+  }
+  void arm_regs() { armed_regs_ = true; }
+
+ private:
+  DumpContext& c_;
+  bool armed_regs_ = false;
+};
+
+Status do_checkpoint(pid_t pid, int out_fd, const CheckpointOptions& opts, CheckpointStats* stats) {
+  auto t0 = std::chrono::steady_clock::now();
+  // 1. Preflight: /proc only. The process is not touched if anything is unsupported.
+  if (::kill(pid, 0) != 0) return errno_error("no such process");
+  OSMO_ASSIGN_OR_RETURN(ProcStatus st, read_status(pid));
+  OSMO_TRY(task_preflight(pid, st));
+  OSMO_ASSIGN_OR_RETURN(auto maps0, read_maps(pid));
+  OSMO_TRY(mem_preflight(pid, maps0));
+  OSMO_TRY(fds_preflight(pid, opts));
+
+  // 2. Seize and stop.
+  ProcessImage img;
+  DumpContext c;
+  c.pid = pid;
+  c.options = &opts;
+  c.img = &img;
+  OSMO_ASSIGN_OR_RETURN(Tracee tracee,
+                        Tracee::seize_and_stop(pid, Tracee::OnRelease::kDetach, false, &c.stolen));
+  auto t_frozen = std::chrono::steady_clock::now();
+  c.tracee = &tracee;
+  Release release(c);
+  Status result = [&]() -> Status {
+    OSMO_ASSIGN_OR_RETURN(c.original_regs, tracee.get_regs());
+    OSMO_ASSIGN_OR_RETURN(c.original_xstate, tracee.get_xstate());
+    OSMO_ASSIGN_OR_RETURN(c.original_sigmask, tracee.get_sigmask());
+    release.arm_regs();
+    OSMO_TRY(fault("dump.after_seize"));
+    // A thread may have been created between preflight and seize.
+    OSMO_ASSIGN_OR_RETURN(c.status, read_status(pid));
+    if (c.status.threads != 1)
+      return make_error("it has {} threads (only single-threaded processes are supported)", c.status.threads);
+    OSMO_ASSIGN_OR_RETURN(c.maps, read_maps(pid));
+    OSMO_TRY(mem_preflight(pid, c.maps));
+    OSMO_ASSIGN_OR_RETURN(std::uint64_t gate, find_syscall_insn(tracee, c.maps));
+    tracee.set_gate(gate, GateKind::kSyscallStops);
+    OSMO_TRY(tracee.set_sigmask(~0ull));
+    OSMO_ASSIGN_OR_RETURN(long scratch, tracee.syscall_ok("mmap (scratch)", SYS_mmap, 0, kPageSize,
+                                                          PROT_READ | PROT_WRITE | PROT_EXEC,
+                                                          MAP_PRIVATE | MAP_ANONYMOUS, static_cast<std::uint64_t>(-1), 0));
+    c.scratch = static_cast<std::uint64_t>(scratch);
+
+    // 3. Collect every kind, then stream.
+    for (const KindOps& k : kinds()) OSMO_TRY(k.dump(c));
+    ImageWriter w(out_fd, opts.compress);
+    OSMO_TRY(w.write_header());
+    for (const KindOps& k : kinds()) {
+      Encoder e;
+      k.encode(img, e);
+      OSMO_TRY(w.write_section(k.section, e.buffer()));
+    }
+    OSMO_TRY(fault("dump.metadata"));
+    OSMO_TRY(mem_write_blobs(c, w));
+    OSMO_TRY(mem_write_pages(c, w, stats));
+    OSMO_TRY(fault("dump.before_end"));
+    OSMO_TRY(w.write_end());
+    if (stats != nullptr) stats->image_bytes = w.totals().stored_bytes + kImageHeaderSize;
+    return ok_status();
+  }();
+  // 4. Release: resume exactly where it was; kill only after a complete image.
+  bool kill = result.ok() && opts.after == AfterDump::kKill;
+  Status rel = release.finish(kill);
+  if (stats != nullptr) {
+    stats->freeze_ms = ms_since(t_frozen);
+    stats->total_ms = ms_since(t0);
+  }
+  if (!result.ok()) return result;
+  return rel;
+}
+
+}  // namespace
+
+Status checkpoint(pid_t pid, int out_fd, const CheckpointOptions& opts, CheckpointStats* stats) {
+  Status s = do_checkpoint(pid, out_fd, opts, stats);
+  if (!s.ok()) {
+    Error e = s.take_error();
+    return Error{e.code, fmt::format("cannot checkpoint pid {}: {}", pid, e.message)};
+  }
+  return ok_status();
+}
+
+}  // namespace osmo::ckpt

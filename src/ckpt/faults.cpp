@@ -1,0 +1,52 @@
+// The table of fault points (documented in docs/engine.md) and the OSMO_FAULT check.
+#include "ckpt/faults.hpp"
+
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "ckpt/ckpt.hpp"
+
+namespace osmo::ckpt {
+
+const std::vector<std::pair<std::string, std::string>>& fault_points() {
+  static const std::vector<std::pair<std::string, std::string>> kPoints = {
+      {"dump.after_seize", "the process is seized and stopped, nothing collected yet"},
+      {"dump.regs", "collecting registers and xstate"},
+      {"dump.mm", "collecting mm fields (brk injected)"},
+      {"dump.signals", "collecting dispositions and pending signals (injected rt_sigaction)"},
+      {"dump.fds", "collecting file descriptors"},
+      {"dump.misc", "collecting timers, rseq, robust list, credentials"},
+      {"dump.metadata", "metadata written, before blobs and pages"},
+      {"dump.pages", "in the middle of streaming pages"},
+      {"dump.before_end", "every page written, END section not yet written"},
+      {"restore.after_clone", "init and the new process exist, nothing restored"},
+      {"restore.unmap", "the new process's own mappings removed"},
+      {"restore.vdso", "vdso moved"},
+      {"restore.mm", "image mappings created"},
+      {"restore.pages", "in the middle of filling pages"},
+      {"restore.mm_map", "before PR_SET_MM_MAP"},
+      {"restore.signals", "before pending signals are queued"},
+      {"restore.creds", "before credentials are set"},
+      {"restore.regs", "before registers are installed"},
+      {"restore.before_detach", "everything restored, process still stopped"},
+  };
+  return kPoints;
+}
+
+Status fault(const char* name) {
+  const char* env = std::getenv("OSMO_FAULT");
+  if (env == nullptr || *env == '\0') return ok_status();
+  std::string list = env;
+  std::size_t pos = 0;
+  while (pos <= list.size()) {
+    std::size_t comma = list.find(',', pos);
+    if (comma == std::string::npos) comma = list.size();
+    if (list.compare(pos, comma - pos, name) == 0 && std::strlen(name) == comma - pos)
+      return make_error("fault injected at {} (OSMO_FAULT)", name);
+    pos = comma + 1;
+  }
+  return ok_status();
+}
+
+}  // namespace osmo::ckpt

@@ -1,0 +1,319 @@
+// File descriptors. At dump each fd is classified from /proc/PID/fd (link text + stat) and
+// /proc/PID/fdinfo (flags, position); fds sharing one open file description are found with
+// kcmp(KCMP_FILE) and recorded as duplicates. Portable kinds (regular files, directories,
+// /dev/null-like devices) are reopened by path at restore; memfds and deleted files carry their
+// content (a blob); pipes, ttys and (if allowed) sockets are recorded with their identity and need
+// a stand-in at restore, supplied by an FdResolver. Everything else is refused at preflight.
+//
+// At restore the caller (not the new process) opens every file and positions it, so every
+// failure happens before a process exists; the new process only inherits these fds and moves
+// them to their numbers (fds_child_install).
+#include <fcntl.h>
+#include <linux/kcmp.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <map>
+
+#include "ckpt/faults.hpp"
+#include "ckpt/kinds.hpp"
+
+namespace osmo::ckpt {
+
+const char* fd_kind_name(FdKind k) {
+  switch (k) {
+    case FdKind::kRegular: return "file";
+    case FdKind::kDirectory: return "directory";
+    case FdKind::kDevice: return "device";
+    case FdKind::kBlob: return "memfd/deleted";
+    case FdKind::kPipe: return "pipe";
+    case FdKind::kTty: return "tty";
+    case FdKind::kSocket: return "socket";
+    case FdKind::kDup: return "dup";
+  }
+  return "?";
+}
+
+namespace {
+
+bool is_portable_device(const std::string& path) {
+  return path == "/dev/null" || path == "/dev/zero" || path == "/dev/full" || path == "/dev/random" ||
+         path == "/dev/urandom";
+}
+
+bool is_tty_major(unsigned maj) {
+  // 4: /dev/ttyN and serial, 5: /dev/tty /dev/console /dev/ptmx, 136-143: /dev/pts/N.
+  return maj == 4 || maj == 5 || (maj >= 136 && maj <= 143);
+}
+
+bool ends_with_deleted(const std::string& s) {
+  return s.size() > 10 && s.compare(s.size() - 10, 10, " (deleted)") == 0;
+}
+
+// Classifies one fd; returns a refusal for kinds we cannot carry.
+Result<FdImage> classify(pid_t pid, int fd, const CheckpointOptions& opt) {
+  FdImage f;
+  f.fd = fd;
+  std::string link_path = fmt::format("/proc/{}/fd/{}", pid, fd);
+  OSMO_ASSIGN_OR_RETURN(f.path, read_link(link_path));
+  const std::string& p = f.path;
+  if (p.rfind("pipe:", 0) == 0) {
+    if (!opt.accept_pipes) return make_error("fd {} is a pipe ({}) and pipes were not accepted", fd, p);
+    f.kind = FdKind::kPipe;
+    return f;
+  }
+  if (p.rfind("socket:", 0) == 0) {
+    if (!opt.accept_sockets)
+      return make_error("fd {} is a socket ({}) and no stand-in for sockets was requested", fd, p);
+    f.kind = FdKind::kSocket;
+    return f;
+  }
+  if (p.rfind("anon_inode:", 0) == 0)
+    return make_error("fd {} is {} (eventfd, epoll, signalfd, timerfd, inotify, fanotify, io_uring, "
+                      "pidfd are not supported)", fd, p);
+  if (p.empty() || p[0] != '/') return make_error("fd {} is {} (not supported)", fd, p);
+  struct stat st {};
+  if (::stat(link_path.c_str(), &st) != 0) return errno_error("cannot stat fd {} ({})", fd, p);
+  f.file = FileIdentity{st.st_dev, st.st_ino, static_cast<std::uint64_t>(st.st_size),
+                        static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec,
+                        st.st_mode};
+  if (S_ISFIFO(st.st_mode)) {
+    if (!opt.accept_pipes) return make_error("fd {} is a FIFO ({}) and pipes were not accepted", fd, p);
+    f.kind = FdKind::kPipe;
+  } else if (S_ISSOCK(st.st_mode)) {
+    if (!opt.accept_sockets)
+      return make_error("fd {} is a socket ({}) and no stand-in for sockets was requested", fd, p);
+    f.kind = FdKind::kSocket;
+  } else if (S_ISCHR(st.st_mode)) {
+    if (is_portable_device(p)) f.kind = FdKind::kDevice;
+    else if (is_tty_major(major(st.st_rdev))) {
+      if (!opt.accept_ttys) return make_error("fd {} is a tty ({}) and ttys were not accepted", fd, p);
+      f.kind = FdKind::kTty;
+    } else {
+      return make_error("fd {} is the character device {} ({}:{}), not supported", fd, p, major(st.st_rdev),
+                        minor(st.st_rdev));
+    }
+  } else if (S_ISDIR(st.st_mode)) {
+    if (ends_with_deleted(p)) return make_error("fd {} is a deleted directory ({})", fd, p);
+    f.kind = FdKind::kDirectory;
+  } else if (S_ISREG(st.st_mode)) {
+    bool memfd = p.rfind("/memfd:", 0) == 0;
+    if (memfd || ends_with_deleted(p) || st.st_nlink == 0) {
+      if (st.st_size > (1ll << 30))
+        return make_error("fd {} is a deleted file/memfd of {} bytes (limit 1 GiB)", fd, st.st_size);
+      f.kind = FdKind::kBlob;
+    } else {
+      f.kind = FdKind::kRegular;
+    }
+  } else {
+    return make_error("fd {} is {} (block device or unknown type, not supported)", fd, p);
+  }
+  return f;
+}
+
+}  // namespace
+
+Status fds_preflight(pid_t pid, const CheckpointOptions& options) {
+  OSMO_ASSIGN_OR_RETURN(std::vector<int> fds, list_fds(pid));
+  for (int fd : fds) OSMO_TRY(classify(pid, fd, options));
+  return ok_status();
+}
+
+Status fds_dump(DumpContext& c) {
+  OSMO_ASSIGN_OR_RETURN(std::vector<int> fds, list_fds(c.pid));
+  auto& out = c.img->fds;
+  out.clear();
+  for (int fd : fds) {
+    OSMO_ASSIGN_OR_RETURN(FdImage f, classify(c.pid, fd, *c.options));
+    OSMO_ASSIGN_OR_RETURN(std::string info, read_text_file(fmt::format("/proc/{}/fdinfo/{}", c.pid, fd)));
+    OSMO_ASSIGN_OR_RETURN(FdInfo fi, parse_fdinfo(info));
+    f.pos = fi.pos;
+    f.cloexec = (fi.flags & O_CLOEXEC) != 0;
+    f.flags = fi.flags & ~static_cast<std::uint32_t>(O_CLOEXEC);
+    // The same open file description behind an earlier fd (dup, inherited 1>&2 ...)?
+    for (const FdImage& prev : out) {
+      if (prev.kind == FdKind::kDup) continue;
+      long same = ::syscall(SYS_kcmp, c.pid, c.pid, KCMP_FILE, prev.fd, fd);
+      if (same == 0) {
+        f.kind = FdKind::kDup;
+        f.dup_of = prev.fd;
+        break;
+      }
+    }
+    if (f.kind == FdKind::kBlob)
+      f.blob = add_blob(c, f.path, fmt::format("/proc/{}/fd/{}", c.pid, fd), f.file);
+    out.push_back(std::move(f));
+  }
+  return fault("dump.fds");
+}
+
+void fds_encode(const ProcessImage& img, Encoder& e) {
+  e.u32(static_cast<std::uint32_t>(img.fds.size()));
+  for (const FdImage& f : img.fds) {
+    e.u32(static_cast<std::uint32_t>(f.fd));
+    e.u32(static_cast<std::uint32_t>(f.kind));
+    e.str(f.path);
+    encode_identity(e, f.file);
+    e.u32(f.flags);
+    e.u8(f.cloexec ? 1 : 0);
+    e.u64(f.pos);
+    e.u32(f.blob);
+    e.u32(static_cast<std::uint32_t>(f.dup_of));
+  }
+}
+
+Status fds_decode(Decoder& d, ProcessImage& img) {
+  OSMO_ASSIGN_OR_RETURN(std::uint32_t n, d.count(40));
+  img.fds.resize(n);
+  for (FdImage& f : img.fds) {
+    OSMO_ASSIGN_OR_RETURN(std::uint32_t fd, d.u32());
+    f.fd = static_cast<std::int32_t>(fd);
+    OSMO_ASSIGN_OR_RETURN(std::uint32_t kind, d.u32());
+    if (kind < 1 || kind > 8) return make_error("image corrupted: fd {} has kind {}", fd, kind);
+    f.kind = static_cast<FdKind>(kind);
+    OSMO_ASSIGN_OR_RETURN(f.path, d.str());
+    OSMO_TRY(decode_identity(d, &f.file));
+    OSMO_ASSIGN_OR_RETURN(f.flags, d.u32());
+    OSMO_ASSIGN_OR_RETURN(std::uint8_t ce, d.u8());
+    f.cloexec = ce != 0;
+    OSMO_ASSIGN_OR_RETURN(f.pos, d.u64());
+    OSMO_ASSIGN_OR_RETURN(f.blob, d.u32());
+    OSMO_ASSIGN_OR_RETURN(std::uint32_t dup, d.u32());
+    f.dup_of = static_cast<std::int32_t>(dup);
+    if (f.fd < 0 || f.fd > (1 << 20)) return make_error("image corrupted: fd number {}", f.fd);
+  }
+  return d.finish();
+}
+
+void fds_describe(const ProcessImage& img, nlohmann::json& j) {
+  auto& a = j["fds"];
+  a = nlohmann::json::array();
+  for (const FdImage& f : img.fds) {
+    nlohmann::json o{{"fd", f.fd}, {"kind", fd_kind_name(f.kind)}, {"path", f.path},
+                     {"flags", fmt::format("{:#o}", f.flags)}, {"cloexec", f.cloexec}, {"pos", f.pos}};
+    if (f.kind == FdKind::kDup) o["dup_of"] = f.dup_of;
+    if (f.kind == FdKind::kBlob) o["blob"] = f.blob;
+    a.push_back(std::move(o));
+  }
+}
+
+Result<int> InheritStdioResolver::resolve(const FdImage& r) {
+  if (r.fd > 2)
+    return make_error("fd {} ({} {}) needs a stand-in and only fds 0-2 are inherited from the "
+                      "restoring command", r.fd, fd_kind_name(r.kind), r.path);
+  if (::fcntl(r.fd, F_GETFD) < 0)
+    return errno_error("fd {} ({} {}) would be inherited from the restoring command, whose fd {} is not open",
+                       r.fd, fd_kind_name(r.kind), r.path, r.fd);
+  return r.fd;
+}
+
+Result<std::vector<FdPlanEntry>> fds_plan(const ProcessImage& img, FdResolver& resolver, bool verify_inode,
+                                          const std::vector<UniqueFd>& blob_fds,
+                                          std::vector<UniqueFd>* owned) {
+  std::vector<FdPlanEntry> plan;
+  std::vector<FdPlanEntry> dups;
+  for (const FdImage& f : img.fds) {
+    FdPlanEntry e;
+    e.target = f.fd;
+    e.cloexec = f.cloexec;
+    std::uint32_t oflags = (f.flags & ~static_cast<std::uint32_t>(O_CREAT | O_TRUNC | O_EXCL | O_NOCTTY)) |
+                           O_CLOEXEC;
+    auto open_at = [&](const std::string& path, bool seek) -> Status {
+      UniqueFd fd(::open(path.c_str(), static_cast<int>(oflags)));
+      if (!fd) return errno_error("cannot reopen fd {} ({})", f.fd, f.path);
+      if (seek && ::lseek(fd.get(), static_cast<off_t>(f.pos), SEEK_SET) < 0)
+        return errno_error("cannot seek fd {} ({}) to {}", f.fd, f.path, f.pos);
+      e.how = FdPlanEntry::How::kInherit;
+      e.source = fd.get();
+      owned->push_back(std::move(fd));
+      return ok_status();
+    };
+    switch (f.kind) {
+      case FdKind::kRegular:
+        OSMO_TRY(verify_identity(fmt::format("file of fd {}", f.fd), f.path, f.file, verify_inode));
+        OSMO_TRY(open_at(f.path, true));
+        break;
+      case FdKind::kDirectory:
+        oflags |= O_DIRECTORY;
+        OSMO_TRY(open_at(f.path, false));
+        break;
+      case FdKind::kDevice:
+        OSMO_TRY(open_at(f.path, false));
+        break;
+      case FdKind::kBlob:
+        if (f.blob >= blob_fds.size()) return make_error("image corrupted: fd {} names blob {}", f.fd, f.blob);
+        OSMO_TRY(open_at(fmt::format("/proc/self/fd/{}", blob_fds[f.blob].get()), true));
+        break;
+      case FdKind::kPipe:
+      case FdKind::kTty:
+      case FdKind::kSocket: {
+        auto r = resolver.resolve(f);
+        if (!r.ok()) return r.take_error();
+        UniqueFd dup(::fcntl(*r, F_DUPFD_CLOEXEC, 3));
+        if (!dup) return errno_error("cannot duplicate the stand-in for fd {}", f.fd);
+        e.how = FdPlanEntry::How::kInherit;
+        e.source = dup.get();
+        owned->push_back(std::move(dup));
+        break;
+      }
+      case FdKind::kDup:
+        e.how = FdPlanEntry::How::kDup;
+        e.source = f.dup_of;
+        dups.push_back(e);
+        continue;
+    }
+    plan.push_back(e);
+  }
+  plan.insert(plan.end(), dups.begin(), dups.end());  // duplicates after their originals
+  return plan;
+}
+
+Result<int> fds_child_install(const std::vector<FdPlanEntry>& plan, std::vector<int*> keep) {
+  // Move every source and kept fd above both the targets and every fd open now, then close all
+  // below that line, then dup each source onto its target.
+  int high = 0;
+  for (auto& e : plan) high = std::max(high, e.target + 1);
+  OSMO_ASSIGN_OR_RETURN(std::vector<int> open_now, list_fds(::getpid()));
+  // /proc/self/fd listing includes the directory fd itself, already closed: harmless.
+  for (int fd : open_now) high = std::max(high, fd + 1);
+  std::map<int, int> moved;  // old -> new
+  auto move_up = [&](int fd) -> Result<int> {
+    auto it = moved.find(fd);
+    if (it != moved.end()) return it->second;
+    int n = ::fcntl(fd, F_DUPFD_CLOEXEC, high);
+    if (n < 0) return errno_error("cannot move fd {} above {}", fd, high);
+    moved[fd] = n;
+    return n;
+  };
+  std::vector<int> sources(plan.size(), -1);
+  for (std::size_t i = 0; i < plan.size(); i++)
+    if (plan[i].how == FdPlanEntry::How::kInherit) {
+      OSMO_ASSIGN_OR_RETURN(sources[i], move_up(plan[i].source));
+    }
+  for (int* k : keep) {
+    OSMO_ASSIGN_OR_RETURN(*k, move_up(*k));
+  }
+  if (::syscall(SYS_close_range, 0u, static_cast<unsigned>(high - 1), 0u) != 0)
+    return errno_error("cannot close fds below {}", high);
+  for (std::size_t i = 0; i < plan.size(); i++) {
+    const FdPlanEntry& e = plan[i];
+    int src = e.how == FdPlanEntry::How::kInherit ? sources[i] : e.source;
+    if (::dup3(src, e.target, e.cloexec ? O_CLOEXEC : 0) < 0)
+      return errno_error("cannot install fd {} (from {})", e.target, src);
+  }
+  for (std::size_t i = 0; i < plan.size(); i++)
+    if (sources[i] >= 0) {
+      bool kept = false;
+      for (int* k : keep) kept = kept || *k == sources[i];
+      if (!kept) ::close(sources[i]);
+    }
+  int base = 0;
+  for (auto& e : plan) base = std::max(base, e.target + 1);
+  return base;
+}
+
+}  // namespace osmo::ckpt

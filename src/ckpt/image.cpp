@@ -1,0 +1,348 @@
+// Image stream codec: section framing, checksums (CRC32C, hardware instruction), optional LZ4,
+// and the bounds-checked payload decoder. Errors name the section index, type and stream offset.
+#include "ckpt/image.hpp"
+
+#include <lz4.h>
+#include <nmmintrin.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace osmo::ckpt {
+
+const char* section_name(SectionType t) {
+  switch (t) {
+    case SectionType::kTask: return "task";
+    case SectionType::kMm: return "mm";
+    case SectionType::kVmas: return "vmas";
+    case SectionType::kRegs: return "regs";
+    case SectionType::kSignals: return "signals";
+    case SectionType::kFds: return "fds";
+    case SectionType::kTimers: return "timers";
+    case SectionType::kThreadMisc: return "thread-misc";
+    case SectionType::kBlob: return "blob";
+    case SectionType::kPages: return "pages";
+    case SectionType::kEnd: return "end";
+  }
+  return "unknown";
+}
+
+__attribute__((target("sse4.2"))) std::uint32_t crc32c(const void* data, std::size_t n,
+                                                        std::uint32_t seed) {
+  auto* p = static_cast<const std::uint8_t*>(data);
+  std::uint64_t c = ~seed;
+  while (n >= 8) {
+    std::uint64_t v;
+    std::memcpy(&v, p, 8);
+    c = _mm_crc32_u64(c, v);
+    p += 8;
+    n -= 8;
+  }
+  auto c32 = static_cast<std::uint32_t>(c);
+  while (n-- > 0) c32 = _mm_crc32_u8(c32, *p++);
+  return ~c32;
+}
+
+// ---- Decoder ----
+Status Decoder::need(std::size_t n) const {
+  if (n_ - off_ < n)
+    return make_error("image corrupted: {} payload too short (need {} bytes at offset {}, have {})",
+                      what_, n, off_, n_ - off_);
+  return ok_status();
+}
+Status Decoder::raw(void* out, std::size_t n) {
+  OSMO_TRY(need(n));
+  if (n > 0) std::memcpy(out, p_ + off_, n);
+  off_ += n;
+  return ok_status();
+}
+Result<std::uint8_t> Decoder::u8() {
+  std::uint8_t v;
+  OSMO_TRY(raw(&v, 1));
+  return v;
+}
+Result<std::uint32_t> Decoder::u32() {
+  std::uint32_t v;
+  OSMO_TRY(raw(&v, 4));
+  return v;
+}
+Result<std::uint64_t> Decoder::u64() {
+  std::uint64_t v;
+  OSMO_TRY(raw(&v, 8));
+  return v;
+}
+Result<std::int64_t> Decoder::i64() {
+  std::int64_t v;
+  OSMO_TRY(raw(&v, 8));
+  return v;
+}
+Result<std::string> Decoder::str() {
+  OSMO_ASSIGN_OR_RETURN(std::uint32_t n, u32());
+  OSMO_TRY(need(n));
+  std::string s(reinterpret_cast<const char*>(p_ + off_), n);
+  off_ += n;
+  return s;
+}
+Result<std::vector<std::uint8_t>> Decoder::bytes() {
+  OSMO_ASSIGN_OR_RETURN(std::uint32_t n, u32());
+  OSMO_TRY(need(n));
+  std::vector<std::uint8_t> b(p_ + off_, p_ + off_ + n);
+  off_ += n;
+  return b;
+}
+Result<std::uint32_t> Decoder::count(std::size_t min_item_bytes) {
+  OSMO_ASSIGN_OR_RETURN(std::uint32_t n, u32());
+  if (min_item_bytes > 0 && n > remaining() / min_item_bytes)
+    return make_error("image corrupted: {} claims {} items but only {} bytes remain", what_, n,
+                      remaining());
+  return n;
+}
+Status Decoder::finish() const {
+  if (off_ != n_)
+    return make_error("image corrupted: {} payload has {} unexpected trailing bytes", what_, n_ - off_);
+  return ok_status();
+}
+
+// ---- on-disk headers ----
+namespace {
+
+struct FileHeader {
+  char magic[8];
+  std::uint32_t version;
+  std::uint32_t header_size;
+  std::uint64_t flags;
+  std::uint32_t reserved;
+  std::uint32_t crc;  // crc32c of the 28 bytes before it
+};
+static_assert(sizeof(FileHeader) == kImageHeaderSize);
+static_assert(offsetof(FileHeader, crc) == 28);
+
+struct RawSectionHeader {
+  std::uint32_t type;
+  std::uint32_t flags;
+  std::uint64_t length;
+  std::uint64_t raw_length;
+  std::uint32_t payload_crc;
+  std::uint32_t header_crc;  // crc32c of the 28 bytes before it
+};
+static_assert(sizeof(RawSectionHeader) == kSectionHeaderSize);
+static_assert(offsetof(RawSectionHeader, header_crc) == 28);
+
+bool known_type(std::uint32_t t) {
+  switch (static_cast<SectionType>(t)) {
+    case SectionType::kTask: case SectionType::kMm: case SectionType::kVmas:
+    case SectionType::kRegs: case SectionType::kSignals: case SectionType::kFds:
+    case SectionType::kTimers: case SectionType::kThreadMisc: case SectionType::kBlob:
+    case SectionType::kPages: case SectionType::kEnd:
+      return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+// ---- writer ----
+Status ImageWriter::write_all(const void* p, std::size_t n) {
+  auto* b = static_cast<const char*>(p);
+  while (n > 0) {
+    ssize_t w = ::write(fd_, b, n);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return errno_error("cannot write image at offset {}", offset_);
+    }
+    b += w;
+    n -= static_cast<std::size_t>(w);
+    offset_ += static_cast<std::uint64_t>(w);
+  }
+  return ok_status();
+}
+
+Status ImageWriter::write_header() {
+  FileHeader h{};
+  std::memcpy(h.magic, kImageMagic, 8);
+  h.version = kImageVersion;
+  h.header_size = kImageHeaderSize;
+  h.crc = crc32c(&h, offsetof(FileHeader, crc));
+  return write_all(&h, sizeof h);
+}
+
+Status ImageWriter::write_section(SectionType type,
+                                  const std::vector<std::pair<const void*, std::size_t>>& parts,
+                                  bool compressible) {
+  std::uint64_t raw_len = 0;
+  for (auto& [p, n] : parts) raw_len += n;
+  if (raw_len > kMaxSectionBytes)
+    return make_error("internal: {} section of {} bytes exceeds the {}-byte limit",
+                      section_name(type), raw_len, kMaxSectionBytes);
+  RawSectionHeader h{};
+  h.type = static_cast<std::uint32_t>(type);
+  h.raw_length = raw_len;
+  if (compress_ && compressible && raw_len > 0) {
+    // Compress the concatenated parts; keep the result only if it actually saves space.
+    std::vector<char> flat(raw_len);
+    std::size_t off = 0;
+    for (auto& [p, n] : parts) {
+      std::memcpy(flat.data() + off, p, n);
+      off += n;
+    }
+    scratch_.resize(static_cast<std::size_t>(LZ4_compressBound(static_cast<int>(raw_len))));
+    int c = LZ4_compress_default(flat.data(), scratch_.data(), static_cast<int>(raw_len),
+                                 static_cast<int>(scratch_.size()));
+    if (c > 0 && static_cast<std::uint64_t>(c) < raw_len) {
+      h.flags = kSectionLz4;
+      h.length = static_cast<std::uint64_t>(c);
+      h.payload_crc = crc32c(scratch_.data(), h.length);
+      h.header_crc = crc32c(&h, offsetof(RawSectionHeader, header_crc));
+      OSMO_TRY(write_all(&h, sizeof h));
+      OSMO_TRY(write_all(scratch_.data(), h.length));
+      totals_.sections++;
+      totals_.stored_bytes += sizeof h + h.length;
+      totals_.raw_payload_bytes += raw_len;
+      return ok_status();
+    }
+  }
+  h.length = raw_len;
+  std::uint32_t crc = 0;
+  for (auto& [p, n] : parts) crc = crc32c(p, n, crc);
+  h.payload_crc = crc;
+  h.header_crc = crc32c(&h, offsetof(RawSectionHeader, header_crc));
+  OSMO_TRY(write_all(&h, sizeof h));
+  for (auto& [p, n] : parts) OSMO_TRY(write_all(p, n));
+  totals_.sections++;
+  totals_.stored_bytes += sizeof h + raw_len;
+  totals_.raw_payload_bytes += raw_len;
+  return ok_status();
+}
+
+Status ImageWriter::write_end() {
+  Encoder e;
+  e.u64(totals_.sections);
+  e.u64(totals_.raw_payload_bytes);
+  return write_section(SectionType::kEnd, e.buffer());
+}
+
+// ---- reader ----
+Result<std::size_t> ImageReader::read_full(void* p, std::size_t n) {
+  auto* b = static_cast<char*>(p);
+  std::size_t got = 0;
+  while (got < n) {
+    ssize_t r = ::read(fd_, b + got, n - got);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      return errno_error("cannot read image at offset {}", offset_ + got);
+    }
+    if (r == 0) break;
+    got += static_cast<std::size_t>(r);
+  }
+  offset_ += got;
+  return got;
+}
+
+Result<std::uint32_t> ImageReader::read_header() {
+  FileHeader h{};
+  OSMO_ASSIGN_OR_RETURN(std::size_t got, read_full(&h, sizeof h));
+  if (got == 0) return make_error("not an osmo image: the stream is empty");
+  if (got >= 8 && std::memcmp(h.magic, kImageMagic, 8) != 0)
+    return make_error("not an osmo image: bad magic (expected \"OSMOCKPT\")");
+  if (got < sizeof h)
+    return make_error("image truncated: the stream ended inside the {}-byte header after {} bytes",
+                      sizeof h, got);
+  if (crc32c(&h, offsetof(FileHeader, crc)) != h.crc)
+    return make_error("image corrupted: header checksum mismatch");
+  if (h.version > kImageVersion)
+    return make_error("image version {} is newer than this osmo supports ({})", h.version,
+                      kImageVersion);
+  if (h.version == 0 || h.header_size != kImageHeaderSize)
+    return make_error("image corrupted: version {} with header size {}", h.version, h.header_size);
+  return h.version;
+}
+
+Result<SectionHeader> ImageReader::next() {
+  if (ended_) return make_error("internal: read past the END section");
+  if (have_cur_) return make_error("internal: section {} payload not consumed", index_);
+  section_offset_ = offset_;
+  RawSectionHeader h{};
+  OSMO_ASSIGN_OR_RETURN(std::size_t got, read_full(&h, sizeof h));
+  if (got < sizeof h)
+    return make_error(
+        "image truncated: the stream ended at offset {} before section #{} (no END section: the "
+        "image is incomplete)",
+        section_offset_ + got, index_);
+  if (crc32c(&h, offsetof(RawSectionHeader, header_crc)) != h.header_crc)
+    return make_error("image corrupted: section #{} at offset {}: header checksum mismatch", index_,
+                      section_offset_);
+  if (!known_type(h.type))
+    return make_error("image uses section type {} (section #{}) unknown to this osmo", h.type, index_);
+  if (h.length > kMaxSectionBytes || h.raw_length > kMaxSectionBytes ||
+      ((h.flags & kSectionLz4) == 0 && h.length != h.raw_length) || (h.flags & ~kSectionLz4) != 0)
+    return make_error("image corrupted: section #{} ({}) at offset {}: bad length/flags", index_,
+                      section_name(static_cast<SectionType>(h.type)), section_offset_);
+  cur_ = SectionHeader{static_cast<SectionType>(h.type), h.flags, h.length, h.raw_length,
+                       h.payload_crc};
+  have_cur_ = true;
+  return cur_;
+}
+
+Status ImageReader::read_payload_into(void* out, std::size_t n) {
+  if (!have_cur_) return make_error("internal: no current section");
+  if (n != cur_.raw_length)
+    return make_error("internal: payload buffer of {} bytes for a {}-byte section", n, cur_.raw_length);
+  void* dst = out;
+  if (cur_.flags & kSectionLz4) {
+    scratch_.resize(cur_.length);
+    dst = scratch_.data();
+  }
+  OSMO_ASSIGN_OR_RETURN(std::size_t got, read_full(dst, cur_.length));
+  const char* name = section_name(cur_.type);
+  if (got < cur_.length)
+    return make_error(
+        "image truncated: section #{} ({}) at offset {}: expected {} payload bytes, the stream "
+        "ended after {}",
+        index_, name, section_offset_, cur_.length, got);
+  std::uint32_t crc = crc32c(dst, cur_.length);
+  if (crc != cur_.payload_crc)
+    return make_error(
+        "image corrupted: section #{} ({}) at offset {}: checksum mismatch (stored {:08x}, computed "
+        "{:08x})",
+        index_, name, section_offset_, cur_.payload_crc, crc);
+  if (cur_.flags & kSectionLz4) {
+    int d = LZ4_decompress_safe(scratch_.data(), static_cast<char*>(out), static_cast<int>(cur_.length),
+                                static_cast<int>(n));
+    if (d < 0 || static_cast<std::size_t>(d) != n)
+      return make_error("image corrupted: section #{} ({}) at offset {}: bad LZ4 data", index_, name,
+                        section_offset_);
+  }
+  have_cur_ = false;
+  index_++;
+  totals_.sections++;
+  totals_.stored_bytes += kSectionHeaderSize + cur_.length;
+  totals_.raw_payload_bytes += n;
+  return ok_status();
+}
+
+Status ImageReader::read_payload(std::vector<std::uint8_t>* out) {
+  out->resize(cur_.raw_length);
+  SectionType t = cur_.type;
+  OSMO_TRY(read_payload_into(out->data(), out->size()));
+  if (t == SectionType::kEnd) return check_end(*out);
+  return ok_status();
+}
+
+Status ImageReader::check_end(const std::vector<std::uint8_t>& payload) {
+  Decoder d(payload.data(), payload.size(), "end");
+  OSMO_ASSIGN_OR_RETURN(std::uint64_t sections, d.u64());
+  OSMO_ASSIGN_OR_RETURN(std::uint64_t raw_bytes, d.u64());
+  OSMO_TRY(d.finish());
+  // The totals now include the END section itself; the writer counted only what came before.
+  std::uint64_t seen_sections = totals_.sections - 1;
+  std::uint64_t seen_bytes = totals_.raw_payload_bytes - payload.size();
+  if (sections != seen_sections || raw_bytes != seen_bytes)
+    return make_error(
+        "image corrupted: END records {} sections / {} payload bytes, the stream held {} / {}",
+        sections, raw_bytes, seen_sections, seen_bytes);
+  ended_ = true;
+  return ok_status();
+}
+
+}  // namespace osmo::ckpt

@@ -1,0 +1,171 @@
+// The osmo checkpoint image: a versioned, checksummed stream of typed sections, written and read
+// strictly sequentially so it can go through a file, a pipe or a socket (see docs/image-format.md).
+//
+//   header (32 bytes): magic "OSMOCKPT", version, header size, flags, header crc32c
+//   section*        : 32-byte section header (type, flags, stored length, raw length,
+//                     payload crc32c, header crc32c) followed by the payload
+//   END section     : section count and byte totals; a stream without it is truncated
+//
+// Section type numbers are part of the format: append only, never renumber. This file also holds
+// the little-endian Encoder/Decoder used for section payloads; every Decoder read is bounds
+// checked so a corrupted payload yields a precise error, never a crash.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/result.hpp"
+
+namespace osmo::ckpt {
+
+inline constexpr char kImageMagic[8] = {'O', 'S', 'M', 'O', 'C', 'K', 'P', 'T'};
+inline constexpr std::uint32_t kImageVersion = 1;
+inline constexpr std::size_t kImageHeaderSize = 32;
+inline constexpr std::size_t kSectionHeaderSize = 32;
+// A single section never exceeds this (page chunks are far smaller); a larger length in a header
+// means corruption, and the limit keeps a bad header from making us allocate gigabytes.
+inline constexpr std::uint64_t kMaxSectionBytes = 256ull << 20;
+
+// Append-only: these numbers are the format.
+enum class SectionType : std::uint32_t {
+  kTask = 1,      // pid, comm, exe, credentials, cwd, umask, rlimits, personality, clocks
+  kMm = 2,        // mm fields: code/data/brk/stack/arg/env bounds, auxv
+  kVmas = 3,      // the mappings and the page runs to populate
+  kRegs = 4,      // general registers, xstate (FPU/SSE/AVX/AVX-512), CPU feature mask
+  kSignals = 5,   // dispositions, blocked mask, pending signals, sigaltstack
+  kFds = 6,       // file descriptors
+  kTimers = 7,    // interval timers
+  kThreadMisc = 8,  // rseq, robust futex list, clear-tid address
+  kBlob = 16,     // a chunk of a carried file's content (memfd, deleted file, shared anon)
+  kPages = 17,    // a run of page contents
+  kEnd = 255,
+};
+
+const char* section_name(SectionType t);
+
+enum SectionFlags : std::uint32_t {
+  kSectionLz4 = 1u << 0,  // payload is an LZ4 block; raw_length is the decoded size
+};
+
+std::uint32_t crc32c(const void* data, std::size_t n, std::uint32_t seed = 0);
+
+// ---- payload encoding ----
+class Encoder {
+ public:
+  void u8(std::uint8_t v) { buf_.push_back(v); }
+  void u32(std::uint32_t v) { raw(&v, sizeof v); }
+  void u64(std::uint64_t v) { raw(&v, sizeof v); }
+  void i64(std::int64_t v) { raw(&v, sizeof v); }
+  void str(std::string_view s) {
+    u32(static_cast<std::uint32_t>(s.size()));
+    raw(s.data(), s.size());
+  }
+  void bytes(const std::vector<std::uint8_t>& b) {
+    u32(static_cast<std::uint32_t>(b.size()));
+    raw(b.data(), b.size());
+  }
+  void raw(const void* p, std::size_t n) {
+    auto* b = static_cast<const std::uint8_t*>(p);
+    buf_.insert(buf_.end(), b, b + n);
+  }
+  std::vector<std::uint8_t>& buffer() { return buf_; }
+
+ private:
+  std::vector<std::uint8_t> buf_;
+};
+
+class Decoder {
+ public:
+  Decoder(const std::uint8_t* p, std::size_t n, std::string what) : p_(p), n_(n), what_(std::move(what)) {}
+  Result<std::uint8_t> u8();
+  Result<std::uint32_t> u32();
+  Result<std::uint64_t> u64();
+  Result<std::int64_t> i64();
+  Result<std::string> str();
+  Result<std::vector<std::uint8_t>> bytes();
+  Status raw(void* out, std::size_t n);
+  // A count of items each at least `min_item_bytes` long; refuses counts the payload cannot hold.
+  Result<std::uint32_t> count(std::size_t min_item_bytes);
+  Status finish() const;  // refuses trailing bytes
+  std::size_t remaining() const { return n_ - off_; }
+
+ private:
+  Status need(std::size_t n) const;
+  const std::uint8_t* p_;
+  std::size_t n_;
+  std::size_t off_ = 0;
+  std::string what_;
+};
+
+// ---- streams ----
+struct SectionHeader {
+  SectionType type{};
+  std::uint32_t flags = 0;
+  std::uint64_t length = 0;      // stored payload bytes
+  std::uint64_t raw_length = 0;  // decoded payload bytes (== length unless compressed)
+  std::uint32_t payload_crc = 0;
+};
+
+struct ImageTotals {
+  std::uint64_t sections = 0;
+  std::uint64_t stored_bytes = 0;  // including headers
+  std::uint64_t raw_payload_bytes = 0;
+};
+
+class ImageWriter {
+ public:
+  explicit ImageWriter(int fd, bool compress = false) : fd_(fd), compress_(compress) {}
+  Status write_header();
+  // Writes one section; `parts` are concatenated to form the payload (so page data is written
+  // straight from the read buffer, without a copy).
+  Status write_section(SectionType type, const std::vector<std::pair<const void*, std::size_t>>& parts,
+                       bool compressible = false);
+  Status write_section(SectionType type, const std::vector<std::uint8_t>& payload) {
+    return write_section(type, {{payload.data(), payload.size()}});
+  }
+  Status write_end();
+  const ImageTotals& totals() const { return totals_; }
+
+ private:
+  Status write_all(const void* p, std::size_t n);
+  int fd_;
+  bool compress_;
+  std::uint64_t offset_ = 0;
+  ImageTotals totals_;
+  std::vector<char> scratch_;
+};
+
+class ImageReader {
+ public:
+  explicit ImageReader(int fd) : fd_(fd) {}
+  Result<std::uint32_t> read_header();  // returns the version
+  // Reads the next section header; the payload must then be consumed with read_payload.
+  Result<SectionHeader> next();
+  // Reads and verifies the current payload into `out` (resized to raw_length).
+  Status read_payload(std::vector<std::uint8_t>* out);
+  // Same, into caller memory of exactly raw_length bytes.
+  Status read_payload_into(void* out, std::size_t n);
+  // After END: totals recorded by the writer match what was read.
+  std::uint64_t section_index() const { return index_; }
+  std::uint64_t offset() const { return offset_; }
+  const ImageTotals& totals() const { return totals_; }
+  bool at_end() const { return ended_; }
+
+ private:
+  Result<std::size_t> read_full(void* p, std::size_t n);
+  Status check_end(const std::vector<std::uint8_t>& payload);
+  int fd_;
+  std::uint64_t offset_ = 0;
+  std::uint64_t index_ = 0;
+  std::uint64_t section_offset_ = 0;
+  SectionHeader cur_{};
+  bool have_cur_ = false;
+  bool ended_ = false;
+  ImageTotals totals_;
+  std::vector<char> scratch_;
+};
+
+}  // namespace osmo::ckpt

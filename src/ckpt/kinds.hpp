@@ -1,0 +1,180 @@
+// The kinds of state the engine carries, one source file each, behind a small operations table.
+// dump.cpp and restore.cpp only sequence these functions; they hold no kind-specific logic.
+//
+//   kind            file              section
+//   task/misc       misc.cpp          kTask      (creds, cwd, umask, rlimits, personality, clocks)
+//   mm fields       mm.cpp            kMm
+//   memory          mem.cpp           kVmas (+ kBlob, kPages streamed after the metadata)
+//   registers       regs.cpp          kRegs
+//   signals         signals.cpp       kSignals
+//   fds             fds.cpp           kFds
+//   timers          timers.cpp        kTimers
+//   rseq/futex/tid  thread_misc.cpp   kThreadMisc
+#pragma once
+
+#include <sys/types.h>
+
+#include <csignal>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "base/result.hpp"
+#include "base/unique_fd.hpp"
+#include "ckpt/ckpt.hpp"
+#include "ckpt/image.hpp"
+#include "ckpt/model.hpp"
+#include "ckpt/proc.hpp"
+#include "ckpt/ptrace.hpp"
+
+namespace osmo::ckpt {
+
+inline constexpr std::uint64_t kPageSize = 4096;
+
+// What the dump side knows while it holds the process.
+struct DumpContext {
+  pid_t pid = -1;  // in the caller's pid namespace
+  const CheckpointOptions* options = nullptr;
+  Tracee* tracee = nullptr;
+  std::uint64_t scratch = 0;  // a scratch page mapped in the process for injected syscalls
+  ProcStatus status;
+  std::vector<MapsEntry> maps;  // read after the process was stopped
+  std::vector<siginfo_t> stolen;  // signals taken off the thread while stopping it
+  std::uint64_t original_sigmask = 0;  // before we blocked everything for injection
+  user_regs_struct original_regs{};    // at the interrupt stop, before any injection
+  std::vector<std::uint8_t> original_xstate;
+  // Where each blob's content is read from (/proc/PID/fd/N or /proc/PID/map_files/A-B), and the
+  // file identity -> blob index, so one memfd mapped and open is carried once.
+  std::vector<std::string> blob_sources;
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> blob_ids;  // {dev, ino}
+  ProcessImage* img = nullptr;
+};
+
+// What the restore side knows while it builds the process.
+struct RestoreContext {
+  Tracee* tracee = nullptr;
+  pid_t pid = -1;  // in the caller's pid namespace
+  ProcessImage* img = nullptr;
+  std::uint64_t tramp = 0;       // trampoline: `syscall; int3` then a data area
+  std::uint64_t tramp_size = 0;
+  std::uint64_t data = 0;        // tramp + kTrampDataOffset: scratch for syscall arguments
+  std::vector<int> vma_fds;      // per image VMA: fd (in the new process) backing it, or -1
+  int exe_fd = -1;               // the executable, opened in the new process
+  int helper_fd_base = 0;        // every fd >= this in the new process is ours: closed at the end
+  std::uint64_t pages_written = 0;
+};
+inline constexpr std::uint64_t kTrampDataOffset = 64;
+inline constexpr std::uint64_t kTrampSize = 2 * kPageSize;
+
+struct KindOps {
+  const char* name;
+  SectionType section;
+  Status (*dump)(DumpContext&);
+  void (*encode)(const ProcessImage&, Encoder&);
+  Status (*decode)(Decoder&, ProcessImage&);
+  void (*describe)(const ProcessImage&, nlohmann::json&);
+};
+// In dump order (the order sections appear in the image).
+const std::vector<KindOps>& kinds();
+
+// Preflight: reads /proc only; returns a refusal reason before anything is touched.
+Status task_preflight(pid_t pid, const ProcStatus& st);
+Status mem_preflight(pid_t pid, const std::vector<MapsEntry>& maps);
+Status fds_preflight(pid_t pid, const CheckpointOptions& options);
+
+// ---- per kind (see each file) ----
+Status task_dump(DumpContext&);
+void task_encode(const ProcessImage&, Encoder&);
+Status task_decode(Decoder&, ProcessImage&);
+void task_describe(const ProcessImage&, nlohmann::json&);
+Status task_child_prepare(const ProcessImage&);  // runs in the new process, before it parks
+Status task_restore_limits(RestoreContext&);     // prlimit from outside
+Status task_restore_creds(RestoreContext&);      // injected, last before registers
+
+Status mm_dump(DumpContext&);
+void mm_encode(const ProcessImage&, Encoder&);
+Status mm_decode(Decoder&, ProcessImage&);
+void mm_describe(const ProcessImage&, nlohmann::json&);
+Status mm_restore(RestoreContext&);  // one PR_SET_MM_MAP
+
+Status mem_dump(DumpContext&);
+void mem_encode(const ProcessImage&, Encoder&);
+Status mem_decode(Decoder&, ProcessImage&);
+void mem_describe(const ProcessImage&, nlohmann::json&);
+Status mem_write_blobs(DumpContext&, ImageWriter&);
+Status mem_write_pages(DumpContext&, ImageWriter&, CheckpointStats*);
+Status mem_verify_files(const ProcessImage&, bool verify_inode);
+// Reads the BLOB sections following the metadata into memfds of the caller; `first` is the
+// section header already read. Returns the header of the first non-blob section.
+Result<SectionHeader> mem_read_blobs(ImageReader&, SectionHeader first, const ProcessImage&,
+                                     std::vector<UniqueFd>* blob_fds);
+// Opens (in the caller) the files the mappings need and the exe; verifies their identity.
+// vma_fds[i] is an index into *files or -1; *exe is an index or -1.
+Status mem_open_files(const ProcessImage&, const std::vector<UniqueFd>& blob_fds, bool verify_inode,
+                      std::vector<UniqueFd>* files, std::vector<int>* vma_fds, int* exe);
+Status mem_restore_layout(RestoreContext&);
+Result<SectionHeader> mem_restore_pages(RestoreContext&, ImageReader&, SectionHeader first);
+Status mem_restore_protect(RestoreContext&);
+
+Status regs_dump(DumpContext&);
+void regs_encode(const ProcessImage&, Encoder&);
+Status regs_decode(Decoder&, ProcessImage&);
+void regs_describe(const ProcessImage&, nlohmann::json&);
+Status regs_check_cpu(const ProcessImage&);
+std::uint64_t read_xcr0();
+
+Status sig_dump(DumpContext&);
+void sig_encode(const ProcessImage&, Encoder&);
+Status sig_decode(Decoder&, ProcessImage&);
+void sig_describe(const ProcessImage&, nlohmann::json&);
+Status sig_child_prepare(const ProcessImage&);  // dispositions + sigaltstack, in the new process
+Status sig_restore_pending(RestoreContext&);
+
+Status fds_dump(DumpContext&);
+void fds_encode(const ProcessImage&, Encoder&);
+Status fds_decode(Decoder&, ProcessImage&);
+void fds_describe(const ProcessImage&, nlohmann::json&);
+// An fd plan computed by the caller before the new process exists: for each recorded fd, where
+// its file comes from. `sources` are fds of the caller that the new process inherits.
+struct FdPlanEntry {
+  int target = -1;
+  enum class How { kInherit, kOpen, kDup } how = How::kOpen;
+  int source = -1;  // kInherit: fd of the caller; kDup: target fd to duplicate
+  bool cloexec = false;
+  std::string path;  // kOpen
+  std::uint32_t flags = 0;
+  std::uint64_t pos = 0;
+  bool seek = false;
+};
+Result<std::vector<FdPlanEntry>> fds_plan(const ProcessImage&, FdResolver&, bool verify_inode,
+                                          const std::vector<UniqueFd>& blob_fds,
+                                          std::vector<UniqueFd>* owned);
+// In the new process: installs the plan. `keep` lists fds that must survive (moved above the
+// targets; updated in place). Returns the first fd above every target.
+Result<int> fds_child_install(const std::vector<FdPlanEntry>& plan, std::vector<int*> keep);
+
+Status timers_dump(DumpContext&);
+void timers_encode(const ProcessImage&, Encoder&);
+Status timers_decode(Decoder&, ProcessImage&);
+void timers_describe(const ProcessImage&, nlohmann::json&);
+Status timers_restore(RestoreContext&);
+
+Status thread_dump(DumpContext&);
+void thread_encode(const ProcessImage&, Encoder&);
+Status thread_decode(Decoder&, ProcessImage&);
+void thread_describe(const ProcessImage&, nlohmann::json&);
+Status thread_restore(RestoreContext&);
+
+// Helpers shared by kinds.
+std::uint32_t add_blob(DumpContext& c, const std::string& name, const std::string& source,
+                       const FileIdentity& id);
+Result<FileIdentity> stat_identity(const std::string& path);
+Status verify_identity(const std::string& what, const std::string& path, const FileIdentity& want,
+                       bool verify_inode);
+void encode_identity(Encoder& e, const FileIdentity& f);
+Status decode_identity(Decoder& d, FileIdentity* f);
+std::string hex(std::uint64_t v);
+
+}  // namespace osmo::ckpt

@@ -1,0 +1,642 @@
+// Memory: the mappings, the vdso, carried blobs and the page contents.
+//
+// Dump: the mappings come from /proc/PID/maps (read while the process is stopped). Which pages to
+// carry comes from /proc/PID/pagemap: for anonymous mappings every present or swapped page; for
+// private file mappings only pages that are no longer the file's (PM_FILE clear: written, COW'd);
+// shared file mappings carry nothing (the file holds them). Shared anonymous memory, memfds and
+// deleted files travel as blobs (their whole content, read through map_files / fd). Page contents
+// are read with process_vm_readv in batches of up to kBatchBytes and written straight from the
+// batch buffer; pages that turn out to be all zero are dropped.
+//
+// Restore: the new process's own mappings are removed (except our trampoline and the vdso), the
+// vdso/vvar pieces are moved to where the image had them, every image mapping is created with
+// MAP_FIXED, the page runs are pre-faulted in bulk with MADV_POPULATE_WRITE (a fault costs ~12 µs
+// here; one per page would dominate), pages are written with process_vm_writev in large batches,
+// and finally protections are set to the image's.
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <map>
+
+#include "ckpt/faults.hpp"
+#include "ckpt/kinds.hpp"
+
+namespace osmo::ckpt {
+namespace {
+
+constexpr std::size_t kBatchBytes = 8u << 20;     // one PAGES section at most
+constexpr std::size_t kBlobChunk = 8u << 20;
+constexpr std::size_t kMaxIov = 1024;              // IOV_MAX
+constexpr std::uint64_t kPmPresent = 1ull << 63;
+constexpr std::uint64_t kPmSwapped = 1ull << 62;
+constexpr std::uint64_t kPmFile = 1ull << 61;
+constexpr std::uint64_t kPopulateGapPages = 16;    // runs closer than this are populated together
+
+bool is_special(VmaKind k) { return k == VmaKind::kVdso || k == VmaKind::kVvar || k == VmaKind::kVvarVclock; }
+bool carries_pages(VmaKind k) {
+  return k == VmaKind::kAnonPrivate || k == VmaKind::kFilePrivate || k == VmaKind::kBlobPrivate;
+}
+
+const char* vma_kind_name(VmaKind k) {
+  switch (k) {
+    case VmaKind::kAnonPrivate: return "anon";
+    case VmaKind::kFilePrivate: return "file-private";
+    case VmaKind::kFileShared: return "file-shared";
+    case VmaKind::kBlobPrivate: return "blob-private";
+    case VmaKind::kBlobShared: return "blob-shared";
+    case VmaKind::kVdso: return "vdso";
+    case VmaKind::kVvar: return "vvar";
+    case VmaKind::kVvarVclock: return "vvar_vclock";
+  }
+  return "?";
+}
+
+bool page_is_zero(const std::uint8_t* p) {
+  const auto* w = reinterpret_cast<const std::uint64_t*>(p);
+  for (std::size_t i = 0; i < kPageSize / 8; i += 8) {
+    if ((w[i] | w[i + 1] | w[i + 2] | w[i + 3] | w[i + 4] | w[i + 5] | w[i + 6] | w[i + 7]) != 0) return false;
+  }
+  return true;
+}
+
+// Page-aligned buffer for batches (process_vm_* and write() are happiest with it).
+struct PageBuffer {
+  std::uint8_t* p = nullptr;
+  std::size_t n = 0;
+  explicit PageBuffer(std::size_t bytes) : n(bytes) {
+    void* m = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    p = m == MAP_FAILED ? nullptr : static_cast<std::uint8_t*>(m);
+  }
+  ~PageBuffer() {
+    if (p != nullptr) ::munmap(p, n);
+  }
+  PageBuffer(const PageBuffer&) = delete;
+  PageBuffer& operator=(const PageBuffer&) = delete;
+};
+
+}  // namespace
+
+Status mem_preflight(pid_t, const std::vector<MapsEntry>& maps) {
+  for (const MapsEntry& m : maps) {
+    const std::string& n = m.name;
+    if (n.rfind("/SYSV", 0) == 0)
+      return make_error("SysV shared memory is attached at {:#x} (not supported)", m.start);
+    if (n.rfind("anon_inode:", 0) == 0 || n == "[io_uring]" || n == "[uprobes]")
+      return make_error("mapping {} at {:#x} is not supported", n, m.start);
+    if (n.rfind("/dev/", 0) == 0 && n != "/dev/zero" && n != "/dev/zero (deleted)")
+      return make_error("device mapping {} at {:#x} is not supported", n, m.start);
+  }
+  return ok_status();
+}
+
+std::uint32_t add_blob(DumpContext& c, const std::string& name, const std::string& source,
+                       const FileIdentity& id) {
+  for (std::size_t i = 0; i < c.blob_ids.size(); i++)
+    if (c.blob_ids[i].first == id.dev && c.blob_ids[i].second == id.ino) return static_cast<std::uint32_t>(i);
+  c.blob_ids.push_back({id.dev, id.ino});
+  c.blob_sources.push_back(source);
+  c.img->mem.blobs.push_back(BlobImage{name, id.size});
+  return static_cast<std::uint32_t>(c.img->mem.blobs.size() - 1);
+}
+
+namespace {
+
+// Appends the runs of pages to carry in [v.start, v.end) to *runs; returns how many pages.
+Result<std::uint64_t> scan_pagemap(int pagemap_fd, const VmaImage& v, std::vector<PageRun>* runs) {
+  bool anon = v.kind == VmaKind::kAnonPrivate;
+  std::vector<std::uint64_t> ents(64 * 1024);
+  std::uint64_t total = 0;
+  for (std::uint64_t a = v.start; a < v.end;) {
+    std::uint64_t npages = std::min<std::uint64_t>((v.end - a) / kPageSize, ents.size());
+    ssize_t r = ::pread(pagemap_fd, ents.data(), npages * 8, static_cast<off_t>(a / kPageSize * 8));
+    if (r < 0) return errno_error("cannot read pagemap at {:#x}", a);
+    std::uint64_t got = static_cast<std::uint64_t>(r) / 8;
+    if (got == 0) return make_error("short pagemap read at {:#x}", a);
+    for (std::uint64_t i = 0; i < got; i++) {
+      std::uint64_t e = ents[i];
+      bool take = anon ? (e & (kPmPresent | kPmSwapped)) != 0
+                       : ((e & kPmPresent) != 0 && (e & kPmFile) == 0) || (e & kPmSwapped) != 0;
+      if (!take) continue;
+      std::uint64_t addr = a + i * kPageSize;
+      if (!runs->empty() && runs->back().vaddr + runs->back().pages * kPageSize == addr &&
+          runs->back().vaddr >= v.start)
+        runs->back().pages++;
+      else
+        runs->push_back(PageRun{addr, 1});
+      total++;
+    }
+    a += got * kPageSize;
+  }
+  return total;
+}
+
+}  // namespace
+
+Status mem_dump(DumpContext& c) {
+  MemImage& m = c.img->mem;
+  m.vmas.clear();
+  m.runs.clear();
+  UniqueFd pagemap(::open(fmt::format("/proc/{}/pagemap", c.pid).c_str(), O_RDONLY | O_CLOEXEC));
+  if (!pagemap) return errno_error("cannot open /proc/{}/pagemap", c.pid);
+  for (const MapsEntry& e : c.maps) {
+    if (e.name == "[vsyscall]") continue;
+    VmaImage v;
+    v.start = e.start;
+    v.end = e.end;
+    v.prot = (e.r ? PROT_READ : 0) | (e.w ? PROT_WRITE : 0) | (e.x ? PROT_EXEC : 0);
+    v.pgoff = e.offset;
+    v.path = e.name;
+    std::string map_files = fmt::format("/proc/{}/map_files/{:x}-{:x}", c.pid, e.start, e.end);
+    if (e.name == "[vdso]") {
+      v.kind = VmaKind::kVdso;
+      m.vdso_bytes.resize(e.end - e.start);
+      OSMO_TRY(c.tracee->read_mem(e.start, m.vdso_bytes.data(), m.vdso_bytes.size()));
+    } else if (e.name == "[vvar]") {
+      v.kind = VmaKind::kVvar;
+    } else if (e.name == "[vvar_vclock]") {
+      v.kind = VmaKind::kVvarVclock;
+    } else if (e.name.empty() || e.name[0] == '[' || (e.name == "/dev/zero" && !e.shared)) {
+      if (e.shared) {
+        // Shared anonymous memory shows as "/dev/zero (deleted)"; an unnamed shared one would
+        // be a kernel we do not know.
+        return make_error("shared anonymous mapping {} at {:#x} of unknown kind", e.name, e.start);
+      }
+      v.kind = VmaKind::kAnonPrivate;
+      if (e.name == "[stack]") v.flags |= kVmaGrowsDown;
+    } else if (e.deleted() || e.name.rfind("/memfd:", 0) == 0) {
+      struct stat st {};
+      if (::stat(map_files.c_str(), &st) != 0) return errno_error("cannot stat {} ({})", map_files, e.name);
+      FileIdentity id{st.st_dev, st.st_ino, static_cast<std::uint64_t>(st.st_size), 0, st.st_mode};
+      v.kind = e.shared ? VmaKind::kBlobShared : VmaKind::kBlobPrivate;
+      v.blob = add_blob(c, e.name, map_files, id);
+    } else {
+      OSMO_ASSIGN_OR_RETURN(v.file, stat_identity(map_files));
+      v.kind = e.shared ? VmaKind::kFileShared : VmaKind::kFilePrivate;
+    }
+    if (carries_pages(v.kind)) {
+      OSMO_ASSIGN_OR_RETURN(v.pages_carried, scan_pagemap(pagemap.get(), v, &m.runs));
+    }
+    m.vmas.push_back(std::move(v));
+  }
+  return ok_status();
+}
+
+void mem_encode(const ProcessImage& img, Encoder& e) {
+  const MemImage& m = img.mem;
+  e.u32(static_cast<std::uint32_t>(m.vmas.size()));
+  for (const VmaImage& v : m.vmas) {
+    e.u64(v.start);
+    e.u64(v.end);
+    e.u32(v.prot);
+    e.u32(v.flags);
+    e.u32(static_cast<std::uint32_t>(v.kind));
+    e.u64(v.pgoff);
+    e.str(v.path);
+    encode_identity(e, v.file);
+    e.u32(v.blob);
+    e.u64(v.pages_carried);
+  }
+  e.u32(static_cast<std::uint32_t>(m.runs.size()));
+  for (const PageRun& r : m.runs) {
+    e.u64(r.vaddr);
+    e.u64(r.pages);
+  }
+  e.u32(static_cast<std::uint32_t>(m.blobs.size()));
+  for (const BlobImage& b : m.blobs) {
+    e.str(b.name);
+    e.u64(b.size);
+  }
+  e.bytes(m.vdso_bytes);
+}
+
+Status mem_decode(Decoder& d, ProcessImage& img) {
+  MemImage& m = img.mem;
+  OSMO_ASSIGN_OR_RETURN(std::uint32_t nv, d.count(64));
+  m.vmas.resize(nv);
+  std::uint64_t prev_end = 0;
+  for (VmaImage& v : m.vmas) {
+    OSMO_ASSIGN_OR_RETURN(v.start, d.u64());
+    OSMO_ASSIGN_OR_RETURN(v.end, d.u64());
+    OSMO_ASSIGN_OR_RETURN(v.prot, d.u32());
+    OSMO_ASSIGN_OR_RETURN(v.flags, d.u32());
+    OSMO_ASSIGN_OR_RETURN(std::uint32_t kind, d.u32());
+    if (kind < 1 || kind > 8) return make_error("image corrupted: mapping kind {}", kind);
+    v.kind = static_cast<VmaKind>(kind);
+    OSMO_ASSIGN_OR_RETURN(v.pgoff, d.u64());
+    OSMO_ASSIGN_OR_RETURN(v.path, d.str());
+    OSMO_TRY(decode_identity(d, &v.file));
+    OSMO_ASSIGN_OR_RETURN(v.blob, d.u32());
+    OSMO_ASSIGN_OR_RETURN(v.pages_carried, d.u64());
+    if (v.start >= v.end || v.start % kPageSize != 0 || v.end % kPageSize != 0 || v.start < prev_end)
+      return make_error("image corrupted: mapping {:#x}-{:#x} is malformed or out of order", v.start, v.end);
+    prev_end = v.end;
+  }
+  OSMO_ASSIGN_OR_RETURN(std::uint32_t nr, d.count(16));
+  m.runs.resize(nr);
+  for (PageRun& r : m.runs) {
+    OSMO_ASSIGN_OR_RETURN(r.vaddr, d.u64());
+    OSMO_ASSIGN_OR_RETURN(r.pages, d.u64());
+  }
+  OSMO_ASSIGN_OR_RETURN(std::uint32_t nb, d.count(12));
+  m.blobs.resize(nb);
+  for (BlobImage& b : m.blobs) {
+    OSMO_ASSIGN_OR_RETURN(b.name, d.str());
+    OSMO_ASSIGN_OR_RETURN(b.size, d.u64());
+  }
+  for (const VmaImage& v : m.vmas)
+    if ((v.kind == VmaKind::kBlobPrivate || v.kind == VmaKind::kBlobShared) && v.blob >= nb)
+      return make_error("image corrupted: mapping {:#x} names blob {} of {}", v.start, v.blob, nb);
+  OSMO_ASSIGN_OR_RETURN(m.vdso_bytes, d.bytes());
+  return d.finish();
+}
+
+void mem_describe(const ProcessImage& img, nlohmann::json& j) {
+  const MemImage& m = img.mem;
+  auto& a = j["mappings"];
+  a = nlohmann::json::array();
+  std::uint64_t carried = 0;
+  for (const VmaImage& v : m.vmas) {
+    std::string prot = fmt::format("{}{}{}", (v.prot & PROT_READ) ? 'r' : '-', (v.prot & PROT_WRITE) ? 'w' : '-',
+                                   (v.prot & PROT_EXEC) ? 'x' : '-');
+    nlohmann::json o{{"start", hex(v.start)},       {"end", hex(v.end)},
+                     {"size", v.end - v.start},     {"prot", prot},
+                     {"kind", vma_kind_name(v.kind)}, {"pages_carried", v.pages_carried}};
+    if (!v.path.empty()) o["path"] = v.path;
+    if (v.pgoff != 0) o["offset"] = hex(v.pgoff);
+    if (v.flags & kVmaGrowsDown) o["growsdown"] = true;
+    if (v.kind == VmaKind::kBlobPrivate || v.kind == VmaKind::kBlobShared) o["blob"] = v.blob;
+    carried += v.pages_carried;
+    a.push_back(std::move(o));
+  }
+  j["pages"] = {{"runs", m.runs.size()}, {"present_pages", carried}};
+  auto& b = j["blobs"];
+  b = nlohmann::json::array();
+  for (const BlobImage& bl : m.blobs) b.push_back({{"name", bl.name}, {"size", bl.size}});
+  j["vdso_bytes"] = m.vdso_bytes.size();
+}
+
+// ---- dump: streaming ----
+Status mem_write_blobs(DumpContext& c, ImageWriter& w) {
+  std::vector<std::uint8_t> buf(kBlobChunk);
+  for (std::size_t i = 0; i < c.blob_sources.size(); i++) {
+    UniqueFd fd(::open(c.blob_sources[i].c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd) return errno_error("cannot open {} to carry its content", c.blob_sources[i]);
+    std::uint64_t size = c.img->mem.blobs[i].size;
+    for (std::uint64_t off = 0; off < size;) {
+      std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), size - off));
+      ssize_t r = ::pread(fd.get(), buf.data(), want, static_cast<off_t>(off));
+      if (r < 0) return errno_error("cannot read {} at {}", c.blob_sources[i], off);
+      if (r == 0) return make_error("{} shrank to {} bytes while being read", c.blob_sources[i], off);
+      std::uint8_t hdr[12];
+      auto idx = static_cast<std::uint32_t>(i);
+      std::memcpy(hdr, &idx, 4);
+      std::memcpy(hdr + 4, &off, 8);
+      OSMO_TRY(w.write_section(SectionType::kBlob, {{hdr, sizeof hdr}, {buf.data(), static_cast<std::size_t>(r)}},
+                               true));
+      off += static_cast<std::uint64_t>(r);
+    }
+  }
+  return ok_status();
+}
+
+Status mem_write_pages(DumpContext& c, ImageWriter& w, CheckpointStats* stats) {
+  PageBuffer buf(kBatchBytes);
+  if (buf.p == nullptr) return errno_error("cannot allocate the {}-byte page buffer", kBatchBytes);
+  const auto& runs = c.img->mem.runs;
+  std::size_t ri = 0;
+  std::uint64_t ri_off = 0;  // pages of runs[ri] already done
+  std::uint64_t written = 0, scanned = 0;
+  bool faulted = false;
+  std::vector<iovec> remote;
+  std::vector<PageRun> batch_runs;
+  while (ri < runs.size()) {
+    // Gather up to kBatchBytes of runs into one process_vm_readv.
+    remote.clear();
+    batch_runs.clear();
+    std::size_t bytes = 0;
+    while (ri < runs.size() && bytes < buf.n && remote.size() < kMaxIov) {
+      std::uint64_t left = runs[ri].pages - ri_off;
+      std::uint64_t take = std::min<std::uint64_t>(left, (buf.n - bytes) / kPageSize);
+      std::uint64_t addr = runs[ri].vaddr + ri_off * kPageSize;
+      remote.push_back({reinterpret_cast<void*>(addr), take * kPageSize});
+      batch_runs.push_back({addr, take});
+      bytes += take * kPageSize;
+      ri_off += take;
+      if (ri_off == runs[ri].pages) {
+        ri++;
+        ri_off = 0;
+      }
+    }
+    iovec local{buf.p, bytes};
+    ssize_t r = process_vm_readv(c.pid, &local, 1, remote.data(), remote.size(), 0);
+    if (r < 0) return errno_error("cannot read {} bytes of memory of pid {}", bytes, c.pid);
+    if (static_cast<std::size_t>(r) != bytes)
+      return make_error("short read of memory of pid {} ({} of {} bytes)", c.pid, r, bytes);
+    // Split into runs of non-zero pages: the section is [nruns][runs...][data...].
+    std::vector<PageRun> out_runs;
+    std::vector<std::pair<const void*, std::size_t>> parts;
+    parts.push_back({nullptr, 0});  // header placeholder
+    std::size_t off = 0;
+    for (const PageRun& br : batch_runs) {
+      for (std::uint64_t p = 0; p < br.pages; p++, off += kPageSize) {
+        if (page_is_zero(buf.p + off)) continue;
+        std::uint64_t addr = br.vaddr + p * kPageSize;
+        if (!out_runs.empty() && out_runs.back().vaddr + out_runs.back().pages * kPageSize == addr &&
+            static_cast<const std::uint8_t*>(parts.back().first) + parts.back().second == buf.p + off) {
+          out_runs.back().pages++;
+          parts.back().second += kPageSize;
+        } else {
+          out_runs.push_back({addr, 1});
+          parts.push_back({buf.p + off, kPageSize});
+        }
+        written++;
+      }
+    }
+    scanned += bytes / kPageSize;
+    if (!out_runs.empty()) {
+      std::vector<std::uint8_t> hdr(4 + out_runs.size() * 16);
+      auto n = static_cast<std::uint32_t>(out_runs.size());
+      std::memcpy(hdr.data(), &n, 4);
+      std::memcpy(hdr.data() + 4, out_runs.data(), out_runs.size() * 16);
+      parts[0] = {hdr.data(), hdr.size()};
+      OSMO_TRY(w.write_section(SectionType::kPages, parts, true));
+    }
+    if (!faulted) {
+      faulted = true;
+      OSMO_TRY(fault("dump.pages"));
+    }
+  }
+  c.img->mem.pages_written = written;
+  if (stats != nullptr) {
+    stats->pages_scanned = scanned;
+    stats->pages_written = written;
+  }
+  return ok_status();
+}
+
+// ---- restore ----
+Status mem_verify_files(const ProcessImage& img, bool verify_inode) {
+  for (const VmaImage& v : img.mem.vmas)
+    if (v.kind == VmaKind::kFilePrivate || v.kind == VmaKind::kFileShared)
+      OSMO_TRY(verify_identity(fmt::format("mapped file (at {:#x})", v.start), v.path, v.file, verify_inode));
+  return ok_status();
+}
+
+Result<SectionHeader> mem_read_blobs(ImageReader& r, SectionHeader h, const ProcessImage& img,
+                                     std::vector<UniqueFd>* blob_fds) {
+  for (const BlobImage& b : img.mem.blobs) {
+    std::string name = b.name.substr(0, 200);
+    if (name.rfind("/memfd:", 0) == 0) name = name.substr(7);
+    UniqueFd fd(static_cast<int>(::syscall(SYS_memfd_create, name.c_str(), MFD_CLOEXEC)));
+    if (!fd) return errno_error("cannot create a memfd for blob {}", b.name);
+    if (::ftruncate(fd.get(), static_cast<off_t>(b.size)) != 0)
+      return errno_error("cannot size the memfd for blob {} to {}", b.name, b.size);
+    blob_fds->push_back(std::move(fd));
+  }
+  std::vector<std::uint8_t> payload;
+  while (h.type == SectionType::kBlob) {
+    OSMO_TRY(r.read_payload(&payload));
+    Decoder d(payload.data(), payload.size(), "blob");
+    OSMO_ASSIGN_OR_RETURN(std::uint32_t idx, d.u32());
+    OSMO_ASSIGN_OR_RETURN(std::uint64_t off, d.u64());
+    if (idx >= blob_fds->size() || off + d.remaining() > img.mem.blobs[idx].size)
+      return make_error("image corrupted: blob chunk {}@{} out of range", idx, off);
+    const std::uint8_t* data = payload.data() + 12;
+    std::size_t n = d.remaining();
+    while (n > 0) {
+      ssize_t w = ::pwrite((*blob_fds)[idx].get(), data, n, static_cast<off_t>(off));
+      if (w < 0) return errno_error("cannot write blob {} content", idx);
+      data += w;
+      off += static_cast<std::uint64_t>(w);
+      n -= static_cast<std::size_t>(w);
+    }
+    OSMO_ASSIGN_OR_RETURN(h, r.next());
+  }
+  return h;
+}
+
+Status mem_open_files(const ProcessImage& img, const std::vector<UniqueFd>& blob_fds, bool verify_inode,
+                      std::vector<UniqueFd>* files, std::vector<int>* vma_fds, int* exe) {
+  std::map<std::string, int> by_key;
+  vma_fds->assign(img.mem.vmas.size(), -1);
+  for (std::size_t i = 0; i < img.mem.vmas.size(); i++) {
+    const VmaImage& v = img.mem.vmas[i];
+    if (v.kind == VmaKind::kFilePrivate || v.kind == VmaKind::kFileShared) {
+      bool rw = v.kind == VmaKind::kFileShared && (v.prot & PROT_WRITE);
+      std::string key = (rw ? "w:" : "r:") + v.path;
+      auto it = by_key.find(key);
+      if (it == by_key.end()) {
+        OSMO_TRY(verify_identity(fmt::format("mapped file (at {:#x})", v.start), v.path, v.file, verify_inode));
+        UniqueFd fd(::open(v.path.c_str(), (rw ? O_RDWR : O_RDONLY) | O_CLOEXEC));
+        if (!fd) return errno_error("cannot open mapped file {}", v.path);
+        files->push_back(std::move(fd));
+        it = by_key.emplace(key, static_cast<int>(files->size() - 1)).first;
+      }
+      (*vma_fds)[i] = it->second;
+    } else if (v.kind == VmaKind::kBlobPrivate || v.kind == VmaKind::kBlobShared) {
+      std::string key = fmt::format("blob:{}", v.blob);
+      auto it = by_key.find(key);
+      if (it == by_key.end()) {
+        UniqueFd fd(::fcntl(blob_fds[v.blob].get(), F_DUPFD_CLOEXEC, 3));
+        if (!fd) return errno_error("cannot duplicate blob {}", v.blob);
+        files->push_back(std::move(fd));
+        it = by_key.emplace(key, static_cast<int>(files->size() - 1)).first;
+      }
+      (*vma_fds)[i] = it->second;
+    }
+  }
+  *exe = -1;
+  const TaskImage& t = img.task;
+  if (!t.exe_path.empty() && t.exe_path.find(" (deleted)") == std::string::npos) {
+    OSMO_TRY(verify_identity("executable", t.exe_path, t.exe_id, verify_inode));
+    UniqueFd fd(::open(t.exe_path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd) return errno_error("cannot open the executable {}", t.exe_path);
+    files->push_back(std::move(fd));
+    *exe = static_cast<int>(files->size() - 1);
+  }
+  return ok_status();
+}
+
+namespace {
+
+bool overlaps(std::uint64_t a0, std::uint64_t a1, std::uint64_t b0, std::uint64_t b1) { return a0 < b1 && b0 < a1; }
+
+}  // namespace
+
+Status mem_restore_layout(RestoreContext& c) {
+  Tracee& t = *c.tracee;
+  const MemImage& m = c.img->mem;
+  OSMO_ASSIGN_OR_RETURN(std::vector<MapsEntry> own, read_maps(c.pid));
+  // 1. Remove everything of the new process except the trampoline and the vdso pieces.
+  std::map<std::string, MapsEntry> special;
+  for (const MapsEntry& e : own) {
+    if (e.name == "[vsyscall]") continue;
+    if (e.name == "[vdso]" || e.name == "[vvar]" || e.name == "[vvar_vclock]") {
+      special[e.name] = e;
+      continue;
+    }
+    if (overlaps(e.start, e.end, c.tramp, c.tramp + c.tramp_size)) continue;
+    OSMO_TRY(t.syscall_ok("munmap (own mapping)", SYS_munmap, e.start, e.end - e.start));
+  }
+  OSMO_TRY(fault("restore.unmap"));
+
+  // 2. The vdso pieces go where the image had them. Same kernel build required: compare bytes.
+  std::vector<const VmaImage*> want;
+  for (const VmaImage& v : m.vmas)
+    if (is_special(v.kind)) want.push_back(&v);
+  auto name_of = [](VmaKind k) {
+    return k == VmaKind::kVdso ? std::string("[vdso]") : k == VmaKind::kVvar ? std::string("[vvar]") : std::string("[vvar_vclock]");
+  };
+  for (const VmaImage* v : want) {
+    auto it = special.find(name_of(v->kind));
+    if (it == special.end())
+      return make_error("this kernel has no {} mapping but the image has one", name_of(v->kind));
+    if (it->second.end - it->second.start != v->end - v->start)
+      return make_error("{} is {} bytes on this kernel, {} in the image (different vdso layout)", name_of(v->kind),
+                        it->second.end - it->second.start, v->end - v->start);
+  }
+  if (auto it = special.find("[vdso]"); it != special.end() && !m.vdso_bytes.empty()) {
+    std::vector<std::uint8_t> here(it->second.end - it->second.start);
+    OSMO_TRY(t.read_mem(it->second.start, here.data(), here.size()));
+    if (here != m.vdso_bytes)
+      return make_error("the [vdso] of this kernel differs from the image's (a different kernel build)");
+  }
+  // Park all pieces in a free area first, so no move collides with a piece not yet moved.
+  std::uint64_t total = 0;
+  for (auto& [n, e] : special) total += e.end - e.start;
+  std::uint64_t park = 0;
+  for (std::uint64_t cand = 1ull << 32; cand < (1ull << 46); cand += 1ull << 30) {
+    bool ok = !overlaps(cand, cand + total, c.tramp, c.tramp + c.tramp_size);
+    for (const VmaImage& v : m.vmas) ok = ok && !overlaps(cand, cand + total, v.start, v.end);
+    for (auto& [n, e] : special) ok = ok && !overlaps(cand, cand + total, e.start, e.end);
+    if (ok) {
+      park = cand;
+      break;
+    }
+  }
+  if (park == 0) return make_error("no free address range to move the vdso through");
+  std::map<std::string, std::uint64_t> parked;
+  std::uint64_t off = 0;
+  for (auto& [n, e] : special) {
+    std::uint64_t len = e.end - e.start;
+    OSMO_TRY(t.syscall_ok("mremap (park vdso)", SYS_mremap, e.start, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, park + off));
+    parked[n] = park + off;
+    off += len;
+  }
+  for (const VmaImage* v : want) {
+    std::string n = name_of(v->kind);
+    std::uint64_t len = v->end - v->start;
+    OSMO_TRY(t.syscall_ok("mremap (place vdso)", SYS_mremap, parked[n], len, len, MREMAP_MAYMOVE | MREMAP_FIXED, v->start));
+    parked.erase(n);
+  }
+  for (auto& [n, addr] : parked)  // pieces the image does not have (the process had unmapped them)
+    OSMO_TRY(t.syscall_ok("munmap (vdso piece)", SYS_munmap, addr, special[n].end - special[n].start));
+  OSMO_TRY(fault("restore.vdso"));
+
+  // 3. Create every mapping; writable for now where pages will be written.
+  for (std::size_t i = 0; i < m.vmas.size(); i++) {
+    const VmaImage& v = m.vmas[i];
+    if (is_special(v.kind)) continue;
+    std::uint64_t prot = v.prot | (v.pages_carried > 0 ? PROT_WRITE : 0);
+    std::uint64_t flags = MAP_FIXED;
+    std::int64_t fd = -1;
+    switch (v.kind) {
+      case VmaKind::kAnonPrivate: flags |= MAP_PRIVATE | MAP_ANONYMOUS; break;
+      case VmaKind::kFilePrivate:
+      case VmaKind::kBlobPrivate: flags |= MAP_PRIVATE; fd = c.vma_fds[i]; break;
+      case VmaKind::kFileShared:
+      case VmaKind::kBlobShared: flags |= MAP_SHARED; fd = c.vma_fds[i]; break;
+      default: break;
+    }
+    if (v.flags & kVmaGrowsDown) flags |= MAP_GROWSDOWN;
+    if (fd < 0 && (flags & MAP_ANONYMOUS) == 0)
+      return make_error("internal: no fd for mapping {:#x} ({})", v.start, v.path);
+    auto rv = t.syscall(SYS_mmap, v.start, v.end - v.start, prot, flags, static_cast<std::uint64_t>(fd), v.pgoff);
+    if (!rv.ok()) return rv.take_error();
+    if (static_cast<std::uint64_t>(*rv) != v.start)
+      return Error{*rv < 0 && *rv > -4096 ? static_cast<int>(-*rv) : 0,
+                   fmt::format("cannot map {:#x}-{:#x} ({} {}) in restored pid {}", v.start, v.end,
+                               vma_kind_name(v.kind), v.path, c.pid)};
+  }
+  OSMO_TRY(fault("restore.mm"));
+
+  // 4. Pre-fault the pages we are about to write, in bulk (see the file comment).
+  const auto& runs = m.runs;
+  for (std::size_t i = 0; i < runs.size();) {
+    std::uint64_t start = runs[i].vaddr, end = runs[i].vaddr + runs[i].pages * kPageSize;
+    // The VMA holding this run bounds the merge (populating across mappings could fail).
+    std::uint64_t vma_end = end;
+    for (const VmaImage& v : m.vmas)
+      if (v.start <= start && start < v.end) vma_end = v.end;
+    std::size_t j = i + 1;
+    while (j < runs.size() && runs[j].vaddr < vma_end && runs[j].vaddr <= end + kPopulateGapPages * kPageSize) {
+      end = runs[j].vaddr + runs[j].pages * kPageSize;
+      j++;
+    }
+    OSMO_TRY(t.syscall_ok("madvise(MADV_POPULATE_WRITE)", SYS_madvise, start, end - start, MADV_POPULATE_WRITE));
+    i = j;
+  }
+  return ok_status();
+}
+
+Result<SectionHeader> mem_restore_pages(RestoreContext& c, ImageReader& r, SectionHeader h) {
+  PageBuffer buf(kBatchBytes + 64 * 1024);
+  if (buf.p == nullptr) return errno_error("cannot allocate the page buffer");
+  bool faulted = false;
+  std::vector<iovec> remote;
+  while (h.type == SectionType::kPages) {
+    if (h.raw_length > buf.n) return make_error("image corrupted: PAGES section of {} bytes", h.raw_length);
+    OSMO_TRY(r.read_payload_into(buf.p, h.raw_length));
+    std::uint32_t n;
+    std::memcpy(&n, buf.p, 4);
+    std::size_t table = 4 + static_cast<std::size_t>(n) * 16;
+    if (table > h.raw_length) return make_error("image corrupted: PAGES section claims {} runs", n);
+    std::uint64_t data_bytes = h.raw_length - table;
+    remote.clear();
+    std::uint64_t sum = 0;
+    for (std::uint32_t i = 0; i < n; i++) {
+      PageRun run;
+      std::memcpy(&run, buf.p + 4 + i * 16, 16);
+      remote.push_back({reinterpret_cast<void*>(run.vaddr), run.pages * kPageSize});
+      sum += run.pages * kPageSize;
+    }
+    if (sum != data_bytes)
+      return make_error("image corrupted: PAGES section runs cover {} bytes, it holds {}", sum, data_bytes);
+    std::uint8_t* data = buf.p + table;
+    for (std::size_t i = 0; i < remote.size(); i += kMaxIov) {
+      std::size_t cnt = std::min(kMaxIov, remote.size() - i);
+      std::size_t bytes = 0;
+      for (std::size_t k = i; k < i + cnt; k++) bytes += remote[k].iov_len;
+      iovec local{data, bytes};
+      ssize_t w = process_vm_writev(c.pid, &local, 1, remote.data() + i, cnt, 0);
+      if (w < 0 || static_cast<std::size_t>(w) != bytes)
+        return errno_error("cannot write {} bytes of pages at {:#x} into restored pid {}", bytes,
+                           reinterpret_cast<std::uint64_t>(remote[i].iov_base), c.pid);
+      data += bytes;
+    }
+    c.pages_written += data_bytes / kPageSize;
+    if (!faulted) {
+      faulted = true;
+      OSMO_TRY(fault("restore.pages"));
+    }
+    OSMO_ASSIGN_OR_RETURN(h, r.next());
+  }
+  return h;
+}
+
+Status mem_restore_protect(RestoreContext& c) {
+  for (const VmaImage& v : c.img->mem.vmas) {
+    if (is_special(v.kind) || v.pages_carried == 0 || (v.prot & PROT_WRITE)) continue;
+    OSMO_TRY(c.tracee->syscall_ok("mprotect", SYS_mprotect, v.start, v.end - v.start, v.prot));
+  }
+  return ok_status();
+}
+
+}  // namespace osmo::ckpt

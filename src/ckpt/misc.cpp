@@ -1,0 +1,257 @@
+// Task-wide state: identity (pid, comm, exe), credentials, cwd, umask, personality, rlimits, and
+// the clocks the process saw at dump (for the time namespace at restore). Also the operations
+// table of all kinds and small helpers they share.
+#include <fcntl.h>
+#include <sys/personality.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sstream>
+
+#include "ckpt/faults.hpp"
+#include "ckpt/kinds.hpp"
+
+namespace osmo::ckpt {
+
+const std::vector<KindOps>& kinds() {
+  static const std::vector<KindOps> kKinds = {
+      {"task", SectionType::kTask, task_dump, task_encode, task_decode, task_describe},
+      {"mm", SectionType::kMm, mm_dump, mm_encode, mm_decode, mm_describe},
+      {"regs", SectionType::kRegs, regs_dump, regs_encode, regs_decode, regs_describe},
+      {"signals", SectionType::kSignals, sig_dump, sig_encode, sig_decode, sig_describe},
+      {"fds", SectionType::kFds, fds_dump, fds_encode, fds_decode, fds_describe},
+      {"timers", SectionType::kTimers, timers_dump, timers_encode, timers_decode, timers_describe},
+      {"thread-misc", SectionType::kThreadMisc, thread_dump, thread_encode, thread_decode,
+       thread_describe},
+      // Memory last: its dump reads the final maps, and its pages follow the metadata.
+      {"vmas", SectionType::kVmas, mem_dump, mem_encode, mem_decode, mem_describe},
+  };
+  return kKinds;
+}
+
+std::string hex(std::uint64_t v) { return fmt::format("{:#x}", v); }
+
+Result<FileIdentity> stat_identity(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return errno_error("cannot stat {}", path);
+  FileIdentity f;
+  f.dev = st.st_dev;
+  f.ino = st.st_ino;
+  f.size = static_cast<std::uint64_t>(st.st_size);
+  f.mtime_ns = static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
+  f.mode = st.st_mode;
+  return f;
+}
+
+Status verify_identity(const std::string& what, const std::string& path, const FileIdentity& want,
+                       bool verify_inode) {
+  auto got = stat_identity(path);
+  if (!got.ok()) return Error{got.error().code, fmt::format("{} {} is gone", what, path)};
+  if (got->size != want.size || got->mtime_ns != want.mtime_ns)
+    return make_error("{} {} changed since the checkpoint (size {} -> {}, mtime {} -> {})", what, path,
+                      want.size, got->size, want.mtime_ns, got->mtime_ns);
+  if (verify_inode && (got->ino != want.ino || got->dev != want.dev))
+    return make_error("{} {} is a different file than at checkpoint (dev:inode {}:{} -> {}:{})", what,
+                      path, want.dev, want.ino, got->dev, got->ino);
+  return ok_status();
+}
+
+void encode_identity(Encoder& e, const FileIdentity& f) {
+  e.u64(f.dev);
+  e.u64(f.ino);
+  e.u64(f.size);
+  e.i64(f.mtime_ns);
+  e.u32(f.mode);
+}
+Status decode_identity(Decoder& d, FileIdentity* f) {
+  OSMO_ASSIGN_OR_RETURN(f->dev, d.u64());
+  OSMO_ASSIGN_OR_RETURN(f->ino, d.u64());
+  OSMO_ASSIGN_OR_RETURN(f->size, d.u64());
+  OSMO_ASSIGN_OR_RETURN(f->mtime_ns, d.i64());
+  OSMO_ASSIGN_OR_RETURN(f->mode, d.u32());
+  return ok_status();
+}
+
+Status task_preflight(pid_t pid, const ProcStatus& st) {
+  if (pid == ::getpid()) return make_error("it is this osmo process itself");
+  if (st.state == 'Z' || st.state == 'X') return make_error("it is a zombie (exited, not reaped)");
+  if (st.state == 'T' || st.state == 't')
+    return make_error("it is stopped (state {}); continue it first", st.state);
+  if (st.threads != 1)
+    return make_error("it has {} threads (only single-threaded processes are supported)", st.threads);
+  if (st.tracer_pid != 0) return make_error("it is already traced by pid {}", st.tracer_pid);
+  auto cwd = read_link(fmt::format("/proc/{}/cwd", pid));
+  if (!cwd.ok()) return cwd.take_error();
+  if (cwd->size() > 10 && cwd->compare(cwd->size() - 10, 10, " (deleted)") == 0)
+    return make_error("its working directory {} was deleted", *cwd);
+  return ok_status();
+}
+
+namespace {
+
+std::int64_t clock_ns(clockid_t c) {
+  timespec ts{};
+  ::clock_gettime(c, &ts);
+  return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+// Offsets of the time namespace `pid` lives in, so we record the clocks as *it* sees them.
+void timens_offsets(pid_t pid, std::int64_t* mono, std::int64_t* boot) {
+  *mono = *boot = 0;
+  auto text = read_text_file(fmt::format("/proc/{}/timens_offsets", pid));
+  if (!text.ok()) return;
+  std::istringstream in(*text);
+  std::string name;
+  long long s, ns;
+  while (in >> name >> s >> ns) {
+    std::int64_t v = s * 1'000'000'000LL + ns;
+    if (name == "monotonic" || name == "1") *mono = v;
+    if (name == "boottime" || name == "7") *boot = v;
+  }
+}
+
+}  // namespace
+
+Status task_dump(DumpContext& c) {
+  TaskImage& t = c.img->task;
+  t.pid = c.status.nspid.back();
+  OSMO_ASSIGN_OR_RETURN(std::string comm, read_text_file(fmt::format("/proc/{}/comm", c.pid)));
+  while (!comm.empty() && comm.back() == '\n') comm.pop_back();
+  t.comm = comm;
+  OSMO_ASSIGN_OR_RETURN(t.exe_path, read_link(fmt::format("/proc/{}/exe", c.pid)));
+  OSMO_ASSIGN_OR_RETURN(t.exe_id, stat_identity(fmt::format("/proc/{}/exe", c.pid)));
+  OSMO_ASSIGN_OR_RETURN(t.cwd, read_link(fmt::format("/proc/{}/cwd", c.pid)));
+  t.umask = c.status.umask;
+  OSMO_ASSIGN_OR_RETURN(std::string pers, read_text_file(fmt::format("/proc/{}/personality", c.pid)));
+  t.personality = static_cast<std::uint32_t>(std::stoul(pers, nullptr, 16));
+  for (int i = 0; i < 3; i++) {
+    t.uid[i] = c.status.uid[i];
+    t.gid[i] = c.status.gid[i];
+  }
+  t.groups = c.status.groups;
+  for (int r = 0; r < RLIM_NLIMITS; r++) {
+    rlimit lim{};
+    if (::prlimit(c.pid, static_cast<__rlimit_resource>(r), nullptr, &lim) != 0)
+      return errno_error("cannot read rlimit {} of pid {}", r, c.pid);
+    t.rlimits.push_back({lim.rlim_cur, lim.rlim_max});
+  }
+  std::int64_t mono_off, boot_off;
+  timens_offsets(c.pid, &mono_off, &boot_off);
+  t.monotonic_ns = clock_ns(CLOCK_MONOTONIC) + mono_off;
+  t.boottime_ns = clock_ns(CLOCK_BOOTTIME) + boot_off;
+  return fault("dump.misc");
+}
+
+void task_encode(const ProcessImage& img, Encoder& e) {
+  const TaskImage& t = img.task;
+  e.u32(static_cast<std::uint32_t>(t.pid));
+  e.str(t.comm);
+  e.str(t.exe_path);
+  encode_identity(e, t.exe_id);
+  e.str(t.cwd);
+  e.u32(t.umask);
+  e.u32(t.personality);
+  for (int i = 0; i < 3; i++) e.u32(t.uid[i]);
+  for (int i = 0; i < 3; i++) e.u32(t.gid[i]);
+  e.u32(static_cast<std::uint32_t>(t.groups.size()));
+  for (auto g : t.groups) e.u32(g);
+  e.u32(static_cast<std::uint32_t>(t.rlimits.size()));
+  for (auto& r : t.rlimits) {
+    e.u64(r[0]);
+    e.u64(r[1]);
+  }
+  e.i64(t.monotonic_ns);
+  e.i64(t.boottime_ns);
+}
+
+Status task_decode(Decoder& d, ProcessImage& img) {
+  TaskImage& t = img.task;
+  OSMO_ASSIGN_OR_RETURN(std::uint32_t pid, d.u32());
+  t.pid = static_cast<std::int32_t>(pid);
+  OSMO_ASSIGN_OR_RETURN(t.comm, d.str());
+  OSMO_ASSIGN_OR_RETURN(t.exe_path, d.str());
+  OSMO_TRY(decode_identity(d, &t.exe_id));
+  OSMO_ASSIGN_OR_RETURN(t.cwd, d.str());
+  OSMO_ASSIGN_OR_RETURN(t.umask, d.u32());
+  OSMO_ASSIGN_OR_RETURN(t.personality, d.u32());
+  for (int i = 0; i < 3; i++) {
+    OSMO_ASSIGN_OR_RETURN(t.uid[i], d.u32());
+  }
+  for (int i = 0; i < 3; i++) {
+    OSMO_ASSIGN_OR_RETURN(t.gid[i], d.u32());
+  }
+  OSMO_ASSIGN_OR_RETURN(std::uint32_t ng, d.count(4));
+  t.groups.resize(ng);
+  for (auto& g : t.groups) {
+    OSMO_ASSIGN_OR_RETURN(g, d.u32());
+  }
+  OSMO_ASSIGN_OR_RETURN(std::uint32_t nr, d.count(16));
+  t.rlimits.resize(nr);
+  for (auto& r : t.rlimits) {
+    OSMO_ASSIGN_OR_RETURN(r[0], d.u64());
+    OSMO_ASSIGN_OR_RETURN(r[1], d.u64());
+  }
+  OSMO_ASSIGN_OR_RETURN(t.monotonic_ns, d.i64());
+  OSMO_ASSIGN_OR_RETURN(t.boottime_ns, d.i64());
+  if (t.pid <= 0) return make_error("image corrupted: task pid {}", t.pid);
+  return d.finish();
+}
+
+void task_describe(const ProcessImage& img, nlohmann::json& j) {
+  const TaskImage& t = img.task;
+  auto& o = j["task"];
+  o["pid"] = t.pid;
+  o["comm"] = t.comm;
+  o["exe"] = t.exe_path;
+  o["cwd"] = t.cwd;
+  o["umask"] = fmt::format("{:04o}", t.umask);
+  o["personality"] = hex(t.personality);
+  o["uid"] = t.uid;
+  o["gid"] = t.gid;
+  o["groups"] = t.groups;
+  auto& rl = o["rlimits"];
+  rl = nlohmann::json::array();
+  for (auto& r : t.rlimits) rl.push_back({r[0] == RLIM_INFINITY ? -1.0 : static_cast<double>(r[0]),
+                                          r[1] == RLIM_INFINITY ? -1.0 : static_cast<double>(r[1])});
+  o["monotonic_ns"] = t.monotonic_ns;
+  o["boottime_ns"] = t.boottime_ns;
+}
+
+Status task_child_prepare(const ProcessImage& img) {
+  const TaskImage& t = img.task;
+  if (::chdir(t.cwd.c_str()) != 0) return errno_error("cannot chdir to {}", t.cwd);
+  ::umask(t.umask);
+  if (::personality(t.personality) < 0) return errno_error("cannot set personality {:#x}", t.personality);
+  if (::prctl(PR_SET_NAME, t.comm.c_str(), 0, 0, 0) != 0) return errno_error("cannot set comm {}", t.comm);
+  return ok_status();
+}
+
+Status task_restore_limits(RestoreContext& c) {
+  const auto& lims = c.img->task.rlimits;
+  for (std::size_t r = 0; r < lims.size() && r < RLIM_NLIMITS; r++) {
+    rlimit lim{lims[r][0], lims[r][1]};
+    if (::prlimit(c.pid, static_cast<__rlimit_resource>(r), &lim, nullptr) != 0)
+      return errno_error("cannot set rlimit {} of restored pid {}", r, c.pid);
+  }
+  return ok_status();
+}
+
+Status task_restore_creds(RestoreContext& c) {
+  OSMO_TRY(fault("restore.creds"));
+  const TaskImage& t = c.img->task;
+  Tracee& tr = *c.tracee;
+  std::vector<gid_t> groups(t.groups.begin(), t.groups.end());
+  if (groups.size() * sizeof(gid_t) > kTrampSize - kTrampDataOffset)
+    return make_error("too many supplementary groups ({})", groups.size());
+  if (!groups.empty()) OSMO_TRY(tr.write_mem(c.data, groups.data(), groups.size() * sizeof(gid_t)));
+  OSMO_TRY(tr.syscall_ok("setgroups", SYS_setgroups, groups.size(), c.data));
+  OSMO_TRY(tr.syscall_ok("setresgid", SYS_setresgid, t.gid[0], t.gid[1], t.gid[2]));
+  OSMO_TRY(tr.syscall_ok("setresuid", SYS_setresuid, t.uid[0], t.uid[1], t.uid[2]));
+  return ok_status();
+}
+
+}  // namespace osmo::ckpt

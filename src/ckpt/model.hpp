@@ -1,0 +1,172 @@
+// The in-memory model of a checkpointed process: everything the image carries except page and
+// blob contents, which are streamed. Each kind file (mem.cpp, regs.cpp, ...) fills its part at
+// dump, encodes/decodes its own section, and applies it at restore.
+#pragma once
+
+#include <sys/types.h>
+#include <sys/user.h>
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace osmo::ckpt {
+
+// Identity of a file the image refers to by path; verified at restore so a changed file is
+// refused instead of silently mapped.
+struct FileIdentity {
+  std::uint64_t dev = 0;
+  std::uint64_t ino = 0;
+  std::uint64_t size = 0;
+  std::int64_t mtime_ns = 0;
+  std::uint32_t mode = 0;
+};
+
+// ---- task (misc.cpp) ----
+struct TaskImage {
+  std::int32_t pid = 0;  // in the process's own (innermost) pid namespace
+  std::string comm;
+  std::string exe_path;
+  FileIdentity exe_id;
+  std::string cwd;
+  std::uint32_t umask = 022;
+  std::uint32_t personality = 0;
+  std::array<std::uint32_t, 3> uid{}, gid{};  // real, effective, saved
+  std::vector<std::uint32_t> groups;
+  std::vector<std::array<std::uint64_t, 2>> rlimits;  // RLIM_NLIMITS entries {cur, max}
+  // CLOCK_MONOTONIC / CLOCK_BOOTTIME as the process saw them at dump (ns), for the time namespace.
+  std::int64_t monotonic_ns = 0;
+  std::int64_t boottime_ns = 0;
+};
+
+// ---- mm fields (mm.cpp) ----
+struct MmImage {
+  std::uint64_t start_code = 0, end_code = 0, start_data = 0, end_data = 0;
+  std::uint64_t start_brk = 0, brk = 0, start_stack = 0;
+  std::uint64_t arg_start = 0, arg_end = 0, env_start = 0, env_end = 0;
+  std::vector<std::uint64_t> auxv;
+};
+
+// ---- mappings (mem.cpp) ----
+enum class VmaKind : std::uint32_t {
+  kAnonPrivate = 1,  // heap, stack, anonymous mmap: pages carried
+  kFilePrivate = 2,  // private file mapping: the file by path, plus pages written since (anon)
+  kFileShared = 3,   // shared file mapping: the file by path, no pages (they live in the file)
+  kBlobPrivate = 4,  // private mapping of a carried blob (deleted file, memfd)
+  kBlobShared = 5,   // shared mapping of a carried blob (memfd, deleted file, shared anonymous)
+  kVdso = 6,         // [vdso]
+  kVvar = 7,         // [vvar]
+  kVvarVclock = 8,   // [vvar_vclock]
+};
+
+enum VmaFlags : std::uint32_t {
+  kVmaGrowsDown = 1u << 0,
+};
+
+struct VmaImage {
+  std::uint64_t start = 0, end = 0;
+  std::uint32_t prot = 0;  // PROT_*
+  std::uint32_t flags = 0;  // VmaFlags
+  VmaKind kind = VmaKind::kAnonPrivate;
+  std::uint64_t pgoff = 0;  // file offset in bytes
+  std::string path;         // file path, or the maps name ([heap], [stack], ...)
+  FileIdentity file;        // for kFile*
+  std::uint32_t blob = 0;   // for kBlob*: index into MemImage::blobs
+  std::uint64_t pages_carried = 0;
+};
+
+struct PageRun {
+  std::uint64_t vaddr = 0;
+  std::uint64_t pages = 0;
+};
+
+// A file whose content travels in the image (memfd, deleted file, shared anonymous memory).
+struct BlobImage {
+  std::string name;  // memfd name or former path, for humans and memfd_create
+  std::uint64_t size = 0;
+};
+
+struct MemImage {
+  std::vector<VmaImage> vmas;
+  std::vector<PageRun> runs;    // pages present at dump (populate plan), sorted by address
+  std::vector<BlobImage> blobs;
+  std::vector<std::uint8_t> vdso_bytes;  // contents of [vdso], compared at restore
+  std::uint64_t pages_written = 0;       // non-zero pages in PAGES sections
+};
+
+// ---- registers (regs.cpp) ----
+struct RegsImage {
+  user_regs_struct gp{};
+  std::vector<std::uint8_t> xstate;  // PTRACE_GETREGSET(NT_X86_XSTATE)
+  std::uint64_t xcr0 = 0;            // enabled xsave features of the CPU that made the image
+};
+
+// ---- signals (signals.cpp) ----
+struct SigactionImage {
+  std::uint64_t handler = 0, flags = 0, restorer = 0, mask = 0;
+};
+struct SiginfoImage {
+  std::array<std::uint8_t, 128> bytes{};
+  bool shared = false;  // process-wide pending queue, else the thread's
+};
+struct SignalsImage {
+  std::array<SigactionImage, 64> actions{};  // index = signo - 1
+  std::uint64_t blocked = 0;
+  std::vector<SiginfoImage> pending;
+  std::uint64_t altstack_sp = 0, altstack_size = 0;
+  std::uint32_t altstack_flags = 0;
+};
+
+// ---- fds (fds.cpp) ----
+enum class FdKind : std::uint32_t {
+  kRegular = 1,
+  kDirectory = 2,
+  kDevice = 3,   // /dev/null, /dev/zero, /dev/full, /dev/random, /dev/urandom: reopened by path
+  kBlob = 4,     // memfd or deleted file: content carried (MemImage::blobs)
+  kPipe = 5,     // needs a stand-in at restore
+  kTty = 6,      // needs a stand-in at restore
+  kSocket = 7,   // needs a stand-in at restore (dump refuses unless allowed)
+  kDup = 8,      // shares the open file description of another fd (dup_of)
+};
+const char* fd_kind_name(FdKind k);
+
+struct FdImage {
+  std::int32_t fd = -1;
+  FdKind kind = FdKind::kRegular;
+  std::string path;  // readlink of /proc/PID/fd/N
+  FileIdentity file;
+  std::uint32_t flags = 0;  // open flags (O_ACCMODE, O_APPEND, O_NONBLOCK, ...), without O_CLOEXEC
+  bool cloexec = false;
+  std::uint64_t pos = 0;
+  std::uint32_t blob = 0;    // kBlob
+  std::int32_t dup_of = -1;  // kDup
+};
+
+// ---- timers (timers.cpp) ----
+struct TimersImage {
+  // ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF: {interval_us, value_us}
+  std::array<std::array<std::int64_t, 2>, 3> itimers{};
+};
+
+// ---- rseq / futex (thread_misc.cpp) ----
+struct ThreadMiscImage {
+  std::uint64_t rseq_addr = 0;
+  std::uint32_t rseq_len = 0;
+  std::uint32_t rseq_sig = 0;
+  std::uint64_t robust_list = 0, robust_len = 0;
+  std::uint64_t clear_tid = 0;
+};
+
+struct ProcessImage {
+  TaskImage task;
+  MmImage mm;
+  MemImage mem;
+  RegsImage regs;
+  SignalsImage sig;
+  std::vector<FdImage> fds;
+  TimersImage timers;
+  ThreadMiscImage thread;
+};
+
+}  // namespace osmo::ckpt

@@ -1,3 +1,0 @@
-// ckpt: the checkpoint/restore engine
-// Placeholder translation unit until the part lands.
-namespace osmo {}

@@ -1,0 +1,255 @@
+// ptrace layer: seize/interrupt, register access, syscall injection, guaranteed release.
+#include "ckpt/ptrace.hpp"
+
+#include <elf.h>
+#include <sys/ptrace.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace osmo::ckpt {
+namespace {
+
+// Kernel-internal restart codes (include/linux/errno.h), visible in rax at an interrupt stop.
+constexpr long kERestartSys = 512;
+constexpr long kERestartNoIntr = 513;
+constexpr long kERestartNoHand = 514;
+constexpr long kERestartRestartBlock = 516;
+
+constexpr int kStopInterrupt = (SIGTRAP | (PTRACE_EVENT_STOP << 8));
+
+}  // namespace
+
+user_regs_struct with_syscall_restart(user_regs_struct r) {
+  auto orig = static_cast<long>(r.orig_rax);
+  auto rax = static_cast<long>(r.rax);
+  if (orig >= 0) {
+    if (rax == -kERestartSys || rax == -kERestartNoIntr || rax == -kERestartNoHand) {
+      r.rax = r.orig_rax;
+      r.rip -= 2;
+    } else if (rax == -kERestartRestartBlock) {
+      r.rax = SYS_restart_syscall;
+      r.rip -= 2;
+    }
+  }
+  r.orig_rax = static_cast<unsigned long long>(-1);
+  return r;
+}
+
+Result<Tracee> Tracee::seize_and_stop(pid_t pid, OnRelease on_release, bool exit_kill,
+                                      std::vector<siginfo_t>* stolen) {
+  long opts = PTRACE_O_TRACESYSGOOD | (exit_kill ? PTRACE_O_EXITKILL : 0);
+  if (ptrace(PTRACE_SEIZE, pid, nullptr, opts) != 0)
+    return errno_error("cannot seize pid {} (PTRACE_SEIZE)", pid);
+  Tracee t(pid, on_release);
+  if (ptrace(PTRACE_INTERRUPT, pid, nullptr, nullptr) != 0)
+    return errno_error("cannot stop pid {} (PTRACE_INTERRUPT)", pid);
+  for (;;) {
+    int status = 0;
+    pid_t w = ::waitpid(pid, &status, __WALL);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return errno_error("cannot wait for pid {} to stop", pid);
+    }
+    if (WIFEXITED(status) || WIFSIGNALED(status)) {
+      t.pid_ = -1;
+      return make_error("pid {} exited while being stopped", pid);
+    }
+    if (!WIFSTOPPED(status)) continue;
+    if ((status >> 8) == kStopInterrupt) break;
+    int sig = WSTOPSIG(status);
+    if ((status >> 16) == PTRACE_EVENT_STOP) {
+      // A group-stop notification (SIGSTOP/SIGTSTP...) rather than our interrupt: the process
+      // was being stopped by job control. It is stopped now, which is all we need.
+      break;
+    }
+    // A signal-delivery stop: keep the signal (the caller queues it back) and go on waiting.
+    siginfo_t si{};
+    if (ptrace(PTRACE_GETSIGINFO, pid, nullptr, &si) == 0 && stolen != nullptr) stolen->push_back(si);
+    else if (stolen == nullptr) {
+      (void)sig;
+    }
+    if (ptrace(PTRACE_CONT, pid, nullptr, nullptr) != 0)
+      return errno_error("cannot continue pid {} past signal {}", pid, sig);
+    if (ptrace(PTRACE_INTERRUPT, pid, nullptr, nullptr) != 0)
+      return errno_error("cannot stop pid {} (PTRACE_INTERRUPT)", pid);
+  }
+  return t;
+}
+
+Result<RseqConfig> get_rseq_config(pid_t pid) {
+  constexpr int kGetRseqConfiguration = 0x420f;
+  RseqConfig rc{};
+  if (ptrace(static_cast<__ptrace_request>(kGetRseqConfiguration), pid, sizeof rc, &rc) < 0)
+    return errno_error("cannot read the rseq configuration of pid {}", pid);
+  return rc;
+}
+
+Tracee::Tracee(Tracee&& o) noexcept
+    : pid_(std::exchange(o.pid_, -1)),
+      on_release_(o.on_release_),
+      gate_(o.gate_),
+      gate_kind_(o.gate_kind_),
+      in_syscall_exit_(o.in_syscall_exit_) {}
+
+Tracee::~Tracee() {
+  if (pid_ < 0) return;
+  if (on_release_ == OnRelease::kKill) kill_now();
+  else (void)detach();
+}
+
+Result<user_regs_struct> Tracee::get_regs() {
+  user_regs_struct r{};
+  if (ptrace(PTRACE_GETREGS, pid_, nullptr, &r) != 0)
+    return errno_error("cannot read registers of pid {}", pid_);
+  return r;
+}
+Status Tracee::set_regs(const user_regs_struct& r) {
+  if (ptrace(PTRACE_SETREGS, pid_, nullptr, &r) != 0)
+    return errno_error("cannot set registers of pid {}", pid_);
+  return ok_status();
+}
+Result<std::vector<std::uint8_t>> Tracee::get_xstate() {
+  std::vector<std::uint8_t> buf(64 * 1024);
+  iovec iov{buf.data(), buf.size()};
+  if (ptrace(PTRACE_GETREGSET, pid_, NT_X86_XSTATE, &iov) != 0)
+    return errno_error("cannot read xstate of pid {} (PTRACE_GETREGSET NT_X86_XSTATE)", pid_);
+  buf.resize(iov.iov_len);
+  return buf;
+}
+Status Tracee::set_xstate(const std::vector<std::uint8_t>& x) {
+  iovec iov{const_cast<std::uint8_t*>(x.data()), x.size()};
+  if (ptrace(PTRACE_SETREGSET, pid_, NT_X86_XSTATE, &iov) != 0)
+    return errno_error("cannot set xstate of pid {} ({} bytes)", pid_, x.size());
+  return ok_status();
+}
+Result<std::uint64_t> Tracee::get_sigmask() {
+  std::uint64_t m = 0;
+  if (ptrace(PTRACE_GETSIGMASK, pid_, sizeof m, &m) != 0)
+    return errno_error("cannot read signal mask of pid {}", pid_);
+  return m;
+}
+Status Tracee::set_sigmask(std::uint64_t mask) {
+  if (ptrace(PTRACE_SETSIGMASK, pid_, sizeof mask, &mask) != 0)
+    return errno_error("cannot set signal mask of pid {}", pid_);
+  return ok_status();
+}
+
+Result<int> Tracee::wait_stop(const char* what) {
+  for (;;) {
+    int status = 0;
+    pid_t w = ::waitpid(pid_, &status, __WALL);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return errno_error("cannot wait for pid {} during {}", pid_, what);
+    }
+    if (WIFEXITED(status)) {
+      pid_t p = std::exchange(pid_, -1);
+      return make_error("pid {} exited with status {} during {}", p, WEXITSTATUS(status), what);
+    }
+    if (WIFSIGNALED(status)) {
+      pid_t p = std::exchange(pid_, -1);
+      return make_error("pid {} was killed by signal {} during {}", p, WTERMSIG(status), what);
+    }
+    if (WIFSTOPPED(status)) return status;
+  }
+}
+
+Result<long> Tracee::syscall(long nr, std::uint64_t a1, std::uint64_t a2, std::uint64_t a3,
+                             std::uint64_t a4, std::uint64_t a5, std::uint64_t a6) {
+  if (gate_ == 0) return make_error("internal: no syscall gate in pid {}", pid_);
+  OSMO_ASSIGN_OR_RETURN(user_regs_struct r, get_regs());
+  r.rip = gate_;
+  r.rax = static_cast<unsigned long long>(nr);
+  r.orig_rax = static_cast<unsigned long long>(-1);
+  r.rdi = a1;
+  r.rsi = a2;
+  r.rdx = a3;
+  r.r10 = a4;
+  r.r8 = a5;
+  r.r9 = a6;
+  OSMO_TRY(set_regs(r));
+  if (gate_kind_ == GateKind::kInt3) {
+    if (ptrace(PTRACE_CONT, pid_, nullptr, nullptr) != 0)
+      return errno_error("cannot resume pid {} for syscall {}", pid_, nr);
+    OSMO_ASSIGN_OR_RETURN(int st, wait_stop("syscall injection"));
+    if (WSTOPSIG(st) != SIGTRAP) {
+      auto rr = get_regs();
+      return make_error("pid {} stopped by signal {} instead of the trap after syscall {} (rip {:#x})",
+                        pid_, WSTOPSIG(st), nr, rr.ok() ? rr->rip : 0);
+    }
+  } else {
+    for (int stop = 0; stop < 2; stop++) {
+      if (ptrace(PTRACE_SYSCALL, pid_, nullptr, nullptr) != 0)
+        return errno_error("cannot resume pid {} for syscall {}", pid_, nr);
+      OSMO_ASSIGN_OR_RETURN(int st, wait_stop("syscall injection"));
+      if (WSTOPSIG(st) != (SIGTRAP | 0x80))
+        return make_error("pid {} stopped by signal {} instead of a syscall stop for syscall {}", pid_,
+                          WSTOPSIG(st), nr);
+    }
+  }
+  OSMO_ASSIGN_OR_RETURN(user_regs_struct out, get_regs());
+  return static_cast<long>(out.rax);
+}
+
+Result<long> Tracee::syscall_ok(const char* what, long nr, std::uint64_t a1, std::uint64_t a2,
+                                std::uint64_t a3, std::uint64_t a4, std::uint64_t a5,
+                                std::uint64_t a6) {
+  OSMO_ASSIGN_OR_RETURN(long rv, syscall(nr, a1, a2, a3, a4, a5, a6));
+  if (rv < 0 && rv > -4096)
+    return Error{static_cast<int>(-rv), fmt::format("{} in pid {} failed", what, pid_)};
+  return rv;
+}
+
+Result<long> Tracee::syscall_final(long nr, std::uint64_t a1, std::uint64_t a2) {
+  GateKind saved = gate_kind_;
+  gate_kind_ = GateKind::kSyscallStops;
+  auto r = syscall(nr, a1, a2);
+  gate_kind_ = saved;
+  in_syscall_exit_ = true;
+  return r;
+}
+
+Status Tracee::write_mem(std::uint64_t addr, const void* p, std::size_t n) {
+  iovec local{const_cast<void*>(p), n};
+  iovec remote{reinterpret_cast<void*>(addr), n};
+  ssize_t w = process_vm_writev(pid_, &local, 1, &remote, 1, 0);
+  if (w < 0) return errno_error("cannot write {} bytes at {:#x} in pid {}", n, addr, pid_);
+  if (static_cast<std::size_t>(w) != n)
+    return make_error("short write of {}/{} bytes at {:#x} in pid {}", w, n, addr, pid_);
+  return ok_status();
+}
+Status Tracee::read_mem(std::uint64_t addr, void* p, std::size_t n) {
+  iovec local{p, n};
+  iovec remote{reinterpret_cast<void*>(addr), n};
+  ssize_t r = process_vm_readv(pid_, &local, 1, &remote, 1, 0);
+  if (r < 0) return errno_error("cannot read {} bytes at {:#x} in pid {}", n, addr, pid_);
+  if (static_cast<std::size_t>(r) != n)
+    return make_error("short read of {}/{} bytes at {:#x} in pid {}", r, n, addr, pid_);
+  return ok_status();
+}
+
+Status Tracee::detach() {
+  if (pid_ < 0) return ok_status();
+  pid_t p = std::exchange(pid_, -1);
+  if (ptrace(PTRACE_DETACH, p, nullptr, nullptr) != 0)
+    return errno_error("cannot detach from pid {}", p);
+  return ok_status();
+}
+
+void Tracee::kill_now() {
+  if (pid_ < 0) return;
+  pid_t p = std::exchange(pid_, -1);
+  ::kill(p, SIGKILL);
+  // Reaping is the parent's business (our init for restored processes); just make sure the
+  // tracee is gone from ptrace's point of view.
+  int status = 0;
+  while (::waitpid(p, &status, __WALL) < 0 && errno == EINTR) {
+  }
+}
+
+}  // namespace osmo::ckpt

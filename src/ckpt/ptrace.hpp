@@ -1,0 +1,100 @@
+// The ptrace layer (our "compel"): seize a process, stop it, read and write its registers, and
+// make it execute system calls on our behalf ("injection"). Every operation returns a checked
+// result; a Tracee that goes out of scope always releases the process: it detaches (dump: the
+// original keeps running) or kills it (restore: a half-built process must not survive).
+//
+// Injection needs a `syscall` instruction in the tracee. Two gates are supported:
+//  - kSyscallStops: any `syscall` instruction (found in [vdso] at dump); we run it under
+//    PTRACE_SYSCALL and collect the result at the syscall-exit stop (two stops per call);
+//  - kInt3: our own trampoline `syscall; int3` (restore); one SIGTRAP stop per call.
+// All signals stay blocked (PTRACE_SETSIGMASK) while we inject, and orig_rax is -1 so the
+// kernel never applies syscall-restart logic to our register values.
+#pragma once
+
+#include <sys/types.h>
+#include <sys/user.h>
+
+#include <csignal>
+#include <cstdint>
+#include <vector>
+
+#include "base/result.hpp"
+
+namespace osmo::ckpt {
+
+enum class GateKind { kSyscallStops, kInt3 };
+
+class Tracee {
+ public:
+  enum class OnRelease { kDetach, kKill };
+
+  // PTRACE_SEIZE + PTRACE_INTERRUPT, then waits for the interrupt stop. Signals that arrive
+  // first are taken off the thread (their siginfo appended to *stolen) so the caller can queue
+  // them back: nothing is lost.
+  static Result<Tracee> seize_and_stop(pid_t pid, OnRelease on_release, bool exit_kill,
+                                       std::vector<siginfo_t>* stolen);
+
+  Tracee(Tracee&& o) noexcept;
+  Tracee& operator=(Tracee&&) = delete;
+  Tracee(const Tracee&) = delete;
+  ~Tracee();
+
+  pid_t pid() const { return pid_; }
+
+  Result<user_regs_struct> get_regs();
+  Status set_regs(const user_regs_struct& r);
+  Result<std::vector<std::uint8_t>> get_xstate();
+  Status set_xstate(const std::vector<std::uint8_t>& x);
+  Result<std::uint64_t> get_sigmask();
+  Status set_sigmask(std::uint64_t mask);
+
+  void set_gate(std::uint64_t addr, GateKind kind) {
+    gate_ = addr;
+    gate_kind_ = kind;
+  }
+  // Runs syscall `nr` in the tracee; returns the raw result (negative errno on failure).
+  Result<long> syscall(long nr, std::uint64_t a1 = 0, std::uint64_t a2 = 0, std::uint64_t a3 = 0,
+                       std::uint64_t a4 = 0, std::uint64_t a5 = 0, std::uint64_t a6 = 0);
+  // Same, but fails with a message naming the call when the result is a -errno.
+  Result<long> syscall_ok(const char* what, long nr, std::uint64_t a1 = 0, std::uint64_t a2 = 0,
+                          std::uint64_t a3 = 0, std::uint64_t a4 = 0, std::uint64_t a5 = 0,
+                          std::uint64_t a6 = 0);
+  // Runs a syscall through PTRACE_SYSCALL and stays at its syscall-exit stop: used for the last
+  // call (munmap of the trampoline), after which the gate no longer exists.
+  Result<long> syscall_final(long nr, std::uint64_t a1, std::uint64_t a2);
+
+  Status write_mem(std::uint64_t addr, const void* p, std::size_t n);
+  Status read_mem(std::uint64_t addr, void* p, std::size_t n);
+
+  // Releases the process: detach (it continues from its current registers) or kill.
+  Status detach();
+  void kill_now();
+
+ private:
+  Tracee(pid_t pid, OnRelease r) : pid_(pid), on_release_(r) {}
+  Result<int> wait_stop(const char* what);
+  pid_t pid_ = -1;
+  OnRelease on_release_;
+  std::uint64_t gate_ = 0;
+  GateKind gate_kind_ = GateKind::kSyscallStops;
+  bool in_syscall_exit_ = false;
+};
+
+// PTRACE_GET_RSEQ_CONFIGURATION (struct ptrace_rseq_configuration; <linux/ptrace.h> clashes with
+// <sys/ptrace.h>, so we keep our own copy of the layout).
+struct RseqConfig {
+  std::uint64_t rseq_abi_pointer;
+  std::uint32_t rseq_abi_size;
+  std::uint32_t signature;
+  std::uint32_t flags;
+  std::uint32_t pad;
+};
+Result<RseqConfig> get_rseq_config(pid_t pid);
+
+// Applies the kernel's syscall-restart rule to registers captured at an interrupt stop, so they
+// can be installed from any stop: a syscall interrupted with -ERESTART* is re-executed (rip back
+// over the 2-byte `syscall`), -ERESTART_RESTARTBLOCK becomes restart_syscall. A completed
+// syscall (any other rax) is left alone. orig_rax becomes -1 so the kernel does not act twice.
+user_regs_struct with_syscall_restart(user_regs_struct r);
+
+}  // namespace osmo::ckpt

@@ -1,0 +1,433 @@
+// restore(): sequences the kinds to build a new process from an image stream.
+//
+//   caller (this process)              init (PID 1, new pid+mount ns)       new process
+//   read metadata, blobs; open files,
+//   resolve stand-ins (all refusals
+//   happen here, before any process)
+//   clone3(NEWPID|NEWNS) ----------->  private mounts, fresh /proc,
+//                                      unshare(NEWTIME) + offsets,
+//                                      clone3(set_tid = image pid) ---->  setns(net), fds moved to
+//                                      send pidfd                        their numbers, cwd, umask,
+//                                                                        personality, comm,
+//                                                                        dispositions, altstack,
+//                                                                        trampoline; report; park
+//   seize + stop the new process; by injected syscalls: unregister rseq, unmap its own memory,
+//   move the vdso, map the image, populate, write pages, mprotect, PR_SET_MM_MAP, rseq/robust
+//   list/tid address, itimers, pending signals, rlimits, close helper fds, credentials; then
+//   xstate, mask, munmap of the trampoline (syscall-exit stop), registers; detach.
+//   send "go" ---------------------->  stop dying with the caller; reap; exit with the child's
+//                                      status (128+N for signal N), forwarding signals to it.
+#include <fcntl.h>
+#include <linux/sched.h>
+#include <poll.h>
+#include <sched.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/ptrace.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <sstream>
+
+#include "base/scope_guard.hpp"
+#include "ckpt/ckpt.hpp"
+#include "ckpt/faults.hpp"
+#include "ckpt/kinds.hpp"
+
+namespace osmo::ckpt {
+namespace {
+
+constexpr int kMsgTimeoutMs = 20000;
+
+// ---- tagged messages over the SOCK_SEQPACKET pair ----
+Status send_msg(int sock, char tag, const void* data, std::size_t n, int pass_fd = -1) {
+  std::vector<char> buf(1 + n);
+  buf[0] = tag;
+  if (n > 0) std::memcpy(buf.data() + 1, data, n);
+  iovec iov{buf.data(), buf.size()};
+  msghdr mh{};
+  mh.msg_iov = &iov;
+  mh.msg_iovlen = 1;
+  alignas(cmsghdr) char cbuf[CMSG_SPACE(sizeof(int))];
+  if (pass_fd >= 0) {
+    mh.msg_control = cbuf;
+    mh.msg_controllen = sizeof cbuf;
+    cmsghdr* cm = CMSG_FIRSTHDR(&mh);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof(int));
+    std::memcpy(CMSG_DATA(cm), &pass_fd, sizeof(int));
+  }
+  if (::sendmsg(sock, &mh, MSG_NOSIGNAL) < 0) return errno_error("cannot send message '{}'", tag);
+  return ok_status();
+}
+
+struct Msg {
+  char tag = 0;
+  std::string body;
+  UniqueFd fd;
+};
+
+Result<Msg> recv_msg(int sock, const char* waiting_for) {
+  pollfd p{sock, POLLIN, 0};
+  int pr;
+  do pr = ::poll(&p, 1, kMsgTimeoutMs);
+  while (pr < 0 && errno == EINTR);
+  if (pr == 0) return make_error("timed out waiting for {}", waiting_for);
+  std::vector<char> buf(8192);
+  iovec iov{buf.data(), buf.size()};
+  msghdr mh{};
+  mh.msg_iov = &iov;
+  mh.msg_iovlen = 1;
+  alignas(cmsghdr) char cbuf[CMSG_SPACE(sizeof(int))];
+  mh.msg_control = cbuf;
+  mh.msg_controllen = sizeof cbuf;
+  ssize_t n;
+  do n = ::recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
+  while (n < 0 && errno == EINTR);
+  if (n < 0) return errno_error("cannot receive {}", waiting_for);
+  if (n == 0) return make_error("the restore helper exited before sending {}", waiting_for);
+  Msg m;
+  m.tag = buf[0];
+  m.body.assign(buf.data() + 1, static_cast<std::size_t>(n - 1));
+  for (cmsghdr* cm = CMSG_FIRSTHDR(&mh); cm != nullptr; cm = CMSG_NXTHDR(&mh, cm))
+    if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS) {
+      int fd;
+      std::memcpy(&fd, CMSG_DATA(cm), sizeof fd);
+      m.fd.reset(fd);
+    }
+  return m;
+}
+
+[[noreturn]] void die_with(int sock, const Error& e) {
+  std::string s = e.str();
+  (void)send_msg(sock, 'E', s.data(), s.size());
+  ::_exit(127);
+}
+
+long raw_clone3(clone_args* a) { return ::syscall(SYS_clone3, a, sizeof(*a)); }
+
+// What the new process needs to prepare itself (all of it computed by the caller).
+struct ChildPlan {
+  const ProcessImage* img = nullptr;
+  std::vector<FdPlanEntry> fds;
+  std::vector<int> files;   // fds of the caller the new process keeps (mapped files, exe)
+  int netns_fd = -1;
+  std::vector<std::uint64_t> tramp_candidates;
+};
+
+// Runs in the new process: never returns.
+[[noreturn]] void child_main(int sock, ChildPlan& plan) {
+  sigset_t all;
+  sigfillset(&all);
+  ::sigprocmask(SIG_BLOCK, &all, nullptr);
+  if (plan.netns_fd >= 0 && ::setns(plan.netns_fd, CLONE_NEWNET) != 0)
+    die_with(sock, errno_error("cannot join network namespace"));
+  std::vector<int*> keep{&sock};
+  for (int& f : plan.files) keep.push_back(&f);
+  auto base = fds_child_install(plan.fds, keep);
+  if (!base.ok()) die_with(sock, base.error());
+  if (auto s = task_child_prepare(*plan.img); !s.ok()) die_with(sock, s.error());
+  if (auto s = sig_child_prepare(*plan.img); !s.ok()) die_with(sock, s.error());
+  std::uint64_t tramp = 0;
+  for (std::uint64_t cand : plan.tramp_candidates) {
+    void* m = ::mmap(reinterpret_cast<void*>(cand), kTrampSize, PROT_READ | PROT_WRITE | PROT_EXEC,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+    if (m == reinterpret_cast<void*>(cand)) {
+      tramp = cand;
+      break;
+    }
+    if (m != MAP_FAILED) ::munmap(m, kTrampSize);
+  }
+  if (tramp == 0) die_with(sock, make_error("no free address for the restore trampoline"));
+  static const std::uint8_t kCode[] = {0x0f, 0x05, 0xcc};  // syscall; int3
+  std::memcpy(reinterpret_cast<void*>(tramp), kCode, sizeof kCode);
+  std::vector<std::uint64_t> reply{tramp, static_cast<std::uint64_t>(*base)};
+  for (int f : plan.files) reply.push_back(static_cast<std::uint64_t>(f));
+  if (!send_msg(sock, 'R', reply.data(), reply.size() * 8).ok()) ::_exit(127);
+  for (;;) ::syscall(SYS_pause);  // all signals blocked: only our PTRACE_INTERRUPT gets us out
+}
+
+std::string offsets_text(std::int64_t mono, std::int64_t boot) {
+  auto split = [](std::int64_t v) {
+    std::int64_t s = v / 1'000'000'000, ns = v % 1'000'000'000;
+    if (ns < 0) {
+      ns += 1'000'000'000;
+      s -= 1;
+    }
+    return fmt::format("{} {}", s, ns);
+  };
+  return fmt::format("monotonic {}\nboottime {}\n", split(mono), split(boot));
+}
+
+volatile sig_atomic_t g_init_child = 0;
+void init_forward(int sig) {
+  if (g_init_child > 0) ::kill(g_init_child, sig);
+}
+
+// Runs in init (PID 1 of the new namespaces): never returns.
+[[noreturn]] void init_main(int sock, ChildPlan& plan, const std::string& timens_offsets) {
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0)
+    die_with(sock, errno_error("cannot make mounts private"));
+  if (::mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) != 0)
+    die_with(sock, errno_error("cannot mount a fresh /proc"));
+  if (!timens_offsets.empty()) {
+    if (::unshare(CLONE_NEWTIME) != 0) die_with(sock, errno_error("cannot create a time namespace"));
+    UniqueFd f(::open("/proc/self/timens_offsets", O_WRONLY | O_CLOEXEC));
+    if (!f || ::write(f.get(), timens_offsets.data(), timens_offsets.size()) !=
+                  static_cast<ssize_t>(timens_offsets.size()))
+      die_with(sock, errno_error("cannot set time namespace offsets '{}'", timens_offsets));
+  }
+  pid_t want = plan.img->task.pid;
+  int pidfd = -1;
+  clone_args a{};
+  a.flags = CLONE_PIDFD;
+  a.pidfd = reinterpret_cast<std::uint64_t>(&pidfd);
+  a.exit_signal = SIGCHLD;
+  a.set_tid = reinterpret_cast<std::uint64_t>(&want);
+  a.set_tid_size = 1;
+  long child = raw_clone3(&a);
+  if (child < 0) die_with(sock, errno_error("cannot create pid {} (clone3 with set_tid)", want));
+  if (child == 0) child_main(sock, plan);
+  g_init_child = static_cast<pid_t>(child);
+  if (!send_msg(sock, 'P', nullptr, 0, pidfd).ok()) ::_exit(127);
+  ::close(pidfd);
+  struct sigaction sa {};
+  sa.sa_handler = init_forward;
+  sa.sa_flags = SA_RESTART;
+  for (int s : {SIGINT, SIGTERM, SIGHUP, SIGUSR1, SIGUSR2, SIGQUIT})
+    ::sigaction(s, &sa, nullptr);
+  // Wait for the caller's verdict: 'G' = the process runs, anything else = give up.
+  char tag = 0;
+  ssize_t n;
+  do n = ::read(sock, &tag, 1);
+  while (n < 0 && errno == EINTR);
+  if (n != 1 || tag != 'G') {
+    ::kill(static_cast<pid_t>(child), SIGKILL);
+    ::_exit(127);
+  }
+  ::prctl(PR_SET_PDEATHSIG, 0);
+  ::close(sock);
+  ::syscall(SYS_close_range, 0u, ~0u, 0u);
+  for (;;) {
+    int st = 0;
+    pid_t w = ::waitpid(-1, &st, 0);
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0) ::_exit(127);
+    if (w == child) {
+      if (WIFEXITED(st)) ::_exit(WEXITSTATUS(st));
+      if (WIFSIGNALED(st)) ::_exit(128 + WTERMSIG(st));
+    }
+  }
+}
+
+Result<pid_t> pid_of_pidfd(int pidfd) {
+  OSMO_ASSIGN_OR_RETURN(std::string info, read_text_file(fmt::format("/proc/self/fdinfo/{}", pidfd)));
+  auto p = info.find("Pid:");
+  if (p == std::string::npos) return make_error("no Pid in pidfd fdinfo");
+  return static_cast<pid_t>(std::stol(info.substr(p + 4)));
+}
+
+std::vector<std::uint64_t> tramp_candidates(const ProcessImage& img) {
+  std::vector<std::uint64_t> out;
+  std::uint64_t prev = 1ull << 20;
+  auto consider = [&](std::uint64_t gap_start, std::uint64_t gap_end) {
+    if (gap_end > gap_start && gap_end - gap_start >= kTrampSize + 2 * kPageSize && out.size() < 64)
+      out.push_back(gap_start + kPageSize);
+  };
+  for (const VmaImage& v : img.mem.vmas) {
+    consider(prev, v.start);
+    prev = std::max(prev, v.end);
+  }
+  consider(prev, 0x7ff000000000ull);
+  return out;
+}
+
+std::int64_t clock_ns(clockid_t c) {
+  timespec ts{};
+  ::clock_gettime(c, &ts);
+  return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+Result<RestoredProcess> do_restore(int in_fd, const RestoreOptions& opts) {
+  auto t0 = std::chrono::steady_clock::now();
+  ImageReader r(in_fd);
+  OSMO_TRY(r.read_header());
+  ProcessImage img;
+  std::vector<bool> seen(kinds().size(), false);
+  std::vector<std::uint8_t> payload;
+  SectionHeader h;
+  for (;;) {
+    OSMO_ASSIGN_OR_RETURN(h, r.next());
+    std::size_t k = 0;
+    while (k < kinds().size() && kinds()[k].section != h.type) k++;
+    if (k == kinds().size()) break;
+    if (seen[k]) return make_error("image corrupted: two {} sections", kinds()[k].name);
+    seen[k] = true;
+    OSMO_TRY(r.read_payload(&payload));
+    Decoder d(payload.data(), payload.size(), kinds()[k].name);
+    OSMO_TRY(kinds()[k].decode(d, img));
+  }
+  for (std::size_t k = 0; k < kinds().size(); k++)
+    if (!seen[k]) return make_error("image corrupted: no {} section", kinds()[k].name);
+  if (img.task.pid == 1) return make_error("the image is of a PID 1, which osmo cannot restore");
+
+  // Everything that can refuse happens before a process exists.
+  OSMO_TRY(regs_check_cpu(img));
+  std::vector<UniqueFd> blob_fds;
+  OSMO_ASSIGN_OR_RETURN(h, mem_read_blobs(r, h, img, &blob_fds));
+  InheritStdioResolver default_resolver;
+  FdResolver& resolver = opts.resolver != nullptr ? *opts.resolver : default_resolver;
+  std::vector<UniqueFd> owned;
+  ChildPlan plan;
+  plan.img = &img;
+  OSMO_ASSIGN_OR_RETURN(plan.fds, fds_plan(img, resolver, opts.verify_inode, blob_fds, &owned));
+  std::vector<UniqueFd> files;
+  std::vector<int> vma_file_idx;
+  int exe_idx = -1;
+  OSMO_TRY(mem_open_files(img, blob_fds, opts.verify_inode, &files, &vma_file_idx, &exe_idx));
+  for (auto& f : files) plan.files.push_back(f.get());
+  UniqueFd netns;
+  if (!opts.netns_path.empty()) {
+    netns.reset(::open(opts.netns_path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!netns) return errno_error("cannot open network namespace {}", opts.netns_path);
+    plan.netns_fd = netns.get();
+  }
+  plan.tramp_candidates = tramp_candidates(img);
+  std::string offsets;
+  if (opts.hide_clock_jump) {
+    std::int64_t own_mono = 0, own_boot = 0;
+    if (auto t = read_text_file("/proc/self/timens_offsets"); t.ok()) {
+      std::istringstream in(*t);
+      std::string name;
+      long long s, ns;
+      while (in >> name >> s >> ns) {
+        if (name == "monotonic") own_mono = s * 1'000'000'000LL + ns;
+        if (name == "boottime") own_boot = s * 1'000'000'000LL + ns;
+      }
+    }
+    offsets = offsets_text(img.task.monotonic_ns - (clock_ns(CLOCK_MONOTONIC) - own_mono),
+                           img.task.boottime_ns - (clock_ns(CLOCK_BOOTTIME) - own_boot));
+  }
+
+  // Create init and, through it, the new process.
+  int sv[2];
+  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
+    return errno_error("cannot create the restore socket pair");
+  UniqueFd sock(sv[0]);
+  clone_args a{};
+  a.flags = CLONE_NEWPID | CLONE_NEWNS;
+  a.exit_signal = SIGCHLD;
+  long init = raw_clone3(&a);
+  if (init < 0) {
+    ::close(sv[1]);
+    return errno_error("cannot create the pid namespace for the restored process (clone3)");
+  }
+  if (init == 0) {
+    ::close(sv[0]);
+    init_main(sv[1], plan, offsets);
+  }
+  ::close(sv[1]);
+  auto init_pid = static_cast<pid_t>(init);
+  ScopeGuard kill_init([&] {
+    ::kill(init_pid, SIGKILL);
+    int st;
+    while (::waitpid(init_pid, &st, 0) < 0 && errno == EINTR) {
+    }
+  });
+
+  UniqueFd pidfd;
+  std::vector<std::uint64_t> reply;
+  while (!pidfd || reply.empty()) {
+    OSMO_ASSIGN_OR_RETURN(Msg m, recv_msg(sock.get(), "the new process"));
+    if (m.tag == 'E') return make_error("{}", m.body);
+    if (m.tag == 'P') pidfd = std::move(m.fd);
+    if (m.tag == 'R') {
+      reply.resize(m.body.size() / 8);
+      std::memcpy(reply.data(), m.body.data(), reply.size() * 8);
+      if (reply.size() != 2 + plan.files.size()) return make_error("internal: bad reply from the new process");
+    }
+  }
+  OSMO_ASSIGN_OR_RETURN(pid_t cpid, pid_of_pidfd(pidfd.get()));
+  OSMO_ASSIGN_OR_RETURN(Tracee tracee, Tracee::seize_and_stop(cpid, Tracee::OnRelease::kKill, true, nullptr));
+  OSMO_TRY(fault("restore.after_clone"));
+
+  RestoreContext rc;
+  rc.tracee = &tracee;
+  rc.pid = cpid;
+  rc.img = &img;
+  rc.tramp = reply[0];
+  rc.tramp_size = kTrampSize;
+  rc.data = rc.tramp + kTrampDataOffset;
+  rc.helper_fd_base = static_cast<int>(reply[1]);
+  rc.vma_fds.assign(img.mem.vmas.size(), -1);
+  for (std::size_t i = 0; i < vma_file_idx.size(); i++)
+    if (vma_file_idx[i] >= 0) rc.vma_fds[i] = static_cast<int>(reply[2 + static_cast<std::size_t>(vma_file_idx[i])]);
+  rc.exe_fd = exe_idx >= 0 ? static_cast<int>(reply[2 + static_cast<std::size_t>(exe_idx)]) : -1;
+  tracee.set_gate(rc.tramp, GateKind::kInt3);
+  OSMO_TRY(tracee.set_sigmask(~0ull));
+
+  OSMO_ASSIGN_OR_RETURN(auto xs, tracee.get_xstate());
+  if (xs.size() != img.regs.xstate.size())
+    return make_error("this CPU's xstate is {} bytes, the image's {} (different xsave features)", xs.size(),
+                      img.regs.xstate.size());
+  // glibc registered rseq for the new process (inherited from us): it points into memory we are
+  // about to unmap, so it goes first.
+  OSMO_ASSIGN_OR_RETURN(RseqConfig rsc, get_rseq_config(cpid));
+  if (rsc.rseq_abi_pointer != 0)
+    OSMO_TRY(tracee.syscall_ok("rseq (unregister)", SYS_rseq, rsc.rseq_abi_pointer, rsc.rseq_abi_size, 1,
+                               rsc.signature));
+
+  OSMO_TRY(mem_restore_layout(rc));
+  OSMO_ASSIGN_OR_RETURN(h, mem_restore_pages(rc, r, h));
+  if (h.type != SectionType::kEnd)
+    return make_error("image corrupted: unexpected {} section after the pages", section_name(h.type));
+  OSMO_TRY(r.read_payload(&payload));  // verifies the END totals
+  OSMO_TRY(mem_restore_protect(rc));
+  OSMO_TRY(mm_restore(rc));
+  OSMO_TRY(thread_restore(rc));
+  OSMO_TRY(timers_restore(rc));
+  OSMO_TRY(sig_restore_pending(rc));
+  OSMO_TRY(task_restore_limits(rc));
+  OSMO_TRY(tracee.syscall_ok("close_range (helper fds)", SYS_close_range,
+                             static_cast<std::uint64_t>(rc.helper_fd_base), ~0u, 0));
+  OSMO_TRY(task_restore_creds(rc));
+  OSMO_TRY(fault("restore.regs"));
+  OSMO_TRY(tracee.set_sigmask(img.sig.blocked));
+  OSMO_TRY(fault("restore.before_detach"));
+  OSMO_TRY(tracee.syscall_final(SYS_munmap, rc.tramp, rc.tramp_size));
+  OSMO_TRY(tracee.set_xstate(img.regs.xstate));
+  OSMO_TRY(tracee.set_regs(with_syscall_restart(img.regs.gp)));
+  OSMO_TRY(tracee.detach());
+  OSMO_TRY(send_msg(sock.get(), 'G', nullptr, 0));
+  kill_init.dismiss();
+
+  RestoredProcess out;
+  out.pid = cpid;
+  out.init_pid = init_pid;
+  out.pidfd = pidfd.release();
+  out.image_pid = img.task.pid;
+  out.pages_written = rc.pages_written;
+  out.total_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  return out;
+}
+
+}  // namespace
+
+Result<RestoredProcess> restore(int in_fd, const RestoreOptions& opts) {
+  auto r = do_restore(in_fd, opts);
+  if (!r.ok()) {
+    Error e = r.take_error();
+    return Error{e.code, fmt::format("cannot restore: {}", e.message)};
+  }
+  return r;
+}
+
+}  // namespace osmo::ckpt
