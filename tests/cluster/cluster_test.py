@@ -5,6 +5,7 @@ Each case brings up its own 4-node testbed (nodes n1..n4 in network namespaces, 
 CPU), checks one behaviour from every node's point of view, and takes the testbed down.
 Usage: cluster_test.py CASE   (ctest runs one test per case)
 """
+import json
 import subprocess
 import time
 
@@ -14,18 +15,22 @@ N = 4
 ALIVE = {f"n{i}": "alive" for i in range(1, N + 1)}
 
 
+def loads_known(tb):
+    """True when every node knows every node's load, no older than 5 s."""
+    for o in tb.names:
+        seen = nodes_seen_by(o)
+        if seen is None or any(n not in seen or seen[n]["load"] is None or seen[n]["age_ms"] > 5000
+                               for n in tb.names):
+            return False
+    return True
+
+
 def converge():
     with Testbed(N, cpus=0.5) as tb:
         _, took = wait_until("all 4 nodes alive everywhere", lambda: tb.all_see(ALIVE), timeout_s=5)
         print(f"converged in {took:.2f}s")
         # Every node also has a load entry for every other node, with a bounded age.
-        def loads_known():
-            for o in tb.names:
-                seen = nodes_seen_by(o)
-                if seen is None or any(seen[n]["load"] is None or seen[n]["age_ms"] > 5000 for n in tb.names):
-                    return False
-            return True
-        wait_until("load known everywhere", loads_known, timeout_s=5)
+        wait_until("load known everywhere", lambda: loads_known(tb), timeout_s=5)
         seen = nodes_seen_by("n1")
         for n in tb.names:
             assert 0.4 <= seen[n]["cpus"] <= 0.6, f"{n} cpus {seen[n]['cpus']} (quota is 0.5)"
@@ -97,6 +102,7 @@ def graceful_leave():
 def load_rises():
     with Testbed(N, cpus=0.5) as tb:
         wait_until("convergence", lambda: tb.all_see(ALIVE), timeout_s=5)
+        wait_until("load known everywhere", lambda: loads_known(tb), timeout_s=5)
         base = nodes_seen_by("n1")
         print(f"load at rest: " + ", ".join(f"{n}={base[n]['load']:.2f}" for n in tb.names))
         # Two bounded CPU-bound loops inside n2 (12 s at most, then they stop by themselves).
@@ -121,6 +127,39 @@ def load_rises():
         print(f"n2's load fell back {took:.2f}s after the loops ended")
 
 
+SENDER = r"""
+import os, socket, sys
+host, port = sys.argv[1], int(sys.argv[2])
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for i in range(50):
+    u.sendto(os.urandom(1 + i * 20), (host, port))      # random bytes of many sizes
+u.sendto(b"", (host, port))                             # empty datagram
+t = socket.create_connection((host, port), timeout=5)   # a peer stream that is not osmo
+t.sendall(b"\x10\x00\x00\x00GET / HTTP/1.1\r\n\r\n")
+t.recv(100)
+"""
+
+
+def bad_messages_dropped():
+    """Garbage datagrams and streams from inside the cluster are dropped and counted."""
+    with Testbed(N, cpus=0.5) as tb:
+        wait_until("convergence", lambda: tb.all_see(ALIVE), timeout_s=5)
+        before = json.loads(on("n2", "status").stdout)
+        addr = nodes_seen_by("n1")["n2"]["addr"]
+        host, port = addr.rsplit(":", 1)
+        osmo("testbed", "exec", "n1", "--", "python3", "-c", SENDER, host, port)
+        time.sleep(0.5)
+        after = json.loads(on("n2", "status").stdout)
+        g0, g1 = before["gossip"], after["gossip"]
+        dropped = sum(g1[k] - g0[k] for k in ("dropped_bad_mac", "dropped_bad_version", "dropped_malformed"))
+        print(f"gossip drops: {dict((k, g1[k] - g0[k]) for k in g1 if k.startswith('dropped'))}")
+        assert dropped >= 50, f"only {dropped} of 51 garbage datagrams counted as dropped"
+        assert after["peer"]["refused_auth"] >= before["peer"]["refused_auth"] + 1, after["peer"]
+        # The view is unharmed: still exactly the four nodes, all alive.
+        assert tb.all_see(ALIVE), "the view changed after garbage"
+        assert set(nodes_seen_by("n2")) == set(ALIVE), nodes_seen_by("n2")
+
+
 if __name__ == "__main__":
     require_root("the cluster testbed")
     run_cases({
@@ -128,4 +167,5 @@ if __name__ == "__main__":
         "failure_and_recovery": failure_and_recovery,
         "graceful_leave": graceful_leave,
         "load_rises": load_rises,
+        "bad_messages_dropped": bad_messages_dropped,
     })

@@ -100,4 +100,7 @@ def run_cases(cases):
     except AssertionError as e:
         print(f"FAIL {name}: {e}", file=sys.stderr)
         sys.exit(1)
+    except Exception as e:  # noqa: BLE001 - any error fails the case, with its type named
+        print(f"FAIL {name}: {type(e).__name__}: {e}", file=sys.stderr)
+        sys.exit(1)
     print(f"PASS {name}")

@@ -1,0 +1,4 @@
+#!/usr/bin/env bash
+# bench/cluster: convergence, failure detection, daemon CPU/memory at rest on the 4-node testbed.
+set -euo pipefail
+exec python3 "$(dirname "$0")/cluster_bench.py" "$OSMO_BUILD/osmo" "$OSMO_BUILD/sim/osmo-sim" "$@"
