@@ -454,7 +454,11 @@ Status mem_open_files(const ProcessImage& img, const std::vector<UniqueFd>& blob
   }
   *exe = -1;
   const TaskImage& t = img.task;
-  if (!t.exe_path.empty() && t.exe_path.find(" (deleted)") == std::string::npos) {
+  // The new process starts as a copy of us, so its exe is already ours; if that is the image's
+  // exe too, leave it: the kernel refuses (EBUSY) to replace an exe that is still mapped.
+  auto own = stat_identity("/proc/self/exe");
+  bool same_as_ours = own.ok() && own->dev == t.exe_id.dev && own->ino == t.exe_id.ino;
+  if (!t.exe_path.empty() && t.exe_path.find(" (deleted)") == std::string::npos && !same_as_ours) {
     OSMO_TRY(verify_identity("executable", t.exe_path, t.exe_id, verify_inode));
     UniqueFd fd(::open(t.exe_path.c_str(), O_RDONLY | O_CLOEXEC));
     if (!fd) return errno_error("cannot open the executable {}", t.exe_path);

@@ -1,0 +1,277 @@
+// Engine tests on real processes: a forked child computes something over 16 MiB of heap with
+// FPU arithmetic, sleeping in a restartable syscall between steps and waiting for a SIGUSR1
+// handled by its own handler; it is checkpointed and restored, and must finish with the exact
+// result. Refusals must leave the process running and untraced; every fault point must clean up.
+// Needs root (ptrace of others, namespaces): skips outside CI, fails under CI=true.
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+
+#include <gtest/gtest.h>
+
+#include "base/unique_fd.hpp"
+#include "ckpt/ckpt.hpp"
+#include "ckpt/proc.hpp"
+
+namespace osmo::ckpt {
+namespace {
+
+constexpr std::size_t kHeapBytes = 16u << 20;
+constexpr int kSteps = 400;
+
+#define REQUIRE_ROOT()                                                                   \
+  do {                                                                                   \
+    if (geteuid() != 0) {                                                                \
+      const char* ci = std::getenv("CI");                                                \
+      if (ci != nullptr && std::string(ci) == "true") FAIL() << "needs root, and CI must run it"; \
+      GTEST_SKIP() << "needs root (ptrace, namespaces)";                                 \
+    }                                                                                    \
+  } while (0)
+
+std::uint64_t step(std::uint64_t acc, std::uint64_t* heap, int i, double* f) {
+  std::size_t n = kHeapBytes / 8;
+  for (std::size_t k = static_cast<std::size_t>(i) * 997 % n, j = 0; j < 4096; j++, k = (k + 4099) % n) {
+    acc = (acc ^ heap[k]) * 0x100000001b3ull;
+    heap[k] = acc;
+  }
+  *f = *f * 1.0000001 + i;
+  std::uint64_t bits;
+  std::memcpy(&bits, f, 8);
+  return acc ^ bits;
+}
+
+std::uint64_t* fresh_heap() {
+  auto* heap = static_cast<std::uint64_t*>(std::malloc(kHeapBytes));
+  for (std::size_t k = 0; k < kHeapBytes / 8; k++) heap[k] = k * 0x9e3779b97f4a7c15ull;
+  return heap;
+}
+
+std::uint64_t expected_result() {
+  std::uint64_t* heap = fresh_heap();
+  std::uint64_t acc = 1;
+  double f = 1.0;
+  for (int i = 0; i < kSteps; i++) acc = step(acc, heap, i, &f);
+  std::free(heap);
+  return acc;
+}
+
+volatile sig_atomic_t g_usr1 = 0;
+void on_usr1(int) { g_usr1 = 1; }
+
+struct Child {
+  pid_t pid = -1;
+  std::string result_path;
+};
+
+// mode 0: plain; 1: with a second thread; 2: with an eventfd open.
+Child spawn(int mode = 0) {
+  Child c;
+  char path[] = "/tmp/osmo-ckpt-test-XXXXXX";
+  int rfd = mkstemp(path);
+  c.result_path = path;
+  int ready[2];
+  EXPECT_EQ(pipe(ready), 0);
+  std::uint64_t want = expected_result();
+  pid_t pid = fork();
+  if (pid == 0) {
+    dup2(rfd, 3);
+    dup2(ready[1], 4);
+    syscall(SYS_close_range, 5u, ~0u, 0u);
+    struct sigaction sa {};
+    sa.sa_handler = on_usr1;
+    sigaction(SIGUSR1, &sa, nullptr);
+    if (mode == 1) {
+      pthread_t t;
+      pthread_create(&t, nullptr, [](void*) -> void* { for (;;) pause(); }, nullptr);
+    }
+    if (mode == 2) eventfd(0, 0);
+    std::uint64_t* heap = fresh_heap();
+    std::uint64_t acc = 1;
+    double f = 1.0;
+    char one = 1;
+    (void)!write(4, &one, 1);
+    close(4);
+    for (int i = 0; i < kSteps; i++) {
+      acc = step(acc, heap, i, &f);
+      timespec ts{0, 1'000'000};
+      nanosleep(&ts, nullptr);
+    }
+    while (!g_usr1) pause();
+    (void)!pwrite(3, &acc, 8, 0);
+    _exit(acc == want ? 0 : 1);
+  }
+  close(rfd);
+  close(ready[1]);
+  char b;
+  EXPECT_EQ(read(ready[0], &b, 1), 1);
+  close(ready[0]);
+  c.pid = pid;
+  usleep(20'000);  // well inside the loop
+  return c;
+}
+
+std::uint64_t read_result(const std::string& path) {
+  std::uint64_t v = 0;
+  UniqueFd fd(open(path.c_str(), O_RDONLY));
+  EXPECT_EQ(pread(fd.get(), &v, 8, 0), 8);
+  return v;
+}
+
+int wait_status(pid_t pid) {
+  int st = 0;
+  while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+  }
+  if (WIFEXITED(st)) return WEXITSTATUS(st);
+  return 128 + WTERMSIG(st);
+}
+
+// Running (not stopped) and not traced.
+void expect_untouched(pid_t pid) {
+  auto st = read_status(pid);
+  ASSERT_TRUE(st.ok()) << st.error().str();
+  EXPECT_EQ(st->tracer_pid, 0) << "left traced";
+  EXPECT_NE(st->state, 'T') << "left stopped";
+  EXPECT_NE(st->state, 't') << "left stopped in ptrace";
+}
+
+Result<UniqueFd> dump(pid_t pid, AfterDump after, bool compress = false) {
+  UniqueFd fd(memfd_create("image", MFD_CLOEXEC));
+  CheckpointOptions o;
+  o.after = after;
+  o.compress = compress;
+  OSMO_TRY(checkpoint(pid, fd.get(), o));
+  lseek(fd.get(), 0, SEEK_SET);
+  return fd;
+}
+
+int restore_and_finish(int image_fd, std::int32_t expect_pid) {
+  lseek(image_fd, 0, SEEK_SET);
+  auto r = restore(image_fd, RestoreOptions{});
+  EXPECT_TRUE(r.ok()) << r.error().str();
+  if (!r.ok()) return -1;
+  EXPECT_EQ(r->image_pid, expect_pid);
+  // The restored process continues its loop, then waits for SIGUSR1 in its own handler.
+  EXPECT_EQ(kill(r->pid, SIGUSR1), 0);
+  close(r->pidfd);
+  return wait_status(r->init_pid);
+}
+
+TEST(Engine, DumpKillRestoreFinishesTheComputation) {
+  REQUIRE_ROOT();
+  Child c = spawn();
+  auto img = dump(c.pid, AfterDump::kKill);
+  ASSERT_TRUE(img.ok()) << img.error().str();
+  EXPECT_NE(kill(c.pid, 0), 0) << "--kill must leave no original";
+  EXPECT_EQ(restore_and_finish(img->get(), c.pid), 0);
+  EXPECT_EQ(read_result(c.result_path), expected_result());
+  unlink(c.result_path.c_str());
+}
+
+TEST(Engine, LeaveRunningAndRestoreACopyCompressed) {
+  REQUIRE_ROOT();
+  Child c = spawn();
+  auto img = dump(c.pid, AfterDump::kResume, true);
+  ASSERT_TRUE(img.ok()) << img.error().str();
+  expect_untouched(c.pid);
+  // The copy runs beside the original (same pid, but in its own pid namespace); neither has
+  // written its result yet, so the result file is unchanged and the restore accepts it.
+  int copy_status = restore_and_finish(img->get(), c.pid);
+  kill(c.pid, SIGUSR1);
+  EXPECT_EQ(wait_status(c.pid), 0) << "the original must finish correctly after the dump";
+  EXPECT_EQ(copy_status, 0);
+  EXPECT_EQ(read_result(c.result_path), expected_result());
+  unlink(c.result_path.c_str());
+}
+
+TEST(Engine, RefusesThreadsBeforeTouching) {
+  REQUIRE_ROOT();
+  Child c = spawn(1);
+  auto img = dump(c.pid, AfterDump::kKill);
+  ASSERT_FALSE(img.ok());
+  EXPECT_EQ(img.error().message,
+            fmt::format("cannot checkpoint pid {}: it has 2 threads (only single-threaded processes are supported)", c.pid));
+  expect_untouched(c.pid);
+  kill(c.pid, SIGUSR1);
+  EXPECT_EQ(wait_status(c.pid), 0);
+  unlink(c.result_path.c_str());
+}
+
+TEST(Engine, RefusesEventfdBeforeTouching) {
+  REQUIRE_ROOT();
+  Child c = spawn(2);
+  auto img = dump(c.pid, AfterDump::kKill);
+  ASSERT_FALSE(img.ok());
+  EXPECT_NE(img.error().message.find("anon_inode:[eventfd]"), std::string::npos) << img.error().message;
+  expect_untouched(c.pid);
+  kill(c.pid, SIGUSR1);
+  EXPECT_EQ(wait_status(c.pid), 0);
+  unlink(c.result_path.c_str());
+}
+
+TEST(Engine, EveryDumpFaultLeavesTheOriginalRunning) {
+  REQUIRE_ROOT();
+  Child c = spawn();
+  for (auto& [name, what] : fault_points()) {
+    if (name.rfind("dump.", 0) != 0) continue;
+    setenv("OSMO_FAULT", name.c_str(), 1);
+    auto img = dump(c.pid, AfterDump::kKill);
+    unsetenv("OSMO_FAULT");
+    ASSERT_FALSE(img.ok()) << name;
+    EXPECT_NE(img.error().message.find("fault injected at " + name), std::string::npos) << img.error().message;
+    expect_untouched(c.pid);
+  }
+  kill(c.pid, SIGUSR1);
+  EXPECT_EQ(wait_status(c.pid), 0) << "the original must compute the right result after all aborted dumps";
+  EXPECT_EQ(read_result(c.result_path), expected_result());
+  unlink(c.result_path.c_str());
+}
+
+TEST(Engine, EveryRestoreFaultLeavesNothingBehind) {
+  REQUIRE_ROOT();
+  Child c = spawn();
+  auto img = dump(c.pid, AfterDump::kKill);
+  ASSERT_TRUE(img.ok()) << img.error().str();
+  for (auto& [name, what] : fault_points()) {
+    if (name.rfind("restore.", 0) != 0) continue;
+    setenv("OSMO_FAULT", name.c_str(), 1);
+    lseek(img->get(), 0, SEEK_SET);
+    auto r = restore(img->get(), RestoreOptions{});
+    unsetenv("OSMO_FAULT");
+    ASSERT_FALSE(r.ok()) << name;
+    EXPECT_NE(r.error().message.find("fault injected at " + name), std::string::npos) << r.error().message;
+    int st;
+    errno = 0;
+    EXPECT_EQ(waitpid(-1, &st, WNOHANG), -1) << name << ": a child (init) was left behind";
+    EXPECT_EQ(errno, ECHILD);
+  }
+  EXPECT_EQ(restore_and_finish(img->get(), c.pid), 0);
+  EXPECT_EQ(read_result(c.result_path), expected_result());
+  unlink(c.result_path.c_str());
+}
+
+TEST(Engine, ChangedFileIsRefusedAtRestore) {
+  REQUIRE_ROOT();
+  Child c = spawn();
+  auto img = dump(c.pid, AfterDump::kKill);
+  ASSERT_TRUE(img.ok()) << img.error().str();
+  {
+    UniqueFd fd(open(c.result_path.c_str(), O_WRONLY));
+    ASSERT_EQ(write(fd.get(), "changed!", 8), 8);
+  }
+  auto r = restore(img->get(), RestoreOptions{});
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("changed since the checkpoint"), std::string::npos) << r.error().message;
+  unlink(c.result_path.c_str());
+}
+
+}  // namespace
+}  // namespace osmo::ckpt

@@ -1,0 +1,160 @@
+// Image codec: round trip, corruption and truncation are refused with precise errors.
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include "base/unique_fd.hpp"
+#include "ckpt/image.hpp"
+
+namespace osmo::ckpt {
+namespace {
+
+UniqueFd memfd() { return UniqueFd(memfd_create("img", MFD_CLOEXEC)); }
+
+std::vector<std::uint8_t> read_all(int fd) {
+  std::vector<std::uint8_t> out(static_cast<std::size_t>(lseek(fd, 0, SEEK_END)));
+  EXPECT_EQ(pread(fd, out.data(), out.size(), 0), static_cast<ssize_t>(out.size()));
+  return out;
+}
+
+UniqueFd from_bytes(const std::vector<std::uint8_t>& b) {
+  UniqueFd fd = memfd();
+  EXPECT_EQ(write(fd.get(), b.data(), b.size()), static_cast<ssize_t>(b.size()));
+  lseek(fd.get(), 0, SEEK_SET);
+  return fd;
+}
+
+// header, a task section, a compressible pages section, END
+std::vector<std::uint8_t> sample_image(bool compress) {
+  UniqueFd fd = memfd();
+  ImageWriter w(fd.get(), compress);
+  EXPECT_TRUE(w.write_header().ok());
+  Encoder e;
+  e.u32(42);
+  e.str("hello");
+  e.u64(0x1122334455667788ull);
+  EXPECT_TRUE(w.write_section(SectionType::kTask, e.buffer()).ok());
+  std::vector<std::uint8_t> pages(3 * 4096, 0xab);
+  EXPECT_TRUE(w.write_section(SectionType::kPages, {{pages.data(), 4096}, {pages.data() + 4096, 8192}}, true).ok());
+  EXPECT_TRUE(w.write_end().ok());
+  return read_all(fd.get());
+}
+
+Status read_whole(int fd, std::vector<std::vector<std::uint8_t>>* payloads) {
+  ImageReader r(fd);
+  OSMO_TRY(r.read_header());
+  for (;;) {
+    OSMO_ASSIGN_OR_RETURN(SectionHeader h, r.next());
+    std::vector<std::uint8_t> p;
+    OSMO_TRY(r.read_payload(&p));
+    payloads->push_back(p);
+    if (h.type == SectionType::kEnd) return ok_status();
+  }
+}
+
+TEST(ImageCodec, RoundTripPlainAndCompressed) {
+  for (bool compress : {false, true}) {
+    auto bytes = sample_image(compress);
+    UniqueFd fd = from_bytes(bytes);
+    std::vector<std::vector<std::uint8_t>> payloads;
+    Status s = read_whole(fd.get(), &payloads);
+    ASSERT_TRUE(s.ok()) << s.error().str();
+    ASSERT_EQ(payloads.size(), 3u);
+    Decoder d(payloads[0].data(), payloads[0].size(), "task");
+    EXPECT_EQ(*d.u32(), 42u);
+    EXPECT_EQ(*d.str(), "hello");
+    EXPECT_EQ(*d.u64(), 0x1122334455667788ull);
+    EXPECT_TRUE(d.finish().ok());
+    EXPECT_EQ(payloads[1], std::vector<std::uint8_t>(3 * 4096, 0xab));
+    if (compress) {
+      EXPECT_LT(bytes.size(), 4096u) << "a 12 KiB run of one byte must compress";
+    }
+  }
+}
+
+TEST(ImageCodec, EveryFlippedByteIsRefused) {
+  auto good = sample_image(false);
+  // Flip one byte in each region: file header, section header, payload, END.
+  for (std::size_t off : {std::size_t{3}, std::size_t{20}, kImageHeaderSize + 4, kImageHeaderSize + 40,
+                          good.size() - 20, good.size() - 1}) {
+    auto bad = good;
+    bad[off] ^= 0x40;
+    UniqueFd fd = from_bytes(bad);
+    std::vector<std::vector<std::uint8_t>> payloads;
+    Status s = read_whole(fd.get(), &payloads);
+    ASSERT_FALSE(s.ok()) << "flip at " << off << " accepted";
+    const std::string& m = s.error().message;
+    EXPECT_TRUE(m.find("corrupted") != std::string::npos || m.find("not an osmo image") != std::string::npos ||
+                m.find("unknown") != std::string::npos)
+        << m;
+  }
+}
+
+TEST(ImageCodec, PayloadChecksumMismatchNamesTheSection) {
+  auto bad = sample_image(false);
+  bad[kImageHeaderSize + kSectionHeaderSize + 1] ^= 1;  // inside the task payload
+  UniqueFd fd = from_bytes(bad);
+  std::vector<std::vector<std::uint8_t>> payloads;
+  Status s = read_whole(fd.get(), &payloads);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.error().message.find("section #0 (task)"), std::string::npos) << s.error().message;
+  EXPECT_NE(s.error().message.find("checksum mismatch"), std::string::npos) << s.error().message;
+}
+
+TEST(ImageCodec, TruncationAnywhereIsRefused) {
+  auto good = sample_image(false);
+  for (std::size_t cut = 0; cut < good.size(); cut += 7) {
+    std::vector<std::uint8_t> part(good.begin(), good.begin() + static_cast<long>(cut));
+    UniqueFd fd = from_bytes(part);
+    std::vector<std::vector<std::uint8_t>> payloads;
+    Status s = read_whole(fd.get(), &payloads);
+    ASSERT_FALSE(s.ok()) << "truncated at " << cut << " accepted";
+    if (cut >= kImageHeaderSize) {
+      EXPECT_NE(s.error().message.find("truncated"), std::string::npos) << cut << ": " << s.error().message;
+    }
+  }
+}
+
+TEST(ImageCodec, NotAnImageAndNewerVersion) {
+  std::vector<std::uint8_t> junk(100, 'x');
+  UniqueFd fd = from_bytes(junk);
+  ImageReader r(fd.get());
+  auto h = r.read_header();
+  ASSERT_FALSE(h.ok());
+  EXPECT_NE(h.error().message.find("bad magic"), std::string::npos);
+
+  auto img = sample_image(false);
+  std::uint32_t v = kImageVersion + 1;
+  std::memcpy(img.data() + 8, &v, 4);
+  std::uint32_t crc = crc32c(img.data(), 28);
+  std::memcpy(img.data() + 28, &crc, 4);
+  UniqueFd fd2 = from_bytes(img);
+  ImageReader r2(fd2.get());
+  auto h2 = r2.read_header();
+  ASSERT_FALSE(h2.ok());
+  EXPECT_NE(h2.error().message.find("newer"), std::string::npos) << h2.error().message;
+}
+
+TEST(ImageCodec, DecoderRefusesShortPayloadsAndHugeCounts) {
+  std::vector<std::uint8_t> b{1, 2, 3};
+  Decoder d(b.data(), b.size(), "vmas");
+  auto v = d.u64();
+  ASSERT_FALSE(v.ok());
+  EXPECT_NE(v.error().message.find("vmas payload too short"), std::string::npos);
+  std::vector<std::uint8_t> c{0xff, 0xff, 0xff, 0x7f, 0, 0};
+  Decoder d2(c.data(), c.size(), "fds");
+  EXPECT_FALSE(d2.count(8).ok());
+}
+
+TEST(ImageCodec, Crc32cKnownValue) {
+  // RFC 3720 test vector: 32 bytes of zeros.
+  std::vector<std::uint8_t> z(32, 0);
+  EXPECT_EQ(crc32c(z.data(), z.size()), 0x8a9136aau);
+  const char* s = "123456789";
+  EXPECT_EQ(crc32c(s, 9), 0xe3069283u);
+}
+
+}  // namespace
+}  // namespace osmo::ckpt

@@ -1,0 +1,80 @@
+// /proc parsers and the syscall-restart rule.
+#include <sys/syscall.h>
+
+#include <gtest/gtest.h>
+
+#include "ckpt/proc.hpp"
+#include "ckpt/ptrace.hpp"
+
+namespace osmo::ckpt {
+namespace {
+
+TEST(ProcParse, Maps) {
+  auto m = parse_maps(
+      "55d0c0a00000-55d0c0a21000 rw-p 00000000 00:00 0                          [heap]\n"
+      "7f1e2a000000-7f1e2a200000 r-xp 00026000 fe:00 332383                     /usr/lib/libc.so.6\n"
+      "7f1e2b000000-7f1e2b001000 rw-s 00000000 00:01 1234                       /memfd:x (deleted)\n");
+  ASSERT_TRUE(m.ok()) << m.error().str();
+  ASSERT_EQ(m->size(), 3u);
+  EXPECT_EQ((*m)[0].name, "[heap]");
+  EXPECT_TRUE((*m)[0].w);
+  EXPECT_FALSE((*m)[0].x);
+  EXPECT_EQ((*m)[1].offset, 0x26000u);
+  EXPECT_EQ((*m)[1].dev_major, 0xfeu);
+  EXPECT_EQ((*m)[1].inode, 332383u);
+  EXPECT_TRUE((*m)[1].x);
+  EXPECT_TRUE((*m)[2].shared);
+  EXPECT_TRUE((*m)[2].deleted());
+  EXPECT_EQ((*m)[2].path_without_deleted(), "/memfd:x");
+  EXPECT_FALSE(parse_maps("garbage\n").ok());
+}
+
+TEST(ProcParse, Status) {
+  auto s = parse_status("Name:\tcat\nUmask:\t0027\nState:\tS (sleeping)\nTracerPid:\t0\n"
+                        "Uid:\t1000\t1001\t1002\t1003\nGid:\t5\t6\t7\t8\nGroups:\t4 24 27 \n"
+                        "NSpid:\t4242\t7\nThreads:\t3\n");
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(s->state, 'S');
+  EXPECT_EQ(s->threads, 3);
+  EXPECT_EQ(s->umask, 027u);
+  EXPECT_EQ(s->uid[1], 1001u);
+  EXPECT_EQ(s->gid[2], 7u);
+  EXPECT_EQ(s->groups, (std::vector<std::uint32_t>{4, 24, 27}));
+  EXPECT_EQ(s->nspid.back(), 7);
+}
+
+TEST(ProcParse, Fdinfo) {
+  auto f = parse_fdinfo("pos:\t277\nflags:\t02100001\nmnt_id:\t30\nino:\t12\n");
+  ASSERT_TRUE(f.ok());
+  EXPECT_EQ(f->pos, 277u);
+  EXPECT_EQ(f->flags, 02100001u);
+}
+
+TEST(SyscallRestart, RewindsOnlyInterruptedSyscalls) {
+  user_regs_struct r{};
+  r.rip = 0x1000;
+  r.orig_rax = SYS_read;
+  r.rax = static_cast<unsigned long long>(-512);  // -ERESTARTSYS
+  auto a = with_syscall_restart(r);
+  EXPECT_EQ(a.rip, 0xffeu);
+  EXPECT_EQ(a.rax, static_cast<unsigned long long>(SYS_read));
+  EXPECT_EQ(static_cast<long long>(a.orig_rax), -1);
+
+  r.rax = static_cast<unsigned long long>(-516);  // -ERESTART_RESTARTBLOCK
+  auto b = with_syscall_restart(r);
+  EXPECT_EQ(b.rip, 0xffeu);
+  EXPECT_EQ(b.rax, static_cast<unsigned long long>(SYS_restart_syscall));
+
+  r.rax = 5;  // completed read: never rewound
+  auto c = with_syscall_restart(r);
+  EXPECT_EQ(c.rip, 0x1000u);
+  EXPECT_EQ(c.rax, 5u);
+
+  r.orig_rax = static_cast<unsigned long long>(-1);  // not in a syscall
+  r.rax = static_cast<unsigned long long>(-512);
+  auto d = with_syscall_restart(r);
+  EXPECT_EQ(d.rip, 0x1000u);
+}
+
+}  // namespace
+}  // namespace osmo::ckpt
