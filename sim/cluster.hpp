@@ -125,6 +125,7 @@ class Cluster {
   WorkloadHandler workload_;
   TraceHash trace_;
   std::uint64_t events_ = 0;
+  mutable std::size_t first_to_check_ = 0;  // converged(): the node that failed last time
   gossip::Counters dead_counters_;  // counters of node instances that were killed
 };
 
