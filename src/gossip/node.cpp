@@ -686,7 +686,10 @@ struct Node::Impl {
     joined = true;
     if (m.flags & msg::kSyncReplyWanted) {
       bool join = (m.flags & msg::kSyncJoin) != 0;
-      send_sync(from, 0, join ? kMaxJoinSyncDatagrams : kMaxSyncDatagrams);
+      // Answer the address the sender signed, not the datagram's source: a replayed join request
+      // with a forged source must not turn us into a 64x amplifier against a third party.
+      send_sync(m.sender_addr ? *m.sender_addr : from, 0,
+                join ? kMaxJoinSyncDatagrams : kMaxSyncDatagrams);
     }
   }
 
