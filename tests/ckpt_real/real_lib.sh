@@ -53,7 +53,7 @@ real_run_reference() {
   local before ticks
   children_ticks
   before=$ticks
-  (cd "$work" && exec "$exe" "$@" <"$work/in" >"$work/ref.out" 2>"$work/ref.err") &
+  (cd "$work" && close_inherited_fds && exec "$exe" "$@" <"$work/in" >"$work/ref.out" 2>"$work/ref.err") &
   local pid=$!
   wait_exit "$pid" "$REAL_EXIT_TIMEOUT"
   [ "$st" != timeout ] || { kill -KILL "$pid"; finish fail "the reference run did not finish in ${REAL_EXIT_TIMEOUT}s"; }
@@ -82,7 +82,7 @@ progress_out_lines() { # N: its stdout has at least N lines
 real_run_checkpointed() {
   local progress=$1 i=0 orig
   shift
-  (cd "$work" && exec "$exe" "$@" <"$work/in" >"$work/run.out" 2>"$work/run.err") &
+  (cd "$work" && close_inherited_fds && exec "$exe" "$@" <"$work/in" >"$work/run.out" 2>"$work/run.err") &
   case_pid=$!
   orig=$case_pid
   until $progress "$orig"; do

@@ -49,7 +49,18 @@ wait_exit() {
     if [ "$i" -gt $((limit * 20)) ]; then st=timeout; return; fi
     sleep 0.05
   done
-  wait "$pid"; st=$?
+  { wait "$pid"; } 2>/dev/null  # quiet: bash would report a job killed by a signal
+  st=$?
+}
+
+# close_inherited_fds: in a subshell about to exec a test program, closes every fd above 2, so
+# the program starts with exactly stdin, stdout and stderr whatever ctest or a terminal left open.
+close_inherited_fds() {
+  local fd
+  for fd in $(ls "/proc/$BASHPID/fd"); do
+    [ "$fd" -gt 2 ] && eval "exec $fd>&-"
+  done
+  return 0
 }
 
 cleanup() {
@@ -129,7 +140,7 @@ check_output() {
 # /dev/null, cwd WORK) and waits, bounded, for WORK/ready. Sets case_pid.
 zh_start_case() {
   local i=0
-  (cd "$work" && exec "$exe" "$work" </dev/null >"$work/out" 2>"$work/err") &
+  (cd "$work" && close_inherited_fds && exec "$exe" "$work" </dev/null >"$work/out" 2>"$work/err") &
   case_pid=$!
   while [ ! -e "$work/ready" ]; do
     if ! alive "$case_pid"; then
