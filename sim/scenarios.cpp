@@ -49,6 +49,8 @@ class Runner {
         if (!subject.up || subject.ever_killed) continue;
         if (m.state == gossip::MemberState::kDead || m.state == gossip::MemberState::kLeft) {
           if (false_pairs_.insert(static_cast<std::uint64_t>(i) * c_.size() + j).second) {
+            if (first_false_ms_ < 0) first_false_ms_ = c_.now();
+            last_false_ms_ = c_.now();
             c_.trace().add(std::string_view("false-death"));
             c_.trace().add(static_cast<std::uint64_t>(c_.now()));
           }
@@ -68,6 +70,9 @@ class Runner {
     m.set("view_scans", scans_);
     m.set("false_deaths", static_cast<std::uint64_t>(false_pairs_.size()));
     m.set("false_dead_nodes", static_cast<std::uint64_t>(false_subjects_.size()));
+    // When they were first and last seen (-1: never), to tell join-time from steady-state ones.
+    m.set("false_death_first_seen_ms", first_false_ms_);
+    m.set("false_death_last_seen_ms", last_false_ms_);
     m.set("false_suspect_sightings", suspect_sightings_);
     m.set("view_accuracy_mean", accuracy_samples_ ? sum_accuracy_ / accuracy_samples_ : 1.0);
   }
@@ -88,6 +93,8 @@ class Runner {
   std::unordered_set<std::uint64_t> false_pairs_;
   std::unordered_set<std::uint32_t> false_subjects_;
   std::uint64_t suspect_sightings_ = 0;
+  env::TimeMs first_false_ms_ = -1;
+  env::TimeMs last_false_ms_ = -1;
   double sum_accuracy_ = 0;
   std::uint64_t accuracy_samples_ = 0;
 };
