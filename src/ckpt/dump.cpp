@@ -54,8 +54,11 @@ class Release {
       if (first.ok() && !s.ok()) first = std::move(s);
     };
     if (c_.scratch != 0) {
-      keep(t.syscall_ok("munmap (scratch)", SYS_munmap, c_.scratch, kPageSize).ok()
-               ? ok_status() : make_error("cannot unmap the scratch page"));
+      // The gate may be inside the scratch mapping: stop at the syscall exit, before returning
+      // to the (then unmapped) instruction after it.
+      auto r = t.syscall_final(SYS_munmap, c_.scratch, kTrampSize);
+      if (!r.ok()) keep(r.take_error());
+      else if (*r != 0) keep(make_error("cannot unmap the scratch area ({})", *r));
       c_.scratch = 0;
     }
     if (armed_regs_) {
@@ -112,10 +115,13 @@ Status do_checkpoint(pid_t pid, int out_fd, const CheckpointOptions& opts, Check
     OSMO_ASSIGN_OR_RETURN(std::uint64_t gate, find_syscall_insn(tracee, c.maps));
     tracee.set_gate(gate, GateKind::kSyscallStops);
     OSMO_TRY(tracee.set_sigmask(~0ull));
-    OSMO_ASSIGN_OR_RETURN(long scratch, tracee.syscall_ok("mmap (scratch)", SYS_mmap, 0, kPageSize,
+    OSMO_ASSIGN_OR_RETURN(long scratch, tracee.syscall_ok("mmap (scratch)", SYS_mmap, 0, kTrampSize,
                                                           PROT_READ | PROT_WRITE | PROT_EXEC,
                                                           MAP_PRIVATE | MAP_ANONYMOUS, static_cast<std::uint64_t>(-1), 0));
     c.scratch = static_cast<std::uint64_t>(scratch);
+    OSMO_TRY(tracee.write_mem(c.scratch, injected_code().data(), injected_code().size()));
+    tracee.set_gate(c.scratch, GateKind::kInt3);
+    tracee.set_executor(c.scratch + kExecutorOffset, c.scratch + kTrampTableOffset, kTrampTableEntries);
 
     // 3. Collect every kind, then stream.
     for (const KindOps& k : kinds()) OSMO_TRY(k.dump(c));

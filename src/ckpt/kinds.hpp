@@ -38,7 +38,8 @@ struct DumpContext {
   pid_t pid = -1;  // in the caller's pid namespace
   const CheckpointOptions* options = nullptr;
   Tracee* tracee = nullptr;
-  std::uint64_t scratch = 0;  // a scratch page mapped in the process for injected syscalls
+  std::uint64_t scratch = 0;  // our code page mapped in the process for injected syscalls
+  std::uint64_t scratch_data() const { return scratch + 0x80; }  // kTrampDataOffset
   ProcStatus status;
   std::vector<MapsEntry> maps;  // read after the process was stopped
   std::vector<siginfo_t> stolen;  // signals taken off the thread while stopping it
@@ -65,8 +66,14 @@ struct RestoreContext {
   int helper_fd_base = 0;        // every fd >= this in the new process is ours: closed at the end
   std::uint64_t pages_written = 0;
 };
-inline constexpr std::uint64_t kTrampDataOffset = 64;
-inline constexpr std::uint64_t kTrampSize = 2 * kPageSize;
+// Layout of our code page in the process (dump: "scratch", restore: "trampoline"):
+//   0x0000 injected_code() (gate + batch executor)   0x0080 data for single syscalls
+//   0x0800 dump: 64 sigaction results                 0x1000 batch table (192 entries)
+inline constexpr std::uint64_t kTrampSize = 4 * kPageSize;
+inline constexpr std::uint64_t kTrampDataOffset = 0x80;
+inline constexpr std::uint64_t kTrampSigOffset = 0x800;
+inline constexpr std::uint64_t kTrampTableOffset = 0x1000;
+inline constexpr std::size_t kTrampTableEntries = (kTrampSize - kTrampTableOffset) / 64;
 
 struct KindOps {
   const char* name;

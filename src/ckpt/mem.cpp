@@ -470,6 +470,20 @@ Status mem_open_files(const ProcessImage& img, const std::vector<UniqueFd>& blob
 
 namespace {
 
+SyscallReq req(long nr, const char* what, std::uint64_t a1 = 0, std::uint64_t a2 = 0, std::uint64_t a3 = 0,
+               std::uint64_t a4 = 0, std::uint64_t a5 = 0, std::uint64_t a6 = 0) {
+  SyscallReq q;
+  q.nr = nr;
+  q.what = what;
+  q.a[0] = a1;
+  q.a[1] = a2;
+  q.a[2] = a3;
+  q.a[3] = a4;
+  q.a[4] = a5;
+  q.a[5] = a6;
+  return q;
+}
+
 bool overlaps(std::uint64_t a0, std::uint64_t a1, std::uint64_t b0, std::uint64_t b1) { return a0 < b1 && b0 < a1; }
 
 }  // namespace
@@ -478,6 +492,7 @@ Status mem_restore_layout(RestoreContext& c) {
   Tracee& t = *c.tracee;
   const MemImage& m = c.img->mem;
   OSMO_ASSIGN_OR_RETURN(std::vector<MapsEntry> own, read_maps(c.pid));
+  std::vector<SyscallReq> reqs;
   // 1. Remove everything of the new process except the trampoline and the vdso pieces.
   std::map<std::string, MapsEntry> special;
   for (const MapsEntry& e : own) {
@@ -487,8 +502,10 @@ Status mem_restore_layout(RestoreContext& c) {
       continue;
     }
     if (overlaps(e.start, e.end, c.tramp, c.tramp + c.tramp_size)) continue;
-    OSMO_TRY(t.syscall_ok("munmap (own mapping)", SYS_munmap, e.start, e.end - e.start));
+    reqs.push_back(req(SYS_munmap, "munmap (own mapping)", e.start, e.end - e.start));
   }
+  OSMO_TRY(t.syscall_batch(reqs));
+  reqs.clear();
   OSMO_TRY(fault("restore.unmap"));
 
   // 2. The vdso pieces go where the image had them. Same kernel build required: compare bytes.
@@ -530,21 +547,24 @@ Status mem_restore_layout(RestoreContext& c) {
   std::uint64_t off = 0;
   for (auto& [n, e] : special) {
     std::uint64_t len = e.end - e.start;
-    OSMO_TRY(t.syscall_ok("mremap (park vdso)", SYS_mremap, e.start, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, park + off));
+    reqs.push_back(req(SYS_mremap, "mremap (park vdso)", e.start, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, park + off));
     parked[n] = park + off;
     off += len;
   }
   for (const VmaImage* v : want) {
     std::string n = name_of(v->kind);
     std::uint64_t len = v->end - v->start;
-    OSMO_TRY(t.syscall_ok("mremap (place vdso)", SYS_mremap, parked[n], len, len, MREMAP_MAYMOVE | MREMAP_FIXED, v->start));
+    reqs.push_back(req(SYS_mremap, "mremap (place vdso)", parked[n], len, len, MREMAP_MAYMOVE | MREMAP_FIXED, v->start));
     parked.erase(n);
   }
   for (auto& [n, addr] : parked)  // pieces the image does not have (the process had unmapped them)
-    OSMO_TRY(t.syscall_ok("munmap (vdso piece)", SYS_munmap, addr, special[n].end - special[n].start));
+    reqs.push_back(req(SYS_munmap, "munmap (vdso piece)", addr, special[n].end - special[n].start));
+  OSMO_TRY(t.syscall_batch(reqs));  // in order: every piece is parked before any is placed
+  reqs.clear();
   OSMO_TRY(fault("restore.vdso"));
 
   // 3. Create every mapping; writable for now where pages will be written.
+  std::vector<std::string> what;
   for (std::size_t i = 0; i < m.vmas.size(); i++) {
     const VmaImage& v = m.vmas[i];
     if (is_special(v.kind)) continue;
@@ -562,13 +582,15 @@ Status mem_restore_layout(RestoreContext& c) {
     if (v.flags & kVmaGrowsDown) flags |= MAP_GROWSDOWN;
     if (fd < 0 && (flags & MAP_ANONYMOUS) == 0)
       return make_error("internal: no fd for mapping {:#x} ({})", v.start, v.path);
-    auto rv = t.syscall(SYS_mmap, v.start, v.end - v.start, prot, flags, static_cast<std::uint64_t>(fd), v.pgoff);
-    if (!rv.ok()) return rv.take_error();
-    if (static_cast<std::uint64_t>(*rv) != v.start)
-      return Error{*rv < 0 && *rv > -4096 ? static_cast<int>(-*rv) : 0,
-                   fmt::format("cannot map {:#x}-{:#x} ({} {}) in restored pid {}", v.start, v.end,
-                               vma_kind_name(v.kind), v.path, c.pid)};
+    what.push_back(fmt::format("mmap of {:#x}-{:#x} ({} {})", v.start, v.end, vma_kind_name(v.kind), v.path));
+    reqs.push_back(req(SYS_mmap, "", v.start, v.end - v.start, prot, flags, static_cast<std::uint64_t>(fd), v.pgoff));
   }
+  for (std::size_t i = 0; i < reqs.size(); i++) reqs[i].what = what[i].c_str();
+  OSMO_ASSIGN_OR_RETURN(auto mapped, t.syscall_batch(reqs));
+  for (std::size_t i = 0; i < mapped.size(); i++)
+    if (static_cast<std::uint64_t>(mapped[i]) != reqs[i].a[0])
+      return make_error("{} landed at {:#x}", what[i], mapped[i]);
+  reqs.clear();
   OSMO_TRY(fault("restore.mm"));
 
   // 4. Pre-fault the pages we are about to write, in bulk (see the file comment).
@@ -584,9 +606,10 @@ Status mem_restore_layout(RestoreContext& c) {
       end = runs[j].vaddr + runs[j].pages * kPageSize;
       j++;
     }
-    OSMO_TRY(t.syscall_ok("madvise(MADV_POPULATE_WRITE)", SYS_madvise, start, end - start, MADV_POPULATE_WRITE));
+    reqs.push_back(req(SYS_madvise, "madvise(MADV_POPULATE_WRITE)", start, end - start, MADV_POPULATE_WRITE));
     i = j;
   }
+  OSMO_TRY(t.syscall_batch(reqs));
   return ok_status();
 }
 
@@ -636,10 +659,12 @@ Result<SectionHeader> mem_restore_pages(RestoreContext& c, ImageReader& r, Secti
 }
 
 Status mem_restore_protect(RestoreContext& c) {
+  std::vector<SyscallReq> reqs;
   for (const VmaImage& v : c.img->mem.vmas) {
     if (is_special(v.kind) || v.pages_carried == 0 || (v.prot & PROT_WRITE)) continue;
-    OSMO_TRY(c.tracee->syscall_ok("mprotect", SYS_mprotect, v.start, v.end - v.start, v.prot));
+    reqs.push_back(req(SYS_mprotect, "mprotect", v.start, v.end - v.start, v.prot));
   }
+  OSMO_TRY(c.tracee->syscall_batch(reqs));
   return ok_status();
 }
 

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <cstring>
 
 namespace osmo::ckpt {
@@ -81,6 +82,22 @@ Result<Tracee> Tracee::seize_and_stop(pid_t pid, OnRelease on_release, bool exit
   return t;
 }
 
+const std::vector<std::uint8_t>& injected_code() {
+  // Assembled from (intel syntax):
+  //   gate: syscall; int3; nop x13
+  //   loop: test r13,r13; jz done; mov rax,[r12]; mov rdi,[r12+8]; mov rsi,[r12+16];
+  //         mov rdx,[r12+24]; mov r10,[r12+32]; mov r8,[r12+40]; mov r9,[r12+48]; syscall;
+  //         mov [r12+56],rax; cmp rax,-4095; jae done; add r12,64; dec r13; jmp loop
+  //   done: int3
+  static const std::vector<std::uint8_t> kCode = {
+      0x0f, 0x05, 0xcc, 0x90, 0x90, 0x90, 0x90, 0x90, 0x90, 0x90, 0x90, 0x90, 0x90, 0x90, 0x90, 0x90,
+      0x4d, 0x85, 0xed, 0x74, 0x3a, 0x49, 0x8b, 0x04, 0x24, 0x49, 0x8b, 0x7c, 0x24, 0x08, 0x49, 0x8b,
+      0x74, 0x24, 0x10, 0x49, 0x8b, 0x54, 0x24, 0x18, 0x4d, 0x8b, 0x54, 0x24, 0x20, 0x4d, 0x8b, 0x44,
+      0x24, 0x28, 0x4d, 0x8b, 0x4c, 0x24, 0x30, 0x0f, 0x05, 0x49, 0x89, 0x44, 0x24, 0x38, 0x48, 0x3d,
+      0x01, 0xf0, 0xff, 0xff, 0x73, 0x09, 0x49, 0x83, 0xc4, 0x40, 0x49, 0xff, 0xcd, 0xeb, 0xc1, 0xcc};
+  return kCode;
+}
+
 Result<RseqConfig> get_rseq_config(pid_t pid) {
   constexpr int kGetRseqConfiguration = 0x420f;
   RseqConfig rc{};
@@ -94,7 +111,10 @@ Tracee::Tracee(Tracee&& o) noexcept
       on_release_(o.on_release_),
       gate_(o.gate_),
       gate_kind_(o.gate_kind_),
-      in_syscall_exit_(o.in_syscall_exit_) {}
+      in_syscall_exit_(o.in_syscall_exit_),
+      exec_code_(o.exec_code_),
+      exec_table_(o.exec_table_),
+      exec_max_(o.exec_max_) {}
 
 Tracee::~Tracee() {
   if (pid_ < 0) return;
@@ -203,6 +223,44 @@ Result<long> Tracee::syscall_ok(const char* what, long nr, std::uint64_t a1, std
   if (rv < 0 && rv > -4096)
     return Error{static_cast<int>(-rv), fmt::format("{} in pid {} failed", what, pid_)};
   return rv;
+}
+
+Result<std::vector<long>> Tracee::syscall_batch(const std::vector<SyscallReq>& reqs) {
+  std::vector<long> results;
+  if (reqs.empty()) return results;
+  if (exec_code_ == 0 || exec_max_ == 0) return make_error("internal: no syscall executor in pid {}", pid_);
+  std::vector<std::uint64_t> table;
+  for (std::size_t first = 0; first < reqs.size(); first += exec_max_) {
+    std::size_t n = std::min(exec_max_, reqs.size() - first);
+    table.assign(n * 8, 0);
+    for (std::size_t i = 0; i < n; i++) {
+      const SyscallReq& q = reqs[first + i];
+      table[i * 8] = static_cast<std::uint64_t>(q.nr);
+      for (int k = 0; k < 6; k++) table[i * 8 + 1 + static_cast<std::size_t>(k)] = q.a[k];
+      table[i * 8 + 7] = static_cast<std::uint64_t>(-4096);  // "not run"
+    }
+    OSMO_TRY(write_mem(exec_table_, table.data(), table.size() * 8));
+    OSMO_ASSIGN_OR_RETURN(user_regs_struct r, get_regs());
+    r.rip = exec_code_;
+    r.orig_rax = static_cast<unsigned long long>(-1);
+    r.r12 = exec_table_;
+    r.r13 = n;
+    OSMO_TRY(set_regs(r));
+    if (ptrace(PTRACE_CONT, pid_, nullptr, nullptr) != 0)
+      return errno_error("cannot resume pid {} for a syscall batch", pid_);
+    OSMO_ASSIGN_OR_RETURN(int st, wait_stop("syscall batch"));
+    if (WSTOPSIG(st) != SIGTRAP)
+      return make_error("pid {} stopped by signal {} during a syscall batch", pid_, WSTOPSIG(st));
+    OSMO_TRY(read_mem(exec_table_, table.data(), table.size() * 8));
+    for (std::size_t i = 0; i < n; i++) {
+      auto rv = static_cast<long>(table[i * 8 + 7]);
+      if (rv == -4096) return make_error("internal: syscall batch stopped before {} in pid {}", reqs[first + i].what, pid_);
+      if (rv < 0 && rv > -4096)
+        return Error{static_cast<int>(-rv), fmt::format("{} in pid {} failed", reqs[first + i].what, pid_)};
+      results.push_back(rv);
+    }
+  }
+  return results;
 }
 
 Result<long> Tracee::syscall_final(long nr, std::uint64_t a1, std::uint64_t a2) {

@@ -146,8 +146,7 @@ struct ChildPlan {
     if (m != MAP_FAILED) ::munmap(m, kTrampSize);
   }
   if (tramp == 0) die_with(sock, make_error("no free address for the restore trampoline"));
-  static const std::uint8_t kCode[] = {0x0f, 0x05, 0xcc};  // syscall; int3
-  std::memcpy(reinterpret_cast<void*>(tramp), kCode, sizeof kCode);
+  std::memcpy(reinterpret_cast<void*>(tramp), injected_code().data(), injected_code().size());
   std::vector<std::uint64_t> reply{tramp, static_cast<std::uint64_t>(*base)};
   for (int f : plan.files) reply.push_back(static_cast<std::uint64_t>(f));
   if (!send_msg(sock, 'R', reply.data(), reply.size() * 8).ok()) ::_exit(127);
@@ -372,6 +371,7 @@ Result<RestoredProcess> do_restore(int in_fd, const RestoreOptions& opts) {
     if (vma_file_idx[i] >= 0) rc.vma_fds[i] = static_cast<int>(reply[2 + static_cast<std::size_t>(vma_file_idx[i])]);
   rc.exe_fd = exe_idx >= 0 ? static_cast<int>(reply[2 + static_cast<std::size_t>(exe_idx)]) : -1;
   tracee.set_gate(rc.tramp, GateKind::kInt3);
+  tracee.set_executor(rc.tramp + kExecutorOffset, rc.tramp + kTrampTableOffset, kTrampTableEntries);
   OSMO_TRY(tracee.set_sigmask(~0ull));
 
   OSMO_ASSIGN_OR_RETURN(auto xs, tracee.get_xstate());

@@ -56,22 +56,33 @@ Status sig_dump(DumpContext& c) {
   s.blocked = c.original_sigmask;
   // Signals we took off the thread while stopping it go back to its own queue first.
   for (const siginfo_t& si : c.stolen) {
-    OSMO_TRY(t.write_mem(c.scratch, &si, sizeof si));
+    OSMO_TRY(t.write_mem(c.scratch_data(), &si, sizeof si));
     OSMO_TRY(t.syscall_ok("rt_tgsigqueueinfo (requeue)", SYS_rt_tgsigqueueinfo, c.img->task.pid,
-                          c.img->task.pid, static_cast<std::uint64_t>(si.si_signo), c.scratch));
+                          c.img->task.pid, static_cast<std::uint64_t>(si.si_signo), c.scratch_data()));
   }
   c.stolen.clear();
+  // All 64 dispositions in one batch (reading SIGKILL/SIGSTOP's is allowed and harmless).
+  std::vector<SyscallReq> reqs;
+  for (int sig = 1; sig <= 64; sig++) {
+    SyscallReq q;
+    q.nr = SYS_rt_sigaction;
+    q.a[0] = static_cast<std::uint64_t>(sig);
+    q.a[2] = c.scratch + kTrampSigOffset + static_cast<std::uint64_t>(sig - 1) * sizeof(KernelSigaction);
+    q.a[3] = 8;
+    q.what = "rt_sigaction (read)";
+    reqs.push_back(q);
+  }
+  OSMO_TRY(t.syscall_batch(reqs));
+  std::array<KernelSigaction, 64> kas{};
+  OSMO_TRY(t.read_mem(c.scratch + kTrampSigOffset, kas.data(), sizeof kas));
   for (int sig = 1; sig <= 64; sig++) {
     if (sig == SIGKILL || sig == SIGSTOP) continue;
-    OSMO_TRY(t.syscall_ok("rt_sigaction (read)", SYS_rt_sigaction, static_cast<std::uint64_t>(sig), 0,
-                          c.scratch, 8));
-    KernelSigaction ka{};
-    OSMO_TRY(t.read_mem(c.scratch, &ka, sizeof ka));
+    const KernelSigaction& ka = kas[static_cast<std::size_t>(sig - 1)];
     s.actions[static_cast<std::size_t>(sig - 1)] = {ka.handler, ka.flags, ka.restorer, ka.mask};
   }
-  OSMO_TRY(t.syscall_ok("sigaltstack (read)", SYS_sigaltstack, 0, c.scratch));
+  OSMO_TRY(t.syscall_ok("sigaltstack (read)", SYS_sigaltstack, 0, c.scratch_data()));
   KernelStack ks{};
-  OSMO_TRY(t.read_mem(c.scratch, &ks, sizeof ks));
+  OSMO_TRY(t.read_mem(c.scratch_data(), &ks, sizeof ks));
   s.altstack_sp = ks.sp;
   s.altstack_size = ks.size;
   s.altstack_flags = static_cast<std::uint32_t>(ks.flags);

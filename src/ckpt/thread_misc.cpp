@@ -23,8 +23,8 @@ Status thread_dump(DumpContext& c) {
     return errno_error("cannot read the robust futex list of pid {}", c.pid);
   t.robust_list = reinterpret_cast<std::uint64_t>(head);
   t.robust_len = len;
-  OSMO_TRY(c.tracee->syscall_ok("prctl(PR_GET_TID_ADDRESS)", SYS_prctl, PR_GET_TID_ADDRESS, c.scratch));
-  OSMO_TRY(c.tracee->read_mem(c.scratch, &t.clear_tid, sizeof t.clear_tid));
+  OSMO_TRY(c.tracee->syscall_ok("prctl(PR_GET_TID_ADDRESS)", SYS_prctl, PR_GET_TID_ADDRESS, c.scratch_data()));
+  OSMO_TRY(c.tracee->read_mem(c.scratch_data(), &t.clear_tid, sizeof t.clear_tid));
   return ok_status();
 }
 

@@ -10,9 +10,9 @@ namespace osmo::ckpt {
 
 Status timers_dump(DumpContext& c) {
   for (int which = 0; which < 3; which++) {
-    OSMO_TRY(c.tracee->syscall_ok("getitimer", SYS_getitimer, static_cast<std::uint64_t>(which), c.scratch));
+    OSMO_TRY(c.tracee->syscall_ok("getitimer", SYS_getitimer, static_cast<std::uint64_t>(which), c.scratch_data()));
     itimerval v{};
-    OSMO_TRY(c.tracee->read_mem(c.scratch, &v, sizeof v));
+    OSMO_TRY(c.tracee->read_mem(c.scratch_data(), &v, sizeof v));
     c.img->timers.itimers[static_cast<std::size_t>(which)] = {
         v.it_interval.tv_sec * 1'000'000 + v.it_interval.tv_usec, v.it_value.tv_sec * 1'000'000 + v.it_value.tv_usec};
   }
