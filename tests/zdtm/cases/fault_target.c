@@ -3,8 +3,9 @@
  * leave the process untouched (the engine injects syscalls such as brk and rt_sigaction into
  * the target while dumping, and maps code into it), and also an ordinary restore case.
  * Checked: memory pattern, brk, every signal disposition, the blocked mask, the thread-private
- * and process-wide pending sets, buffered pipe data, the set of open fds and their offsets,
- * and the whole /proc/self/maps layout (no mapping left behind). */
+ * and process-wide pending sets, the set of open fds and a file offset, and the whole
+ * /proc/self/maps layout (no mapping left behind). Only state the engine restores today is used
+ * (pipes have their own case), so the restore.* fault tests can finish with a good restore. */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <signal.h>
@@ -49,8 +50,6 @@ int main(int argc, char** argv) {
   kill(getpid(), SIGHUP);
   union sigval v = {.sival_int = 5};
   sigqueue(getpid(), SIGRTMIN + 1, v);
-  int p[2];
-  ZDTM_SETUP(pipe(p) == 0 && write(p[1], "buffered", 8) == 8, "pipe");
   int f = open(zdtm_path("file"), O_RDWR | O_CREAT | O_TRUNC, 0644);
   ZDTM_SETUP(f >= 0 && write(f, "0123456789", 10) == 10 && lseek(f, 4, SEEK_SET) == 4, "file");
   void* brk0 = sbrk(0);
@@ -87,8 +86,6 @@ int main(int argc, char** argv) {
   int fd_diff = 0;
   for (int fd = 0; fd < 256; fd++) fd_diff += fd_open[fd] != (fcntl(fd, F_GETFD) != -1);
   ZDTM_CHECK(fd_diff == 0, "the same fds are open (%d differ)", fd_diff);
-  char buf[16] = {0};
-  ZDTM_CHECK(read(p[0], buf, 16) == 8 && strcmp(buf, "buffered") == 0, "pipe data");
   ZDTM_CHECK(lseek(f, 0, SEEK_CUR) == 4, "file offset");
   return zdtm_finish();
 }
