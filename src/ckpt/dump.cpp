@@ -21,6 +21,11 @@
 namespace osmo::ckpt {
 namespace {
 
+const Logger& log() {
+  static const Logger kLog("-", "ckpt");
+  return kLog;
+}
+
 double ms_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
 }
@@ -124,7 +129,12 @@ Status do_checkpoint(pid_t pid, int out_fd, const CheckpointOptions& opts, Check
     tracee.set_executor(c.scratch + kExecutorOffset, c.scratch + kTrampTableOffset, kTrampTableEntries);
 
     // 3. Collect every kind, then stream.
-    for (const KindOps& k : kinds()) OSMO_TRY(k.dump(c));
+    for (const KindOps& k : kinds()) {
+      auto tk = std::chrono::steady_clock::now();
+      OSMO_TRY(k.dump(c));
+      log().debug("dump pid={} kind={} ms={:.2f}", pid, k.name, ms_since(tk));
+    }
+    auto tw = std::chrono::steady_clock::now();
     ImageWriter w(out_fd, opts.compress);
     OSMO_TRY(w.write_header());
     for (const KindOps& k : kinds()) {
@@ -134,7 +144,10 @@ Status do_checkpoint(pid_t pid, int out_fd, const CheckpointOptions& opts, Check
     }
     OSMO_TRY(fault("dump.metadata"));
     OSMO_TRY(mem_write_blobs(c, w));
+    log().debug("dump pid={} metadata+blobs ms={:.2f} since_freeze_ms={:.2f}", pid, ms_since(tw), ms_since(t_frozen));
+    tw = std::chrono::steady_clock::now();
     OSMO_TRY(mem_write_pages(c, w, stats));
+    log().debug("dump pid={} pages ms={:.2f}", pid, ms_since(tw));
     OSMO_TRY(fault("dump.before_end"));
     OSMO_TRY(w.write_end());
     if (stats != nullptr) stats->image_bytes = w.totals().stored_bytes + kImageHeaderSize;

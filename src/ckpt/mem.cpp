@@ -66,12 +66,13 @@ bool page_is_zero(const std::uint8_t* p) {
   return true;
 }
 
-// Page-aligned buffer for batches (process_vm_* and write() are happiest with it).
+// Page-aligned buffer for batches. MAP_POPULATE: first-touch faults cost ~12 µs per page on this
+// VM, so an 8 MiB buffer faulted page by page would cost ~25 ms by itself.
 struct PageBuffer {
   std::uint8_t* p = nullptr;
   std::size_t n = 0;
   explicit PageBuffer(std::size_t bytes) : n(bytes) {
-    void* m = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    void* m = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
     p = m == MAP_FAILED ? nullptr : static_cast<std::uint8_t*>(m);
   }
   ~PageBuffer() {
@@ -284,21 +285,23 @@ void mem_describe(const ProcessImage& img, nlohmann::json& j) {
 
 // ---- dump: streaming ----
 Status mem_write_blobs(DumpContext& c, ImageWriter& w) {
-  std::vector<std::uint8_t> buf(kBlobChunk);
+  if (c.blob_sources.empty()) return ok_status();
+  PageBuffer buf(kBlobChunk);
+  if (buf.p == nullptr) return errno_error("cannot allocate the blob buffer");
   for (std::size_t i = 0; i < c.blob_sources.size(); i++) {
     UniqueFd fd(::open(c.blob_sources[i].c_str(), O_RDONLY | O_CLOEXEC));
     if (!fd) return errno_error("cannot open {} to carry its content", c.blob_sources[i]);
     std::uint64_t size = c.img->mem.blobs[i].size;
     for (std::uint64_t off = 0; off < size;) {
-      std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), size - off));
-      ssize_t r = ::pread(fd.get(), buf.data(), want, static_cast<off_t>(off));
+      std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(buf.n, size - off));
+      ssize_t r = ::pread(fd.get(), buf.p, want, static_cast<off_t>(off));
       if (r < 0) return errno_error("cannot read {} at {}", c.blob_sources[i], off);
       if (r == 0) return make_error("{} shrank to {} bytes while being read", c.blob_sources[i], off);
       std::uint8_t hdr[12];
       auto idx = static_cast<std::uint32_t>(i);
       std::memcpy(hdr, &idx, 4);
       std::memcpy(hdr + 4, &off, 8);
-      OSMO_TRY(w.write_section(SectionType::kBlob, {{hdr, sizeof hdr}, {buf.data(), static_cast<std::size_t>(r)}},
+      OSMO_TRY(w.write_section(SectionType::kBlob, {{hdr, sizeof hdr}, {buf.p, static_cast<std::size_t>(r)}},
                                true));
       off += static_cast<std::uint64_t>(r);
     }
@@ -307,7 +310,9 @@ Status mem_write_blobs(DumpContext& c, ImageWriter& w) {
 }
 
 Status mem_write_pages(DumpContext& c, ImageWriter& w, CheckpointStats* stats) {
-  PageBuffer buf(kBatchBytes);
+  std::uint64_t total_pages = 0;
+  for (const PageRun& r : c.img->mem.runs) total_pages += r.pages;
+  PageBuffer buf(static_cast<std::size_t>(std::clamp<std::uint64_t>(total_pages * kPageSize, kPageSize, kBatchBytes)));
   if (buf.p == nullptr) return errno_error("cannot allocate the {}-byte page buffer", kBatchBytes);
   const auto& runs = c.img->mem.runs;
   std::size_t ri = 0;
@@ -614,7 +619,12 @@ Status mem_restore_layout(RestoreContext& c) {
 }
 
 Result<SectionHeader> mem_restore_pages(RestoreContext& c, ImageReader& r, SectionHeader h) {
-  PageBuffer buf(kBatchBytes + 64 * 1024);
+  std::uint64_t total_pages = 0;
+  for (const PageRun& run : c.img->mem.runs) total_pages += run.pages;
+  // A section holds at most kBatchBytes of pages plus its run table (16 bytes per run, at most
+  // one run per page).
+  std::uint64_t data_max = std::clamp<std::uint64_t>(total_pages * kPageSize, kPageSize, kBatchBytes);
+  PageBuffer buf(static_cast<std::size_t>(data_max + 4 + data_max / kPageSize * 16));
   if (buf.p == nullptr) return errno_error("cannot allocate the page buffer");
   bool faulted = false;
   std::vector<iovec> remote;
