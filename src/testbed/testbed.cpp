@@ -12,9 +12,9 @@
 #include <cstring>
 #include <filesystem>
 #include <set>
+#include <sstream>
 #include <thread>
 
-#include "base/scope_guard.hpp"
 #include "base/unique_fd.hpp"
 #include "platform/linux/cgroup.hpp"
 #include "platform/linux/netns.hpp"
@@ -70,6 +70,9 @@ Status wait_node_state(const std::string& root, const NodeRecord& node, NodeStat
   return ok_status();
 }
 
+Status make_testbed(const std::string& root, const UpOptions& o, const TestbedState& s,
+                    const std::optional<platform::CgroupLayout>& layout);
+
 }  // namespace
 
 Result<TestbedState> testbed_state(const std::string& root) {
@@ -123,12 +126,29 @@ Status testbed_up(const std::string& root, const UpOptions& o, std::ostream& out
   }
 
   OSMO_TRY(make_dirs(root));
-  // From here on, a failure takes down whatever was made; the record is written first so that
-  // even a crash of this command leaves enough for `down`.
-  bool ok = false;
-  ScopeGuard undo([&] {
-    if (!ok) (void)testbed_down(root, out);
-  });
+  // From here on, a failure takes down whatever was made, and says so after the error itself.
+  Status made = make_testbed(root, o, s, layout);
+  if (!made.ok()) {
+    std::ostringstream undo;
+    Status down = testbed_down(root, undo);
+    Error e = made.take_error();
+    e.message += "\n(undone: " + std::string(platform::trim(undo.str())) +
+                 (down.ok() ? ")" : "; " + down.error().str() + ")");
+    return e;
+  }
+  out << "testbed up: " << o.nodes << " node(s), "
+      << (o.loopback ? "loopback (127.0.0.1)" : "namespaces on 10.77.0.0/24")
+      << (o.cpus_per_node ? fmt::format(", {:g} CPU per node", *o.cpus_per_node) : std::string())
+      << "; state in " << root << "\n";
+  return ok_status();
+}
+
+namespace {
+
+// The creating half of testbed_up. The record is written first so that even a crash of this
+// command leaves enough for `down`.
+Status make_testbed(const std::string& root, const UpOptions& o, const TestbedState& s,
+                    const std::optional<platform::CgroupLayout>& layout) {
   OSMO_TRY(save_state(state_file(root), s));
   OSMO_TRY(write_secret(secret_file(root)));
   if (!o.loopback) {
@@ -146,14 +166,10 @@ Status testbed_up(const std::string& root, const UpOptions& o, std::ostream& out
     OSMO_TRY(start_node_daemon(root, s, n));
     names.push_back(n.name);
   }
-  OSMO_TRY(wait_for_control_sockets(root, s, names, o.timeout_ms));
-  ok = true;
-  out << "testbed up: " << o.nodes << " node(s), "
-      << (o.loopback ? "loopback (127.0.0.1)" : "namespaces on 10.77.0.0/24")
-      << (o.cpus_per_node ? fmt::format(", {:g} CPU per node", *o.cpus_per_node) : std::string())
-      << "; state in " << root << "\n";
-  return ok_status();
+  return wait_for_control_sockets(root, s, names, o.timeout_ms);
 }
+
+}  // namespace
 
 Status testbed_down(const std::string& root, std::ostream& out) {
   std::optional<Error> first_error;
