@@ -21,5 +21,18 @@ else
     grep -qF -- "$p" "$doc" || { echo "FAIL: fault point $p is not documented in $doc" >&2; status=1; }
   done
 fi
-[ "$status" = 0 ] && echo "PASS: $(echo "$offered" | wc -l) fault points, all tested and documented"
-exit $status
+# The same expected-failure rule as the other zdtm tests (see run_case.sh).
+xfail=$(awk '$1 == "zdtm.faults.listed" { $1 = ""; print }' "$(dirname "$0")/expected_failures.txt")
+if [ "$status" = 0 ]; then
+  if [ -n "$xfail" ]; then
+    echo "XPASS zdtm.faults.listed: remove it from expected_failures.txt (it says:$xfail)" >&2
+    exit 1
+  fi
+  echo "PASS: $(echo "$offered" | wc -l) fault points, all tested and documented"
+  exit 0
+fi
+if [ -n "$xfail" ]; then
+  echo "XFAIL zdtm.faults.listed (expected:$xfail)"
+  exit 0
+fi
+exit 1
