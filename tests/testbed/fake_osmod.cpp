@@ -6,10 +6,13 @@
 //                               records its arguments in STATE_DIR/args; exits after 10 minutes
 //                               at the latest. FAKE_OSMOD_FAIL=NAME makes node NAME refuse to start.
 //   fake_osmod probe HOST:PORT  connects (2 s timeout), prints the line it receives; exit 0/1.
+//   fake_osmod ping HOST        one ICMP echo to HOST (raw socket, root), waits 2 s for the reply.
 //   fake_osmod spin SECONDS     a busy loop for that long.
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/ip.h>
+#include <netinet/ip_icmp.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -133,6 +136,48 @@ int run_probe(const std::string& target) {
   return 0;
 }
 
+uint16_t icmp_checksum(const void* data, size_t len) {
+  const auto* p = static_cast<const uint8_t*>(data);
+  uint32_t sum = 0;
+  for (size_t i = 0; i + 1 < len; i += 2) sum += static_cast<uint32_t>(p[i] << 8 | p[i + 1]);
+  if (len % 2 != 0) sum += static_cast<uint32_t>(p[len - 1] << 8);
+  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+  return htons(static_cast<uint16_t>(~sum));
+}
+
+int run_ping(const std::string& host) {
+  int s = ::socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_ICMP);
+  if (s < 0) return fail(std::string("raw ICMP socket: ") + std::strerror(errno));
+  sockaddr_in to = ipv4(host, 1);
+  to.sin_port = 0;
+  icmphdr req{};
+  req.type = ICMP_ECHO;
+  req.un.echo.id = htons(static_cast<uint16_t>(::getpid()));
+  req.un.echo.sequence = htons(1);
+  req.checksum = icmp_checksum(&req, sizeof req);
+  if (::sendto(s, &req, sizeof req, 0, reinterpret_cast<sockaddr*>(&to), sizeof to) < 0)
+    return fail("ping " + host + ": " + std::strerror(errno));
+  auto end = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  while (std::chrono::steady_clock::now() < end) {
+    pollfd p{s, POLLIN, 0};
+    if (::poll(&p, 1, 100) != 1) continue;
+    uint8_t buf[1500];
+    sockaddr_in from{};
+    socklen_t flen = sizeof from;
+    ssize_t n = ::recvfrom(s, buf, sizeof buf, 0, reinterpret_cast<sockaddr*>(&from), &flen);
+    if (n < static_cast<ssize_t>(sizeof(iphdr))) continue;
+    size_t ihl = static_cast<size_t>(reinterpret_cast<iphdr*>(buf)->ihl) * 4;
+    if (n < static_cast<ssize_t>(ihl + sizeof(icmphdr))) continue;
+    const auto* rep = reinterpret_cast<const icmphdr*>(buf + ihl);
+    if (rep->type == ICMP_ECHOREPLY && rep->un.echo.id == req.un.echo.id &&
+        from.sin_addr.s_addr == to.sin_addr.s_addr) {
+      std::printf("echo reply from %s\n", host.c_str());
+      return 0;
+    }
+  }
+  return fail("ping " + host + ": no echo reply within 2 s");
+}
+
 int run_spin(double seconds) {
   auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
   volatile unsigned long x = 0;
@@ -145,6 +190,7 @@ int run_spin(double seconds) {
 int main(int argc, char** argv) {
   if (argc >= 2 && std::strcmp(argv[1], "daemon") == 0) return run_daemon(argc, argv);
   if (argc == 3 && std::strcmp(argv[1], "probe") == 0) return run_probe(argv[2]);
+  if (argc == 3 && std::strcmp(argv[1], "ping") == 0) return run_ping(argv[2]);
   if (argc == 3 && std::strcmp(argv[1], "spin") == 0) return run_spin(std::atof(argv[2]));
-  return fail("usage: fake_osmod daemon ARGS... | probe HOST:PORT | spin SECONDS");
+  return fail("usage: fake_osmod daemon ARGS... | probe HOST:PORT | ping HOST | spin SECONDS");
 }

@@ -2,7 +2,7 @@
 // (OSMO_TESTBED_DAEMON): namespaces, bridge connectivity, cgroup quota, exec, node controls,
 // failure handling, and that `down` leaves nothing behind. Root only; these tests own the
 // machine's testbed slot (/run/osmo/testbed, osmo-tb-* namespaces) while they run, so ctest runs
-// them under the osmo_testbed resource lock.
+// them under the "testbed" resource lock.
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -11,6 +11,8 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
+#include <functional>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -169,6 +171,9 @@ TEST_F(TestbedMechanics, UpExecNodeControlsDown) {
   EXPECT_EQ(probe.out, "n2\n");
   probe = tb({"exec", "n3", "--", FAKE_OSMOD, "probe", "10.77.0.1:7946"});
   EXPECT_EQ(probe.out, "n1\n");
+  auto ping = tb({"exec", "n2", "--", FAKE_OSMOD, "ping", "10.77.0.3"});
+  EXPECT_EQ(ping.exit_status, 0) << ping.out;
+  EXPECT_EQ(ping.out, "echo reply from 10.77.0.3\n");
   // Checked by looking, never by sending: from the root namespace a packet to 10.77.0.0/24
   // would follow the default route off the machine.
   auto root_addrs = platform::run_command({"ip", "-o", "addr", "show"});
@@ -301,6 +306,73 @@ TEST_F(TestbedMechanics, LoopbackWithCgroups) {
   EXPECT_TRUE(ns->empty());
   ASSERT_EQ(tb({"down"}).exit_status, 0);
   expect_nothing_left(fp);
+}
+
+TEST_F(TestbedMechanics, LoopbackWithoutRoot) {
+  // The binaries are copied where an unprivileged user can run them (the build tree may sit in
+  // a directory only root can enter); the testbed then runs as nobody.
+  char tmpl[] = "/tmp/osmo-tb-nonroot-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  const std::string bin = tmpl;
+  const std::string state = "/tmp/osmo-testbed-65534";
+  std::error_code ec;
+  std::filesystem::remove_all(state, ec);  // an earlier interrupted run's (its daemons exit by themselves)
+  ::chmod(bin.c_str(), 0755);
+  std::filesystem::copy_file(OSMO_BIN, bin + "/osmo");
+  std::filesystem::copy_file(FAKE_OSMOD, bin + "/fake_osmod");
+  auto as_nobody = [&](const std::string& args) {
+    return sh("setpriv --reuid=65534 --regid=65534 --clear-groups env -u XDG_RUNTIME_DIR "
+              "OSMO_TESTBED_DAEMON=" + bin + "/fake_osmod " + bin + "/osmo testbed " + args + " 2>&1");
+  };
+  std::vector<platform::ProcessIdentity> daemons;
+  auto cleanup = [&] {
+    (void)as_nobody("down");
+    for (const auto& id : daemons) (void)platform::signal_process(id, SIGKILL);
+    std::filesystem::remove_all(bin, ec);
+    std::filesystem::remove_all(state, ec);
+  };
+  struct Guard {
+    std::function<void()> f;
+    ~Guard() { f(); }
+  } guard{cleanup};
+
+  auto no_ns = as_nobody("up -n 2");
+  EXPECT_NE(no_ns.exit_status, 0);
+  EXPECT_NE(no_ns.out.find("network namespaces need root"), std::string::npos) << no_ns.out;
+  auto no_cg = as_nobody("up -n 2 --loopback --cpus-per-node 0.5");
+  EXPECT_NE(no_cg.exit_status, 0);
+  EXPECT_NE(no_cg.out.find("needs root"), std::string::npos) << no_cg.out;
+
+  auto up = as_nobody("up -n 2 --loopback --base-port 18946");
+  ASSERT_EQ(up.exit_status, 0) << up.out;
+  EXPECT_NE(up.out.find("state in " + state), std::string::npos) << up.out;
+  for (const char* n : {"n1", "n2"}) {
+    auto id = platform::read_pid_file(state + "/" + n + "/osmod.pid");
+    ASSERT_TRUE(id.ok()) << id.error().str();
+    daemons.push_back(*id);
+    auto status = platform::read_text_file("/proc/" + std::to_string(id->pid) + "/status");
+    ASSERT_TRUE(status.ok());
+    EXPECT_NE(status->find("Uid:\t65534\t"), std::string::npos) << "daemon " << n << " not run as nobody";
+  }
+  auto probe = platform::run_command({bin + "/fake_osmod", "probe", "127.0.0.1:18947"});
+  ASSERT_TRUE(probe.ok());
+  EXPECT_EQ(probe->out, "n2\n");
+  EXPECT_EQ(as_nobody("exec n1 -- sh -c 'echo $OSMO_SOCKET'").out, state + "/n1/osmod.sock\n");
+  EXPECT_EQ(as_nobody("stop n2").exit_status, 0);
+  auto restarted = as_nobody("start n2");
+  EXPECT_EQ(restarted.exit_status, 0) << restarted.out;
+  if (auto id = platform::read_pid_file(state + "/n2/osmod.pid"); id.ok()) daemons.push_back(*id);
+  EXPECT_NE(as_nobody("list").out.find("127.0.0.1:18947"), std::string::npos);
+
+  auto down = as_nobody("down");
+  ASSERT_EQ(down.exit_status, 0) << down.out;
+  EXPECT_NE(down.out.find("killed 2 daemon(s)"), std::string::npos) << down.out;
+  for (const auto& id : daemons) {
+    auto st = platform::process_state(id);
+    EXPECT_TRUE(st == platform::ProcessState::kGone || st == platform::ProcessState::kZombie)
+        << "daemon pid " << id.pid << " still " << platform::process_state_name(st);
+  }
+  EXPECT_FALSE(platform::path_exists(state));
 }
 
 TEST(TestbedCli, HelpAndUsageErrors) {
