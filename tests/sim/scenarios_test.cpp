@@ -95,6 +95,7 @@ TEST(Scenarios, PartitionIsDetectedOnBothSidesAndHeals) {
   EXPECT_LE(i64(m, "split_detect_ms"), 30'000);
   EXPECT_TRUE(yes(m, "healed"));
   EXPECT_LE(i64(m, "heal_converge_ms"), 60'000);
+  EXPECT_EQ(i64(m, "false_deaths"), 0);  // within a side nobody is declared dead
 }
 
 TEST(Scenarios, ChurnDoesNotKillBystandersAndTheClusterSettles) {
