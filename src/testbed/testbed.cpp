@@ -1,9 +1,12 @@
 // The testbed's operations (see testbed.hpp).
 #include "testbed/testbed.hpp"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <sys/random.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -48,6 +51,23 @@ Status write_secret(const std::string& path) {
   if (::fchmod(fd.get(), 0600) != 0) return errno_error("chmod 600 {}", path);
   if (::write(fd.get(), key, sizeof key) != static_cast<ssize_t>(sizeof key))
     return errno_error("write cluster secret {}", path);
+  return ok_status();
+}
+
+// In loopback mode the nodes share 127.0.0.1 with everything else on the machine: a port in use
+// is refused up front instead of as a daemon failing to bind.
+Status check_loopback_port_free(std::uint16_t port) {
+  for (int type : {SOCK_STREAM, SOCK_DGRAM}) {
+    UniqueFd s(::socket(AF_INET, type | SOCK_CLOEXEC, 0));
+    if (!s) return errno_error("socket to check port {}", port);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::bind(s.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0)
+      return errno_error("127.0.0.1:{} ({}) cannot be used; choose another --base-port", port,
+                         type == SOCK_STREAM ? "TCP" : "UDP");
+  }
   return ok_status();
 }
 
@@ -97,6 +117,9 @@ Status testbed_up(const std::string& root, const UpOptions& o, std::ostream& out
                       o.base_port + o.nodes - 1);
   if (platform::path_exists(state_file(root)))
     return make_error("a testbed is already up (state in {}); run `osmo testbed down` first", root);
+  if (o.loopback) {
+    for (int k = 1; k <= o.nodes; ++k) OSMO_TRY(check_loopback_port_free(node_port(k, true, o.base_port)));
+  }
   if (!o.loopback) {
     OSMO_ASSIGN_OR_RETURN(auto leftovers, platform::list_netns(kNetnsPrefix));
     if (!leftovers.empty())

@@ -3,7 +3,10 @@
 // failure handling, and that `down` leaves nothing behind. Root only; these tests own the
 // machine's testbed slot (/run/osmo/testbed, osmo-tb-* namespaces) while they run, so ctest runs
 // them under the "testbed" resource lock.
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -99,6 +102,33 @@ void expect_nothing_left(const Footprint& f) {
         << "daemon pid " << id.pid << " still " << platform::process_state_name(st);
   }
   EXPECT_FALSE(platform::path_exists(kRoot)) << "left over " << kRoot;
+}
+
+bool port_free(std::uint16_t port) {
+  for (int type : {SOCK_STREAM, SOCK_DGRAM}) {
+    int s = ::socket(AF_INET, type | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bool ok = ::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+    ::close(s);
+    if (!ok) return false;
+  }
+  return true;
+}
+
+// A base port with `n` consecutive free ports on 127.0.0.1 (other tests and developers' daemons
+// share loopback with us). Searched from a pid-dependent start to keep concurrent runs apart.
+std::uint16_t free_base_port(int n) {
+  for (int attempt = 0; attempt < 200; ++attempt) {
+    auto base = static_cast<std::uint16_t>(20000 + (::getpid() * 7 + attempt * 101) % 30000);
+    bool all = true;
+    for (int k = 0; k < n && all; ++k) all = port_free(static_cast<std::uint16_t>(base + k));
+    if (all) return base;
+  }
+  ADD_FAILURE() << "no " << n << " consecutive free ports on 127.0.0.1";
+  return 0;
 }
 
 class TestbedMechanics : public ::testing::Test {
@@ -290,15 +320,17 @@ TEST_F(TestbedMechanics, DaemonThatFailsMakesUpFailClearlyAndCleanUp) {
 }
 
 TEST_F(TestbedMechanics, LoopbackWithCgroups) {
-  auto up = tb({"up", "-n", "2", "--loopback", "--base-port", "17946", "--cpus-per-node", "1"});
+  const std::uint16_t base = free_base_port(2);
+  const std::string second = "127.0.0.1:" + std::to_string(base + 1);
+  auto up = tb({"up", "-n", "2", "--loopback", "--base-port", std::to_string(base), "--cpus-per-node", "1"});
   ASSERT_EQ(up.exit_status, 0) << up.out;
   Footprint fp = capture();
   auto nodes = list_json();
   ASSERT_EQ(nodes.size(), 2u);
   EXPECT_EQ(nodes[1]["address"], "127.0.0.1");
-  EXPECT_EQ(nodes[1]["port"], 17947);
+  EXPECT_EQ(nodes[1]["port"], base + 1);
   EXPECT_EQ(nodes[1]["netns"], "");
-  auto probe = platform::run_command({FAKE_OSMOD, "probe", "127.0.0.1:17947"});
+  auto probe = platform::run_command({FAKE_OSMOD, "probe", second});
   ASSERT_TRUE(probe.ok());
   EXPECT_EQ(probe->out, "n2\n");
   auto ns = platform::list_netns(kNetnsPrefix);
@@ -306,6 +338,23 @@ TEST_F(TestbedMechanics, LoopbackWithCgroups) {
   EXPECT_TRUE(ns->empty());
   ASSERT_EQ(tb({"down"}).exit_status, 0);
   expect_nothing_left(fp);
+}
+
+TEST_F(TestbedMechanics, LoopbackRefusesAPortInUse) {
+  const std::uint16_t base = free_base_port(2);
+  int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<std::uint16_t>(base + 1));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  auto up = tb({"up", "-n", "2", "--loopback", "--base-port", std::to_string(base)});
+  ::close(s);
+  EXPECT_NE(up.exit_status, 0);
+  EXPECT_NE(up.out.find("127.0.0.1:" + std::to_string(base + 1) + " (TCP) cannot be used"),
+            std::string::npos)
+      << up.out;
+  EXPECT_FALSE(platform::path_exists(kRoot));  // refused before anything was made
 }
 
 TEST_F(TestbedMechanics, LoopbackWithoutRoot) {
@@ -343,7 +392,8 @@ TEST_F(TestbedMechanics, LoopbackWithoutRoot) {
   EXPECT_NE(no_cg.exit_status, 0);
   EXPECT_NE(no_cg.out.find("needs root"), std::string::npos) << no_cg.out;
 
-  auto up = as_nobody("up -n 2 --loopback --base-port 18946");
+  const std::uint16_t base = free_base_port(2);
+  auto up = as_nobody("up -n 2 --loopback --base-port " + std::to_string(base));
   ASSERT_EQ(up.exit_status, 0) << up.out;
   EXPECT_NE(up.out.find("state in " + state), std::string::npos) << up.out;
   for (const char* n : {"n1", "n2"}) {
@@ -354,7 +404,7 @@ TEST_F(TestbedMechanics, LoopbackWithoutRoot) {
     ASSERT_TRUE(status.ok());
     EXPECT_NE(status->find("Uid:\t65534\t"), std::string::npos) << "daemon " << n << " not run as nobody";
   }
-  auto probe = platform::run_command({bin + "/fake_osmod", "probe", "127.0.0.1:18947"});
+  auto probe = platform::run_command({bin + "/fake_osmod", "probe", "127.0.0.1:" + std::to_string(base + 1)});
   ASSERT_TRUE(probe.ok());
   EXPECT_EQ(probe->out, "n2\n");
   EXPECT_EQ(as_nobody("exec n1 -- sh -c 'echo $OSMO_SOCKET'").out, state + "/n1/osmod.sock\n");
@@ -362,7 +412,7 @@ TEST_F(TestbedMechanics, LoopbackWithoutRoot) {
   auto restarted = as_nobody("start n2");
   EXPECT_EQ(restarted.exit_status, 0) << restarted.out;
   if (auto id = platform::read_pid_file(state + "/n2/osmod.pid"); id.ok()) daemons.push_back(*id);
-  EXPECT_NE(as_nobody("list").out.find("127.0.0.1:18947"), std::string::npos);
+  EXPECT_NE(as_nobody("list").out.find("127.0.0.1:" + std::to_string(base + 1)), std::string::npos);
 
   auto down = as_nobody("down");
   ASSERT_EQ(down.exit_status, 0) << down.out;

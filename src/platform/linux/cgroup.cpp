@@ -47,6 +47,19 @@ Status collect_procs(const std::string& dir, std::set<pid_t>* out, int depth) {
   return ok_status();
 }
 
+// Whether the space-separated list `text` (cgroup.controllers, cgroup.subtree_control) holds
+// `word` exactly: "cpuset" must not count as "cpu".
+bool has_word(std::string_view text, std::string_view word) {
+  std::size_t i = 0;
+  while (i < text.size()) {
+    while (i < text.size() && (text[i] == ' ' || text[i] == '\n')) ++i;
+    std::size_t b = i;
+    while (i < text.size() && text[i] != ' ' && text[i] != '\n') ++i;
+    if (text.substr(b, i - b) == word) return true;
+  }
+  return false;
+}
+
 // rmdir of `dir` after its child cgroups, deepest first.
 Status remove_tree(const std::string& dir, int depth) {
   if (!is_directory(dir)) return ok_status();
@@ -102,9 +115,9 @@ Result<Cgroup> Cgroup::create(const CgroupLayout& layout, CgroupDirs dirs,
       auto offered = read_text_file(parent + "/cgroup.controllers");
       if (!offered.ok()) return offered.take_error();
       for (const char* c : {"cpu", "cpuset", "memory"}) {
-        if (offered->find(c) == std::string::npos) continue;
+        if (!has_word(*offered, c)) continue;
         auto enabled = read_text_file(parent + "/cgroup.subtree_control");
-        if (enabled.ok() && enabled->find(c) != std::string::npos) continue;
+        if (enabled.ok() && has_word(*enabled, c)) continue;
         Status s = write_text_file(parent + "/cgroup.subtree_control", std::string("+") + c);
         if (!s.ok() && std::string_view(c) == "cpu" && cpu_quota) return s;
       }

@@ -43,7 +43,9 @@ Result<std::uint64_t> read_u64_file(const std::string& path) {
 }
 
 Status write_text_file(const std::string& path, std::string_view text) {
-  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
+  // O_TRUNC is ignored by cgroupfs and sysfs (as with the shell's `echo > file`) and makes the
+  // regular files of fake trees in tests behave the same.
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_TRUNC | O_CLOEXEC));
   if (!fd) return errno_error("open {} for writing", path);
   ssize_t n = ::write(fd.get(), text.data(), text.size());
   if (n < 0) return errno_error("write '{}' to {}", trim(text), path);
