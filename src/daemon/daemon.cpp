@@ -76,6 +76,7 @@ Status Daemon::start() {
   gc.advertise = config_.advertise;
   gc.seeds = config_.join;
   gc.key.assign(key_.begin(), key_.end());
+  OSMO_TRY(gossip::validate(gc));
   node_ = std::make_unique<gossip::Node>(gc, clock_, transport_, random_,
                                          Logger(config_.name, "gossip", [this] { return clock_.now_ms(); }));
   load_description_ = sampler_.describe();

@@ -19,7 +19,8 @@ void add_daemon(CLI::App& app, GlobalOptions& global, int* exit_code) {
   cmd->add_option("--name", cfg->name, "Node name (default: hostname)");
   cmd->add_option("--listen", cfg->listen, "Address[:port] for gossip (UDP) and peer streams (TCP); default 0.0.0.0:7946");
   cmd->add_option("--advertise", cfg->advertise, "Address[:port] other nodes use to reach this one");
-  cmd->add_option("--join", cfg->join, "Address[:port] of a live member to join through (repeatable)");
+  cmd->add_option("--join", cfg->join, "Address[:port] of a live member to join through (repeatable)")
+      ->allow_extra_args(false);
   cmd->add_option("--secret-file", cfg->secret_file, "Cluster secret (mode 0600, >= 16 bytes)")->capture_default_str();
   cmd->add_option("--state-dir", cfg->state_dir, "Directory for the daemon's state")->capture_default_str();
   cmd->add_option("--load-scope", cfg->load_scope,
