@@ -558,6 +558,16 @@ struct Node::Impl {
       auto picks = random_members(1, [](const Member& m) { return m.state == MemberState::kDead; });
       if (!picks.empty()) send_sync(picks.front()->addr, msg::kSyncReplyWanted, kMaxSyncDatagrams);
     }
+    // After a partition longer than dead_forget_ms the two sides have forgotten each other and
+    // only the seeds still connect them: sync with a seed that we do not see alive. In a healthy
+    // cluster every seed is an alive member and this sends nothing.
+    if (!seeds.empty() && alive > 0) {
+      const env::Endpoint& seed = seeds[random.uniform(seeds.size())];
+      bool seen = std::any_of(members.begin(), members.end(), [&](const auto& m) {
+        return m->state == MemberState::kAlive && m->addr == seed;
+      });
+      if (!seen) send_sync(seed, msg::kSyncReplyWanted, kMaxSyncDatagrams);
+    }
   }
 
   // ---- load ----

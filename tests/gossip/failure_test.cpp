@@ -252,3 +252,28 @@ TEST(Failure, PartitionHealsIntoOneCluster) {
 
 }  // namespace
 }  // namespace osmo::gossip
+
+namespace osmo::gossip {
+namespace {
+
+TEST(Failure, PartitionLongerThanForgettingHealsThroughTheSeeds) {
+  // Each side forgets the other entirely (dead_forget_ms), so only the seed list (node 0, on the
+  // left) still connects them.
+  Cluster c(21, [](Config& cfg) { cfg.dead_forget_ms = 10'000; });
+  c.add_nodes(8);
+  ASSERT_GE(c.run_until([&] { return c.all_alive(); }, 3'000), 0);
+  std::vector<env::Endpoint> left, right;
+  for (int i = 0; i < 8; ++i) (i < 4 ? left : right).push_back(Cluster::addr(i));
+  c.net().partition({left, right});
+  ASSERT_GE(c.run_until([&] { return !c.view(5, 0).has_value() && !c.view(0, 5).has_value(); },
+                        40'000),
+            0)
+      << "the sides never forgot each other";
+  c.net().heal();
+  env::TimeMs took = c.run_until([&] { return c.all_alive(); }, 60'000);
+  ASSERT_GE(took, 0) << "the two forgotten halves never merged";
+  std::printf("forgotten partition healed after %lld ms\n", static_cast<long long>(took));
+}
+
+}  // namespace
+}  // namespace osmo::gossip
