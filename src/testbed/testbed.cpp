@@ -128,6 +128,17 @@ Status testbed_up(const std::string& root, const UpOptions& o, std::ostream& out
                         leftovers.front());
   }
 
+  if (is_root()) {
+    // A node cgroup left by a crashed run would be adopted with whatever still runs in it.
+    OSMO_ASSIGN_OR_RETURN(auto cg_layout, platform::CgroupLayout::detect());
+    for (const auto& parent : leftover_cgroup_parents(cg_layout, {})) {
+      if (platform::Cgroup::open(cg_layout, parent).exists())
+        return make_error("cgroup {} is left over from an earlier testbed; run `osmo testbed down` "
+                          "first",
+                          parent.distinct().front());
+    }
+  }
+
   TestbedState s;
   s.loopback = o.loopback;
   s.base_port = o.base_port;
@@ -231,20 +242,24 @@ Status testbed_down(const std::string& root, std::ostream& out) {
   if (is_root()) {
     auto layout = platform::CgroupLayout::detect();
     if (layout.ok()) {
+      // One node's cgroup spans several hierarchies on v1, and the candidate parents overlap:
+      // count node names, not directories; an empty parent (a crash between its mkdir and the
+      // nodes') counts as one.
+      std::set<std::string> node_cgroups;
+      bool any_parent = false;
       for (const auto& parent :
            leftover_cgroup_parents(*layout, state ? state->cgroup_parent : platform::CgroupDirs{})) {
         auto cg = platform::Cgroup::open(*layout, parent);
         if (!cg.exists()) continue;
-        // One node's cgroup spans several hierarchies on v1: count node names, not directories.
-        std::set<std::string> node_cgroups;
+        any_parent = true;
         for (const auto& d : parent.distinct()) {
           if (auto kids = platform::list_directory(d, /*only_dirs=*/true); kids.ok())
             node_cgroups.insert(kids->begin(), kids->end());
         }
-        cgroups += static_cast<int>(node_cgroups.size());
         if (auto pids = cg.processes(); pids.ok()) processes += static_cast<int>(pids->size());
         note(cg.remove(kCgroupRemoveTimeout));
       }
+      cgroups = !node_cgroups.empty() ? static_cast<int>(node_cgroups.size()) : any_parent ? 1 : 0;
     } else {
       note(layout.take_error());
     }

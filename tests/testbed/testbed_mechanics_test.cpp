@@ -308,6 +308,30 @@ TEST_F(TestbedMechanics, DownAfterACrashFindsLeftoversByName) {
   expect_nothing_left(fp);
 }
 
+TEST_F(TestbedMechanics, UpRefusesLeftoversThatDownRemoves) {
+  auto layout = platform::CgroupLayout::detect();
+  ASSERT_TRUE(layout.ok());
+  platform::CgroupDirs parent = platform::cgroup_dirs_at(*layout, std::string("/") + kCgroupParentName);
+  ASSERT_TRUE(platform::Cgroup::create(*layout, parent, std::nullopt).ok());
+  auto up = tb({"up", "-n", "2"});
+  EXPECT_NE(up.exit_status, 0);
+  EXPECT_NE(up.out.find("is left over from an earlier testbed"), std::string::npos) << up.out;
+  auto down = tb({"down"});
+  EXPECT_EQ(down.exit_status, 0) << down.out;
+  EXPECT_NE(down.out.find("removed 1 cgroup(s)"), std::string::npos) << down.out;
+
+  ASSERT_TRUE(platform::create_netns(node_netns(7)).ok());
+  up = tb({"up", "-n", "2"});
+  EXPECT_NE(up.exit_status, 0);
+  EXPECT_NE(up.out.find("network namespace osmo-tb-n7 is left over"), std::string::npos) << up.out;
+  down = tb({"down"});
+  EXPECT_EQ(down.exit_status, 0) << down.out;
+  EXPECT_NE(down.out.find("1 namespace(s) (osmo-tb-n7)"), std::string::npos) << down.out;
+  Footprint fp;
+  fp.cgroup_dirs = parent.distinct();
+  expect_nothing_left(fp);
+}
+
 TEST_F(TestbedMechanics, DaemonThatFailsMakesUpFailClearlyAndCleanUp) {
   ::setenv("FAKE_OSMOD_FAIL", "n2", 1);
   auto up = tb({"up", "-n", "3", "--timeout", "10"});

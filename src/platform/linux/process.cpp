@@ -212,7 +212,13 @@ Result<ProcessIdentity> spawn_detached(const DetachedSpawnOptions& o) {
     // Whatever else we inherited must not leak into the daemon.
     ::syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC);
     if (::chdir(o.cwd.c_str()) != 0) child_fail(wr.get(), kStageCwd);
-    ::signal(SIGPIPE, SIG_DFL);
+    // Ignored signals and the signal mask survive exec: the daemon starts from the defaults,
+    // whatever our caller (a shell, a test harness) had set.
+    for (int sig = 1; sig < NSIG; ++sig)
+      if (sig != SIGKILL && sig != SIGSTOP) ::signal(sig, SIG_DFL);
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
     ::execve(o.exe.c_str(), argv.data(), envp.data());
     child_fail(wr.get(), kStageExec);
   }
