@@ -123,6 +123,51 @@ TEST(CgroupReal, QuotaUsageProcessesAndRemoval) {
   EXPECT_TRUE(cg->remove(100ms).ok());  // idempotent
 }
 
+// The kernel's v2 interface, on the empty v2 hierarchy a hybrid machine mounts at
+// /sys/fs/cgroup/unified (no controllers there, so no quota; on a pure v2 machine the test above
+// already runs on v2).
+TEST(CgroupReal, V2InterfaceOnTheHybridUnifiedHierarchy) {
+  OSMO_REQUIRE_ROOT("creating a cgroup");
+  const std::string root = "/sys/fs/cgroup/unified";
+  if (!path_exists(root + "/cgroup.controllers")) GTEST_SKIP() << "no v2 hierarchy at " << root;
+  auto layout = CgroupLayout::detect(root);
+  ASSERT_TRUE(layout.ok()) << layout.error().str();
+  ASSERT_EQ(layout->version(), CgroupVersion::kV2);
+  const std::string path = "/" + unique_name() + "-v2";
+  auto cg = Cgroup::create(*layout, cgroup_dirs_at(*layout, path), std::nullopt);
+  ASSERT_TRUE(cg.ok()) << cg.error().str();
+  pid_t spinner = -1;
+  ScopeGuard cleanup([&] {
+    kill_and_reap(spinner);
+    (void)cg->remove(2000ms);
+  });
+  spinner = start_spinner();
+  ASSERT_GT(spinner, 0);
+  ASSERT_TRUE(cg->add_process(spinner).ok());
+  EXPECT_EQ(*cg->processes(), std::vector<pid_t>{spinner});
+
+  SamplerOptions o;
+  o.cgroup_root = root;
+  o.cgroup_path = path;
+  auto sampler = LoadSampler::create(LoadScope::kCgroup, o);
+  ASSERT_TRUE(sampler.ok()) << sampler.error().str();
+  EXPECT_EQ(sampler->describe(), "cgroup v2 " + path + " (no cpu quota)");
+  EXPECT_TRUE(eventually([&] {
+    auto s = sampler->sample();
+    return s.ok() && s->runnable == 1;  // from cgroup.threads
+  }));
+  auto u0 = cg->cpu_usage_us();  // cpu.stat usage_usec
+  std::this_thread::sleep_for(200ms);
+  auto u1 = cg->cpu_usage_us();
+  ASSERT_TRUE(u0.ok() && u1.ok()) << (u0.ok() ? u1.error().str() : u0.error().str());
+  EXPECT_GT(*u1, *u0);
+
+  ASSERT_TRUE(cg->remove(2000ms).ok());
+  ::waitpid(spinner, nullptr, 0);
+  spinner = -1;
+  EXPECT_FALSE(cg->exists());
+}
+
 TEST(NetnsReal, CreateEnterListDelete) {
   OSMO_REQUIRE_ROOT("creating a network namespace");
   const std::string name = unique_name();
