@@ -117,6 +117,8 @@ Status testbed_up(const std::string& root, const UpOptions& o, std::ostream& out
                       o.base_port + o.nodes - 1);
   if (platform::path_exists(state_file(root)))
     return make_error("a testbed is already up (state in {}); run `osmo testbed down` first", root);
+  if (platform::path_exists(root))
+    return make_error("{} is left over from an earlier testbed; run `osmo testbed down` first", root);
   if (o.loopback) {
     for (int k = 1; k <= o.nodes; ++k) OSMO_TRY(check_loopback_port_free(node_port(k, true, o.base_port)));
   }

@@ -327,6 +327,12 @@ TEST_F(TestbedMechanics, UpRefusesLeftoversThatDownRemoves) {
   down = tb({"down"});
   EXPECT_EQ(down.exit_status, 0) << down.out;
   EXPECT_NE(down.out.find("1 namespace(s) (osmo-tb-n7)"), std::string::npos) << down.out;
+  ASSERT_EQ(::mkdir(kRoot.c_str(), 0755), 0);  // a state directory without its record
+  up = tb({"up", "-n", "2"});
+  EXPECT_NE(up.exit_status, 0);
+  EXPECT_NE(up.out.find(kRoot + " is left over"), std::string::npos) << up.out;
+  down = tb({"down"});
+  EXPECT_EQ(down.exit_status, 0) << down.out;
   Footprint fp;
   fp.cgroup_dirs = parent.distinct();
   expect_nothing_left(fp);
