@@ -116,7 +116,12 @@ Result<platform::ProcessIdentity> start_node_daemon(const std::string& root,
     o.cgroup = &*cg;
   }
   auto id = platform::spawn_detached(o);
-  if (!id.ok()) return make_error("node {}: {}", node.name, id.error().str());
+  if (!id.ok()) {
+    // A daemon that dies at once (before we could even read its identity) explains why in its log.
+    std::string tail = log_tail(paths.log, kLogTailLines);
+    return make_error("node {}: {}{}", node.name, id.error().str(),
+                      tail.empty() ? "" : "; last lines of " + paths.log + ":\n" + tail);
+  }
   return id;
 }
 
