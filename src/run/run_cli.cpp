@@ -1,4 +1,238 @@
+// `osmo run`, `osmo ps`, `osmo kill`, and the hidden `osmo __job-shepherd` the daemon execs for
+// each job. Also registers the daemon plugin (run_service.hpp) for every `osmo` invocation.
+#include <signal.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <iostream>
+#include <memory>
+
+#include <fmt/format.h>
+
 #include "cli/commands.hpp"
+#include "daemon/control_client.hpp"
+#include "daemon/services.hpp"
+#include "run/anchor.hpp"
+#include "run/exit_status.hpp"
+#include "run/job_spec.hpp"
+#include "run/run_service.hpp"
+#include "run/shepherd.hpp"
+
 namespace osmo::cli {
-void add_run_commands(CLI::App&, GlobalOptions&, int*) {}
+
+namespace {
+
+using nlohmann::json;
+
+const char* const kRunFooter = R"(
+PROG runs with your uid, gid, groups, environment, working directory, umask and resource limits
+on whichever node runs it, in a PID/mount/time namespace of its own. stdin, stdout and stderr,
+Ctrl-C (SIGINT), SIGTERM, SIGHUP, SIGQUIT, SIGUSR1/2 and Ctrl-Z/fg are relayed.
+
+Exit status: PROG's own; 128+N if PROG was killed by signal N; and
+  126  PROG could not be executed (e.g. permission denied)
+  127  PROG was not found
+  249  the local osmo daemon could not be reached or refused the request
+  250  no node reachable to run PROG (--node names an unknown, dead or unreachable node)
+  251  the target node refused the job (bad cluster secret, unknown user, missing working
+       directory, namespace or credential setup failed)
+  252  the node running PROG died, or the connection to it broke, while PROG ran
+  253  protocol error on the relay stream
+Each osmo failure prints one line on stderr. See docs/run.md.)";
+
+int signal_from_name(std::string s) {
+  if (s.empty()) return -1;
+  if (std::all_of(s.begin(), s.end(), ::isdigit)) {
+    const int n = std::atoi(s.c_str());
+    return n >= 0 && n < NSIG ? n : -1;
+  }
+  for (auto& c : s) c = static_cast<char>(::toupper(static_cast<unsigned char>(c)));
+  if (s.rfind("SIG", 0) == 0) s = s.substr(3);
+  for (int i = 1; i < NSIG; ++i) {
+    const char* abbrev = ::sigabbrev_np(i);
+    if (abbrev != nullptr && s == abbrev) return i;
+  }
+  return -1;
+}
+
+void add_run(CLI::App& app, GlobalOptions& global, int* exit_code) {
+  struct Opts {
+    std::string node;
+    bool home = false;
+    bool no_migrate = false;
+    bool verbose = false;
+  };
+  auto o = std::make_shared<Opts>();
+  auto* cmd = app.add_subcommand("run", "Run a program on the best node of the cluster, as if here");
+  cmd->footer(std::string("\nUsage: osmo run [--node NAME | --home] [--no-migrate] [-v] [--] PROG [ARGS...]\n") +
+              kRunFooter);
+  auto* node = cmd->add_option("--node", o->node, "Run on this node instead of letting the cluster choose");
+  cmd->add_flag("--home", o->home, "Run on this (the home) node")->excludes(node);
+  cmd->add_flag("--no-migrate", o->no_migrate, "Never migrate the job (jobs do not migrate yet in any case)");
+  cmd->add_flag("-v,--verbose", o->verbose, "Say where the job runs and how it ended, on stderr");
+  cmd->prefix_command();
+  cmd->fallthrough(false);  // PROG and its arguments stay ours, not the parent's
+  cmd->callback([cmd, o, &global, exit_code] {
+    std::vector<std::string> argv = cmd->remaining();
+    if (!argv.empty() && argv.front() == "--") argv.erase(argv.begin());
+    if (argv.empty()) {
+      std::cerr << "osmo run: no program given (usage: osmo run [options] [--] PROG [ARGS...])\n";
+      *exit_code = run::kExitUsage;
+      return;
+    }
+    auto spec = run::capture_local_spec(argv);
+    if (!spec.ok()) {
+      std::cerr << "osmo run: " << spec.error().str() << "\n";
+      *exit_code = run::kExitUsage;
+      return;
+    }
+    json req = run::to_json(*spec);
+    for (const char* k : {"id", "home", "node", "uid", "gid", "groups", "state_dir"}) req.erase(k);
+    req["op"] = "run.start";
+    if (!o->node.empty()) req["node"] = o->node;
+    if (o->home) req["at_home"] = true;
+    auto client = daemon::ControlClient::connect(global.socket_path);
+    if (!client.ok()) {
+      std::cerr << "osmo run: " << client.error().str() << "\n";
+      *exit_code = run::kExitLocalDaemon;
+      return;
+    }
+    std::vector<UniqueFd> fds;
+    auto r = client->call(req, {}, &fds);
+    if (!r.ok()) {
+      std::cerr << "osmo run: " << r.error().str() << "\n";
+      *exit_code = run::kExitLocalDaemon;
+      return;
+    }
+    if (r->contains("failed")) {
+      std::cerr << "osmo run: " << r->value("message", "the job could not be started") << "\n";
+      *exit_code = r->value("failed", "") == "no_node" ? run::kExitNoNode : run::kExitRefused;
+      return;
+    }
+    if (fds.size() != 1) {
+      std::cerr << "osmo run: the daemon answered without a relay stream\n";
+      *exit_code = run::kExitLocalDaemon;
+      return;
+    }
+    client->release();  // the control connection has served its purpose
+    run::AnchorOptions opt;
+    opt.verbose = o->verbose;
+    opt.node = r->value("node", "");
+    *exit_code = run::run_anchor(std::move(fds[0]), opt);
+  });
+}
+
+void add_ps(CLI::App& app, GlobalOptions& global, int* exit_code) {
+  auto json_out = std::make_shared<bool>(false);
+  auto node = std::make_shared<std::string>();
+  auto* cmd = app.add_subcommand("ps", "List the jobs of the whole cluster (or of one node)");
+  cmd->add_flag("--json", *json_out, "Print a JSON array of jobs");
+  cmd->add_option("--node", *node, "Only the jobs running on this node");
+  cmd->callback([json_out, node, &global, exit_code] {
+    auto client = daemon::ControlClient::connect(global.socket_path);
+    if (!client.ok()) {
+      std::cerr << "osmo ps: " << client.error().str() << "\n";
+      *exit_code = 1;
+      return;
+    }
+    json req{{"op", "jobs.list"}};
+    if (!node->empty()) req["node"] = *node;
+    auto r = client->call(req);
+    if (!r.ok()) {
+      std::cerr << "osmo ps: " << r.error().str() << "\n";
+      *exit_code = 1;
+      return;
+    }
+    json jobs = (*r)["jobs"];
+    std::sort(jobs.begin(), jobs.end(), [](const json& a, const json& b) {
+      return a.value("started_unix_ms", 0ll) < b.value("started_unix_ms", 0ll);
+    });
+    for (const auto& e : (*r)["errors"]) std::cerr << "osmo ps: " << e.get<std::string>() << "\n";
+    if (*json_out) {
+      std::cout << jobs.dump(2) << "\n";
+      return;
+    }
+    std::cout << fmt::format("{:<12} {:<10} {:<10} {:<10} {:>8} {:<9} {:>8} {:>8} {:>3} {}\n", "ID", "OWNER",
+                             "HOME", "NODE", "PID", "STATE", "CPU_S", "RSS_MB", "MIG", "CMD");
+    for (const auto& j : jobs)
+      std::cout << fmt::format("{:<12} {:<10} {:<10} {:<10} {:>8} {:<9} {:>8.2f} {:>8.1f} {:>3} {}\n",
+                               j.value("id", ""), j.value("owner", ""), j.value("home", ""),
+                               j.value("node", ""), j.value("pid", 0), j.value("state", ""),
+                               j.value("cpu_s", 0.0), j.value("rss_mb", 0.0), j.value("migrations", 0),
+                               j.value("cmd", ""));
+  });
+}
+
+void add_kill(CLI::App& app, GlobalOptions& global, int* exit_code) {
+  auto* cmd = app.add_subcommand("kill", "Send a signal (default SIGTERM) to a job wherever it runs");
+  cmd->footer("\nUsage: osmo kill [-SIG | -s SIG] ID\n  SIG: a number or a name (-9, -KILL, -s INT); ID: a job id from osmo ps, or a unique prefix.");
+  cmd->prefix_command();
+  cmd->fallthrough(false);  // PROG and its arguments stay ours, not the parent's
+  cmd->callback([cmd, &global, exit_code] {
+    std::vector<std::string> args = cmd->remaining();
+    int sig = SIGTERM;
+    std::string id;
+    for (std::size_t i = 0; i < args.size(); ++i) {
+      const std::string& a = args[i];
+      std::string name;
+      if ((a == "-s" || a == "--signal") && i + 1 < args.size()) {
+        name = args[++i];
+      } else if (a.size() > 1 && a[0] == '-' && a != "--") {
+        name = a.substr(1);
+      } else if (a == "--") {
+        continue;
+      } else if (id.empty()) {
+        id = a;
+        continue;
+      } else {
+        std::cerr << "osmo kill: more than one job id given ('" << id << "', '" << a << "')\n";
+        *exit_code = 2;
+        return;
+      }
+      sig = signal_from_name(name);
+      if (sig < 0) {
+        std::cerr << "osmo kill: unknown signal '" << name << "'\n";
+        *exit_code = 2;
+        return;
+      }
+    }
+    if (id.empty()) {
+      std::cerr << "osmo kill: no job id given (see osmo ps)\n";
+      *exit_code = 2;
+      return;
+    }
+    auto client = daemon::ControlClient::connect(global.socket_path);
+    if (!client.ok()) {
+      std::cerr << "osmo kill: " << client.error().str() << "\n";
+      *exit_code = 1;
+      return;
+    }
+    auto r = client->call({{"op", "jobs.kill"}, {"id", id}, {"signal", sig}});
+    if (!r.ok()) {
+      std::cerr << "osmo kill: " << r.error().str() << "\n";
+      *exit_code = 1;
+    }
+  });
+}
+
+void add_shepherd(CLI::App& app, int* exit_code) {
+  auto fds = std::make_shared<std::pair<int, int>>(-1, -1);
+  auto* cmd = app.add_subcommand("__job-shepherd", "internal: the per-job process the daemon starts");
+  cmd->group("");  // hidden from help
+  cmd->add_option("stream_fd", fds->first)->required();
+  cmd->add_option("spec_fd", fds->second)->required();
+  cmd->callback([fds, exit_code] { *exit_code = run::shepherd_entry(fds->first, fds->second); });
+}
+
+}  // namespace
+
+void add_run_commands(CLI::App& app, GlobalOptions& global, int* exit_code) {
+  daemon::register_plugin(run::install_run_service);
+  add_run(app, global, exit_code);
+  add_ps(app, global, exit_code);
+  add_kill(app, global, exit_code);
+  add_shepherd(app, exit_code);
+}
+
 }  // namespace osmo::cli

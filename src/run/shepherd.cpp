@@ -475,7 +475,7 @@ int shepherd_entry(int stream_fd, int spec_fd) {
   return shepherd_main(std::move(stream), *spec);
 }
 
-Status spawn_shepherd(const std::string& exe, UniqueFd stream, const JobSpec& spec) {
+Status spawn_shepherd(const std::string& exe, int stream_fd, const JobSpec& spec) {
   UniqueFd memfd(::memfd_create("osmo-job-spec", MFD_CLOEXEC));
   if (!memfd.valid()) return errno_error("memfd_create for job {}", spec.id);
   OSMO_TRY(write_all(memfd.get(), to_json(spec).dump()));
@@ -484,7 +484,6 @@ Status spawn_shepherd(const std::string& exe, UniqueFd stream, const JobSpec& sp
   // Everything the children need is prepared before fork: after it, in a multi-threaded parent,
   // only async-signal-safe calls are allowed (no allocation: another thread may hold malloc's lock).
   const char* argv[] = {"osmo", "__job-shepherd", "3", "4", nullptr};
-  const int stream_fd = stream.get();
   const int spec_fd = memfd.get();
   const pid_t mid = ::fork();
   if (mid < 0) return errno_error("fork for job {}", spec.id);

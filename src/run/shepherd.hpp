@@ -18,9 +18,10 @@ int shepherd_main(UniqueFd stream, const JobSpec& spec);
 // `osmo __job-shepherd STREAM_FD SPEC_FD`: reads the JSON spec from SPEC_FD, then shepherd_main.
 int shepherd_entry(int stream_fd, int spec_fd);
 
-// Daemon side: starts a detached shepherd (double fork, setsid, exec of `exe`) that takes over
-// `stream`. Safe to call from a multi-threaded process: only async-signal-safe calls run between
-// fork and exec. Returns once the intermediate child has been reaped.
-Status spawn_shepherd(const std::string& exe, UniqueFd stream, const JobSpec& spec);
+// Daemon side: starts a detached shepherd (double fork, setsid, exec of `exe`) that gets a copy
+// of `stream_fd` (the caller keeps and closes its own; on failure it can still report on it).
+// Safe to call from a multi-threaded process: only async-signal-safe calls run between fork and
+// exec. Returns once the intermediate child has been reaped.
+Status spawn_shepherd(const std::string& exe, int stream_fd, const JobSpec& spec);
 
 }  // namespace osmo::run

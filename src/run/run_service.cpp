@@ -1,0 +1,355 @@
+// The daemon side of `osmo run`, `osmo ps` and `osmo kill` (see run_service.hpp).
+#include "run/run_service.hpp"
+
+#include <dirent.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <sstream>
+
+#include <fmt/format.h>
+
+#include "base/log.hpp"
+#include "env/clock.hpp"
+#include "env/random.hpp"
+#include "policy/placement.hpp"
+#include "run/fd_util.hpp"
+#include "run/frame.hpp"
+#include "run/job_spec.hpp"
+#include "run/job_table.hpp"
+#include "run/shepherd.hpp"
+
+namespace osmo::run {
+
+namespace {
+
+using daemon::ControlContext;
+using daemon::Json;
+
+// A dead or partitioned node must not make `osmo run` hang: connect + handshake deadline.
+constexpr int kDialTimeoutMs = 2000;
+// Deadline for a node's answer to jobs.list / jobs.signal.
+constexpr int kQueryTimeoutMs = 3000;
+// The executable the shepherd is started from: ourselves, even if the file was replaced since.
+constexpr const char* kSelfExe = "/proc/self/exe";
+
+struct Credentials {
+  uid_t uid;
+  gid_t gid;
+  std::vector<gid_t> groups;
+};
+
+// The caller's credentials from the kernel: SO_PEERCRED gives uid/gid; the supplementary groups
+// come from /proc/<pid>/status, accepted only if the same file still shows that uid and gid (so a
+// pid that was recycled in between is noticed).
+Result<Credentials> peer_credentials(const ucred& peer) {
+  const std::string path = fmt::format("/proc/{}/status", peer.pid);
+  std::ifstream in(path);
+  if (!in) return errno_error("cannot read {} for the caller's groups", path);
+  std::string line;
+  bool uid_ok = false, gid_ok = false;
+  Credentials c{peer.uid, peer.gid, {}};
+  while (std::getline(in, line)) {
+    std::istringstream ss(line.substr(line.find(':') + 1));
+    if (line.rfind("Uid:", 0) == 0) {
+      unsigned long real = 0, eff = 0;
+      ss >> real >> eff;
+      uid_ok = eff == peer.uid;
+    } else if (line.rfind("Gid:", 0) == 0) {
+      unsigned long real = 0, eff = 0;
+      ss >> real >> eff;
+      gid_ok = eff == peer.gid;
+    } else if (line.rfind("Groups:", 0) == 0) {
+      unsigned long g = 0;
+      while (ss >> g) c.groups.push_back(static_cast<gid_t>(g));
+    }
+  }
+  if (!uid_ok || !gid_ok)
+    return make_error("caller pid {} changed credentials or exited during the request", peer.pid);
+  return c;
+}
+
+Status write_line(int fd, const Json& j) { return write_all(fd, j.dump() + "\n"); }
+
+Result<Json> read_reply(int fd, int timeout_ms) {
+  timeval tv{timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  std::string text;
+  char buf[65536];
+  for (;;) {
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return errno_error("reading a peer's reply");
+    if (n == 0) break;
+    text.append(buf, static_cast<std::size_t>(n));
+    if (text.size() > (64u << 20)) return make_error("a peer's reply exceeds 64 MiB");
+  }
+  Json j = Json::parse(text, nullptr, false);
+  if (j.is_discarded()) return make_error("a peer sent a malformed reply");
+  return j;
+}
+
+class RunService : public std::enable_shared_from_this<RunService> {
+ public:
+  explicit RunService(daemon::DaemonApi& api)
+      : api_(api), log_(api.node_name(), "run"), random_(env::make_system_random()) {}
+
+  void install(daemon::Services& s) {
+    auto self = shared_from_this();
+    s.add_control("run.start", [self](const Json& r, ControlContext& c) { return self->run_start(r, c); });
+    s.add_control("jobs.list", [self](const Json& r, ControlContext&) { return self->jobs_list(r); });
+    s.add_control("jobs.kill", [self](const Json& r, ControlContext& c) { return self->jobs_kill(r, c); });
+    s.add_peer("job.start", [self](UniqueFd conn, const Json& h, const daemon::PeerContext& ctx) {
+      self->peer_job_start(std::move(conn), h, ctx);
+    });
+    s.add_peer("jobs.list", [self](UniqueFd conn, const Json&, const daemon::PeerContext&) {
+      auto jobs = self->local_jobs();
+      (void)write_line(conn.get(), jobs.ok() ? Json{{"jobs", *jobs}} : Json{{"error", jobs.error().str()}});
+    });
+    s.add_peer("jobs.signal", [self](UniqueFd conn, const Json& h, const daemon::PeerContext&) {
+      (void)write_line(conn.get(), self->local_signal(h));
+    });
+    s.set_job_counter([self] { return self->count_jobs(); });
+  }
+
+ private:
+  struct Target {
+    std::string name;
+    env::Endpoint addr;
+    bool is_self = false;
+  };
+
+  // Placement: the one place that decides where a new job goes (policy/placement.hpp). Returns
+  // the chosen node, or why there is none.
+  Result<Target> choose_target(const std::string& wanted, bool home) {
+    const auto members = api_.members();
+    if (home || wanted == api_.node_name()) return Target{api_.node_name(), api_.advertise(), true};
+    if (!wanted.empty()) {
+      for (const auto& m : members)
+        if (m.name == wanted) {
+          if (m.state != gossip::MemberState::kAlive)
+            return make_error("node {} is {}", wanted, gossip::to_string(m.state));
+          return Target{m.name, m.addr, m.is_self};
+        }
+      return make_error("no node named {} in the cluster", wanted);
+    }
+    std::vector<policy::Candidate> view;
+    for (const auto& m : members) {
+      policy::Candidate c;
+      c.name = m.name;
+      c.alive = m.state == gossip::MemberState::kAlive;
+      c.is_self = m.is_self;
+      if (m.load) {
+        c.load = m.load->load;
+        c.cpus = m.load->cpus;
+        c.speed = m.load->speed;
+        c.mem_free_mb = m.load->mem_free_mb;
+        c.mem_total_mb = m.load->mem_total_mb;
+        c.load_age_ms = m.load_age_ms;
+      } else {
+        c.load_age_ms = std::numeric_limits<env::TimeMs>::max() / 2;  // never heard: unusable
+      }
+      view.push_back(c);
+    }
+    std::lock_guard lk(mu_);
+    const env::TimeMs now = clock_.now_ms();
+    auto p = policy::choose_node(policy::PlacementRequest{}, view, ledger_, now, random_);
+    if (!p.ok()) return p.take_error();
+    ledger_.record(p->node, now);
+    for (const auto& m : members)
+      if (m.name == p->node) return Target{m.name, m.addr, m.is_self};
+    return make_error("placement chose {}, which is no longer a member", p->node);
+  }
+
+  // Starts the shepherd here on one end of a socketpair; the other end is the relay stream.
+  Result<UniqueFd> start_local(JobSpec spec) {
+    int sp[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) != 0)
+      return errno_error("socketpair for job {}", spec.id);
+    UniqueFd mine(sp[0]), theirs(sp[1]);
+    spec.node = api_.node_name();
+    spec.state_dir = api_.state_dir().string();
+    OSMO_TRY(spawn_shepherd(kSelfExe, theirs.get(), spec));
+    return mine;
+  }
+
+  Result<Json> run_start(const Json& req, ControlContext& ctx) {
+    Json fields = req;
+    fields["uid"] = ctx.peer.uid;
+    fields["gid"] = ctx.peer.gid;
+    auto parsed = job_spec_from_json(fields);
+    if (!parsed.ok()) return parsed.take_error();
+    JobSpec spec = std::move(parsed).value();
+    OSMO_ASSIGN_OR_RETURN(Credentials cred, peer_credentials(ctx.peer));
+    spec.uid = cred.uid;
+    spec.gid = cred.gid;
+    spec.groups = cred.groups;
+    spec.id = new_job_id();
+    spec.home = api_.node_name();
+
+    auto target = choose_target(req.value("node", ""), req.value("at_home", false));
+    if (!target.ok())
+      return Json{{"failed", "no_node"}, {"message", target.error().str()}};
+    Result<UniqueFd> stream = make_error("unreached");
+    if (target->is_self) {
+      stream = start_local(spec);
+      if (!stream.ok()) return Json{{"failed", "refused"}, {"message", stream.error().str()}};
+    } else {
+      spec.node = target->name;
+      stream = api_.dial_peer(target->addr, "job.start", Json{{"spec", to_json(spec)}}, kDialTimeoutMs);
+      if (!stream.ok()) {
+        const Error& e = stream.error();
+        // The handshake's own refusals (bad secret, unknown service) carry no errno; a node that
+        // cannot be reached does.
+        const bool refused = e.code == 0 && e.message.find("refused") != std::string::npos;
+        if (refused) return Json{{"failed", "refused"}, {"message", e.str()}};
+        if (!req.value("node", std::string()).empty())
+          return Json{{"failed", "no_node"}, {"message", fmt::format("node {} unreachable: {}", target->name, e.str())}};
+        // The view said it was alive, but it is not reachable: the home node always is.
+        log_.warn("job={} placement target {} unreachable ({}); starting at home", spec.id,
+                  target->name, e.str());
+        stream = start_local(spec);
+        if (!stream.ok()) return Json{{"failed", "refused"}, {"message", stream.error().str()}};
+        target = Target{api_.node_name(), api_.advertise(), true};
+      }
+    }
+    log_.info("job={} uid={} placed on {} cmd={}", spec.id, spec.uid, target->name, command_line(spec.argv));
+    ctx.reply_fds.push_back(std::move(stream).value());
+    return Json{{"id", spec.id}, {"node", target->name}};
+  }
+
+  void peer_job_start(UniqueFd conn, const Json& header, const daemon::PeerContext& ctx) {
+    auto parsed = header.contains("spec") ? job_spec_from_json(header["spec"])
+                                          : Result<JobSpec>(make_error("job.start without a spec"));
+    Status started = ok_status();
+    if (parsed.ok()) {
+      JobSpec spec = std::move(parsed).value();
+      spec.node = api_.node_name();
+      spec.state_dir = api_.state_dir().string();
+      log_.info("job={} from {} uid={} cmd={}", spec.id, ctx.remote_node, spec.uid, command_line(spec.argv));
+      started = spawn_shepherd(kSelfExe, conn.get(), spec);
+    } else {
+      started = parsed.take_error();
+    }
+    if (!started.ok()) {
+      std::vector<char> f;
+      append_frame(f, FrameType::kRefused,
+                   Json{{"message", fmt::format("node {}: {}", api_.node_name(), started.error().str())}}.dump());
+      (void)write_all(conn.get(), std::string_view(f.data(), f.size()));
+    }
+  }
+
+  Result<Json> local_jobs() {
+    OSMO_ASSIGN_OR_RETURN(auto jobs, list_jobs(api_.state_dir()));
+    Json out = Json::array();
+    for (const auto& j : jobs) out.push_back(to_json(j));
+    return out;
+  }
+
+  Json local_signal(const Json& h) {
+    const auto r = signal_job(api_.state_dir(), h.value("id", ""), h.value("signal", SIGTERM),
+                              h.value("uid", 65534u));
+    if (!r.ok()) return Json{{"found", true}, {"error", r.error().str()}};
+    return Json{{"found", *r}};
+  }
+
+  std::uint32_t count_jobs() {
+    std::uint32_t n = 0;
+    DIR* d = ::opendir(jobs_dir(api_.state_dir()).c_str());
+    if (d == nullptr) return 0;
+    while (const dirent* e = ::readdir(d)) {
+      const std::string name = e->d_name;
+      if (name.size() > 5 && name[0] != '.' && name.ends_with(".json")) ++n;
+    }
+    ::closedir(d);
+    return n;
+  }
+
+  // Runs `local` here and `remote` (a peer service) on every other alive member, in parallel.
+  template <typename Local>
+  std::vector<std::pair<std::string, Result<Json>>> ask_all(const std::string& only,
+                                                             const std::string& service,
+                                                             const Json& header, Local local) {
+    std::vector<std::pair<std::string, std::future<Result<Json>>>> pending;
+    for (const auto& m : api_.members()) {
+      if (!only.empty() && m.name != only) continue;
+      if (m.state != gossip::MemberState::kAlive && !m.is_self) continue;
+      if (m.is_self) {
+        pending.emplace_back(m.name, std::async(std::launch::deferred, local));
+        continue;
+      }
+      pending.emplace_back(m.name, std::async(std::launch::async, [this, addr = m.addr, service, header]() -> Result<Json> {
+        OSMO_ASSIGN_OR_RETURN(UniqueFd fd, api_.dial_peer(addr, service, header, kDialTimeoutMs));
+        return read_reply(fd.get(), kQueryTimeoutMs);
+      }));
+    }
+    std::vector<std::pair<std::string, Result<Json>>> out;
+    for (auto& [name, f] : pending) out.emplace_back(name, f.get());
+    return out;
+  }
+
+  Result<Json> jobs_list(const Json& req) {
+    const std::string only = req.value("node", "");
+    Json jobs = Json::array(), errors = Json::array();
+    auto answers = ask_all(only, "jobs.list", Json::object(), [this]() -> Result<Json> {
+      OSMO_ASSIGN_OR_RETURN(Json j, local_jobs());
+      return Json{{"jobs", j}};
+    });
+    if (!only.empty() && answers.empty()) return make_error("no alive node named {}", only);
+    for (auto& [name, r] : answers) {
+      if (!r.ok()) {
+        errors.push_back(fmt::format("{}: {}", name, r.error().str()));
+        continue;
+      }
+      if (r->contains("error")) {
+        errors.push_back(fmt::format("{}: {}", name, (*r)["error"].get<std::string>()));
+        continue;
+      }
+      for (auto& j : (*r)["jobs"]) jobs.push_back(j);
+    }
+    return Json{{"jobs", jobs}, {"errors", errors}};
+  }
+
+  Result<Json> jobs_kill(const Json& req, ControlContext& ctx) {
+    const std::string id = req.value("id", "");
+    const int sig = req.value("signal", SIGTERM);
+    if (id.empty()) return make_error("jobs.kill needs an id");
+    if (sig < 0 || sig >= NSIG) return make_error("signal {} out of range", sig);
+    const Json header{{"id", id}, {"signal", sig}, {"uid", ctx.peer.uid}};
+    auto answers = ask_all("", "jobs.signal", header, [this, header]() -> Result<Json> { return local_signal(header); });
+    std::vector<std::string> unreachable;
+    for (auto& [name, r] : answers) {
+      if (!r.ok()) {
+        unreachable.push_back(name);
+        continue;
+      }
+      if (!r->value("found", false)) continue;
+      if (r->contains("error")) return make_error("{}", (*r)["error"].get<std::string>());
+      return Json{{"node", name}};
+    }
+    if (!unreachable.empty())
+      return make_error("no job {} on the reachable nodes ({} unreachable: {})", id, unreachable.size(),
+                        fmt::join(unreachable, ", "));
+    return make_error("no job {} in the cluster", id);
+  }
+
+  daemon::DaemonApi& api_;
+  Logger log_;
+  std::mutex mu_;  // guards ledger_ and random_
+  policy::PlacementLedger ledger_;
+  env::SeededRandom random_;
+  env::SystemClock clock_;
+};
+
+}  // namespace
+
+void install_run_service(daemon::Services& services, daemon::DaemonApi& api) {
+  std::make_shared<RunService>(api)->install(services);
+}
+
+}  // namespace osmo::run
