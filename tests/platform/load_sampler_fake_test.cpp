@@ -116,6 +116,30 @@ TEST(LoadSamplerFake, CgroupV1MemoryLimitAboveMachineFallsBackToMeminfo) {
   EXPECT_EQ(r->mem_free_mb, 4096u);
 }
 
+// systemd-style v1: cpu and cpuacct co-mounted at ROOT/cpu,cpuacct, with symlinks cpu and cpuacct.
+TEST(LoadSamplerFake, CgroupV1CoMountedCpuCpuacct) {
+  FakeTree t;
+  write_common(t);
+  t.write("proc/self/cgroup", "5:cpu,cpuacct:/system.slice/osmod.service\n4:memory:/\n0::/\n");
+  const std::string d = "cg/cpu,cpuacct/system.slice/osmod.service/";
+  t.write(d + "cpu.cfs_quota_us", "200000\n");
+  t.write(d + "cpu.cfs_period_us", "100000\n");
+  t.write(d + "tasks", "100\n");
+  t.write(d + "cpuacct.usage", "9000\n");
+  t.symlink("cpu,cpuacct", "cg/cpu");
+  t.symlink("cpu,cpuacct", "cg/cpuacct");
+  t.write("cg/memory/memory.limit_in_bytes", "9223372036854771712\n");
+  auto s = LoadSampler::create(LoadScope::kCgroup, options_for(t));
+  ASSERT_TRUE(s.ok()) << s.error().str();
+  auto r = s->sample();
+  ASSERT_TRUE(r.ok()) << r.error().str();
+  EXPECT_EQ(r->runnable, 1);
+  EXPECT_DOUBLE_EQ(r->cpus, 2);  // quota 2 of 4 allowed CPUs (no cpuset hierarchy)
+  EXPECT_EQ(r->cpu_usage_us, 9u);
+  EXPECT_EQ(r->mem_total_mb, 8192u);
+  EXPECT_EQ(s->describe(), "cgroup v1 /system.slice/osmod.service (cpu quota 2)");
+}
+
 TEST(LoadSamplerFake, CgroupV2) {
   FakeTree t;
   write_v2(t);
