@@ -438,27 +438,36 @@ struct Node::Impl {
     }
     if (!probe.active && now >= next_probe_ms) {
       start_probe(now);
-      recheck_suspect();
+      recheck_suspects();
       next_probe_ms = now + cfg.probe_interval_ms;
     }
   }
 
-  // Lifeguard's buddy system, made active: besides the round-robin probe, ping one member we
-  // suspect and tell it so in the ping. A live suspect refutes on the spot and its ack carries
-  // the new incarnation (every message is an alive claim by its sender), so our suspicion ends
-  // even if every copy of the refutation rumour missed us. A dead suspect just does not answer.
-  void recheck_suspect() {
+  // Lifeguard's buddy system, made active: besides the round-robin probe, ping up to
+  // kSuspectRechecks members we suspect and tell them so in the ping. A live suspect refutes on
+  // the spot and its ack carries the new incarnation (every message is an alive claim by its
+  // sender), so our suspicion ends even if every copy of the refutation rumour missed us. A dead
+  // suspect just does not answer.
+  void recheck_suspects() {
     if (suspects.empty()) return;
-    auto it = suspects.begin();
-    std::advance(it, static_cast<std::ptrdiff_t>(random.uniform(suspects.size())));
-    Member* m = find(*it);
-    if (m == nullptr || m->state != MemberState::kSuspect || m->name == probe.target) return;
-    msg::Builder b(msg::Type::kPing, self.name, self.incarnation, own_addr());
-    b.seq(next_seq++);
-    b.target(m->name);
-    (void)b.add_update(record_of(*m));
-    piggyback(b);
-    send(m->addr, b);
+    std::vector<Member*> picks;
+    if (suspects.size() <= kSuspectRechecks) {
+      for (const auto& name : suspects)
+        if (Member* m = find(name)) picks.push_back(m);
+    } else {
+      picks = random_members(kSuspectRechecks, [](const Member& m) {
+        return m.state == MemberState::kSuspect;
+      });
+    }
+    for (Member* m : picks) {
+      if (m->state != MemberState::kSuspect || m->name == probe.target) continue;
+      msg::Builder b(msg::Type::kPing, self.name, self.incarnation, own_addr());
+      b.seq(next_seq++);
+      b.target(m->name);
+      (void)b.add_update(record_of(*m));
+      piggyback(b);
+      send(m->addr, b);
+    }
   }
 
   void check_suspects(env::TimeMs now) {
