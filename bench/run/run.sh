@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# bench/run: brings up a 2-node testbed, runs osmo-run-bench inside n1 against n2, takes it down.
+# Needs root (namespaces). Usage: run.sh [osmo-run-bench options]
+set -euo pipefail
+OSMO="$OSMO_BUILD/osmo"
+BENCH="$OSMO_BUILD/bench/run/osmo-run-bench"
+if [ "$(id -u)" -ne 0 ]; then echo "bench/run: needs root (testbed namespaces)" >&2; exit 1; fi
+"$OSMO" testbed down >/dev/null 2>&1 || true
+trap '"$OSMO" testbed down >/dev/null 2>&1 || true' EXIT
+"$OSMO" testbed up -n 2 >/dev/null
+sleep 2  # both nodes know each other
+"$OSMO" testbed exec n1 -- "$BENCH" "$OSMO" n2 "$@"
