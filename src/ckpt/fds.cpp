@@ -14,6 +14,7 @@
 #include <sys/sysmacros.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#include <sys/types.h>
 
 #include <algorithm>
 #include <cstring>
@@ -34,6 +35,7 @@ const char* fd_kind_name(FdKind k) {
     case FdKind::kTty: return "tty";
     case FdKind::kSocket: return "socket";
     case FdKind::kDup: return "dup";
+    case FdKind::kPipeInternal: return "pipe (both ends held)";
   }
   return "?";
 }
@@ -115,6 +117,47 @@ Result<FdImage> classify(pid_t pid, int fd, const CheckpointOptions& opt) {
   return f;
 }
 
+// A pipe whose read and write ends are both in the process (a self-pipe, xz's and many event
+// loops') needs no stand-in: it is recreated at restore with its buffered bytes. The bytes are
+// copied with tee() from the read end (taken with pidfd_getfd), which does not consume them.
+Status find_internal_pipes(pid_t pid, std::vector<FdImage>* fds) {
+  std::map<std::string, std::pair<int, int>> ends;  // path -> {read fd index, write fd index}
+  for (std::size_t i = 0; i < fds->size(); i++) {
+    FdImage& f = (*fds)[i];
+    if (f.kind != FdKind::kPipe || f.path.rfind("pipe:", 0) != 0) continue;
+    auto& e = ends.try_emplace(f.path, -1, -1).first->second;
+    if ((f.flags & O_ACCMODE) == O_RDONLY) e.first = static_cast<int>(i);
+    if ((f.flags & O_ACCMODE) == O_WRONLY) e.second = static_cast<int>(i);
+  }
+  UniqueFd pidfd;
+  for (auto& [path, e] : ends) {
+    if (e.first < 0 || e.second < 0) continue;
+    FdImage& r = (*fds)[static_cast<std::size_t>(e.first)];
+    FdImage& w = (*fds)[static_cast<std::size_t>(e.second)];
+    std::uint64_t id = std::stoull(path.substr(6));
+    r.kind = w.kind = FdKind::kPipeInternal;
+    r.pipe_id = w.pipe_id = id;
+    if (!pidfd) {
+      pidfd.reset(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+      if (!pidfd) return errno_error("cannot open a pidfd for pid {}", pid);
+    }
+    UniqueFd rd(static_cast<int>(::syscall(SYS_pidfd_getfd, pidfd.get(), r.fd, 0)));
+    if (!rd) return errno_error("cannot take a copy of pipe fd {} of pid {}", r.fd, pid);
+    int tmp[2];
+    if (::pipe2(tmp, O_CLOEXEC | O_NONBLOCK) != 0) return errno_error("cannot create a pipe");
+    UniqueFd tr(tmp[0]), tw(tmp[1]);
+    ::fcntl(tw.get(), F_SETPIPE_SZ, 1 << 20);
+    ssize_t n = ::tee(rd.get(), tw.get(), 1 << 20, SPLICE_F_NONBLOCK);
+    if (n < 0 && errno != EAGAIN) return errno_error("cannot copy the bytes buffered in pipe fd {}", r.fd);
+    if (n > 0) {
+      r.data.resize(static_cast<std::size_t>(n));
+      if (::read(tr.get(), r.data.data(), r.data.size()) != n)
+        return errno_error("cannot read the bytes buffered in pipe fd {}", r.fd);
+    }
+  }
+  return ok_status();
+}
+
 }  // namespace
 
 Status fds_preflight(pid_t pid, const CheckpointOptions& options) {
@@ -148,6 +191,7 @@ Status fds_dump(DumpContext& c) {
       f.blob = add_blob(c, f.path, fmt::format("/proc/{}/fd/{}", c.pid, fd), f.file);
     out.push_back(std::move(f));
   }
+  OSMO_TRY(find_internal_pipes(c.pid, &out));
   return fault("dump.fds");
 }
 
@@ -163,6 +207,8 @@ void fds_encode(const ProcessImage& img, Encoder& e) {
     e.u64(f.pos);
     e.u32(f.blob);
     e.u32(static_cast<std::uint32_t>(f.dup_of));
+    e.u64(f.pipe_id);
+    e.bytes(f.data);
   }
 }
 
@@ -173,7 +219,7 @@ Status fds_decode(Decoder& d, ProcessImage& img) {
     OSMO_ASSIGN_OR_RETURN(std::uint32_t fd, d.u32());
     f.fd = static_cast<std::int32_t>(fd);
     OSMO_ASSIGN_OR_RETURN(std::uint32_t kind, d.u32());
-    if (kind < 1 || kind > 8) return make_error("image corrupted: fd {} has kind {}", fd, kind);
+    if (kind < 1 || kind > 9) return make_error("image corrupted: fd {} has kind {}", fd, kind);
     f.kind = static_cast<FdKind>(kind);
     OSMO_ASSIGN_OR_RETURN(f.path, d.str());
     OSMO_TRY(decode_identity(d, &f.file));
@@ -184,6 +230,8 @@ Status fds_decode(Decoder& d, ProcessImage& img) {
     OSMO_ASSIGN_OR_RETURN(f.blob, d.u32());
     OSMO_ASSIGN_OR_RETURN(std::uint32_t dup, d.u32());
     f.dup_of = static_cast<std::int32_t>(dup);
+    OSMO_ASSIGN_OR_RETURN(f.pipe_id, d.u64());
+    OSMO_ASSIGN_OR_RETURN(f.data, d.bytes());
     if (f.fd < 0 || f.fd > (1 << 20)) return make_error("image corrupted: fd number {}", f.fd);
   }
   return d.finish();
@@ -197,6 +245,7 @@ void fds_describe(const ProcessImage& img, nlohmann::json& j) {
                      {"flags", fmt::format("{:#o}", f.flags)}, {"cloexec", f.cloexec}, {"pos", f.pos}};
     if (f.kind == FdKind::kDup) o["dup_of"] = f.dup_of;
     if (f.kind == FdKind::kBlob) o["blob"] = f.blob;
+    if (f.kind == FdKind::kPipeInternal) o["buffered_bytes"] = f.data.size();
     a.push_back(std::move(o));
   }
 }
@@ -216,6 +265,7 @@ Result<std::vector<FdPlanEntry>> fds_plan(const ProcessImage& img, FdResolver& r
                                           std::vector<UniqueFd>* owned) {
   std::vector<FdPlanEntry> plan;
   std::vector<FdPlanEntry> dups;
+  std::map<std::uint64_t, std::pair<int, int>> pipes;  // pipe id -> {read, write} in the caller
   for (const FdImage& f : img.fds) {
     FdPlanEntry e;
     e.target = f.fd;
@@ -234,7 +284,16 @@ Result<std::vector<FdPlanEntry>> fds_plan(const ProcessImage& img, FdResolver& r
     };
     switch (f.kind) {
       case FdKind::kRegular:
-        OSMO_TRY(verify_identity(fmt::format("file of fd {}", f.fd), f.path, f.file, verify_inode));
+        // A file the process writes (its log, its output) is expected to change after the
+        // dump; only files it reads must be exactly as they were.
+        if ((f.flags & O_ACCMODE) == O_RDONLY) {
+          OSMO_TRY(verify_identity(fmt::format("file of fd {}", f.fd), f.path, f.file, verify_inode));
+        } else {
+          auto now = stat_identity(f.path);
+          if (!now.ok()) return Error{now.error().code, fmt::format("file of fd {} {} is gone", f.fd, f.path)};
+          if (verify_inode && (now->dev != f.file.dev || now->ino != f.file.ino))
+            return make_error("file of fd {} {} is a different file than at checkpoint", f.fd, f.path);
+        }
         OSMO_TRY(open_at(f.path, true));
         break;
       case FdKind::kDirectory:
@@ -258,6 +317,28 @@ Result<std::vector<FdPlanEntry>> fds_plan(const ProcessImage& img, FdResolver& r
         e.how = FdPlanEntry::How::kInherit;
         e.source = dup.get();
         owned->push_back(std::move(dup));
+        break;
+      }
+      case FdKind::kPipeInternal: {
+        auto it = pipes.find(f.pipe_id);
+        if (it == pipes.end()) {
+          int p[2];
+          if (::pipe2(p, O_CLOEXEC) != 0) return errno_error("cannot create a pipe for fd {}", f.fd);
+          it = pipes.emplace(f.pipe_id, std::make_pair(p[0], p[1])).first;
+          owned->emplace_back(p[0]);
+          owned->emplace_back(p[1]);
+        }
+        bool read_end = (f.flags & O_ACCMODE) == O_RDONLY;
+        int mine = read_end ? it->second.first : it->second.second;
+        if (!f.data.empty()) {
+          if (f.data.size() > 65536) ::fcntl(it->second.second, F_SETPIPE_SZ, static_cast<int>(f.data.size()));
+          if (::write(it->second.second, f.data.data(), f.data.size()) != static_cast<ssize_t>(f.data.size()))
+            return errno_error("cannot refill pipe of fd {} with {} bytes", f.fd, f.data.size());
+        }
+        if (::fcntl(mine, F_SETFL, static_cast<int>(f.flags & O_NONBLOCK)) != 0)
+          return errno_error("cannot set the flags of pipe fd {}", f.fd);
+        e.how = FdPlanEntry::How::kInherit;
+        e.source = mine;
         break;
       }
       case FdKind::kDup:

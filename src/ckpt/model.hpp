@@ -128,6 +128,7 @@ enum class FdKind : std::uint32_t {
   kTty = 6,      // needs a stand-in at restore
   kSocket = 7,   // needs a stand-in at restore (dump refuses unless allowed)
   kDup = 8,      // shares the open file description of another fd (dup_of)
+  kPipeInternal = 9,  // one end of a pipe whose both ends the process holds: recreated, data carried
 };
 const char* fd_kind_name(FdKind k);
 
@@ -141,6 +142,8 @@ struct FdImage {
   std::uint64_t pos = 0;
   std::uint32_t blob = 0;    // kBlob
   std::int32_t dup_of = -1;  // kDup
+  std::uint64_t pipe_id = 0;         // kPipeInternal: the pipe's inode (pairs the two ends)
+  std::vector<std::uint8_t> data;    // kPipeInternal read end: bytes buffered in the pipe
 };
 
 // ---- timers (timers.cpp) ----
