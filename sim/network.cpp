@@ -27,12 +27,17 @@ env::Transport& Network::add_endpoint(const env::Endpoint& addr, Receiver receiv
 }
 
 void Network::set_receiver(const env::Endpoint& addr, Receiver receiver) {
-  if (auto it = endpoints_.find(addr); it != endpoints_.end()) it->second.receiver = std::move(receiver);
+  if (auto it = endpoints_.find(addr); it != endpoints_.end())
+    it->second.receiver = std::move(receiver);
 }
 
-void Network::remove_endpoint(const env::Endpoint& addr) { endpoints_.erase(addr); }
+void Network::remove_endpoint(const env::Endpoint& addr) {
+  endpoints_.erase(addr);
+}
 
-bool Network::has_endpoint(const env::Endpoint& addr) const { return endpoints_.contains(addr); }
+bool Network::has_endpoint(const env::Endpoint& addr) const {
+  return endpoints_.contains(addr);
+}
 
 void Network::set_link_profile(const env::Endpoint& from, const env::Endpoint& to,
                                const LinkProfile& p) {
@@ -45,8 +50,12 @@ std::pair<env::Endpoint, env::Endpoint> ordered(const env::Endpoint& a, const en
 }
 }  // namespace
 
-void Network::block(const env::Endpoint& a, const env::Endpoint& b) { blocked_.insert(ordered(a, b)); }
-void Network::unblock(const env::Endpoint& a, const env::Endpoint& b) { blocked_.erase(ordered(a, b)); }
+void Network::block(const env::Endpoint& a, const env::Endpoint& b) {
+  blocked_.insert(ordered(a, b));
+}
+void Network::unblock(const env::Endpoint& a, const env::Endpoint& b) {
+  blocked_.erase(ordered(a, b));
+}
 
 void Network::partition(const std::vector<std::vector<env::Endpoint>>& groups) {
   group_of_.clear();
@@ -99,7 +108,9 @@ const LinkProfile& Network::profile(const env::Endpoint& from, const env::Endpoi
 
 env::TimeMs Network::draw_latency(const LinkProfile& p) {
   env::TimeMs jitter =
-      p.jitter_ms > 0 ? static_cast<env::TimeMs>(random_.uniform(static_cast<std::uint64_t>(p.jitter_ms) + 1)) : 0;
+      p.jitter_ms > 0
+          ? static_cast<env::TimeMs>(random_.uniform(static_cast<std::uint64_t>(p.jitter_ms) + 1))
+          : 0;
   return std::max<env::TimeMs>(0, p.latency_ms) + jitter;
 }
 

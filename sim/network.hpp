@@ -45,11 +45,12 @@ enum class PauseMode : std::uint8_t {
 struct NetStats {
   std::uint64_t sent = 0;
   std::uint64_t delivered = 0;
-  std::uint64_t lost = 0;            // random loss
+  std::uint64_t lost = 0;  // random loss
   std::uint64_t duplicated = 0;
-  std::uint64_t blocked = 0;         // dropped by a block or partition
-  std::uint64_t dropped_paused = 0;  // paused receiver with a full buffer (or kDrop), or paused sender
-  std::uint64_t dropped_unknown = 0; // no endpoint at the destination
+  std::uint64_t blocked = 0;  // dropped by a block or partition
+  std::uint64_t dropped_paused =
+      0;  // paused receiver with a full buffer (or kDrop), or paused sender
+  std::uint64_t dropped_unknown = 0;  // no endpoint at the destination
   std::uint64_t dropped_oversize = 0;
 };
 
@@ -127,8 +128,7 @@ class Network {
     }
   };
 
-  void send(const env::Endpoint& from, const env::Endpoint& to,
-            std::span<const std::uint8_t> data);
+  void send(const env::Endpoint& from, const env::Endpoint& to, std::span<const std::uint8_t> data);
   void schedule(const env::Endpoint& from, const env::Endpoint& to, std::vector<std::uint8_t> data,
                 env::TimeMs due_ms);
   const LinkProfile& profile(const env::Endpoint& from, const env::Endpoint& to) const;

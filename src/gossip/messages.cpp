@@ -7,12 +7,18 @@ namespace osmo::gossip::msg {
 
 const char* to_string(Type t) {
   switch (t) {
-    case Type::kPing: return "ping";
-    case Type::kPingReq: return "ping-req";
-    case Type::kAck: return "ack";
-    case Type::kSync: return "sync";
-    case Type::kLoad: return "load";
-    case Type::kGossip: return "gossip";
+    case Type::kPing:
+      return "ping";
+    case Type::kPingReq:
+      return "ping-req";
+    case Type::kAck:
+      return "ack";
+    case Type::kSync:
+      return "sync";
+    case Type::kLoad:
+      return "load";
+    case Type::kGossip:
+      return "gossip";
   }
   return "?";
 }
@@ -32,13 +38,19 @@ Builder::Builder(Type type, std::string_view sender, std::uint64_t sender_incarn
   }
 }
 
-void Builder::seq(std::uint64_t v) { fields_.u64(tag::kSeq, v); }
-void Builder::target(std::string_view name) { fields_.str(tag::kTarget, name); }
+void Builder::seq(std::uint64_t v) {
+  fields_.u64(tag::kSeq, v);
+}
+void Builder::target(std::string_view name) {
+  fields_.str(tag::kTarget, name);
+}
 void Builder::target_addr(const env::Endpoint& addr) {
   fields_.str(tag::kTargetHost, addr.host);
   fields_.u64(tag::kTargetPort, addr.port);
 }
-void Builder::flags(std::uint64_t v) { fields_.u64(tag::kFlags, v); }
+void Builder::flags(std::uint64_t v) {
+  fields_.u64(tag::kFlags, v);
+}
 
 wire::Writer Builder::encode(const MemberRecord& r) {
   wire::Writer w;
@@ -157,12 +169,14 @@ bool decode_member(std::span<const std::uint8_t> rec, MemberRecord* m, Fail* fai
       case member_tag::kState: {
         std::uint64_t v = 0;
         if (!get_u64(f, &v, fail)) return false;
-        if (v > static_cast<std::uint64_t>(MemberState::kLeft)) return fail->set("bad member state");
+        if (v > static_cast<std::uint64_t>(MemberState::kLeft))
+          return fail->set("bad member state");
         m->state = static_cast<MemberState>(v);
         has_state = true;
         break;
       }
-      default: break;  // a newer writer's field
+      default:
+        break;  // a newer writer's field
     }
   }
   if (!r.ok()) return fail->set(r.error());
@@ -211,7 +225,8 @@ bool decode_load(std::span<const std::uint8_t> rec, LoadRecord* l, Fail* fail) {
         if (v > UINT32_MAX) return fail->set("job count too large");
         l->load.jobs = static_cast<std::uint32_t>(v);
         break;
-      default: break;
+      default:
+        break;
     }
   }
   if (!r.ok()) return fail->set(r.error());
@@ -279,7 +294,8 @@ bool decode_body(std::span<const std::uint8_t> body, Message* m, Fail* fail) {
         m->loads.push_back(std::move(rec));
         break;
       }
-      default: break;  // a newer writer's field: skipped
+      default:
+        break;  // a newer writer's field: skipped
     }
   }
   if (!r.ok()) return fail->set(r.error());
@@ -299,7 +315,8 @@ bool decode_body(std::span<const std::uint8_t> body, Message* m, Fail* fail) {
       break;
     case Type::kSync:
     case Type::kLoad:
-    case Type::kGossip: break;
+    case Type::kGossip:
+      break;
   }
   return true;
 }
@@ -310,7 +327,8 @@ Decoded decode(const wire::Key& key, std::span<const std::uint8_t> datagram) {
   Decoded d;
   wire::OpenedFrame frame;
   switch (wire::open_frame(key, frame_spec(), datagram, &frame)) {
-    case wire::FrameStatus::kOk: break;
+    case wire::FrameStatus::kOk:
+      break;
     case wire::FrameStatus::kMalformed:
       d.status = DecodeStatus::kMalformed;
       d.why = "bad frame size or length";

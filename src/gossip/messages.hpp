@@ -42,18 +42,18 @@ const char* to_string(Type t);
 
 // Field tags of message bodies. Append only; never renumber or reuse.
 namespace tag {
-inline constexpr wire::FieldTag kSender = 1;            // str: sender's node name (all types)
-inline constexpr wire::FieldTag kSenderIncarnation = 2; // u64: sender's current incarnation
-inline constexpr wire::FieldTag kSeq = 3;               // u64: probe sequence number
-inline constexpr wire::FieldTag kTarget = 4;            // str: name of the probed node
-inline constexpr wire::FieldTag kTargetHost = 5;        // str: ping-req: where to probe
-inline constexpr wire::FieldTag kTargetPort = 6;        // u64: ping-req: where to probe
-inline constexpr wire::FieldTag kFlags = 7;             // u64: kSync flags
-inline constexpr wire::FieldTag kMember = 8;            // record MemberRecord (sync), repeated
-inline constexpr wire::FieldTag kLoadEntry = 9;         // record LoadRecord (load), repeated
-inline constexpr wire::FieldTag kUpdate = 10;           // record MemberRecord (piggyback), repeated
-inline constexpr wire::FieldTag kSenderHost = 11;       // str: sender's advertised address
-inline constexpr wire::FieldTag kSenderPort = 12;       // u64: sender's advertised port
+inline constexpr wire::FieldTag kSender = 1;             // str: sender's node name (all types)
+inline constexpr wire::FieldTag kSenderIncarnation = 2;  // u64: sender's current incarnation
+inline constexpr wire::FieldTag kSeq = 3;                // u64: probe sequence number
+inline constexpr wire::FieldTag kTarget = 4;             // str: name of the probed node
+inline constexpr wire::FieldTag kTargetHost = 5;         // str: ping-req: where to probe
+inline constexpr wire::FieldTag kTargetPort = 6;         // u64: ping-req: where to probe
+inline constexpr wire::FieldTag kFlags = 7;              // u64: kSync flags
+inline constexpr wire::FieldTag kMember = 8;             // record MemberRecord (sync), repeated
+inline constexpr wire::FieldTag kLoadEntry = 9;          // record LoadRecord (load), repeated
+inline constexpr wire::FieldTag kUpdate = 10;      // record MemberRecord (piggyback), repeated
+inline constexpr wire::FieldTag kSenderHost = 11;  // str: sender's advertised address
+inline constexpr wire::FieldTag kSenderPort = 12;  // u64: sender's advertised port
 }  // namespace tag
 
 // Tags inside a member record (membership claim: "name at addr is <state> at incarnation").
@@ -67,8 +67,8 @@ inline constexpr wire::FieldTag kState = 5;        // u64: MemberState (0 alive 
 
 // Tags inside a load record.
 namespace load_tag {
-inline constexpr wire::FieldTag kName = 1;        // str
-inline constexpr wire::FieldTag kAgeMs = 2;       // u64: age of the entry at the sender, ms
+inline constexpr wire::FieldTag kName = 1;   // str
+inline constexpr wire::FieldTag kAgeMs = 2;  // u64: age of the entry at the sender, ms
 // The four real numbers travel as u64 thousandths (fixed point): 2-3 bytes instead of 8 for
 // typical values, so twice as many entries fit a datagram; 0.001 is finer than any load
 // decision needs. Negative or non-finite values are sent as 0.

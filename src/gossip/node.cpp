@@ -33,10 +33,14 @@ namespace osmo::gossip {
 
 const char* to_string(MemberState s) {
   switch (s) {
-    case MemberState::kAlive: return "alive";
-    case MemberState::kSuspect: return "suspect";
-    case MemberState::kDead: return "dead";
-    case MemberState::kLeft: return "left";
+    case MemberState::kAlive:
+      return "alive";
+    case MemberState::kSuspect:
+      return "suspect";
+    case MemberState::kDead:
+      return "dead";
+    case MemberState::kLeft:
+      return "left";
   }
   return "?";
 }
@@ -79,7 +83,9 @@ struct Member {
   std::size_t index = 0;          // position in Impl::members
 };
 
-bool is_gone(MemberState s) { return s == MemberState::kDead || s == MemberState::kLeft; }
+bool is_gone(MemberState s) {
+  return s == MemberState::kDead || s == MemberState::kLeft;
+}
 
 LoadInfo sanitized(LoadInfo l) {
   // The decoder rejects non-finite or negative numbers, so one bad sample must not make all our
@@ -181,14 +187,16 @@ struct Node::Impl {
 
   env::TimeMs suspicion_timeout() const {
     double scale = std::max(1.0, std::log10(static_cast<double>(cluster_size())));
-    return static_cast<env::TimeMs>(std::llround(static_cast<double>(cfg.suspicion_timeout_ms) * scale));
+    return static_cast<env::TimeMs>(
+        std::llround(static_cast<double>(cfg.suspicion_timeout_ms) * scale));
   }
 
   env::TimeMs sync_interval() const {
     std::size_t n = cluster_size();
     if (n <= kSyncScaleThreshold) return cfg.sync_interval_ms;
     double mult = std::ceil(std::log2(static_cast<double>(n)) -
-                            std::log2(static_cast<double>(kSyncScaleThreshold))) + 1;
+                            std::log2(static_cast<double>(kSyncScaleThreshold))) +
+                  1;
     return static_cast<env::TimeMs>(static_cast<double>(cfg.sync_interval_ms) * mult);
   }
 
@@ -353,10 +361,18 @@ struct Node::Impl {
   // A piggybacked rumour.
   void apply_update(const msg::MemberRecord& r, env::TimeMs now) {
     switch (r.state) {
-      case MemberState::kAlive: on_alive(r, now); break;
-      case MemberState::kSuspect: on_suspect(r, now); break;
-      case MemberState::kDead: on_dead(r, false, now); break;
-      case MemberState::kLeft: on_dead(r, true, now); break;
+      case MemberState::kAlive:
+        on_alive(r, now);
+        break;
+      case MemberState::kSuspect:
+        on_suspect(r, now);
+        break;
+      case MemberState::kDead:
+        on_dead(r, false, now);
+        break;
+      case MemberState::kLeft:
+        on_dead(r, true, now);
+        break;
     }
   }
 
@@ -364,10 +380,16 @@ struct Node::Impl {
   // it (and let it refute), as memberlist does: a stale table must not kill live nodes.
   void apply_sync_entry(const msg::MemberRecord& r, env::TimeMs now) {
     switch (r.state) {
-      case MemberState::kAlive: on_alive(r, now); break;
+      case MemberState::kAlive:
+        on_alive(r, now);
+        break;
       case MemberState::kSuspect:
-      case MemberState::kDead: on_suspect({r.name, r.addr, r.incarnation, MemberState::kSuspect}, now); break;
-      case MemberState::kLeft: on_dead(r, true, now); break;
+      case MemberState::kDead:
+        on_suspect({r.name, r.addr, r.incarnation, MemberState::kSuspect}, now);
+        break;
+      case MemberState::kLeft:
+        on_dead(r, true, now);
+        break;
     }
   }
 
@@ -401,10 +423,9 @@ struct Node::Impl {
   }
 
   void send_ping_reqs(const Member& t) {
-    auto helpers = random_members(static_cast<std::size_t>(cfg.indirect_probes),
-                                  [&](const Member& m) {
-                                    return m.state == MemberState::kAlive && m.name != t.name;
-                                  });
+    auto helpers = random_members(
+        static_cast<std::size_t>(cfg.indirect_probes),
+        [&](const Member& m) { return m.state == MemberState::kAlive && m.name != t.name; });
     for (Member* h : helpers) {
       msg::Builder b(msg::Type::kPingReq, self.name, self.incarnation, own_addr());
       b.seq(probe.seq);
@@ -455,9 +476,8 @@ struct Node::Impl {
       for (const auto& name : suspects)
         if (Member* m = find(name)) picks.push_back(m);
     } else {
-      picks = random_members(kSuspectRechecks, [](const Member& m) {
-        return m.state == MemberState::kSuspect;
-      });
+      picks = random_members(kSuspectRechecks,
+                             [](const Member& m) { return m.state == MemberState::kSuspect; });
     }
     for (Member* m : picks) {
       if (m->state != MemberState::kSuspect || m->name == probe.target) continue;
@@ -601,9 +621,8 @@ struct Node::Impl {
       const Member* m = find(it->second);
       if (usable(m)) chosen.push_back(m);
     }
-    for (std::size_t scanned = 0; scanned < members.size() &&
-                                  static_cast<int>(chosen.size()) < cfg.load_window;
-         ++scanned) {
+    for (std::size_t scanned = 0;
+         scanned < members.size() && static_cast<int>(chosen.size()) < cfg.load_window; ++scanned) {
       if (load_cursor >= members.size()) load_cursor = 0;
       const Member* m = members[load_cursor++].get();
       if (usable(m) && std::find(chosen.begin(), chosen.end(), m) == chosen.end())
@@ -724,11 +743,20 @@ struct Node::Impl {
     }
     msg::Decoded d = msg::decode(key, datagram);
     switch (d.status) {
-      case msg::DecodeStatus::kOk: break;
-      case msg::DecodeStatus::kBadMac: ++counters.dropped_bad_mac; break;
-      case msg::DecodeStatus::kBadVersion: ++counters.dropped_bad_version; break;
-      case msg::DecodeStatus::kMalformed: ++counters.dropped_malformed; break;
-      case msg::DecodeStatus::kUnknownType: ++counters.dropped_foreign; break;
+      case msg::DecodeStatus::kOk:
+        break;
+      case msg::DecodeStatus::kBadMac:
+        ++counters.dropped_bad_mac;
+        break;
+      case msg::DecodeStatus::kBadVersion:
+        ++counters.dropped_bad_version;
+        break;
+      case msg::DecodeStatus::kMalformed:
+        ++counters.dropped_malformed;
+        break;
+      case msg::DecodeStatus::kUnknownType:
+        ++counters.dropped_foreign;
+        break;
     }
     if (d.status != msg::DecodeStatus::kOk) {
       log.debug("dropped datagram from {} ({} bytes): {}", from.str(), datagram.size(), d.why);
@@ -755,12 +783,23 @@ struct Node::Impl {
     }
     for (const auto& u : m.updates) apply_update(u, now);
     switch (m.type) {
-      case msg::Type::kPing: on_ping(from, m); break;
-      case msg::Type::kPingReq: on_ping_req(from, m, now); break;
-      case msg::Type::kAck: on_ack(m); break;
-      case msg::Type::kSync: on_sync(from, m, now); break;
-      case msg::Type::kLoad: on_load_records(m.loads, now); break;
-      case msg::Type::kGossip: break;
+      case msg::Type::kPing:
+        on_ping(from, m);
+        break;
+      case msg::Type::kPingReq:
+        on_ping_req(from, m, now);
+        break;
+      case msg::Type::kAck:
+        on_ack(m);
+        break;
+      case msg::Type::kSync:
+        on_sync(from, m, now);
+        break;
+      case msg::Type::kLoad:
+        on_load_records(m.loads, now);
+        break;
+      case msg::Type::kGossip:
+        break;
     }
   }
 
@@ -782,8 +821,8 @@ struct Node::Impl {
     // Random phases, so that nodes started together do not probe and gossip in lockstep.
     next_probe_ms = now + static_cast<env::TimeMs>(random.uniform(cfg.probe_interval_ms));
     next_load_ms = now + static_cast<env::TimeMs>(random.uniform(cfg.load_interval_ms));
-    next_sync_ms = now + cfg.sync_interval_ms +
-                   static_cast<env::TimeMs>(random.uniform(cfg.sync_interval_ms));
+    next_sync_ms =
+        now + cfg.sync_interval_ms + static_cast<env::TimeMs>(random.uniform(cfg.sync_interval_ms));
     if (seeds.empty()) {
       joined = true;
       log.info("starting a new cluster as {} at {} inc={}", self.name, self.addr.str(),
@@ -866,8 +905,12 @@ Node::Node(Config config, const env::Clock& clock, env::Transport& transport, en
 
 Node::~Node() = default;
 
-void Node::start() { impl_->start(); }
-void Node::tick() { impl_->tick(); }
+void Node::start() {
+  impl_->start();
+}
+void Node::tick() {
+  impl_->tick();
+}
 void Node::on_datagram(const env::Endpoint& from, std::span<const std::uint8_t> datagram) {
   impl_->on_datagram(from, datagram);
 }
@@ -875,9 +918,17 @@ void Node::set_local_load(const LoadInfo& load) {
   impl_->self.load = sanitized(load);
   impl_->self.load_heard_ms = impl_->clock.now_ms();
 }
-void Node::leave() { impl_->leave(); }
-std::vector<MemberView> Node::members() const { return impl_->views(); }
-const Counters& Node::counters() const { return impl_->counters; }
-const Config& Node::config() const { return impl_->cfg; }
+void Node::leave() {
+  impl_->leave();
+}
+std::vector<MemberView> Node::members() const {
+  return impl_->views();
+}
+const Counters& Node::counters() const {
+  return impl_->counters;
+}
+const Config& Node::config() const {
+  return impl_->cfg;
+}
 
 }  // namespace osmo::gossip

@@ -29,13 +29,13 @@ const char* to_string(MemberState s);
 // What a node says about its own load; carried in load gossip. Computed by the daemon from
 // platform samples through policy::LoadEstimator.
 struct LoadInfo {
-  double load = 0;                 // smoothed runnable tasks / effective capacity (1.0 = full)
-  double runnable = 0;             // smoothed runnable task count
-  double cpus = 0;                 // effective CPU count (cpuset, quota)
-  double speed = 1.0;              // relative CPU speed (1.0 = reference)
+  double load = 0;      // smoothed runnable tasks / effective capacity (1.0 = full)
+  double runnable = 0;  // smoothed runnable task count
+  double cpus = 0;      // effective CPU count (cpuset, quota)
+  double speed = 1.0;   // relative CPU speed (1.0 = reference)
   std::uint64_t mem_free_mb = 0;
   std::uint64_t mem_total_mb = 0;
-  std::uint32_t jobs = 0;          // osmo jobs running on the node
+  std::uint32_t jobs = 0;  // osmo jobs running on the node
 };
 
 struct MemberView {
@@ -44,18 +44,18 @@ struct MemberView {
   MemberState state = MemberState::kAlive;
   std::uint64_t incarnation = 0;
   bool is_self = false;
-  std::optional<LoadInfo> load;    // absent until first heard
-  env::TimeMs load_age_ms = 0;     // age of `load` at the time of the call
-  env::TimeMs state_age_ms = 0;    // time since the state last changed
+  std::optional<LoadInfo> load;  // absent until first heard
+  env::TimeMs load_age_ms = 0;   // age of `load` at the time of the call
+  env::TimeMs state_age_ms = 0;  // time since the state last changed
 };
 
 struct Config {
   std::string node_name;
-  env::Endpoint advertise;                 // how other nodes reach this one
-  std::vector<env::Endpoint> seeds;        // any live members; may include ourselves
-  std::vector<std::uint8_t> key;           // 32-byte MAC key derived from the cluster secret
-  env::TimeMs probe_interval_ms = kDefaultProbeIntervalMs;        // one direct probe per interval
-  env::TimeMs probe_timeout_ms = kDefaultProbeTimeoutMs;          // then indirect probes
+  env::Endpoint advertise;           // how other nodes reach this one
+  std::vector<env::Endpoint> seeds;  // any live members; may include ourselves
+  std::vector<std::uint8_t> key;     // 32-byte MAC key derived from the cluster secret
+  env::TimeMs probe_interval_ms = kDefaultProbeIntervalMs;  // one direct probe per interval
+  env::TimeMs probe_timeout_ms = kDefaultProbeTimeoutMs;    // then indirect probes
   int indirect_probes = kDefaultIndirectProbes;
   env::TimeMs suspicion_timeout_ms = kDefaultSuspicionTimeoutMs;  // suspect -> dead unless refuted
   env::TimeMs load_interval_ms = kDefaultLoadIntervalMs;  // MOSIX: one load message per interval
@@ -80,10 +80,10 @@ struct Counters {
   std::uint64_t dropped_malformed = 0;
   std::uint64_t dropped_foreign = 0;  // well-formed but not for us / from ourselves
   // Added by gossip: protocol events, for tests, the simulator and `osmo nodes`.
-  std::uint64_t probes_sent = 0;       // direct probes started
-  std::uint64_t indirect_probes = 0;   // probes that needed ping-req
-  std::uint64_t suspicions = 0;        // members this node suspected after a failed probe
-  std::uint64_t refutations = 0;       // incarnation bumps to refute a claim about ourselves
+  std::uint64_t probes_sent = 0;      // direct probes started
+  std::uint64_t indirect_probes = 0;  // probes that needed ping-req
+  std::uint64_t suspicions = 0;       // members this node suspected after a failed probe
+  std::uint64_t refutations = 0;      // incarnation bumps to refute a claim about ourselves
 };
 
 // Checks a Config before a Node is built from it (name and key present and sized, timers

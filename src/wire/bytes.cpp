@@ -32,7 +32,9 @@ void Writer::u64(std::uint64_t v) {
   for (int i = 0; i < 8; ++i) buf_.push_back(static_cast<std::uint8_t>(v >> (8 * i)));
 }
 
-void Writer::f64(double v) { u64(std::bit_cast<std::uint64_t>(v)); }
+void Writer::f64(double v) {
+  u64(std::bit_cast<std::uint64_t>(v));
+}
 
 void Writer::varint(std::uint64_t v) {
   if (!reserve(varint_size(v))) return;
@@ -110,7 +112,9 @@ std::uint64_t Reader::u64() {
   return v;
 }
 
-double Reader::f64() { return std::bit_cast<double>(u64()); }
+double Reader::f64() {
+  return std::bit_cast<double>(u64());
+}
 
 std::uint64_t Reader::varint() {
   std::uint64_t v = 0;

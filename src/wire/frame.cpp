@@ -6,11 +6,16 @@ namespace osmo::wire {
 
 const char* to_string(FrameStatus s) {
   switch (s) {
-    case FrameStatus::kOk: return "ok";
-    case FrameStatus::kMalformed: return "malformed frame";
-    case FrameStatus::kBadMagic: return "bad magic";
-    case FrameStatus::kBadVersion: return "unsupported version";
-    case FrameStatus::kBadMac: return "bad MAC";
+    case FrameStatus::kOk:
+      return "ok";
+    case FrameStatus::kMalformed:
+      return "malformed frame";
+    case FrameStatus::kBadMagic:
+      return "bad magic";
+    case FrameStatus::kBadVersion:
+      return "unsupported version";
+    case FrameStatus::kBadMac:
+      return "bad MAC";
   }
   return "?";
 }

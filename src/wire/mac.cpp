@@ -14,7 +14,8 @@ void ensure_sodium() {
   (void)initialized;
 }
 
-static_assert(crypto_generichash_BYTES_MAX >= kMacBytes && crypto_generichash_BYTES_MIN <= kMacBytes);
+static_assert(crypto_generichash_BYTES_MAX >= kMacBytes &&
+              crypto_generichash_BYTES_MIN <= kMacBytes);
 static_assert(crypto_generichash_KEYBYTES_MAX >= kKeyBytes);
 
 // Domain separation: the derived key is unrelated to any other hash of the same secret.

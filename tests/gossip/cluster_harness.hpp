@@ -38,7 +38,10 @@ class Cluster {
   }
 
   static std::string name(int i) { return "n" + std::to_string(i); }
-  static env::Endpoint addr(int i) { return env::Endpoint{"10.0." + std::to_string(i / 250) + "." + std::to_string(i % 250 + 1), 7946}; }
+  static env::Endpoint addr(int i) {
+    return env::Endpoint{"10.0." + std::to_string(i / 250) + "." + std::to_string(i % 250 + 1),
+                         7946};
+  }
 
   Config config(int i) const {
     Config c;
@@ -226,12 +229,13 @@ class Cluster {
     Slot& s = *slots_[i];
     Config c = config(i);
     if (extra) extra(c);
-    s.random = std::make_unique<env::SeededRandom>(seed_ * 1'000'003 + i * 7919 + s.boots * 104'729);
+    s.random =
+        std::make_unique<env::SeededRandom>(seed_ * 1'000'003 + i * 7919 + s.boots * 104'729);
     ++s.boots;
-    env::Transport& t = net_.add_endpoint(addr(i), [this, i](const env::Endpoint& from,
-                                                             std::span<const std::uint8_t> d) {
-      if (slots_[i]->node) slots_[i]->node->on_datagram(from, d);
-    });
+    env::Transport& t = net_.add_endpoint(
+        addr(i), [this, i](const env::Endpoint& from, std::span<const std::uint8_t> d) {
+          if (slots_[i]->node) slots_[i]->node->on_datagram(from, d);
+        });
     s.node = std::make_unique<Node>(c, clock_, t, *s.random,
                                     Logger(name(i), "gossip", [this] { return clock_.now_ms(); }));
     s.node->start();

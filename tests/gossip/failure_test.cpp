@@ -67,8 +67,8 @@ TEST(Failure, LongPauseIsDeadEverywhereThenResumedNodeRejoins) {
   Watch w{c, 5};
   c.pause(5);
   auto others = c.all_but(5);
-  env::TimeMs took =
-      c.run_until([&] { return c.everyone_sees(5, MemberState::kDead, others); }, 15'000, std::ref(w));
+  env::TimeMs took = c.run_until([&] { return c.everyone_sees(5, MemberState::kDead, others); },
+                                 15'000, std::ref(w));
   ASSERT_GE(took, 0) << "the paused node was not declared dead everywhere";
   std::printf("paused node dead everywhere after %lld ms\n", static_cast<long long>(took));
   c.run_for(5'000, std::ref(w));
@@ -153,8 +153,8 @@ TEST(Failure, LeaveIsLeftNeverDeadAndIsForgotten) {
   Watch w{c, 1};
   c.node(1).leave();
   auto others = c.all_but(1);
-  env::TimeMs took =
-      c.run_until([&] { return c.everyone_sees(1, MemberState::kLeft, others); }, 3'000, std::ref(w));
+  env::TimeMs took = c.run_until([&] { return c.everyone_sees(1, MemberState::kLeft, others); },
+                                 3'000, std::ref(w));
   ASSERT_GE(took, 0);
   std::printf("leave known everywhere after %lld ms\n", static_cast<long long>(took));
   // The process exits a little later; nobody may then turn "left" into "dead".
@@ -189,7 +189,8 @@ TEST(Failure, LeftNodeRestartsAndRejoins) {
   c.add_nodes(4);
   ASSERT_GE(c.run_until([&] { return c.all_alive(); }, 3'000), 0);
   c.node(3).leave();
-  ASSERT_GE(c.run_until([&] { return c.everyone_sees(3, MemberState::kLeft, c.all_but(3)); }, 3'000), 0);
+  ASSERT_GE(
+      c.run_until([&] { return c.everyone_sees(3, MemberState::kLeft, c.all_but(3)); }, 3'000), 0);
   c.restart(3);
   EXPECT_GE(c.run_until([&] { return c.all_alive(); }, 5'000), 0);
 }
@@ -204,24 +205,24 @@ class Loss : public ::testing::TestWithParam<LossCase> {};
 TEST_P(Loss, ConvergesWithoutFalseDeaths) {
   const auto [loss, suspicion_ms] = GetParam();
   for (std::uint64_t seed : {19, 20, 21}) {
-  SCOPED_TRACE("seed " + std::to_string(seed));
-  Cluster c(seed, [&](Config& cfg) { cfg.suspicion_timeout_ms = suspicion_ms; });
-  c.net().set_default_profile(sim::LinkProfile{1, 10, loss, 0.02});
-  c.add_nodes(16);
-  env::TimeMs took = c.run_until([&] { return c.all_alive(); }, 20'000);
-  ASSERT_GE(took, 0);
-  std::printf("loss %.0f%%: converged after %lld ms\n", loss * 100, static_cast<long long>(took));
-  bool false_death = false;
-  int steps = 0;
-  std::uint64_t suspicions = 0;
-  c.run_for(60'000, [&] {
-    if (++steps % 10 == 0) false_death = false_death || c.any_dead(c.all(), c.all());
-  });
-  for (int i = 0; i < c.size(); ++i) suspicions += c.node(i).counters().suspicions;
-  std::printf("loss %.0f%%: %llu suspicions in 60 s, all refuted\n", loss * 100,
-              static_cast<unsigned long long>(suspicions));
-  EXPECT_FALSE(false_death);
-  EXPECT_GE(c.run_until([&] { return c.all_alive(); }, 5'000), 0);
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    Cluster c(seed, [&](Config& cfg) { cfg.suspicion_timeout_ms = suspicion_ms; });
+    c.net().set_default_profile(sim::LinkProfile{1, 10, loss, 0.02});
+    c.add_nodes(16);
+    env::TimeMs took = c.run_until([&] { return c.all_alive(); }, 20'000);
+    ASSERT_GE(took, 0);
+    std::printf("loss %.0f%%: converged after %lld ms\n", loss * 100, static_cast<long long>(took));
+    bool false_death = false;
+    int steps = 0;
+    std::uint64_t suspicions = 0;
+    c.run_for(60'000, [&] {
+      if (++steps % 10 == 0) false_death = false_death || c.any_dead(c.all(), c.all());
+    });
+    for (int i = 0; i < c.size(); ++i) suspicions += c.node(i).counters().suspicions;
+    std::printf("loss %.0f%%: %llu suspicions in 60 s, all refuted\n", loss * 100,
+                static_cast<unsigned long long>(suspicions));
+    EXPECT_FALSE(false_death);
+    EXPECT_GE(c.run_until([&] { return c.all_alive(); }, 5'000), 0);
   }
 }
 
@@ -239,8 +240,11 @@ TEST(Failure, PartitionHealsIntoOneCluster) {
   std::vector<env::Endpoint> left, right;
   for (int i = 0; i < 8; ++i) (i < 4 ? left : right).push_back(Cluster::addr(i));
   c.net().partition({left, right});
-  ASSERT_GE(c.run_until([&] { return c.everyone_sees(0, MemberState::kDead, {4, 5, 6, 7}); },
-                        20'000),
+  ASSERT_GE(c.run_until(
+                [&] {
+                  return c.everyone_sees(0, MemberState::kDead, {4, 5, 6, 7});
+                },
+                20'000),
             0);
   EXPECT_TRUE(c.all_alive({0, 1, 2, 3}));
   EXPECT_TRUE(c.all_alive({4, 5, 6, 7}));
@@ -265,9 +269,9 @@ TEST(Failure, PartitionLongerThanForgettingHealsThroughTheSeeds) {
   std::vector<env::Endpoint> left, right;
   for (int i = 0; i < 8; ++i) (i < 4 ? left : right).push_back(Cluster::addr(i));
   c.net().partition({left, right});
-  ASSERT_GE(c.run_until([&] { return !c.view(5, 0).has_value() && !c.view(0, 5).has_value(); },
-                        40'000),
-            0)
+  ASSERT_GE(
+      c.run_until([&] { return !c.view(5, 0).has_value() && !c.view(0, 5).has_value(); }, 40'000),
+      0)
       << "the sides never forgot each other";
   c.net().heal();
   env::TimeMs took = c.run_until([&] { return c.all_alive(); }, 60'000);

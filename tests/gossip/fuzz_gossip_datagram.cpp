@@ -38,7 +38,8 @@ struct Harness {
     auto k = fuzz_key();
     c.key.assign(k.begin(), k.end());
     auto& t = net.add_endpoint(c.advertise, {});
-    node = std::make_unique<osmo::gossip::Node>(c, clock, t, random, osmo::Logger("fuzz", "gossip"));
+    node =
+        std::make_unique<osmo::gossip::Node>(c, clock, t, random, osmo::Logger("fuzz", "gossip"));
     node->start();
   }
 };

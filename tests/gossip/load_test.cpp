@@ -27,9 +27,7 @@ TEST_P(LoadDissemination, EveryNodeSeesEveryLoadWithBoundedAge) {
   c.add_nodes(p.nodes);
   int calls = 0;  // a full check costs n members() calls: do it every 100 ms of virtual time
   env::TimeMs took = c.run_until(
-      [&] {
-        return ++calls % 10 == 0 && c.all_alive() && c.loads_complete(p.max_age_ms, c.all());
-      },
+      [&] { return ++calls % 10 == 0 && c.all_alive() && c.loads_complete(p.max_age_ms, c.all()); },
       p.complete_within_ms);
   ASSERT_GE(took, 0) << "load view incomplete after " << p.complete_within_ms << " ms";
   // Steady state: sample the worst age for 30 s.
@@ -45,22 +43,24 @@ TEST_P(LoadDissemination, EveryNodeSeesEveryLoadWithBoundedAge) {
     sum += static_cast<double>(a);
     ++samples;
   });
-  std::printf("N=%d loss=%.0f%%: complete after %lld ms; worst age over 30 s %lld ms (mean of "
-              "worst %.0f ms)\n",
-              p.nodes, p.loss * 100, static_cast<long long>(took), static_cast<long long>(worst),
-              sum / samples);
+  std::printf(
+      "N=%d loss=%.0f%%: complete after %lld ms; worst age over 30 s %lld ms (mean of "
+      "worst %.0f ms)\n",
+      p.nodes, p.loss * 100, static_cast<long long>(took), static_cast<long long>(worst),
+      sum / samples);
   EXPECT_LE(worst, p.max_age_ms);
   EXPECT_TRUE(c.loads_complete(p.max_age_ms, c.all()));
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Sizes, LoadDissemination,
-    ::testing::Values(LoadCase{4, 0, 3'000, 3'000}, LoadCase{16, 0, 8'000, 6'000},
-                      LoadCase{64, 0, 20'000, 20'000}, LoadCase{16, 0.15, 10'000, 8'000}),
-    [](const auto& info_) {
-      return "N" + std::to_string(info_.param.nodes) + "_loss" +
-             std::to_string(static_cast<int>(info_.param.loss * 100));
-    });
+INSTANTIATE_TEST_SUITE_P(Sizes, LoadDissemination,
+                         ::testing::Values(LoadCase{4, 0, 3'000, 3'000},
+                                           LoadCase{16, 0, 8'000, 6'000},
+                                           LoadCase{64, 0, 20'000, 20'000},
+                                           LoadCase{16, 0.15, 10'000, 8'000}),
+                         [](const auto& info_) {
+                           return "N" + std::to_string(info_.param.nodes) + "_loss" +
+                                  std::to_string(static_cast<int>(info_.param.loss * 100));
+                         });
 
 TEST(Load, OwnLoadIsReportedWithItsAgeAndSanitized) {
   Cluster c(50);

@@ -18,8 +18,10 @@ wire::Key key() {
 }
 
 MemberRecord member(int i, MemberState s = MemberState::kAlive) {
-  return {"node-" + std::to_string(i), {"10.9.8." + std::to_string(i % 250), 7946},
-          static_cast<std::uint64_t>(1000 + i), s};
+  return {"node-" + std::to_string(i),
+          {"10.9.8." + std::to_string(i % 250), 7946},
+          static_cast<std::uint64_t>(1000 + i),
+          s};
 }
 
 TEST(Messages, PingRoundTrips) {
@@ -90,10 +92,12 @@ TEST(Messages, PingReqSyncLoadRoundTrip) {
 }
 
 TEST(Messages, BuilderNeverExceedsTheDatagramLimit) {
-  Builder b(Type::kSync, std::string(kMaxNameBytes, 'x'), ~0ULL, {std::string(kMaxHostBytes, 'h'), 1});
+  Builder b(Type::kSync, std::string(kMaxNameBytes, 'x'), ~0ULL,
+            {std::string(kMaxHostBytes, 'h'), 1});
   int added = 0;
   while (added < 1000 && b.add_member({std::string(kMaxNameBytes, 'n'),
-                                       {std::string(kMaxHostBytes, 'h'), 65535}, ~0ULL,
+                                       {std::string(kMaxHostBytes, 'h'), 65535},
+                                       ~0ULL,
                                        MemberState::kLeft}))
     ++added;
   EXPECT_GT(added, 0);
@@ -151,12 +155,14 @@ TEST(Messages, RejectsMissingOrBadFields) {
   EXPECT_EQ(decode(key(), frame(Type::kPing, body([](auto& f) {
                                   f.str(tag::kSender, "a");
                                   f.u64(tag::kSeq, 1);
-                                }))).status,
+                                })))
+                .status,
             DecodeStatus::kMalformed);
   // Name over the limit.
   EXPECT_EQ(decode(key(), frame(Type::kGossip, body([](auto& f) {
                                   f.str(tag::kSender, std::string(kMaxNameBytes + 1, 'a'));
-                                }))).status,
+                                })))
+                .status,
             DecodeStatus::kMalformed);
   // Member state outside the enum.
   EXPECT_EQ(decode(key(), frame(Type::kGossip, body([](auto& f) {
@@ -169,7 +175,8 @@ TEST(Messages, RejectsMissingOrBadFields) {
                                   rf.u64(member_tag::kIncarnation, 1);
                                   rf.u64(member_tag::kState, 9);
                                   f.record(tag::kUpdate, r);
-                                }))).status,
+                                })))
+                .status,
             DecodeStatus::kMalformed);
   // Port 0 and an absurd load number.
   EXPECT_EQ(decode(key(), frame(Type::kPingReq, body([](auto& f) {
@@ -178,7 +185,8 @@ TEST(Messages, RejectsMissingOrBadFields) {
                                   f.str(tag::kTarget, "b");
                                   f.str(tag::kTargetHost, "h");
                                   f.u64(tag::kTargetPort, 0);
-                                }))).status,
+                                })))
+                .status,
             DecodeStatus::kMalformed);
   EXPECT_EQ(decode(key(), frame(Type::kLoad, body([](auto& f) {
                                   f.str(tag::kSender, "a");
@@ -188,15 +196,18 @@ TEST(Messages, RejectsMissingOrBadFields) {
                                   rf.u64(load_tag::kAgeMs, 1);
                                   rf.u64(load_tag::kLoad, 1ULL << 60);
                                   f.record(tag::kLoadEntry, r);
-                                }))).status,
+                                })))
+                .status,
             DecodeStatus::kMalformed);
   // Too many records (a hand-built body with more than the limit, each tiny).
   EXPECT_EQ(decode(key(), frame(Type::kGossip, body([](auto& f) {
                                   f.str(tag::kSender, "a");
                                   for (std::size_t i = 0; i <= kMaxRecordsPerMessage; ++i)
-                                    f.record(tag::kUpdate, Builder::encode(MemberRecord{
-                                                               "b", {"h", 1}, 1, MemberState::kAlive}));
-                                }))).status,
+                                    f.record(tag::kUpdate,
+                                             Builder::encode(MemberRecord{
+                                                 "b", {"h", 1}, 1, MemberState::kAlive}));
+                                })))
+                .status,
             DecodeStatus::kMalformed);
 }
 

@@ -10,7 +10,9 @@
 namespace osmo::sim {
 namespace {
 
-env::Endpoint ep(int i) { return {"10.1.0." + std::to_string(i), 7000}; }
+env::Endpoint ep(int i) {
+  return {"10.1.0." + std::to_string(i), 7000};
+}
 
 struct Inbox {
   std::vector<std::pair<env::TimeMs, std::vector<std::uint8_t>>> got;
@@ -23,9 +25,10 @@ struct Fixture {
   env::Transport* t[3];
   Fixture() {
     for (int i = 0; i < 3; ++i)
-      t[i] = &net.add_endpoint(ep(i), [this, i](const env::Endpoint&, std::span<const std::uint8_t> d) {
-        in[i].got.emplace_back(clock.now_ms(), std::vector<std::uint8_t>(d.begin(), d.end()));
-      });
+      t[i] = &net.add_endpoint(
+          ep(i), [this, i](const env::Endpoint&, std::span<const std::uint8_t> d) {
+            in[i].got.emplace_back(clock.now_ms(), std::vector<std::uint8_t>(d.begin(), d.end()));
+          });
   }
   void send(int from, int to, std::uint8_t byte) {
     std::vector<std::uint8_t> d = {byte};

@@ -21,11 +21,11 @@ std::vector<std::vector<std::uint8_t>> capture_traffic(Cluster& c, int nodes, en
   std::vector<std::vector<std::uint8_t>> out;
   // Wrap each node's receiver so that we see what it receives.
   for (int i = 0; i < nodes; ++i) {
-    c.net().set_receiver(Cluster::addr(i), [&c, &out, i](const env::Endpoint& from,
-                                                         std::span<const std::uint8_t> d) {
-      if (out.size() < 4000) out.emplace_back(d.begin(), d.end());
-      c.node(i).on_datagram(from, d);
-    });
+    c.net().set_receiver(Cluster::addr(i),
+                         [&c, &out, i](const env::Endpoint& from, std::span<const std::uint8_t> d) {
+                           if (out.size() < 4000) out.emplace_back(d.begin(), d.end());
+                           c.node(i).on_datagram(from, d);
+                         });
   }
   c.run_for(ms);
   return out;
@@ -88,7 +88,8 @@ TEST(Robustness, BadDatagramsAreCountedAndIgnored) {
   body.u8(msg::tag::kUpdate);
   body.varint(200);  // claims 200 bytes, has 3
   body.raw(std::vector<std::uint8_t>{1, 2, 3});
-  wire::FrameHeader h{msg::kMagic, msg::kVersion, static_cast<std::uint8_t>(msg::Type::kGossip), 0, 0};
+  wire::FrameHeader h{msg::kMagic, msg::kVersion, static_cast<std::uint8_t>(msg::Type::kGossip), 0,
+                      0};
   n.on_datagram(evil, wire::seal_frame(cluster_key(), h, body.data()));
   EXPECT_EQ(n.counters().dropped_malformed, base.dropped_malformed + 1);
 
@@ -140,13 +141,15 @@ TEST(Robustness, SeededMutationFuzzNeverCrashesNorChangesTheView) {
     for (int m = 0; m < mutations; ++m) {
       switch (fuzz.uniform(6)) {
         case 0:  // flip a bit
-          if (!d.empty()) d[fuzz.uniform(d.size())] ^= static_cast<std::uint8_t>(1u << fuzz.uniform(8));
+          if (!d.empty())
+            d[fuzz.uniform(d.size())] ^= static_cast<std::uint8_t>(1u << fuzz.uniform(8));
           break;
         case 1:  // truncate
           d.resize(fuzz.uniform(d.size() + 1));
           break;
         case 2:  // append junk
-          for (auto n = fuzz.uniform(64); n > 0; --n) d.push_back(static_cast<std::uint8_t>(fuzz.next_u64()));
+          for (auto n = fuzz.uniform(64); n > 0; --n)
+            d.push_back(static_cast<std::uint8_t>(fuzz.next_u64()));
           break;
         case 3:  // overwrite a byte with an interesting value
           if (!d.empty()) {
@@ -159,7 +162,8 @@ TEST(Robustness, SeededMutationFuzzNeverCrashesNorChangesTheView) {
           if (!d.empty() && !o.empty()) {
             std::size_t at = fuzz.uniform(d.size());
             std::size_t from = fuzz.uniform(o.size());
-            std::size_t len = std::min<std::size_t>(fuzz.uniform(32), std::min(d.size() - at, o.size() - from));
+            std::size_t len =
+                std::min<std::size_t>(fuzz.uniform(32), std::min(d.size() - at, o.size() - from));
             std::memcpy(d.data() + at, o.data() + from, len);
           }
           break;
@@ -167,7 +171,8 @@ TEST(Robustness, SeededMutationFuzzNeverCrashesNorChangesTheView) {
         case 5:  // duplicate a range (changes lengths downstream)
           if (d.size() > 16) {
             std::size_t at = fuzz.uniform(d.size() - 8);
-            d.insert(d.begin() + static_cast<std::ptrdiff_t>(at), d.begin() + static_cast<std::ptrdiff_t>(at),
+            d.insert(d.begin() + static_cast<std::ptrdiff_t>(at),
+                     d.begin() + static_cast<std::ptrdiff_t>(at),
                      d.begin() + static_cast<std::ptrdiff_t>(at + 8));
           }
           break;
@@ -200,10 +205,11 @@ TEST(Robustness, SeededMutationFuzzNeverCrashesNorChangesTheView) {
   EXPECT_EQ(drops(cn) - drops(base), static_cast<std::uint64_t>(kIterations - resigned_ok));
   EXPECT_GT(cn.dropped_malformed, 1000u) << "the re-signed half should reach the body decoder";
   EXPECT_GT(cn.dropped_bad_mac, 1000u);
-  std::printf("fuzz: %d inputs, %d still valid (skipped), bad_mac=%llu bad_version=%llu malformed=%llu\n",
-              kIterations, resigned_ok, static_cast<unsigned long long>(cn.dropped_bad_mac),
-              static_cast<unsigned long long>(cn.dropped_bad_version),
-              static_cast<unsigned long long>(cn.dropped_malformed));
+  std::printf(
+      "fuzz: %d inputs, %d still valid (skipped), bad_mac=%llu bad_version=%llu malformed=%llu\n",
+      kIterations, resigned_ok, static_cast<unsigned long long>(cn.dropped_bad_mac),
+      static_cast<unsigned long long>(cn.dropped_bad_version),
+      static_cast<unsigned long long>(cn.dropped_malformed));
 }
 
 }  // namespace

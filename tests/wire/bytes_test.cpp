@@ -17,8 +17,8 @@ TEST(Bytes, IntegersAreLittleEndian) {
   w.u16(0x0102);
   w.u32(0x03040506);
   w.u64(0x0708090a0b0c0d0eULL);
-  std::vector<std::uint8_t> expect = {0x02, 0x01, 0x06, 0x05, 0x04, 0x03, 0x0e, 0x0d,
-                                      0x0c, 0x0b, 0x0a, 0x09, 0x08, 0x07};
+  std::vector<std::uint8_t> expect = {0x02, 0x01, 0x06, 0x05, 0x04, 0x03, 0x0e,
+                                      0x0d, 0x0c, 0x0b, 0x0a, 0x09, 0x08, 0x07};
   EXPECT_EQ(w.data(), expect);
   Reader r(w.data());
   EXPECT_EQ(r.u16(), 0x0102);
@@ -28,7 +28,14 @@ TEST(Bytes, IntegersAreLittleEndian) {
 }
 
 TEST(Bytes, VarintRoundTripsEdgeValues) {
-  const std::uint64_t values[] = {0, 1, 127, 128, 300, 16383, 16384, (1ULL << 35) + 7,
+  const std::uint64_t values[] = {0,
+                                  1,
+                                  127,
+                                  128,
+                                  300,
+                                  16383,
+                                  16384,
+                                  (1ULL << 35) + 7,
                                   std::numeric_limits<std::uint64_t>::max()};
   for (std::uint64_t v : values) {
     Writer w;

@@ -28,8 +28,14 @@ TEST(Fields, RoundTripAndUnknownTagsAreSkipped) {
   int known = 0;
   while (r.next(&fld)) {
     switch (fld.tag) {
-      case 1: ASSERT_TRUE(fld.as_u64(&u)); ++known; break;
-      case 2: ASSERT_TRUE(fld.as_f64(&d)); ++known; break;
+      case 1:
+        ASSERT_TRUE(fld.as_u64(&u));
+        ++known;
+        break;
+      case 2:
+        ASSERT_TRUE(fld.as_f64(&d));
+        ++known;
+        break;
       case 3: {
         FieldReader nr(fld.value);
         Field nf;
@@ -38,7 +44,8 @@ TEST(Fields, RoundTripAndUnknownTagsAreSkipped) {
         ++known;
         break;
       }
-      default: break;
+      default:
+        break;
     }
   }
   EXPECT_TRUE(r.ok());

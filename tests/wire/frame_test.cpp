@@ -16,7 +16,9 @@ Key key_a() {
   return k;
 }
 
-FrameSpec spec() { return FrameSpec{kTestMagic, 1, 2, 1000}; }
+FrameSpec spec() {
+  return FrameSpec{kTestMagic, 1, 2, 1000};
+}
 
 std::vector<std::uint8_t> sample(std::uint8_t version = 1) {
   FrameHeader h;
