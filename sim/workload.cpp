@@ -287,7 +287,8 @@ void Workload::balance_all() {
       infos.push_back(ji);
     }
     const auto view = candidates_from_view(s.node->members());
-    auto move = policy::decide_balance(local, view, infos, n.ledger, now, config_.balancer);
+    auto move =
+        policy::decide_balance(local, view, infos, n.ledger, now, random_, config_.balancer);
     if (!move) continue;
     const int t = cluster_.index_of(move->target);
     if (t < 0) continue;

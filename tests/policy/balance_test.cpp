@@ -50,21 +50,24 @@ std::vector<JobInfo> jobs(int n) {
 }
 
 const PlacementLedger kNoLedger;
+// Views in these tests hold at most candidates_examined targets, so every target is examined and
+// no random draw happens; the multi-node tests below use real seeds.
+env::SeededRandom rng(1);
 
 TEST(Balance, EqualNodesDoNotTrade) {
   std::vector<Candidate> view = {peer("other", 2.0)};
-  EXPECT_FALSE(decide_balance(local(2), view, jobs(2), kNoLedger, 100'000));
+  EXPECT_FALSE(decide_balance(local(2), view, jobs(2), kNoLedger, 100'000, rng));
 }
 
 TEST(Balance, TwoAgainstOneDoesNotFlip) {
   // Moving one of two single-CPU jobs to a node running one would just swap the loads.
   std::vector<Candidate> view = {peer("other", 1.0)};
-  EXPECT_FALSE(decide_balance(local(2), view, jobs(2), kNoLedger, 100'000));
+  EXPECT_FALSE(decide_balance(local(2), view, jobs(2), kNoLedger, 100'000, rng));
 }
 
 TEST(Balance, ClearImbalanceMovesOneJobToTheLeastLoaded) {
   std::vector<Candidate> view = {peer("busy", 2.0), peer("idle", 0.0), peer("half", 0.5)};
-  auto m = decide_balance(local(4), view, jobs(4), kNoLedger, 100'000);
+  auto m = decide_balance(local(4), view, jobs(4), kNoLedger, 100'000, rng);
   ASSERT_TRUE(m);
   EXPECT_EQ(m->target, "idle");
   EXPECT_EQ(m->reason, MoveReason::kLoad);
@@ -77,7 +80,7 @@ TEST(Balance, ClearImbalanceMovesOneJobToTheLeastLoaded) {
 TEST(Balance, CapacityDecidesTheTarget) {
   // A 4-CPU node at load 0.5 (2 runnable) takes a job to 0.75; a 1-CPU node at 0.25 would go to 1.25.
   std::vector<Candidate> view = {peer("small", 0.25, 1), peer("large", 0.5, 4)};
-  auto m = decide_balance(local(3), view, jobs(3), kNoLedger, 100'000);
+  auto m = decide_balance(local(3), view, jobs(3), kNoLedger, 100'000, rng);
   ASSERT_TRUE(m);
   EXPECT_EQ(m->target, "large");
   EXPECT_DOUBLE_EQ(m->target_load_after, 0.75);
@@ -87,12 +90,12 @@ TEST(Balance, YoungOrJustArrivedJobsStay) {
   std::vector<Candidate> view = {peer("idle", 0.0)};
   BalanceConfig cfg;
   std::vector<JobInfo> v = {job(1, cfg.min_job_age_ms - 1), job(2, cfg.min_job_age_ms - 1)};
-  EXPECT_FALSE(decide_balance(local(2), view, v, kNoLedger, 100'000, cfg));
+  EXPECT_FALSE(decide_balance(local(2), view, v, kNoLedger, 100'000, rng, cfg));
   v = {job(1), job(2)};
   for (auto& j : v) j.residence_ms = cfg.min_residence_ms - 1;
-  EXPECT_FALSE(decide_balance(local(2), view, v, kNoLedger, 100'000, cfg));
+  EXPECT_FALSE(decide_balance(local(2), view, v, kNoLedger, 100'000, rng, cfg));
   v[1].residence_ms = cfg.min_residence_ms;
-  auto m = decide_balance(local(2), view, v, kNoLedger, 100'000, cfg);
+  auto m = decide_balance(local(2), view, v, kNoLedger, 100'000, rng, cfg);
   ASSERT_TRUE(m);
   EXPECT_EQ(m->job_id, 2u);
 }
@@ -104,9 +107,9 @@ TEST(Balance, ExpensiveJobsMustHaveRunLongEnoughToRepayTheMove) {
   std::vector<Candidate> view = {peer("idle", 0.0)};
   std::vector<JobInfo> v = {big, big};
   v[1].id = 2;
-  EXPECT_FALSE(decide_balance(local(2), view, v, kNoLedger, 100'000, cfg));
+  EXPECT_FALSE(decide_balance(local(2), view, v, kNoLedger, 100'000, rng, cfg));
   v[1].age_ms = v[1].residence_ms = 80'400;
-  auto m = decide_balance(local(2), view, v, kNoLedger, 100'000, cfg);
+  auto m = decide_balance(local(2), view, v, kNoLedger, 100'000, rng, cfg);
   ASSERT_TRUE(m);
   EXPECT_EQ(m->job_id, 2u);
   EXPECT_EQ(m->cost_ms, 20'100);
@@ -115,7 +118,7 @@ TEST(Balance, ExpensiveJobsMustHaveRunLongEnoughToRepayTheMove) {
 TEST(Balance, PrefersTheCheaperOfEquallyUsefulJobs) {
   std::vector<Candidate> view = {peer("idle", 0.0)};
   std::vector<JobInfo> v = {job(1, 60'000, 900), job(2, 60'000, 30), job(3, 60'000, 400)};
-  auto m = decide_balance(local(3), view, v, kNoLedger, 100'000);
+  auto m = decide_balance(local(3), view, v, kNoLedger, 100'000, rng);
   ASSERT_TRUE(m);
   EXPECT_EQ(m->job_id, 2u);
 }
@@ -125,9 +128,9 @@ TEST(Balance, CooldownAfterAMigration) {
   std::vector<Candidate> view = {peer("idle", 0.0)};
   auto me = local(4);
   me.last_migration_out_ms = 100'000 - cfg.cooldown_ms + 1;
-  EXPECT_FALSE(decide_balance(me, view, jobs(4), kNoLedger, 100'000, cfg));
+  EXPECT_FALSE(decide_balance(me, view, jobs(4), kNoLedger, 100'000, rng, cfg));
   me.last_migration_out_ms = 100'000 - cfg.cooldown_ms;
-  EXPECT_TRUE(decide_balance(me, view, jobs(4), kNoLedger, 100'000, cfg));
+  EXPECT_TRUE(decide_balance(me, view, jobs(4), kNoLedger, 100'000, rng, cfg));
 }
 
 TEST(Balance, JobsThatMovedOftenNeedALargerGain) {
@@ -136,9 +139,9 @@ TEST(Balance, JobsThatMovedOftenNeedALargerGain) {
   std::vector<Candidate> view = {peer("one", 1.0)};
   auto v = jobs(3);
   for (auto& j : v) j.migrations = 7;
-  EXPECT_TRUE(decide_balance(local(3), view, v, kNoLedger, 100'000));
+  EXPECT_TRUE(decide_balance(local(3), view, v, kNoLedger, 100'000, rng));
   for (auto& j : v) j.migrations = 8;
-  EXPECT_FALSE(decide_balance(local(3), view, v, kNoLedger, 100'000));
+  EXPECT_FALSE(decide_balance(local(3), view, v, kNoLedger, 100'000, rng));
 }
 
 TEST(Balance, IgnoresDeadAndStaleTargetsAndChargesAgingOnes) {
@@ -147,10 +150,10 @@ TEST(Balance, IgnoresDeadAndStaleTargetsAndChargesAgingOnes) {
   dead.alive = false;
   auto ancient = peer("ancient", 0.0, 1, cfg.staleness.max_age_ms + 1);
   std::vector<Candidate> view = {dead, ancient};
-  EXPECT_FALSE(decide_balance(local(4), view, jobs(4), kNoLedger, 100'000, cfg));
+  EXPECT_FALSE(decide_balance(local(4), view, jobs(4), kNoLedger, 100'000, rng, cfg));
   // 9 s old: penalty 0.7, so the idle-looking node counts as 0.7 and loses to a fresh 0.5.
   view = {peer("aging", 0.0, 1, 9000), peer("fresh", 0.5)};
-  auto m = decide_balance(local(4), view, jobs(4), kNoLedger, 100'000, cfg);
+  auto m = decide_balance(local(4), view, jobs(4), kNoLedger, 100'000, rng, cfg);
   ASSERT_TRUE(m);
   EXPECT_EQ(m->target, "fresh");
 }
@@ -161,17 +164,17 @@ TEST(Balance, TheLedgerKeepsUsFromSendingTwiceOnOneStaleFigure) {
   std::vector<Candidate> view = {peer("idle", 0.0, 1, 100)};
   PlacementLedger ledger;
   const env::TimeMs now = 100'000;
-  auto m = decide_balance(local(4), view, jobs(4), ledger, now, cfg);
+  auto m = decide_balance(local(4), view, jobs(4), ledger, now, rng, cfg);
   ASSERT_TRUE(m);
   ledger.record(m->target, now);
   // Our own load already shows 3 (fast); the target still shows 0, but the ledger counts 1.
   // Moving a second job would make the pair 2 vs 2: still a gain of 1 over our 3, so one more goes.
-  m = decide_balance(local(3), view, jobs(3), ledger, now + 500, cfg);
+  m = decide_balance(local(3), view, jobs(3), ledger, now + 500, rng, cfg);
   ASSERT_TRUE(m);
   ledger.record(m->target, now + 500);
   // Now 2 vs 2 (1 via the ledger... plus 1): nothing more, although the stale figure still says 0.
-  EXPECT_FALSE(decide_balance(local(2), view, jobs(2), ledger, now + 1000, cfg));
-  EXPECT_TRUE(decide_balance(local(2), view, jobs(2), kNoLedger, now + 1000, cfg));
+  EXPECT_FALSE(decide_balance(local(2), view, jobs(2), ledger, now + 1000, rng, cfg));
+  EXPECT_TRUE(decide_balance(local(2), view, jobs(2), kNoLedger, now + 1000, rng, cfg));
 }
 
 TEST(Balance, MemoryUsheringMovesTheBiggestJobWhenMemoryIsShort) {
@@ -182,22 +185,40 @@ TEST(Balance, MemoryUsheringMovesTheBiggestJobWhenMemoryIsShort) {
   std::vector<JobInfo> v = {job(1, 600'000, 3000), job(2, 600'000, 9000)};
   std::vector<Candidate> view = {peer("roomy", 0.5, 2)};
   view[0].mem_free_mb = 15000;  // after taking 9000: pressure 0.625 < 0.7
-  auto m = decide_balance(me, view, v, kNoLedger, 1'000'000);
+  auto m = decide_balance(me, view, v, kNoLedger, 1'000'000, rng);
   ASSERT_TRUE(m);
   EXPECT_EQ(m->reason, MoveReason::kMemory);
   EXPECT_EQ(m->job_id, 2u);
   // The same without memory pressure: no reason to move.
   me.mem_free_mb = 8000;
-  EXPECT_FALSE(decide_balance(me, view, v, kNoLedger, 1'000'000));
+  EXPECT_FALSE(decide_balance(me, view, v, kNoLedger, 1'000'000, rng));
   // Nor when the target would itself get short of memory.
   me.mem_free_mb = 1000;
   view[0].mem_free_mb = 9500;
-  m = decide_balance(me, view, v, kNoLedger, 1'000'000);
+  m = decide_balance(me, view, v, kNoLedger, 1'000'000, rng);
   ASSERT_TRUE(m);
   EXPECT_EQ(m->job_id, 1u);  // the 9000 MB job would leave it at 0.97; the 3000 MB one fits
   // Nor to a node that would be CPU-overloaded by it (load 1.5 after, above max(1.0, ours)).
   view[0].load = 1.0;
-  EXPECT_FALSE(decide_balance(me, view, v, kNoLedger, 1'000'000));
+  EXPECT_FALSE(decide_balance(me, view, v, kNoLedger, 1'000'000, rng));
+}
+
+// Thirty overloaded nodes decide in the same second on the same view: they must not all send their
+// job to the same idle node (with "least loaded of the whole view" they would: herding).
+TEST(Balance, OverloadedNodesSharingAViewDoNotHerdOntoOneTarget) {
+  std::vector<Candidate> view;
+  for (int i = 0; i < 60; ++i) view.push_back(peer("p" + std::to_string(i), i % 3 == 0 ? 0.0 : 0.5));
+  std::map<std::string, int> chosen;
+  for (std::uint64_t node = 0; node < 30; ++node) {
+    env::SeededRandom own(1000 + node);
+    auto m = decide_balance(local(4), view, jobs(4), kNoLedger, 100'000, own);
+    ASSERT_TRUE(m);
+    ++chosen[m->target];
+  }
+  int most = 0;
+  for (const auto& [name, n] : chosen) most = std::max(most, n);
+  EXPECT_LE(most, 6);
+  EXPECT_GE(chosen.size(), 10u);
 }
 
 // Two single-CPU nodes running the balancer against each other for two minutes, each seeing the
@@ -239,7 +260,7 @@ TEST(Balance, NoPingPongBetweenTwoNodesOverTime) {
       ls.name = me.name;
       ls.last_migration_out_ms = me.last_out;
       std::vector<Candidate> view = {peer(other.name, other.gossiped, 1, t - other.gossiped_at)};
-      auto m = decide_balance(ls, view, me.jobs, me.ledger, t);
+      auto m = decide_balance(ls, view, me.jobs, me.ledger, t, rng);
       if (!m) continue;
       auto it = std::find_if(me.jobs.begin(), me.jobs.end(),
                              [&](const JobInfo& j) { return j.id == m->job_id; });

@@ -129,6 +129,20 @@ TEST(Scenarios, PolicyPlacementSpreadsLoadFarBetterThanRandomOrHome) {
   EXPECT_LT(dbl(policy, "load_stddev_mean"), dbl(random, "load_stddev_mean") / 2);
 }
 
+TEST(Scenarios, MigrationBalancingImprovesOnPlacementAlone) {
+  auto o = opts(100, 21);
+  o.duration_ms = 40'000;
+  o.workload.warmup_ms = 15'000;
+  const auto alone = run("placement", o);
+  o.workload.balance = true;
+  const auto balanced = run("placement", o);
+  EXPECT_EQ(i64(alone, "migrations"), 0);
+  EXPECT_GT(i64(balanced, "migrations"), 10);
+  // Before the balancer sampled its targets, every overloaded node sent to the same
+  // least-loaded-looking node and balancing made the peak worse than placement alone.
+  EXPECT_LT(dbl(balanced, "excess_fraction"), dbl(alone, "excess_fraction"));
+}
+
 TEST(Scenarios, RejectsBadOptionsClearly) {
   auto o = opts(1);
   auto r = run_scenario("convergence", o);
