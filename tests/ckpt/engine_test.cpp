@@ -70,6 +70,7 @@ void on_usr1(int) { g_usr1 = 1; }
 struct Child {
   pid_t pid = -1;
   std::string result_path;
+  std::string input_path;  // held open read-only at fd 5: must be unchanged at restore
 };
 
 // mode 0: plain; 1: with a second thread; 2: with an eventfd open.
@@ -78,6 +79,11 @@ Child spawn(int mode = 0) {
   char path[] = "/tmp/osmo-ckpt-test-XXXXXX";
   int rfd = mkstemp(path);
   c.result_path = path;
+  char ipath[] = "/tmp/osmo-ckpt-input-XXXXXX";
+  int ifd = mkstemp(ipath);
+  c.input_path = ipath;
+  EXPECT_EQ(write(ifd, "input", 5), 5);
+  close(ifd);
   int ready[2];
   EXPECT_EQ(pipe(ready), 0);
   std::uint64_t want = expected_result();
@@ -85,13 +91,20 @@ Child spawn(int mode = 0) {
   if (pid == 0) {
     dup2(rfd, 3);
     dup2(ready[1], 4);
-    syscall(SYS_close_range, 5u, ~0u, 0u);
+    int in = open(c.input_path.c_str(), O_RDONLY);
+    dup2(in, 5);
+    syscall(SYS_close_range, 6u, ~0u, 0u);
     struct sigaction sa {};
     sa.sa_handler = on_usr1;
     sigaction(SIGUSR1, &sa, nullptr);
     if (mode == 1) {
+      // The helper thread blocks every signal, so SIGUSR1 always reaches the main thread.
+      sigset_t all, old_mask;
+      sigfillset(&all);
+      pthread_sigmask(SIG_BLOCK, &all, &old_mask);
       pthread_t t;
       pthread_create(&t, nullptr, [](void*) -> void* { for (;;) pause(); }, nullptr);
+      pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
     }
     if (mode == 2) eventfd(0, 0);
     std::uint64_t* heap = fresh_heap();
@@ -174,6 +187,7 @@ TEST(Engine, DumpKillRestoreFinishesTheComputation) {
   EXPECT_EQ(restore_and_finish(img->get(), c.pid), 0);
   EXPECT_EQ(read_result(c.result_path), expected_result());
   unlink(c.result_path.c_str());
+  unlink(c.input_path.c_str());
 }
 
 TEST(Engine, LeaveRunningAndRestoreACopyCompressed) {
@@ -190,6 +204,7 @@ TEST(Engine, LeaveRunningAndRestoreACopyCompressed) {
   EXPECT_EQ(copy_status, 0);
   EXPECT_EQ(read_result(c.result_path), expected_result());
   unlink(c.result_path.c_str());
+  unlink(c.input_path.c_str());
 }
 
 TEST(Engine, RefusesThreadsBeforeTouching) {
@@ -203,6 +218,7 @@ TEST(Engine, RefusesThreadsBeforeTouching) {
   kill(c.pid, SIGUSR1);
   EXPECT_EQ(wait_status(c.pid), 0);
   unlink(c.result_path.c_str());
+  unlink(c.input_path.c_str());
 }
 
 TEST(Engine, RefusesEventfdBeforeTouching) {
@@ -215,6 +231,7 @@ TEST(Engine, RefusesEventfdBeforeTouching) {
   kill(c.pid, SIGUSR1);
   EXPECT_EQ(wait_status(c.pid), 0);
   unlink(c.result_path.c_str());
+  unlink(c.input_path.c_str());
 }
 
 TEST(Engine, EveryDumpFaultLeavesTheOriginalRunning) {
@@ -233,6 +250,7 @@ TEST(Engine, EveryDumpFaultLeavesTheOriginalRunning) {
   EXPECT_EQ(wait_status(c.pid), 0) << "the original must compute the right result after all aborted dumps";
   EXPECT_EQ(read_result(c.result_path), expected_result());
   unlink(c.result_path.c_str());
+  unlink(c.input_path.c_str());
 }
 
 TEST(Engine, EveryRestoreFaultLeavesNothingBehind) {
@@ -256,6 +274,7 @@ TEST(Engine, EveryRestoreFaultLeavesNothingBehind) {
   EXPECT_EQ(restore_and_finish(img->get(), c.pid), 0);
   EXPECT_EQ(read_result(c.result_path), expected_result());
   unlink(c.result_path.c_str());
+  unlink(c.input_path.c_str());
 }
 
 TEST(Engine, ChangedFileIsRefusedAtRestore) {
@@ -264,13 +283,16 @@ TEST(Engine, ChangedFileIsRefusedAtRestore) {
   auto img = dump(c.pid, AfterDump::kKill);
   ASSERT_TRUE(img.ok()) << img.error().str();
   {
-    UniqueFd fd(open(c.result_path.c_str(), O_WRONLY));
+    UniqueFd fd(open(c.input_path.c_str(), O_WRONLY | O_APPEND));
     ASSERT_EQ(write(fd.get(), "changed!", 8), 8);
   }
   auto r = restore(img->get(), RestoreOptions{});
   ASSERT_FALSE(r.ok());
-  EXPECT_NE(r.error().message.find("changed since the checkpoint"), std::string::npos) << r.error().message;
+  EXPECT_NE(r.error().message.find("file of fd 5 " + c.input_path + " changed since the checkpoint"),
+            std::string::npos)
+      << r.error().message;
   unlink(c.result_path.c_str());
+  unlink(c.input_path.c_str());
 }
 
 }  // namespace
