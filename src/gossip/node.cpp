@@ -21,6 +21,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <set>
 #include <unordered_map>
 #include <utility>
@@ -82,6 +83,8 @@ struct Member {
   env::TimeMs load_heard_ms = 0;  // our clock's time at which `load` was fresh (receipt - age)
   std::size_t index = 0;          // position in Impl::members
 };
+
+constexpr env::TimeMs kNever = std::numeric_limits<env::TimeMs>::max();
 
 bool is_gone(MemberState s) {
   return s == MemberState::kDead || s == MemberState::kLeft;
@@ -164,6 +167,11 @@ struct Node::Impl {
 
   std::set<std::string> suspects;  // members in state suspect (their timers)
   std::set<std::string> gone;      // members dead or left (to be forgotten)
+  // Lower bounds of the earliest suspicion deadline and the earliest forget time: the sets above
+  // are scanned only when something may be due, not on every tick (a thousand-node simulation
+  // ticks every node every few tens of ms, and after a partition half the table is gone).
+  env::TimeMs next_suspect_check_ms = kNever;
+  env::TimeMs next_forget_check_ms = kNever;
   // Others' load entries ordered by freshness, to pick the window of a load message.
   std::set<std::pair<env::TimeMs, std::string>> load_by_freshness;
 
@@ -286,6 +294,8 @@ struct Node::Impl {
     }
     if (is_gone(s)) {
       gone.insert(m.name);
+      next_forget_check_ms =
+          std::min(next_forget_check_ms, m.state_changed_ms + cfg.dead_forget_ms);
     } else {
       gone.erase(m.name);
     }
@@ -339,6 +349,7 @@ struct Node::Impl {
     if (m == nullptr || r.incarnation < m->incarnation || m->state != MemberState::kAlive) return;
     set_state(*m, MemberState::kSuspect, r.incarnation, now);
     m->suspect_deadline_ms = now + suspicion_timeout();
+    next_suspect_check_ms = std::min(next_suspect_check_ms, m->suspect_deadline_ms);
     broadcasts.push(record_of(*m));
     log.debug("member {} suspect inc={}", m->name, m->incarnation);
   }
@@ -491,6 +502,8 @@ struct Node::Impl {
   }
 
   void check_suspects(env::TimeMs now) {
+    if (now < next_suspect_check_ms) return;
+    next_suspect_check_ms = kNever;
     std::vector<std::string> expired;
     for (auto it = suspects.begin(); it != suspects.end();) {
       Member* m = find(*it);
@@ -498,7 +511,11 @@ struct Node::Impl {
         it = suspects.erase(it);
         continue;
       }
-      if (now >= m->suspect_deadline_ms) expired.push_back(*it);
+      if (now >= m->suspect_deadline_ms) {
+        expired.push_back(*it);
+      } else {
+        next_suspect_check_ms = std::min(next_suspect_check_ms, m->suspect_deadline_ms);
+      }
       ++it;
     }
     for (const auto& name : expired) {
@@ -510,6 +527,8 @@ struct Node::Impl {
   }
 
   void forget_gone(env::TimeMs now) {
+    if (now < next_forget_check_ms) return;
+    next_forget_check_ms = kNever;
     std::vector<Member*> forget;
     for (auto it = gone.begin(); it != gone.end();) {
       Member* m = find(*it);
@@ -517,7 +536,12 @@ struct Node::Impl {
         it = gone.erase(it);
         continue;
       }
-      if (now - m->state_changed_ms >= cfg.dead_forget_ms) forget.push_back(m);
+      if (now - m->state_changed_ms >= cfg.dead_forget_ms) {
+        forget.push_back(m);
+      } else {
+        next_forget_check_ms =
+            std::min(next_forget_check_ms, m->state_changed_ms + cfg.dead_forget_ms);
+      }
       ++it;
     }
     for (Member* m : forget) {
@@ -537,6 +561,7 @@ struct Node::Impl {
     relays.clear();
     for (const auto& name : suspects)
       if (Member* m = find(name)) m->suspect_deadline_ms += gap;
+    if (next_suspect_check_ms != kNever) next_suspect_check_ms += gap;
     next_probe_ms = std::max(next_probe_ms, now);
   }
 
