@@ -12,7 +12,8 @@ std::string join(const std::string& dir, const std::string& name) {
 
 bool ends_with_parent_name(const std::string& d) {
   const std::string suffix = std::string("/") + kCgroupParentName;
-  return d.size() > suffix.size() && d.compare(d.size() - suffix.size(), suffix.size(), suffix) == 0;
+  return d.size() > suffix.size() &&
+         d.compare(d.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
 }  // namespace

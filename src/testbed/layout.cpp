@@ -9,7 +9,9 @@
 
 namespace osmo::testbed {
 
-std::string node_name(int k) { return "n" + std::to_string(k); }
+std::string node_name(int k) {
+  return "n" + std::to_string(k);
+}
 
 Result<int> parse_node_name(std::string_view name) {
   std::uint64_t k = 0;
@@ -19,9 +21,13 @@ Result<int> parse_node_name(std::string_view name) {
   return static_cast<int>(k);
 }
 
-std::string node_netns(int k) { return std::string(kNetnsPrefix) + node_name(k); }
+std::string node_netns(int k) {
+  return std::string(kNetnsPrefix) + node_name(k);
+}
 
-std::string bridge_port_device(int k) { return "v" + std::to_string(k); }
+std::string bridge_port_device(int k) {
+  return "v" + std::to_string(k);
+}
 
 std::string node_address(int k, bool loopback) {
   return loopback ? std::string("127.0.0.1") : std::string(kSubnetPrefix) + std::to_string(k);

@@ -51,7 +51,11 @@ struct NodePaths {
   std::string dir, socket, state_dir, log, pid_file;
 };
 NodePaths node_paths(const std::string& root, const std::string& name);
-inline std::string state_file(const std::string& root) { return root + "/" + kStateFileName; }
-inline std::string secret_file(const std::string& root) { return root + "/" + kSecretFileName; }
+inline std::string state_file(const std::string& root) {
+  return root + "/" + kStateFileName;
+}
+inline std::string secret_file(const std::string& root) {
+  return root + "/" + kSecretFileName;
+}
 
 }  // namespace osmo::testbed

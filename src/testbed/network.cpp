@@ -24,20 +24,22 @@ Status add_node_network(int k) {
   OSMO_TRY(platform::create_netns(ns));
   // Both ends are made in the bridge namespace and the node's end is moved in one step, so no
   // interface ever appears in the root namespace.
-  OSMO_TRY(ip_in_netns(kBridgeNetns,
-                       {"link", "add", port, "type", "veth", "peer", "name", kNodeDevice, "netns", ns}));
+  OSMO_TRY(ip_in_netns(kBridgeNetns, {"link", "add", port, "type", "veth", "peer", "name",
+                                      kNodeDevice, "netns", ns}));
   OSMO_TRY(ip_in_netns(kBridgeNetns, {"link", "set", port, "master", kBridgeDevice}));
   OSMO_TRY(ip_in_netns(kBridgeNetns, {"link", "set", port, "up"}));
   OSMO_TRY(ip_in_netns(ns, {"link", "set", "lo", "up"}));
-  OSMO_TRY(ip_in_netns(ns, {"addr", "add", node_address(k, false) + "/" + std::to_string(kSubnetBits),
-                            "dev", kNodeDevice}));
+  OSMO_TRY(
+      ip_in_netns(ns, {"addr", "add", node_address(k, false) + "/" + std::to_string(kSubnetBits),
+                       "dev", kNodeDevice}));
   return ip_in_netns(ns, {"link", "set", kNodeDevice, "up"});
 }
 
 Status remove_testbed_networks(std::vector<std::string>* removed) {
   OSMO_ASSIGN_OR_RETURN(auto names, platform::list_netns(kNetnsPrefix));
   // The bridge goes last: deleting a node's namespace drops its veth pair from the bridge.
-  std::stable_partition(names.begin(), names.end(), [](const std::string& n) { return n != kBridgeNetns; });
+  std::stable_partition(names.begin(), names.end(),
+                        [](const std::string& n) { return n != kBridgeNetns; });
   std::optional<Error> first_error;
   for (const auto& n : names) {
     Status s = platform::delete_netns(n);

@@ -22,7 +22,7 @@ constexpr auto kKillWait = 3000ms;
 constexpr int kLogTailLines = 20;
 
 bool is_socket(const std::string& path) {
-  struct stat st{};
+  struct stat st {};
   return ::stat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode);
 }
 
@@ -33,7 +33,8 @@ std::string self_exe_for_argv0() {
   if (n <= 0) return "/proc/self/exe";
   std::string s(buf, static_cast<std::size_t>(n));
   const std::string deleted = " (deleted)";  // rebuilt while we run
-  if (s.size() > deleted.size() && s.compare(s.size() - deleted.size(), deleted.size(), deleted) == 0)
+  if (s.size() > deleted.size() &&
+      s.compare(s.size() - deleted.size(), deleted.size(), deleted) == 0)
     s.resize(s.size() - deleted.size());
   return s;
 }
@@ -42,9 +43,12 @@ std::string self_exe_for_argv0() {
 
 const char* node_state_name(NodeState s) {
   switch (s) {
-    case NodeState::kRunning: return "running";
-    case NodeState::kPaused: return "paused";
-    case NodeState::kStopped: return "stopped";
+    case NodeState::kRunning:
+      return "running";
+    case NodeState::kPaused:
+      return "paused";
+    case NodeState::kStopped:
+      return "stopped";
   }
   return "?";
 }
@@ -54,9 +58,14 @@ NodeProcess inspect_node(const std::string& root, const NodeRecord& node) {
   auto id = platform::read_pid_file(node_paths(root, node.name).pid_file);
   if (!id.ok()) return p;
   switch (platform::process_state(*id)) {
-    case platform::ProcessState::kRunning: p.state = NodeState::kRunning; break;
-    case platform::ProcessState::kStopped: p.state = NodeState::kPaused; break;
-    default: return p;  // gone, or a zombie waiting for init to reap it
+    case platform::ProcessState::kRunning:
+      p.state = NodeState::kRunning;
+      break;
+    case platform::ProcessState::kStopped:
+      p.state = NodeState::kPaused;
+      break;
+    default:
+      return p;  // gone, or a zombie waiting for init to reap it
   }
   p.id = *id;
   return p;
@@ -74,9 +83,9 @@ std::vector<std::string> daemon_arguments(const std::string& root, const Testbed
     a.push_back("--join");
     a.push_back(other.address + ":" + std::to_string(other.port));
   }
-  for (const std::string& s :
-       {std::string("--secret-file"), secret_file(root), std::string("--state-dir"), paths.state_dir,
-        std::string("--socket"), paths.socket, std::string("--load-scope"), std::string("cgroup")})
+  for (const std::string& s : {std::string("--secret-file"), secret_file(root),
+                               std::string("--state-dir"), paths.state_dir, std::string("--socket"),
+                               paths.socket, std::string("--load-scope"), std::string("cgroup")})
     a.push_back(s);
   return a;
 }
@@ -85,7 +94,8 @@ Result<platform::ProcessIdentity> start_node_daemon(const std::string& root,
                                                     const TestbedState& state,
                                                     const NodeRecord& node) {
   NodePaths paths = node_paths(root, node.name);
-  if (::mkdir(paths.dir.c_str(), 0755) != 0 && errno != EEXIST) return errno_error("mkdir {}", paths.dir);
+  if (::mkdir(paths.dir.c_str(), 0755) != 0 && errno != EEXIST)
+    return errno_error("mkdir {}", paths.dir);
   if (::mkdir(paths.state_dir.c_str(), 0700) != 0 && errno != EEXIST)
     return errno_error("mkdir {}", paths.state_dir);
   if (::unlink(paths.socket.c_str()) != 0 && errno != ENOENT)
@@ -139,9 +149,10 @@ Status wait_for_control_sockets(const std::string& root, const TestbedState& sta
         continue;
       }
       if (inspect_node(root, *node).state == NodeState::kStopped) {
-        return make_error("node {}: the daemon exited before creating its control socket {}; "
-                          "last lines of {}:\n{}",
-                          *it, paths.socket, paths.log, log_tail(paths.log, kLogTailLines));
+        return make_error(
+            "node {}: the daemon exited before creating its control socket {}; "
+            "last lines of {}:\n{}",
+            *it, paths.socket, paths.log, log_tail(paths.log, kLogTailLines));
       }
       ++it;
     }
@@ -149,9 +160,10 @@ Status wait_for_control_sockets(const std::string& root, const TestbedState& sta
     if (std::chrono::steady_clock::now() >= deadline) {
       const std::string& name = pending.front();
       NodePaths paths = node_paths(root, name);
-      return make_error("node {}: no control socket {} after {} ms (daemon still running); "
-                        "last lines of {}:\n{}",
-                        name, paths.socket, timeout_ms, paths.log, log_tail(paths.log, kLogTailLines));
+      return make_error(
+          "node {}: no control socket {} after {} ms (daemon still running); "
+          "last lines of {}:\n{}",
+          name, paths.socket, timeout_ms, paths.log, log_tail(paths.log, kLogTailLines));
     }
     std::this_thread::sleep_for(kPollInterval);
   }
@@ -162,7 +174,8 @@ Status kill_node_daemon(const std::string& root, const NodeRecord& node) {
   NodeProcess p = inspect_node(root, node);
   if (!p.id) return ok_status();
   Status s = platform::signal_process(*p.id, SIGKILL);
-  if (!s.ok() && s.error().code != ESRCH) return make_error("node {}: {}", node.name, s.error().str());
+  if (!s.ok() && s.error().code != ESRCH)
+    return make_error("node {}: {}", node.name, s.error().str());
   auto deadline = std::chrono::steady_clock::now() + kKillWait;
   while (inspect_node(root, node).state != NodeState::kStopped) {
     if (std::chrono::steady_clock::now() >= deadline)

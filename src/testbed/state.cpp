@@ -58,11 +58,12 @@ Result<TestbedState> decode_state(const std::string& text) {
   try {
     Json j = Json::parse(text);
     if (j.value("version", 0) != kStateVersion)
-      return make_error("testbed state version {} (this osmo understands {})", j.value("version", 0),
-                        kStateVersion);
+      return make_error("testbed state version {} (this osmo understands {})",
+                        j.value("version", 0), kStateVersion);
     TestbedState s;
     std::string mode = j.at("mode").get<std::string>();
-    if (mode != "loopback" && mode != "netns") return make_error("testbed state: bad mode '{}'", mode);
+    if (mode != "loopback" && mode != "netns")
+      return make_error("testbed state: bad mode '{}'", mode);
     s.loopback = mode == "loopback";
     s.base_port = j.at("base_port").get<std::uint16_t>();
     if (!j.at("cpus_per_node").is_null()) s.cpus_per_node = j.at("cpus_per_node").get<double>();

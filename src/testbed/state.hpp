@@ -14,8 +14,8 @@
 namespace osmo::testbed {
 
 struct NodeRecord {
-  std::string name;             // "n1"
-  std::string address;          // "10.77.0.1" or "127.0.0.1"
+  std::string name;     // "n1"
+  std::string address;  // "10.77.0.1" or "127.0.0.1"
   std::uint16_t port = 0;
   std::string netns;            // empty in loopback mode
   platform::CgroupDirs cgroup;  // all empty without cgroups (loopback without root)
@@ -25,7 +25,7 @@ struct TestbedState {
   bool loopback = false;
   std::uint16_t base_port = 0;
   std::optional<double> cpus_per_node;
-  std::string daemon_override;  // OSMO_TESTBED_DAEMON at `up`, reused by `start`
+  std::string daemon_override;         // OSMO_TESTBED_DAEMON at `up`, reused by `start`
   platform::CgroupDirs cgroup_parent;  // the osmo-testbed directories holding the nodes'
   std::vector<NodeRecord> nodes;
 

@@ -33,7 +33,9 @@ using namespace std::chrono_literals;
 constexpr auto kCgroupRemoveTimeout = 5000ms;
 constexpr auto kSignalWait = 3000ms;
 
-bool is_root() { return ::geteuid() == 0; }
+bool is_root() {
+  return ::geteuid() == 0;
+}
 
 Status make_dirs(const std::string& path) {
   std::error_code ec;
@@ -106,10 +108,12 @@ Status testbed_up(const std::string& root, const UpOptions& o, std::ostream& out
   if (o.nodes < 1 || o.nodes > kMaxNodes)
     return make_error("-n {}: a testbed has 1 to {} nodes", o.nodes, kMaxNodes);
   if (!o.loopback && !is_root())
-    return make_error("network namespaces need root; run as root, or use --loopback to run the "
-                      "nodes on 127.0.0.1 without namespaces");
+    return make_error(
+        "network namespaces need root; run as root, or use --loopback to run the "
+        "nodes on 127.0.0.1 without namespaces");
   if (o.cpus_per_node) {
-    if (!(*o.cpus_per_node > 0)) return make_error("--cpus-per-node {}: must be > 0", *o.cpus_per_node);
+    if (!(*o.cpus_per_node > 0))
+      return make_error("--cpus-per-node {}: must be > 0", *o.cpus_per_node);
     if (!is_root()) return make_error("--cpus-per-node needs root (it creates cgroups)");
   }
   if (o.base_port == 0 || (o.loopback && o.base_port + o.nodes - 1 > 65535))
@@ -118,16 +122,19 @@ Status testbed_up(const std::string& root, const UpOptions& o, std::ostream& out
   if (platform::path_exists(state_file(root)))
     return make_error("a testbed is already up (state in {}); run `osmo testbed down` first", root);
   if (platform::path_exists(root))
-    return make_error("{} is left over from an earlier testbed; run `osmo testbed down` first", root);
+    return make_error("{} is left over from an earlier testbed; run `osmo testbed down` first",
+                      root);
   if (o.loopback) {
-    for (int k = 1; k <= o.nodes; ++k) OSMO_TRY(check_loopback_port_free(node_port(k, true, o.base_port)));
+    for (int k = 1; k <= o.nodes; ++k)
+      OSMO_TRY(check_loopback_port_free(node_port(k, true, o.base_port)));
   }
   if (!o.loopback) {
     OSMO_ASSIGN_OR_RETURN(auto leftovers, platform::list_netns(kNetnsPrefix));
     if (!leftovers.empty())
-      return make_error("network namespace {} is left over from an earlier testbed; run `osmo "
-                        "testbed down` first",
-                        leftovers.front());
+      return make_error(
+          "network namespace {} is left over from an earlier testbed; run `osmo "
+          "testbed down` first",
+          leftovers.front());
   }
 
   if (is_root()) {
@@ -135,9 +142,10 @@ Status testbed_up(const std::string& root, const UpOptions& o, std::ostream& out
     OSMO_ASSIGN_OR_RETURN(auto cg_layout, platform::CgroupLayout::detect());
     for (const auto& parent : leftover_cgroup_parents(cg_layout, {})) {
       if (platform::Cgroup::open(cg_layout, parent).exists())
-        return make_error("cgroup {} is left over from an earlier testbed; run `osmo testbed down` "
-                          "first",
-                          parent.distinct().front());
+        return make_error(
+            "cgroup {} is left over from an earlier testbed; run `osmo testbed down` "
+            "first",
+            parent.distinct().front());
     }
   }
 
@@ -222,7 +230,8 @@ Status testbed_down(const std::string& root, std::ostream& out) {
     if (s.ok()) {
       state = std::move(s).value();
     } else {
-      out << "testbed down: ignoring a damaged record (" << s.error().str() << "); scanning instead\n";
+      out << "testbed down: ignoring a damaged record (" << s.error().str()
+          << "); scanning instead\n";
     }
   }
   std::vector<NodeRecord> pid_owners = state ? state->nodes : std::vector<NodeRecord>{};
@@ -249,8 +258,8 @@ Status testbed_down(const std::string& root, std::ostream& out) {
       // nodes') counts as one.
       std::set<std::string> node_cgroups;
       bool any_parent = false;
-      for (const auto& parent :
-           leftover_cgroup_parents(*layout, state ? state->cgroup_parent : platform::CgroupDirs{})) {
+      for (const auto& parent : leftover_cgroup_parents(
+               *layout, state ? state->cgroup_parent : platform::CgroupDirs{})) {
         auto cg = platform::Cgroup::open(*layout, parent);
         if (!cg.exists()) continue;
         any_parent = true;
@@ -373,8 +382,9 @@ int testbed_exec(const std::string& root, const std::string& name,
   const NodeRecord& node = **n;
   if (!node.cgroup.empty()) {
     auto layout = platform::CgroupLayout::detect();
-    Status joined = layout.ok() ? platform::Cgroup::open(*layout, node.cgroup).add_process(::getpid())
-                                : Status(layout.take_error());
+    Status joined = layout.ok()
+                        ? platform::Cgroup::open(*layout, node.cgroup).add_process(::getpid())
+                        : Status(layout.take_error());
     if (!joined.ok()) {
       *error = fmt::format("node {}: {}", name, joined.error().str());
       return 126;
@@ -382,7 +392,8 @@ int testbed_exec(const std::string& root, const std::string& name,
   }
   if (!node.netns.empty()) {
     auto fd = platform::open_netns(node.netns);
-    Status entered = fd.ok() ? platform::enter_netns(fd->get(), node.netns) : Status(fd.take_error());
+    Status entered =
+        fd.ok() ? platform::enter_netns(fd->get(), node.netns) : Status(fd.take_error());
     if (!entered.ok()) {
       *error = fmt::format("node {}: {}", name, entered.error().str());
       return 126;

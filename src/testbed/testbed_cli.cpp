@@ -2,7 +2,6 @@
 // cgroup, for trying the cluster and for its integration tests. See docs/testbed.md.
 #include <iostream>
 #include <memory>
-
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.hpp"
@@ -18,7 +17,8 @@ constexpr const char* kTestbedHelp =
     "10.77.0.K on a bridge that lives in a namespace of its own (osmo-tb-br; unreachable from\n"
     "the root namespace), its own daemon, and a cgroup (optionally with a CPU quota). Without\n"
     "root, --loopback runs the daemons on 127.0.0.1 with consecutive ports instead.\n"
-    "State: /run/osmo/testbed (root), else $XDG_RUNTIME_DIR/osmo-testbed or /tmp/osmo-testbed-$UID.";
+    "State: /run/osmo/testbed (root), else $XDG_RUNTIME_DIR/osmo-testbed or "
+    "/tmp/osmo-testbed-$UID.";
 
 int report(const char* what, const Status& s) {
   if (s.ok()) return 0;
@@ -27,13 +27,15 @@ int report(const char* what, const Status& s) {
 }
 
 void add_up(CLI::App& tb, int* exit_code) {
-  auto* cmd = tb.add_subcommand("up", "Create the nodes and start their daemons; waits until "
-                                      "every control socket exists");
+  auto* cmd = tb.add_subcommand("up",
+                                "Create the nodes and start their daemons; waits until "
+                                "every control socket exists");
   auto opt = std::make_shared<testbed::UpOptions>();
   auto cpus = std::make_shared<double>(0);
   auto timeout_s = std::make_shared<double>(opt->timeout_ms / 1000.0);
-  cmd->add_option("-n,--nodes", opt->nodes, "Number of nodes (n1..nN)")->required()->check(
-      CLI::Range(1, testbed::kMaxNodes));
+  cmd->add_option("-n,--nodes", opt->nodes, "Number of nodes (n1..nN)")
+      ->required()
+      ->check(CLI::Range(1, testbed::kMaxNodes));
   auto* cpus_opt = cmd->add_option("--cpus-per-node", *cpus,
                                    "CPU quota of each node in CPUs, e.g. 0.5 = half a core "
                                    "(needs root; default: no quota)");
@@ -55,14 +57,17 @@ void add_up(CLI::App& tb, int* exit_code) {
 
 void add_down(CLI::App& tb, int* exit_code) {
   auto* cmd = tb.add_subcommand(
-      "down", "Kill every daemon and process of the testbed and remove its namespaces, cgroups "
-              "and files, also leftovers of a crashed run; safe to repeat");
-  cmd->callback([=] { *exit_code = report("down", testbed::testbed_down(default_state_root(), std::cout)); });
+      "down",
+      "Kill every daemon and process of the testbed and remove its namespaces, cgroups "
+      "and files, also leftovers of a crashed run; safe to repeat");
+  cmd->callback(
+      [=] { *exit_code = report("down", testbed::testbed_down(default_state_root(), std::cout)); });
 }
 
 void add_list(CLI::App& tb, int* exit_code) {
-  auto* cmd = tb.add_subcommand("list", "Show each node: address, daemon pid, state "
-                                        "(running/stopped/paused), CPU quota");
+  auto* cmd = tb.add_subcommand("list",
+                                "Show each node: address, daemon pid, state "
+                                "(running/stopped/paused), CPU quota");
   auto json = std::make_shared<bool>(false);
   cmd->add_flag("--json", *json, "Print a JSON array");
   cmd->callback([=] {
@@ -74,14 +79,15 @@ void add_list(CLI::App& tb, int* exit_code) {
     if (*json) {
       nlohmann::json arr = nlohmann::json::array();
       for (const auto& n : *nodes)
-        arr.push_back({{"node", n.node.name},
-                       {"address", n.node.address},
-                       {"port", n.node.port},
-                       {"netns", n.node.netns},
-                       {"pid", n.pid ? nlohmann::json(*n.pid) : nlohmann::json(nullptr)},
-                       {"state", testbed::node_state_name(n.state)},
-                       {"cpu_quota", n.cpu_quota ? nlohmann::json(*n.cpu_quota) : nlohmann::json(nullptr)},
-                       {"socket", n.socket}});
+        arr.push_back(
+            {{"node", n.node.name},
+             {"address", n.node.address},
+             {"port", n.node.port},
+             {"netns", n.node.netns},
+             {"pid", n.pid ? nlohmann::json(*n.pid) : nlohmann::json(nullptr)},
+             {"state", testbed::node_state_name(n.state)},
+             {"cpu_quota", n.cpu_quota ? nlohmann::json(*n.cpu_quota) : nlohmann::json(nullptr)},
+             {"socket", n.socket}});
       std::cout << arr.dump(2) << "\n";
     } else {
       std::cout << fmt::format("{:<6} {:<22} {:>8}  {:<8} {}\n", "NODE", "ADDRESS", "PID", "STATE",
@@ -99,8 +105,9 @@ void add_list(CLI::App& tb, int* exit_code) {
 
 void add_exec(CLI::App& tb, int* exit_code) {
   auto* cmd = tb.add_subcommand(
-      "exec", "Run a command inside a node (its namespace and cgroup, with OSMO_SOCKET set to the "
-              "node's daemon): osmo testbed exec n2 -- osmo nodes");
+      "exec",
+      "Run a command inside a node (its namespace and cgroup, with OSMO_SOCKET set to the "
+      "node's daemon): osmo testbed exec n2 -- osmo nodes");
   auto node = std::make_shared<std::string>();
   auto argv = std::make_shared<std::vector<std::string>>();
   cmd->add_option("node", *node, "Node name (n1, n2, ...)")->required();
@@ -123,21 +130,26 @@ void add_node_control(CLI::App& tb, int* exit_code) {
     *exit_code = report("stop", testbed::testbed_stop(default_state_root(), *stop_node, *all));
   });
 
-  auto* start = tb.add_subcommand("start", "Start a stopped node's daemon again (same name, "
-                                           "address, state and secret); waits for its socket");
+  auto* start = tb.add_subcommand("start",
+                                  "Start a stopped node's daemon again (same name, "
+                                  "address, state and secret); waits for its socket");
   auto start_node = std::make_shared<std::string>();
   auto timeout_s = std::make_shared<double>(15);
   start->add_option("node", *start_node, "Node name")->required();
-  start->add_option("--timeout", *timeout_s, "Seconds to wait for the control socket")->capture_default_str();
+  start->add_option("--timeout", *timeout_s, "Seconds to wait for the control socket")
+      ->capture_default_str();
   start->callback([=] {
     *exit_code = report("start", testbed::testbed_start(default_state_root(), *start_node,
-                                                         static_cast<int>(*timeout_s * 1000)));
+                                                        static_cast<int>(*timeout_s * 1000)));
   });
 
-  auto* pause = tb.add_subcommand("pause", "Freeze a node's daemon (SIGSTOP): it looks dead to the others");
+  auto* pause =
+      tb.add_subcommand("pause", "Freeze a node's daemon (SIGSTOP): it looks dead to the others");
   auto pause_node = std::make_shared<std::string>();
   pause->add_option("node", *pause_node, "Node name")->required();
-  pause->callback([=] { *exit_code = report("pause", testbed::testbed_pause(default_state_root(), *pause_node)); });
+  pause->callback([=] {
+    *exit_code = report("pause", testbed::testbed_pause(default_state_root(), *pause_node));
+  });
 
   auto* resume = tb.add_subcommand("resume", "Let a paused node's daemon run again (SIGCONT)");
   auto resume_node = std::make_shared<std::string>();
@@ -150,8 +162,9 @@ void add_node_control(CLI::App& tb, int* exit_code) {
 }  // namespace
 
 void add_testbed_commands(CLI::App& app, GlobalOptions& /*global*/, int* exit_code) {
-  auto* tb = app.add_subcommand("testbed", "A multi-node osmo cluster on this machine (namespaces, "
-                                           "bridge, CPU-quota cgroups)");
+  auto* tb = app.add_subcommand("testbed",
+                                "A multi-node osmo cluster on this machine (namespaces, "
+                                "bridge, CPU-quota cgroups)");
   tb->footer(kTestbedHelp);
   tb->require_subcommand(1);
   add_up(*tb, exit_code);

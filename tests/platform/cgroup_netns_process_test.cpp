@@ -1,5 +1,6 @@
 // Cgroups, network namespaces and detached processes on the real kernel (root only). Everything
 // created here is named osmo-pt-<pid> and removed by guards, also when an assertion fails.
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -9,8 +10,6 @@
 #include <cstdio>
 #include <filesystem>
 #include <thread>
-
-#include <gtest/gtest.h>
 
 #include "base/scope_guard.hpp"
 #include "platform/linux/cgroup.hpp"
@@ -26,10 +25,12 @@ namespace {
 
 using namespace std::chrono_literals;
 
-std::string unique_name() { return "osmo-pt-" + std::to_string(::getpid()); }
+std::string unique_name() {
+  return "osmo-pt-" + std::to_string(::getpid());
+}
 
 ino_t inode_of(const std::string& path) {
-  struct stat st{};
+  struct stat st {};
   return ::stat(path.c_str(), &st) == 0 ? st.st_ino : 0;
 }
 

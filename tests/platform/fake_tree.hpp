@@ -2,13 +2,12 @@
 // everything in it when the object goes away.
 #pragma once
 
+#include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
 #include <string>
-
-#include <gtest/gtest.h>
 
 namespace osmo::testing {
 

@@ -1,8 +1,7 @@
 // LoadSampler on fake procfs/sysfs/cgroupfs trees: cgroup v1 (hybrid layout, as on our CI
 // machine), pure v2 (as on most user machines), and the machine scope.
-#include <unistd.h>
-
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include "fake_tree.hpp"
 #include "platform/linux/load_sampler.hpp"
@@ -38,8 +37,9 @@ void write_common(const FakeTree& t) {
 // Hybrid v1: cpu and cpuacct at /tb/n1, cpuset at the root, memory nested elsewhere.
 void write_v1(const FakeTree& t) {
   write_common(t);
-  t.write("proc/self/cgroup",
-          "9:name=systemd:/\n4:memory:/mem/grp\n3:cpuset:/\n2:cpuacct:/tb/n1\n1:cpu:/tb/n1\n0::/\n");
+  t.write(
+      "proc/self/cgroup",
+      "9:name=systemd:/\n4:memory:/mem/grp\n3:cpuset:/\n2:cpuacct:/tb/n1\n1:cpu:/tb/n1\n0::/\n");
   t.write("cg/cpu/cpu.cfs_quota_us", "-1\n");
   t.write("cg/cpu/cpu.cfs_period_us", "100000\n");
   t.write("cg/cpu/tb/cpu.cfs_quota_us", "-1\n");
@@ -54,7 +54,8 @@ void write_v1(const FakeTree& t) {
   t.write("cg/memory/memory.limit_in_bytes", "9223372036854771712\n");
   t.write("cg/memory/mem/grp/memory.limit_in_bytes", "1073741824\n");
   t.write("cg/memory/mem/grp/memory.usage_in_bytes", "536870912\n");
-  t.write("cg/memory/mem/grp/memory.stat", "cache 1\ninactive_file 5\ntotal_inactive_file 134217728\n");
+  t.write("cg/memory/mem/grp/memory.stat",
+          "cache 1\ninactive_file 5\ntotal_inactive_file 134217728\n");
   t.mkdir("cg/unified");  // the empty v2 hierarchy of a hybrid machine is ignored
 }
 
@@ -79,11 +80,11 @@ TEST(LoadSamplerFake, CgroupV1Hybrid) {
   ASSERT_TRUE(s.ok()) << s.error().str();
   auto r = s->sample();
   ASSERT_TRUE(r.ok()) << r.error().str();
-  EXPECT_EQ(r->runnable, 2);           // 100 and 102 (child cgroup); S, D and exited ones not
-  EXPECT_DOUBLE_EQ(r->cpus, 0.5);      // cpuset 0-1 (2 CPUs), quota 0.5 wins
-  EXPECT_DOUBLE_EQ(r->speed, 2.5);     // 2.5 GHz max frequency
-  EXPECT_EQ(r->mem_total_mb, 1024u);   // the cgroup limit
-  EXPECT_EQ(r->mem_free_mb, 640u);     // 1024 - (512 - 128 inactive file)
+  EXPECT_EQ(r->runnable, 2);          // 100 and 102 (child cgroup); S, D and exited ones not
+  EXPECT_DOUBLE_EQ(r->cpus, 0.5);     // cpuset 0-1 (2 CPUs), quota 0.5 wins
+  EXPECT_DOUBLE_EQ(r->speed, 2.5);    // 2.5 GHz max frequency
+  EXPECT_EQ(r->mem_total_mb, 1024u);  // the cgroup limit
+  EXPECT_EQ(r->mem_free_mb, 640u);    // 1024 - (512 - 128 inactive file)
   EXPECT_EQ(r->cpu_usage_us, 1234567u);
   EXPECT_EQ(s->describe(), "cgroup v1 /tb/n1 (cpu quota 0.5)");
   EXPECT_EQ(resolve_auto_scope(options_for(t)), LoadScope::kCgroup);
@@ -210,7 +211,8 @@ TEST(LoadSamplerFake, SpeedFromCpuinfoAndOverride) {
   FakeTree t;
   write_common(t);
   t.write("proc/self/status", "Cpus_allowed_list:\t1\n");
-  t.write("proc/cpuinfo", "processor\t: 0\ncpu MHz\t\t: 1000.000\n\nprocessor\t: 1\ncpu MHz\t\t: 3000.500\n");
+  t.write("proc/cpuinfo",
+          "processor\t: 0\ncpu MHz\t\t: 1000.000\n\nprocessor\t: 1\ncpu MHz\t\t: 3000.500\n");
   auto s = LoadSampler::create(LoadScope::kMachine, options_for(t));  // no cpufreq for cpu1
   ASSERT_TRUE(s.ok()) << s.error().str();
   EXPECT_DOUBLE_EQ(s->sample()->speed, 3.0005);

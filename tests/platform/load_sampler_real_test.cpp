@@ -1,9 +1,8 @@
 // LoadSampler on this machine's real /proc, /sys and cgroup tree (no root needed).
+#include <gtest/gtest.h>
 #include <sched.h>
 
 #include <chrono>
-
-#include <gtest/gtest.h>
 
 #include "platform/linux/cgroup_layout.hpp"
 #include "platform/linux/load_sampler.hpp"
@@ -52,7 +51,7 @@ TEST(LoadSamplerReal, CgroupScopeOfThisProcess) {
   auto b = s->sample();
   ASSERT_TRUE(b.ok()) << b.error().str();
   EXPECT_GT(b->cpu_usage_us, a->cpu_usage_us);  // our CPU time is in our cgroup's counter
-  (void)resolve_auto_scope();                  // must not fail whatever the machine
+  (void)resolve_auto_scope();                   // must not fail whatever the machine
 }
 
 }  // namespace

@@ -20,8 +20,9 @@ TEST(ProcParse, CpuList) {
 }
 
 TEST(ProcParse, KeyedValues) {
-  const char* meminfo = "MemTotal:       24570020 kB\nMemFree:        20000000 kB\n"
-                        "MemAvailable:   22000000 kB\n";
+  const char* meminfo =
+      "MemTotal:       24570020 kB\nMemFree:        20000000 kB\n"
+      "MemAvailable:   22000000 kB\n";
   EXPECT_EQ(find_keyed_u64(meminfo, "MemTotal"), 24570020u);
   EXPECT_EQ(find_keyed_u64(meminfo, "MemAvailable"), 22000000u);
   EXPECT_EQ(find_keyed_u64(meminfo, "Mem"), std::nullopt);  // a prefix is not a key
@@ -39,7 +40,7 @@ TEST(ProcParse, ProcStat) {
   auto r = parse_proc_stat(text);
   ASSERT_TRUE(r.ok()) << r.error().str();
   EXPECT_EQ(r->procs_running, 3u);
-  EXPECT_EQ(r->busy_ticks, 100u + 20 + 30 + 5 + 7);  // idle, iowait and steal excluded
+  EXPECT_EQ(r->busy_ticks, 100u + 20 + 30 + 5 + 7);            // idle, iowait and steal excluded
   EXPECT_FALSE(parse_proc_stat("cpu  1 2 3 4 5 6 7\n").ok());  // no procs_running
 }
 

@@ -2,20 +2,19 @@
 // because CI must run them (see tests/lib/skip.sh for the script equivalent).
 #pragma once
 
+#include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <cstdlib>
 #include <string_view>
 
-#include <gtest/gtest.h>
-
-#define OSMO_REQUIRE_ROOT(what)                                                        \
-  do {                                                                                 \
-    if (::geteuid() != 0) {                                                            \
-      const char* ci = std::getenv("CI");                                              \
-      if (ci != nullptr && std::string_view(ci) == "true") {                          \
-        FAIL() << what << " needs root, and CI must run it";                           \
-      }                                                                                \
-      GTEST_SKIP() << what << " needs root (run as root, or in CI)";                   \
-    }                                                                                  \
+#define OSMO_REQUIRE_ROOT(what)                                      \
+  do {                                                               \
+    if (::geteuid() != 0) {                                          \
+      const char* ci = std::getenv("CI");                            \
+      if (ci != nullptr && std::string_view(ci) == "true") {         \
+        FAIL() << what << " needs root, and CI must run it";         \
+      }                                                              \
+      GTEST_SKIP() << what << " needs root (run as root, or in CI)"; \
+    }                                                                \
   } while (0)

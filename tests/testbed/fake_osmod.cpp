@@ -4,7 +4,8 @@
 //                               >= 16 bytes, state dir), listens on --listen (TCP) and --socket
 //                               (unix); answers every connection with its name and a newline;
 //                               records its arguments in STATE_DIR/args; exits after 10 minutes
-//                               at the latest. FAKE_OSMOD_FAIL=NAME makes node NAME refuse to start.
+//                               at the latest. FAKE_OSMOD_FAIL=NAME makes node NAME refuse to
+//                               start.
 //   fake_osmod probe HOST:PORT  connects (2 s timeout), prints the line it receives; exit 0/1.
 //   fake_osmod ping HOST        one ICMP echo to HOST (raw socket, root), waits 2 s for the reply.
 //   fake_osmod spin SECONDS     a busy loop for that long.
@@ -57,24 +58,33 @@ int run_daemon(int argc, char** argv) {
   std::vector<std::string> joins;
   for (int i = 2; i + 1 < argc; i += 2) {
     std::string k = argv[i], v = argv[i + 1];
-    if (k == "--name") name = v;
-    else if (k == "--listen") listen = v;
-    else if (k == "--join") joins.push_back(v);
-    else if (k == "--secret-file") secret = v;
-    else if (k == "--state-dir") state_dir = v;
-    else if (k == "--socket") sock = v;
-    else if (k == "--load-scope") scope = v;
-    else return fail("unknown option " + k);
+    if (k == "--name")
+      name = v;
+    else if (k == "--listen")
+      listen = v;
+    else if (k == "--join")
+      joins.push_back(v);
+    else if (k == "--secret-file")
+      secret = v;
+    else if (k == "--state-dir")
+      state_dir = v;
+    else if (k == "--socket")
+      sock = v;
+    else if (k == "--load-scope")
+      scope = v;
+    else
+      return fail("unknown option " + k);
   }
   if (name.empty() || listen.empty() || secret.empty() || state_dir.empty() || sock.empty() ||
       scope.empty())
     return fail("missing a required option");
   if (const char* f = std::getenv("FAKE_OSMOD_FAIL"); f != nullptr && name == f)
     return fail("refusing to start node " + name + " (FAKE_OSMOD_FAIL)");
-  struct stat st{};
+  struct stat st {};
   if (::stat(secret.c_str(), &st) != 0 || (st.st_mode & 077) != 0 || st.st_size < 16)
     return fail("bad secret file " + secret);
-  if (::stat(state_dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) return fail("no state dir " + state_dir);
+  if (::stat(state_dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+    return fail("no state dir " + state_dir);
   {
     std::ofstream args(state_dir + "/args");
     for (int i = 1; i < argc; ++i) args << argv[i] << "\n";

@@ -4,6 +4,7 @@
 // machine's testbed slot (/run/osmo/testbed, osmo-tb-* namespaces) while they run, so ctest runs
 // them under the "testbed" resource lock.
 #include <arpa/inet.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -16,10 +17,8 @@
 #include <cstdlib>
 #include <filesystem>
 #include <functional>
-#include <thread>
-
-#include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "../platform/require_root.hpp"
 #include "platform/linux/cgroup.hpp"
@@ -55,7 +54,7 @@ CommandResult sh(const std::string& script) {
 }
 
 ino_t inode_of(const std::string& path) {
-  struct stat st{};
+  struct stat st {};
   return ::stat(path.c_str(), &st) == 0 ? st.st_ino : 0;
 }
 
@@ -94,7 +93,8 @@ void expect_nothing_left(const Footprint& f) {
   auto ns = platform::list_netns(kNetnsPrefix);
   ASSERT_TRUE(ns.ok());
   EXPECT_TRUE(ns->empty()) << "left over namespace " << ns->front();
-  for (const auto& d : f.cgroup_dirs) EXPECT_FALSE(platform::path_exists(d)) << "left over cgroup " << d;
+  for (const auto& d : f.cgroup_dirs)
+    EXPECT_FALSE(platform::path_exists(d)) << "left over cgroup " << d;
   for (const auto& id : f.daemons) {
     // Killed daemons are reparented to init, which reaps them; a zombie no longer runs.
     auto st = platform::process_state(id);
@@ -190,7 +190,7 @@ TEST_F(TestbedMechanics, UpExecNodeControlsDown) {
   EXPECT_NE(args->find("--listen\n10.77.0.2:7946\n"), std::string::npos) << *args;
   EXPECT_NE(args->find("--join\n10.77.0.1:7946\n"), std::string::npos) << *args;
   EXPECT_NE(args->find("--load-scope\ncgroup\n"), std::string::npos) << *args;
-  struct stat st{};
+  struct stat st {};
   ASSERT_EQ(::stat(secret_file(kRoot).c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
   EXPECT_EQ(st.st_size, static_cast<off_t>(kSecretBytes));
@@ -219,7 +219,8 @@ TEST_F(TestbedMechanics, UpExecNodeControlsDown) {
 
   // exec: exit status, environment, stdin, cgroup.
   EXPECT_EQ(tb({"exec", "n1", "--", "sh", "-c", "exit 7"}).exit_status, 7);
-  EXPECT_EQ(tb({"exec", "n2", "--", "sh", "-c", "echo $OSMO_SOCKET"}).out, kRoot + "/n2/osmod.sock\n");
+  EXPECT_EQ(tb({"exec", "n2", "--", "sh", "-c", "echo $OSMO_SOCKET"}).out,
+            kRoot + "/n2/osmod.sock\n");
   EXPECT_EQ(sh(std::string("echo through-stdin | ") + OSMO_BIN + " testbed exec n1 -- cat").out,
             "through-stdin\n");
   auto cg = tb({"exec", "n2", "--", "cat", "/proc/self/cgroup"});
@@ -239,7 +240,8 @@ TEST_F(TestbedMechanics, UpExecNodeControlsDown) {
   auto t1 = std::chrono::steady_clock::now();
   auto u1 = n3.cpu_usage_us();
   ASSERT_TRUE(u0.ok() && u1.ok());
-  double share = static_cast<double>(*u1 - *u0) / std::chrono::duration<double, std::micro>(t1 - t0).count();
+  double share =
+      static_cast<double>(*u1 - *u0) / std::chrono::duration<double, std::micro>(t1 - t0).count();
   std::printf("testbed node n3 (--cpus-per-node 0.5): a busy loop got %.3f CPUs\n", share);
   EXPECT_GT(*u1, *u0);
   EXPECT_LT(share, 0.85) << "the node's CPU quota does not hold";
@@ -303,7 +305,8 @@ TEST_F(TestbedMechanics, DownAfterACrashFindsLeftoversByName) {
 
   auto down = tb({"down"});
   ASSERT_EQ(down.exit_status, 0) << down.out;
-  EXPECT_NE(down.out.find("killed 2 daemon(s) and 1 other process(es)"), std::string::npos) << down.out;
+  EXPECT_NE(down.out.find("killed 2 daemon(s) and 1 other process(es)"), std::string::npos)
+      << down.out;
   fp.daemons.push_back(*stray_id);
   expect_nothing_left(fp);
 }
@@ -311,7 +314,8 @@ TEST_F(TestbedMechanics, DownAfterACrashFindsLeftoversByName) {
 TEST_F(TestbedMechanics, UpRefusesLeftoversThatDownRemoves) {
   auto layout = platform::CgroupLayout::detect();
   ASSERT_TRUE(layout.ok());
-  platform::CgroupDirs parent = platform::cgroup_dirs_at(*layout, std::string("/") + kCgroupParentName);
+  platform::CgroupDirs parent =
+      platform::cgroup_dirs_at(*layout, std::string("/") + kCgroupParentName);
   ASSERT_TRUE(platform::Cgroup::create(*layout, parent, std::nullopt).ok());
   auto up = tb({"up", "-n", "2"});
   EXPECT_NE(up.exit_status, 0);
@@ -347,14 +351,16 @@ TEST_F(TestbedMechanics, DaemonThatFailsMakesUpFailClearlyAndCleanUp) {
                   std::string::npos ||
               up.out.find("node n2: spawn") != std::string::npos)
       << up.out;
-  EXPECT_NE(up.out.find("refusing to start node n2"), std::string::npos) << "no log tail: " << up.out;
+  EXPECT_NE(up.out.find("refusing to start node n2"), std::string::npos)
+      << "no log tail: " << up.out;
   expect_nothing_left(Footprint{});
 }
 
 TEST_F(TestbedMechanics, LoopbackWithCgroups) {
   const std::uint16_t base = free_base_port(2);
   const std::string second = "127.0.0.1:" + std::to_string(base + 1);
-  auto up = tb({"up", "-n", "2", "--loopback", "--base-port", std::to_string(base), "--cpus-per-node", "1"});
+  auto up = tb(
+      {"up", "-n", "2", "--loopback", "--base-port", std::to_string(base), "--cpus-per-node", "1"});
   ASSERT_EQ(up.exit_status, 0) << up.out;
   Footprint fp = capture();
   auto nodes = list_json();
@@ -397,13 +403,16 @@ TEST_F(TestbedMechanics, LoopbackWithoutRoot) {
   const std::string bin = tmpl;
   const std::string state = "/tmp/osmo-testbed-65534";
   std::error_code ec;
-  std::filesystem::remove_all(state, ec);  // an earlier interrupted run's (its daemons exit by themselves)
+  std::filesystem::remove_all(state,
+                              ec);  // an earlier interrupted run's (its daemons exit by themselves)
   ::chmod(bin.c_str(), 0755);
   std::filesystem::copy_file(OSMO_BIN, bin + "/osmo");
   std::filesystem::copy_file(FAKE_OSMOD, bin + "/fake_osmod");
   auto as_nobody = [&](const std::string& args) {
-    return sh("setpriv --reuid=65534 --regid=65534 --clear-groups env -u XDG_RUNTIME_DIR "
-              "OSMO_TESTBED_DAEMON=" + bin + "/fake_osmod " + bin + "/osmo testbed " + args + " 2>&1");
+    return sh(
+        "setpriv --reuid=65534 --regid=65534 --clear-groups env -u XDG_RUNTIME_DIR "
+        "OSMO_TESTBED_DAEMON=" +
+        bin + "/fake_osmod " + bin + "/osmo testbed " + args + " 2>&1");
   };
   std::vector<platform::ProcessIdentity> daemons;
   auto cleanup = [&] {
@@ -434,9 +443,11 @@ TEST_F(TestbedMechanics, LoopbackWithoutRoot) {
     daemons.push_back(*id);
     auto status = platform::read_text_file("/proc/" + std::to_string(id->pid) + "/status");
     ASSERT_TRUE(status.ok());
-    EXPECT_NE(status->find("Uid:\t65534\t"), std::string::npos) << "daemon " << n << " not run as nobody";
+    EXPECT_NE(status->find("Uid:\t65534\t"), std::string::npos)
+        << "daemon " << n << " not run as nobody";
   }
-  auto probe = platform::run_command({bin + "/fake_osmod", "probe", "127.0.0.1:" + std::to_string(base + 1)});
+  auto probe = platform::run_command(
+      {bin + "/fake_osmod", "probe", "127.0.0.1:" + std::to_string(base + 1)});
   ASSERT_TRUE(probe.ok());
   EXPECT_EQ(probe->out, "n2\n");
   EXPECT_EQ(as_nobody("exec n1 -- sh -c 'echo $OSMO_SOCKET'").out, state + "/n1/osmod.sock\n");
@@ -460,7 +471,8 @@ TEST_F(TestbedMechanics, LoopbackWithoutRoot) {
 TEST(TestbedCli, HelpAndUsageErrors) {
   auto help = osmo({"testbed", "--help"});
   EXPECT_EQ(help.exit_status, 0);
-  for (const char* word : {"up", "down", "exec", "list", "stop", "start", "pause", "resume", "10.77.0.K"})
+  for (const char* word :
+       {"up", "down", "exec", "list", "stop", "start", "pause", "resume", "10.77.0.K"})
     EXPECT_NE(help.out.find(word), std::string::npos) << word << " missing from:\n" << help.out;
   auto up_help = osmo({"testbed", "up", "--help"});
   EXPECT_NE(up_help.out.find("--cpus-per-node"), std::string::npos) << up_help.out;

@@ -1,9 +1,9 @@
 // Testbed naming, addressing, the daemon command line, and the state record (no root needed).
+#include <gtest/gtest.h>
+
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
-
-#include <gtest/gtest.h>
 
 #include "testbed/layout.hpp"
 #include "testbed/node_daemon.hpp"
@@ -51,14 +51,22 @@ TEST(TestbedDaemon, CommandLineFollowsTheDaemonContract) {
   TestbedState s = sample_state(3);
   auto a = daemon_arguments("/run/osmo/testbed", s, s.nodes[1]);
   std::vector<std::string> want{"daemon",
-                                "--name", "n2",
-                                "--listen", "10.77.0.2:7946",
-                                "--join", "10.77.0.1:7946",
-                                "--join", "10.77.0.3:7946",
-                                "--secret-file", "/run/osmo/testbed/secret",
-                                "--state-dir", "/run/osmo/testbed/n2/state",
-                                "--socket", "/run/osmo/testbed/n2/osmod.sock",
-                                "--load-scope", "cgroup"};
+                                "--name",
+                                "n2",
+                                "--listen",
+                                "10.77.0.2:7946",
+                                "--join",
+                                "10.77.0.1:7946",
+                                "--join",
+                                "10.77.0.3:7946",
+                                "--secret-file",
+                                "/run/osmo/testbed/secret",
+                                "--state-dir",
+                                "/run/osmo/testbed/n2/state",
+                                "--socket",
+                                "/run/osmo/testbed/n2/osmod.sock",
+                                "--load-scope",
+                                "cgroup"};
   EXPECT_EQ(a, want);
 }
 
@@ -115,7 +123,8 @@ TEST(TestbedState, DamagedRecordsAreErrors) {
 }
 
 TEST(TestbedDaemon, LogTail) {
-  auto path = std::filesystem::temp_directory_path() / ("osmo-logtail-" + std::to_string(::getpid()));
+  auto path =
+      std::filesystem::temp_directory_path() / ("osmo-logtail-" + std::to_string(::getpid()));
   {
     std::ofstream f(path);
     for (int i = 1; i <= 30; ++i) f << "line " << i << "\n";

@@ -77,7 +77,8 @@ Status make_cgroup_dirs(const std::string& dir, const std::string& mount, Init i
   if (is_directory(dir)) return ok_status();
   if (dir.size() <= mount.size()) return make_error("cgroup hierarchy {} is not mounted", mount);
   OSMO_TRY(make_cgroup_dirs(parent_of(dir), mount, init));
-  if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) return errno_error("mkdir cgroup {}", dir);
+  if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST)
+    return errno_error("mkdir cgroup {}", dir);
   return init(dir);
 }
 

@@ -32,19 +32,18 @@ Result<CgroupLayout> CgroupLayout::detect(std::string root) {
     return CgroupLayout(CgroupVersion::kV2, std::move(root), std::move(ctrls));
   }
   for (const char* c : kV1Controllers) {
-    if (is_directory(root + "/" + c))
-      return CgroupLayout(CgroupVersion::kV1, std::move(root), {});
+    if (is_directory(root + "/" + c)) return CgroupLayout(CgroupVersion::kV1, std::move(root), {});
   }
-  return make_error("{}: neither a cgroup v2 mount (no cgroup.controllers) nor a v1 tree "
-                    "(no cpu, cpuacct, cpuset or memory directory)",
-                    root);
+  return make_error(
+      "{}: neither a cgroup v2 mount (no cgroup.controllers) nor a v1 tree "
+      "(no cpu, cpuacct, cpuset or memory directory)",
+      root);
 }
 
 bool CgroupLayout::has_controller(std::string_view controller) const {
   if (version_ == CgroupVersion::kV2) {
     auto name = v2_name(controller);
-    return std::find(v2_controllers_.begin(), v2_controllers_.end(), name) !=
-           v2_controllers_.end();
+    return std::find(v2_controllers_.begin(), v2_controllers_.end(), name) != v2_controllers_.end();
   }
   return is_directory(mount_dir(controller));
 }
@@ -62,8 +61,8 @@ std::string CgroupLayout::dir(std::string_view controller, std::string_view path
   return d;
 }
 
-std::optional<std::string> CgroupLayout::path_of(
-    const std::vector<CgroupMembership>& memberships, std::string_view controller) const {
+std::optional<std::string> CgroupLayout::path_of(const std::vector<CgroupMembership>& memberships,
+                                                 std::string_view controller) const {
   for (const auto& m : memberships) {
     if (version_ == CgroupVersion::kV2) {
       if (m.hierarchy_id == 0 && m.controllers.empty()) return m.path;

@@ -76,7 +76,9 @@ std::uint64_t own_tid(const std::string& proc_root) {
 
 }  // namespace
 
-Result<LoadSampler> LoadSampler::create(LoadScope scope) { return create(scope, SamplerOptions{}); }
+Result<LoadSampler> LoadSampler::create(LoadScope scope) {
+  return create(scope, SamplerOptions{});
+}
 
 Result<LoadSampler> LoadSampler::create(LoadScope scope, const SamplerOptions& options) {
   LoadSampler s;
@@ -124,8 +126,8 @@ Result<LoadSampler> LoadSampler::create(LoadScope scope, const SamplerOptions& o
         if (auto cpus = parse_cpu_list(*list); cpus.ok() && !cpus->empty()) cpu = cpus->front();
       }
     }
-    auto khz = read_u64_file(fmt::format("{}/devices/system/cpu/cpu{}/cpufreq/cpuinfo_max_freq",
-                                         options.sys_root, cpu));
+    auto khz = read_u64_file(
+        fmt::format("{}/devices/system/cpu/cpu{}/cpufreq/cpuinfo_max_freq", options.sys_root, cpu));
     if (khz.ok() && *khz > 0) {
       s.speed_ = static_cast<double>(*khz) / 1e6;
     } else if (auto info = read_text_file(options.proc_root + "/cpuinfo"); info.ok()) {
@@ -146,7 +148,8 @@ Result<std::optional<double>> LoadSampler::read_quota() const {
   if (scope_ != LoadScope::kCgroup || cpu_path_.empty()) return best;
   const bool v2 = layout_->version() == CgroupVersion::kV2;
   OSMO_TRY(for_each_ancestor(
-      layout_->dir("cpu", cpu_path_), layout_->mount_dir("cpu"), [&](const std::string& d) -> Status {
+      layout_->dir("cpu", cpu_path_), layout_->mount_dir("cpu"),
+      [&](const std::string& d) -> Status {
         std::optional<double> q;
         if (v2) {
           auto text = read_text_file(d + "/cpu.max");
@@ -219,8 +222,8 @@ Status LoadSampler::collect_tids(const std::string& dir, std::vector<std::uint64
 }
 
 Result<double> LoadSampler::count_runnable_cgroup() const {
-  std::string dir = cpu_path_.empty() ? layout_->dir("cpuacct", cpuacct_path_)
-                                      : layout_->dir("cpu", cpu_path_);
+  std::string dir =
+      cpu_path_.empty() ? layout_->dir("cpuacct", cpuacct_path_) : layout_->dir("cpu", cpu_path_);
   std::vector<std::uint64_t> tids;
   OSMO_TRY(collect_tids(dir, &tids, 0));
   const std::uint64_t self = own_tid(opt_.proc_root);
@@ -289,14 +292,15 @@ Status LoadSampler::fill_memory(LoadSample* s) const {
   const std::string dir = layout_->dir("memory", memory_path_);
   // The tightest limit along the ancestry applies to us.
   std::optional<std::uint64_t> limit;
-  OSMO_TRY(for_each_ancestor(dir, layout_->mount_dir("memory"), [&](const std::string& d) -> Status {
-    auto text = read_text_file(d + (v2 ? "/memory.max" : "/memory.limit_in_bytes"));
-    if (!text.ok()) return ok_status();
-    auto l = parse_memory_limit(*text);
-    if (!l.ok()) return make_error("{}: {}", d, l.error().message);
-    if (*l && (!limit || **l < *limit)) limit = *l;
-    return ok_status();
-  }));
+  OSMO_TRY(
+      for_each_ancestor(dir, layout_->mount_dir("memory"), [&](const std::string& d) -> Status {
+        auto text = read_text_file(d + (v2 ? "/memory.max" : "/memory.limit_in_bytes"));
+        if (!text.ok()) return ok_status();
+        auto l = parse_memory_limit(*text);
+        if (!l.ok()) return make_error("{}: {}", d, l.error().message);
+        if (*l && (!limit || **l < *limit)) limit = *l;
+        return ok_status();
+      }));
   if (!limit || *limit >= total) return ok_status();  // no limit below the machine's memory
 
   OSMO_ASSIGN_OR_RETURN(std::uint64_t usage,
@@ -336,7 +340,9 @@ std::string LoadSampler::describe() const {
                      cpu_path_.empty() ? cpuacct_path_ : cpu_path_, q);
 }
 
-LoadScope resolve_auto_scope() { return resolve_auto_scope(SamplerOptions{}); }
+LoadScope resolve_auto_scope() {
+  return resolve_auto_scope(SamplerOptions{});
+}
 
 LoadScope resolve_auto_scope(const SamplerOptions& options) {
   auto s = LoadSampler::create(LoadScope::kCgroup, options);

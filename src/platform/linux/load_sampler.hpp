@@ -33,7 +33,7 @@ struct LoadSample {
   double cpus = 0;      // effective CPUs: online ∩ cpuset, limited by the CFS quota
   double speed = 1.0;   // relative CPU speed (see above)
   std::uint64_t mem_free_mb = 0, mem_total_mb = 0;  // cgroup limit-usage, else MemAvailable/Total
-  std::uint64_t cpu_usage_us = 0;  // cumulative CPU time used by the scope
+  std::uint64_t cpu_usage_us = 0;                   // cumulative CPU time used by the scope
 };
 
 struct SamplerOptions {

@@ -11,9 +11,13 @@
 
 namespace osmo::platform {
 
-std::string netns_path(const std::string& name) { return std::string(kNetnsDir) + "/" + name; }
+std::string netns_path(const std::string& name) {
+  return std::string(kNetnsDir) + "/" + name;
+}
 
-bool netns_exists(const std::string& name) { return path_exists(netns_path(name)); }
+bool netns_exists(const std::string& name) {
+  return path_exists(netns_path(name));
+}
 
 Status create_netns(const std::string& name) {
   if (name.empty() || name.find('/') != std::string::npos)
@@ -44,7 +48,8 @@ Result<UniqueFd> open_netns(const std::string& name) {
 }
 
 Status enter_netns(int fd, const std::string& name_for_errors) {
-  if (::setns(fd, CLONE_NEWNET) != 0) return errno_error("setns into network namespace {}", name_for_errors);
+  if (::setns(fd, CLONE_NEWNET) != 0)
+    return errno_error("setns into network namespace {}", name_for_errors);
   return ok_status();
 }
 

@@ -25,21 +25,36 @@ namespace {
 
 // What the grandchild reports through the status pipe before exec (or instead of it).
 struct ChildReport {
-  pid_t pid;     // the grandchild's pid, sent first
-  int stage;     // 0 = none (only the pid message); else kStage* below
-  int err;       // errno at that stage
+  pid_t pid;  // the grandchild's pid, sent first
+  int stage;  // 0 = none (only the pid message); else kStage* below
+  int err;    // errno at that stage
 };
-enum : int { kStageNone = 0, kStageFork, kStageCgroup, kStageNetns, kStageStdio, kStageCwd, kStageExec };
+enum : int {
+  kStageNone = 0,
+  kStageFork,
+  kStageCgroup,
+  kStageNetns,
+  kStageStdio,
+  kStageCwd,
+  kStageExec
+};
 
 const char* stage_name(int s) {
   switch (s) {
-    case kStageFork: return "second fork";
-    case kStageCgroup: return "join cgroup";
-    case kStageNetns: return "enter network namespace";
-    case kStageStdio: return "redirect stdio";
-    case kStageCwd: return "chdir";
-    case kStageExec: return "exec";
-    default: return "start";
+    case kStageFork:
+      return "second fork";
+    case kStageCgroup:
+      return "join cgroup";
+    case kStageNetns:
+      return "enter network namespace";
+    case kStageStdio:
+      return "redirect stdio";
+    case kStageCwd:
+      return "chdir";
+    case kStageExec:
+      return "exec";
+    default:
+      return "start";
   }
 }
 
@@ -91,19 +106,26 @@ ProcessState process_state(const ProcessIdentity& id) {
   if (!st.ok() || st->start_ticks != id.start_ticks) return ProcessState::kGone;
   switch (st->state) {
     case 'Z':
-    case 'X': return ProcessState::kZombie;
+    case 'X':
+      return ProcessState::kZombie;
     case 'T':
-    case 't': return ProcessState::kStopped;
-    default: return ProcessState::kRunning;
+    case 't':
+      return ProcessState::kStopped;
+    default:
+      return ProcessState::kRunning;
   }
 }
 
 const char* process_state_name(ProcessState s) {
   switch (s) {
-    case ProcessState::kGone: return "gone";
-    case ProcessState::kRunning: return "running";
-    case ProcessState::kStopped: return "stopped";
-    case ProcessState::kZombie: return "zombie";
+    case ProcessState::kGone:
+      return "gone";
+    case ProcessState::kRunning:
+      return "running";
+    case ProcessState::kStopped:
+      return "stopped";
+    case ProcessState::kZombie:
+      return "zombie";
   }
   return "?";
 }
@@ -246,7 +268,8 @@ Result<ProcessIdentity> spawn_detached(const DetachedSpawnOptions& o) {
   }
   if (got >= sizeof reports) {
     const ChildReport& r = reports[1];
-    return Error{r.err, fmt::format("spawn {} (pid {}): {} failed", o.exe, r.pid, stage_name(r.stage))};
+    return Error{r.err,
+                 fmt::format("spawn {} (pid {}): {} failed", o.exe, r.pid, stage_name(r.stage))};
   }
   pid_t pid = reports[0].pid;
   auto id = identify_process(pid);
