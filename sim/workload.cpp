@@ -3,8 +3,25 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 
 namespace osmo::sim {
+namespace {
+
+// A job's id is in exactly one node's list while it runs; anything else is a simulator bug, and
+// continuing would silently corrupt every load figure.
+void remove_job(std::vector<std::uint64_t>& list, std::uint64_t id) {
+  auto it = std::find(list.begin(), list.end(), id);
+  if (it == list.end()) {
+    std::fprintf(stderr, "osmo-sim: internal error: job %llu not on its node\n",
+                 static_cast<unsigned long long>(id));
+    std::abort();
+  }
+  list.erase(it);
+}
+
+}  // namespace
 
 const char* to_string(PlacementMode m) {
   switch (m) {
@@ -254,8 +271,7 @@ void Workload::finish(std::uint64_t job_id) {
   if (j.done) return;
   j.done = true;
   ++finished_;
-  auto& list = nodes_[j.node].jobs;
-  list.erase(std::find(list.begin(), list.end(), job_id));
+  remove_job(nodes_[j.node].jobs, job_id);
 }
 
 void Workload::balance_all() {
@@ -301,7 +317,7 @@ void Workload::balance_all() {
       continue;
     }
     Job& j = jobs_[move->job_id];
-    n.jobs.erase(std::find(n.jobs.begin(), n.jobs.end(), move->job_id));
+    remove_job(n.jobs, move->job_id);
     j.node = target;
     j.node_generation = cluster_.node(target).generation;
     j.arrived_ms = now;
