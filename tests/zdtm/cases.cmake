@@ -90,3 +90,6 @@ zdtm_case(refuse_inotify KIND refuse-dump REASON "inotify")
 zdtm_case(refuse_ptraced KIND refuse-dump REASON "trac" HOOK tracer)
 # Refused at restore: a file the image refers to changed after the checkpoint.
 zdtm_case(refuse_file_changed KIND refuse-restore REASON "chang|modif|differ|mismatch" HOOK change-file)
+
+# Stdio that cannot move: pipes to the outside get stand-ins from the restoring command.
+zdtm_case(stdio_pipes HOOK stdio-pipes)

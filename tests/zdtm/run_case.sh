@@ -19,6 +19,11 @@
 #                   open), and restore must fail with "osmo restore: ..." matching --reason and
 #                   leave no half-restored process behind.
 #
+# Hooks: tracer (zdtm_tracer attached before the checkpoint), change-file (WORK/data appended to
+# between checkpoint and restore), stdio-pipes (stdin and stdout are pipes: the original's carry
+# "before\n" in and its output out; at restore `osmo restore` gets a new pair, stdin carrying
+# "after\n", stdout appending to the same file, which the engine must install as stand-ins).
+#
 # Expected failures: tests/zdtm/expected_failures.txt lists test names (zdtm.<case>.<mode>, or
 # zdtm.<case>.* for both engine modes) with a reason. A listed test that fails is reported XFAIL and
 # exits 0; a listed test that passes is reported XPASS and exits 1, so the list stays true.
@@ -28,7 +33,7 @@ set -u
 
 usage() {
   echo "usage: $0 --osmo PATH --bin PATH --name NAME --mode plain|samens|netns" \
-       "[--kind restore|refuse-dump|refuse-restore] [--reason ERE] [--hook tracer|change-file]" \
+       "[--kind restore|refuse-dump|refuse-restore] [--reason ERE] [--hook tracer|change-file|stdio-pipes]" \
        "[--tracer PATH] [--xfail-file PATH]" >&2
   exit 2
 }
@@ -62,6 +67,7 @@ test_name="zdtm.$name.$mode"
 . "$here/lib/harness.sh"
 osmo_require_root "$test_name (checkpoint/restore, namespaces, credentials)"
 zh_setup
+[ "$hook" = stdio-pipes ] && stdio=pipes
 
 # --- start the case ------------------------------------------------------------------------------
 zh_start_case
@@ -112,6 +118,7 @@ wait_exit "$orig_pid" 10
 case_pid=""
 [ "$st" = 137 ] || finish fail "after checkpoint --kill the original ended with status '$st', want 137 (SIGKILL)"
 [ -s "$work/img" ] || finish fail "checkpoint exited 0 but wrote no image"
+zh_wait_out_cat
 
 # --- between checkpoint and restore --------------------------------------------------------------
 if [ "$hook" = change-file ]; then
@@ -126,9 +133,20 @@ if [ "$mode" = netns ]; then
   ip netns add "$netns_name" || finish fail "ip netns add $netns_name failed"
   restore_args+=(--netns "/run/netns/$netns_name")
 fi
-timeout -s KILL "$RESTORE_TIMEOUT" "$osmo" "${restore_args[@]}" \
-  >"$work/restore.out" 2>"$work/restore.err" &
-restore_pid=$!
+if [ "$hook" = stdio-pipes ]; then
+  # The restoring command's own stdin and stdout become the restored process's stand-ins.
+  exec {r_out}> >(exec cat >>"$work/out")
+  out_cat_pid=$!
+  exec {r_in}< <(printf 'after\n')
+  (exec <&"$r_in" >&"$r_out" 2>"$work/restore.err"; close_inherited_fds
+   exec timeout -s KILL "$RESTORE_TIMEOUT" "$osmo" "${restore_args[@]}") &
+  restore_pid=$!
+  exec {r_in}<&- {r_out}>&-
+else
+  timeout -s KILL "$RESTORE_TIMEOUT" "$osmo" "${restore_args[@]}" \
+    >"$work/restore.out" 2>"$work/restore.err" &
+  restore_pid=$!
+fi
 
 if [ "$kind" = refuse-restore ]; then
   wait_exit "$restore_pid" "$RESTORE_TIMEOUT"
@@ -164,5 +182,6 @@ wait_exit "$restore_pid" "$EXIT_TIMEOUT"
 [ "$st" != timeout ] || finish fail "restored process did not finish within ${EXIT_TIMEOUT}s of go"
 restore_pid=""
 [ "$st" = 0 ] || finish fail "osmo restore exited with status $st (the restored case's status)"
+zh_wait_out_cat
 check_output "$orig_pid"
 finish pass "checkpointed, restored (pid $orig_pid, host pid $restored) and verified"

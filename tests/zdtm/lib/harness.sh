@@ -69,6 +69,7 @@ cleanup() {
   [ -n "$restore_pid" ] && alive "$restore_pid" && kill -KILL "$restore_pid" 2>/dev/null
   for p in $(pids_running_exe); do kill -KILL "$p" 2>/dev/null; done
   [ -n "$case_pid" ] && { kill -KILL "$case_pid"; wait "$case_pid"; } 2>/dev/null
+  [ -n "$out_cat_pid" ] && kill -KILL "$out_cat_pid" 2>/dev/null
   { wait; } 2>/dev/null
   [ -n "$netns_name" ] && ip netns del "$netns_name" 2>/dev/null
   [ -n "$work" ] || return 0
@@ -141,12 +142,24 @@ check_output() {
 }
 
 
-# zh_start_case: starts the case in the background (stdout/stderr to regular files in WORK, stdin
-# /dev/null, cwd WORK) and waits, bounded, for WORK/ready. Sets case_pid.
+# zh_start_case: starts the case in the background and waits, bounded, for WORK/ready. Sets
+# case_pid. stdio=files (default): stdin /dev/null, stdout WORK/out, stderr WORK/err, all regular
+# files. stdio=pipes: stdin is a pipe carrying "before\nafter\n", stdout a pipe into `cat >WORK/out`
+# (out_cat_pid), for cases whose stdio the engine must replace with stand-ins at restore.
+out_cat_pid=""
 zh_start_case() {
-  local i=0
-  (cd "$work" && close_inherited_fds && exec "$exe" "$work" </dev/null >"$work/out" 2>"$work/err") &
-  case_pid=$!
+  local i=0 in_fd out_fd
+  if [ "${stdio:-files}" = pipes ]; then
+    exec {out_fd}> >(exec cat >"$work/out")
+    out_cat_pid=$!
+    exec {in_fd}< <(printf 'before\nafter\n')
+    (exec <&"$in_fd" >&"$out_fd" 2>"$work/err"; cd "$work" && close_inherited_fds && exec "$exe" "$work") &
+    case_pid=$!
+    exec {in_fd}<&- {out_fd}>&-
+  else
+    (exec </dev/null >"$work/out" 2>"$work/err"; cd "$work" && close_inherited_fds && exec "$exe" "$work") &
+    case_pid=$!
+  fi
   while [ ! -e "$work/ready" ]; do
     if ! alive "$case_pid"; then
       wait_exit "$case_pid" 1
@@ -156,6 +169,19 @@ zh_start_case() {
     [ "$i" -le $((READY_TIMEOUT * 20)) ] || finish fail "no ready after ${READY_TIMEOUT}s"
     sleep 0.05
   done
+}
+
+# zh_wait_out_cat: with stdio=pipes, waits (bounded) until the cat copying the case's stdout has
+# seen EOF and written everything, so WORK/out is complete.
+zh_wait_out_cat() {
+  [ -n "$out_cat_pid" ] || return 0
+  local i=0
+  while [ -e "/proc/$out_cat_pid" ]; do
+    i=$((i + 1))
+    [ "$i" -le 200 ] || finish fail "the stdout pipe was not closed within 10s (a stray writer?)"
+    sleep 0.05
+  done
+  out_cat_pid=""
 }
 
 # zh_check_untouched PID WANT_TRACER: after a refused or failed checkpoint the process must still
@@ -176,6 +202,7 @@ zh_go_and_check_exit() {
   touch "$work/go"
   wait_exit "$pid" "$EXIT_TIMEOUT"
   [ "$st" = 0 ] || finish fail "the case exited with status $st"
+  zh_wait_out_cat
   check_output "$start_pid"
 }
 
