@@ -214,3 +214,96 @@ TEST(Robustness, SeededMutationFuzzNeverCrashesNorChangesTheView) {
 
 }  // namespace
 }  // namespace osmo::gossip
+
+namespace osmo::gossip {
+namespace {
+
+// A single node on a network where we capture what it sends.
+struct Lone {
+  env::ManualClock clock{2'000'000};
+  env::SeededRandom random{9};
+  sim::Network net{clock, 9};
+  std::vector<std::pair<env::Endpoint, std::vector<std::uint8_t>>> inbox;  // what "me" received
+  std::unique_ptr<Node> node;
+  env::Transport* me = nullptr;
+
+  Lone() {
+    Config c;
+    c.node_name = "lone";
+    c.advertise = {"10.0.0.1", 7946};
+    c.key = testing::test_key();
+    auto& t = net.add_endpoint(c.advertise,
+                               [this](const env::Endpoint& from, std::span<const std::uint8_t> d) {
+                                 node->on_datagram(from, d);
+                               });
+    for (const char* host : {"10.0.0.2", "10.0.0.3"}) {
+      env::Transport& tr = net.add_endpoint(
+          {host, 7946}, [this, host](const env::Endpoint&, std::span<const std::uint8_t> d) {
+            inbox.emplace_back(env::Endpoint{host, 7946},
+                               std::vector<std::uint8_t>(d.begin(), d.end()));
+          });
+      if (me == nullptr) me = &tr;  // we speak from 10.0.0.2
+    }
+    node = std::make_unique<Node>(c, clock, t, random, Logger("lone", "gossip"));
+    node->start();
+  }
+  void deliver() {
+    clock.advance_ms(20);
+    net.deliver_due();
+  }
+};
+
+wire::Key key_of_tests() {
+  auto v = testing::test_key();
+  wire::Key k{};
+  std::copy(v.begin(), v.end(), k.begin());
+  return k;
+}
+
+TEST(Robustness, PingForAnotherNameIsNotAcked) {
+  // A process restarted on an address that used to belong to another node must not answer for it.
+  Lone l;
+  msg::Builder ping(msg::Type::kPing, "prober", 1, {"10.0.0.2", 7946});
+  ping.seq(77);
+  ping.target("somebody-else");
+  l.me->send({"10.0.0.1", 7946}, ping.seal(key_of_tests()));
+  l.deliver();
+  l.deliver();
+  EXPECT_EQ(l.node->counters().dropped_foreign, 1u);
+  for (auto& [to, d] : l.inbox) EXPECT_NE(msg::decode(key_of_tests(), d).msg.type, msg::Type::kAck);
+
+  msg::Builder ok(msg::Type::kPing, "prober", 1, {"10.0.0.2", 7946});
+  ok.seq(78);
+  ok.target("lone");
+  l.me->send({"10.0.0.1", 7946}, ok.seal(key_of_tests()));
+  l.deliver();
+  l.deliver();
+  bool acked = false;
+  for (auto& [to, d] : l.inbox) {
+    auto m = msg::decode(key_of_tests(), d);
+    acked |= m.msg.type == msg::Type::kAck && m.msg.seq == 78;
+  }
+  EXPECT_TRUE(acked);
+}
+
+TEST(Robustness, SyncIsAnsweredAtTheSignedAddressNotTheSource) {
+  // A replayed join request with a forged source address: the (large) answer goes to the address
+  // signed inside the request, never to the forged source.
+  Lone l;
+  msg::Builder join(msg::Type::kSync, "joiner", 1, {"10.0.0.3", 7946});
+  join.flags(msg::kSyncReplyWanted | msg::kSyncJoin);
+  ASSERT_TRUE(join.add_member({"joiner", {"10.0.0.3", 7946}, 1, MemberState::kAlive}));
+  l.me->send({"10.0.0.1", 7946}, join.seal(key_of_tests()));  // arrives "from" 10.0.0.2
+  l.deliver();
+  l.deliver();
+  int to_signed = 0, to_source = 0;
+  for (auto& [to, d] : l.inbox) {
+    if (msg::decode(key_of_tests(), d).msg.type != msg::Type::kSync) continue;
+    (to.host == "10.0.0.3" ? to_signed : to_source)++;
+  }
+  EXPECT_GE(to_signed, 1);
+  EXPECT_EQ(to_source, 0);
+}
+
+}  // namespace
+}  // namespace osmo::gossip
