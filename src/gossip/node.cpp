@@ -113,6 +113,9 @@ struct Node::Impl {
     self.addr = cfg.advertise;
     self.incarnation = cfg.initial_incarnation;
     self.state_changed_ms = clock.now_ms();
+    // A random start, so that a restarted process on the same address does not take a late ack
+    // meant for its previous life's probe with the same number as an answer to its own.
+    next_seq = (random.next_u64() >> 16) + 1;
     for (const auto& s : cfg.seeds)
       if (s != cfg.advertise && std::find(seeds.begin(), seeds.end(), s) == seeds.end())
         seeds.push_back(s);
