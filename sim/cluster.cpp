@@ -274,6 +274,10 @@ gossip::Counters Cluster::total_counters() const {
 
 std::uint64_t Cluster::datagrams_sent() const { return net_->stats().sent; }
 std::uint64_t Cluster::datagrams_delivered() const { return net_->stats().delivered; }
+std::uint64_t Cluster::datagrams_lost() const { return net_->stats().lost; }
+std::uint64_t Cluster::datagrams_blocked() const { return net_->stats().blocked; }
+std::uint64_t Cluster::datagrams_to_dead() const { return net_->stats().dropped_unknown; }
+
 std::uint64_t Cluster::datagrams_dropped() const {
   const auto& s = net_->stats();
   return s.lost + s.blocked + s.dropped_paused + s.dropped_unknown + s.dropped_oversize;

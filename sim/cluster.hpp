@@ -108,7 +108,10 @@ class Cluster {
   gossip::Counters total_counters() const;
   std::uint64_t datagrams_sent() const;
   std::uint64_t datagrams_delivered() const;
-  std::uint64_t datagrams_dropped() const;
+  std::uint64_t datagrams_dropped() const;         // all causes below, and paused/oversize
+  std::uint64_t datagrams_lost() const;            // random loss
+  std::uint64_t datagrams_blocked() const;         // partition
+  std::uint64_t datagrams_to_dead() const;         // sent to a node that was powered off
 
  private:
   void dispatch(const Event& e);

@@ -135,6 +135,9 @@ void common_metrics(Cluster& c, const ScenarioOptions& o, Metrics& m) {
   m.set("datagrams_sent", c.datagrams_sent());
   m.set("datagrams_delivered", c.datagrams_delivered());
   m.set("datagrams_dropped", c.datagrams_dropped());
+  m.set("datagrams_lost", c.datagrams_lost());
+  m.set("datagrams_blocked", c.datagrams_blocked());
+  m.set("datagrams_to_dead", c.datagrams_to_dead());
   const double node_s = static_cast<double>(c.size()) * static_cast<double>(c.now()) / 1000.0;
   m.set("datagrams_per_node_s", node_s > 0 ? static_cast<double>(c.datagrams_sent()) / node_s : 0.0);
   const auto k = c.total_counters();
