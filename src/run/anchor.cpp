@@ -5,7 +5,9 @@
 #include <signal.h>
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
+#include <fcntl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -85,6 +87,9 @@ struct Shared {
     (void)!::write(done_event.get(), &one, sizeof one);
   }
 
+  bool out_is_pipe = false;
+  bool err_is_pipe = false;
+
   std::string node_name() const { return node.empty() ? "the node" : "node " + node; }
 };
 
@@ -127,6 +132,62 @@ void deliver(Shared& sh, int fd, bool& closed, FrameType closed_frame, const cha
   std::vector<char> f;
   append_frame(f, closed_frame);
   sh.send(f);
+}
+
+bool is_pipe(int fd) {
+  struct stat st{};
+  return ::fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode);
+}
+
+// Fast path for bulk output: when the buffer ends in the head of a large stdout/stderr frame and
+// our output is a pipe, the rest of the payload moves from the socket into the pipe with splice(2)
+// (no copy through user space). Returns false when the stream failed (finish() was called).
+bool splice_rest_of_frame(Shared& sh, ByteBuffer& in, bool& out_closed, bool& err_closed) {
+  constexpr std::size_t kSpliceMinBytes = 64 * 1024;
+  if (in.size() < kFrameHeaderBytes) return true;
+  auto h = decode_header(in.data());
+  if (!h.ok() || (h->type != FrameType::kStdout && h->type != FrameType::kStderr)) return true;
+  const bool to_out = h->type == FrameType::kStdout;
+  const int fd = to_out ? sh.opt.out_fd : sh.opt.err_fd;
+  bool& closed = to_out ? out_closed : err_closed;
+  const std::size_t have = in.size() - kFrameHeaderBytes;
+  std::size_t left = h->length - have;
+  if (closed || left < kSpliceMinBytes || !(to_out ? sh.out_is_pipe : sh.err_is_pipe)) return true;
+  const FrameType closed_frame = to_out ? FrameType::kStdoutClosed : FrameType::kStderrClosed;
+  deliver(sh, fd, closed, closed_frame, in.data() + kFrameHeaderBytes, have);
+  in.clear();
+  char scratch[65536];
+  while (left > 0) {
+    const ssize_t m = closed ? ::read(sh.sock.get(), scratch, std::min(left, sizeof scratch))
+                             : ::splice(sh.sock.get(), nullptr, fd, nullptr, left, SPLICE_F_MOVE);
+    if (m > 0) {
+      left -= static_cast<std::size_t>(m);
+      continue;
+    }
+    if (m < 0 && errno == EINTR) continue;
+    if (m < 0 && errno == EPIPE && !closed) {
+      // Our reader is gone: tell the shepherd (the job gets SIGPIPE) and drop the rest.
+      closed = true;
+      std::vector<char> f;
+      append_frame(f, closed_frame);
+      sh.send(f);
+      continue;
+    }
+    if (m < 0 && (errno == EINVAL || errno == ENOSYS) && !closed) {
+      // Not spliceable after all (e.g. an O_APPEND pipe end): copy the rest.
+      const ssize_t r = ::read(sh.sock.get(), scratch, std::min(left, sizeof scratch));
+      if (r > 0) {
+        deliver(sh, fd, closed, closed_frame, scratch, static_cast<std::size_t>(r));
+        left -= static_cast<std::size_t>(r);
+        continue;
+      }
+    }
+    const std::string why = m == 0 ? "connection closed" : std::strerror(errno);
+    sh.finish(kExitNodeDied, fmt::format("osmo run: lost {} while job {} was running ({})",
+                                         sh.node_name(), sh.job_id, why));
+    return false;
+  }
+  return true;
 }
 
 void reader_loop(Shared* sh) {
@@ -238,6 +299,7 @@ void reader_loop(Shared* sh) {
       in.consume(kFrameHeaderBytes + h->length);
     }
     quiet_since = now_ms();
+    if (!splice_rest_of_frame(*sh, in, out_closed, err_closed)) return;
   }
 }
 
@@ -255,6 +317,11 @@ int run_anchor(UniqueFd stream, const AnchorOptions& options) {
   sh->opt = options;
   sh->node = options.node;
   sh->sock = std::move(stream);
+  sh->out_is_pipe = is_pipe(options.out_fd);
+  sh->err_is_pipe = is_pipe(options.err_fd);
+  // EPIPE on our stdout is handled (the job gets the SIGPIPE, as it would locally); the signal
+  // itself would kill us and leave the job's status unknown.
+  ::signal(SIGPIPE, SIG_IGN);
   (void)set_nonblocking(sh->sock.get(), false);
   set_stream_liveness(sh->sock.get());
   sh->done_event.reset(::eventfd(0, EFD_CLOEXEC));

@@ -100,6 +100,7 @@ struct StageError {
 [[noreturn]] void job_init_main(const JobSpec& spec, const InitFds& fds) {
   // The shepherd is our parent (outside the namespace, so getppid() is 0 here): die with it.
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  ::prctl(PR_SET_NAME, "osmo-init");
   close_fds_except({0, 1, 2, fds.job_stdin, fds.job_stdout, fds.job_stderr, fds.report,
                     fds.control});
   const int devnull = ::open("/dev/null", O_RDWR | O_CLOEXEC);

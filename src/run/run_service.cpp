@@ -22,6 +22,7 @@
 #include "run/frame.hpp"
 #include "run/job_spec.hpp"
 #include "run/job_table.hpp"
+#include "run/launcher.hpp"
 #include "run/shepherd.hpp"
 
 namespace osmo::run {
@@ -97,7 +98,13 @@ Result<Json> read_reply(int fd, int timeout_ms) {
 class RunService : public std::enable_shared_from_this<RunService> {
  public:
   explicit RunService(daemon::DaemonApi& api)
-      : api_(api), log_(api.node_name(), "run"), random_(env::make_system_random()) {}
+      : api_(api), log_(api.node_name(), "run"), random_(env::make_system_random()) {
+    auto l = ShepherdLauncher::start(log_);
+    if (l.ok())
+      launcher_ = std::move(l).value();
+    else
+      log_.warn("no shepherd launcher ({}); jobs start with fork+exec", l.error().str());
+  }
 
   void install(daemon::Services& s) {
     auto self = shared_from_this();
@@ -166,6 +173,15 @@ class RunService : public std::enable_shared_from_this<RunService> {
     return make_error("placement chose {}, which is no longer a member", p->node);
   }
 
+  Status start_shepherd(int stream_fd, const JobSpec& spec) {
+    if (launcher_) {
+      auto s = launcher_->launch(stream_fd, spec);
+      if (s.ok()) return s;
+      log_.warn("job={} {}; falling back to fork+exec", spec.id, s.error().str());
+    }
+    return spawn_shepherd(kSelfExe, stream_fd, spec);
+  }
+
   // Starts the shepherd here on one end of a socketpair; the other end is the relay stream.
   Result<UniqueFd> start_local(JobSpec spec) {
     int sp[2];
@@ -174,7 +190,7 @@ class RunService : public std::enable_shared_from_this<RunService> {
     UniqueFd mine(sp[0]), theirs(sp[1]);
     spec.node = api_.node_name();
     spec.state_dir = api_.state_dir().string();
-    OSMO_TRY(spawn_shepherd(kSelfExe, theirs.get(), spec));
+    OSMO_TRY(start_shepherd(theirs.get(), spec));
     return mine;
   }
 
@@ -232,7 +248,7 @@ class RunService : public std::enable_shared_from_this<RunService> {
       spec.node = api_.node_name();
       spec.state_dir = api_.state_dir().string();
       log_.info("job={} from {} uid={} cmd={}", spec.id, ctx.remote_node, spec.uid, command_line(spec.argv));
-      started = spawn_shepherd(kSelfExe, conn.get(), spec);
+      started = start_shepherd(conn.get(), spec);
     } else {
       started = parsed.take_error();
     }
@@ -340,6 +356,7 @@ class RunService : public std::enable_shared_from_this<RunService> {
 
   daemon::DaemonApi& api_;
   Logger log_;
+  std::unique_ptr<ShepherdLauncher> launcher_;
   std::mutex mu_;  // guards ledger_ and random_
   policy::PlacementLedger ledger_;
   env::SeededRandom random_;

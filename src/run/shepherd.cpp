@@ -416,6 +416,10 @@ void Shepherd::linger() {
 }
 
 int Shepherd::run() {
+  // We may come from the daemon's launcher, which inherited the daemon's blocked signals.
+  sigset_t none;
+  sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
   ::signal(SIGPIPE, SIG_IGN);
   set_stream_liveness(sock_.get());
   if (auto s = set_nonblocking(sock_.get(), true); !s.ok()) {
