@@ -16,7 +16,8 @@ else
   UP_ARGS=(-n 4 --loopback)
 fi
 
-cleanup() { "$OSMO" testbed down >/dev/null 2>&1 || true; }
+DEMO_DIR=$(mktemp -d /tmp/osmo-demo.XXXXXX)
+cleanup() { "$OSMO" testbed down >/dev/null 2>&1 || true; rm -rf "$DEMO_DIR"; }
 trap cleanup EXIT
 on() { local node=$1; shift; "$OSMO" testbed exec "$node" -- "$OSMO" "$@"; }
 step() { printf '\n\033[1;34m### %s\033[0m\n' "$*"; }
@@ -38,16 +39,45 @@ for n in n1 n2 n3 n4; do wait_for all_alive "$n"; done
 printf 'all 4 nodes see each other as alive after %.2f s\n' "$(echo "$(date +%s.%N) - $start" | bc)"
 on n1 nodes
 
-step "Real work: bc computes digits of pi inside n2 and n3; every node sees their load rise"
-"$OSMO" testbed exec n2 -- timeout 20 bc -l <<<'scale=4000; 4*a(1)' >/tmp/osmo-demo-pi2.txt &
-bc2=$!
-"$OSMO" testbed exec n3 -- timeout 20 bc -l <<<'scale=4000; 4*a(1)' >/tmp/osmo-demo-pi3.txt &
-bc3=$!
-sleep 3
+step "Real work: 6 bc jobs computing pi, started with 'osmo run' from n1, spread over the cluster"
+pids=()
+for i in 1 2 3 4 5 6; do
+  "$OSMO" testbed exec n1 -- "$OSMO" run -v bc -l <<<"scale=2500+$i; 4*a(1)" >"$DEMO_DIR/pi$i.txt" 2>"$DEMO_DIR/run$i.err" &
+  pids+=($!)
+  sleep 0.3
+done
+sleep 2
+echo "osmo ps, as n1 sees the cluster while they run:"
+on n1 ps || true
+echo "load, as n4 sees it:"
 on n4 nodes
-wait "$bc2" "$bc3" || true
-echo "pi from n2 starts with $(head -c 20 /tmp/osmo-demo-pi2.txt)"
-rm -f /tmp/osmo-demo-pi2.txt /tmp/osmo-demo-pi3.txt
+failed=0
+for i in "${!pids[@]}"; do wait "${pids[$i]}" || failed=$((failed + 1)); done
+for i in 1 2 3 4 5 6; do
+  printf 'job %s: %s; pi = %s...\n' "$i" "$(grep -o 'runs on [^ ]*' "$DEMO_DIR/run$i.err" | head -1 || true)" \
+    "$(head -c 24 "$DEMO_DIR/pi$i.txt")"
+done
+[ "$failed" -eq 0 ] || { echo "$failed osmo run job(s) failed:"; cat "$DEMO_DIR"/run*.err; exit 1; }
+echo "every job's output is the same as a local run's:"
+for i in 1 2 3 4 5 6; do
+  bc -l <<<"scale=2500+$i; 4*a(1)" | cmp - "$DEMO_DIR/pi$i.txt" && echo "  job $i: identical"
+done
+
+step "Moving a running process by hand: bc is checkpointed on n2 and restored on n3"
+printf 'scale=3000; 4*a(1)\n' >"$DEMO_DIR/pi.bc"
+bc -l "$DEMO_DIR/pi.bc" </dev/null >"$DEMO_DIR/pi.reference"
+# Started with a clean fd table (only 0-2): pipes inherited from this script would need stand-ins.
+bc_pid=$("$OSMO" testbed exec n2 -- python3 -c '
+import subprocess, sys
+p = subprocess.Popen(["bc", "-l", sys.argv[1]], stdin=subprocess.DEVNULL, stdout=open(sys.argv[2], "w"),
+                     stderr=subprocess.DEVNULL, close_fds=True, start_new_session=True)
+print(p.pid)' "$DEMO_DIR/pi.bc" "$DEMO_DIR/pi.moved")
+sleep 1
+"$OSMO" checkpoint "$bc_pid" -o "$DEMO_DIR/bc.img" --kill
+echo "checkpointed pid $bc_pid on n2 into $(du -h "$DEMO_DIR/bc.img" | cut -f1) and killed it; the image:"
+"$OSMO" image show "$DEMO_DIR/bc.img" | head -12
+"$OSMO" testbed exec n3 -- "$OSMO" restore "$DEMO_DIR/bc.img"
+cmp "$DEMO_DIR/pi.reference" "$DEMO_DIR/pi.moved" && echo "restored on n3, bc finished: its output is identical to an undisturbed run's"
 
 step "n4's daemon freezes (SIGSTOP): suspected, then declared dead by the others"
 "$OSMO" testbed pause n4
