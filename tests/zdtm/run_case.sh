@@ -9,6 +9,9 @@
 #   plain   no checkpoint at all: validates the case program itself (ready -> go -> PASS).
 #   samens  checkpoint --kill, restore into a new process in this network namespace.
 #   netns   the same, restored into a network namespace of our own (osmo restore --netns).
+#   leave   checkpoint without --kill (the default: resume after the dump); the original must go
+#           on untouched (running, untraced, its state intact when told go) and the image must
+#           be readable by `osmo image show`. Restore kind only.
 # Kinds:
 #   restore         checkpoint and restore must work and the case must pass afterwards.
 #   refuse-dump     checkpoint must fail with exactly one line
@@ -56,7 +59,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 [ -n "$bin" ] && [ -n "$name" ] && [ -n "$mode" ] || usage
-case "$mode" in plain|samens|netns) ;; *) usage ;; esac
+case "$mode" in plain|samens|netns|leave) ;; *) usage ;; esac
 case "$kind" in restore|refuse-dump|refuse-restore) ;; *) usage ;; esac
 [ "$mode" = plain ] || [ -n "$osmo" ] || usage
 
@@ -92,6 +95,18 @@ if [ "$hook" = tracer ]; then
 fi
 
 # --- checkpoint ----------------------------------------------------------------------------------
+if [ "$mode" = leave ]; then
+  timeout -s KILL "$DUMP_TIMEOUT" "$osmo" checkpoint "$orig_pid" -o "$work/img" \
+    >"$work/dump.out" 2>"$work/dump.err"
+  rc=$?
+  [ "$rc" = 0 ] || finish fail "checkpoint (leave running) exit status $rc: $(head -c 400 "$work/dump.err")"
+  zh_check_untouched "$orig_pid" 0
+  timeout -s KILL "$DUMP_TIMEOUT" "$osmo" image show "$work/img" >"$work/show.out" 2>"$work/show.err" ||
+    finish fail "osmo image show cannot read the image: $(head -c 300 "$work/show.err")"
+  zh_go_and_check_exit "$orig_pid"
+  case_pid=""
+  finish pass "checkpointed, left running, and the original completed with its state intact"
+fi
 timeout -s KILL "$DUMP_TIMEOUT" "$osmo" checkpoint "$orig_pid" -o "$work/img" --kill \
   >"$work/dump.out" 2>"$work/dump.err"
 dump_rc=$?

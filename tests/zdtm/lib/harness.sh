@@ -77,7 +77,7 @@ cleanup() {
 }
 dump_logs() {
   local f
-  for f in out err dump.out dump.err restore.out restore.err tracer.log; do
+  for f in out err dump.out dump.err show.err restore.fault.err restore.out restore.err tracer.log; do
     [ -s "$work/$f" ] || continue
     echo "----- $f -----" >&2
     head -c 8000 "$work/$f" >&2
@@ -91,7 +91,7 @@ xfail_reason() {
   while read -r t r; do
     case "$t" in ''|'#'*) continue ;; esac
     engine_mode=false
-    case "$mode" in samens|netns) engine_mode=true ;; esac
+    case "$mode" in samens|netns|leave) engine_mode=true ;; esac
     if [ "$t" = "$test_name" ] || { $engine_mode && [ "$t" = "$wild" ]; }; then
       echo "${r:-no reason given}"
       return 0
