@@ -4,9 +4,11 @@
 // machine's testbed slot (/run/osmo/testbed, osmo-tb-* namespaces) while they run, so ctest runs
 // them under the "testbed" resource lock.
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -131,10 +133,33 @@ std::uint16_t free_base_port(int n) {
   return 0;
 }
 
+// The machine has one testbed. ctest's RESOURCE_LOCK keeps the tests of one ctest run apart;
+// this lock (docs/testbed.md, "Tests") also keeps apart test processes started separately, e.g. by
+// several developers on one machine. Waits a bounded time, then fails the test clearly.
+constexpr const char* kTestLockPath = "/run/osmo-testbed-tests.lock";
+constexpr auto kTestLockWait = 300s;
+
+int take_test_lock() {
+  int fd = ::open(kTestLockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) return -1;
+  auto end = std::chrono::steady_clock::now() + kTestLockWait;
+  while (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    if (std::chrono::steady_clock::now() >= end) {
+      ::close(fd);
+      return -1;
+    }
+    std::this_thread::sleep_for(100ms);
+  }
+  return fd;
+}
+
 class TestbedMechanics : public ::testing::Test {
  protected:
   void SetUp() override {
     OSMO_REQUIRE_ROOT("the testbed (namespaces, cgroups)");
+    lock_fd_ = take_test_lock();
+    ASSERT_GE(lock_fd_, 0) << "another test process held " << kTestLockPath << " for "
+                           << kTestLockWait.count() << " s";
     ::setenv(kDaemonOverrideEnv, FAKE_OSMOD, 1);
     ::unsetenv("FAKE_OSMOD_FAIL");
     auto r = tb({"down"});  // a testbed left by an earlier, interrupted run
@@ -142,13 +167,16 @@ class TestbedMechanics : public ::testing::Test {
     armed_ = true;
   }
   void TearDown() override {
-    if (!armed_) return;
-    auto r = tb({"down"});
-    EXPECT_EQ(r.exit_status, 0) << r.out;
-    ::unsetenv(kDaemonOverrideEnv);
-    ::unsetenv("FAKE_OSMOD_FAIL");
+    if (armed_) {
+      auto r = tb({"down"});
+      EXPECT_EQ(r.exit_status, 0) << r.out;
+      ::unsetenv(kDaemonOverrideEnv);
+      ::unsetenv("FAKE_OSMOD_FAIL");
+    }
+    if (lock_fd_ >= 0) ::close(lock_fd_);  // releases the flock
   }
   bool armed_ = false;
+  int lock_fd_ = -1;
 };
 
 TEST_F(TestbedMechanics, UpExecNodeControlsDown) {
