@@ -170,6 +170,16 @@ struct StageError {
     ::_exit(0);
   }
   report(fds.report, InitReportKind::kStarted, job);
+  // Reap nothing until the shepherd has looked up the job's pid as the node sees it (in our
+  // children list, where even a job that has already exited stays until we reap it). It acks
+  // with an empty request.
+  for (;;) {
+    InitSignalRequest ack;
+    const ssize_t r = ::read(fds.control, &ack, sizeof ack);
+    if (r < 0 && errno == EINTR) continue;
+    if (r != static_cast<ssize_t>(sizeof ack)) ::_exit(1);  // shepherd gone
+    if (ack.signo == 0) break;
+  }
 
   pollfd pfd[2] = {{sfd, POLLIN, 0}, {fds.control, POLLIN, 0}};
   for (;;) {

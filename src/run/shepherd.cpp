@@ -201,6 +201,11 @@ Status Shepherd::start_job() {
   record_.init_pid = init_pid_;
   record_.job_pid = find_job_pid(init_pid_);
   record_.job_start = process_start_time(record_.job_pid);
+  {
+    const InitSignalRequest ack{0, 0};  // init may reap from now on (see job_init.cpp)
+    if (::write(control_.get(), &ack, sizeof ack) != static_cast<ssize_t>(sizeof ack))
+      return errno_error("node {}: osmo init is gone", spec_.node);
+  }
   record_.started_unix_ms = unix_ms();
   if (!spec_.state_dir.empty()) {
     if (auto s = write_job_record(spec_.state_dir, record_); !s.ok())

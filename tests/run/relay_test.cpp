@@ -41,6 +41,17 @@ TEST_F(Relay, TrueExitsZero) {
   EXPECT_EQ(o.err, "");
 }
 
+TEST_F(Relay, ShortJobStillGetsItsPid) {
+  // init does not reap the job before the shepherd has found its pid, however short the job.
+  for (int i = 0; i < 5; ++i) {
+    JobRun r = start_job(spec({"true"}), /*verbose=*/true);
+    auto o = finish_job(r, "");
+    EXPECT_EQ(o.code, 0);
+    EXPECT_NE(o.err.find(" as pid "), std::string::npos) << o.err;
+    EXPECT_EQ(o.err.find(" as pid 0\n"), std::string::npos) << o.err;
+  }
+}
+
 TEST_F(Relay, ExitCodePassesThrough) {
   EXPECT_EQ(run_job(spec({"sh", "-c", "exit 7"})).code, 7);
 }
