@@ -3,6 +3,7 @@
 Used by the cluster tests of every part. Every wait is bounded; a testbed brought up by a test is
 always taken down again, also when the test fails.
 """
+import fcntl
 import json
 import os
 import subprocess
@@ -11,6 +12,10 @@ import time
 
 OSMO = os.environ.get("OSMO_BIN", "osmo")
 SKIP = 77
+# The testbed is one per machine: every test that brings one up holds this lock for its whole run
+# (ctest's RESOURCE_LOCK only orders the tests of one ctest run; this also covers two runs).
+LOCK_FILE = "/run/osmo-testbed-tests.lock"
+LOCK_WAIT_S = 300
 
 
 def require_root(what):
@@ -63,6 +68,16 @@ class Testbed:
         self.names = [f"n{i}" for i in range(1, n + 1)]
 
     def __enter__(self):
+        self._lock = open(LOCK_FILE, "w")
+        deadline = time.monotonic() + LOCK_WAIT_S
+        while True:
+            try:
+                fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"another test held {LOCK_FILE} for {LOCK_WAIT_S}s")
+                time.sleep(0.2)
         osmo("testbed", "down", check=False)  # leftovers of a crashed earlier run
         args = ["testbed", "up", "-n", str(self.n)]
         if self.cpus is not None:
@@ -71,9 +86,12 @@ class Testbed:
         return self
 
     def __exit__(self, *exc):
-        r = osmo("testbed", "down", check=False, timeout=120)
-        if r.returncode != 0:
-            print(f"testbed down failed: {r.stderr}", file=sys.stderr)
+        try:
+            r = osmo("testbed", "down", check=False, timeout=120)
+            if r.returncode != 0:
+                print(f"testbed down failed: {r.stderr}", file=sys.stderr)
+        finally:
+            self._lock.close()  # releases the flock
         return False
 
     def states_seen_by(self, node):
