@@ -129,18 +129,25 @@ TEST(Scenarios, PolicyPlacementSpreadsLoadFarBetterThanRandomOrHome) {
   EXPECT_LT(dbl(policy, "load_stddev_mean"), dbl(random, "load_stddev_mean") / 2);
 }
 
-TEST(Scenarios, MigrationBalancingImprovesOnPlacementAlone) {
+// The balancer on its own: every job starts on the node where it was submitted, and only
+// migrations can spread them. (On top of policy placement the balancer's gain is within the noise
+// of one seed, so that is reported in docs/simulator.md, not asserted.)
+TEST(Scenarios, MigrationBalancingSpreadsJobsThatAllStartAtHome) {
   auto o = opts(100, 21);
   o.duration_ms = 40'000;
   o.workload.warmup_ms = 15'000;
+  o.placement = "home";
   const auto alone = run("placement", o);
   o.workload.balance = true;
   const auto balanced = run("placement", o);
   EXPECT_EQ(i64(alone, "migrations"), 0);
-  EXPECT_GT(i64(balanced, "migrations"), 10);
+  EXPECT_GT(i64(balanced, "migrations"), 50);
+  EXPECT_EQ(i64(balanced, "jobs_lost"), 0);
   // Before the balancer sampled its targets, every overloaded node sent to the same
-  // least-loaded-looking node and balancing made the peak worse than placement alone.
-  EXPECT_LT(dbl(balanced, "excess_fraction"), dbl(alone, "excess_fraction"));
+  // least-loaded-looking node (herding) and balancing raised the peak instead.
+  EXPECT_LT(dbl(balanced, "excess_fraction"), dbl(alone, "excess_fraction") / 2);
+  EXPECT_LT(dbl(balanced, "load_stddev_mean"), dbl(alone, "load_stddev_mean") * 0.7);
+  EXPECT_LT(dbl(balanced, "load_max_mean"), dbl(alone, "load_max_mean") * 0.8);
 }
 
 TEST(Scenarios, RejectsBadOptionsClearly) {
