@@ -38,6 +38,7 @@ constexpr std::uint64_t kPmPresent = 1ull << 63;
 constexpr std::uint64_t kPmSwapped = 1ull << 62;
 constexpr std::uint64_t kPmFile = 1ull << 61;
 constexpr std::uint64_t kPopulateGapPages = 16;    // runs closer than this are populated together
+constexpr std::uint64_t kPopulatePiece = 8u << 20;  // one madvise per piece (see mem_restore_layout)
 
 bool is_special(VmaKind k) { return k == VmaKind::kVdso || k == VmaKind::kVvar || k == VmaKind::kVvarVclock; }
 bool carries_pages(VmaKind k) {
@@ -598,7 +599,11 @@ Status mem_restore_layout(RestoreContext& c) {
   reqs.clear();
   OSMO_TRY(fault("restore.mm"));
 
-  // 4. Pre-fault the pages we are about to write, in bulk (see the file comment).
+  // 4. Pre-fault the pages we are about to write, in bulk (see the file comment). The process
+  //    does this itself, asynchronously, from the top down in 8 MiB pieces, while we stream
+  //    pages in from the bottom up with process_vm_writev (mem_restore_pages): page allocation
+  //    dominates a restore here, and this spreads it over two CPUs. Where they meet, each page
+  //    is faulted once by whichever comes first.
   const auto& runs = m.runs;
   for (std::size_t i = 0; i < runs.size();) {
     std::uint64_t start = runs[i].vaddr, end = runs[i].vaddr + runs[i].pages * kPageSize;
@@ -611,9 +616,13 @@ Status mem_restore_layout(RestoreContext& c) {
       end = runs[j].vaddr + runs[j].pages * kPageSize;
       j++;
     }
-    reqs.push_back(req(SYS_madvise, "madvise(MADV_POPULATE_WRITE)", start, end - start, MADV_POPULATE_WRITE));
+    for (std::uint64_t a = start; a < end; a += kPopulatePiece)
+      reqs.push_back(req(SYS_madvise, "madvise(MADV_POPULATE_WRITE)", a, std::min(kPopulatePiece, end - a),
+                         MADV_POPULATE_WRITE));
     i = j;
   }
+  std::reverse(reqs.begin(), reqs.end());
+  if (!reqs.empty() && reqs.size() <= kTrampTableEntries) return t.start_batch(reqs);
   OSMO_TRY(t.syscall_batch(reqs));
   return ok_status();
 }

@@ -263,6 +263,48 @@ Result<std::vector<long>> Tracee::syscall_batch(const std::vector<SyscallReq>& r
   return results;
 }
 
+Status Tracee::start_batch(const std::vector<SyscallReq>& reqs) {
+  if (exec_code_ == 0 || reqs.size() > exec_max_ || reqs.empty() || async_n_ > 0)
+    return make_error("internal: cannot start an asynchronous batch of {} in pid {}", reqs.size(), pid_);
+  std::vector<std::uint64_t> table(reqs.size() * 8, 0);
+  for (std::size_t i = 0; i < reqs.size(); i++) {
+    table[i * 8] = static_cast<std::uint64_t>(reqs[i].nr);
+    for (int k = 0; k < 6; k++) table[i * 8 + 1 + static_cast<std::size_t>(k)] = reqs[i].a[k];
+    table[i * 8 + 7] = static_cast<std::uint64_t>(-4096);
+  }
+  OSMO_TRY(write_mem(exec_table_, table.data(), table.size() * 8));
+  OSMO_ASSIGN_OR_RETURN(user_regs_struct r, get_regs());
+  r.rip = exec_code_;
+  r.orig_rax = static_cast<unsigned long long>(-1);
+  r.r12 = exec_table_;
+  r.r13 = reqs.size();
+  OSMO_TRY(set_regs(r));
+  if (ptrace(PTRACE_CONT, pid_, nullptr, nullptr) != 0)
+    return errno_error("cannot resume pid {} for a syscall batch", pid_);
+  async_reqs_ = reqs;
+  async_n_ = reqs.size();
+  return ok_status();
+}
+
+Result<std::vector<long>> Tracee::finish_batch() {
+  if (async_n_ == 0) return make_error("internal: no asynchronous batch in pid {}", pid_);
+  std::size_t n = std::exchange(async_n_, 0);
+  OSMO_ASSIGN_OR_RETURN(int st, wait_stop("syscall batch"));
+  if (WSTOPSIG(st) != SIGTRAP)
+    return make_error("pid {} stopped by signal {} during a syscall batch", pid_, WSTOPSIG(st));
+  std::vector<std::uint64_t> table(n * 8);
+  OSMO_TRY(read_mem(exec_table_, table.data(), table.size() * 8));
+  std::vector<long> results;
+  for (std::size_t i = 0; i < n; i++) {
+    auto rv = static_cast<long>(table[i * 8 + 7]);
+    if (rv < 0 && rv > -4096)
+      return Error{static_cast<int>(-rv), fmt::format("{} in pid {} failed", async_reqs_[i].what, pid_)};
+    if (rv == -4096) return make_error("internal: syscall batch stopped early in pid {}", pid_);
+    results.push_back(rv);
+  }
+  return results;
+}
+
 Result<long> Tracee::syscall_final(long nr, std::uint64_t a1, std::uint64_t a2) {
   GateKind saved = gate_kind_;
   gate_kind_ = GateKind::kSyscallStops;

@@ -83,6 +83,11 @@ class Tracee {
   // Runs the syscalls in order through the executor; fails at the first that returns -errno,
   // naming it. Returns every result.
   Result<std::vector<long>> syscall_batch(const std::vector<SyscallReq>& reqs);
+  // Asynchronous form: starts a batch of at most max_entries and returns while the tracee runs
+  // it (we may meanwhile use process_vm_* on it, never ptrace); finish_batch() waits for it.
+  Status start_batch(const std::vector<SyscallReq>& reqs);
+  Result<std::vector<long>> finish_batch();
+  bool batch_running() const { return async_n_ > 0; }
   // Runs a syscall through PTRACE_SYSCALL and stays at its syscall-exit stop: used for the last
   // call (munmap of the trampoline), after which the gate no longer exists.
   Result<long> syscall_final(long nr, std::uint64_t a1, std::uint64_t a2);
@@ -104,6 +109,8 @@ class Tracee {
   bool in_syscall_exit_ = false;
   std::uint64_t exec_code_ = 0, exec_table_ = 0;
   std::size_t exec_max_ = 0;
+  std::vector<SyscallReq> async_reqs_;
+  std::size_t async_n_ = 0;
 };
 
 // PTRACE_GET_RSEQ_CONFIGURATION (struct ptrace_rseq_configuration; <linux/ptrace.h> clashes with

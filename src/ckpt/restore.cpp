@@ -387,6 +387,7 @@ Result<RestoredProcess> do_restore(int in_fd, const RestoreOptions& opts) {
 
   OSMO_TRY(mem_restore_layout(rc));
   OSMO_ASSIGN_OR_RETURN(h, mem_restore_pages(rc, r, h));
+  if (tracee.batch_running()) OSMO_TRY(tracee.finish_batch());
   if (h.type != SectionType::kEnd)
     return make_error("image corrupted: unexpected {} section after the pages", section_name(h.type));
   OSMO_TRY(r.read_payload(&payload));  // verifies the END totals

@@ -97,6 +97,13 @@ Child spawn(int mode = 0) {
     struct sigaction sa {};
     sa.sa_handler = on_usr1;
     sigaction(SIGUSR1, &sa, nullptr);
+    // SIGUSR1 is blocked except inside sigsuspend: a restored process re-executes the
+    // interrupted call, so a handler that ran just before must not be a lost wake-up.
+    sigset_t usr1, waitmask;
+    sigemptyset(&usr1);
+    sigaddset(&usr1, SIGUSR1);
+    sigprocmask(SIG_BLOCK, &usr1, &waitmask);
+    sigdelset(&waitmask, SIGUSR1);
     if (mode == 1) {
       // The helper thread blocks every signal, so SIGUSR1 always reaches the main thread.
       sigset_t all, old_mask;
@@ -118,7 +125,7 @@ Child spawn(int mode = 0) {
       timespec ts{0, 1'000'000};
       nanosleep(&ts, nullptr);
     }
-    while (!g_usr1) pause();
+    while (!g_usr1) sigsuspend(&waitmask);
     (void)!pwrite(3, &acc, 8, 0);
     _exit(acc == want ? 0 : 1);
   }
