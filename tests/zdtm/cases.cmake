@@ -80,16 +80,23 @@ zdtm_case(fd_opath)
 zdtm_case(fd_many)
 
 # Refusals: the engine must say no before touching the process, which then completes normally.
-zdtm_case(refuse_thread KIND refuse-dump REASON "thread" LIBS Threads::Threads)
-zdtm_case(refuse_tcp KIND refuse-dump REASON "socket|tcp")
-zdtm_case(refuse_udp KIND refuse-dump REASON "socket|udp")
-zdtm_case(refuse_unix KIND refuse-dump REASON "socket|unix")
-zdtm_case(refuse_sysv_shm KIND refuse-dump REASON "sysv|shm|shared memory|ipc")
-zdtm_case(refuse_io_uring KIND refuse-dump REASON "io_uring|io-uring|uring")
-zdtm_case(refuse_inotify KIND refuse-dump REASON "inotify")
-zdtm_case(refuse_ptraced KIND refuse-dump REASON "trac" HOOK tracer)
+# The REASON patterns follow the engine's wording (docs/engine.md, "Refused").
+zdtm_case(refuse_thread KIND refuse-dump REASON "has 2 threads" LIBS Threads::Threads)
+zdtm_case(refuse_tcp KIND refuse-dump REASON "fd [0-9]+ is a socket")
+zdtm_case(refuse_udp KIND refuse-dump REASON "fd [0-9]+ is a socket")
+zdtm_case(refuse_unix KIND refuse-dump REASON "fd [0-9]+ is a socket")
+zdtm_case(refuse_sysv_shm KIND refuse-dump REASON "SysV shared memory")
+zdtm_case(refuse_io_uring KIND refuse-dump REASON "io_uring")
+zdtm_case(refuse_inotify KIND refuse-dump REASON "fd [0-9]+ is anon_inode:inotify")
+zdtm_case(refuse_eventfd SOURCE refuse_anon_inode.c DEFINES REFUSE_KIND=1 KIND refuse-dump REASON "anon_inode:\\[?eventfd")
+zdtm_case(refuse_epoll SOURCE refuse_anon_inode.c DEFINES REFUSE_KIND=2 KIND refuse-dump REASON "anon_inode:\\[?eventpoll")
+zdtm_case(refuse_signalfd SOURCE refuse_anon_inode.c DEFINES REFUSE_KIND=3 KIND refuse-dump REASON "anon_inode:\\[?signalfd")
+zdtm_case(refuse_timerfd SOURCE refuse_anon_inode.c DEFINES REFUSE_KIND=4 KIND refuse-dump REASON "anon_inode:\\[?timerfd")
+zdtm_case(refuse_pidfd SOURCE refuse_anon_inode.c DEFINES REFUSE_KIND=5 KIND refuse-dump REASON "anon_inode:\\[?pidfd|pidfd")
+zdtm_case(refuse_deleted_cwd KIND refuse-dump REASON "cwd|working directory")
+zdtm_case(refuse_ptraced KIND refuse-dump REASON "already traced by pid [0-9]+" HOOK tracer)
 # Refused at restore: a file the image refers to changed after the checkpoint.
-zdtm_case(refuse_file_changed KIND refuse-restore REASON "chang|modif|differ|mismatch" HOOK change-file)
+zdtm_case(refuse_file_changed KIND refuse-restore REASON "changed since the checkpoint" HOOK change-file)
 
 # Stdio that cannot move: pipes to the outside get stand-ins from the restoring command.
 zdtm_case(stdio_pipes HOOK stdio-pipes)
