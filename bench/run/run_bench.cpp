@@ -109,16 +109,21 @@ int main(int argc, char** argv) {
   std::printf("start latency p50 (%d starts): osmo run --node %s true %.2f ms, local fork+exec true %.2f ms, ratio %.1fx\n",
               starts, node.c_str(), r50, l50, r50 / l50);
 
+  // Throughput: three interleaved rounds, best of each side (the machine is shared; the best round
+  // is the one least disturbed by others).
   const std::string count = std::to_string(bytes);
-  const Run lp = spawn_and_drain({"head", "-c", count, "/dev/zero"});
-  const Run rp = spawn_and_drain({osmo, "run", "--node", node, "head", "-c", count, "/dev/zero"});
-  if (lp.bytes != bytes || rp.bytes != bytes) {
-    std::fprintf(stderr, "short stream: local %llu, osmo run %llu of %llu bytes\n", lp.bytes, rp.bytes, bytes);
-    return 1;
+  double lbest = 0, rbest = 0;
+  for (int round = 0; round < 3; ++round) {
+    const Run lp = spawn_and_drain({"head", "-c", count, "/dev/zero"});
+    const Run rp = spawn_and_drain({osmo, "run", "--node", node, "head", "-c", count, "/dev/zero"});
+    if (lp.bytes != bytes || rp.bytes != bytes) {
+      std::fprintf(stderr, "short stream: local %llu, osmo run %llu of %llu bytes\n", lp.bytes, rp.bytes, bytes);
+      return 1;
+    }
+    lbest = std::max(lbest, static_cast<double>(bytes) / lp.seconds / 1e9);
+    rbest = std::max(rbest, static_cast<double>(bytes) / rp.seconds / 1e9);
   }
-  const double lgbs = static_cast<double>(bytes) / lp.seconds / 1e9;
-  const double rgbs = static_cast<double>(bytes) / rp.seconds / 1e9;
-  std::printf("stdout throughput (%.1f GiB): osmo run --node %s %.2f GB/s, local pipe %.2f GB/s, ratio %.2f\n",
-              static_cast<double>(bytes) / (1 << 30), node.c_str(), rgbs, lgbs, rgbs / lgbs);
+  std::printf("stdout throughput (%.1f GiB, best of 3): osmo run --node %s %.2f GB/s, local pipe %.2f GB/s, ratio %.2f\n",
+              static_cast<double>(bytes) / (1 << 30), node.c_str(), rbest, lbest, rbest / lbest);
   return 0;
 }

@@ -6,6 +6,10 @@
 #include <pwd.h>
 #include <sched.h>
 #include <signal.h>
+#include <linux/sockios.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -43,6 +47,8 @@ constexpr std::uint32_t kCreditBatchBytes = 64 * 1024;
 constexpr int kLingerMs = 5000;
 // The job's pipes: large, so that a fast writer and the relay exchange big chunks.
 constexpr int kPipeBytes = 1 << 20;
+// See Shepherd::tcp_.
+constexpr int kNotSentLowatBytes = 256 * 1024;
 
 std::int64_t now_ms() {
   timespec ts{};
@@ -85,6 +91,8 @@ class Shepherd {
   bool handle_stream_input();   // false: the anchor is gone
   bool flush_stream();          // false: the anchor is gone
   void read_job_output(UniqueFd& fd, FrameType data, FrameType eof);
+  bool start_spliced_frame(UniqueFd& fd, FrameType data);
+  bool continue_splice();  // false: the anchor is gone
   void write_job_stdin();
   void read_report();
   void send_credit(std::uint32_t n, bool force);
@@ -109,6 +117,20 @@ class Shepherd {
   bool final_sent_ = false;   // kExit or kRefused queued: nothing follows
   bool anchor_gone_ = false;
   std::int64_t last_send_ms_ = 0;
+
+  // A frame whose payload moves from a job pipe into the stream with splice(2). It is started
+  // only when out_ is empty, and out_ is not flushed until it is complete, so frames queued
+  // meanwhile follow it in order.
+  // On TCP, job output is read only while the kernel holds less than kNotSentLowatBytes of
+  // unsent data (TCP_NOTSENT_LOWAT makes POLLOUT mean exactly that): while the network is busy
+  // the job's pipe fills, and the next frame is large instead of one per small write().
+  bool tcp_ = false;
+  UniqueFd* splice_fd_ = nullptr;
+  std::size_t splice_left_ = 0;
+  char splice_header_[kFrameHeaderBytes];
+  std::size_t splice_header_left_ = 0;
+  bool close_out_after_splice_ = false;
+  bool close_err_after_splice_ = false;
 };
 
 void Shepherd::refuse(const std::string& message) {
@@ -273,8 +295,13 @@ bool Shepherd::handle_stream_input() {
           (void)!::write(control_.get(), &req, sizeof req);
         }
         break;
-      case FrameType::kStdoutClosed: job_out_.reset(); break;
-      case FrameType::kStderrClosed: job_err_.reset(); break;
+      // A frame being spliced from the pipe must be completed before the pipe may close.
+      case FrameType::kStdoutClosed:
+        if (splice_fd_ == &job_out_) close_out_after_splice_ = true; else job_out_.reset();
+        break;
+      case FrameType::kStderrClosed:
+        if (splice_fd_ == &job_err_) close_err_after_splice_ = true; else job_err_.reset();
+        break;
       default:
         log_.warn("job={} anchor sent a {} frame, which only a shepherd sends", spec_.id,
                   frame_name(h->type));
@@ -286,7 +313,64 @@ bool Shepherd::handle_stream_input() {
   return true;
 }
 
+bool Shepherd::continue_splice() {
+  while (splice_header_left_ > 0) {
+    const ssize_t n = ::send(sock_.get(), splice_header_ + kFrameHeaderBytes - splice_header_left_,
+                             splice_header_left_, MSG_NOSIGNAL | MSG_DONTWAIT | MSG_MORE);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return errno == EAGAIN;
+    }
+    splice_header_left_ -= static_cast<std::size_t>(n);
+  }
+  while (splice_left_ > 0) {
+    const ssize_t n = ::splice(splice_fd_->get(), nullptr, sock_.get(), nullptr, splice_left_,
+                               SPLICE_F_MOVE | SPLICE_F_NONBLOCK | SPLICE_F_MORE);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN) return true;
+      log_.warn("job={} relay stream failed: {}", spec_.id, std::strerror(errno));
+      return false;
+    }
+    if (n == 0) {  // cannot happen: the bytes were in the pipe, and only we read it
+      log_.error("job={} job pipe ran dry in a spliced frame", spec_.id);
+      return false;
+    }
+    splice_left_ -= static_cast<std::size_t>(n);
+    last_send_ms_ = now_ms();
+  }
+  splice_fd_ = nullptr;
+  if (close_out_after_splice_) job_out_.reset();
+  if (close_err_after_splice_) job_err_.reset();
+  close_out_after_splice_ = close_err_after_splice_ = false;
+  return true;
+}
+
+// Bulk output without copying through the shepherd: the bytes waiting in the pipe (FIONREAD;
+// they stay there, we are the only reader) are announced in a header and spliced into the
+// stream. Falls back to read_job_output() when the socket is full or the pipe holds little.
+bool Shepherd::start_spliced_frame(UniqueFd& fd, FrameType data) {
+  constexpr int kSpliceMinBytes = 64 * 1024;
+  int avail = 0;
+  if (!out_.empty() || splice_fd_ != nullptr || ::ioctl(fd.get(), FIONREAD, &avail) != 0 ||
+      avail < kSpliceMinBytes)
+    return false;
+  const auto n = static_cast<std::uint32_t>(std::min<int>(avail, kMaxFramePayload));
+  encode_header(splice_header_, data, n);
+  const ssize_t sent = ::send(sock_.get(), splice_header_, kFrameHeaderBytes,
+                              MSG_NOSIGNAL | MSG_DONTWAIT | MSG_MORE);
+  if (sent <= 0) return false;  // full (or broken: the next flush says so)
+  splice_header_left_ = kFrameHeaderBytes - static_cast<std::size_t>(sent);
+  splice_fd_ = &fd;
+  splice_left_ = n;
+  return true;
+}
+
 bool Shepherd::flush_stream() {
+  if (splice_fd_ != nullptr) {
+    if (!continue_splice()) return false;
+    if (splice_fd_ != nullptr) return true;
+  }
   while (!out_.empty()) {
     const ssize_t n = ::send(sock_.get(), out_.data(), out_.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n < 0) {
@@ -355,7 +439,7 @@ void Shepherd::read_report() {
 
 void Shepherd::relay() {
   last_send_ms_ = now_ms();
-  while (!(final_sent_ && out_.empty())) {
+  while (!(final_sent_ && out_.empty() && splice_fd_ == nullptr)) {
     if (exit_known_ && !job_out_.valid() && !job_err_.valid() && !final_sent_) {
       std::vector<char> f;
       if (WIFSIGNALED(wait_status_))
@@ -370,8 +454,12 @@ void Shepherd::relay() {
     int n = 0;
     // Output is read only while there is room (TCP back-pressure reaches the job through its
     // pipes) and not after the last frame.
-    const bool room = out_.size() < kMaxFramePayload && !final_sent_;
-    pfd[n++] = {sock_.get(), static_cast<short>(POLLIN | (out_.empty() ? 0 : POLLOUT)), 0};
+    int unsent = 0;
+    const bool sock_busy = tcp_ && ::ioctl(sock_.get(), SIOCOUTQNSD, &unsent) == 0 &&
+                           unsent >= kNotSentLowatBytes;
+    const bool room = out_.size() < kMaxFramePayload && !final_sent_ && splice_fd_ == nullptr && !sock_busy;
+    const bool pending = !out_.empty() || splice_fd_ != nullptr;
+    pfd[n++] = {sock_.get(), static_cast<short>(POLLIN | (pending || sock_busy ? POLLOUT : 0)), 0};
     const int i_out = (job_out_.valid() && room) ? n : -1;
     if (i_out >= 0) pfd[n++] = {job_out_.get(), POLLIN, 0};
     const int i_err = (job_err_.valid() && room) ? n : -1;
@@ -390,11 +478,14 @@ void Shepherd::relay() {
       anchor_gone_ = true;
       return;
     }
-    if (i_out >= 0 && pfd[i_out].revents != 0) read_job_output(job_out_, FrameType::kStdout, FrameType::kStdoutEof);
-    if (i_err >= 0 && pfd[i_err].revents != 0) read_job_output(job_err_, FrameType::kStderr, FrameType::kStderrEof);
+    if (i_out >= 0 && pfd[i_out].revents != 0 && !start_spliced_frame(job_out_, FrameType::kStdout))
+      read_job_output(job_out_, FrameType::kStdout, FrameType::kStdoutEof);
+    if (i_err >= 0 && pfd[i_err].revents != 0 && splice_fd_ == nullptr &&
+        !start_spliced_frame(job_err_, FrameType::kStderr))
+      read_job_output(job_err_, FrameType::kStderr, FrameType::kStderrEof);
     if (i_in >= 0 && pfd[i_in].revents != 0 && job_in_.valid()) write_job_stdin();
     if (i_rep >= 0 && pfd[i_rep].revents != 0) read_report();
-    if (out_.empty() && now_ms() - last_send_ms_ >= kHeartbeatMs && !final_sent_) {
+    if (out_.empty() && splice_fd_ == nullptr && now_ms() - last_send_ms_ >= kHeartbeatMs && !final_sent_) {
       std::vector<char> f;
       append_frame(f, FrameType::kHeartbeat);
       out_.append(f.data(), f.size());
@@ -427,6 +518,8 @@ int Shepherd::run() {
   ::sigprocmask(SIG_SETMASK, &none, nullptr);
   ::signal(SIGPIPE, SIG_IGN);
   set_stream_liveness(sock_.get());
+  tcp_ = ::setsockopt(sock_.get(), IPPROTO_TCP, TCP_NOTSENT_LOWAT, &kNotSentLowatBytes,
+                      sizeof kNotSentLowatBytes) == 0;
   if (auto s = set_nonblocking(sock_.get(), true); !s.ok()) {
     log_.error("job={} {}", spec_.id, s.error().str());
     return 1;
