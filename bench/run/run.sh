@@ -11,6 +11,6 @@ exec 9>/run/osmo-testbed-tests.lock
 flock -w 300 9 || { echo "bench/run: the testbed stayed busy for 300 s" >&2; exit 1; }
 "$OSMO" testbed down >/dev/null 2>&1 || true
 trap '"$OSMO" testbed down >/dev/null 2>&1 || true' EXIT
-"$OSMO" testbed up -n 2 >/dev/null
+"$OSMO" testbed up -n 2 >/dev/null 9>&-  # the daemons must not inherit the lock
 sleep 2  # both nodes know each other
-"$OSMO" testbed exec n1 -- "$BENCH" "$OSMO" n2 "$@"
+"$OSMO" testbed exec n1 -- "$BENCH" "$OSMO" n2 "$@" 9>&-
