@@ -294,7 +294,7 @@ Result<std::vector<FdPlanEntry>> fds_plan(const ProcessImage& img, FdResolver& r
           if (verify_inode && (now->dev != f.file.dev || now->ino != f.file.ino))
             return make_error("file of fd {} {} is a different file than at checkpoint", f.fd, f.path);
         }
-        OSMO_TRY(open_at(f.path, true));
+        OSMO_TRY(open_at(f.path, (f.flags & O_PATH) == 0));  // an O_PATH fd has no position
         break;
       case FdKind::kDirectory:
         oflags |= O_DIRECTORY;

@@ -22,6 +22,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
+#include <string_view>
 #include <cstring>
 #include <map>
 
@@ -139,12 +141,42 @@ Result<std::uint64_t> scan_pagemap(int pagemap_fd, const VmaImage& v, std::vecto
   return total;
 }
 
+// VmFlags of every mapping, by start address, from /proc/PID/smaps.
+Result<std::map<std::uint64_t, std::uint32_t>> read_vm_flags(pid_t pid) {
+  OSMO_ASSIGN_OR_RETURN(std::string text, read_text_file(fmt::format("/proc/{}/smaps", pid)));
+  static const std::pair<const char*, std::uint32_t> kNames[] = {
+      {"gd", kVmaGrowsDown}, {"hg", kVmaHugepage}, {"nh", kVmaNoHugepage}, {"dc", kVmaDontFork},
+      {"dd", kVmaDontDump},  {"wf", kVmaWipeOnFork}, {"sr", kVmaSeqRead}, {"rr", kVmaRandRead},
+      {"lo", kVmaLocked}};
+  std::map<std::uint64_t, std::uint32_t> out;
+  std::uint64_t cur = 0;
+  std::size_t pos = 0;
+  while (pos < text.size()) {
+    std::size_t eol = text.find('\n', pos);
+    if (eol == std::string::npos) eol = text.size();
+    std::string_view line(text.data() + pos, eol - pos);
+    pos = eol + 1;
+    if (!line.empty() && std::isxdigit(static_cast<unsigned char>(line[0])) && line.find('-') != std::string::npos &&
+        line.find(':') > line.find(' ')) {
+      cur = std::stoull(std::string(line.substr(0, line.find('-'))), nullptr, 16);
+    } else if (line.rfind("VmFlags:", 0) == 0) {
+      std::uint32_t f = 0;
+      for (auto& [name, bit] : kNames)
+        for (std::size_t k = 8; k + 2 <= line.size(); k += 3)
+          if (line.substr(k + 1, 2) == name) f |= bit;
+      out[cur] = f;
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 Status mem_dump(DumpContext& c) {
   MemImage& m = c.img->mem;
   m.vmas.clear();
   m.runs.clear();
+  OSMO_ASSIGN_OR_RETURN(auto vm_flags, read_vm_flags(c.pid));
   UniqueFd pagemap(::open(fmt::format("/proc/{}/pagemap", c.pid).c_str(), O_RDONLY | O_CLOEXEC));
   if (!pagemap) return errno_error("cannot open /proc/{}/pagemap", c.pid);
   for (const MapsEntry& e : c.maps) {
@@ -155,6 +187,7 @@ Status mem_dump(DumpContext& c) {
     v.prot = (e.r ? PROT_READ : 0) | (e.w ? PROT_WRITE : 0) | (e.x ? PROT_EXEC : 0);
     v.pgoff = e.offset;
     v.path = e.name;
+    if (auto it = vm_flags.find(e.start); it != vm_flags.end()) v.flags = it->second;
     std::string map_files = fmt::format("/proc/{}/map_files/{:x}-{:x}", c.pid, e.start, e.end);
     if (e.name == "[vdso]") {
       v.kind = VmaKind::kVdso;
@@ -171,7 +204,6 @@ Status mem_dump(DumpContext& c) {
         return make_error("shared anonymous mapping {} at {:#x} of unknown kind", e.name, e.start);
       }
       v.kind = VmaKind::kAnonPrivate;
-      if (e.name == "[stack]") v.flags |= kVmaGrowsDown;
     } else if (e.deleted() || e.name.rfind("/memfd:", 0) == 0) {
       struct stat st {};
       if (::stat(map_files.c_str(), &st) != 0) return errno_error("cannot stat {} ({})", map_files, e.name);
@@ -273,6 +305,7 @@ void mem_describe(const ProcessImage& img, nlohmann::json& j) {
     if (!v.path.empty()) o["path"] = v.path;
     if (v.pgoff != 0) o["offset"] = hex(v.pgoff);
     if (v.flags & kVmaGrowsDown) o["growsdown"] = true;
+    if (v.flags & ~static_cast<std::uint32_t>(kVmaGrowsDown)) o["vm_flags"] = hex(v.flags);
     if (v.kind == VmaKind::kBlobPrivate || v.kind == VmaKind::kBlobShared) o["blob"] = v.blob;
     carried += v.pages_carried;
     a.push_back(std::move(o));
@@ -682,6 +715,18 @@ Status mem_restore_protect(RestoreContext& c) {
   for (const VmaImage& v : c.img->mem.vmas) {
     if (is_special(v.kind) || v.pages_carried == 0 || (v.prot & PROT_WRITE)) continue;
     reqs.push_back(req(SYS_mprotect, "mprotect", v.start, v.end - v.start, v.prot));
+  }
+  static const std::pair<std::uint32_t, int> kAdvice[] = {
+      {kVmaHugepage, MADV_HUGEPAGE},   {kVmaNoHugepage, MADV_NOHUGEPAGE}, {kVmaDontFork, MADV_DONTFORK},
+      {kVmaDontDump, MADV_DONTDUMP},   {kVmaWipeOnFork, MADV_WIPEONFORK}, {kVmaSeqRead, MADV_SEQUENTIAL},
+      {kVmaRandRead, MADV_RANDOM}};
+  for (const VmaImage& v : c.img->mem.vmas) {
+    if (is_special(v.kind)) continue;
+    for (auto& [bit, advice] : kAdvice)
+      if (v.flags & bit)
+        reqs.push_back(req(SYS_madvise, "madvise (restore VmFlags)", v.start, v.end - v.start,
+                           static_cast<std::uint64_t>(advice)));
+    if (v.flags & kVmaLocked) reqs.push_back(req(SYS_mlock, "mlock", v.start, v.end - v.start));
   }
   OSMO_TRY(c.tracee->syscall_batch(reqs));
   return ok_status();

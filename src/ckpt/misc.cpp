@@ -84,6 +84,8 @@ Status task_preflight(pid_t pid, const ProcStatus& st) {
   if (st.threads != 1)
     return make_error("it has {} threads (only single-threaded processes are supported)", st.threads);
   if (st.tracer_pid != 0) return make_error("it is already traced by pid {}", st.tracer_pid);
+  if (auto timers = read_text_file(fmt::format("/proc/{}/timers", pid)); timers.ok() && !timers->empty())
+    return make_error("it has POSIX timers (timer_create), which are not supported");
   auto cwd = read_link(fmt::format("/proc/{}/cwd", pid));
   if (!cwd.ok()) return cwd.take_error();
   if (cwd->size() > 10 && cwd->compare(cwd->size() - 10, 10, " (deleted)") == 0)
@@ -116,6 +118,29 @@ void timens_offsets(pid_t pid, std::int64_t* mono, std::int64_t* boot) {
 
 }  // namespace
 
+// /proc/PID/limits rather than prlimit(): reading another uid's limits with prlimit needs
+// CAP_SYS_RESOURCE, which containers often drop. Rows are in RLIMIT_* order.
+Result<std::vector<std::array<std::uint64_t, 2>>> read_limits(pid_t pid) {
+  OSMO_ASSIGN_OR_RETURN(std::string text, read_text_file(fmt::format("/proc/{}/limits", pid)));
+  std::vector<std::array<std::uint64_t, 2>> out;
+  std::istringstream in(text);
+  std::string line;
+  std::getline(in, line);  // header
+  while (std::getline(in, line) && out.size() < RLIM_NLIMITS) {
+    if (line.size() < 26) continue;
+    std::istringstream v(line.substr(26));
+    std::string cur, max;
+    v >> cur >> max;
+    auto num = [](const std::string& x) -> std::uint64_t {
+      return x == "unlimited" ? RLIM_INFINITY : std::stoull(x);
+    };
+    out.push_back({num(cur), num(max)});
+  }
+  if (out.size() != RLIM_NLIMITS)
+    return make_error("/proc/{}/limits has {} rows, expected {}", pid, out.size(), RLIM_NLIMITS);
+  return out;
+}
+
 Status task_dump(DumpContext& c) {
   TaskImage& t = c.img->task;
   t.pid = c.status.nspid.back();
@@ -133,12 +158,7 @@ Status task_dump(DumpContext& c) {
     t.gid[i] = c.status.gid[i];
   }
   t.groups = c.status.groups;
-  for (int r = 0; r < RLIM_NLIMITS; r++) {
-    rlimit lim{};
-    if (::prlimit(c.pid, static_cast<__rlimit_resource>(r), nullptr, &lim) != 0)
-      return errno_error("cannot read rlimit {} of pid {}", r, c.pid);
-    t.rlimits.push_back({lim.rlim_cur, lim.rlim_max});
-  }
+  OSMO_ASSIGN_OR_RETURN(t.rlimits, read_limits(c.pid));
   std::int64_t mono_off, boot_off;
   timens_offsets(c.pid, &mono_off, &boot_off);
   t.monotonic_ns = clock_ns(CLOCK_MONOTONIC) + mono_off;

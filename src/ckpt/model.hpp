@@ -60,8 +60,17 @@ enum class VmaKind : std::uint32_t {
   kVvarVclock = 8,   // [vvar_vclock]
 };
 
+// From /proc/PID/smaps VmFlags; restored with MAP_GROWSDOWN, madvise() and mlock().
 enum VmaFlags : std::uint32_t {
-  kVmaGrowsDown = 1u << 0,
+  kVmaGrowsDown = 1u << 0,    // gd
+  kVmaHugepage = 1u << 1,     // hg  MADV_HUGEPAGE
+  kVmaNoHugepage = 1u << 2,   // nh  MADV_NOHUGEPAGE
+  kVmaDontFork = 1u << 3,     // dc  MADV_DONTFORK
+  kVmaDontDump = 1u << 4,     // dd  MADV_DONTDUMP
+  kVmaWipeOnFork = 1u << 5,   // wf  MADV_WIPEONFORK
+  kVmaSeqRead = 1u << 6,      // sr  MADV_SEQUENTIAL
+  kVmaRandRead = 1u << 7,     // rr  MADV_RANDOM
+  kVmaLocked = 1u << 8,       // lo  mlock
 };
 
 struct VmaImage {

@@ -401,9 +401,10 @@ Result<RestoredProcess> do_restore(int in_fd, const RestoreOptions& opts) {
                              static_cast<std::uint64_t>(rc.helper_fd_base), ~0u, 0));
   OSMO_TRY(task_restore_creds(rc));
   OSMO_TRY(fault("restore.regs"));
-  OSMO_TRY(tracee.set_sigmask(img.sig.blocked));
   OSMO_TRY(fault("restore.before_detach"));
+  // Still with every signal blocked: a pending timer signal must not stop the last injection.
   OSMO_TRY(tracee.syscall_final(SYS_munmap, rc.tramp, rc.tramp_size));
+  OSMO_TRY(tracee.set_sigmask(img.sig.blocked));
   OSMO_TRY(tracee.set_xstate(img.regs.xstate));
   OSMO_TRY(tracee.set_regs(with_syscall_restart(img.regs.gp)));
   OSMO_TRY(tracee.detach());

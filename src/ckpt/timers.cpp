@@ -46,11 +46,15 @@ Status timers_restore(RestoreContext& c) {
   for (int which = 0; which < 3; which++) {
     auto& t = c.img->timers.itimers[static_cast<std::size_t>(which)];
     if (t[0] == 0 && t[1] == 0) continue;
+    // A periodic ITIMER_REAL whose SIGALRM is pending is inactive (value 0): the kernel re-arms
+    // it when the signal is dequeued. setitimer() with value 0 would disarm it for good, so
+    // arm it for one more interval instead.
+    std::int64_t value = t[1] == 0 ? t[0] : t[1];
     itimerval v{};
     v.it_interval.tv_sec = t[0] / 1'000'000;
     v.it_interval.tv_usec = t[0] % 1'000'000;
-    v.it_value.tv_sec = t[1] / 1'000'000;
-    v.it_value.tv_usec = t[1] % 1'000'000;
+    v.it_value.tv_sec = value / 1'000'000;
+    v.it_value.tv_usec = value % 1'000'000;
     OSMO_TRY(c.tracee->write_mem(c.data, &v, sizeof v));
     OSMO_TRY(c.tracee->syscall_ok("setitimer", SYS_setitimer, static_cast<std::uint64_t>(which), c.data, 0));
   }
