@@ -143,6 +143,8 @@ Status find_internal_pipes(pid_t pid, std::vector<FdImage>* fds) {
     }
     UniqueFd rd(static_cast<int>(::syscall(SYS_pidfd_getfd, pidfd.get(), r.fd, 0)));
     if (!rd) return errno_error("cannot take a copy of pipe fd {} of pid {}", r.fd, pid);
+    int cap = ::fcntl(rd.get(), F_GETPIPE_SZ);
+    r.pipe_size = w.pipe_size = cap > 0 ? static_cast<std::uint32_t>(cap) : 0;
     int tmp[2];
     if (::pipe2(tmp, O_CLOEXEC | O_NONBLOCK) != 0) return errno_error("cannot create a pipe");
     UniqueFd tr(tmp[0]), tw(tmp[1]);
@@ -209,6 +211,7 @@ void fds_encode(const ProcessImage& img, Encoder& e) {
     e.u32(static_cast<std::uint32_t>(f.dup_of));
     e.u64(f.pipe_id);
     e.bytes(f.data);
+    e.u32(f.pipe_size);
   }
 }
 
@@ -232,6 +235,7 @@ Status fds_decode(Decoder& d, ProcessImage& img) {
     f.dup_of = static_cast<std::int32_t>(dup);
     OSMO_ASSIGN_OR_RETURN(f.pipe_id, d.u64());
     OSMO_ASSIGN_OR_RETURN(f.data, d.bytes());
+    OSMO_ASSIGN_OR_RETURN(f.pipe_size, d.u32());
     if (f.fd < 0 || f.fd > (1 << 20)) return make_error("image corrupted: fd number {}", f.fd);
   }
   return d.finish();
@@ -327,6 +331,8 @@ Result<std::vector<FdPlanEntry>> fds_plan(const ProcessImage& img, FdResolver& r
           it = pipes.emplace(f.pipe_id, std::make_pair(p[0], p[1])).first;
           owned->emplace_back(p[0]);
           owned->emplace_back(p[1]);
+          if (f.pipe_size != 0 && ::fcntl(p[1], F_SETPIPE_SZ, static_cast<int>(f.pipe_size)) < 0)
+            return errno_error("cannot set the capacity of pipe fd {} to {}", f.fd, f.pipe_size);
         }
         bool read_end = (f.flags & O_ACCMODE) == O_RDONLY;
         int mine = read_end ? it->second.first : it->second.second;

@@ -106,7 +106,13 @@ std::uint32_t add_blob(DumpContext& c, const std::string& name, const std::strin
     if (c.blob_ids[i].first == id.dev && c.blob_ids[i].second == id.ino) return static_cast<std::uint32_t>(i);
   c.blob_ids.push_back({id.dev, id.ino});
   c.blob_sources.push_back(source);
-  c.img->mem.blobs.push_back(BlobImage{name, id.size});
+  std::uint32_t seals = 0;
+  UniqueFd fd(::open(source.c_str(), O_RDONLY | O_CLOEXEC));
+  if (fd) {
+    int sl = ::fcntl(fd.get(), F_GET_SEALS);
+    if (sl > 0) seals = static_cast<std::uint32_t>(sl);
+  }
+  c.img->mem.blobs.push_back(BlobImage{name, id.size, seals});
   return static_cast<std::uint32_t>(c.img->mem.blobs.size() - 1);
 }
 
@@ -246,6 +252,7 @@ void mem_encode(const ProcessImage& img, Encoder& e) {
   for (const BlobImage& b : m.blobs) {
     e.str(b.name);
     e.u64(b.size);
+    e.u32(b.seals);
   }
   e.bytes(m.vdso_bytes);
 }
@@ -283,6 +290,7 @@ Status mem_decode(Decoder& d, ProcessImage& img) {
   for (BlobImage& b : m.blobs) {
     OSMO_ASSIGN_OR_RETURN(b.name, d.str());
     OSMO_ASSIGN_OR_RETURN(b.size, d.u64());
+    OSMO_ASSIGN_OR_RETURN(b.seals, d.u32());
   }
   for (const VmaImage& v : m.vmas)
     if ((v.kind == VmaKind::kBlobPrivate || v.kind == VmaKind::kBlobShared) && v.blob >= nb)
@@ -313,7 +321,7 @@ void mem_describe(const ProcessImage& img, nlohmann::json& j) {
   j["pages"] = {{"runs", m.runs.size()}, {"present_pages", carried}};
   auto& b = j["blobs"];
   b = nlohmann::json::array();
-  for (const BlobImage& bl : m.blobs) b.push_back({{"name", bl.name}, {"size", bl.size}});
+  for (const BlobImage& bl : m.blobs) b.push_back({{"name", bl.name}, {"size", bl.size}, {"seals", hex(bl.seals)}});
   j["vdso_bytes"] = m.vdso_bytes.size();
 }
 
@@ -433,7 +441,7 @@ Result<SectionHeader> mem_read_blobs(ImageReader& r, SectionHeader h, const Proc
   for (const BlobImage& b : img.mem.blobs) {
     std::string name = b.name.substr(0, 200);
     if (name.rfind("/memfd:", 0) == 0) name = name.substr(7);
-    UniqueFd fd(static_cast<int>(::syscall(SYS_memfd_create, name.c_str(), MFD_CLOEXEC)));
+    UniqueFd fd(static_cast<int>(::syscall(SYS_memfd_create, name.c_str(), MFD_CLOEXEC | MFD_ALLOW_SEALING)));
     if (!fd) return errno_error("cannot create a memfd for blob {}", b.name);
     if (::ftruncate(fd.get(), static_cast<off_t>(b.size)) != 0)
       return errno_error("cannot size the memfd for blob {} to {}", b.name, b.size);
@@ -458,6 +466,11 @@ Result<SectionHeader> mem_read_blobs(ImageReader& r, SectionHeader h, const Proc
     }
     OSMO_ASSIGN_OR_RETURN(h, r.next());
   }
+  // Seals last: they may forbid the writes that filled the content.
+  for (std::size_t i = 0; i < img.mem.blobs.size(); i++)
+    if (img.mem.blobs[i].seals != 0 &&
+        ::fcntl((*blob_fds)[i].get(), F_ADD_SEALS, static_cast<int>(img.mem.blobs[i].seals)) != 0)
+      return errno_error("cannot seal blob {} ({}) with {:#x}", i, img.mem.blobs[i].name, img.mem.blobs[i].seals);
   return h;
 }
 

@@ -94,6 +94,7 @@ struct PageRun {
 struct BlobImage {
   std::string name;  // memfd name or former path, for humans and memfd_create
   std::uint64_t size = 0;
+  std::uint32_t seals = 0;  // memfd F_SEAL_* (F_GET_SEALS)
 };
 
 struct MemImage {
@@ -153,6 +154,7 @@ struct FdImage {
   std::int32_t dup_of = -1;  // kDup
   std::uint64_t pipe_id = 0;         // kPipeInternal: the pipe's inode (pairs the two ends)
   std::vector<std::uint8_t> data;    // kPipeInternal read end: bytes buffered in the pipe
+  std::uint32_t pipe_size = 0;       // kPipeInternal: capacity (F_GETPIPE_SZ)
 };
 
 // ---- timers (timers.cpp) ----
