@@ -1,11 +1,47 @@
 // The `osmo` binary: one executable for the daemon and every tool. Subcommands are registered by
 // the part of the design they belong to (see commands.hpp).
+#include <algorithm>
 #include <cstdlib>
+#include <string>
+#include <vector>
 #include <iostream>
 
 #include "base/log.hpp"
 #include "cli/commands.hpp"
 #include "base/version.hpp"
+
+namespace {
+
+// `osmo run [OPTIONS] -- PROG ARGS...`: CLI11 2.1 hands everything after a subcommand's "--" back
+// to the parent command when the subcommand has no positional options, and `run` must have none:
+// it is a prefix command, so that PROG's own options (`python3 -v`) are never taken for osmo's.
+// So the separator is removed here, before parsing, when it directly follows run's own options;
+// PROG then starts the prefix as it does without "--".
+std::vector<std::string> drop_run_separator(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  // The subcommand is the first word that is neither a global option nor its value.
+  auto it = args.begin();
+  while (it != args.end() && !it->empty() && it->front() == '-') {
+    bool takes_value = *it == "--socket" || *it == "--log-level";
+    ++it;
+    if (takes_value && it != args.end()) ++it;
+  }
+  if (it == args.end() || *it != "run") return args;
+  for (++it; it != args.end(); ++it) {
+    if (*it == "--") {
+      args.erase(it);
+      break;
+    }
+    if (*it == "--node") {  // the only option of run that takes a value
+      if (++it == args.end()) break;
+      continue;
+    }
+    if (it->empty() || it->front() != '-') break;  // PROG: nothing of ours follows
+  }
+  return args;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"osmo: a group of Linux machines that behaves like one big multiprocessor", "osmo"};
@@ -44,7 +80,9 @@ int main(int argc, char** argv) {
   osmo::cli::add_run_commands(app, global, &exit_code);
 
   try {
-    app.parse(argc, argv);
+    std::vector<std::string> args = drop_run_separator(argc, argv);
+    std::reverse(args.begin(), args.end());  // CLI11 takes the arguments in reverse order
+    app.parse(args);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }

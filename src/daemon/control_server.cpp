@@ -19,8 +19,8 @@ constexpr int kMaxConnections = 512;
 ControlServer::~ControlServer() { stop(); }
 
 void ControlServer::add(std::string op, ControlHandler handler) {
-  std::lock_guard lk(mu_);
-  handlers_[std::move(op)] = std::move(handler);
+  std::lock_guard lk(shared_->mu);
+  shared_->handlers[std::move(op)] = std::move(handler);
 }
 
 Status ControlServer::start(const std::string& path) {
@@ -65,25 +65,26 @@ void ControlServer::accept_loop() {
     if (c < 0) {
       if (errno == EINTR || errno == ECONNABORTED) continue;
       if (stopping_.load()) return;
-      log_.warn("accept on control socket failed: {}", std::strerror(errno));
+      shared_->log.warn("accept on control socket failed: {}", std::strerror(errno));
       if (errno == EMFILE || errno == ENFILE) ::usleep(50'000);
       else if (errno == EINVAL) return;  // socket shut down
       continue;
     }
     UniqueFd conn(c);
-    if (active_.load() >= kMaxConnections) {
-      log_.warn("control socket: refusing connection, {} already open", kMaxConnections);
+    if (shared_->active.load() >= kMaxConnections) {
+      shared_->log.warn("control socket: refusing connection, {} already open", kMaxConnections);
       continue;
     }
-    ++active_;
-    std::thread([this, conn = std::move(conn)]() mutable {
-      serve(std::move(conn));
-      --active_;
+    ++shared_->active;
+    std::thread([shared = shared_, conn = std::move(conn)]() mutable {
+      serve(shared, std::move(conn));
+      --shared->active;
     }).detach();
   }
 }
 
-void ControlServer::serve(UniqueFd conn) {
+void ControlServer::serve(const std::shared_ptr<Shared>& shared, UniqueFd conn) {
+  Shared& sh = *shared;
   ucred peer{};
   socklen_t len = sizeof peer;
   if (::getsockopt(conn.get(), SOL_SOCKET, SO_PEERCRED, &peer, &len) != 0) return;
@@ -103,8 +104,8 @@ void ControlServer::serve(UniqueFd conn) {
       std::string op = request["op"].get<std::string>();
       ControlHandler handler;
       {
-        std::lock_guard lk(mu_);
-        if (auto it = handlers_.find(op); it != handlers_.end()) handler = it->second;
+        std::lock_guard lk(sh.mu);
+        if (auto it = sh.handlers.find(op); it != sh.handlers.end()) handler = it->second;
       }
       if (!handler) {
         response = {{"ok", false}, {"error", fmt::format("unknown operation '{}'", op)}};
@@ -124,7 +125,7 @@ void ControlServer::serve(UniqueFd conn) {
         }
       }
     }
-    ++served_;
+    ++sh.served;
     std::vector<int> raw;
     for (auto& f : ctx.reply_fds) raw.push_back(f.get());
     if (!send_line(conn.get(), response.dump(), raw).ok()) return;

@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -16,7 +17,7 @@ namespace osmo::daemon {
 
 class ControlServer {
  public:
-  explicit ControlServer(Logger log) : log_(std::move(log)) {}
+  explicit ControlServer(Logger log) : shared_(std::make_shared<Shared>()) { shared_->log = std::move(log); }
   ~ControlServer();
 
   void add(std::string op, ControlHandler handler);
@@ -25,21 +26,27 @@ class ControlServer {
   Status start(const std::string& path);
   void stop();
 
-  std::uint64_t requests_served() const { return served_.load(); }
+  std::uint64_t requests_served() const { return shared_->served.load(); }
 
  private:
-  void accept_loop();
-  void serve(UniqueFd conn);
+  // What connection threads touch; held by shared_ptr because they are detached (a streaming
+  // handler may outlive the server object).
+  struct Shared {
+    Logger log;
+    std::atomic<int> active{0};
+    std::atomic<std::uint64_t> served{0};
+    std::mutex mu;
+    std::map<std::string, ControlHandler> handlers;  // guarded by mu
+  };
 
-  Logger log_;
+  void accept_loop();
+  static void serve(const std::shared_ptr<Shared>& shared, UniqueFd conn);
+
+  std::shared_ptr<Shared> shared_;
   std::string path_;
   UniqueFd listen_fd_;
   std::thread acceptor_;
   std::atomic<bool> stopping_{false};
-  std::atomic<int> active_{0};
-  std::atomic<std::uint64_t> served_{0};
-  std::mutex mu_;
-  std::map<std::string, ControlHandler> handlers_;
 };
 
 }  // namespace osmo::daemon

@@ -167,14 +167,17 @@ Result<std::pair<sockaddr_storage, socklen_t>> resolve_endpoint(const env::Endpo
   return std::make_pair(ss, len);
 }
 
-PeerServer::PeerServer(std::string node_name, Key key, Logger log)
-    : node_name_(std::move(node_name)), key_(key), log_(std::move(log)) {}
+PeerServer::PeerServer(std::string node_name, Key key, Logger log) : shared_(std::make_shared<Shared>()) {
+  shared_->node_name = std::move(node_name);
+  shared_->key = key;
+  shared_->log = std::move(log);
+}
 
 PeerServer::~PeerServer() { stop(); }
 
 void PeerServer::add(std::string service, PeerHandler handler) {
-  std::lock_guard lk(mu_);
-  handlers_[std::move(service)] = std::move(handler);
+  std::lock_guard lk(shared_->mu);
+  shared_->handlers[std::move(service)] = std::move(handler);
 }
 
 Status PeerServer::start(const env::Endpoint& listen) {
@@ -205,33 +208,34 @@ void PeerServer::accept_loop() {
     if (c < 0) {
       if (errno == EINTR || errno == ECONNABORTED) continue;
       if (stopping_.load() || errno == EINVAL) return;
-      log_.warn("accept on peer port failed: {}", std::strerror(errno));
+      shared_->log.warn("accept on peer port failed: {}", std::strerror(errno));
       if (errno == EMFILE || errno == ENFILE) ::usleep(50'000);
       continue;
     }
     UniqueFd conn(c);
-    if (active_.load() >= kMaxPeerStreams) {
-      log_.warn("peer port: refusing connection from {}, {} streams open", endpoint_of(ss).str(),
-                kMaxPeerStreams);
+    if (shared_->active.load() >= kMaxPeerStreams) {
+      shared_->log.warn("peer port: refusing connection from {}, {} streams open", endpoint_of(ss).str(),
+                        kMaxPeerStreams);
       continue;
     }
-    ++active_;
-    std::thread([this, conn = std::move(conn), remote = endpoint_of(ss)]() mutable {
-      serve(std::move(conn), remote);
-      --active_;
+    ++shared_->active;
+    std::thread([shared = shared_, conn = std::move(conn), remote = endpoint_of(ss)]() mutable {
+      serve(shared, std::move(conn), remote);
+      --shared->active;
     }).detach();
   }
 }
 
-void PeerServer::serve(UniqueFd conn, env::Endpoint remote) {
+void PeerServer::serve(const std::shared_ptr<Shared>& shared, UniqueFd conn, env::Endpoint remote) {
+  Shared& sh = *shared;
   int fd = conn.get();
   set_io_timeout(fd, kHandshakeTimeoutMs);
   int one = 1;
   ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 
   auto refuse = [&](Verdict v, const std::string& why) {
-    (v == kRefusedService ? counters_.refused_service : counters_.refused_auth)++;
-    log_.warn("peer stream from {} refused: {}", remote.str(), why);
+    (v == kRefusedService ? sh.counters.refused_service : sh.counters.refused_auth)++;
+    sh.log.warn("peer stream from {} refused: {}", remote.str(), why);
     std::string verdict(1, static_cast<char>(v));
     verdict += why;
     (void)write_frame(fd, verdict);
@@ -246,16 +250,16 @@ void PeerServer::serve(UniqueFd conn, env::Endpoint remote) {
   Hello server;
   randombytes_buf(server.nonce, kNonceBytes);
   // The challenge frame starts with a verdict byte too, so a refusal of the hello reads the same.
-  std::string challenge = std::string(1, static_cast<char>(kAccepted)) + encode_hello(server, node_name_);
+  std::string challenge = std::string(1, static_cast<char>(kAccepted)) + encode_hello(server, sh.node_name);
   std::string server_tag =
-      tag_of(key_, transcript("osmo-peer-server", client, server, client_name, node_name_, ""));
+      tag_of(sh.key, transcript("osmo-peer-server", client, server, client_name, sh.node_name, ""));
   if (!write_frame(fd, challenge).ok() || !write_frame(fd, server_tag).ok()) return;
 
   auto client_tag = read_frame(fd, wire::kMacBytes);
   if (!client_tag.ok()) return refuse(kRefusedAuth, client_tag.error().str());
   auto header_bytes = read_frame(fd, kMaxHeaderBytes);
   if (!header_bytes.ok()) return refuse(kRefusedAuth, header_bytes.error().str());
-  if (!tag_ok(key_, transcript("osmo-peer-client", client, server, client_name, node_name_, *header_bytes),
+  if (!tag_ok(sh.key, transcript("osmo-peer-client", client, server, client_name, sh.node_name, *header_bytes),
               *client_tag))
     return refuse(kRefusedAuth, "bad MAC (different cluster secret?)");
 
@@ -266,18 +270,18 @@ void PeerServer::serve(UniqueFd conn, env::Endpoint remote) {
   std::string service = header["service"].get<std::string>();
   PeerHandler handler;
   {
-    std::lock_guard lk(mu_);
-    if (auto it = handlers_.find(service); it != handlers_.end()) handler = it->second;
+    std::lock_guard lk(sh.mu);
+    if (auto it = sh.handlers.find(service); it != sh.handlers.end()) handler = it->second;
   }
   if (!handler) return refuse(kRefusedService, fmt::format("unknown service '{}'", service));
   if (!write_frame(fd, std::string(1, static_cast<char>(kAccepted))).ok()) return;
-  ++counters_.accepted;
+  ++sh.counters.accepted;
   set_io_timeout(fd, 0);  // the service sets its own deadlines
   PeerContext ctx{remote, client_name};
   try {
     handler(std::move(conn), header, ctx);
   } catch (const std::exception& e) {
-    log_.error("peer service '{}' from {} failed: {}", service, remote.str(), e.what());
+    sh.log.error("peer service '{}' from {} failed: {}", service, remote.str(), e.what());
   }
 }
 

@@ -18,6 +18,7 @@
 #include <atomic>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -43,22 +44,28 @@ class PeerServer {
   void add(std::string service, PeerHandler handler);
   Status start(const env::Endpoint& listen);
   void stop();
-  const PeerCounters& counters() const { return counters_; }
+  const PeerCounters& counters() const { return shared_->counters; }
 
  private:
-  void accept_loop();
-  void serve(UniqueFd conn, env::Endpoint remote);
+  // Everything a connection thread touches. Threads are detached (a job relay lives as long as its
+  // job), so they hold this by shared_ptr and never touch the PeerServer, which may be gone first.
+  struct Shared {
+    std::string node_name;
+    Key key;
+    Logger log;
+    PeerCounters counters;
+    std::atomic<int> active{0};
+    std::mutex mu;
+    std::map<std::string, PeerHandler> handlers;  // guarded by mu
+  };
 
-  std::string node_name_;
-  Key key_;
-  Logger log_;
+  void accept_loop();
+  static void serve(const std::shared_ptr<Shared>& shared, UniqueFd conn, env::Endpoint remote);
+
+  std::shared_ptr<Shared> shared_;
   UniqueFd listen_fd_;
   std::thread acceptor_;
   std::atomic<bool> stopping_{false};
-  std::atomic<int> active_{0};
-  PeerCounters counters_;
-  std::mutex mu_;
-  std::map<std::string, PeerHandler> handlers_;
 };
 
 // Connects to `to`, authenticates both ways and asks for `header["service"]`.
