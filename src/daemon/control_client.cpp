@@ -119,4 +119,9 @@ Result<nlohmann::json> ControlClient::call(const nlohmann::json& request, std::s
   return response;
 }
 
+Result<nlohmann::json> call_local(const std::string& socket_path, const nlohmann::json& request) {
+  OSMO_ASSIGN_OR_RETURN(ControlClient client, ControlClient::connect(socket_path));
+  return client.call(request);
+}
+
 }  // namespace osmo::daemon

@@ -33,6 +33,9 @@ class ControlClient {
   std::string pending_;  // bytes received past the last line
 };
 
+// One request to the local daemon on a connection of its own: what most commands need.
+Result<nlohmann::json> call_local(const std::string& socket_path, const nlohmann::json& request);
+
 // Line I/O with fd passing, shared by client and server.
 Status send_line(int fd, const std::string& line, std::span<const int> fds);
 // Reads one '\n'-terminated line (max_bytes bound), collecting passed fds. Empty result = EOF.

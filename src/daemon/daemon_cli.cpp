@@ -83,13 +83,7 @@ void add_nodes(CLI::App& app, GlobalOptions& global, int* exit_code) {
   auto json = std::make_shared<bool>(false);
   cmd->add_flag("--json", *json, "Print a JSON array");
   cmd->callback([json, &global, exit_code] {
-    auto client = daemon::ControlClient::connect(global.socket_path);
-    if (!client.ok()) {
-      std::cerr << "osmo nodes: " << client.error().str() << "\n";
-      *exit_code = 1;
-      return;
-    }
-    auto r = client->call({{"op", "nodes"}});
+    auto r = daemon::call_local(global.socket_path, {{"op", "nodes"}});
     if (!r.ok()) {
       std::cerr << "osmo nodes: " << r.error().str() << "\n";
       *exit_code = 1;
@@ -132,8 +126,7 @@ void add_leave(CLI::App& app, GlobalOptions& global, int* exit_code) {
 void add_status(CLI::App& app, GlobalOptions& global, int* exit_code) {
   auto* cmd = app.add_subcommand("status", "Show the local daemon's identity, uptime and message counters (JSON)");
   cmd->callback([&global, exit_code] {
-    auto client = daemon::ControlClient::connect(global.socket_path);
-    auto r = client.ok() ? client->call({{"op", "status"}}) : Result<nlohmann::json>(client.error());
+    auto r = daemon::call_local(global.socket_path, {{"op", "status"}});
     if (!r.ok()) {
       std::cerr << "osmo status: " << r.error().str() << "\n";
       *exit_code = 1;

@@ -130,15 +130,9 @@ void add_ps(CLI::App& app, GlobalOptions& global, int* exit_code) {
   cmd->add_flag("--json", *json_out, "Print a JSON array of jobs");
   cmd->add_option("--node", *node, "Only the jobs running on this node");
   cmd->callback([json_out, node, &global, exit_code] {
-    auto client = daemon::ControlClient::connect(global.socket_path);
-    if (!client.ok()) {
-      std::cerr << "osmo ps: " << client.error().str() << "\n";
-      *exit_code = 1;
-      return;
-    }
     json req{{"op", "jobs.list"}};
     if (!node->empty()) req["node"] = *node;
-    auto r = client->call(req);
+    auto r = daemon::call_local(global.socket_path, req);
     if (!r.ok()) {
       std::cerr << "osmo ps: " << r.error().str() << "\n";
       *exit_code = 1;
@@ -202,13 +196,7 @@ void add_kill(CLI::App& app, GlobalOptions& global, int* exit_code) {
       *exit_code = 2;
       return;
     }
-    auto client = daemon::ControlClient::connect(global.socket_path);
-    if (!client.ok()) {
-      std::cerr << "osmo kill: " << client.error().str() << "\n";
-      *exit_code = 1;
-      return;
-    }
-    auto r = client->call({{"op", "jobs.kill"}, {"id", id}, {"signal", sig}});
+    auto r = daemon::call_local(global.socket_path, {{"op", "jobs.kill"}, {"id", id}, {"signal", sig}});
     if (!r.ok()) {
       std::cerr << "osmo kill: " << r.error().str() << "\n";
       *exit_code = 1;
