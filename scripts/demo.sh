@@ -42,7 +42,7 @@ on n1 nodes
 step "Real work: 6 bc jobs computing pi, started with 'osmo run' from n1, spread over the cluster"
 pids=()
 for i in 1 2 3 4 5 6; do
-  "$OSMO" testbed exec n1 -- "$OSMO" run -v bc -l <<<"scale=2500+$i; 4*a(1)" >"$DEMO_DIR/pi$i.txt" 2>"$DEMO_DIR/run$i.err" &
+  "$OSMO" testbed exec n1 -- "$OSMO" run -v -- bc -l <<<"scale=2500+$i; 4*a(1)" >"$DEMO_DIR/pi$i.txt" 2>"$DEMO_DIR/run$i.err" &
   pids+=($!)
   sleep 0.3
 done
