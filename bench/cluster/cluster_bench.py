@@ -4,7 +4,9 @@ and the daemon's CPU and memory use at rest. Needs root (namespaces, cgroups).
 
 Every figure is printed next to a baseline measured in the same run:
 - convergence and detection: the simulator (osmo-sim) running the same gossip code with the same
-  timers on a virtual network; the ratio is what the real daemons, sockets and scheduler add.
+  timers on a virtual network (all nodes started at once); the ratio is what the real daemons,
+  sockets and scheduler add. Convergence is timed from the moment `testbed up` has started every
+  daemon and seen its control socket (the daemons start one after another within that time).
 - CPU at rest: a process that only wakes up as often as the daemon's main loop (every 10 ms);
   the ratio is what the daemon's work costs beyond its wake-ups.
 - memory: the resident size of an idle `python3 -c` interpreter, a familiar small process.
@@ -56,7 +58,7 @@ def rss_kb(pid):
 
 def daemon_pids():
     out = testbed.osmo("testbed", "list", "--json").stdout
-    return {n["name"]: n["pid"] for n in json.loads(out)}
+    return {n["node"]: n["pid"] for n in json.loads(out)}
 
 
 converge_s, detect_s = [], []
@@ -81,7 +83,7 @@ for r in range(args.rounds):
         testbed.osmo("testbed", "resume", "n4")
 
 # Baselines, same run.
-sim_conv = sim("convergence")["converge_ms"] / 1000
+sim_conv = sim("convergence", "--join-spread-ms", "0")["converge_ms"] / 1000
 sim_fail = sim("failure", "-k", "1")["detect_dead_ms"] / 1000
 waker = subprocess.Popen([sys.executable, "-c", "import time\nwhile True: time.sleep(0.01)"])
 time.sleep(1)
