@@ -163,6 +163,21 @@ Status task_dump(DumpContext& c) {
   timens_offsets(c.pid, &mono_off, &boot_off);
   t.monotonic_ns = clock_ns(CLOCK_MONOTONIC) + mono_off;
   t.boottime_ns = clock_ns(CLOCK_BOOTTIME) + boot_off;
+  Tracee& tr = *c.tracee;
+  OSMO_ASSIGN_OR_RETURN(long nnp, tr.syscall_ok("prctl(PR_GET_NO_NEW_PRIVS)", SYS_prctl, PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0));
+  OSMO_ASSIGN_OR_RETURN(long dumpable, tr.syscall_ok("prctl(PR_GET_DUMPABLE)", SYS_prctl, PR_GET_DUMPABLE));
+  OSMO_ASSIGN_OR_RETURN(long thp, tr.syscall_ok("prctl(PR_GET_THP_DISABLE)", SYS_prctl, PR_GET_THP_DISABLE, 0, 0, 0, 0));
+  OSMO_ASSIGN_OR_RETURN(long mce, tr.syscall_ok("prctl(PR_MCE_KILL_GET)", SYS_prctl, PR_MCE_KILL_GET, 0, 0, 0, 0));
+  OSMO_ASSIGN_OR_RETURN(long slack, tr.syscall_ok("prctl(PR_GET_TIMERSLACK)", SYS_prctl, PR_GET_TIMERSLACK));
+  OSMO_TRY(tr.syscall_ok("prctl(PR_GET_CHILD_SUBREAPER)", SYS_prctl, PR_GET_CHILD_SUBREAPER, c.scratch_data()));
+  int subreaper = 0;
+  OSMO_TRY(tr.read_mem(c.scratch_data(), &subreaper, sizeof subreaper));
+  t.no_new_privs = static_cast<std::uint32_t>(nnp);
+  t.dumpable = static_cast<std::uint32_t>(dumpable);
+  t.thp_disable = static_cast<std::uint32_t>(thp);
+  t.mce_kill = static_cast<std::uint32_t>(mce);
+  t.timer_slack_ns = static_cast<std::uint64_t>(slack);
+  t.child_subreaper = subreaper != 0 ? 1 : 0;
   return fault("dump.misc");
 }
 
@@ -186,6 +201,8 @@ void task_encode(const ProcessImage& img, Encoder& e) {
   }
   e.i64(t.monotonic_ns);
   e.i64(t.boottime_ns);
+  for (auto v : {t.no_new_privs, t.dumpable, t.child_subreaper, t.thp_disable, t.mce_kill}) e.u32(v);
+  e.u64(t.timer_slack_ns);
 }
 
 Status task_decode(Decoder& d, ProcessImage& img) {
@@ -217,6 +234,10 @@ Status task_decode(Decoder& d, ProcessImage& img) {
   }
   OSMO_ASSIGN_OR_RETURN(t.monotonic_ns, d.i64());
   OSMO_ASSIGN_OR_RETURN(t.boottime_ns, d.i64());
+  for (auto* p : {&t.no_new_privs, &t.dumpable, &t.child_subreaper, &t.thp_disable, &t.mce_kill}) {
+    OSMO_ASSIGN_OR_RETURN(*p, d.u32());
+  }
+  OSMO_ASSIGN_OR_RETURN(t.timer_slack_ns, d.u64());
   if (t.pid <= 0) return make_error("image corrupted: task pid {}", t.pid);
   return d.finish();
 }
@@ -239,6 +260,8 @@ void task_describe(const ProcessImage& img, nlohmann::json& j) {
                                           r[1] == RLIM_INFINITY ? -1.0 : static_cast<double>(r[1])});
   o["monotonic_ns"] = t.monotonic_ns;
   o["boottime_ns"] = t.boottime_ns;
+  o["prctl"] = {{"no_new_privs", t.no_new_privs}, {"dumpable", t.dumpable}, {"child_subreaper", t.child_subreaper},
+                {"thp_disable", t.thp_disable}, {"mce_kill", t.mce_kill}, {"timer_slack_ns", t.timer_slack_ns}};
 }
 
 Status task_child_prepare(const ProcessImage& img) {
@@ -271,6 +294,19 @@ Status task_restore_creds(RestoreContext& c) {
   OSMO_TRY(tr.syscall_ok("setgroups", SYS_setgroups, groups.size(), c.data));
   OSMO_TRY(tr.syscall_ok("setresgid", SYS_setresgid, t.gid[0], t.gid[1], t.gid[2]));
   OSMO_TRY(tr.syscall_ok("setresuid", SYS_setresuid, t.uid[0], t.uid[1], t.uid[2]));
+  // prctl settings after the uid change (which resets dumpable); no_new_privs last.
+  OSMO_TRY(tr.syscall_ok("prctl(PR_SET_THP_DISABLE)", SYS_prctl, PR_SET_THP_DISABLE, t.thp_disable, 0, 0, 0));
+  OSMO_TRY(tr.syscall_ok("prctl(PR_SET_TIMERSLACK)", SYS_prctl, PR_SET_TIMERSLACK, t.timer_slack_ns));
+  if (t.mce_kill == PR_MCE_KILL_DEFAULT) {
+    OSMO_TRY(tr.syscall_ok("prctl(PR_MCE_KILL_CLEAR)", SYS_prctl, PR_MCE_KILL, PR_MCE_KILL_CLEAR, 0, 0, 0));
+  } else {
+    OSMO_TRY(tr.syscall_ok("prctl(PR_MCE_KILL)", SYS_prctl, PR_MCE_KILL, PR_MCE_KILL_SET, t.mce_kill, 0, 0));
+  }
+  OSMO_TRY(tr.syscall_ok("prctl(PR_SET_CHILD_SUBREAPER)", SYS_prctl, PR_SET_CHILD_SUBREAPER, t.child_subreaper));
+  // SUID_DUMP_ROOT (2) cannot be set from user space; 1 is the closest.
+  OSMO_TRY(tr.syscall_ok("prctl(PR_SET_DUMPABLE)", SYS_prctl, PR_SET_DUMPABLE, t.dumpable == 0 ? 0 : 1));
+  if (t.no_new_privs != 0)
+    OSMO_TRY(tr.syscall_ok("prctl(PR_SET_NO_NEW_PRIVS)", SYS_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0));
   return ok_status();
 }
 

@@ -38,6 +38,10 @@ struct TaskImage {
   // CLOCK_MONOTONIC / CLOCK_BOOTTIME as the process saw them at dump (ns), for the time namespace.
   std::int64_t monotonic_ns = 0;
   std::int64_t boottime_ns = 0;
+  // prctl settings, read by injected PR_GET_* calls.
+  std::uint32_t no_new_privs = 0, dumpable = 1, child_subreaper = 0, thp_disable = 0;
+  std::uint32_t mce_kill = 2;  // PR_MCE_KILL_DEFAULT
+  std::uint64_t timer_slack_ns = 50000;
 };
 
 // ---- mm fields (mm.cpp) ----
