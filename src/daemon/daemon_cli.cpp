@@ -1,5 +1,8 @@
 // `osmo daemon` (osmod) and `osmo nodes`, the commands of the daemon part.
+#include <unistd.h>
+
 #include <algorithm>
+#include <cstdio>
 #include <cmath>
 #include <iostream>
 
@@ -68,7 +71,12 @@ void add_daemon(CLI::App& app, GlobalOptions& global, int* exit_code) {
       *exit_code = 1;
       return;
     }
-    *exit_code = (*d)->run();
+    int status = (*d)->run();
+    // Peer and control connections are served on detached threads (a job relay lives as long as
+    // its job); returning from main would run static destructors (the log backend) under them.
+    // Everything the daemon owns is on disk or in the kernel by now, so leave at once.
+    std::fflush(nullptr);
+    ::_exit(status);
   });
 }
 

@@ -233,12 +233,14 @@ void PeerServer::serve(const std::shared_ptr<Shared>& shared, UniqueFd conn, env
   int one = 1;
   ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 
+  // Counted last, once the refusal is logged and sent: whoever waits for the counter (a test)
+  // then finds the connection's work done.
   auto refuse = [&](Verdict v, const std::string& why) {
-    (v == kRefusedService ? sh.counters.refused_service : sh.counters.refused_auth)++;
     sh.log.warn("peer stream from {} refused: {}", remote.str(), why);
     std::string verdict(1, static_cast<char>(v));
     verdict += why;
     (void)write_frame(fd, verdict);
+    (v == kRefusedService ? sh.counters.refused_service : sh.counters.refused_auth)++;
   };
 
   auto hello_frame = read_frame(fd, sizeof(Hello) + kMaxNameBytes);

@@ -35,6 +35,12 @@ std::uint16_t free_port() {
   return ntohs(a.sin_port);
 }
 
+// The server counts a refusal after it has sent it, so the client may see the refusal first:
+// wait (bounded, 1 s) for the count.
+void wait_for_count(const std::atomic<std::uint64_t>& counter) {
+  for (int i = 0; i < 100 && counter.load() == 0; ++i) ::usleep(10'000);
+}
+
 class PeerLinkTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -80,7 +86,7 @@ TEST_F(PeerLinkTest, WrongSecretIsRefusedAndCounted) {
   EXPECT_NE(conn.error().str().find("authentication"), std::string::npos) << conn.error().str();
   // The client notices first (the server's MAC does not verify); it never sends a request, so the
   // server sees the stream end during the handshake and counts a refusal.
-  for (int i = 0; i < 100 && server_->counters().refused_auth.load() == 0; ++i) ::usleep(10'000);
+  wait_for_count(server_->counters().refused_auth);
   EXPECT_EQ(server_->counters().refused_auth.load(), 1u);
   EXPECT_EQ(server_->counters().accepted.load(), 0u);
 }
@@ -89,6 +95,7 @@ TEST_F(PeerLinkTest, UnknownServiceIsRefused) {
   auto conn = dial_peer("client", key_of("the-cluster-secret"), endpoint_, Json{{"service", "nope"}}, 2000);
   ASSERT_FALSE(conn.ok());
   EXPECT_NE(conn.error().str().find("unknown service 'nope'"), std::string::npos) << conn.error().str();
+  wait_for_count(server_->counters().refused_service);
   EXPECT_EQ(server_->counters().refused_service.load(), 1u);
 }
 
@@ -103,6 +110,7 @@ TEST_F(PeerLinkTest, GarbageHelloIsRefusedAndCounted) {
   ssize_t n = ::read(fd.get(), buf, sizeof buf);
   ASSERT_GT(n, 5);
   EXPECT_EQ(buf[4], 1) << "verdict byte: refused";
+  wait_for_count(server_->counters().refused_auth);
   EXPECT_EQ(server_->counters().refused_auth.load(), 1u);
 }
 
