@@ -129,7 +129,7 @@ std::vector<std::uint32_t> up_nodes(Cluster& c) {
   return v;
 }
 
-void common_metrics(Cluster& c, const ScenarioOptions& o, Metrics& m) {
+void common_metrics(Cluster& c, Metrics& m) {
   m.set("virtual_ms", c.now());
   m.set("events", c.events_processed());
   m.set("datagrams_sent", c.datagrams_sent());
@@ -148,7 +148,13 @@ void common_metrics(Cluster& c, const ScenarioOptions& o, Metrics& m) {
   m.set("gossip_dropped_bad_mac", k.dropped_bad_mac);
   m.set("gossip_dropped_malformed", k.dropped_malformed);
   m.set("trace_hash", c.trace().hex());
-  (void)o;
+}
+
+// Every membership scenario ends the same way: the runner's view scans, then the cluster figures.
+Metrics finish(Runner& r, Cluster& c, Metrics& m) {
+  r.report(m);
+  common_metrics(c, m);
+  return m;
 }
 
 void header(const std::string& name, const ScenarioOptions& o, Metrics& m) {
@@ -176,9 +182,7 @@ Metrics convergence(const ScenarioOptions& o) {
   Runner r(c, o);
   const env::TimeMs t = join(c, r, o, m, "converge_ms");
   m.set("converged", t >= 0);
-  r.report(m);
-  common_metrics(c, o, m);
-  return m;
+  return finish(r, c, m);
 }
 
 Metrics failure(const ScenarioOptions& o) {
@@ -189,9 +193,7 @@ Metrics failure(const ScenarioOptions& o) {
   Runner r(c, o);
   if (join(c, r, o, m, "converge_ms") < 0) {
     m.set("detected", false);
-    r.report(m);
-    common_metrics(c, o, m);
-    return m;
+    return finish(r, c, m);
   }
   r.advance(c.now() + 5000);  // settle: a few probe rounds after convergence
   env::SeededRandom pick(o.cluster.seed ^ 0x6b696c6cULL);
@@ -211,9 +213,7 @@ Metrics failure(const ScenarioOptions& o) {
   const env::TimeMs reconv = r.wait_for([&] { return c.converged(); }, o.limit_ms);
   m.set("reconverge_ms", reconv < 0 ? -1 : reconv - t0);
   r.scan();
-  r.report(m);
-  common_metrics(c, o, m);
-  return m;
+  return finish(r, c, m);
 }
 
 Metrics loss(const ScenarioOptions& o) {
@@ -224,17 +224,13 @@ Metrics loss(const ScenarioOptions& o) {
   Cluster c(lossless.cluster);
   Runner r(c, o);
   if (join(c, r, o, m, "converge_ms") < 0) {
-    r.report(m);
-    common_metrics(c, o, m);
-    return m;
+    return finish(r, c, m);
   }
   c.set_loss(o.cluster.loss);
   r.advance(c.now() + o.duration_ms);
   r.scan();
   m.set("converged_at_end", c.converged());  // momentary: a suspicion in flight makes it false
-  r.report(m);
-  common_metrics(c, o, m);
-  return m;
+  return finish(r, c, m);
 }
 
 Metrics partition(const ScenarioOptions& o) {
@@ -243,9 +239,7 @@ Metrics partition(const ScenarioOptions& o) {
   Cluster c(o.cluster);
   Runner r(c, o);
   if (join(c, r, o, m, "converge_ms") < 0) {
-    r.report(m);
-    common_metrics(c, o, m);
-    return m;
+    return finish(r, c, m);
   }
   // Halves by index parity, so each side keeps some of the seeds (0 and 2 vs 1).
   std::vector<std::uint32_t> a, b;
@@ -265,9 +259,7 @@ Metrics partition(const ScenarioOptions& o) {
   const env::TimeMs healed = r.wait_for([&] { return c.converged(); }, o.limit_ms);
   m.set("healed", healed >= 0);
   m.set("heal_converge_ms", healed < 0 ? -1 : healed - t1);
-  r.report(m);
-  common_metrics(c, o, m);
-  return m;
+  return finish(r, c, m);
 }
 
 Metrics churn(const ScenarioOptions& o) {
@@ -276,9 +268,7 @@ Metrics churn(const ScenarioOptions& o) {
   Cluster c(o.cluster);
   Runner r(c, o);
   if (join(c, r, o, m, "converge_ms") < 0) {
-    r.report(m);
-    common_metrics(c, o, m);
-    return m;
+    return finish(r, c, m);
   }
   env::SeededRandom pick(o.cluster.seed ^ 0x636875726eULL);
   const env::TimeMs t0 = c.now();
@@ -310,9 +300,7 @@ Metrics churn(const ScenarioOptions& o) {
   const env::TimeMs conv = r.wait_for([&] { return c.converged(); }, o.limit_ms);
   m.set("after_churn_converged", conv >= 0);
   m.set("after_churn_converge_ms", conv < 0 ? -1 : conv - t1);
-  r.report(m);
-  common_metrics(c, o, m);
-  return m;
+  return finish(r, c, m);
 }
 
 Metrics placement_once(const ScenarioOptions& o, PlacementMode mode, const std::string& prefix) {
@@ -330,7 +318,7 @@ Metrics placement_once(const ScenarioOptions& o, PlacementMode mode, const std::
   r.advance(wc.end_ms);
   m.merge(w.results(prefix));
   Metrics common;
-  common_metrics(c, o, common);
+  common_metrics(c, common);
   for (const auto& [k, v] : common.json().items()) m.set_json(prefix + k, v);
   return m;
 }
