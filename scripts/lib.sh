@@ -9,7 +9,7 @@ OSMO_DEBS=(
   g++ cmake ninja-build pkg-config git
   libgtest-dev libgmock-dev libbenchmark-dev
   libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libtomlplusplus-dev
-  libsodium-dev liblz4-dev libzstd-dev libseccomp-dev
+  libsodium-dev liblz4-dev libzstd-dev libxxhash-dev libseccomp-dev
   iproute2 procps util-linux python3 bc xz-utils coreutils
 )
 

@@ -75,6 +75,10 @@ struct RestoreOptions {
   bool verify_inode = true;        // files must also keep their device+inode, not only size+mtime
   std::string netns_path;          // if set, the restored process joins this network namespace
   bool hide_clock_jump = true;     // time namespace offsets continue CLOCK_MONOTONIC/BOOTTIME
+  // Anonymous memory is filled with UFFDIO_COPY through a userfaultfd of the new process (the
+  // fast path); off, or where the kernel refuses userfaultfd, it is pre-faulted and written with
+  // process_vm_writev. The result is the same.
+  bool fill_with_userfaultfd = true;
 };
 
 struct RestoredProcess {

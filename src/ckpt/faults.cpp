@@ -24,6 +24,7 @@ const std::vector<std::pair<std::string, std::string>>& fault_points() {
       {"restore.unmap", "the new process's own mappings removed"},
       {"restore.vdso", "vdso moved"},
       {"restore.mm", "image mappings created"},
+      {"restore.uffd", "anonymous mappings registered with the new process's userfaultfd"},
       {"restore.pages", "in the middle of filling pages"},
       {"restore.mm_map", "before PR_SET_MM_MAP"},
       {"restore.signals", "before pending signals are queued"},

@@ -1,13 +1,17 @@
-// Image stream codec: section framing, checksums (CRC32C, hardware instruction), optional LZ4,
+// Image stream codec: section framing, checksums (XXH3-64, checksum.hpp), optional LZ4,
 // and the bounds-checked payload decoder. Errors name the section index, type and stream offset.
 #include "ckpt/image.hpp"
 
 #include <lz4.h>
-#include <nmmintrin.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <climits>
 #include <cstring>
+
+#include "ckpt/checksum.hpp"
 
 namespace osmo::ckpt {
 
@@ -26,22 +30,6 @@ const char* section_name(SectionType t) {
     case SectionType::kEnd: return "end";
   }
   return "unknown";
-}
-
-__attribute__((target("sse4.2"))) std::uint32_t crc32c(const void* data, std::size_t n,
-                                                        std::uint32_t seed) {
-  auto* p = static_cast<const std::uint8_t*>(data);
-  std::uint64_t c = ~seed;
-  while (n >= 8) {
-    std::uint64_t v;
-    std::memcpy(&v, p, 8);
-    c = _mm_crc32_u64(c, v);
-    p += 8;
-    n -= 8;
-  }
-  auto c32 = static_cast<std::uint32_t>(c);
-  while (n-- > 0) c32 = _mm_crc32_u8(c32, *p++);
-  return ~c32;
 }
 
 // ---- Decoder ----
@@ -112,22 +100,21 @@ struct FileHeader {
   std::uint32_t version;
   std::uint32_t header_size;
   std::uint64_t flags;
-  std::uint32_t reserved;
-  std::uint32_t crc;  // crc32c of the 28 bytes before it
+  std::uint64_t checksum;  // of the 24 bytes before it
 };
 static_assert(sizeof(FileHeader) == kImageHeaderSize);
-static_assert(offsetof(FileHeader, crc) == 28);
+static_assert(offsetof(FileHeader, checksum) == 24);
 
 struct RawSectionHeader {
   std::uint32_t type;
   std::uint32_t flags;
   std::uint64_t length;
   std::uint64_t raw_length;
-  std::uint32_t payload_crc;
-  std::uint32_t header_crc;  // crc32c of the 28 bytes before it
+  std::uint64_t payload_checksum;
+  std::uint64_t header_checksum;  // of the 32 bytes before it
 };
 static_assert(sizeof(RawSectionHeader) == kSectionHeaderSize);
-static_assert(offsetof(RawSectionHeader, header_crc) == 28);
+static_assert(offsetof(RawSectionHeader, header_checksum) == 32);
 
 bool known_type(std::uint32_t t) {
   switch (static_cast<SectionType>(t)) {
@@ -158,12 +145,33 @@ Status ImageWriter::write_all(const void* p, std::size_t n) {
   return ok_status();
 }
 
+Status ImageWriter::writev_all(std::vector<iovec>& iov) {
+  std::size_t i = 0;
+  while (i < iov.size()) {
+    int cnt = static_cast<int>(std::min<std::size_t>(iov.size() - i, IOV_MAX));
+    ssize_t w = ::writev(fd_, iov.data() + i, cnt);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return errno_error("cannot write image at offset {}", offset_);
+    }
+    offset_ += static_cast<std::uint64_t>(w);
+    // Skip what was written; a partial write leaves the rest of one iovec to go.
+    auto left = static_cast<std::size_t>(w);
+    while (i < iov.size() && left >= iov[i].iov_len) left -= iov[i++].iov_len;
+    if (left > 0) {
+      iov[i].iov_base = static_cast<char*>(iov[i].iov_base) + left;
+      iov[i].iov_len -= left;
+    }
+  }
+  return ok_status();
+}
+
 Status ImageWriter::write_header() {
   FileHeader h{};
   std::memcpy(h.magic, kImageMagic, 8);
   h.version = kImageVersion;
   h.header_size = kImageHeaderSize;
-  h.crc = crc32c(&h, offsetof(FileHeader, crc));
+  h.checksum = checksum64(&h, offsetof(FileHeader, checksum));
   return write_all(&h, sizeof h);
 }
 
@@ -192,8 +200,8 @@ Status ImageWriter::write_section(SectionType type,
     if (c > 0 && static_cast<std::uint64_t>(c) < raw_len) {
       h.flags = kSectionLz4;
       h.length = static_cast<std::uint64_t>(c);
-      h.payload_crc = crc32c(scratch_.data(), h.length);
-      h.header_crc = crc32c(&h, offsetof(RawSectionHeader, header_crc));
+      h.payload_checksum = checksum64(scratch_.data(), h.length);
+      h.header_checksum = checksum64(&h, offsetof(RawSectionHeader, header_checksum));
       OSMO_TRY(write_all(&h, sizeof h));
       OSMO_TRY(write_all(scratch_.data(), h.length));
       totals_.sections++;
@@ -202,13 +210,32 @@ Status ImageWriter::write_section(SectionType type,
       return ok_status();
     }
   }
+  Checksum sum;
+  for (auto& [p, n] : parts) sum.update(p, n);
+  return write_section_checksummed(type, parts, sum.digest());
+}
+
+Status ImageWriter::write_section_checksummed(SectionType type,
+                                              const std::vector<std::pair<const void*, std::size_t>>& parts,
+                                              std::uint64_t payload_checksum) {
+  std::uint64_t raw_len = 0;
+  for (auto& [p, n] : parts) raw_len += n;
+  if (raw_len > kMaxSectionBytes)
+    return make_error("internal: {} section of {} bytes exceeds the {}-byte limit",
+                      section_name(type), raw_len, kMaxSectionBytes);
+  RawSectionHeader h{};
+  h.type = static_cast<std::uint32_t>(type);
+  h.raw_length = raw_len;
   h.length = raw_len;
-  std::uint32_t crc = 0;
-  for (auto& [p, n] : parts) crc = crc32c(p, n, crc);
-  h.payload_crc = crc;
-  h.header_crc = crc32c(&h, offsetof(RawSectionHeader, header_crc));
-  OSMO_TRY(write_all(&h, sizeof h));
-  for (auto& [p, n] : parts) OSMO_TRY(write_all(p, n));
+  h.payload_checksum = payload_checksum;
+  h.header_checksum = checksum64(&h, offsetof(RawSectionHeader, header_checksum));
+  // Header and parts in as few writev calls as possible (a page section has one part per run).
+  std::vector<iovec> iov;
+  iov.reserve(parts.size() + 1);
+  iov.push_back({&h, sizeof h});
+  for (auto& [p, n] : parts)
+    if (n > 0) iov.push_back({const_cast<void*>(p), n});
+  OSMO_TRY(writev_all(iov));
   totals_.sections++;
   totals_.stored_bytes += sizeof h + raw_len;
   totals_.raw_payload_bytes += raw_len;
@@ -248,7 +275,10 @@ Result<std::uint32_t> ImageReader::read_header() {
   if (got < sizeof h)
     return make_error("image truncated: the stream ended inside the {}-byte header after {} bytes",
                       sizeof h, got);
-  if (crc32c(&h, offsetof(FileHeader, crc)) != h.crc)
+  if (h.version != kImageVersion && h.version >= 1 && h.version < kImageVersion && h.header_size == kImageHeaderSize)
+    return make_error("image version {} is older than this osmo reads ({}): checkpoint the process again "
+                      "with this osmo", h.version, kImageVersion);
+  if (checksum64(&h, offsetof(FileHeader, checksum)) != h.checksum)
     return make_error("image corrupted: header checksum mismatch");
   if (h.version > kImageVersion)
     return make_error("image version {} is newer than this osmo supports ({})", h.version,
@@ -269,7 +299,7 @@ Result<SectionHeader> ImageReader::next() {
         "image truncated: the stream ended at offset {} before section #{} (no END section: the "
         "image is incomplete)",
         section_offset_ + got, index_);
-  if (crc32c(&h, offsetof(RawSectionHeader, header_crc)) != h.header_crc)
+  if (checksum64(&h, offsetof(RawSectionHeader, header_checksum)) != h.header_checksum)
     return make_error("image corrupted: section #{} at offset {}: header checksum mismatch", index_,
                       section_offset_);
   if (!known_type(h.type))
@@ -279,7 +309,7 @@ Result<SectionHeader> ImageReader::next() {
     return make_error("image corrupted: section #{} ({}) at offset {}: bad length/flags", index_,
                       section_name(static_cast<SectionType>(h.type)), section_offset_);
   cur_ = SectionHeader{static_cast<SectionType>(h.type), h.flags, h.length, h.raw_length,
-                       h.payload_crc};
+                       h.payload_checksum};
   have_cur_ = true;
   return cur_;
 }
@@ -300,12 +330,12 @@ Status ImageReader::read_payload_into(void* out, std::size_t n) {
         "image truncated: section #{} ({}) at offset {}: expected {} payload bytes, the stream "
         "ended after {}",
         index_, name, section_offset_, cur_.length, got);
-  std::uint32_t crc = crc32c(dst, cur_.length);
-  if (crc != cur_.payload_crc)
+  std::uint64_t sum = checksum64(dst, cur_.length);
+  if (sum != cur_.payload_checksum)
     return make_error(
-        "image corrupted: section #{} ({}) at offset {}: checksum mismatch (stored {:08x}, computed "
-        "{:08x})",
-        index_, name, section_offset_, cur_.payload_crc, crc);
+        "image corrupted: section #{} ({}) at offset {}: checksum mismatch (stored {:016x}, computed "
+        "{:016x})",
+        index_, name, section_offset_, cur_.payload_checksum, sum);
   if (cur_.flags & kSectionLz4) {
     int d = LZ4_decompress_safe(scratch_.data(), static_cast<char*>(out), static_cast<int>(cur_.length),
                                 static_cast<int>(n));

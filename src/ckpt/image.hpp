@@ -1,15 +1,18 @@
 // The osmo checkpoint image: a versioned, checksummed stream of typed sections, written and read
 // strictly sequentially so it can go through a file, a pipe or a socket (see docs/image-format.md).
 //
-//   header (32 bytes): magic "OSMOCKPT", version, header size, flags, header crc32c
-//   section*        : 32-byte section header (type, flags, stored length, raw length,
-//                     payload crc32c, header crc32c) followed by the payload
+//   header (32 bytes): magic "OSMOCKPT", version, header size, flags, header checksum
+//   section*        : 40-byte section header (type, flags, stored length, raw length,
+//                     payload checksum, header checksum) followed by the payload
+//   (checksums are XXH3-64, checksum.hpp)
 //   END section     : section count and byte totals; a stream without it is truncated
 //
 // Section type numbers are part of the format: append only, never renumber. This file also holds
 // the little-endian Encoder/Decoder used for section payloads; every Decoder read is bounds
 // checked so a corrupted payload yields a precise error, never a crash.
 #pragma once
+
+#include <sys/uio.h>
 
 #include <cstddef>
 #include <cstdint>
@@ -22,9 +25,9 @@
 namespace osmo::ckpt {
 
 inline constexpr char kImageMagic[8] = {'O', 'S', 'M', 'O', 'C', 'K', 'P', 'T'};
-inline constexpr std::uint32_t kImageVersion = 1;
+inline constexpr std::uint32_t kImageVersion = 2;  // 2: XXH3-64 checksums, 40-byte section headers
 inline constexpr std::size_t kImageHeaderSize = 32;
-inline constexpr std::size_t kSectionHeaderSize = 32;
+inline constexpr std::size_t kSectionHeaderSize = 40;
 // A single section never exceeds this (page chunks are far smaller); a larger length in a header
 // means corruption, and the limit keeps a bad header from making us allocate gigabytes.
 inline constexpr std::uint64_t kMaxSectionBytes = 256ull << 20;
@@ -49,8 +52,6 @@ const char* section_name(SectionType t);
 enum SectionFlags : std::uint32_t {
   kSectionLz4 = 1u << 0,  // payload is an LZ4 block; raw_length is the decoded size
 };
-
-std::uint32_t crc32c(const void* data, std::size_t n, std::uint32_t seed = 0);
 
 // ---- payload encoding ----
 class Encoder {
@@ -106,7 +107,7 @@ struct SectionHeader {
   std::uint32_t flags = 0;
   std::uint64_t length = 0;      // stored payload bytes
   std::uint64_t raw_length = 0;  // decoded payload bytes (== length unless compressed)
-  std::uint32_t payload_crc = 0;
+  std::uint64_t payload_checksum = 0;
 };
 
 struct ImageTotals {
@@ -126,11 +127,17 @@ class ImageWriter {
   Status write_section(SectionType type, const std::vector<std::uint8_t>& payload) {
     return write_section(type, {{payload.data(), payload.size()}});
   }
+  // Same, uncompressed, with the payload checksum computed by the caller (page sections are
+  // checksummed by the threads that read them).
+  Status write_section_checksummed(SectionType type, const std::vector<std::pair<const void*, std::size_t>>& parts,
+                                   std::uint64_t payload_checksum);
   Status write_end();
+  bool compressing() const { return compress_; }
   const ImageTotals& totals() const { return totals_; }
 
  private:
   Status write_all(const void* p, std::size_t n);
+  Status writev_all(std::vector<iovec>& iov);  // consumes iov
   int fd_;
   bool compress_;
   std::uint64_t offset_ = 0;

@@ -65,6 +65,13 @@ struct RestoreContext {
   int exe_fd = -1;               // the executable, opened in the new process
   int helper_fd_base = 0;        // every fd >= this in the new process is ours: closed at the end
   std::uint64_t pages_written = 0;
+  // Anonymous memory is filled through a userfaultfd of the new process (UFFDIO_COPY allocates
+  // and fills each page in one step, without zeroing it first; see mem.cpp). Invalid when the
+  // kernel refused one (or use_uffd is off): every page then goes through process_vm_writev.
+  bool use_uffd = true;
+  UniqueFd uffd;
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> uffd_ranges;  // registered [start, end), sorted
+  std::vector<PageRun> zero_runs;  // present at dump but all zero (not in the image): populated last
 };
 // Layout of our code page in the process (dump: "scratch", restore: "trampoline"):
 //   0x0000 injected_code() (gate + batch executor)   0x0080 data for single syscalls

@@ -362,6 +362,7 @@ Result<RestoredProcess> do_restore(int in_fd, const RestoreOptions& opts) {
   rc.tracee = &tracee;
   rc.pid = cpid;
   rc.img = &img;
+  rc.use_uffd = opts.fill_with_userfaultfd;
   rc.tramp = reply[0];
   rc.tramp_size = kTrampSize;
   rc.data = rc.tramp + kTrampDataOffset;

@@ -47,7 +47,7 @@ Result<nlohmann::json> show_image(int in_fd) {
   j["pages"]["pages_in_image"] = page_bytes / kPageSize;
   j["size"] = {{"stored_bytes", r.totals().stored_bytes + kImageHeaderSize},
                {"raw_payload_bytes", r.totals().raw_payload_bytes}};
-  j["checksums"] = fmt::format("all {} section checksums verified (crc32c)", r.totals().sections);
+  j["checksums"] = fmt::format("all {} section checksums verified (XXH3-64)", r.totals().sections);
   return j;
 }
 

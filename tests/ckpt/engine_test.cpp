@@ -16,6 +16,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include "base/unique_fd.hpp"
@@ -212,6 +213,88 @@ TEST(Engine, LeaveRunningAndRestoreACopyCompressed) {
   EXPECT_EQ(read_result(c.result_path), expected_result());
   unlink(c.result_path.c_str());
   unlink(c.input_path.c_str());
+}
+
+// A process with 64 anonymous pages: 0-9 and 20-29 hold data, 10-19 were written with zeros
+// (present, but not carried in the image), 30-63 were never touched. It reports the address,
+// then waits for SIGUSR1 and exits 0 if the data is intact.
+struct PagesChild {
+  pid_t pid = -1;
+  std::uint64_t addr = 0;
+};
+
+PagesChild spawn_pages_child() {
+  int p[2];
+  EXPECT_EQ(pipe(p), 0);
+  PagesChild c;
+  c.pid = fork();
+  if (c.pid == 0) {
+    close(p[0]);
+    signal(SIGUSR1, on_usr1);
+    sigset_t usr1, waitmask;
+    sigemptyset(&usr1);
+    sigaddset(&usr1, SIGUSR1);
+    sigprocmask(SIG_BLOCK, &usr1, &waitmask);
+    sigdelset(&waitmask, SIGUSR1);
+    auto* m = static_cast<std::uint8_t*>(
+        mmap(nullptr, 64 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+    for (int i = 0; i < 30; i++) std::memset(m + i * 4096, (i >= 10 && i < 20) ? 0 : i + 1, 4096);
+    int devnull = open("/dev/null", O_RDWR);
+    for (int fd = 0; fd < 3; fd++) dup2(devnull, fd);
+    for (int fd = 3; fd < 1024; fd++)
+      if (fd != p[1]) close(fd);
+    auto a = reinterpret_cast<std::uint64_t>(m);
+    (void)!write(p[1], &a, 8);
+    close(p[1]);  // the parent dumps once it sees EOF: no fd of ours is left but 0-2
+    while (!g_usr1) sigsuspend(&waitmask);
+    for (int i = 0; i < 30; i++)
+      for (int k = 0; k < 4096; k++)
+        if (m[i * 4096 + k] != ((i >= 10 && i < 20) ? 0 : i + 1)) _exit(1);
+    _exit(0);
+  }
+  close(p[1]);
+  EXPECT_EQ(read(p[0], &c.addr, 8), 8);
+  char eof;
+  EXPECT_EQ(read(p[0], &eof, 1), 0);
+  close(p[0]);
+  return c;
+}
+
+// Which of the 64 pages at addr are present in pid.
+std::vector<bool> present_pages(pid_t pid, std::uint64_t addr) {
+  std::vector<std::uint64_t> e(64);
+  UniqueFd fd(open(fmt::format("/proc/{}/pagemap", pid).c_str(), O_RDONLY));
+  EXPECT_EQ(pread(fd.get(), e.data(), 64 * 8, static_cast<off_t>(addr / 4096 * 8)), 64 * 8);
+  std::vector<bool> out;
+  for (std::uint64_t v : e) out.push_back((v >> 63) != 0);
+  return out;
+}
+
+// Data pages come back with their content and zero pages come back present (as the original
+// had them), untouched pages stay absent: through the userfaultfd path and the fallback.
+TEST(Engine, PageResidencyAndContentOnBothFillPaths) {
+  REQUIRE_ROOT();
+  for (bool uffd : {true, false}) {
+    SCOPED_TRACE(uffd ? "userfaultfd" : "process_vm_writev");
+    PagesChild c = spawn_pages_child();
+    ASSERT_GT(c.pid, 0);
+    std::vector<bool> before = present_pages(c.pid, c.addr);
+    auto img = dump(c.pid, AfterDump::kKill);
+    ASSERT_TRUE(img.ok()) << img.error().str();
+    waitpid(c.pid, nullptr, 0);
+    RestoreOptions o;
+    o.fill_with_userfaultfd = uffd;
+    auto r = restore(img->get(), o);
+    ASSERT_TRUE(r.ok()) << r.error().str();
+    std::vector<bool> after = present_pages(r->pid, c.addr);
+    for (int i = 0; i < 64; i++) {
+      EXPECT_EQ(before[i], i < 30) << "page " << i << " before the dump";
+      EXPECT_EQ(after[i], before[i]) << "page " << i << " after the restore";
+    }
+    EXPECT_EQ(kill(r->pid, SIGUSR1), 0);
+    close(r->pidfd);
+    EXPECT_EQ(wait_status(r->init_pid), 0) << "the restored pages differ from the original's";
+  }
 }
 
 TEST(Engine, RefusesThreadsBeforeTouching) {

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include "base/unique_fd.hpp"
+#include "ckpt/checksum.hpp"
 #include "ckpt/image.hpp"
 
 namespace osmo::ckpt {
@@ -128,13 +129,22 @@ TEST(ImageCodec, NotAnImageAndNewerVersion) {
   auto img = sample_image(false);
   std::uint32_t v = kImageVersion + 1;
   std::memcpy(img.data() + 8, &v, 4);
-  std::uint32_t crc = crc32c(img.data(), 28);
-  std::memcpy(img.data() + 28, &crc, 4);
+  std::uint64_t sum = checksum64(img.data(), 24);
+  std::memcpy(img.data() + 24, &sum, 8);
   UniqueFd fd2 = from_bytes(img);
   ImageReader r2(fd2.get());
   auto h2 = r2.read_header();
   ASSERT_FALSE(h2.ok());
   EXPECT_NE(h2.error().message.find("newer"), std::string::npos) << h2.error().message;
+
+  // A version-1 image (CRC-32C checksums) is named as too old, not as corrupted.
+  v = 1;
+  std::memcpy(img.data() + 8, &v, 4);
+  UniqueFd fd3 = from_bytes(img);
+  ImageReader r3(fd3.get());
+  auto h3 = r3.read_header();
+  ASSERT_FALSE(h3.ok());
+  EXPECT_NE(h3.error().message.find("version 1 is older"), std::string::npos) << h3.error().message;
 }
 
 TEST(ImageCodec, DecoderRefusesShortPayloadsAndHugeCounts) {
@@ -148,12 +158,24 @@ TEST(ImageCodec, DecoderRefusesShortPayloadsAndHugeCounts) {
   EXPECT_FALSE(d2.count(8).ok());
 }
 
-TEST(ImageCodec, Crc32cKnownValue) {
-  // RFC 3720 test vector: 32 bytes of zeros.
-  std::vector<std::uint8_t> z(32, 0);
-  EXPECT_EQ(crc32c(z.data(), z.size()), 0x8a9136aau);
-  const char* s = "123456789";
-  EXPECT_EQ(crc32c(s, 9), 0xe3069283u);
+TEST(ImageCodec, ChecksumKnownValuesOnEveryImplementation) {
+  // XXH3-64 reference values (xxHash 0.8), for both builds: an image written on a CPU with AVX2
+  // must verify on one without.
+  std::vector<std::uint8_t> zeros(4096, 0);
+  for (const checksum_detail::Impl* impl : {&checksum_detail::kAvx2, &checksum_detail::kSse2}) {
+    if (impl == &checksum_detail::kAvx2 && !__builtin_cpu_supports("avx2")) continue;
+    EXPECT_EQ(impl->oneshot("", 0), 0x2d06800538d394c2ull);
+    EXPECT_EQ(impl->oneshot(zeros.data(), zeros.size()), 0x93d76fe148c689baull);
+    EXPECT_EQ(impl->oneshot("123456789", 9), 0x72dcb18b67a17dffull);
+  }
+  // Pieces give the checksum of their concatenation.
+  std::vector<std::uint8_t> data(100000);
+  for (std::size_t i = 0; i < data.size(); i++) data[i] = static_cast<std::uint8_t>(i * 7 + i / 251);
+  Checksum c;
+  c.update(data.data(), 3);
+  c.update(data.data() + 3, 40000);
+  c.update(data.data() + 40003, data.size() - 40003);
+  EXPECT_EQ(c.digest(), checksum64(data.data(), data.size()));
 }
 
 }  // namespace

@@ -4,7 +4,7 @@
 set(ZDTM_FAULT_POINTS
   dump.after_seize dump.regs dump.mm dump.signals dump.fds dump.misc dump.metadata dump.pages
   dump.before_end
-  restore.after_clone restore.unmap restore.vdso restore.mm restore.pages restore.mm_map
+  restore.after_clone restore.unmap restore.vdso restore.mm restore.uffd restore.pages restore.mm_map
   restore.signals restore.creds restore.regs restore.before_detach)
 
 zdtm_case(fault_target)
