@@ -3,7 +3,7 @@
 // memfd; the restored child verifies every word of its memory and exits 0. Baselines measured in
 // the same run: memcpy bandwidth (hot buffers) and fresh-memory bandwidth (MAP_POPULATE of new
 // pages, the bound for any restore on this VM where a first-touch fault costs ~12 µs).
-// Usage: ckpt_bench [MiB...]   (default: 64 1024 4096; sizes that do not fit in 3x free memory
+// Usage: ckpt_bench [--no-userfaultfd] [MiB...]   (default: 64 1024 4096; sizes that do not fit in 3x free memory
 // are skipped with a note). Needs root.
 #include <fcntl.h>
 #include <signal.h>
@@ -62,6 +62,7 @@ std::uint64_t mem_available() {
 }
 
 volatile sig_atomic_t g_go = 0;
+ckpt::RestoreOptions g_restore_options;
 
 // The benchmarked process: fills its memory, says ready, waits for SIGUSR1, verifies, exits.
 pid_t spawn(std::size_t n) {
@@ -81,13 +82,14 @@ pid_t spawn(std::size_t n) {
     auto* m = static_cast<std::uint64_t*>(
         mmap(nullptr, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0));
     for (std::size_t i = 0; i < n / 8; i++) m[i] = i * 0x9e3779b97f4a7c15ull + 1;
-    char c = 1;
-    (void)!write(ready[1], &c, 1);
-    close(ready[1]);
     int devnull = open("/dev/null", O_RDWR);
     dup2(devnull, 0);
     dup2(devnull, 1);
-    for (int fd = 3; fd < 1024; fd++) close(fd);
+    for (int fd = 3; fd < 1024; fd++)
+      if (fd != ready[1]) close(fd);
+    char c = 1;
+    (void)!write(ready[1], &c, 1);
+    close(ready[1]);  // the parent dumps once it sees EOF: no fd is left but 0-2
     while (!g_go) sigsuspend(&waitmask);
     for (std::size_t i = 0; i < n / 8; i++)
       if (m[i] != i * 0x9e3779b97f4a7c15ull + 1) _exit(1);
@@ -95,7 +97,7 @@ pid_t spawn(std::size_t n) {
   }
   close(ready[1]);
   char c;
-  if (read(ready[0], &c, 1) != 1) pid = -1;
+  if (read(ready[0], &c, 1) != 1 || read(ready[0], &c, 1) != 0) pid = -1;
   close(ready[0]);
   return pid;
 }
@@ -141,7 +143,7 @@ int run(std::size_t mib, double memcpy_bw) {
   waitpid(pid, nullptr, WNOHANG);
   lseek(img, 0, SEEK_SET);
   t0 = Clock::now();
-  auto r = ckpt::restore(img, ckpt::RestoreOptions{});
+  auto r = ckpt::restore(img, g_restore_options);
   double restore_s = secs(t0, Clock::now());
   close(img);
   if (!r.ok()) {
@@ -164,7 +166,7 @@ int run(std::size_t mib, double memcpy_bw) {
     dump_status = ckpt::checkpoint(pid2, pfd[1], kill_opts);
     close(pfd[1]);
   });
-  auto r2 = ckpt::restore(pfd[0], ckpt::RestoreOptions{});
+  auto r2 = ckpt::restore(pfd[0], g_restore_options);
   double stream_s = secs(t0, Clock::now());
   close(pfd[0]);  // a restore that failed early must not leave the dump blocked on a full pipe
   dumper.join();
@@ -198,7 +200,12 @@ int main(int argc, char** argv) {
     return 77;
   }
   std::vector<std::size_t> sizes;
-  for (int i = 1; i < argc; i++) sizes.push_back(std::strtoull(argv[i], nullptr, 10));
+  for (int i = 1; i < argc; i++) {
+    if (std::strcmp(argv[i], "--no-userfaultfd") == 0)
+      g_restore_options.fill_with_userfaultfd = false;  // the fallback fill path, for comparison
+    else
+      sizes.push_back(std::strtoull(argv[i], nullptr, 10));
+  }
   if (sizes.empty()) sizes = {64, 1024, 4096};
   double bw = memcpy_gibs();
   int rc = 0;
