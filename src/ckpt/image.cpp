@@ -3,6 +3,8 @@
 #include "ckpt/image.hpp"
 
 #include <lz4.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -250,7 +252,43 @@ Status ImageWriter::write_end() {
 }
 
 // ---- reader ----
+ImageReader::ImageReader(int fd) : fd_(fd) {
+  struct stat st {};
+  off_t pos = ::lseek(fd, 0, SEEK_CUR);
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || pos < 0 || st.st_size <= pos) return;
+  void* m = ::mmap(nullptr, static_cast<std::size_t>(st.st_size), PROT_READ, MAP_SHARED, fd, 0);
+  if (m == MAP_FAILED) return;  // e.g. a write-only fd: read it as a stream
+  map_ = static_cast<const std::uint8_t*>(m);
+  map_len_ = static_cast<std::size_t>(st.st_size);
+  map_pos_ = static_cast<std::size_t>(pos);
+}
+
+ImageReader::~ImageReader() {
+  if (map_ != nullptr) {
+    // Leave the fd where a stream reader would have left it.
+    ::lseek(fd_, static_cast<off_t>(map_pos_), SEEK_SET);
+    ::munmap(const_cast<std::uint8_t*>(map_), map_len_);
+  }
+}
+
+Status ImageReader::populate_mapped(std::size_t n) {
+  if (n == 0) return ok_status();
+  auto start = reinterpret_cast<std::uintptr_t>(map_ + map_pos_) & ~std::uintptr_t{4095};
+  auto end = reinterpret_cast<std::uintptr_t>(map_ + map_pos_ + n);
+  if (::madvise(reinterpret_cast<void*>(start), end - start, MADV_POPULATE_READ) != 0)
+    return errno_error("cannot read image at offset {} (did the file shrink while being restored?)", offset_);
+  return ok_status();
+}
+
 Result<std::size_t> ImageReader::read_full(void* p, std::size_t n) {
+  if (map_ != nullptr) {
+    std::size_t k = std::min(n, map_len_ - map_pos_);
+    OSMO_TRY(populate_mapped(k));
+    std::memcpy(p, map_ + map_pos_, k);
+    map_pos_ += k;
+    offset_ += k;
+    return k;
+  }
   auto* b = static_cast<char*>(p);
   std::size_t got = 0;
   while (got < n) {
@@ -324,30 +362,52 @@ Status ImageReader::read_payload_into(void* out, std::size_t n) {
     dst = scratch_.data();
   }
   OSMO_ASSIGN_OR_RETURN(std::size_t got, read_full(dst, cur_.length));
-  const char* name = section_name(cur_.type);
   if (got < cur_.length)
     return make_error(
         "image truncated: section #{} ({}) at offset {}: expected {} payload bytes, the stream "
         "ended after {}",
-        index_, name, section_offset_, cur_.length, got);
-  std::uint64_t sum = checksum64(dst, cur_.length);
+        index_, section_name(cur_.type), section_offset_, cur_.length, got);
+  OSMO_TRY(finish_payload(dst, n));
+  if (cur_.flags & kSectionLz4) {
+    int d = LZ4_decompress_safe(scratch_.data(), static_cast<char*>(out), static_cast<int>(cur_.length),
+                                static_cast<int>(n));
+    if (d < 0 || static_cast<std::size_t>(d) != n)
+      return make_error("image corrupted: section #{} ({}) at offset {}: bad LZ4 data", index_ - 1,
+                        section_name(cur_.type), section_offset_);
+  }
+  return ok_status();
+}
+
+Result<const std::uint8_t*> ImageReader::payload_view() {
+  if (!have_cur_) return make_error("internal: no current section");
+  if (map_ == nullptr || (cur_.flags & kSectionLz4)) return nullptr;
+  if (map_len_ - map_pos_ < cur_.length)
+    return make_error(
+        "image truncated: section #{} ({}) at offset {}: expected {} payload bytes, the file "
+        "ends after {}",
+        index_, section_name(cur_.type), section_offset_, cur_.length, map_len_ - map_pos_);
+  OSMO_TRY(populate_mapped(cur_.length));
+  const std::uint8_t* p = map_ + map_pos_;
+  map_pos_ += cur_.length;
+  offset_ += cur_.length;
+  OSMO_TRY(finish_payload(p, cur_.length));
+  return p;
+}
+
+// Verifies the stored payload's checksum and closes the current section.
+Status ImageReader::finish_payload(const void* stored, std::size_t raw_n) {
+  const char* name = section_name(cur_.type);
+  std::uint64_t sum = checksum64(stored, cur_.length);
   if (sum != cur_.payload_checksum)
     return make_error(
         "image corrupted: section #{} ({}) at offset {}: checksum mismatch (stored {:016x}, computed "
         "{:016x})",
         index_, name, section_offset_, cur_.payload_checksum, sum);
-  if (cur_.flags & kSectionLz4) {
-    int d = LZ4_decompress_safe(scratch_.data(), static_cast<char*>(out), static_cast<int>(cur_.length),
-                                static_cast<int>(n));
-    if (d < 0 || static_cast<std::size_t>(d) != n)
-      return make_error("image corrupted: section #{} ({}) at offset {}: bad LZ4 data", index_, name,
-                        section_offset_);
-  }
   have_cur_ = false;
   index_++;
   totals_.sections++;
   totals_.stored_bytes += kSectionHeaderSize + cur_.length;
-  totals_.raw_payload_bytes += n;
+  totals_.raw_payload_bytes += raw_n;
   return ok_status();
 }
 

@@ -147,7 +147,12 @@ class ImageWriter {
 
 class ImageReader {
  public:
-  explicit ImageReader(int fd) : fd_(fd) {}
+  // An image in a regular file (or memfd) is mapped, so page sections can be used in place
+  // (payload_view); any other fd is read as a stream.
+  explicit ImageReader(int fd);
+  ~ImageReader();
+  ImageReader(const ImageReader&) = delete;
+  ImageReader& operator=(const ImageReader&) = delete;
   Result<std::uint32_t> read_header();  // returns the version
   // Reads the next section header; the payload must then be consumed with read_payload.
   Result<SectionHeader> next();
@@ -155,6 +160,11 @@ class ImageReader {
   Status read_payload(std::vector<std::uint8_t>* out);
   // Same, into caller memory of exactly raw_length bytes.
   Status read_payload_into(void* out, std::size_t n);
+  // For a mapped image and an uncompressed section: verifies the current payload where it lies
+  // in the mapping and returns it (valid while the reader lives), without a copy. nullptr when
+  // the image is a stream or the section compressed: use read_payload_into.
+  Result<const std::uint8_t*> payload_view();
+  bool mapped() const { return map_ != nullptr; }
   // After END: totals recorded by the writer match what was read.
   std::uint64_t section_index() const { return index_; }
   std::uint64_t offset() const { return offset_; }
@@ -163,8 +173,15 @@ class ImageReader {
 
  private:
   Result<std::size_t> read_full(void* p, std::size_t n);
+  // Makes [map_pos_, map_pos_ + n) of the mapping present; fails if the file shrank under us
+  // (touching a page past its end would be a SIGBUS).
+  Status populate_mapped(std::size_t n);
+  Status finish_payload(const void* stored, std::size_t raw_n);
   Status check_end(const std::vector<std::uint8_t>& payload);
   int fd_;
+  const std::uint8_t* map_ = nullptr;  // the whole file, when it is one
+  std::size_t map_len_ = 0;
+  std::size_t map_pos_ = 0;            // next byte to read
   std::uint64_t offset_ = 0;
   std::uint64_t index_ = 0;
   std::uint64_t section_offset_ = 0;

@@ -8,7 +8,8 @@
 // CPU does it at ~4 GiB/s here, so it is spread over the CPUs while the output is written; the
 // stream stays byte-for-byte what a single thread would write.
 //
-// Restore: a reader thread reads and verifies each PAGES section into a slot buffer while the
+// Restore: a reader thread verifies each PAGES section (in place when the image is a mapped file,
+// else read into a slot buffer) while the
 // calling thread puts the previous one into the new process: pages of anonymous mappings with
 // UFFDIO_COPY through the process's userfaultfd (allocated and filled in one step), others with
 // process_vm_writev into memory the process pre-faults itself (mem_restore_layout). Pages that
@@ -248,29 +249,41 @@ namespace {
 
 // One PAGES section read back: where its pages go and their data.
 struct InSlot {
-  std::unique_ptr<PageBuffer> buf;
+  std::unique_ptr<PageBuffer> buf;  // made on first use: a mapped image needs none
+  std::size_t buf_bytes = 0;
   std::vector<iovec> remote;
-  std::uint8_t* data = nullptr;
+  const std::uint8_t* data = nullptr;
   std::uint64_t data_bytes = 0;
   bool last = false;                 // no section in this slot: the stream of pages ended
   Result<SectionHeader> next{SectionHeader{}};  // when last: the header after the pages, or the error
 };
 
 // Reads, verifies and decodes one PAGES section (header h, already read) into the slot.
+// A mapped image is used in place (no copy); a stream is read into the slot's buffer.
 Status read_pages_section(ImageReader& r, const SectionHeader& h, InSlot& s) {
-  if (h.raw_length > s.buf->n) return make_error("image corrupted: PAGES section of {} bytes", h.raw_length);
-  OSMO_TRY(r.read_payload_into(s.buf->p, h.raw_length));
+  OSMO_ASSIGN_OR_RETURN(const std::uint8_t* p, r.payload_view());
+  if (p == nullptr) {
+    if (h.raw_length > s.buf_bytes) return make_error("image corrupted: PAGES section of {} bytes", h.raw_length);
+    if (!s.buf) {
+      s.buf = std::make_unique<PageBuffer>(s.buf_bytes);
+      if (s.buf->p == nullptr) return errno_error("cannot allocate a {}-byte page buffer", s.buf_bytes);
+    }
+    OSMO_TRY(r.read_payload_into(s.buf->p, h.raw_length));
+    p = s.buf->p;
+  } else if (h.raw_length > s.buf_bytes) {
+    return make_error("image corrupted: PAGES section of {} bytes", h.raw_length);
+  }
   std::uint32_t n;
-  std::memcpy(&n, s.buf->p, 4);
+  std::memcpy(&n, p, 4);
   std::size_t table = 4 + static_cast<std::size_t>(n) * 16;
   if (table > h.raw_length) return make_error("image corrupted: PAGES section claims {} runs", n);
   s.data_bytes = h.raw_length - table;
-  s.data = s.buf->p + table;
+  s.data = p + table;
   s.remote.clear();
   std::uint64_t sum = 0;
   for (std::uint32_t i = 0; i < n; i++) {
     PageRun run;
-    std::memcpy(&run, s.buf->p + 4 + i * 16, 16);
+    std::memcpy(&run, p + 4 + i * 16, 16);
     s.remote.push_back({reinterpret_cast<void*>(run.vaddr), run.pages * kPageSize});
     sum += run.pages * kPageSize;
   }
@@ -410,10 +423,8 @@ Result<SectionHeader> mem_restore_pages(RestoreContext& c, ImageReader& r, Secti
   // one run per page).
   std::uint64_t data_max = std::clamp<std::uint64_t>(total_pages * kPageSize, kPageSize, kBatchBytes);
   auto slots = std::make_unique<OrderedSlots<InSlot>>();
-  for (std::size_t i = 0; i < kSlots; i++) {
-    slots->slot(i).buf = std::make_unique<PageBuffer>(static_cast<std::size_t>(data_max + 4 + data_max / kPageSize * 16));
-    if (slots->slot(i).buf->p == nullptr) return errno_error("cannot allocate the page buffers");
-  }
+  for (std::size_t i = 0; i < kSlots; i++)
+    slots->slot(i).buf_bytes = static_cast<std::size_t>(data_max + 4 + data_max / kPageSize * 16);
   Workers reader([&] { slots->stop(); });
   reader.start([&] {
     Result<SectionHeader> cur = h;

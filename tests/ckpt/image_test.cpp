@@ -20,11 +20,34 @@ std::vector<std::uint8_t> read_all(int fd) {
   return out;
 }
 
+// The reader maps an image in a file and streams anything else: every test that reads runs
+// both ways (g_stream), and both must accept and refuse exactly the same bytes.
+bool g_stream = false;
+
 UniqueFd from_bytes(const std::vector<std::uint8_t>& b) {
+  if (g_stream) {
+    int p[2];
+    EXPECT_EQ(pipe2(p, O_CLOEXEC), 0);
+    EXPECT_GE(fcntl(p[1], F_SETPIPE_SZ, 1 << 20), static_cast<int>(b.size()));
+    EXPECT_EQ(write(p[1], b.data(), b.size()), static_cast<ssize_t>(b.size()));
+    close(p[1]);
+    return UniqueFd(p[0]);
+  }
   UniqueFd fd = memfd();
   EXPECT_EQ(write(fd.get(), b.data(), b.size()), static_cast<ssize_t>(b.size()));
   lseek(fd.get(), 0, SEEK_SET);
   return fd;
+}
+
+// Runs body once on a mapped file and once on a pipe.
+template <typename F>
+void both_ways(F body) {
+  for (bool stream : {false, true}) {
+    SCOPED_TRACE(stream ? "pipe (stream)" : "memfd (mapped)");
+    g_stream = stream;
+    body();
+  }
+  g_stream = false;
 }
 
 // header, a task section, a compressible pages section, END
@@ -49,73 +72,90 @@ Status read_whole(int fd, std::vector<std::vector<std::uint8_t>>* payloads) {
   for (;;) {
     OSMO_ASSIGN_OR_RETURN(SectionHeader h, r.next());
     std::vector<std::uint8_t> p;
-    OSMO_TRY(r.read_payload(&p));
+    // Page sections in place when the image is mapped (what a restore does).
+    OSMO_ASSIGN_OR_RETURN(const std::uint8_t* view,
+                          h.type == SectionType::kPages ? r.payload_view() : Result<const std::uint8_t*>(nullptr));
+    if (view != nullptr) {
+      EXPECT_TRUE(r.mapped());
+      p.assign(view, view + h.raw_length);
+    } else {
+      EXPECT_TRUE(!r.mapped() || h.type != SectionType::kPages || (h.flags & kSectionLz4));
+      OSMO_TRY(r.read_payload(&p));
+    }
     payloads->push_back(p);
     if (h.type == SectionType::kEnd) return ok_status();
   }
 }
 
 TEST(ImageCodec, RoundTripPlainAndCompressed) {
-  for (bool compress : {false, true}) {
-    auto bytes = sample_image(compress);
-    UniqueFd fd = from_bytes(bytes);
-    std::vector<std::vector<std::uint8_t>> payloads;
-    Status s = read_whole(fd.get(), &payloads);
-    ASSERT_TRUE(s.ok()) << s.error().str();
-    ASSERT_EQ(payloads.size(), 3u);
-    Decoder d(payloads[0].data(), payloads[0].size(), "task");
-    EXPECT_EQ(*d.u32(), 42u);
-    EXPECT_EQ(*d.str(), "hello");
-    EXPECT_EQ(*d.u64(), 0x1122334455667788ull);
-    EXPECT_TRUE(d.finish().ok());
-    EXPECT_EQ(payloads[1], std::vector<std::uint8_t>(3 * 4096, 0xab));
-    if (compress) {
-      EXPECT_LT(bytes.size(), 4096u) << "a 12 KiB run of one byte must compress";
+  both_ways([&] {
+    for (bool compress : {false, true}) {
+      auto bytes = sample_image(compress);
+      UniqueFd fd = from_bytes(bytes);
+      std::vector<std::vector<std::uint8_t>> payloads;
+      Status s = read_whole(fd.get(), &payloads);
+      ASSERT_TRUE(s.ok()) << s.error().str();
+      ASSERT_EQ(payloads.size(), 3u);
+      Decoder d(payloads[0].data(), payloads[0].size(), "task");
+      EXPECT_EQ(*d.u32(), 42u);
+      EXPECT_EQ(*d.str(), "hello");
+      EXPECT_EQ(*d.u64(), 0x1122334455667788ull);
+      EXPECT_TRUE(d.finish().ok());
+      EXPECT_EQ(payloads[1], std::vector<std::uint8_t>(3 * 4096, 0xab));
+      if (compress) {
+        EXPECT_LT(bytes.size(), 4096u) << "a 12 KiB run of one byte must compress";
+      }
     }
-  }
+  });
 }
 
 TEST(ImageCodec, EveryFlippedByteIsRefused) {
-  auto good = sample_image(false);
-  // Flip one byte in each region: file header, section header, payload, END.
-  for (std::size_t off : {std::size_t{3}, std::size_t{20}, kImageHeaderSize + 4, kImageHeaderSize + 40,
-                          good.size() - 20, good.size() - 1}) {
-    auto bad = good;
-    bad[off] ^= 0x40;
-    UniqueFd fd = from_bytes(bad);
-    std::vector<std::vector<std::uint8_t>> payloads;
-    Status s = read_whole(fd.get(), &payloads);
-    ASSERT_FALSE(s.ok()) << "flip at " << off << " accepted";
-    const std::string& m = s.error().message;
-    EXPECT_TRUE(m.find("corrupted") != std::string::npos || m.find("not an osmo image") != std::string::npos ||
-                m.find("unknown") != std::string::npos)
-        << m;
-  }
+  both_ways([&] {
+    auto good = sample_image(false);
+    // Flip one byte in each region: file header, section header, payload, END.
+    for (std::size_t off : {std::size_t{3}, std::size_t{20}, kImageHeaderSize + 4, kImageHeaderSize + 40,
+                            good.size() - 20, good.size() - 1}) {
+      auto bad = good;
+      bad[off] ^= 0x40;
+      UniqueFd fd = from_bytes(bad);
+      std::vector<std::vector<std::uint8_t>> payloads;
+      Status s = read_whole(fd.get(), &payloads);
+      ASSERT_FALSE(s.ok()) << "flip at " << off << " accepted";
+      const std::string& m = s.error().message;
+      EXPECT_TRUE(m.find("corrupted") != std::string::npos || m.find("not an osmo image") != std::string::npos ||
+                  m.find("unknown") != std::string::npos)
+          << m;
+    }
+  });
 }
 
 TEST(ImageCodec, PayloadChecksumMismatchNamesTheSection) {
-  auto bad = sample_image(false);
-  bad[kImageHeaderSize + kSectionHeaderSize + 1] ^= 1;  // inside the task payload
-  UniqueFd fd = from_bytes(bad);
-  std::vector<std::vector<std::uint8_t>> payloads;
-  Status s = read_whole(fd.get(), &payloads);
-  ASSERT_FALSE(s.ok());
-  EXPECT_NE(s.error().message.find("section #0 (task)"), std::string::npos) << s.error().message;
-  EXPECT_NE(s.error().message.find("checksum mismatch"), std::string::npos) << s.error().message;
+  both_ways([&] {
+    auto bad = sample_image(false);
+    bad[kImageHeaderSize + kSectionHeaderSize + 1] ^= 1;  // inside the task payload
+    UniqueFd fd = from_bytes(bad);
+    std::vector<std::vector<std::uint8_t>> payloads;
+    Status s = read_whole(fd.get(), &payloads);
+    ASSERT_FALSE(s.ok());
+    EXPECT_NE(s.error().message.find("section #0 (task)"), std::string::npos) << s.error().message;
+    EXPECT_NE(s.error().message.find("checksum mismatch"), std::string::npos) << s.error().message;
+  });
 }
 
 TEST(ImageCodec, TruncationAnywhereIsRefused) {
-  auto good = sample_image(false);
-  for (std::size_t cut = 0; cut < good.size(); cut += 7) {
-    std::vector<std::uint8_t> part(good.begin(), good.begin() + static_cast<long>(cut));
-    UniqueFd fd = from_bytes(part);
-    std::vector<std::vector<std::uint8_t>> payloads;
-    Status s = read_whole(fd.get(), &payloads);
-    ASSERT_FALSE(s.ok()) << "truncated at " << cut << " accepted";
-    if (cut >= kImageHeaderSize) {
-      EXPECT_NE(s.error().message.find("truncated"), std::string::npos) << cut << ": " << s.error().message;
+  both_ways([&] {
+    auto good = sample_image(false);
+    for (std::size_t cut = 0; cut < good.size(); cut += 7) {
+      std::vector<std::uint8_t> part(good.begin(), good.begin() + static_cast<long>(cut));
+      UniqueFd fd = from_bytes(part);
+      std::vector<std::vector<std::uint8_t>> payloads;
+      Status s = read_whole(fd.get(), &payloads);
+      ASSERT_FALSE(s.ok()) << "truncated at " << cut << " accepted";
+      if (cut >= kImageHeaderSize) {
+        EXPECT_NE(s.error().message.find("truncated"), std::string::npos) << cut << ": " << s.error().message;
+      }
     }
-  }
+  });
 }
 
 TEST(ImageCodec, NotAnImageAndNewerVersion) {
