@@ -177,14 +177,23 @@ Status ImageWriter::write_header() {
   return write_all(&h, sizeof h);
 }
 
+namespace {
+
+Result<std::uint64_t> payload_length(SectionType type, const std::vector<std::pair<const void*, std::size_t>>& parts) {
+  std::uint64_t len = 0;
+  for (auto& [p, n] : parts) len += n;
+  if (len > kMaxSectionBytes)
+    return make_error("internal: {} section of {} bytes exceeds the {}-byte limit", section_name(type), len,
+                      kMaxSectionBytes);
+  return len;
+}
+
+}  // namespace
+
 Status ImageWriter::write_section(SectionType type,
                                   const std::vector<std::pair<const void*, std::size_t>>& parts,
                                   bool compressible) {
-  std::uint64_t raw_len = 0;
-  for (auto& [p, n] : parts) raw_len += n;
-  if (raw_len > kMaxSectionBytes)
-    return make_error("internal: {} section of {} bytes exceeds the {}-byte limit",
-                      section_name(type), raw_len, kMaxSectionBytes);
+  OSMO_ASSIGN_OR_RETURN(std::uint64_t raw_len, payload_length(type, parts));
   RawSectionHeader h{};
   h.type = static_cast<std::uint32_t>(type);
   h.raw_length = raw_len;
@@ -220,11 +229,7 @@ Status ImageWriter::write_section(SectionType type,
 Status ImageWriter::write_section_checksummed(SectionType type,
                                               const std::vector<std::pair<const void*, std::size_t>>& parts,
                                               std::uint64_t payload_checksum) {
-  std::uint64_t raw_len = 0;
-  for (auto& [p, n] : parts) raw_len += n;
-  if (raw_len > kMaxSectionBytes)
-    return make_error("internal: {} section of {} bytes exceeds the {}-byte limit",
-                      section_name(type), raw_len, kMaxSectionBytes);
+  OSMO_ASSIGN_OR_RETURN(std::uint64_t raw_len, payload_length(type, parts));
   RawSectionHeader h{};
   h.type = static_cast<std::uint32_t>(type);
   h.raw_length = raw_len;
