@@ -272,8 +272,17 @@ ImageReader::~ImageReader() {
   if (map_ != nullptr) {
     // Leave the fd where a stream reader would have left it.
     ::lseek(fd_, static_cast<off_t>(map_pos_), SEEK_SET);
-    ::munmap(const_cast<std::uint8_t*>(map_), map_len_);
+    if (map_released_ < map_len_)
+      ::munmap(const_cast<std::uint8_t*>(map_ + map_released_), map_len_ - map_released_);
   }
+}
+
+void ImageReader::release_before(const std::uint8_t* p) {
+  if (map_ == nullptr || p < map_ || p > map_ + map_len_) return;
+  std::size_t upto = static_cast<std::size_t>(p - map_) & ~std::size_t{4095};
+  if (upto <= map_released_) return;
+  ::munmap(const_cast<std::uint8_t*>(map_ + map_released_), upto - map_released_);
+  map_released_ = upto;
 }
 
 Status ImageReader::populate_mapped(std::size_t n) {

@@ -431,6 +431,9 @@ Result<SectionHeader> mem_restore_pages(RestoreContext& c, ImageReader& r, Secti
     for (std::size_t i = 0;; i++) {
       if (!slots->wait_free(i)) return;
       InSlot& s = slots->slot(i);
+      // The item this slot held was consumed, and every one before it: their part of a mapped
+      // image can go (here, beside the critical path).
+      if (s.data != nullptr && r.mapped()) r.release_before(s.data + s.data_bytes);
       s.last = !cur.ok() || cur->type != SectionType::kPages;
       if (!s.last) {
         Status st = read_pages_section(r, *cur, s);
