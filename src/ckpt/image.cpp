@@ -2,6 +2,7 @@
 // and the bounds-checked payload decoder. Errors name the section index, type and stream offset.
 #include "ckpt/image.hpp"
 
+#include <fcntl.h>
 #include <lz4.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -131,7 +132,20 @@ bool known_type(std::uint32_t t) {
 
 }  // namespace
 
+namespace {
+
+// 1 MiB is /proc/sys/fs/pipe-max-size by default, so this works unprivileged too; a failure only
+// costs speed.
+void grow_if_pipe(int fd) {
+  struct stat st {};
+  if (::fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode)) (void)::fcntl(fd, F_SETPIPE_SZ, 1 << 20);
+}
+
+}  // namespace
+
 // ---- writer ----
+ImageWriter::ImageWriter(int fd, bool compress) : fd_(fd), compress_(compress) { grow_if_pipe(fd); }
+
 Status ImageWriter::write_all(const void* p, std::size_t n) {
   auto* b = static_cast<const char*>(p);
   while (n > 0) {
@@ -258,6 +272,7 @@ Status ImageWriter::write_end() {
 
 // ---- reader ----
 ImageReader::ImageReader(int fd) : fd_(fd) {
+  grow_if_pipe(fd);
   struct stat st {};
   off_t pos = ::lseek(fd, 0, SEEK_CUR);
   if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || pos < 0 || st.st_size <= pos) return;

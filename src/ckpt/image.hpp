@@ -118,7 +118,9 @@ struct ImageTotals {
 
 class ImageWriter {
  public:
-  explicit ImageWriter(int fd, bool compress = false) : fd_(fd), compress_(compress) {}
+  // A pipe is grown to 1 MiB (the default 64 KiB would wake the reader 64 times per page
+  // section).
+  explicit ImageWriter(int fd, bool compress = false);
   Status write_header();
   // Writes one section; `parts` are concatenated to form the payload (so page data is written
   // straight from the read buffer, without a copy).
