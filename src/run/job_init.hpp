@@ -21,10 +21,11 @@ enum class InitReportKind : std::int32_t {
   kSetupFailed = 2,  // a = JobSetupStage, b = errno; nothing was executed
   kExecFailed = 3,   // b = errno of execvp; the shell convention gives 126/127
   kExited = 4,       // a = wait status of the job
+  kReady = 5,        // the mount namespace and /proc are set up; init waits for the spec
 };
 
 enum class JobSetupStage : std::int32_t {
-  kMountNs = 1, kProcMount, kFork, kRlimit, kGroups, kGid, kUid, kChdir, kSignals, kStdio,
+  kMountNs = 1, kProcMount, kFork, kRlimit, kGroups, kGid, kUid, kChdir, kSignals, kStdio, kSpec,
 };
 const char* to_string(JobSetupStage stage);
 
@@ -36,7 +37,11 @@ struct InitReport {
 };
 static_assert(sizeof(InitReport) == 16);
 
-// Requests from the shepherd to init (one write each).
+// The spec travels from the shepherd to init on the control pipe, before any signal request: a
+// u32 little-endian length, then that many bytes of JSON (to_json(JobSpec)).
+inline constexpr std::uint32_t kMaxInitSpecBytes = 16u << 20;
+
+// Requests from the shepherd to init (one write each), after the spec.
 struct InitSignalRequest {
   std::int32_t signo = 0;
   std::uint32_t flags = 0;  // kSignalToGroup: the job's whole process group
@@ -49,10 +54,14 @@ struct InitFds {
   int job_stdout = -1;  // write end, fd 1
   int job_stderr = -1;  // write end, fd 2
   int report = -1;      // init -> shepherd reports
-  int control = -1;     // shepherd -> init signal requests; EOF means the shepherd is gone
+  int control = -1;     // shepherd -> init: the spec, then signal requests; EOF: shepherd gone
 };
 
-// Runs in the child the shepherd forked into the new PID namespace. Never returns.
-[[noreturn]] void job_init_main(const JobSpec& spec, const InitFds& fds);
+// Runs in the child the shepherd forked into the new PID namespace: sets up, reports kReady,
+// reads the spec from fds.control, starts the job and stays its init. Never returns.
+[[noreturn]] void job_init_main(const InitFds& fds);
+
+// Shepherd side: hands the spec to an init that reported kReady (blocking write).
+Status send_init_spec(int control_fd, const JobSpec& spec);
 
 }  // namespace osmo::run
