@@ -18,10 +18,9 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "run/fd_util.hpp"
 #include "run/frame.hpp"
@@ -65,13 +64,26 @@ struct StageError {
   int err;
 };
 
+// A launch block checked and laid out for use: pointers into init's buffer.
+struct Launch {
+  const LaunchBlockHeader* h = nullptr;
+  const std::uint32_t* groups = nullptr;
+  const LaunchRlimit* rlimits = nullptr;
+  const char* cwd = nullptr;
+  char** argv = nullptr;
+  char** envp = nullptr;
+};
+
+// Where init receives the launch block: mapped and faulted in before init says it is ready, large
+// enough for the usual spec (the environment dominates) plus its argv/envp pointer arrays.
+// A larger block gets a fresh mapping of its own.
+constexpr std::size_t kLaunchBufferBytes = 256 * 1024;
+
 // What the job's child needs; it runs on its own stack but in init's memory (CLONE_VM).
 struct JobChild {
-  const JobSpec* spec;
+  const Launch* launch;
   const InitFds* fds;
   int err_fd;
-  char** argv;
-  char** envp;
 };
 
 // Between clone and exec in the job: everything that makes it look like the caller's process.
@@ -88,7 +100,7 @@ struct JobChild {
 // bookkeeping lives in init's memory.
 int become_job(void* arg) {
   const JobChild& c = *static_cast<const JobChild*>(arg);
-  const JobSpec& spec = *c.spec;
+  const Launch& l = *c.launch;
   const int err_fd = c.err_fd;
   auto fail = [err_fd](JobSetupStage stage) {
     StageError e{stage, errno};
@@ -110,60 +122,135 @@ int become_job(void* arg) {
     fail(JobSetupStage::kStdio);
   close_fds_except({0, 1, 2, err_fd});
   // Limits first, while still root: raising a hard limit needs CAP_SYS_RESOURCE.
-  for (const auto& r : spec.rlimits) {
-    rlimit l{r.cur, r.max};
-    if (::setrlimit(r.resource, &l) != 0) fail(JobSetupStage::kRlimit);
+  for (std::uint32_t i = 0; i < l.h->nrlimits; ++i) {
+    rlimit r{l.rlimits[i].cur, l.rlimits[i].max};
+    if (::setrlimit(static_cast<__rlimit_resource>(l.rlimits[i].resource), &r) != 0)
+      fail(JobSetupStage::kRlimit);
   }
-  if (::syscall(SYS_setgroups, spec.groups.size(), spec.groups.data()) != 0)
+  if (::syscall(SYS_setgroups, static_cast<std::size_t>(l.h->ngroups), l.groups) != 0)
     fail(JobSetupStage::kGroups);
-  if (::syscall(SYS_setresgid, spec.gid, spec.gid, spec.gid) != 0) fail(JobSetupStage::kGid);
-  if (::syscall(SYS_setresuid, spec.uid, spec.uid, spec.uid) != 0) fail(JobSetupStage::kUid);
-  ::umask(static_cast<mode_t>(spec.umask));
+  if (::syscall(SYS_setresgid, l.h->gid, l.h->gid, l.h->gid) != 0) fail(JobSetupStage::kGid);
+  if (::syscall(SYS_setresuid, l.h->uid, l.h->uid, l.h->uid) != 0) fail(JobSetupStage::kUid);
+  ::umask(static_cast<mode_t>(l.h->umask));
   // As the caller, so that a directory the caller may not enter is refused like at home.
-  if (::chdir(spec.cwd.c_str()) != 0) fail(JobSetupStage::kChdir);
-  environ = c.envp;
-  ::execvp(c.argv[0], c.argv);
+  if (::chdir(l.cwd) != 0) fail(JobSetupStage::kChdir);
+  environ = l.envp;
+  ::execvp(l.argv[0], l.argv);
   const int exec_errno = errno;
   StageError e{JobSetupStage{0}, exec_errno};
   (void)!::write(err_fd, &e, sizeof e);
   ::_exit(exec_errno == ENOENT ? 127 : 126);
 }
 
-// Reads the spec the shepherd sends (u32 length + JSON). Fails if the shepherd is gone.
-Result<JobSpec> read_spec(int fd) {
-  auto read_exact = [fd](char* p, std::size_t n) {
-    while (n > 0) {
-      const ssize_t r = ::read(fd, p, n);
-      if (r < 0 && errno == EINTR) continue;
-      if (r <= 0) return false;
-      p += r;
-      n -= static_cast<std::size_t>(r);
+bool read_exact(int fd, char* p, std::size_t n) {
+  while (n > 0) {
+    const ssize_t r = ::read(fd, p, n);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return false;
+    p += r;
+    n -= static_cast<std::size_t>(r);
+  }
+  return true;
+}
+
+// Receives the launch block into `buf` (or a larger mapping if it does not fit) and lays it out.
+// False if the shepherd is gone or the block is malformed.
+bool receive_launch(int fd, char* buf, std::size_t cap, Launch* out) {
+  LaunchBlockHeader h;
+  if (!read_exact(fd, reinterpret_cast<char*>(&h), sizeof h)) return false;
+  if (h.magic != kLaunchBlockMagic || h.bytes < sizeof h || h.bytes > kMaxLaunchBlockBytes ||
+      h.argc == 0 || h.argc > h.bytes || h.envc > h.bytes || h.ngroups > 65536 ||
+      h.nrlimits > RLIM_NLIMITS)
+    return false;
+  const std::size_t pointers = (std::size_t{h.argc} + h.envc + 2) * sizeof(char*);
+  const std::size_t need = h.bytes + alignof(char*) + pointers;
+  if (need > cap) {
+    void* big = ::mmap(nullptr, need, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (big == MAP_FAILED) return false;
+    buf = static_cast<char*>(big);  // lives until init exits
+  }
+  std::memcpy(buf, &h, sizeof h);
+  if (!read_exact(fd, buf + sizeof h, h.bytes - sizeof h)) return false;
+  out->h = reinterpret_cast<const LaunchBlockHeader*>(buf);
+  std::size_t off = sizeof h;
+  const std::size_t fixed = std::size_t{h.ngroups} * sizeof(std::uint32_t) + std::size_t{h.nrlimits} * sizeof(LaunchRlimit);
+  if (fixed > h.bytes - off) return false;
+  out->rlimits = reinterpret_cast<const LaunchRlimit*>(buf + off);  // 8-aligned: after the header
+  off += std::size_t{h.nrlimits} * sizeof(LaunchRlimit);
+  out->groups = reinterpret_cast<const std::uint32_t*>(buf + off);
+  off += std::size_t{h.ngroups} * sizeof(std::uint32_t);
+  for (std::uint32_t i = 0; i < h.nrlimits; ++i)
+    if (out->rlimits[i].resource < 0 || out->rlimits[i].resource >= RLIM_NLIMITS) return false;
+  char** ptrs = reinterpret_cast<char**>(buf + ((h.bytes + alignof(char*) - 1) & ~(alignof(char*) - 1)));
+  // Strings: cwd, argv, env, each NUL-terminated, filling the block exactly.
+  std::size_t n = 0;
+  const std::size_t strings = 1 + std::size_t{h.argc} + h.envc;
+  for (std::size_t i = 0; i < strings; ++i) {
+    if (off >= h.bytes) return false;
+    char* s = buf + off;
+    const void* nul = std::memchr(s, '\0', h.bytes - off);
+    if (nul == nullptr) return false;
+    off = static_cast<std::size_t>(static_cast<const char*>(nul) - buf) + 1;
+    if (i == 0) {
+      out->cwd = s;
+      continue;
     }
-    return true;
-  };
-  char len_bytes[4];
-  if (!read_exact(len_bytes, sizeof len_bytes)) return make_error("the shepherd is gone");
-  const std::uint32_t len = read_u32(len_bytes);
-  if (len > kMaxInitSpecBytes) return make_error("job spec of {} bytes", len);
-  std::string text(len, '\0');
-  if (!read_exact(text.data(), len)) return make_error("the shepherd is gone");
-  auto j = nlohmann::json::parse(text, nullptr, false);
-  if (j.is_discarded()) return make_error("job spec is not JSON");
-  return job_spec_from_json(j);
+    ptrs[n++] = s;
+    if (i == h.argc) ptrs[n++] = nullptr;  // end of argv
+  }
+  if (off != h.bytes) return false;
+  ptrs[n] = nullptr;  // end of envp
+  out->argv = ptrs;
+  out->envp = ptrs + h.argc + 1;
+  return out->argv[0][0] != '\0';
 }
 
 }  // namespace
 
-Status send_init_spec(int control_fd, const JobSpec& spec) {
-  const std::string text = to_json(spec).dump();
-  if (text.size() > kMaxInitSpecBytes)
-    return make_error("job {}: spec of {} bytes exceeds {}", spec.id, text.size(), kMaxInitSpecBytes);
-  std::string msg(4, '\0');
-  const auto len = static_cast<std::uint32_t>(text.size());
-  for (int i = 0; i < 4; ++i) msg[i] = static_cast<char>((len >> (8 * i)) & 0xff);
-  msg += text;
-  if (auto s = write_all(control_fd, msg); !s.ok())
-    return make_error("job {}: osmo init is gone ({})", spec.id, s.error().str());
+Result<std::string> encode_launch_block(const JobSpec& spec) {
+  LaunchBlockHeader h;
+  h.magic = kLaunchBlockMagic;
+  h.umask = spec.umask;
+  h.uid = spec.uid;
+  h.gid = spec.gid;
+  h.ngroups = static_cast<std::uint32_t>(spec.groups.size());
+  h.nrlimits = static_cast<std::uint32_t>(spec.rlimits.size());
+  h.argc = static_cast<std::uint32_t>(spec.argv.size());
+  h.envc = static_cast<std::uint32_t>(spec.env.size());
+  std::size_t bytes = sizeof h + spec.groups.size() * sizeof(std::uint32_t) +
+                      spec.rlimits.size() * sizeof(LaunchRlimit) + spec.cwd.size() + 1;
+  for (const auto& a : spec.argv) bytes += a.size() + 1;
+  for (const auto& e : spec.env) bytes += e.size() + 1;
+  if (bytes > kMaxLaunchBlockBytes)
+    return make_error("job {}: spec of {} bytes exceeds {}", spec.id, bytes, kMaxLaunchBlockBytes);
+  h.bytes = static_cast<std::uint32_t>(bytes);
+  std::string out;
+  out.reserve(bytes);
+  out.append(reinterpret_cast<const char*>(&h), sizeof h);
+  for (const auto& r : spec.rlimits) {
+    LaunchRlimit l;
+    l.resource = r.resource;
+    l.cur = r.cur;
+    l.max = r.max;
+    out.append(reinterpret_cast<const char*>(&l), sizeof l);
+  }
+  for (gid_t g : spec.groups) {
+    const std::uint32_t v = g;
+    out.append(reinterpret_cast<const char*>(&v), sizeof v);
+  }
+  auto add = [&out](const std::string& str) {
+    out.append(str);
+    out.push_back('\0');
+  };
+  add(spec.cwd);
+  for (const auto& a : spec.argv) add(a);
+  for (const auto& e : spec.env) add(e);
+  return out;
+}
+
+Status send_launch_block(int control_fd, const std::string& block) {
+  if (auto s = write_all(control_fd, block); !s.ok())
+    return Error{s.error().code, "osmo init is gone (cannot hand it the job)"};
   return ok_status();
 }
 
@@ -192,38 +279,28 @@ Status send_init_spec(int control_fd, const JobSpec& spec) {
   sigaddset(&mask, SIGCHLD);
   sigprocmask(SIG_BLOCK, &mask, nullptr);
   const int sfd = ::signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
-  // The job's stack while it runs in our memory (see become_job); allocated now, off the path
-  // from the spec to the exec.
-  constexpr std::size_t kChildStackBytes = 256 * 1024;
-  void* stack = ::mmap(nullptr, kChildStackBytes, PROT_READ | PROT_WRITE,
-                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
-  if (stack == MAP_FAILED) setup_failed(fds, JobSetupStage::kFork, errno);
+  // The job's stack while it runs in our memory (see become_job) and the buffer for the launch
+  // block: mapped and faulted in now, off the path from the spec to the exec.
+  constexpr std::size_t kChildStackBytes = 64 * 1024;
+  char* mem = static_cast<char*>(::mmap(nullptr, kChildStackBytes + kLaunchBufferBytes,
+                                        PROT_READ | PROT_WRITE,
+                                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0));
+  if (mem == MAP_FAILED) setup_failed(fds, JobSetupStage::kFork, errno);
+  char* const stack_top = mem + kChildStackBytes;
+  int errpipe[2];
+  if (::pipe2(errpipe, O_CLOEXEC) != 0) setup_failed(fds, JobSetupStage::kFork, errno);
 
   report(fds.report, InitReportKind::kReady);
-  auto parsed = read_spec(fds.control);
-  if (!parsed.ok()) {
+  Launch launch;
+  if (!receive_launch(fds.control, stack_top, kLaunchBufferBytes, &launch)) {
     // Also the normal end of a prepared init whose shepherd was discarded unused.
     report(fds.report, InitReportKind::kSetupFailed, static_cast<int>(JobSetupStage::kSpec), EPROTO);
     ::_exit(1);
   }
-  const JobSpec& spec = *parsed;
-
-  std::vector<std::string> env_store = spec.env;
-  std::vector<char*> argv, envp;
-  std::vector<std::string> argv_store = spec.argv;
-  for (auto& a : argv_store) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  for (auto& e : env_store) envp.push_back(e.data());
-  envp.push_back(nullptr);
-
-  int errpipe[2];
-  if (::pipe2(errpipe, O_CLOEXEC) != 0) setup_failed(fds, JobSetupStage::kFork, errno);
-  JobChild child{&spec, &fds, errpipe[1], argv.data(), envp.data()};
+  JobChild child{&launch, &fds, errpipe[1]};
   // Returns once the job has exec'd or died (CLONE_VFORK).
-  const pid_t job = ::clone(become_job, static_cast<char*>(stack) + kChildStackBytes,
-                            CLONE_VM | CLONE_VFORK | SIGCHLD, &child);
+  const pid_t job = ::clone(become_job, stack_top, CLONE_VM | CLONE_VFORK | SIGCHLD, &child);
   if (job < 0) setup_failed(fds, JobSetupStage::kFork, errno);
-  ::munmap(stack, kChildStackBytes);
   ::close(errpipe[1]);
   ::close(fds.job_stdin);
   ::close(fds.job_stdout);

@@ -37,9 +37,36 @@ struct InitReport {
 };
 static_assert(sizeof(InitReport) == 16);
 
-// The spec travels from the shepherd to init on the control pipe, before any signal request: a
-// u32 little-endian length, then that many bytes of JSON (to_json(JobSpec)).
-inline constexpr std::uint32_t kMaxInitSpecBytes = 16u << 20;
+// The spec travels from the shepherd to init on the control pipe, before any signal request, as
+// one flat "launch block" (both ends are the same binary, so host layout is fine): this header,
+// `nrlimits` LaunchRlimit, `ngroups` u32 gids, then NUL-terminated strings: cwd, the `argc`
+// arguments, the `envc` environment entries. Flat, so that init parses nothing and allocates
+// nothing between the spec's arrival and the job's exec (each fresh page costs a fault).
+struct LaunchBlockHeader {
+  std::uint32_t magic = 0;  // kLaunchBlockMagic
+  std::uint32_t bytes = 0;  // the whole block, this header included
+  std::uint32_t umask = 0;
+  std::uint32_t uid = 0;
+  std::uint32_t gid = 0;
+  std::uint32_t ngroups = 0;
+  std::uint32_t nrlimits = 0;
+  std::uint32_t argc = 0;
+  std::uint32_t envc = 0;
+  std::uint32_t reserved = 0;
+};
+static_assert(sizeof(LaunchBlockHeader) == 40);
+struct LaunchRlimit {
+  std::int32_t resource = 0;
+  std::uint32_t reserved = 0;
+  std::uint64_t cur = 0;
+  std::uint64_t max = 0;
+};
+static_assert(sizeof(LaunchRlimit) == 24);
+inline constexpr std::uint32_t kLaunchBlockMagic = 0x4e4c534f;  // "OSLN"
+inline constexpr std::uint32_t kMaxLaunchBlockBytes = 16u << 20;
+
+// The launch block for `spec` (fails if it would exceed kMaxLaunchBlockBytes).
+Result<std::string> encode_launch_block(const JobSpec& spec);
 
 // Requests from the shepherd to init (one write each), after the spec.
 struct InitSignalRequest {
@@ -61,7 +88,7 @@ struct InitFds {
 // reads the spec from fds.control, starts the job and stays its init. Never returns.
 [[noreturn]] void job_init_main(const InitFds& fds);
 
-// Shepherd side: hands the spec to an init that reported kReady (blocking write).
-Status send_init_spec(int control_fd, const JobSpec& spec);
+// Shepherd side: hands the launch block to an init that reported kReady (blocking write).
+Status send_launch_block(int control_fd, const std::string& block);
 
 }  // namespace osmo::run

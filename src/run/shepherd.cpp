@@ -11,16 +11,18 @@
 #include <netinet/tcp.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <charconv>
 #include <chrono>
+#include <cstdio>
 #include <optional>
 #include <cstring>
-#include <fstream>
 
 #include <fmt/format.h>
 
@@ -66,9 +68,12 @@ std::int64_t unix_ms() {
 
 // The pid (as this node sees it) of init's only child, the job.
 pid_t find_job_pid(pid_t init_pid) {
-  std::ifstream in(fmt::format("/proc/{}/task/{}/children", init_pid, init_pid));
+  char path[64], buf[64];
+  std::snprintf(path, sizeof path, "/proc/%d/task/%d/children", static_cast<int>(init_pid),
+                static_cast<int>(init_pid));
+  const std::string_view text = read_small_file(path, buf, sizeof buf);
   pid_t pid = 0;
-  in >> pid;
+  std::from_chars(text.data(), text.data() + text.size(), pid);
   return pid;
 }
 
@@ -165,7 +170,9 @@ Status Shepherd::start_job() {
   init_pid_ = std::exchange(pj.init_pid, -1);
   prepared_.reset();
 
-  if (auto s = send_init_spec(control_.get(), spec_); !s.ok())
+  auto block = encode_launch_block(spec_);
+  if (!block.ok()) return block.take_error();
+  if (auto s = send_launch_block(control_.get(), *block); !s.ok())
     return Error{s.error().code, fmt::format("node {}: {}", spec_.node, s.error().message)};
   InitReport r{};
   ssize_t n;
@@ -641,9 +648,46 @@ int shepherd_entry(int stream_fd, int spec_fd) {
   return run_from_spec_fd(UniqueFd(stream_fd), spec_fd, std::nullopt);
 }
 
+namespace {
+
+// Runs, once and on a made-up job, the code a job start goes through in the shepherd: decoding
+// the spec, the user lookup, the launch block, the /proc reads, the frames. A forked process
+// page-faults on every code page, PLT entry and heap page it touches for the first time (~80 on
+// this path, ~12 us each on this VM); a warm shepherd takes them here, before it is needed.
+// Touches nothing outside this process.
+void rehearse_job_start() {
+  JobSpec s;
+  s.id = "000000000000";
+  s.home = s.node = "rehearsal";
+  s.argv = {"true", "--rehearsal"};
+  for (char** e = environ; e != nullptr && *e != nullptr; ++e) s.env.emplace_back(*e);
+  s.cwd = "/";
+  for (int r = 0; r < RLIM_NLIMITS; ++r) s.rlimits.push_back(Rlimit{r, RLIM_INFINITY, RLIM_INFINITY});
+  s.uid = s.gid = 0;
+  s.groups = {0};
+  auto j = nlohmann::json::parse(to_json(s).dump(), nullptr, false);
+  auto spec = job_spec_from_json(j);
+  if (spec.ok()) {
+    (void)encode_launch_block(*spec);
+    (void)command_line(spec->argv);
+  }
+  (void)::getpwuid(0);
+  (void)process_start_time(::getpid());
+  (void)find_job_pid(::getpid());
+  std::vector<char> f;
+  append_frame(f, FrameType::kStarted,
+               nlohmann::json{{"id", s.id}, {"node", s.node}, {"pid", 1}}.dump());
+  append_u32_frame(f, FrameType::kCredit, kStdinWindowBytes);
+  (void)unix_ms();
+  (void)now_ms();
+}
+
+}  // namespace
+
 int warm_shepherd_main(int sock) {
   auto prepared = PreparedJob::create();
   if (!prepared.ok()) return 1;  // the launcher starts the job the cold way, which reports why
+  rehearse_job_start();
   const char ready = 'R';
   if (::send(sock, &ready, 1, MSG_NOSIGNAL) != 1) return 0;
   int fds[2] = {-1, -1};
