@@ -32,6 +32,8 @@ class ShepherdLauncher {
   // Starts the shepherd of `spec` on a copy of `stream_fd` (the caller keeps its own).
   Status launch(int stream_fd, const JobSpec& spec);
 
+  pid_t pid() const { return pid_; }
+
  private:
   ShepherdLauncher(UniqueFd sock, pid_t pid, Logger log) : sock_(std::move(sock)), pid_(pid), log_(std::move(log)) {}
   std::mutex mu_;  // one request/answer at a time
