@@ -33,10 +33,10 @@ int thread_count() {
 // way. Preparing takes about a millisecond; this bound only matters if something is badly wrong.
 constexpr int kWarmReadyTimeoutMs = 2000;
 
-// A shepherd forked ahead of time: it prepares the next job's namespaces and init and waits.
+// A shepherd forked ahead of time: it prepares the next job's namespaces and init and waits on
+// its end of a SOCK_SEQPACKET pair. Closing ours makes an unused warm shepherd exit.
 struct Warm {
-  pid_t pid = -1;
-  UniqueFd sock;  // SOCK_SEQPACKET; closing it makes an unused warm shepherd exit
+  UniqueFd sock;
 };
 
 Warm spawn_warm(int launcher_sock) {
@@ -61,7 +61,7 @@ Warm spawn_warm(int launcher_sock) {
     ::close(sp[0]);
     return {};
   }
-  return Warm{pid, UniqueFd(sp[0])};
+  return Warm{UniqueFd(sp[0])};
 }
 
 // Hands the job to the warm shepherd once it is ready. False: it failed, or is not ready in time.
