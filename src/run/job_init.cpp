@@ -153,6 +153,22 @@ bool read_exact(int fd, char* p, std::size_t n) {
   return true;
 }
 
+// Maps a stack of `stack_bytes` for the job's clone with `extra_bytes` above its top (the launch
+// buffer), faulted in now, and an inaccessible guard below it, large enough that even a big
+// stack frame (a VLA) that overruns it faults instead of writing into init's memory, which the
+// clone shares. Returns the stack's top (where `extra_bytes` start), or nullptr (errno set).
+char* map_child_stack(std::size_t stack_bytes, std::size_t extra_bytes) {
+  constexpr std::size_t kGuardBytes = 1 << 20;
+  const std::size_t used = stack_bytes + extra_bytes;
+  char* base = static_cast<char*>(::mmap(nullptr, kGuardBytes + used, PROT_NONE,
+                                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0));
+  if (base == MAP_FAILED) return nullptr;
+  char* const stack = base + kGuardBytes;
+  if (::mprotect(stack, used, PROT_READ | PROT_WRITE) != 0) return nullptr;
+  (void)::madvise(stack, used, MADV_POPULATE_WRITE);  // best effort: faults now, not on the path
+  return stack + stack_bytes;
+}
+
 // Receives the launch block into `buf` (or a larger mapping if it does not fit) and lays it out.
 // False if the shepherd is gone or the block is malformed.
 bool receive_launch(int fd, char* buf, std::size_t cap, Launch* out) {
@@ -282,11 +298,9 @@ Status send_launch_block(int control_fd, const std::string& block) {
   // The job's stack while it runs in our memory (see become_job) and the buffer for the launch
   // block: mapped and faulted in now, off the path from the spec to the exec.
   constexpr std::size_t kChildStackBytes = 64 * 1024;
-  char* mem = static_cast<char*>(::mmap(nullptr, kChildStackBytes + kLaunchBufferBytes,
-                                        PROT_READ | PROT_WRITE,
-                                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0));
-  if (mem == MAP_FAILED) setup_failed(fds, JobSetupStage::kFork, errno);
-  char* const stack_top = mem + kChildStackBytes;
+  constexpr std::size_t kChildStackSlackBytes = 32 * 1024;  // become_job and execvp's own frames
+  char* const stack_top = map_child_stack(kChildStackBytes, kLaunchBufferBytes);
+  if (stack_top == nullptr) setup_failed(fds, JobSetupStage::kFork, errno);
   int errpipe[2];
   if (::pipe2(errpipe, O_CLOEXEC) != 0) setup_failed(fds, JobSetupStage::kFork, errno);
 
@@ -298,8 +312,16 @@ Status send_launch_block(int control_fd, const std::string& block) {
     ::_exit(1);
   }
   JobChild child{&launch, &fds, errpipe[1]};
+  // execvp copies argv onto the stack when it runs a script without "#!" (as posix_spawn knows,
+  // which sizes its child's stack the same way): a long argv gets a stack to match.
+  char* job_stack_top = stack_top;
+  const std::size_t argv_bytes = (std::size_t{launch.h->argc} + 2) * sizeof(char*);
+  if (argv_bytes + kChildStackSlackBytes > kChildStackBytes) {
+    job_stack_top = map_child_stack(argv_bytes + kChildStackBytes, 0);  // lives until init exits
+    if (job_stack_top == nullptr) setup_failed(fds, JobSetupStage::kFork, errno);
+  }
   // Returns once the job has exec'd or died (CLONE_VFORK).
-  const pid_t job = ::clone(become_job, stack_top, CLONE_VM | CLONE_VFORK | SIGCHLD, &child);
+  const pid_t job = ::clone(become_job, job_stack_top, CLONE_VM | CLONE_VFORK | SIGCHLD, &child);
   if (job < 0) setup_failed(fds, JobSetupStage::kFork, errno);
   ::close(errpipe[1]);
   ::close(fds.job_stdin);

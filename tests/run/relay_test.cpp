@@ -143,6 +143,19 @@ TEST_F(Relay, RlimitsCarried) {
   EXPECT_EQ(o.out, "321\n654\n");
 }
 
+TEST_F(Relay, ScriptWithoutInterpreterLineAndLongArgv) {
+  // execvp runs such a script with /bin/sh, copying argv onto the stack of the job's clone; a long
+  // argv also overflows init's preallocated launch buffer.
+  const std::string script = dir_.path + "/count-args";
+  ASSERT_TRUE(write_all(UniqueFd(::open(script.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0755)).get(),
+                        "echo $#\n").ok());
+  std::vector<std::string> argv{script};
+  for (int i = 0; i < 20000; ++i) argv.push_back("arg" + std::to_string(i));
+  auto o = run_job(spec(argv));
+  EXPECT_EQ(o.code, 0) << o.err;
+  EXPECT_EQ(o.out, "20000\n");
+}
+
 TEST_F(Relay, OwnPidNamespaceAndProc) {
   // The job is PID 2 (init is 1), and /proc is its own: getpid() and /proc/self agree.
   auto o = run_job(spec({"python3", "-c",
