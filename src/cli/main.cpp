@@ -8,6 +8,7 @@
 
 #include "base/log.hpp"
 #include "cli/commands.hpp"
+#include "run/run_cli.hpp"
 #include "base/version.hpp"
 
 namespace {
@@ -44,6 +45,9 @@ std::vector<std::string> drop_run_separator(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // `osmo run` is latency-critical: plain invocations skip building the parser for every command.
+  if (const auto code = osmo::cli::run_fast_path(argc, argv)) return *code;
+
   CLI::App app{"osmo: a group of Linux machines that behaves like one big multiprocessor", "osmo"};
   app.set_version_flag("--version", std::string("osmo ") + osmo::kVersion);
   app.require_subcommand(1);

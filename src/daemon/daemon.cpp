@@ -117,10 +117,10 @@ std::vector<gossip::MemberView> Daemon::members() const {
 }
 
 Result<UniqueFd> Daemon::dial_peer(const env::Endpoint& to, const std::string& service, const Json& header,
-                                   int timeout_ms) {
+                                   int timeout_ms, DialFailure* why) {
   Json h = header;
   h["service"] = service;
-  return daemon::dial_peer(config_.name, key_, to, h, timeout_ms);
+  return daemon::dial_peer(config_.name, key_, to, h, timeout_ms, why);
 }
 
 void Daemon::sample_load() {

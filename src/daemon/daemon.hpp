@@ -51,7 +51,7 @@ class Daemon final : public Services, public DaemonApi {
   const std::filesystem::path& state_dir() const override { return state_dir_; }
   const std::array<std::uint8_t, 32>& key() const override { return key_; }
   Result<UniqueFd> dial_peer(const env::Endpoint& to, const std::string& service, const Json& header,
-                             int timeout_ms) override;
+                             int timeout_ms, DialFailure* why = nullptr) override;
 
  private:
   Daemon(const ResolvedConfig& config, platform::LoadSampler sampler, double speed_override);

@@ -288,7 +288,10 @@ void PeerServer::serve(const std::shared_ptr<Shared>& shared, UniqueFd conn, env
 }
 
 Result<UniqueFd> dial_peer(const std::string& my_name, const Key& key, const env::Endpoint& to,
-                           const Json& header, int timeout_ms) {
+                           const Json& header, int timeout_ms, DialFailure* why) {
+  DialFailure unused;
+  DialFailure& failure = why != nullptr ? *why : unused;
+  failure = DialFailure::kUnreachable;  // until the peer has answered
   OSMO_ASSIGN_OR_RETURN(auto addr, resolve_endpoint(to));
   UniqueFd conn(::socket(addr.first.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
   if (!conn) return errno_error("socket(TCP)");
@@ -314,13 +317,21 @@ Result<UniqueFd> dial_peer(const std::string& my_name, const Key& key, const env
   OSMO_TRY(write_frame(fd, encode_hello(client, my_name)));
   OSMO_ASSIGN_OR_RETURN(std::string challenge, read_frame(fd, 1 + sizeof(Hello) + kMaxNameBytes + 4096));
   if (challenge.empty()) return make_error("{}: empty challenge", to.str());
-  if (challenge[0] != static_cast<char>(kAccepted))
+  if (challenge[0] != static_cast<char>(kAccepted)) {
+    failure = DialFailure::kNotAuthenticated;  // the hello is refused only as unauthenticated
     return make_error("{} refused the connection: {}", to.str(), challenge.substr(1));
-  OSMO_ASSIGN_OR_RETURN(auto server_hello, decode_hello(challenge.substr(1)));
-  const auto& [server, server_name] = server_hello;
+  }
+  auto server_hello = decode_hello(challenge.substr(1));
+  if (!server_hello.ok()) {
+    failure = DialFailure::kNotAuthenticated;  // not our handshake: not a node of this cluster
+    return make_error("{}: {}", to.str(), server_hello.error().message);
+  }
+  const auto& [server, server_name] = *server_hello;
   OSMO_ASSIGN_OR_RETURN(std::string server_tag, read_frame(fd, wire::kMacBytes));
-  if (!tag_ok(key, transcript("osmo-peer-server", client, server, my_name, server_name, ""), server_tag))
+  if (!tag_ok(key, transcript("osmo-peer-server", client, server, my_name, server_name, ""), server_tag)) {
+    failure = DialFailure::kNotAuthenticated;
     return make_error("{} failed authentication (different cluster secret?)", to.str());
+  }
 
   std::string header_bytes = header.dump();
   OSMO_TRY(write_frame(fd, tag_of(key, transcript("osmo-peer-client", client, server, my_name,
@@ -328,8 +339,11 @@ Result<UniqueFd> dial_peer(const std::string& my_name, const Key& key, const env
   OSMO_TRY(write_frame(fd, header_bytes));
   OSMO_ASSIGN_OR_RETURN(std::string verdict, read_frame(fd, 4096));
   if (verdict.empty()) return make_error("{}: empty verdict", to.str());
-  if (verdict[0] != static_cast<char>(kAccepted))
+  if (verdict[0] != static_cast<char>(kAccepted)) {
+    failure = verdict[0] == static_cast<char>(kRefusedService) ? DialFailure::kRefused
+                                                                : DialFailure::kNotAuthenticated;
     return make_error("{} ({}) refused: {}", server_name, to.str(), verdict.substr(1));
+  }
   set_io_timeout(fd, 0);
   return conn;
 }

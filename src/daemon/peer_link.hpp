@@ -68,9 +68,11 @@ class PeerServer {
   std::atomic<bool> stopping_{false};
 };
 
-// Connects to `to`, authenticates both ways and asks for `header["service"]`.
+// Connects to `to`, authenticates both ways and asks for `header["service"]`. On failure, *why
+// (if given) tells a refusal (from the verdict bytes, or our own check of the peer's tag) from an
+// unreachable peer.
 Result<UniqueFd> dial_peer(const std::string& my_name, const Key& key, const env::Endpoint& to,
-                           const Json& header, int timeout_ms);
+                           const Json& header, int timeout_ms, DialFailure* why = nullptr);
 
 // Resolves an endpoint to a socket address (numeric or by name), for TCP and UDP alike.
 Result<std::pair<sockaddr_storage, socklen_t>> resolve_endpoint(const env::Endpoint& ep);

@@ -56,6 +56,15 @@ class Services {
   virtual void set_job_counter(std::function<std::uint32_t()> counter) = 0;
 };
 
+// Why a peer stream could not be opened (dial_peer's `why`), for callers that react differently:
+// `osmo run` reports a refusal as such (exit 251), an unreachable node as no node (250).
+enum class DialFailure {
+  kUnreachable,       // no connection, or it broke or timed out during the handshake
+  kNotAuthenticated,  // the peer does not share our cluster secret (either side's check failed)
+                      // or does not speak our handshake (magic, version)
+  kRefused,           // authenticated, but the peer refused the request (verdict 2: service)
+};
+
 class DaemonApi {
  public:
   virtual ~DaemonApi() = default;
@@ -65,9 +74,11 @@ class DaemonApi {
   virtual const std::filesystem::path& state_dir() const = 0;
   virtual const std::array<std::uint8_t, 32>& key() const = 0;
   // Opens an authenticated stream to another node's daemon and asks for `service` with `header`.
-  // On success the stream is positioned right after the peer's acceptance.
+  // On success the stream is positioned right after the peer's acceptance. On failure, *why
+  // (if given) says which kind.
   virtual Result<UniqueFd> dial_peer(const env::Endpoint& to, const std::string& service,
-                                     const Json& header, int timeout_ms) = 0;
+                                     const Json& header, int timeout_ms,
+                                     DialFailure* why = nullptr) = 0;
 };
 
 using Plugin = std::function<void(Services&, DaemonApi&)>;

@@ -6,16 +6,20 @@
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
+#include <string>
 #include <vector>
 
 #include "run/fd_util.hpp"
@@ -37,6 +41,7 @@ const char* to_string(JobSetupStage stage) {
     case JobSetupStage::kChdir: return "enter the working directory";
     case JobSetupStage::kSignals: return "reset signal handling";
     case JobSetupStage::kStdio: return "set up stdin/stdout/stderr";
+    case JobSetupStage::kSpec: return "receive the job spec";
   }
   return "set up the job";
 }
@@ -49,55 +54,223 @@ void report(int fd, InitReportKind kind, std::int32_t a = 0, std::int32_t b = 0)
   (void)!::write(fd, &r, sizeof r);
 }
 
+[[noreturn]] void setup_failed(const InitFds& fds, JobSetupStage stage, int err) {
+  report(fds.report, InitReportKind::kSetupFailed, static_cast<int>(stage), err);
+  ::_exit(1);
+}
+
 struct StageError {
   JobSetupStage stage;
   int err;
 };
 
-// Between fork and exec in the job: everything that makes it look like the caller's process.
+// A launch block checked and laid out for use: pointers into init's buffer.
+struct Launch {
+  const LaunchBlockHeader* h = nullptr;
+  const std::uint32_t* groups = nullptr;
+  const LaunchRlimit* rlimits = nullptr;
+  const char* cwd = nullptr;
+  char** argv = nullptr;
+  char** envp = nullptr;
+};
+
+// Where init receives the launch block: mapped and faulted in before init says it is ready, large
+// enough for the usual spec (the environment dominates) plus its argv/envp pointer arrays.
+// A larger block gets a fresh mapping of its own.
+constexpr std::size_t kLaunchBufferBytes = 256 * 1024;
+
+// What the job's child needs; it runs on its own stack but in init's memory (CLONE_VM).
+struct JobChild {
+  const Launch* launch;
+  const InitFds* fds;
+  int err_fd;
+};
+
+// Between clone and exec in the job: everything that makes it look like the caller's process.
 // On failure, writes (stage, errno) to `err_fd` and exits; on success the exec closes `err_fd`
 // (O_CLOEXEC), which tells init that the job runs.
-[[noreturn]] void become_job(const JobSpec& spec, const InitFds& fds, int err_fd,
-                             std::vector<char*>& argv, std::vector<char*>& envp) {
-  auto fail = [&](JobSetupStage stage) {
+//
+// The job is cloned with CLONE_VM | CLONE_VFORK (as posix_spawn does): no page tables are copied
+// and no page is write-faulted twice, which matters on this VM (a fault costs ~12 us). init is
+// suspended until the exec, and everything here touches only the child's own kernel state (signal
+// dispositions, fds, limits, credentials, umask, cwd) or its stack, with two exceptions that are
+// harmless to init: errno, and `environ`, which execvp needs to search the job's own PATH.
+// Credentials are set with raw syscalls: they apply to the calling task only, which is what a
+// child about to exec needs, and they bypass glibc's all-threads broadcast (setxid), whose
+// bookkeeping lives in init's memory.
+int become_job(void* arg) {
+  const JobChild& c = *static_cast<const JobChild*>(arg);
+  const Launch& l = *c.launch;
+  const int err_fd = c.err_fd;
+  auto fail = [err_fd](JobSetupStage stage) {
     StageError e{stage, errno};
     (void)!::write(err_fd, &e, sizeof e);
     ::_exit(127);
   };
   sigset_t none;
   sigemptyset(&none);
-  if (sigprocmask(SIG_SETMASK, &none, nullptr) != 0) fail(JobSetupStage::kSignals);
+  if (::syscall(SYS_rt_sigprocmask, SIG_SETMASK, &none, nullptr, _NSIG / 8) != 0)
+    fail(JobSetupStage::kSignals);
   // The shepherd ignores SIGPIPE; the job must not inherit that (`osmo run yes | head` relies on it).
-  for (int s = 1; s < NSIG; ++s) ::signal(s, SIG_DFL);
+  struct sigaction dfl {};
+  dfl.sa_handler = SIG_DFL;
+  for (int s = 1; s < NSIG; ++s) ::sigaction(s, &dfl, nullptr);
   // Its own process group, so that a terminal-style signal reaches its children too.
   ::setpgid(0, 0);
-  if (::dup2(fds.job_stdin, 0) < 0 || ::dup2(fds.job_stdout, 1) < 0 ||
-      ::dup2(fds.job_stderr, 2) < 0)
+  if (::dup2(c.fds->job_stdin, 0) < 0 || ::dup2(c.fds->job_stdout, 1) < 0 ||
+      ::dup2(c.fds->job_stderr, 2) < 0)
     fail(JobSetupStage::kStdio);
   close_fds_except({0, 1, 2, err_fd});
   // Limits first, while still root: raising a hard limit needs CAP_SYS_RESOURCE.
-  for (const auto& r : spec.rlimits) {
-    rlimit l{r.cur, r.max};
-    if (::setrlimit(r.resource, &l) != 0) fail(JobSetupStage::kRlimit);
+  for (std::uint32_t i = 0; i < l.h->nrlimits; ++i) {
+    rlimit r{l.rlimits[i].cur, l.rlimits[i].max};
+    if (::setrlimit(static_cast<__rlimit_resource>(l.rlimits[i].resource), &r) != 0)
+      fail(JobSetupStage::kRlimit);
   }
-  if (::setgroups(spec.groups.size(), spec.groups.data()) != 0) fail(JobSetupStage::kGroups);
-  if (::setresgid(spec.gid, spec.gid, spec.gid) != 0) fail(JobSetupStage::kGid);
-  if (::setresuid(spec.uid, spec.uid, spec.uid) != 0) fail(JobSetupStage::kUid);
-  ::umask(static_cast<mode_t>(spec.umask));
+  if (::syscall(SYS_setgroups, static_cast<std::size_t>(l.h->ngroups), l.groups) != 0)
+    fail(JobSetupStage::kGroups);
+  if (::syscall(SYS_setresgid, l.h->gid, l.h->gid, l.h->gid) != 0) fail(JobSetupStage::kGid);
+  if (::syscall(SYS_setresuid, l.h->uid, l.h->uid, l.h->uid) != 0) fail(JobSetupStage::kUid);
+  ::umask(static_cast<mode_t>(l.h->umask));
   // As the caller, so that a directory the caller may not enter is refused like at home.
-  if (::chdir(spec.cwd.c_str()) != 0) fail(JobSetupStage::kChdir);
-  // execvp searches the PATH of `environ`, which must be the job's.
-  environ = envp.data();
-  ::execvp(argv[0], argv.data());
+  if (::chdir(l.cwd) != 0) fail(JobSetupStage::kChdir);
+  environ = l.envp;
+  ::execvp(l.argv[0], l.argv);
   const int exec_errno = errno;
   StageError e{JobSetupStage{0}, exec_errno};
   (void)!::write(err_fd, &e, sizeof e);
   ::_exit(exec_errno == ENOENT ? 127 : 126);
 }
 
+bool read_exact(int fd, char* p, std::size_t n) {
+  while (n > 0) {
+    const ssize_t r = ::read(fd, p, n);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return false;
+    p += r;
+    n -= static_cast<std::size_t>(r);
+  }
+  return true;
+}
+
+// Maps a stack of `stack_bytes` for the job's clone with `extra_bytes` above its top (the launch
+// buffer), faulted in now, and an inaccessible guard below it, large enough that even a big
+// stack frame (a VLA) that overruns it faults instead of writing into init's memory, which the
+// clone shares. Returns the stack's top (where `extra_bytes` start), or nullptr (errno set).
+char* map_child_stack(std::size_t stack_bytes, std::size_t extra_bytes) {
+  constexpr std::size_t kGuardBytes = 1 << 20;
+  const std::size_t used = stack_bytes + extra_bytes;
+  char* base = static_cast<char*>(::mmap(nullptr, kGuardBytes + used, PROT_NONE,
+                                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0));
+  if (base == MAP_FAILED) return nullptr;
+  char* const stack = base + kGuardBytes;
+  if (::mprotect(stack, used, PROT_READ | PROT_WRITE) != 0) return nullptr;
+  (void)::madvise(stack, used, MADV_POPULATE_WRITE);  // best effort: faults now, not on the path
+  return stack + stack_bytes;
+}
+
+// Receives the launch block into `buf` (or a larger mapping if it does not fit) and lays it out.
+// False if the shepherd is gone or the block is malformed.
+bool receive_launch(int fd, char* buf, std::size_t cap, Launch* out) {
+  LaunchBlockHeader h;
+  if (!read_exact(fd, reinterpret_cast<char*>(&h), sizeof h)) return false;
+  if (h.magic != kLaunchBlockMagic || h.bytes < sizeof h || h.bytes > kMaxLaunchBlockBytes ||
+      h.argc == 0 || h.argc > h.bytes || h.envc > h.bytes || h.ngroups > 65536 ||
+      h.nrlimits > RLIM_NLIMITS)
+    return false;
+  const std::size_t pointers = (std::size_t{h.argc} + h.envc + 2) * sizeof(char*);
+  const std::size_t need = h.bytes + alignof(char*) + pointers;
+  if (need > cap) {
+    void* big = ::mmap(nullptr, need, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (big == MAP_FAILED) return false;
+    buf = static_cast<char*>(big);  // lives until init exits
+  }
+  std::memcpy(buf, &h, sizeof h);
+  if (!read_exact(fd, buf + sizeof h, h.bytes - sizeof h)) return false;
+  out->h = reinterpret_cast<const LaunchBlockHeader*>(buf);
+  std::size_t off = sizeof h;
+  const std::size_t fixed = std::size_t{h.ngroups} * sizeof(std::uint32_t) + std::size_t{h.nrlimits} * sizeof(LaunchRlimit);
+  if (fixed > h.bytes - off) return false;
+  out->rlimits = reinterpret_cast<const LaunchRlimit*>(buf + off);  // 8-aligned: after the header
+  off += std::size_t{h.nrlimits} * sizeof(LaunchRlimit);
+  out->groups = reinterpret_cast<const std::uint32_t*>(buf + off);
+  off += std::size_t{h.ngroups} * sizeof(std::uint32_t);
+  for (std::uint32_t i = 0; i < h.nrlimits; ++i)
+    if (out->rlimits[i].resource < 0 || out->rlimits[i].resource >= RLIM_NLIMITS) return false;
+  char** ptrs = reinterpret_cast<char**>(buf + ((h.bytes + alignof(char*) - 1) & ~(alignof(char*) - 1)));
+  // Strings: cwd, argv, env, each NUL-terminated, filling the block exactly.
+  std::size_t n = 0;
+  const std::size_t strings = 1 + std::size_t{h.argc} + h.envc;
+  for (std::size_t i = 0; i < strings; ++i) {
+    if (off >= h.bytes) return false;
+    char* s = buf + off;
+    const void* nul = std::memchr(s, '\0', h.bytes - off);
+    if (nul == nullptr) return false;
+    off = static_cast<std::size_t>(static_cast<const char*>(nul) - buf) + 1;
+    if (i == 0) {
+      out->cwd = s;
+      continue;
+    }
+    ptrs[n++] = s;
+    if (i == h.argc) ptrs[n++] = nullptr;  // end of argv
+  }
+  if (off != h.bytes) return false;
+  ptrs[n] = nullptr;  // end of envp
+  out->argv = ptrs;
+  out->envp = ptrs + h.argc + 1;
+  return out->argv[0][0] != '\0';
+}
+
 }  // namespace
 
-[[noreturn]] void job_init_main(const JobSpec& spec, const InitFds& fds) {
+Result<std::string> encode_launch_block(const JobSpec& spec) {
+  LaunchBlockHeader h;
+  h.magic = kLaunchBlockMagic;
+  h.umask = spec.umask;
+  h.uid = spec.uid;
+  h.gid = spec.gid;
+  h.ngroups = static_cast<std::uint32_t>(spec.groups.size());
+  h.nrlimits = static_cast<std::uint32_t>(spec.rlimits.size());
+  h.argc = static_cast<std::uint32_t>(spec.argv.size());
+  h.envc = static_cast<std::uint32_t>(spec.env.size());
+  std::size_t bytes = sizeof h + spec.groups.size() * sizeof(std::uint32_t) +
+                      spec.rlimits.size() * sizeof(LaunchRlimit) + spec.cwd.size() + 1;
+  for (const auto& a : spec.argv) bytes += a.size() + 1;
+  for (const auto& e : spec.env) bytes += e.size() + 1;
+  if (bytes > kMaxLaunchBlockBytes)
+    return make_error("job {}: spec of {} bytes exceeds {}", spec.id, bytes, kMaxLaunchBlockBytes);
+  h.bytes = static_cast<std::uint32_t>(bytes);
+  std::string out;
+  out.reserve(bytes);
+  out.append(reinterpret_cast<const char*>(&h), sizeof h);
+  for (const auto& r : spec.rlimits) {
+    LaunchRlimit l;
+    l.resource = r.resource;
+    l.cur = r.cur;
+    l.max = r.max;
+    out.append(reinterpret_cast<const char*>(&l), sizeof l);
+  }
+  for (gid_t g : spec.groups) {
+    const std::uint32_t v = g;
+    out.append(reinterpret_cast<const char*>(&v), sizeof v);
+  }
+  auto add = [&out](const std::string& str) {
+    out.append(str);
+    out.push_back('\0');
+  };
+  add(spec.cwd);
+  for (const auto& a : spec.argv) add(a);
+  for (const auto& e : spec.env) add(e);
+  return out;
+}
+
+Status send_launch_block(int control_fd, const std::string& block) {
+  if (auto s = write_all(control_fd, block); !s.ok())
+    return Error{s.error().code, "osmo init is gone (cannot hand it the job)"};
+  return ok_status();
+}
+
+[[noreturn]] void job_init_main(const InitFds& fds) {
   // The shepherd is our parent (outside the namespace, so getppid() is 0 here): die with it.
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
   ::prctl(PR_SET_NAME, "osmo-init");
@@ -112,44 +285,44 @@ struct StageError {
 
   // A private view of the mounts, still receiving the node's (slave), with a /proc of our own PID
   // namespace on top: the job's /proc/self is itself.
-  if (::unshare(CLONE_NEWNS) != 0) {
-    report(fds.report, InitReportKind::kSetupFailed, static_cast<int>(JobSetupStage::kMountNs), errno);
-    ::_exit(1);
-  }
+  if (::unshare(CLONE_NEWNS) != 0) setup_failed(fds, JobSetupStage::kMountNs, errno);
   if (::mount(nullptr, "/", nullptr, MS_REC | MS_SLAVE, nullptr) != 0 ||
-      ::mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) != 0) {
-    report(fds.report, InitReportKind::kSetupFailed, static_cast<int>(JobSetupStage::kProcMount), errno);
-    ::_exit(1);
-  }
+      ::mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) != 0)
+    setup_failed(fds, JobSetupStage::kProcMount, errno);
 
   sigset_t mask;
   sigemptyset(&mask);
   sigaddset(&mask, SIGCHLD);
   sigprocmask(SIG_BLOCK, &mask, nullptr);
   const int sfd = ::signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
-
-  std::vector<std::string> env_store = spec.env;
-  std::vector<char*> argv, envp;
-  std::vector<std::string> argv_store = spec.argv;
-  for (auto& a : argv_store) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  for (auto& e : env_store) envp.push_back(e.data());
-  envp.push_back(nullptr);
-
+  // The job's stack while it runs in our memory (see become_job) and the buffer for the launch
+  // block: mapped and faulted in now, off the path from the spec to the exec.
+  constexpr std::size_t kChildStackBytes = 64 * 1024;
+  constexpr std::size_t kChildStackSlackBytes = 32 * 1024;  // become_job and execvp's own frames
+  char* const stack_top = map_child_stack(kChildStackBytes, kLaunchBufferBytes);
+  if (stack_top == nullptr) setup_failed(fds, JobSetupStage::kFork, errno);
   int errpipe[2];
-  if (::pipe2(errpipe, O_CLOEXEC) != 0) {
-    report(fds.report, InitReportKind::kSetupFailed, static_cast<int>(JobSetupStage::kFork), errno);
+  if (::pipe2(errpipe, O_CLOEXEC) != 0) setup_failed(fds, JobSetupStage::kFork, errno);
+
+  report(fds.report, InitReportKind::kReady);
+  Launch launch;
+  if (!receive_launch(fds.control, stack_top, kLaunchBufferBytes, &launch)) {
+    // Also the normal end of a prepared init whose shepherd was discarded unused.
+    report(fds.report, InitReportKind::kSetupFailed, static_cast<int>(JobSetupStage::kSpec), EPROTO);
     ::_exit(1);
   }
-  const pid_t job = ::fork();
-  if (job < 0) {
-    report(fds.report, InitReportKind::kSetupFailed, static_cast<int>(JobSetupStage::kFork), errno);
-    ::_exit(1);
+  JobChild child{&launch, &fds, errpipe[1]};
+  // execvp copies argv onto the stack when it runs a script without "#!" (as posix_spawn knows,
+  // which sizes its child's stack the same way): a long argv gets a stack to match.
+  char* job_stack_top = stack_top;
+  const std::size_t argv_bytes = (std::size_t{launch.h->argc} + 2) * sizeof(char*);
+  if (argv_bytes + kChildStackSlackBytes > kChildStackBytes) {
+    job_stack_top = map_child_stack(argv_bytes + kChildStackBytes, 0);  // lives until init exits
+    if (job_stack_top == nullptr) setup_failed(fds, JobSetupStage::kFork, errno);
   }
-  if (job == 0) {
-    ::close(errpipe[0]);
-    become_job(spec, fds, errpipe[1], argv, envp);
-  }
+  // Returns once the job has exec'd or died (CLONE_VFORK).
+  const pid_t job = ::clone(become_job, job_stack_top, CLONE_VM | CLONE_VFORK | SIGCHLD, &child);
+  if (job < 0) setup_failed(fds, JobSetupStage::kFork, errno);
   ::close(errpipe[1]);
   ::close(fds.job_stdin);
   ::close(fds.job_stdout);

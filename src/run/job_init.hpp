@@ -21,10 +21,11 @@ enum class InitReportKind : std::int32_t {
   kSetupFailed = 2,  // a = JobSetupStage, b = errno; nothing was executed
   kExecFailed = 3,   // b = errno of execvp; the shell convention gives 126/127
   kExited = 4,       // a = wait status of the job
+  kReady = 5,        // the mount namespace and /proc are set up; init waits for the spec
 };
 
 enum class JobSetupStage : std::int32_t {
-  kMountNs = 1, kProcMount, kFork, kRlimit, kGroups, kGid, kUid, kChdir, kSignals, kStdio,
+  kMountNs = 1, kProcMount, kFork, kRlimit, kGroups, kGid, kUid, kChdir, kSignals, kStdio, kSpec,
 };
 const char* to_string(JobSetupStage stage);
 
@@ -36,7 +37,38 @@ struct InitReport {
 };
 static_assert(sizeof(InitReport) == 16);
 
-// Requests from the shepherd to init (one write each).
+// The spec travels from the shepherd to init on the control pipe, before any signal request, as
+// one flat "launch block" (both ends are the same binary, so host layout is fine): this header,
+// `nrlimits` LaunchRlimit, `ngroups` u32 gids, then NUL-terminated strings: cwd, the `argc`
+// arguments, the `envc` environment entries. Flat, so that init parses nothing and allocates
+// nothing between the spec's arrival and the job's exec (each fresh page costs a fault).
+struct LaunchBlockHeader {
+  std::uint32_t magic = 0;  // kLaunchBlockMagic
+  std::uint32_t bytes = 0;  // the whole block, this header included
+  std::uint32_t umask = 0;
+  std::uint32_t uid = 0;
+  std::uint32_t gid = 0;
+  std::uint32_t ngroups = 0;
+  std::uint32_t nrlimits = 0;
+  std::uint32_t argc = 0;
+  std::uint32_t envc = 0;
+  std::uint32_t reserved = 0;
+};
+static_assert(sizeof(LaunchBlockHeader) == 40);
+struct LaunchRlimit {
+  std::int32_t resource = 0;
+  std::uint32_t reserved = 0;
+  std::uint64_t cur = 0;
+  std::uint64_t max = 0;
+};
+static_assert(sizeof(LaunchRlimit) == 24);
+inline constexpr std::uint32_t kLaunchBlockMagic = 0x4e4c534f;  // "OSLN"
+inline constexpr std::uint32_t kMaxLaunchBlockBytes = 16u << 20;
+
+// The launch block for `spec` (fails if it would exceed kMaxLaunchBlockBytes).
+Result<std::string> encode_launch_block(const JobSpec& spec);
+
+// Requests from the shepherd to init (one write each), after the spec.
 struct InitSignalRequest {
   std::int32_t signo = 0;
   std::uint32_t flags = 0;  // kSignalToGroup: the job's whole process group
@@ -49,10 +81,14 @@ struct InitFds {
   int job_stdout = -1;  // write end, fd 1
   int job_stderr = -1;  // write end, fd 2
   int report = -1;      // init -> shepherd reports
-  int control = -1;     // shepherd -> init signal requests; EOF means the shepherd is gone
+  int control = -1;     // shepherd -> init: the spec, then signal requests; EOF: shepherd gone
 };
 
-// Runs in the child the shepherd forked into the new PID namespace. Never returns.
-[[noreturn]] void job_init_main(const JobSpec& spec, const InitFds& fds);
+// Runs in the child the shepherd forked into the new PID namespace: sets up, reports kReady,
+// reads the spec from fds.control, starts the job and stays its init. Never returns.
+[[noreturn]] void job_init_main(const InitFds& fds);
+
+// Shepherd side: hands the launch block to an init that reported kReady (blocking write).
+Status send_launch_block(int control_fd, const std::string& block);
 
 }  // namespace osmo::run

@@ -7,7 +7,10 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <charconv>
 #include <chrono>
+#include <cstdio>
+#include <string_view>
 #include <fstream>
 #include <sstream>
 #include <system_error>
@@ -15,6 +18,7 @@
 #include <fmt/format.h>
 
 #include "base/unique_fd.hpp"
+#include "run/fd_util.hpp"
 
 namespace osmo::run {
 
@@ -30,25 +34,30 @@ struct ProcStat {
 };
 
 bool read_proc_stat(pid_t pid, ProcStat* out) {
-  std::ifstream in(fmt::format("/proc/{}/stat", pid));
-  std::string text;
-  if (!std::getline(in, text)) return false;
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/%d/stat", static_cast<int>(pid));
+  char buf[1024];
+  const std::string_view text = read_small_file(path, buf, sizeof buf);
   // The command name (field 2) may contain spaces and parentheses: fields resume after the last ')'.
   const auto close = text.rfind(')');
-  if (close == std::string::npos) return false;
-  std::istringstream ss(text.substr(close + 1));
-  std::vector<std::string> f;  // f[0] is field 3 (state)
-  std::string tok;
-  while (ss >> tok) f.push_back(tok);
-  if (f.size() < 22) return false;
+  if (close == std::string_view::npos) return false;
+  // f[0] is field 3 (state); we need up to field 24 (rss), f[21].
+  std::string_view f[22];
+  std::size_t nf = 0, i = close + 1;
+  while (nf < 22 && i < text.size()) {
+    while (i < text.size() && text[i] == ' ') ++i;
+    const std::size_t start = i;
+    while (i < text.size() && text[i] != ' ' && text[i] != '\n') ++i;
+    if (i > start) f[nf++] = text.substr(start, i - start);
+    if (i < text.size() && text[i] == '\n') break;
+  }
+  if (nf < 22) return false;
+  auto num = [](std::string_view v, auto* dst) {
+    return std::from_chars(v.data(), v.data() + v.size(), *dst).ec == std::errc{};
+  };
   out->state = f[0].empty() ? '?' : f[0][0];
-  out->utime = std::stoull(f[11]);
-  out->stime = std::stoull(f[12]);
-  out->cutime = std::stoull(f[13]);
-  out->cstime = std::stoull(f[14]);
-  out->start = std::stoull(f[19]);
-  out->rss_pages = std::stoll(f[21]);
-  return true;
+  return num(f[11], &out->utime) && num(f[12], &out->stime) && num(f[13], &out->cutime) &&
+         num(f[14], &out->cstime) && num(f[19], &out->start) && num(f[21], &out->rss_pages);
 }
 
 const char* state_name(char s) {
@@ -129,19 +138,38 @@ json to_json(const JobInfo& i) {
 fs::path jobs_dir(const fs::path& state_dir) { return state_dir / "jobs"; }
 
 Status write_job_record(const fs::path& state_dir, const JobRecord& rec) {
-  std::error_code ec;
-  fs::create_directories(jobs_dir(state_dir), ec);
-  if (ec) return Error{ec.value(), fmt::format("cannot create {}", jobs_dir(state_dir).string())};
-  const fs::path final_path = jobs_dir(state_dir) / (rec.id + ".json");
-  const fs::path tmp = jobs_dir(state_dir) / ("." + rec.id + ".tmp");
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << record_to_json(rec).dump() << '\n';
-    if (!out.flush()) return errno_error("cannot write job record {}", tmp.string());
+  const std::string dir = jobs_dir(state_dir).string();
+  const std::string final_path = fmt::format("{}/{}.json", dir, rec.id);
+  const std::string tmp = fmt::format("{}/.{}.tmp", dir, rec.id);
+  // Plain syscalls: this runs on the job's start path, where every allocation and iostream
+  // costs page faults in a freshly forked shepherd.
+  UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  if (!fd.valid() && errno == ENOENT) {
+    std::error_code ec;
+    fs::create_directories(dir, ec);
+    if (ec) return Error{ec.value(), fmt::format("cannot create {}", dir)};
+    fd.reset(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
   }
+  if (!fd.valid()) return errno_error("cannot create job record {}", tmp);
+  const std::string text = record_to_json(rec).dump() + "\n";
+  std::string_view rest = text;
+  while (!rest.empty()) {
+    const ssize_t n = ::write(fd.get(), rest.data(), rest.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const int err = errno;
+      ::unlink(tmp.c_str());
+      return Error{err, fmt::format("cannot write job record {}", tmp)};
+    }
+    rest.remove_prefix(static_cast<std::size_t>(n));
+  }
+  fd.reset();
   // Readers never see a half-written record.
-  if (::rename(tmp.c_str(), final_path.c_str()) != 0)
-    return errno_error("cannot rename {} to {}", tmp.string(), final_path.string());
+  if (::rename(tmp.c_str(), final_path.c_str()) != 0) {
+    const int err = errno;
+    ::unlink(tmp.c_str());
+    return Error{err, fmt::format("cannot rename {} to {}", tmp, final_path)};
+  }
   return ok_status();
 }
 

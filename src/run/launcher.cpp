@@ -2,6 +2,7 @@
 #include "run/launcher.hpp"
 
 #include <dirent.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -28,27 +29,51 @@ int thread_count() {
   return n;
 }
 
-// Receives one request: a byte and two fds (stream, spec memfd). 0 = the daemon is gone.
-int recv_request(int sock, int fds[2]) {
-  char byte = 0;
-  iovec iov{&byte, 1};
-  alignas(cmsghdr) char control[CMSG_SPACE(2 * sizeof(int))];
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof control;
-  ssize_t n;
-  do n = ::recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
-  while (n < 0 && errno == EINTR);
-  if (n <= 0) return 0;
-  fds[0] = fds[1] = -1;
-  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
-    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
-        c->cmsg_len == CMSG_LEN(2 * sizeof(int)))
-      std::memcpy(fds, CMSG_DATA(c), 2 * sizeof(int));
+// How long a job waits for the warm shepherd to finish preparing before it is started the cold
+// way. Preparing takes about a millisecond; this bound only matters if something is badly wrong.
+constexpr int kWarmReadyTimeoutMs = 2000;
+
+// A shepherd forked ahead of time: it prepares the next job's namespaces and init and waits on
+// its end of a SOCK_SEQPACKET pair. Closing ours makes an unused warm shepherd exit.
+struct Warm {
+  UniqueFd sock;
+};
+
+Warm spawn_warm(int launcher_sock) {
+  int sp[2];
+  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) != 0) return {};
+  const pid_t launcher = ::getpid();
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::close(sp[0]);
+    ::close(launcher_sock);
+    ::setsid();
+    ::signal(SIGCHLD, SIG_DFL);
+    // Until it has a job, a warm shepherd must not outlive the launcher (which dies with the
+    // daemon): its prepared namespaces belong to no one then. It clears this when a job arrives.
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != launcher) ::_exit(0);  // the launcher died before the prctl
+    ::prctl(PR_SET_NAME, "osmo-shepherd");
+    ::_exit(warm_shepherd_main(sp[1]));
   }
-  return 1;
+  ::close(sp[1]);
+  if (pid < 0) {
+    ::close(sp[0]);
+    return {};
+  }
+  return Warm{UniqueFd(sp[0])};
+}
+
+// Hands the job to the warm shepherd once it is ready. False: it failed, or is not ready in time.
+bool hand_to_warm(Warm& warm, int stream_fd, int spec_fd) {
+  if (!warm.sock.valid()) return false;
+  pollfd p{warm.sock.get(), POLLIN, 0};
+  int rc;
+  do rc = ::poll(&p, 1, kWarmReadyTimeoutMs);
+  while (rc < 0 && errno == EINTR);
+  char ready = 0;
+  if (rc != 1 || ::recv(warm.sock.get(), &ready, 1, MSG_DONTWAIT) != 1 || ready != 'R') return false;
+  return send_job_request(warm.sock.get(), stream_fd, spec_fd).ok();
 }
 
 [[noreturn]] void launcher_main(int sock) {
@@ -57,26 +82,34 @@ int recv_request(int sock, int fds[2]) {
   close_fds_except({sock});
   // Shepherds are reaped automatically; each restores SIGCHLD before it forks osmo init.
   ::signal(SIGCHLD, SIG_IGN);
+  Warm warm = spawn_warm(sock);
   for (;;) {
     int fds[2];
-    if (recv_request(sock, fds) == 0) ::_exit(0);
+    if (!recv_job_request(sock, fds)) ::_exit(0);
     int result = 0;
     if (fds[0] < 0 || fds[1] < 0) {
       result = EBADMSG;
     } else {
-      const pid_t pid = ::fork();
-      if (pid == 0) {
-        ::close(sock);
-        ::setsid();
-        ::signal(SIGCHLD, SIG_DFL);
-        ::prctl(PR_SET_NAME, "osmo-shepherd");
-        ::_exit(shepherd_entry(fds[0], fds[1]));
+      const bool handed = hand_to_warm(warm, fds[0], fds[1]);
+      warm = Warm{};  // used, or broken: either way it is never used again
+      if (!handed) {
+        // The cold way: a shepherd that prepares the job itself.
+        const pid_t pid = ::fork();
+        if (pid == 0) {
+          ::close(sock);
+          ::setsid();
+          ::signal(SIGCHLD, SIG_DFL);
+          ::prctl(PR_SET_NAME, "osmo-shepherd");
+          ::_exit(shepherd_entry(fds[0], fds[1]));
+        }
+        if (pid < 0) result = errno;
       }
-      if (pid < 0) result = errno;
     }
     for (int fd : fds)
       if (fd >= 0) ::close(fd);
     (void)!::send(sock, &result, sizeof result, MSG_NOSIGNAL);
+    // The next job's shepherd, prepared after this job's answer, off its path.
+    warm = spawn_warm(sock);
   }
 }
 
@@ -108,22 +141,8 @@ Status ShepherdLauncher::launch(int stream_fd, const JobSpec& spec) {
   if (::lseek(memfd.get(), 0, SEEK_SET) != 0) return errno_error("lseek on job {} spec", spec.id);
 
   std::lock_guard lk(mu_);
-  const int fds[2] = {stream_fd, memfd.get()};
-  char byte = 'J';
-  iovec iov{&byte, 1};
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof fds)] = {};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof control;
-  cmsghdr* c = CMSG_FIRSTHDR(&msg);
-  c->cmsg_level = SOL_SOCKET;
-  c->cmsg_type = SCM_RIGHTS;
-  c->cmsg_len = CMSG_LEN(sizeof fds);
-  std::memcpy(CMSG_DATA(c), fds, sizeof fds);
-  if (::sendmsg(sock_.get(), &msg, MSG_NOSIGNAL) != 1)
-    return errno_error("job {}: the shepherd launcher (pid {}) is gone", spec.id, pid_);
+  if (auto st = send_job_request(sock_.get(), stream_fd, memfd.get()); !st.ok())
+    return Error{st.error().code, fmt::format("job {}: the shepherd launcher (pid {}) is gone", spec.id, pid_)};
   int result = 0;
   ssize_t n;
   do n = ::recv(sock_.get(), &result, sizeof result, 0);

@@ -7,15 +7,19 @@
 #include <cstdlib>
 #include <iostream>
 #include <memory>
+#include <optional>
+#include <string_view>
 
 #include <fmt/format.h>
 
 #include "cli/commands.hpp"
 #include "daemon/control_client.hpp"
+#include "base/log.hpp"
 #include "daemon/services.hpp"
 #include "run/anchor.hpp"
 #include "run/exit_status.hpp"
 #include "run/job_spec.hpp"
+#include "run/run_cli.hpp"
 #include "run/run_service.hpp"
 #include "run/shepherd.hpp"
 
@@ -56,14 +60,58 @@ int signal_from_name(std::string s) {
   return -1;
 }
 
+struct RunOpts {
+  std::string node;
+  bool home = false;
+  bool no_migrate = false;
+  bool verbose = false;
+};
+
+// `osmo run` once its options are known: the same for the CLI11 path and the fast path.
+int run_command(const RunOpts& o, const std::string& socket_path, std::vector<std::string> argv) {
+  if (!argv.empty() && argv.front() == "--") argv.erase(argv.begin());
+  if (argv.empty()) {
+    std::cerr << "osmo run: no program given (usage: osmo run [options] [--] PROG [ARGS...])\n";
+    return run::kExitUsage;
+  }
+  auto spec = run::capture_local_spec(argv);
+  if (!spec.ok()) {
+    std::cerr << "osmo run: " << spec.error().str() << "\n";
+    return run::kExitUsage;
+  }
+  json req = run::to_json(*spec);
+  for (const char* k : {"id", "home", "node", "uid", "gid", "groups", "state_dir"}) req.erase(k);
+  req["op"] = "run.start";
+  if (!o.node.empty()) req["node"] = o.node;
+  if (o.home) req["at_home"] = true;
+  auto client = daemon::ControlClient::connect(socket_path);
+  if (!client.ok()) {
+    std::cerr << "osmo run: " << client.error().str() << "\n";
+    return run::kExitLocalDaemon;
+  }
+  std::vector<UniqueFd> fds;
+  auto r = client->call(req, {}, &fds);
+  if (!r.ok()) {
+    std::cerr << "osmo run: " << r.error().str() << "\n";
+    return run::kExitLocalDaemon;
+  }
+  if (r->contains("failed")) {
+    std::cerr << "osmo run: " << r->value("message", "the job could not be started") << "\n";
+    return r->value("failed", "") == "no_node" ? run::kExitNoNode : run::kExitRefused;
+  }
+  if (fds.size() != 1) {
+    std::cerr << "osmo run: the daemon answered without a relay stream\n";
+    return run::kExitLocalDaemon;
+  }
+  client->release();  // the control connection has served its purpose
+  run::AnchorOptions opt;
+  opt.verbose = o.verbose;
+  opt.node = r->value("node", "");
+  return run::run_anchor(std::move(fds[0]), opt);
+}
+
 void add_run(CLI::App& app, GlobalOptions& global, int* exit_code) {
-  struct Opts {
-    std::string node;
-    bool home = false;
-    bool no_migrate = false;
-    bool verbose = false;
-  };
-  auto o = std::make_shared<Opts>();
+  auto o = std::make_shared<RunOpts>();
   auto* cmd = app.add_subcommand("run", "Run a program on the best node of the cluster, as if here");
   cmd->footer(std::string("\nUsage: osmo run [--node NAME | --home] [--no-migrate] [-v] [--] PROG [ARGS...]\n") +
               kRunFooter);
@@ -74,52 +122,7 @@ void add_run(CLI::App& app, GlobalOptions& global, int* exit_code) {
   cmd->prefix_command();
   cmd->fallthrough(false);  // PROG and its arguments stay ours, not the parent's
   cmd->callback([cmd, o, &global, exit_code] {
-    std::vector<std::string> argv = cmd->remaining();
-    if (!argv.empty() && argv.front() == "--") argv.erase(argv.begin());
-    if (argv.empty()) {
-      std::cerr << "osmo run: no program given (usage: osmo run [options] [--] PROG [ARGS...])\n";
-      *exit_code = run::kExitUsage;
-      return;
-    }
-    auto spec = run::capture_local_spec(argv);
-    if (!spec.ok()) {
-      std::cerr << "osmo run: " << spec.error().str() << "\n";
-      *exit_code = run::kExitUsage;
-      return;
-    }
-    json req = run::to_json(*spec);
-    for (const char* k : {"id", "home", "node", "uid", "gid", "groups", "state_dir"}) req.erase(k);
-    req["op"] = "run.start";
-    if (!o->node.empty()) req["node"] = o->node;
-    if (o->home) req["at_home"] = true;
-    auto client = daemon::ControlClient::connect(global.socket_path);
-    if (!client.ok()) {
-      std::cerr << "osmo run: " << client.error().str() << "\n";
-      *exit_code = run::kExitLocalDaemon;
-      return;
-    }
-    std::vector<UniqueFd> fds;
-    auto r = client->call(req, {}, &fds);
-    if (!r.ok()) {
-      std::cerr << "osmo run: " << r.error().str() << "\n";
-      *exit_code = run::kExitLocalDaemon;
-      return;
-    }
-    if (r->contains("failed")) {
-      std::cerr << "osmo run: " << r->value("message", "the job could not be started") << "\n";
-      *exit_code = r->value("failed", "") == "no_node" ? run::kExitNoNode : run::kExitRefused;
-      return;
-    }
-    if (fds.size() != 1) {
-      std::cerr << "osmo run: the daemon answered without a relay stream\n";
-      *exit_code = run::kExitLocalDaemon;
-      return;
-    }
-    client->release();  // the control connection has served its purpose
-    run::AnchorOptions opt;
-    opt.verbose = o->verbose;
-    opt.node = r->value("node", "");
-    *exit_code = run::run_anchor(std::move(fds[0]), opt);
+    *exit_code = run_command(*o, global.socket_path, cmd->remaining());
   });
 }
 
@@ -214,6 +217,63 @@ void add_shepherd(CLI::App& app, int* exit_code) {
 }
 
 }  // namespace
+
+std::optional<int> run_fast_path(int argc, char** argv) {
+  // Global options first, as CLI11 accepts them before the subcommand.
+  std::string socket_path, log_level;
+  bool have_level = false;
+  int i = 1;
+  for (; i < argc; ++i) {
+    const std::string_view a = argv[i];
+    if ((a == "--socket" || a == "--log-level") && i + 1 < argc) {
+      (a == "--socket" ? socket_path : log_level) = argv[++i];
+      have_level = have_level || a == "--log-level";
+    } else if (a.rfind("--socket=", 0) == 0) {
+      socket_path = a.substr(9);
+    } else if (a.rfind("--log-level=", 0) == 0) {
+      log_level = a.substr(12);
+      have_level = true;
+    } else {
+      break;
+    }
+  }
+  if (i >= argc || std::string_view(argv[i]) != "run") return std::nullopt;
+  RunOpts o;
+  bool node_given = false;
+  for (++i; i < argc; ++i) {
+    const std::string_view a = argv[i];
+    if (a == "--") {
+      ++i;
+      break;
+    }
+    if (a.empty() || a.front() != '-') break;  // PROG
+    if (a == "--node" && i + 1 < argc) {
+      o.node = argv[++i];
+      node_given = true;
+    } else if (a.rfind("--node=", 0) == 0) {
+      o.node = a.substr(7);
+      node_given = true;
+    } else if (a == "--home") {
+      o.home = true;
+    } else if (a == "--no-migrate") {
+      o.no_migrate = true;
+    } else if (a == "-v" || a == "--verbose") {
+      o.verbose = true;
+    } else {
+      return std::nullopt;  // --help, a typo, a combined flag: CLI11 answers those
+    }
+  }
+  // Whatever CLI11 would reject or explain: let it.
+  if ((node_given && o.home) || (node_given && o.node.empty()) || i >= argc) return std::nullopt;
+  LogLevel level{};
+  if (have_level && !Logger::parse_level(log_level, &level)) return std::nullopt;
+  if (have_level) Logger::set_level(level);
+  if (socket_path.empty()) {  // as main() resolves it: --socket, else $OSMO_SOCKET, else default
+    const char* env = std::getenv("OSMO_SOCKET");
+    socket_path = env != nullptr && *env != '\0' ? env : kDefaultControlSocket;
+  }
+  return run_command(o, socket_path, std::vector<std::string>(argv + i, argv + argc));
+}
 
 void add_run_commands(CLI::App& app, GlobalOptions& global, int* exit_code) {
   daemon::register_plugin(run::install_run_service);

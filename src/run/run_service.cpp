@@ -217,13 +217,14 @@ class RunService : public std::enable_shared_from_this<RunService> {
       if (!stream.ok()) return Json{{"failed", "refused"}, {"message", stream.error().str()}};
     } else {
       spec.node = target->name;
-      stream = api_.dial_peer(target->addr, "job.start", Json{{"spec", to_json(spec)}}, kDialTimeoutMs);
+      daemon::DialFailure why = daemon::DialFailure::kUnreachable;
+      stream = api_.dial_peer(target->addr, "job.start", Json{{"spec", to_json(spec)}}, kDialTimeoutMs, &why);
       if (!stream.ok()) {
         const Error& e = stream.error();
-        // The handshake's own refusals (bad secret, unknown service) carry no errno; a node that
-        // cannot be reached does.
-        const bool refused = e.code == 0 && e.message.find("refused") != std::string::npos;
-        if (refused) return Json{{"failed", "refused"}, {"message", e.str()}};
+        // A node that answered and refused (another cluster secret, no job service) is not
+        // "unreachable": the caller is told so, and the job does not silently start elsewhere.
+        if (why != daemon::DialFailure::kUnreachable)
+          return Json{{"failed", "refused"}, {"message", e.str()}};
         if (!req.value("node", std::string()).empty())
           return Json{{"failed", "no_node"}, {"message", fmt::format("node {} unreachable: {}", target->name, e.str())}};
         // The view said it was alive, but it is not reachable: the home node always is.

@@ -1,10 +1,15 @@
-// The shepherd: one process per job on the node that runs it. It is started by the daemon with a
-// double fork and a fresh exec of the osmo binary (`osmo __job-shepherd`), so it is neither a
-// child of the daemon nor a copy of the daemon's threads, and a daemon restart leaves it alone.
-// It creates the job's namespaces and osmo init (job_init.hpp), records the job on disk
-// (job_table.hpp), relays stdin/stdout/stderr, signals and the exit status over the relay stream
-// (frame.hpp), and kills the job if the stream to its anchor breaks.
+// The shepherd: one process per job on the node that runs it, never a child of the daemon, so a
+// daemon restart leaves it alone. The daemon's launcher (launcher.hpp) forks it, usually ahead of
+// time ("warm": it has already prepared the job's namespaces and osmo init and waits for a job);
+// without the launcher the daemon starts it with a double fork and an exec of the osmo binary
+// (`osmo __job-shepherd`). It owns the job's namespaces and osmo init (job_init.hpp), records the
+// job on disk (job_table.hpp), relays stdin/stdout/stderr, signals and the exit status over the
+// relay stream (frame.hpp), and kills the job if the stream to its anchor breaks.
 #pragma once
+
+#include <sys/types.h>
+
+#include <optional>
 
 #include "base/result.hpp"
 #include "base/unique_fd.hpp"
@@ -12,11 +17,43 @@
 
 namespace osmo::run {
 
-// Runs the job to its end. Returns the shepherd's own exit status (0 = the stream ended cleanly).
-int shepherd_main(UniqueFd stream, const JobSpec& spec);
+// What a job needs before its spec is known: its pipes, and an osmo init that has entered fresh
+// PID and time namespaces (the calling process unshares them for its next child, which the kernel
+// allows once per process), made its own mount namespace and /proc, and waits for the spec.
+// It serves exactly one job; destroying it unused SIGKILLs init, which ends its namespaces.
+struct PreparedJob {
+  static Result<PreparedJob> create();
+  PreparedJob() = default;
+  PreparedJob(PreparedJob&& o) noexcept;
+  PreparedJob& operator=(PreparedJob&& o) noexcept;
+  ~PreparedJob();
+
+  UniqueFd job_in;   // write end of the job's stdin
+  UniqueFd job_out;  // read end of its stdout
+  UniqueFd job_err;  // read end of its stderr
+  UniqueFd report;   // init -> shepherd (InitReport)
+  UniqueFd control;  // shepherd -> init (the spec, then signal requests)
+  pid_t init_pid = -1;
+};
+
+// Runs the job to its end, in `prepared` if given (else it prepares one itself). Returns the
+// shepherd's own exit status (0 = the stream ended cleanly).
+int shepherd_main(UniqueFd stream, const JobSpec& spec,
+                  std::optional<PreparedJob> prepared = std::nullopt);
 
 // `osmo __job-shepherd STREAM_FD SPEC_FD`: reads the JSON spec from SPEC_FD, then shepherd_main.
 int shepherd_entry(int stream_fd, int spec_fd);
+
+// A warm shepherd, forked by the launcher with `sock` (SOCK_SEQPACKET) as its line to it: prepares
+// a job, sends one byte 'R' when ready, waits for one job request (send_job_request) and runs
+// it. If the launcher closes `sock` first, it returns 0 and the prepared namespaces die with it.
+// Returns the shepherd's exit status.
+int warm_shepherd_main(int sock);
+
+// A job request on a SOCK_SEQPACKET socket: one byte and two fds (the relay stream, a memfd with
+// the JSON spec). recv_job_request returns false on EOF; missing fds come back as -1.
+Status send_job_request(int sock, int stream_fd, int spec_fd);
+bool recv_job_request(int sock, int fds[2]);
 
 // Daemon side: starts a detached shepherd (double fork, setsid, exec of `exe`) that gets a copy
 // of `stream_fd` (the caller keeps and closes its own; on failure it can still report on it).

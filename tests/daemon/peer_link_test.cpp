@@ -81,9 +81,11 @@ TEST_F(PeerLinkTest, AuthenticatedStreamReachesTheService) {
 }
 
 TEST_F(PeerLinkTest, WrongSecretIsRefusedAndCounted) {
-  auto conn = dial_peer("intruder", key_of("another-secret-entirely"), endpoint_, Json{{"service", "echo"}}, 2000);
+  DialFailure why = DialFailure::kUnreachable;
+  auto conn = dial_peer("intruder", key_of("another-secret-entirely"), endpoint_, Json{{"service", "echo"}}, 2000, &why);
   ASSERT_FALSE(conn.ok());
   EXPECT_NE(conn.error().str().find("authentication"), std::string::npos) << conn.error().str();
+  EXPECT_EQ(why, DialFailure::kNotAuthenticated);
   // The client notices first (the server's MAC does not verify); it never sends a request, so the
   // server sees the stream end during the handshake and counts a refusal.
   wait_for_count(server_->counters().refused_auth);
@@ -92,9 +94,11 @@ TEST_F(PeerLinkTest, WrongSecretIsRefusedAndCounted) {
 }
 
 TEST_F(PeerLinkTest, UnknownServiceIsRefused) {
-  auto conn = dial_peer("client", key_of("the-cluster-secret"), endpoint_, Json{{"service", "nope"}}, 2000);
+  DialFailure why = DialFailure::kUnreachable;
+  auto conn = dial_peer("client", key_of("the-cluster-secret"), endpoint_, Json{{"service", "nope"}}, 2000, &why);
   ASSERT_FALSE(conn.ok());
   EXPECT_NE(conn.error().str().find("unknown service 'nope'"), std::string::npos) << conn.error().str();
+  EXPECT_EQ(why, DialFailure::kRefused);
   wait_for_count(server_->counters().refused_service);
   EXPECT_EQ(server_->counters().refused_service.load(), 1u);
 }
@@ -116,9 +120,11 @@ TEST_F(PeerLinkTest, GarbageHelloIsRefusedAndCounted) {
 
 TEST_F(PeerLinkTest, DeadPeerFailsWithinTheTimeout) {
   env::Endpoint nobody{"127.0.0.1", free_port()};
-  auto conn = dial_peer("client", key_of("the-cluster-secret"), nobody, Json{{"service", "echo"}}, 500);
+  DialFailure why = DialFailure::kRefused;
+  auto conn = dial_peer("client", key_of("the-cluster-secret"), nobody, Json{{"service", "echo"}}, 500, &why);
   ASSERT_FALSE(conn.ok());
   EXPECT_EQ(conn.error().code, ECONNREFUSED) << conn.error().str();
+  EXPECT_EQ(why, DialFailure::kUnreachable);
 }
 
 }  // namespace

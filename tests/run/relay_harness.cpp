@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <optional>
 #include <thread>
 
 #include "run/anchor.hpp"
@@ -34,34 +35,63 @@ JobSpec make_spec(std::vector<std::string> argv, const std::string& state_dir) {
   return spec;
 }
 
-JobRun start_job(const JobSpec& spec, bool verbose) {
+namespace {
+
+// The anchor side of a job run, in a forked child, on `anchor_fd`.
+JobRun start_anchor(const JobSpec& spec, bool verbose, int anchor_fd, int shepherd_fd) {
   JobRun r;
   r.state_dir = spec.state_dir;
-  int sp[2];
-  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) != 0) ::abort();
   int in[2], out[2], err[2];
   if (::pipe2(in, O_CLOEXEC) != 0 || ::pipe2(out, O_CLOEXEC) != 0 || ::pipe2(err, O_CLOEXEC) != 0)
     ::abort();
-  r.shepherd = ::fork();
-  if (r.shepherd == 0) {
-    for (int fd : {sp[1], in[0], in[1], out[0], out[1], err[0], err[1]}) ::close(fd);
-    ::_exit(shepherd_main(UniqueFd(sp[0]), spec));
-  }
   r.anchor = ::fork();
   if (r.anchor == 0) {
-    for (int fd : {sp[0], in[1], out[0], err[0]}) ::close(fd);
+    for (int fd : {shepherd_fd, in[1], out[0], err[0]})
+      if (fd >= 0) ::close(fd);
     AnchorOptions opt;
     opt.in_fd = in[0];
     opt.out_fd = out[1];
     opt.err_fd = err[1];
     opt.verbose = verbose;
     opt.node = spec.node;
-    ::_exit(run_anchor(UniqueFd(sp[1]), opt));
+    ::_exit(run_anchor(UniqueFd(anchor_fd), opt));
   }
-  for (int fd : {sp[0], sp[1], in[0], out[1], err[1]}) ::close(fd);
+  for (int fd : {anchor_fd, in[0], out[1], err[1]}) ::close(fd);
   r.stdin_w = in[1];
   r.stdout_r = out[0];
   r.stderr_r = err[0];
+  return r;
+}
+
+}  // namespace
+
+JobRun start_job(const JobSpec& spec, bool verbose, bool prepared_ahead) {
+  int sp[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) != 0) ::abort();
+  const pid_t shepherd = ::fork();
+  if (shepherd == 0) {
+    ::close(sp[1]);
+    std::optional<PreparedJob> prepared;
+    if (prepared_ahead) {
+      auto p = PreparedJob::create();
+      if (!p.ok()) ::_exit(90);
+      prepared.emplace(std::move(p).value());
+      ::usleep(20'000);  // the job arrives later than the namespaces were made
+    }
+    ::_exit(shepherd_main(UniqueFd(sp[0]), spec, std::move(prepared)));
+  }
+  JobRun r = start_anchor(spec, verbose, sp[1], sp[0]);
+  ::close(sp[0]);
+  r.shepherd = shepherd;
+  return r;
+}
+
+JobRun start_job_with(const JobSpec& spec, const std::function<void(int stream_fd)>& start_shepherd) {
+  int sp[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) != 0) ::abort();
+  start_shepherd(sp[0]);
+  JobRun r = start_anchor(spec, /*verbose=*/false, sp[1], sp[0]);
+  ::close(sp[0]);
   return r;
 }
 
@@ -100,7 +130,7 @@ Outcome finish_job(JobRun& run, const std::string& input,
   ::waitpid(run.anchor, &st, 0);
   o.code = WIFEXITED(st) ? WEXITSTATUS(st) : 1000 + WTERMSIG(st);
   if (before_shepherd_reap) before_shepherd_reap();
-  ::waitpid(run.shepherd, nullptr, 0);
+  if (run.shepherd > 0) ::waitpid(run.shepherd, nullptr, 0);
   return o;
 }
 

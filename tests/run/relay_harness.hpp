@@ -26,7 +26,13 @@ struct JobRun {
 JobSpec make_spec(std::vector<std::string> argv, const std::string& state_dir);
 
 // Starts shepherd + anchor. `verbose` makes the anchor print its job line on stderr.
-JobRun start_job(const JobSpec& spec, bool verbose = false);
+// `prepared_ahead`: the shepherd prepares the job's namespaces and init first and gets the spec
+// a little later, as a warm shepherd of the launcher does.
+JobRun start_job(const JobSpec& spec, bool verbose = false, bool prepared_ahead = false);
+
+// Like start_job, but the shepherd is started by `start_shepherd` on its end of the stream (which
+// it must not keep), e.g. through a ShepherdLauncher; run.shepherd is then -1.
+JobRun start_job_with(const JobSpec& spec, const std::function<void(int stream_fd)>& start_shepherd);
 
 struct Outcome {
   int code = -1;  // the anchor's exit status (what `osmo run` would return)

@@ -1,11 +1,15 @@
 // The process side of `osmo run` without a daemon: a shepherd and an anchor over a socketpair,
-// with real programs. Needs root (namespaces, credentials); skips otherwise, except under CI=true.
+// with real programs; also jobs prepared ahead and the launcher's warm shepherds. Needs root (namespaces, credentials); skips otherwise, except under CI=true.
+#include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <random>
@@ -17,6 +21,8 @@
 #include "run/exit_status.hpp"
 #include "run/fd_util.hpp"
 #include "run/job_table.hpp"
+#include "run/launcher.hpp"
+#include "run/shepherd.hpp"
 
 namespace osmo::run::testing {
 namespace {
@@ -135,6 +141,19 @@ TEST_F(Relay, RlimitsCarried) {
     if (r.resource == RLIMIT_NOFILE) r.cur = 321, r.max = 654;
   auto o = run_job(s);
   EXPECT_EQ(o.out, "321\n654\n");
+}
+
+TEST_F(Relay, ScriptWithoutInterpreterLineAndLongArgv) {
+  // execvp runs such a script with /bin/sh, copying argv onto the stack of the job's clone; a long
+  // argv also overflows init's preallocated launch buffer.
+  const std::string script = dir_.path + "/count-args";
+  ASSERT_TRUE(write_all(UniqueFd(::open(script.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0755)).get(),
+                        "echo $#\n").ok());
+  std::vector<std::string> argv{script};
+  for (int i = 0; i < 20000; ++i) argv.push_back("arg" + std::to_string(i));
+  auto o = run_job(spec(argv));
+  EXPECT_EQ(o.code, 0) << o.err;
+  EXPECT_EQ(o.out, "20000\n");
 }
 
 TEST_F(Relay, OwnPidNamespaceAndProc) {
@@ -288,6 +307,148 @@ TEST_F(Relay, SilentNodeIsDetected) {
   auto o = finish_job(r, "", [&] { ::kill(r.shepherd, SIGCONT); });
   EXPECT_EQ(o.code, kExitNodeDied);
   EXPECT_NE(o.err.find("stopped answering"), std::string::npos) << o.err;
+}
+
+// --- Jobs prepared ahead (warm shepherds) ---------------------------------------------------
+
+// The job's own pid, then "pid:[...] mnt:[...] time:[...] END" as the job sees them; it then
+// waits for a line on stdin, so that jobs compared with each other are alive at the same time
+// (the kernel reuses the inode number of a namespace that is gone).
+const char* const kNsProbe =
+    "echo $$; readlink /proc/self/ns/pid /proc/self/ns/mnt /proc/self/ns/time | tr '\\n' ' '; "
+    "echo END; read x";
+
+std::string our_namespaces() {
+  std::string out;
+  for (const char* ns : {"pid", "mnt", "time"}) {
+    char buf[64] = {};
+    if (::readlink((std::string("/proc/self/ns/") + ns).c_str(), buf, sizeof buf - 1) > 0) out += buf;
+    out += ' ';
+  }
+  return out;
+}
+
+// Runs the probe jobs (started, all alive at once), then checks that each got namespaces of its
+// own, never ours nor another job's.
+void expect_distinct_namespaces(std::vector<JobRun> jobs) {
+  std::vector<Outcome> runs;
+  std::vector<std::string> heads;
+  for (auto& r : jobs) heads.push_back(read_until(r.stdout_r, "END\n"));
+  for (std::size_t i = 0; i < jobs.size(); ++i) {
+    runs.push_back(finish_job(jobs[i], "go\n"));
+    runs.back().out = heads[i] + runs.back().out;
+  }
+  const std::string ours = our_namespaces();
+  std::vector<std::string> seen;
+  for (const auto& o : runs) {
+    EXPECT_EQ(o.code, 0) << o.err;
+    ASSERT_EQ(o.out.rfind("2\n", 0), 0u) << o.out;  // PID 2 in its own PID namespace
+    const std::string ns = o.out.substr(2);
+    for (const char* kind : {"pid:[", "mnt:[", "time:["}) {
+      const auto at = ns.find(kind);
+      ASSERT_NE(at, std::string::npos) << ns;
+      const std::string id = ns.substr(at, ns.find(']', at) - at + 1);
+      EXPECT_EQ(ours.find(id), std::string::npos) << id << " is ours";
+      for (const auto& other : seen) EXPECT_EQ(other.find(id), std::string::npos) << id << " shared";
+    }
+    seen.push_back(ns);
+  }
+}
+
+TEST_F(Relay, PreparedAheadJobsGetNamespacesOfTheirOwn) {
+  std::vector<JobRun> jobs;
+  for (int i = 0; i < 3; ++i)
+    jobs.push_back(start_job(spec({"sh", "-c", kNsProbe}), /*verbose=*/false, /*prepared_ahead=*/true));
+  expect_distinct_namespaces(std::move(jobs));
+}
+
+TEST_F(Relay, PreparedAheadJobCarriesEnvCwdUmaskAndFailures) {
+  JobSpec s = spec({"sh", "-c", "echo $OSMO_T; pwd; umask"});
+  s.env.push_back("OSMO_T=warm");
+  s.cwd = "/tmp";
+  s.umask = 027;
+  JobRun r = start_job(s, false, true);
+  auto o = finish_job(r, "");
+  EXPECT_EQ(o.code, 0);
+  EXPECT_EQ(o.out, "warm\n/tmp\n0027\n");
+  JobRun nf = start_job(spec({"osmo-no-such-program"}), false, true);
+  auto n = finish_job(nf, "");
+  EXPECT_EQ(n.code, kExitNotFound);
+  EXPECT_NE(n.err.find("osmo-no-such-program: command not found"), std::string::npos) << n.err;
+}
+
+TEST_F(Relay, UnusedPreparedJobLeavesNothingBehind) {
+  int to_parent[2], to_child[2];
+  ASSERT_EQ(::pipe2(to_parent, O_CLOEXEC), 0);
+  ASSERT_EQ(::pipe2(to_child, O_CLOEXEC), 0);
+  const pid_t child = ::fork();
+  if (child == 0) {
+    auto p = PreparedJob::create();
+    const pid_t init = p.ok() ? p->init_pid : -1;
+    (void)!::write(to_parent[1], &init, sizeof init);
+    char go;
+    (void)!::read(to_child[0], &go, 1);
+    ::_exit(0);  // p's destructor kills init (and so its namespaces)
+  }
+  pid_t init = -1;
+  ASSERT_EQ(::read(to_parent[0], &init, sizeof init), static_cast<ssize_t>(sizeof init));
+  ASSERT_GT(init, 0);
+  UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, init, 0)));
+  ASSERT_TRUE(pidfd.valid()) << std::strerror(errno);
+  ASSERT_EQ(::write(to_child[1], "g", 1), 1);
+  int st = 0;
+  ASSERT_EQ(::waitpid(child, &st, 0), child);
+  pollfd p{pidfd.get(), POLLIN, 0};
+  EXPECT_EQ(::poll(&p, 1, 5000), 1) << "osmo init of an unused prepared job still runs";
+  for (int fd : {to_parent[0], to_parent[1], to_child[0], to_child[1]}) ::close(fd);
+}
+
+// The children of `pid` as the node sees them (empty if it has none or is gone).
+std::vector<pid_t> children_of(pid_t pid) {
+  char path[64], buf[256];
+  std::snprintf(path, sizeof path, "/proc/%d/task/%d/children", pid, pid);
+  std::vector<pid_t> out;
+  std::string text(read_small_file(path, buf, sizeof buf));
+  for (std::size_t at = 0; at < text.size();) {
+    const auto end = text.find(' ', at);
+    out.push_back(std::atoi(text.substr(at, end - at).c_str()));
+    if (end == std::string::npos) break;
+    at = end + 1;
+  }
+  return out;
+}
+
+TEST_F(Relay, LauncherRunsEachJobInAWarmShepherd) {
+  auto launcher = ShepherdLauncher::start(Logger("testnode", "launcher"));
+  ASSERT_TRUE(launcher.ok()) << launcher.error().str();
+  std::vector<JobRun> jobs;
+  for (int i = 0; i < 3; ++i) {
+    const JobSpec s = spec({"sh", "-c", kNsProbe});
+    jobs.push_back(start_job_with(s, [&](int fd) { EXPECT_TRUE((*launcher)->launch(fd, s).ok()); }));
+  }
+  expect_distinct_namespaces(std::move(jobs));
+}
+
+TEST_F(Relay, WarmShepherdDiesWithTheLauncher) {
+  auto launcher = ShepherdLauncher::start(Logger("testnode", "launcher"));
+  ASSERT_TRUE(launcher.ok()) << launcher.error().str();
+  // The warm shepherd and its init appear shortly after the launcher starts.
+  std::vector<pid_t> shepherds, inits;
+  for (int i = 0; i < 200 && inits.empty(); ++i) {
+    shepherds = children_of((*launcher)->pid());
+    if (shepherds.size() == 1) inits = children_of(shepherds[0]);
+    if (inits.empty()) ::usleep(10'000);
+  }
+  ASSERT_EQ(shepherds.size(), 1u);
+  ASSERT_EQ(inits.size(), 1u);
+  UniqueFd shepherd_fd(static_cast<int>(::syscall(SYS_pidfd_open, shepherds[0], 0)));
+  UniqueFd init_fd(static_cast<int>(::syscall(SYS_pidfd_open, inits[0], 0)));
+  ASSERT_TRUE(shepherd_fd.valid() && init_fd.valid()) << std::strerror(errno);
+  launcher->reset();  // the daemon goes away: its launcher exits
+  for (int fd : {shepherd_fd.get(), init_fd.get()}) {
+    pollfd p{fd, POLLIN, 0};
+    EXPECT_EQ(::poll(&p, 1, 5000), 1) << "a warm shepherd or its init outlived the launcher";
+  }
 }
 
 }  // namespace
