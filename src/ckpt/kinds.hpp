@@ -138,6 +138,8 @@ Status sig_decode(Decoder&, ProcessImage&);
 void sig_describe(const ProcessImage&, nlohmann::json&);
 Status sig_child_prepare(const ProcessImage&);  // dispositions + sigaltstack, in the new process
 Status sig_restore_pending(RestoreContext&);
+// PTRACE_PEEKSIGINFO of the thread's (shared = false) or the process's pending queue, appended.
+Status sig_peek_pending(pid_t pid, bool shared, std::vector<SiginfoImage>* out);
 
 Status fds_dump(DumpContext&);
 void fds_encode(const ProcessImage&, Encoder&);
@@ -166,7 +168,7 @@ Status timers_dump(DumpContext&);
 void timers_encode(const ProcessImage&, Encoder&);
 Status timers_decode(Decoder&, ProcessImage&);
 void timers_describe(const ProcessImage&, nlohmann::json&);
-Status timers_restore(RestoreContext&);
+Status timers_restore(RestoreContext&);  // the last injected calls before the trampoline goes
 
 Status thread_dump(DumpContext&);
 void thread_encode(const ProcessImage&, Encoder&);

@@ -13,8 +13,9 @@
 //                                                                        trampoline; report; park
 //   seize + stop the new process; by injected syscalls: unregister rseq, unmap its own memory,
 //   move the vdso, map the image, populate, write pages, mprotect, PR_SET_MM_MAP, rseq/robust
-//   list/tid address, itimers, pending signals, rlimits, close helper fds, credentials; then
-//   xstate, mask, munmap of the trampoline (syscall-exit stop), registers; detach.
+//   list/tid address, pending signals, rlimits, close helper fds, credentials, itimers (last,
+//   every signal still blocked); munmap of the trampoline (syscall-exit stop), mask, xstate,
+//   registers; detach.
 //   send "go" ---------------------->  stop dying with the caller; reap; exit with the child's
 //                                      status (128+N for signal N), forwarding signals to it.
 #include <fcntl.h>
@@ -394,15 +395,17 @@ Result<RestoredProcess> do_restore(int in_fd, const RestoreOptions& opts) {
   OSMO_TRY(mem_restore_protect(rc));
   OSMO_TRY(mm_restore(rc));
   OSMO_TRY(thread_restore(rc));
-  OSMO_TRY(timers_restore(rc));
   OSMO_TRY(sig_restore_pending(rc));
   OSMO_TRY(task_restore_limits(rc));
   OSMO_TRY(tracee.syscall_ok("close_range (helper fds)", SYS_close_range,
                              static_cast<std::uint64_t>(rc.helper_fd_base), ~0u, 0));
   OSMO_TRY(task_restore_creds(rc));
+  // Timers last: they start running only now, and one that expires before the process runs
+  // just leaves its signal pending (every signal is still blocked), as it would have in the
+  // original. No injected call after this one can be disturbed by a timer signal.
+  OSMO_TRY(timers_restore(rc));
   OSMO_TRY(fault("restore.regs"));
   OSMO_TRY(fault("restore.before_detach"));
-  // Still with every signal blocked: a pending timer signal must not stop the last injection.
   OSMO_TRY(tracee.syscall_final(SYS_munmap, rc.tramp, rc.tramp_size));
   OSMO_TRY(tracee.set_sigmask(img.sig.blocked));
   OSMO_TRY(tracee.set_xstate(img.regs.xstate));

@@ -33,7 +33,9 @@ struct KernelStack {
   std::uint64_t size;
 };
 
-Status peek_pending(pid_t pid, bool shared, std::vector<SiginfoImage>* out) {
+}  // namespace
+
+Status sig_peek_pending(pid_t pid, bool shared, std::vector<SiginfoImage>* out) {
   for (std::uint64_t off = 0;; off++) {
     PeekSiginfoArgs a{off, shared ? kPeekShared : 0u, 1};
     siginfo_t si{};
@@ -47,8 +49,6 @@ Status peek_pending(pid_t pid, bool shared, std::vector<SiginfoImage>* out) {
     if (out->size() > 4096) return make_error("pid {} has more than 4096 pending signals", pid);
   }
 }
-
-}  // namespace
 
 Status sig_dump(DumpContext& c) {
   SignalsImage& s = c.img->sig;
@@ -87,8 +87,8 @@ Status sig_dump(DumpContext& c) {
   s.altstack_size = ks.size;
   s.altstack_flags = static_cast<std::uint32_t>(ks.flags);
   s.pending.clear();
-  OSMO_TRY(peek_pending(c.pid, false, &s.pending));
-  OSMO_TRY(peek_pending(c.pid, true, &s.pending));
+  OSMO_TRY(sig_peek_pending(c.pid, false, &s.pending));
+  OSMO_TRY(sig_peek_pending(c.pid, true, &s.pending));
   return fault("dump.signals");
 }
 
