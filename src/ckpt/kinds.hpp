@@ -2,7 +2,8 @@
 // dump.cpp and restore.cpp only sequence these functions; they hold no kind-specific logic.
 //
 //   kind            file              section
-//   task/misc       misc.cpp          kTask      (creds, cwd, umask, rlimits, personality, clocks)
+//   task/misc       misc.cpp          kTask      (creds, capabilities, cwd, umask, rlimits,
+//                                                personality, clocks, session/process group)
 //   mm fields       mm.cpp            kMm
 //   memory          mem.cpp           kVmas (+ kBlob, kPages streamed after the metadata)
 //   registers       regs.cpp          kRegs
@@ -98,7 +99,9 @@ Status task_decode(Decoder&, ProcessImage&);
 void task_describe(const ProcessImage&, nlohmann::json&);
 Status task_child_prepare(const ProcessImage&);  // runs in the new process, before it parks
 Status task_restore_limits(RestoreContext&);     // prlimit from outside
-Status task_restore_creds(RestoreContext&);      // injected, last before registers
+Status task_restore_creds(RestoreContext&);      // injected: creds, capabilities, securebits, prctl
+// In the caller, before any process exists: refuses an image holding capabilities we lack.
+Status task_check_restorable(const ProcessImage&);
 
 Status mm_dump(DumpContext&);
 void mm_encode(const ProcessImage&, Encoder&);
@@ -175,6 +178,18 @@ void thread_encode(const ProcessImage&, Encoder&);
 Status thread_decode(Decoder&, ProcessImage&);
 void thread_describe(const ProcessImage&, nlohmann::json&);
 Status thread_restore(RestoreContext&);
+
+// Session and process group of the restored process (session.cpp): which placeholder
+// processes (pid = the leader's pid) recreate them in the new pid namespace, and what the
+// process itself calls. Pure: from the image's pid, sid and pgid.
+struct SessionPlan {
+  bool init_setsid = false;       // sid == 1: our init (pid 1) becomes the session leader
+  pid_t session_placeholder = 0;  // > 0: a placeholder with this pid calls setsid()
+  pid_t group_placeholder = 0;    // > 0: a placeholder with this pid calls setpgid(0, 0)
+  bool target_setsid = false;     // the process led its session: it calls setsid() itself
+  bool target_setpgid = false;    // the process led its group: it calls setpgid(0, 0) itself
+};
+Result<SessionPlan> plan_session(pid_t pid, pid_t sid, pid_t pgid);
 
 // Helpers shared by kinds.
 std::uint32_t add_blob(DumpContext& c, const std::string& name, const std::string& source,

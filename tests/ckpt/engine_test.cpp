@@ -380,5 +380,59 @@ TEST(Engine, TimerStormDuringDumpAndRestore) {
   EXPECT_EQ(wait_status_bounded(r->init_pid, 20), 0) << "the restored process's itimer stopped firing";
 }
 
+// Capabilities can only be given up: a restorer that lacks one the image holds refuses before
+// any process exists (the restored process would otherwise silently lose it). A forked helper
+// drops CAP_MKNOD from its permitted and effective sets and restores a full-capability image.
+TEST(Engine, RefusesAnImageWithCapabilitiesTheRestorerLacks) {
+  REQUIRE_ROOT();
+  Child c = spawn();
+  ScopeGuard cleanup([&] {
+    unlink(c.result_path.c_str());
+    unlink(c.input_path.c_str());
+  });
+  auto img = dump(c.pid, AfterDump::kResume);
+  ASSERT_TRUE(img.ok()) << img.error().str();
+  kill(c.pid, SIGUSR1);
+  EXPECT_EQ(wait_status(c.pid), 0);
+  auto st = read_status(getpid());
+  ASSERT_TRUE(st.ok()) << st.error().str();
+  constexpr int kCapMknod = 27;
+  if ((st->cap_prm & (1ull << kCapMknod)) == 0) GTEST_SKIP() << "this test runs without CAP_MKNOD";
+  int pipefd[2];
+  ASSERT_EQ(pipe(pipefd), 0);
+  pid_t helper = fork();
+  if (helper == 0) {
+    close(pipefd[0]);
+    struct {
+      std::uint32_t version;
+      int pid;
+    } hdr{0x20080522, 0};
+    struct {
+      std::uint32_t eff, prm, inh;
+    } data[2] = {{static_cast<std::uint32_t>(st->cap_eff), static_cast<std::uint32_t>(st->cap_prm),
+                  static_cast<std::uint32_t>(st->cap_inh)},
+                 {static_cast<std::uint32_t>(st->cap_eff >> 32), static_cast<std::uint32_t>(st->cap_prm >> 32),
+                  static_cast<std::uint32_t>(st->cap_inh >> 32)}};
+    data[0].eff &= ~(1u << kCapMknod);
+    data[0].prm &= ~(1u << kCapMknod);
+    if (syscall(SYS_capset, &hdr, data) != 0) _exit(2);
+    lseek(img->get(), 0, SEEK_SET);
+    auto r = restore(img->get(), RestoreOptions{});
+    std::string msg = r.ok() ? std::string("restored") : r.error().message;
+    if (r.ok()) kill(r->init_pid, SIGKILL);  // the namespace and the copy die with its init
+    (void)!write(pipefd[1], msg.data(), msg.size());
+    _exit(r.ok() ? 1 : 0);
+  }
+  close(pipefd[1]);
+  std::string msg;
+  char buf[512];
+  ssize_t n;
+  while ((n = read(pipefd[0], buf, sizeof buf)) > 0) msg.append(buf, static_cast<std::size_t>(n));
+  close(pipefd[0]);
+  EXPECT_EQ(wait_status(helper), 0) << msg;
+  EXPECT_NE(msg.find(fmt::format("include {:#x}, which this restorer lacks", 1ull << kCapMknod)), std::string::npos)
+      << msg;
+}
+
 }  // namespace
 }  // namespace osmo::ckpt

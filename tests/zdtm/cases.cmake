@@ -66,6 +66,8 @@ zdtm_case(itimers)
 zdtm_case(ids)
 zdtm_case(ids_static SOURCE ids.c STATIC)
 zdtm_case(ids_session)
+zdtm_case(ids_pgrp SOURCE ids_pgrp.c DEFINES IDS_PGRP_MODE=1)
+zdtm_case(ids_pgrp_member SOURCE ids_pgrp.c DEFINES IDS_PGRP_MODE=2)
 
 # File descriptors.
 zdtm_case(fd_file)
