@@ -15,6 +15,7 @@
 
 #include <sys/types.h>
 
+#include <array>
 #include <csignal>
 #include <cstdint>
 #include <string>
@@ -47,6 +48,10 @@ struct DumpContext {
   std::uint64_t original_sigmask = 0;  // before we blocked everything for injection
   user_regs_struct original_regs{};    // at the interrupt stop, before any injection
   std::vector<std::uint8_t> original_xstate;
+  // SIGTRAP's disposition {handler, flags, restorer, mask}, read before our first int3 (which
+  // may reset it, see ptrace.hpp) and put back by the release.
+  std::array<std::uint64_t, 4> sigtrap_action{};
+  bool sigtrap_saved = false;
   // Where each blob's content is read from (/proc/PID/fd/N or /proc/PID/map_files/A-B), and the
   // file identity -> blob index, so one memfd mapped and open is carried once.
   std::vector<std::string> blob_sources;
@@ -141,6 +146,12 @@ Status sig_decode(Decoder&, ProcessImage&);
 void sig_describe(const ProcessImage&, nlohmann::json&);
 Status sig_child_prepare(const ProcessImage&);  // dispositions + sigaltstack, in the new process
 Status sig_restore_pending(RestoreContext&);
+// SIGTRAP's disposition, which our int3s may have reset: read before the first int3 / set again
+// after the last one, through syscall stops (dump: the scratch page's `syscall`, restore: the
+// trampoline's).
+Status sig_save_sigtrap(DumpContext&);
+Status sig_put_back_sigtrap(Tracee&, std::uint64_t scratch_data, const std::array<std::uint64_t, 4>& action);
+Status sig_restore_sigtrap(RestoreContext&);
 // PTRACE_PEEKSIGINFO of the thread's (shared = false) or the process's pending queue, appended.
 Status sig_peek_pending(pid_t pid, bool shared, std::vector<SiginfoImage>* out);
 

@@ -118,7 +118,6 @@ Tracee::Tracee(Tracee&& o) noexcept
       on_release_(o.on_release_),
       gate_(o.gate_),
       gate_kind_(o.gate_kind_),
-      in_syscall_exit_(o.in_syscall_exit_),
       exec_code_(o.exec_code_),
       exec_table_(o.exec_table_),
       exec_max_(o.exec_max_),
@@ -336,12 +335,12 @@ Result<std::vector<long>> Tracee::finish_batch() {
   return results;
 }
 
-Result<long> Tracee::syscall_final(long nr, std::uint64_t a1, std::uint64_t a2) {
+Result<long> Tracee::syscall_no_trap(long nr, std::uint64_t a1, std::uint64_t a2, std::uint64_t a3,
+                                     std::uint64_t a4) {
   GateKind saved = gate_kind_;
   gate_kind_ = GateKind::kSyscallStops;
-  auto r = syscall(nr, a1, a2);
+  auto r = syscall(nr, a1, a2, a3, a4);
   gate_kind_ = saved;
-  in_syscall_exit_ = true;
   return r;
 }
 

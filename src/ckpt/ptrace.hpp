@@ -8,7 +8,10 @@
 //    PTRACE_SYSCALL and collect the result at the syscall-exit stop (two stops per call);
 //  - kInt3: our own trampoline `syscall; int3` (restore); one SIGTRAP stop per call.
 // All signals stay blocked (PTRACE_SETSIGMASK) while we inject, and orig_rax is -1 so the
-// kernel never applies syscall-restart logic to our register values.
+// kernel never applies syscall-restart logic to our register values. An int3 whose SIGTRAP is
+// blocked or ignored makes the kernel reset SIGTRAP's disposition to SIG_DFL
+// (force_sig_info_to_task): the dump reads SIGTRAP's disposition before its first int3, and
+// both sides set it back after their last one, through syscall stops (syscall_no_trap).
 //
 // Every wait for the stop an injection expects goes through one loop (Tracee::wait_for) that
 // tells the expected stop from the others and resumes past them:
@@ -100,9 +103,13 @@ class Tracee {
   Status start_batch(const std::vector<SyscallReq>& reqs);
   Result<std::vector<long>> finish_batch();
   bool batch_running() const { return async_n_ > 0; }
-  // Runs a syscall through PTRACE_SYSCALL and stays at its syscall-exit stop: used for the last
-  // call (munmap of the trampoline), after which the gate no longer exists.
-  Result<long> syscall_final(long nr, std::uint64_t a1, std::uint64_t a2);
+  // Runs a syscall through PTRACE_SYSCALL stops at the gate's `syscall` instruction, without
+  // reaching the int3 after it: for calls that must come after the last int3 (see
+  // restore_sigtrap_action in signals.cpp), and for the last call of all (munmap of the
+  // trampoline, syscall_final), after which the gate no longer exists.
+  Result<long> syscall_no_trap(long nr, std::uint64_t a1 = 0, std::uint64_t a2 = 0, std::uint64_t a3 = 0,
+                               std::uint64_t a4 = 0);
+  Result<long> syscall_final(long nr, std::uint64_t a1, std::uint64_t a2) { return syscall_no_trap(nr, a1, a2); }
 
   // Signals taken off the tracee during injection (see the top of this file), sent again by
   // detach().
@@ -130,7 +137,6 @@ class Tracee {
   OnRelease on_release_;
   std::uint64_t gate_ = 0;
   GateKind gate_kind_ = GateKind::kSyscallStops;
-  bool in_syscall_exit_ = false;
   std::uint64_t exec_code_ = 0, exec_table_ = 0;
   std::size_t exec_max_ = 0;
   std::vector<SyscallReq> async_reqs_;

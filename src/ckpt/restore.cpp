@@ -478,6 +478,7 @@ Result<RestoredProcess> do_restore(int in_fd, const RestoreOptions& opts) {
   OSMO_TRY(timers_restore(rc));
   OSMO_TRY(fault("restore.regs"));
   OSMO_TRY(fault("restore.before_detach"));
+  OSMO_TRY(sig_restore_sigtrap(rc));  // after the last int3 (ptrace.hpp)
   OSMO_TRY(tracee.syscall_final(SYS_munmap, rc.tramp, rc.tramp_size));
   OSMO_TRY(tracee.set_sigmask(img.sig.blocked));
   OSMO_TRY(tracee.set_xstate(img.regs.xstate));
