@@ -3,9 +3,10 @@
 // where it was (default) or killed once the complete image is written.
 //
 // Timeline of the process during a dump:
-//   running -> [PTRACE_SEIZE + INTERRUPT] stopped -> [injected: mmap scratch, brk(0),
-//   rt_sigaction x62, sigaltstack, getitimer x3, prctl] -> pages read -> [munmap scratch,
-//   registers put back with the syscall-restart rule] -> detached: running again (or killed)
+//   running -> [PTRACE_SEIZE + INTERRUPT] stopped -> [injected: mmap scratch, rt_sigaction
+//   (SIGTRAP, before any int3), brk(0), rt_sigaction x64, sigaltstack, getitimer x3, prctl]
+//   -> pages read -> [SIGTRAP's disposition set back, munmap scratch, registers put back with
+//   the syscall-restart rule] -> detached: running again (or killed)
 #include <sys/mman.h>
 #include <sys/syscall.h>
 

@@ -182,7 +182,7 @@ Status timers_dump(DumpContext&);
 void timers_encode(const ProcessImage&, Encoder&);
 Status timers_decode(Decoder&, ProcessImage&);
 void timers_describe(const ProcessImage&, nlohmann::json&);
-Status timers_restore(RestoreContext&);  // the last injected calls before the trampoline goes
+Status timers_restore(RestoreContext&);  // at the very end of the restore (timers.cpp)
 
 Status thread_dump(DumpContext&);
 void thread_encode(const ProcessImage&, Encoder&);

@@ -16,9 +16,9 @@
 //                                                                        trampoline; report; park
 //   seize + stop the new process; by injected syscalls: unregister rseq, unmap its own memory,
 //   move the vdso, map the image, populate, write pages, mprotect, PR_SET_MM_MAP, rseq/robust
-//   list/tid address, pending signals, rlimits, close helper fds, credentials, itimers (last,
-//   every signal still blocked); munmap of the trampoline (syscall-exit stop), mask, xstate,
-//   registers; detach.
+//   list/tid address, pending signals, rlimits, close helper fds, credentials and
+//   capabilities, itimers (every signal still blocked); SIGTRAP's disposition and munmap of the
+//   trampoline through syscall stops (no int3 after them); mask, xstate, registers; detach.
 //   send "go" ---------------------->  stop dying with the caller; reap; exit with the child's
 //                                      status (128+N for signal N), forwarding signals to it.
 #include <fcntl.h>

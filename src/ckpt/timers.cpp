@@ -1,7 +1,8 @@
 // Interval timers (ITIMER_REAL/VIRTUAL/PROF): read by injected getitimer, set again by injected
-// setitimer as the very last calls before the restore trampoline goes away (restore.cpp), so no
-// timer runs while the process is rebuilt: its remaining time starts counting only when the
-// process is about to run, and a timer signal cannot meet the other injected calls.
+// setitimer at the very end of the restore (restore.cpp; only SIGTRAP's disposition and the
+// trampoline's munmap follow, through syscall stops with every signal blocked), so no timer runs
+// while the process is rebuilt: its remaining time starts counting only when the process is
+// about to run, and a timer signal cannot meet the other injected calls.
 // The remaining time continues from where it was at dump (time spent frozen is not counted).
 //
 // A periodic ITIMER_REAL that expired is inactive until its SIGALRM is dequeued: the kernel
