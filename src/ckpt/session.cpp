@@ -36,13 +36,16 @@ Result<SessionPlan> plan_session(pid_t pid, pid_t sid, pid_t pgid) {
     p.target_setsid = true;
     return p;
   }
-  if (sid == 1) p.init_setsid = true;  // pid 1 is our init: it becomes the leader itself
-  else p.session_placeholder = sid;
+  if (sid == 1)
+    p.init_setsid = true;  // pid 1 is our init: it becomes the leader itself
+  else
+    p.session_placeholder = sid;
   if (pgid == pid) {
     p.target_setpgid = true;
   } else if (pgid != sid && pgid != 0) {
     if (pgid == 1)
-      return make_error("process group 1 inside session {} cannot be rebuilt (pid 1 is the restore's init)", sid);
+      return make_error(
+          "process group 1 inside session {} cannot be rebuilt (pid 1 is the restore's init)", sid);
     p.group_placeholder = pgid;
   }
   return p;

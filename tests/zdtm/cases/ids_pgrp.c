@@ -60,14 +60,16 @@ int main(int argc, char** argv) {
   close(go[0]);
   close(go[1]);
   int st;
-  ZDTM_SETUP(waitpid(leader, &st, 0) == leader && WIFEXITED(st) && WEXITSTATUS(st) == 0, "leader exit");
+  ZDTM_SETUP(waitpid(leader, &st, 0) == leader && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+             "leader exit");
 #endif
   pid_t sid = getsid(0), pgid = getpgrp();
   ZDTM_SETUP(sid > 0 && sid != me, "session led by another process (sid %d)", (int)sid);
 #if IDS_PGRP_MODE == 1
   ZDTM_SETUP(pgid == me, "group leader");
 #else
-  ZDTM_SETUP(pgid == leader && pgid != sid, "member of the exited leader's group (pgid %d)", (int)pgid);
+  ZDTM_SETUP(pgid == leader && pgid != sid, "member of the exited leader's group (pgid %d)",
+             (int)pgid);
 #endif
   zdtm_ready();
   zdtm_wait_go();
@@ -77,7 +79,8 @@ int main(int argc, char** argv) {
   ZDTM_CHECK(getpgid(0) == pgid, "getpgid %d, want %d", (int)getpgid(0), (int)pgid);
   if (getppid() == 1) {
     int others = other_processes();
-    ZDTM_CHECK(others == 0, "no placeholder left in the pid namespace (%d other processes)", others);
+    ZDTM_CHECK(others == 0, "no placeholder left in the pid namespace (%d other processes)",
+               others);
   }
   return zdtm_finish();
 }

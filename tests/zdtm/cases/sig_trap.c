@@ -13,7 +13,10 @@
 #endif
 
 static volatile sig_atomic_t g_traps;
-static void on_trap(int sig) { (void)sig; g_traps++; }
+static void on_trap(int sig) {
+  (void)sig;
+  g_traps++;
+}
 
 int main(int argc, char** argv) {
   zdtm_init(argc, argv, ZDTM_NAME);
@@ -33,7 +36,9 @@ int main(int argc, char** argv) {
              "SIGTRAP disposition unchanged (handler %p, before %p)", (void*)now.sa_handler,
              (void*)before.sa_handler);
   raise(SIGTRAP); /* with SIG_DFL this would kill the process */
-  if (SIG_TRAP_MODE == 1) ZDTM_CHECK(g_traps == 1, "the SIGTRAP handler ran (%d)", (int)g_traps);
-  else ZDTM_CHECK(g_traps == 0, "SIGTRAP ignored");
+  if (SIG_TRAP_MODE == 1)
+    ZDTM_CHECK(g_traps == 1, "the SIGTRAP handler ran (%d)", (int)g_traps);
+  else
+    ZDTM_CHECK(g_traps == 0, "SIGTRAP ignored");
   return zdtm_finish();
 }
