@@ -3,9 +3,10 @@
 // where it was (default) or killed once the complete image is written.
 //
 // Timeline of the process during a dump:
-//   running -> [PTRACE_SEIZE + INTERRUPT] stopped -> [injected: mmap scratch, brk(0),
-//   rt_sigaction x62, sigaltstack, getitimer x3, prctl] -> pages read -> [munmap scratch,
-//   registers put back with the syscall-restart rule] -> detached: running again (or killed)
+//   running -> [PTRACE_SEIZE + INTERRUPT] stopped -> [injected: mmap scratch, rt_sigaction
+//   (SIGTRAP, before any int3), brk(0), rt_sigaction x64, sigaltstack, getitimer x3, prctl]
+//   -> pages read -> [SIGTRAP's disposition set back, munmap scratch, registers put back with
+//   the syscall-restart rule] -> detached: running again (or killed)
 #include <sys/mman.h>
 #include <sys/syscall.h>
 
@@ -59,6 +60,10 @@ class Release {
       if (first.ok() && !s.ok()) first = std::move(s);
     };
     if (c_.scratch != 0) {
+      // Our int3s may have reset SIGTRAP's disposition (ptrace.hpp): set it back through the
+      // scratch page's `syscall` (syscall stops, no int3 any more).
+      t.set_gate(c_.scratch, GateKind::kSyscallStops);
+      if (c_.sigtrap_saved) keep(sig_put_back_sigtrap(t, c_.scratch_data(), c_.sigtrap_action));
       // The gate may be inside the scratch mapping: stop at the syscall exit, before returning
       // to the (then unmapped) instruction after it.
       auto r = t.syscall_final(SYS_munmap, c_.scratch, kTrampSize);
@@ -125,6 +130,7 @@ Status do_checkpoint(pid_t pid, int out_fd, const CheckpointOptions& opts, Check
                                                           MAP_PRIVATE | MAP_ANONYMOUS, static_cast<std::uint64_t>(-1), 0));
     c.scratch = static_cast<std::uint64_t>(scratch);
     OSMO_TRY(tracee.write_mem(c.scratch, injected_code().data(), injected_code().size()));
+    OSMO_TRY(sig_save_sigtrap(c));  // still through [vdso]'s syscall: before our first int3
     tracee.set_gate(c.scratch, GateKind::kInt3);
     tracee.set_executor(c.scratch + kExecutorOffset, c.scratch + kTrampTableOffset, kTrampTableEntries);
 

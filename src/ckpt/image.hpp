@@ -25,7 +25,7 @@
 namespace osmo::ckpt {
 
 inline constexpr char kImageMagic[8] = {'O', 'S', 'M', 'O', 'C', 'K', 'P', 'T'};
-inline constexpr std::uint32_t kImageVersion = 2;  // 2: XXH3-64 checksums, 40-byte section headers
+inline constexpr std::uint32_t kImageVersion = 3;  // 2: XXH3-64, 40-byte section headers; 3: sid/pgid, capabilities
 inline constexpr std::size_t kImageHeaderSize = 32;
 inline constexpr std::size_t kSectionHeaderSize = 40;
 // A single section never exceeds this (page chunks are far smaller); a larger length in a header

@@ -2,7 +2,8 @@
 // dump.cpp and restore.cpp only sequence these functions; they hold no kind-specific logic.
 //
 //   kind            file              section
-//   task/misc       misc.cpp          kTask      (creds, cwd, umask, rlimits, personality, clocks)
+//   task/misc       misc.cpp          kTask      (creds, capabilities, cwd, umask, rlimits,
+//                                                personality, clocks, session/process group)
 //   mm fields       mm.cpp            kMm
 //   memory          mem.cpp           kVmas (+ kBlob, kPages streamed after the metadata)
 //   registers       regs.cpp          kRegs
@@ -14,6 +15,7 @@
 
 #include <sys/types.h>
 
+#include <array>
 #include <csignal>
 #include <cstdint>
 #include <string>
@@ -46,6 +48,10 @@ struct DumpContext {
   std::uint64_t original_sigmask = 0;  // before we blocked everything for injection
   user_regs_struct original_regs{};    // at the interrupt stop, before any injection
   std::vector<std::uint8_t> original_xstate;
+  // SIGTRAP's disposition {handler, flags, restorer, mask}, read before our first int3 (which
+  // may reset it, see ptrace.hpp) and put back by the release.
+  std::array<std::uint64_t, 4> sigtrap_action{};
+  bool sigtrap_saved = false;
   // Where each blob's content is read from (/proc/PID/fd/N or /proc/PID/map_files/A-B), and the
   // file identity -> blob index, so one memfd mapped and open is carried once.
   std::vector<std::string> blob_sources;
@@ -105,7 +111,9 @@ Status task_decode(Decoder&, ProcessImage&);
 void task_describe(const ProcessImage&, nlohmann::json&);
 Status task_child_prepare(const ProcessImage&);  // runs in the new process, before it parks
 Status task_restore_limits(RestoreContext&);     // prlimit from outside
-Status task_restore_creds(RestoreContext&);      // injected, last before registers
+Status task_restore_creds(RestoreContext&);      // injected: creds, capabilities, securebits, prctl
+// In the caller, before any process exists: refuses an image holding capabilities we lack.
+Status task_check_restorable(const ProcessImage&);
 
 Status mm_dump(DumpContext&);
 void mm_encode(const ProcessImage&, Encoder&);
@@ -145,6 +153,14 @@ Status sig_decode(Decoder&, ProcessImage&);
 void sig_describe(const ProcessImage&, nlohmann::json&);
 Status sig_child_prepare(const ProcessImage&);  // dispositions + sigaltstack, in the new process
 Status sig_restore_pending(RestoreContext&);
+// SIGTRAP's disposition, which our int3s may have reset: read before the first int3 / set again
+// after the last one, through syscall stops (dump: the scratch page's `syscall`, restore: the
+// trampoline's).
+Status sig_save_sigtrap(DumpContext&);
+Status sig_put_back_sigtrap(Tracee&, std::uint64_t scratch_data, const std::array<std::uint64_t, 4>& action);
+Status sig_restore_sigtrap(RestoreContext&);
+// PTRACE_PEEKSIGINFO of the thread's (shared = false) or the process's pending queue, appended.
+Status sig_peek_pending(pid_t pid, bool shared, std::vector<SiginfoImage>* out);
 
 Status fds_dump(DumpContext&);
 void fds_encode(const ProcessImage&, Encoder&);
@@ -173,13 +189,25 @@ Status timers_dump(DumpContext&);
 void timers_encode(const ProcessImage&, Encoder&);
 Status timers_decode(Decoder&, ProcessImage&);
 void timers_describe(const ProcessImage&, nlohmann::json&);
-Status timers_restore(RestoreContext&);
+Status timers_restore(RestoreContext&);  // at the very end of the restore (timers.cpp)
 
 Status thread_dump(DumpContext&);
 void thread_encode(const ProcessImage&, Encoder&);
 Status thread_decode(Decoder&, ProcessImage&);
 void thread_describe(const ProcessImage&, nlohmann::json&);
 Status thread_restore(RestoreContext&);
+
+// Session and process group of the restored process (session.cpp): which placeholder
+// processes (pid = the leader's pid) recreate them in the new pid namespace, and what the
+// process itself calls. Pure: from the image's pid, sid and pgid.
+struct SessionPlan {
+  bool init_setsid = false;       // sid == 1: our init (pid 1) becomes the session leader
+  pid_t session_placeholder = 0;  // > 0: a placeholder with this pid calls setsid()
+  pid_t group_placeholder = 0;    // > 0: a placeholder with this pid calls setpgid(0, 0)
+  bool target_setsid = false;     // the process led its session: it calls setsid() itself
+  bool target_setpgid = false;    // the process led its group: it calls setpgid(0, 0) itself
+};
+Result<SessionPlan> plan_session(pid_t pid, pid_t sid, pid_t pgid);
 
 // Helpers shared by kinds.
 std::uint32_t add_blob(DumpContext& c, const std::string& name, const std::string& source,

@@ -1,8 +1,10 @@
-// Task-wide state: identity (pid, comm, exe), credentials, cwd, umask, personality, rlimits, and
-// the clocks the process saw at dump (for the time namespace at restore). Also the operations
-// table of all kinds and small helpers they share.
+// Task-wide state: identity (pid, comm, exe, session and process group ids), credentials and
+// capabilities, cwd, umask, personality, rlimits, prctl settings, and the clocks the process saw
+// at dump (for the time namespace at restore). Sessions are rebuilt by restore.cpp (session.cpp
+// plans them). Also the operations table of all kinds and small helpers they share.
 #include <fcntl.h>
 #include <sys/personality.h>
+#include <linux/securebits.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -11,6 +13,7 @@
 #include <unistd.h>
 
 #include <sstream>
+#include <stdexcept>
 
 #include "ckpt/faults.hpp"
 #include "ckpt/kinds.hpp"
@@ -158,6 +161,14 @@ Status task_dump(DumpContext& c) {
     t.gid[i] = c.status.gid[i];
   }
   t.groups = c.status.groups;
+  // Innermost values: the ids as the process itself sees them (0 if the leader is outside).
+  t.sid = c.status.nssid.empty() ? 0 : c.status.nssid.back();
+  t.pgid = c.status.nspgid.empty() ? 0 : c.status.nspgid.back();
+  t.cap_inh = c.status.cap_inh;
+  t.cap_prm = c.status.cap_prm;
+  t.cap_eff = c.status.cap_eff;
+  t.cap_bnd = c.status.cap_bnd;
+  t.cap_amb = c.status.cap_amb;
   OSMO_ASSIGN_OR_RETURN(t.rlimits, read_limits(c.pid));
   std::int64_t mono_off, boot_off;
   timens_offsets(c.pid, &mono_off, &boot_off);
@@ -169,6 +180,8 @@ Status task_dump(DumpContext& c) {
   OSMO_ASSIGN_OR_RETURN(long thp, tr.syscall_ok("prctl(PR_GET_THP_DISABLE)", SYS_prctl, PR_GET_THP_DISABLE, 0, 0, 0, 0));
   OSMO_ASSIGN_OR_RETURN(long mce, tr.syscall_ok("prctl(PR_MCE_KILL_GET)", SYS_prctl, PR_MCE_KILL_GET, 0, 0, 0, 0));
   OSMO_ASSIGN_OR_RETURN(long slack, tr.syscall_ok("prctl(PR_GET_TIMERSLACK)", SYS_prctl, PR_GET_TIMERSLACK));
+  OSMO_ASSIGN_OR_RETURN(long secbits, tr.syscall_ok("prctl(PR_GET_SECUREBITS)", SYS_prctl, PR_GET_SECUREBITS));
+  t.securebits = static_cast<std::uint32_t>(secbits);
   OSMO_TRY(tr.syscall_ok("prctl(PR_GET_CHILD_SUBREAPER)", SYS_prctl, PR_GET_CHILD_SUBREAPER, c.scratch_data()));
   int subreaper = 0;
   OSMO_TRY(tr.read_mem(c.scratch_data(), &subreaper, sizeof subreaper));
@@ -203,6 +216,10 @@ void task_encode(const ProcessImage& img, Encoder& e) {
   e.i64(t.boottime_ns);
   for (auto v : {t.no_new_privs, t.dumpable, t.child_subreaper, t.thp_disable, t.mce_kill}) e.u32(v);
   e.u64(t.timer_slack_ns);
+  e.u32(static_cast<std::uint32_t>(t.sid));
+  e.u32(static_cast<std::uint32_t>(t.pgid));
+  for (auto v : {t.cap_inh, t.cap_prm, t.cap_eff, t.cap_bnd, t.cap_amb}) e.u64(v);
+  e.u32(t.securebits);
 }
 
 Status task_decode(Decoder& d, ProcessImage& img) {
@@ -238,7 +255,19 @@ Status task_decode(Decoder& d, ProcessImage& img) {
     OSMO_ASSIGN_OR_RETURN(*p, d.u32());
   }
   OSMO_ASSIGN_OR_RETURN(t.timer_slack_ns, d.u64());
+  OSMO_ASSIGN_OR_RETURN(std::uint32_t sid, d.u32());
+  OSMO_ASSIGN_OR_RETURN(std::uint32_t pgid, d.u32());
+  t.sid = static_cast<std::int32_t>(sid);
+  t.pgid = static_cast<std::int32_t>(pgid);
+  for (auto* p : {&t.cap_inh, &t.cap_prm, &t.cap_eff, &t.cap_bnd, &t.cap_amb}) {
+    OSMO_ASSIGN_OR_RETURN(*p, d.u64());
+  }
+  OSMO_ASSIGN_OR_RETURN(t.securebits, d.u32());
   if (t.pid <= 0) return make_error("image corrupted: task pid {}", t.pid);
+  if (t.sid < 0 || t.pgid < 0) return make_error("image corrupted: session {} / process group {}", t.sid, t.pgid);
+  if ((t.cap_eff & ~t.cap_prm) != 0 || (t.cap_amb & ~(t.cap_prm & t.cap_inh)) != 0)
+    return make_error("image corrupted: capability sets eff {:#x} prm {:#x} inh {:#x} amb {:#x}", t.cap_eff,
+                      t.cap_prm, t.cap_inh, t.cap_amb);
   return d.finish();
 }
 
@@ -260,6 +289,10 @@ void task_describe(const ProcessImage& img, nlohmann::json& j) {
                                           r[1] == RLIM_INFINITY ? -1.0 : static_cast<double>(r[1])});
   o["monotonic_ns"] = t.monotonic_ns;
   o["boottime_ns"] = t.boottime_ns;
+  o["sid"] = t.sid;
+  o["pgid"] = t.pgid;
+  o["caps"] = {{"inheritable", hex(t.cap_inh)}, {"permitted", hex(t.cap_prm)}, {"effective", hex(t.cap_eff)},
+               {"bounding", hex(t.cap_bnd)}, {"ambient", hex(t.cap_amb)}, {"securebits", hex(t.securebits)}};
   o["prctl"] = {{"no_new_privs", t.no_new_privs}, {"dumpable", t.dumpable}, {"child_subreaper", t.child_subreaper},
                 {"thp_disable", t.thp_disable}, {"mce_kill", t.mce_kill}, {"timer_slack_ns", t.timer_slack_ns}};
 }
@@ -283,10 +316,101 @@ Status task_restore_limits(RestoreContext& c) {
   return ok_status();
 }
 
+namespace {
+
+// capget/capset arguments, _LINUX_CAPABILITY_VERSION_3: two 32-bit halves of each set.
+struct CapHeader {
+  std::uint32_t version;
+  std::int32_t pid;
+};
+struct CapData {
+  std::uint32_t effective, permitted, inheritable;
+};
+struct CapArgs {
+  CapHeader header;
+  CapData data[2];
+};
+constexpr std::uint32_t kCapVersion3 = 0x20080522;
+
+Status inject_capset(RestoreContext& c, std::uint64_t eff, std::uint64_t prm, std::uint64_t inh,
+                     const char* what) {
+  auto lo = [](std::uint64_t v) { return static_cast<std::uint32_t>(v); };
+  auto hi = [](std::uint64_t v) { return static_cast<std::uint32_t>(v >> 32); };
+  CapArgs a{{kCapVersion3, 0}, {{lo(eff), lo(prm), lo(inh)}, {hi(eff), hi(prm), hi(inh)}}};
+  OSMO_TRY(c.tracee->write_mem(c.data, &a, sizeof a));
+  OSMO_TRY(c.tracee->syscall_ok(what, SYS_capset, c.data, c.data + sizeof(CapHeader)));
+  return ok_status();
+}
+
+Result<int> cap_last_cap() {
+  OSMO_ASSIGN_OR_RETURN(std::string text, read_text_file("/proc/sys/kernel/cap_last_cap"));
+  int last = -1;
+  try {
+    last = std::stoi(text);
+  } catch (const std::exception&) {
+  }
+  if (last < 0 || last > 63) return make_error("unexpected /proc/sys/kernel/cap_last_cap '{}'", text);
+  return last;
+}
+
+}  // namespace
+
+Status task_check_restorable(const ProcessImage& img) {
+  // The new process starts with our credentials, and capabilities can only be given up: an
+  // image holding one we lack cannot be restored faithfully, so it is refused here.
+  const TaskImage& t = img.task;
+  OSMO_ASSIGN_OR_RETURN(ProcStatus self, read_status(::getpid()));
+  if ((t.cap_prm & ~self.cap_prm) != 0)
+    return make_error("the image's permitted capabilities {:#x} include {:#x}, which this restorer lacks",
+                      t.cap_prm, t.cap_prm & ~self.cap_prm);
+  if ((t.cap_bnd & ~self.cap_bnd) != 0)
+    return make_error("the image's bounding set {:#x} includes {:#x}, outside this restorer's bounding set",
+                      t.cap_bnd, t.cap_bnd & ~self.cap_bnd);
+  if ((t.cap_inh & ~(self.cap_inh | self.cap_bnd)) != 0)
+    return make_error("the image's inheritable capabilities {:#x} include {:#x}, outside this restorer's bounding set",
+                      t.cap_inh, t.cap_inh & ~(self.cap_inh | self.cap_bnd));
+  return ok_status();
+}
+
+// Credentials, capabilities and securebits, in the only order that works without ever holding
+// more than the image allows at the end (the new process starts with the restorer's full set):
+//   1. inheritable set (capset; may name capabilities outside permitted while we hold
+//      CAP_SETPCAP) -- before the bounding set shrinks, which would forbid it;
+//   2. bounding set: PR_CAPBSET_DROP for what the image lacks (needs CAP_SETPCAP);
+//   3. securebits = NO_SETUID_FIXUP for now, so the uid change below keeps every capability
+//      (root -> non-root would otherwise clear permitted, effective and ambient);
+//   4. groups, gids, uids;
+//   5. ambient raises (need the capability in permitted, still full, and inheritable), before
+//      the image's securebits, which may forbid raising (NO_CAP_AMBIENT_RAISE);
+//   6. the image's securebits (needs CAP_SETPCAP, still effective; may lock);
+//   7. capset to the image's effective/permitted/inheritable: permitted shrinks, and from here
+//      on the process holds exactly what it held at dump (ambient keeps what permitted and
+//      inheritable allow, which the image's ambient is within);
+//   8. prctl settings (the uid change reset dumpable), no_new_privs last.
+// Before this, a restored process came back with the restorer's full capability set whatever it
+// had dropped -- a privilege regain for any sandboxed process.
 Status task_restore_creds(RestoreContext& c) {
   OSMO_TRY(fault("restore.creds"));
   const TaskImage& t = c.img->task;
   Tracee& tr = *c.tracee;
+  OSMO_ASSIGN_OR_RETURN(ProcStatus now, read_status(c.pid));
+  OSMO_TRY(inject_capset(c, now.cap_eff, now.cap_prm, t.cap_inh, "capset (inheritable set)"));
+  OSMO_ASSIGN_OR_RETURN(int last_cap, cap_last_cap());
+  std::vector<SyscallReq> drops;
+  for (int cap = 0; cap <= last_cap; cap++) {
+    std::uint64_t bit = 1ull << cap;
+    if ((now.cap_bnd & bit) == 0 || (t.cap_bnd & bit) != 0) continue;
+    SyscallReq q;
+    q.nr = SYS_prctl;
+    q.a[0] = PR_CAPBSET_DROP;
+    q.a[1] = static_cast<std::uint64_t>(cap);
+    q.what = "prctl(PR_CAPBSET_DROP)";
+    drops.push_back(q);
+  }
+  OSMO_TRY(tr.syscall_batch(drops));
+  OSMO_TRY(tr.syscall_ok("prctl(PR_SET_SECUREBITS, NO_SETUID_FIXUP)", SYS_prctl, PR_SET_SECUREBITS,
+                         SECBIT_NO_SETUID_FIXUP));
+
   std::vector<gid_t> groups(t.groups.begin(), t.groups.end());
   if (groups.size() * sizeof(gid_t) > kTrampSize - kTrampDataOffset)
     return make_error("too many supplementary groups ({})", groups.size());
@@ -294,6 +418,14 @@ Status task_restore_creds(RestoreContext& c) {
   OSMO_TRY(tr.syscall_ok("setgroups", SYS_setgroups, groups.size(), c.data));
   OSMO_TRY(tr.syscall_ok("setresgid", SYS_setresgid, t.gid[0], t.gid[1], t.gid[2]));
   OSMO_TRY(tr.syscall_ok("setresuid", SYS_setresuid, t.uid[0], t.uid[1], t.uid[2]));
+
+  for (int cap = 0; cap <= last_cap; cap++)
+    if ((t.cap_amb >> cap) & 1)
+      OSMO_TRY(tr.syscall_ok("prctl(PR_CAP_AMBIENT_RAISE)", SYS_prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE,
+                             static_cast<std::uint64_t>(cap), 0, 0));
+  OSMO_TRY(tr.syscall_ok("prctl(PR_SET_SECUREBITS)", SYS_prctl, PR_SET_SECUREBITS, t.securebits));
+  OSMO_TRY(inject_capset(c, t.cap_eff, t.cap_prm, t.cap_inh, "capset (the image's sets)"));
+
   // prctl settings after the uid change (which resets dumpable); no_new_privs last.
   OSMO_TRY(tr.syscall_ok("prctl(PR_SET_THP_DISABLE)", SYS_prctl, PR_SET_THP_DISABLE, t.thp_disable, 0, 0, 0));
   OSMO_TRY(tr.syscall_ok("prctl(PR_SET_TIMERSLACK)", SYS_prctl, PR_SET_TIMERSLACK, t.timer_slack_ns));

@@ -42,6 +42,12 @@ struct TaskImage {
   std::uint32_t no_new_privs = 0, dumpable = 1, child_subreaper = 0, thp_disable = 0;
   std::uint32_t mce_kill = 2;  // PR_MCE_KILL_DEFAULT
   std::uint64_t timer_slack_ns = 50000;
+  // Session and process group in the process's own pid namespace; 0 when their leader's pid is
+  // not visible there (then the restored process keeps the restorer's, invisible, as before).
+  std::int32_t sid = 0, pgid = 0;
+  // Capability sets (bit N = capability N) and securebits (PR_GET_SECUREBITS).
+  std::uint64_t cap_inh = 0, cap_prm = 0, cap_eff = 0, cap_bnd = 0, cap_amb = 0;
+  std::uint32_t securebits = 0;
 };
 
 // ---- mm fields (mm.cpp) ----

@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <cstring>
 #include <sstream>
+#include <stdexcept>
 
 #include "base/unique_fd.hpp"
 
@@ -67,9 +68,21 @@ Result<ProcStatus> parse_status(const std::string& text) {
       std::string u;
       val >> u;
       s.umask = static_cast<std::uint32_t>(std::stoul(u, nullptr, 8));
-    } else if (key == "NSpid") {
+    } else if (key == "NSpid" || key == "NSpgid" || key == "NSsid") {
+      auto& v = key == "NSpid" ? s.nspid : key == "NSpgid" ? s.nspgid : s.nssid;
       pid_t p;
-      while (val >> p) s.nspid.push_back(p);
+      while (val >> p) v.push_back(p);
+    } else if (key == "CapInh" || key == "CapPrm" || key == "CapEff" || key == "CapBnd" || key == "CapAmb") {
+      std::string hexv;
+      val >> hexv;
+      std::uint64_t bits = 0;
+      try {
+        bits = std::stoull(hexv, nullptr, 16);
+      } catch (const std::exception&) {
+        return make_error("malformed /proc status line '{}'", line);
+      }
+      (key == "CapInh" ? s.cap_inh : key == "CapPrm" ? s.cap_prm : key == "CapEff" ? s.cap_eff
+                                   : key == "CapBnd" ? s.cap_bnd : s.cap_amb) = bits;
     }
   }
   if (s.threads == 0 || s.nspid.empty()) return make_error("malformed /proc status (no Threads/NSpid)");

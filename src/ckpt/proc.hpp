@@ -23,7 +23,10 @@ struct ProcStatus {
   std::array<std::uint32_t, 4> uid{}, gid{};  // real, effective, saved, fs
   std::vector<std::uint32_t> groups;
   std::vector<pid_t> nspid;  // outermost first
+  std::vector<pid_t> nspgid, nssid;  // process group and session, outermost first (0: not visible)
   std::uint32_t umask = 022;
+  // Capability sets (CapInh, CapPrm, CapEff, CapBnd, CapAmb), bit N = capability N.
+  std::uint64_t cap_inh = 0, cap_prm = 0, cap_eff = 0, cap_bnd = 0, cap_amb = 0;
 };
 Result<ProcStatus> parse_status(const std::string& text);
 Result<ProcStatus> read_status(pid_t pid);

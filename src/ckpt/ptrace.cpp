@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <algorithm>
 #include <cstring>
+#include <string>
 
 namespace osmo::ckpt {
 namespace {
@@ -68,12 +69,18 @@ Result<Tracee> Tracee::seize_and_stop(pid_t pid, OnRelease on_release, bool exit
       // was being stopped by job control. It is stopped now, which is all we need.
       break;
     }
-    // A signal-delivery stop: keep the signal (the caller queues it back) and go on waiting.
+    // A signal-delivery stop: keep the signal (the caller queues it back, or detach() sends it
+    // again) and go on waiting.
     siginfo_t si{};
-    if (ptrace(PTRACE_GETSIGINFO, pid, nullptr, &si) == 0 && stolen != nullptr) stolen->push_back(si);
-    else if (stolen == nullptr) {
-      (void)sig;
-    }
+    if (ptrace(PTRACE_GETSIGINFO, pid, nullptr, &si) != 0)
+      return errno_error("cannot read the siginfo of signal {} stopping pid {}", sig, pid);
+    if (stolen != nullptr) stolen->push_back(si);
+    else t.deferred_.push_back(si);
+    // The interrupt may have been used up by this stop (any ptrace stop clears a pending
+    // PTRACE_INTERRUPT) or may still be pending; we cannot tell, so we interrupt again. When
+    // both trap, the second one shows up at the next resume and the injection loop skips it:
+    //   tracer: INTERRUPT ......... CONT  INTERRUPT
+    //   tracee:   signal stop (still pending) -> interrupt stop -> [next resume] stale stop
     if (ptrace(PTRACE_CONT, pid, nullptr, nullptr) != 0)
       return errno_error("cannot continue pid {} past signal {}", pid, sig);
     if (ptrace(PTRACE_INTERRUPT, pid, nullptr, nullptr) != 0)
@@ -111,10 +118,12 @@ Tracee::Tracee(Tracee&& o) noexcept
       on_release_(o.on_release_),
       gate_(o.gate_),
       gate_kind_(o.gate_kind_),
-      in_syscall_exit_(o.in_syscall_exit_),
       exec_code_(o.exec_code_),
       exec_table_(o.exec_table_),
-      exec_max_(o.exec_max_) {}
+      exec_max_(o.exec_max_),
+      async_reqs_(std::move(o.async_reqs_)),
+      async_n_(std::exchange(o.async_n_, 0)),
+      deferred_(std::move(o.deferred_)) {}
 
 Tracee::~Tracee() {
   if (pid_ < 0) return;
@@ -179,6 +188,43 @@ Result<int> Tracee::wait_stop(const char* what) {
   }
 }
 
+Status Tracee::resume_until(int request, Want want, const char* what) {
+  if (ptrace(static_cast<__ptrace_request>(request), pid_, nullptr, nullptr) != 0)
+    return errno_error("cannot resume pid {} for {}", pid_, what);
+  return wait_for(request, want, what);
+}
+
+Status Tracee::wait_for(int request, Want want, const char* what) {
+  // Bounded: each round is a stop the tracee made; hundreds of foreign stops in one injection
+  // mean something keeps signalling it, and we give up rather than spin.
+  constexpr int kMaxForeignStops = 256;
+  for (int foreign = 0;; foreign++) {
+    if (foreign > kMaxForeignStops)
+      return make_error("pid {}: more than {} foreign stops during {}", pid_, kMaxForeignStops, what);
+    OSMO_ASSIGN_OR_RETURN(int st, wait_stop(what));
+    int sig = WSTOPSIG(st);
+    int event = st >> 16;
+    if (want == Want::kSyscallStop && event == 0 && sig == (SIGTRAP | 0x80)) return ok_status();
+    if (event == PTRACE_EVENT_STOP) {
+      // A stale PTRACE_INTERRUPT trap (sig SIGTRAP) or a group-stop notification: nothing to
+      // take off, the tracee just resumes where it stopped.
+    } else if (event != 0) {
+      return make_error("pid {} stopped with ptrace event {} during {}", pid_, event, what);
+    } else if (sig == (SIGTRAP | 0x80)) {
+      return make_error("pid {} made a syscall stop during {}, which expects a trap", pid_, what);
+    } else {
+      siginfo_t si{};
+      if (ptrace(PTRACE_GETSIGINFO, pid_, nullptr, &si) != 0)
+        return errno_error("cannot read the siginfo of signal {} stopping pid {} during {}", sig, pid_, what);
+      if (want == Want::kTrap && sig == SIGTRAP && si.si_code == SI_KERNEL) return ok_status();  // our int3
+      // A signal the mask let through; resuming with 0 takes it off, detach() sends it again.
+      deferred_.push_back(si);
+    }
+    if (ptrace(static_cast<__ptrace_request>(request), pid_, nullptr, nullptr) != 0)
+      return errno_error("cannot resume pid {} past a foreign stop (signal {}) during {}", pid_, sig, what);
+  }
+}
+
 Result<long> Tracee::syscall(long nr, std::uint64_t a1, std::uint64_t a2, std::uint64_t a3,
                              std::uint64_t a4, std::uint64_t a5, std::uint64_t a6) {
   if (gate_ == 0) return make_error("internal: no syscall gate in pid {}", pid_);
@@ -193,26 +239,16 @@ Result<long> Tracee::syscall(long nr, std::uint64_t a1, std::uint64_t a2, std::u
   r.r8 = a5;
   r.r9 = a6;
   OSMO_TRY(set_regs(r));
+  std::string what = fmt::format("injected syscall {}", nr);
   if (gate_kind_ == GateKind::kInt3) {
-    if (ptrace(PTRACE_CONT, pid_, nullptr, nullptr) != 0)
-      return errno_error("cannot resume pid {} for syscall {}", pid_, nr);
-    OSMO_ASSIGN_OR_RETURN(int st, wait_stop("syscall injection"));
-    if (WSTOPSIG(st) != SIGTRAP) {
-      auto rr = get_regs();
-      return make_error("pid {} stopped by signal {} instead of the trap after syscall {} (rip {:#x})",
-                        pid_, WSTOPSIG(st), nr, rr.ok() ? rr->rip : 0);
-    }
+    OSMO_TRY(resume_until(PTRACE_CONT, Want::kTrap, what.c_str()));
   } else {
-    for (int stop = 0; stop < 2; stop++) {
-      if (ptrace(PTRACE_SYSCALL, pid_, nullptr, nullptr) != 0)
-        return errno_error("cannot resume pid {} for syscall {}", pid_, nr);
-      OSMO_ASSIGN_OR_RETURN(int st, wait_stop("syscall injection"));
-      if (WSTOPSIG(st) != (SIGTRAP | 0x80))
-        return make_error("pid {} stopped by signal {} instead of a syscall stop for syscall {}", pid_,
-                          WSTOPSIG(st), nr);
-    }
+    OSMO_TRY(resume_until(PTRACE_SYSCALL, Want::kSyscallStop, what.c_str()));  // entry
+    OSMO_TRY(resume_until(PTRACE_SYSCALL, Want::kSyscallStop, what.c_str()));  // exit
   }
   OSMO_ASSIGN_OR_RETURN(user_regs_struct out, get_regs());
+  if (gate_kind_ == GateKind::kInt3 && out.rip != gate_ + 3)
+    return make_error("pid {} trapped at {:#x}, not after the gate at {:#x}, during {}", pid_, out.rip, gate_, what);
   return static_cast<long>(out.rax);
 }
 
@@ -246,11 +282,7 @@ Result<std::vector<long>> Tracee::syscall_batch(const std::vector<SyscallReq>& r
     r.r12 = exec_table_;
     r.r13 = n;
     OSMO_TRY(set_regs(r));
-    if (ptrace(PTRACE_CONT, pid_, nullptr, nullptr) != 0)
-      return errno_error("cannot resume pid {} for a syscall batch", pid_);
-    OSMO_ASSIGN_OR_RETURN(int st, wait_stop("syscall batch"));
-    if (WSTOPSIG(st) != SIGTRAP)
-      return make_error("pid {} stopped by signal {} during a syscall batch", pid_, WSTOPSIG(st));
+    OSMO_TRY(resume_until(PTRACE_CONT, Want::kTrap, "a syscall batch"));
     OSMO_TRY(read_mem(exec_table_, table.data(), table.size() * 8));
     for (std::size_t i = 0; i < n; i++) {
       auto rv = static_cast<long>(table[i * 8 + 7]);
@@ -289,9 +321,7 @@ Status Tracee::start_batch(const std::vector<SyscallReq>& reqs) {
 Result<std::vector<long>> Tracee::finish_batch() {
   if (async_n_ == 0) return make_error("internal: no asynchronous batch in pid {}", pid_);
   std::size_t n = std::exchange(async_n_, 0);
-  OSMO_ASSIGN_OR_RETURN(int st, wait_stop("syscall batch"));
-  if (WSTOPSIG(st) != SIGTRAP)
-    return make_error("pid {} stopped by signal {} during a syscall batch", pid_, WSTOPSIG(st));
+  OSMO_TRY(wait_for(PTRACE_CONT, Want::kTrap, "an asynchronous syscall batch"));
   std::vector<std::uint64_t> table(n * 8);
   OSMO_TRY(read_mem(exec_table_, table.data(), table.size() * 8));
   std::vector<long> results;
@@ -305,12 +335,12 @@ Result<std::vector<long>> Tracee::finish_batch() {
   return results;
 }
 
-Result<long> Tracee::syscall_final(long nr, std::uint64_t a1, std::uint64_t a2) {
+Result<long> Tracee::syscall_no_trap(long nr, std::uint64_t a1, std::uint64_t a2, std::uint64_t a3,
+                                     std::uint64_t a4) {
   GateKind saved = gate_kind_;
   gate_kind_ = GateKind::kSyscallStops;
-  auto r = syscall(nr, a1, a2);
+  auto r = syscall(nr, a1, a2, a3, a4);
   gate_kind_ = saved;
-  in_syscall_exit_ = true;
   return r;
 }
 
@@ -338,7 +368,17 @@ Status Tracee::detach() {
   pid_t p = std::exchange(pid_, -1);
   if (ptrace(PTRACE_DETACH, p, nullptr, nullptr) != 0)
     return errno_error("cannot detach from pid {}", p);
-  return ok_status();
+  // Signals taken off during injection go back now. With its siginfo when the kernel lets us
+  // (a negative si_code from another process); others (kill, kernel) as a plain tgkill.
+  Status first = ok_status();
+  for (siginfo_t& si : std::exchange(deferred_, {})) {
+    long rc = -1;
+    if (si.si_code < 0 && si.si_code != SI_TKILL)
+      rc = ::syscall(SYS_rt_tgsigqueueinfo, p, p, si.si_signo, &si);
+    if (rc != 0) rc = ::syscall(SYS_tgkill, p, p, si.si_signo);
+    if (rc != 0 && first.ok()) first = errno_error("cannot send signal {} back to pid {}", si.si_signo, p);
+  }
+  return first;
 }
 
 void Tracee::kill_now() {

@@ -8,7 +8,22 @@
 //    PTRACE_SYSCALL and collect the result at the syscall-exit stop (two stops per call);
 //  - kInt3: our own trampoline `syscall; int3` (restore); one SIGTRAP stop per call.
 // All signals stay blocked (PTRACE_SETSIGMASK) while we inject, and orig_rax is -1 so the
-// kernel never applies syscall-restart logic to our register values.
+// kernel never applies syscall-restart logic to our register values. An int3 whose SIGTRAP is
+// blocked or ignored makes the kernel reset SIGTRAP's disposition to SIG_DFL
+// (force_sig_info_to_task): the dump reads SIGTRAP's disposition before its first int3, and
+// both sides set it back after their last one, through syscall stops (syscall_no_trap).
+//
+// Every wait for the stop an injection expects goes through one loop (Tracee::wait_for) that
+// tells the expected stop from the others and resumes past them:
+//  - a PTRACE_EVENT_STOP trap: PTRACE_INTERRUPT left one pending (see seize_and_stop: a second
+//    interrupt sent while the tracee was already stopping traps once more on the next resume),
+//    or a group-stop notification;
+//  - a signal-delivery-stop for a signal the mask cannot block (SIGSTOP) or that the kernel
+//    unblocked (a SIGTRAP sent by someone else; int3 itself unblocks SIGTRAP): the signal is
+//    taken off, remembered, and sent again once the process is released (detach), so it is
+//    neither lost nor able to disturb the injection.
+// Without this loop a stale interrupt trap was taken for the result of an injected syscall
+// ("stopped by signal 5 instead of a syscall stop for syscall 9", seen under a fast itimer).
 #pragma once
 
 #include <sys/types.h>
@@ -88,9 +103,17 @@ class Tracee {
   Status start_batch(const std::vector<SyscallReq>& reqs);
   Result<std::vector<long>> finish_batch();
   bool batch_running() const { return async_n_ > 0; }
-  // Runs a syscall through PTRACE_SYSCALL and stays at its syscall-exit stop: used for the last
-  // call (munmap of the trampoline), after which the gate no longer exists.
-  Result<long> syscall_final(long nr, std::uint64_t a1, std::uint64_t a2);
+  // Runs a syscall through PTRACE_SYSCALL stops at the gate's `syscall` instruction, without
+  // reaching the int3 after it: for calls that must come after the last int3 (see
+  // restore_sigtrap_action in signals.cpp), and for the last call of all (munmap of the
+  // trampoline, syscall_final), after which the gate no longer exists.
+  Result<long> syscall_no_trap(long nr, std::uint64_t a1 = 0, std::uint64_t a2 = 0, std::uint64_t a3 = 0,
+                               std::uint64_t a4 = 0);
+  Result<long> syscall_final(long nr, std::uint64_t a1, std::uint64_t a2) { return syscall_no_trap(nr, a1, a2); }
+
+  // Signals taken off the tracee during injection (see the top of this file), sent again by
+  // detach().
+  const std::vector<siginfo_t>& deferred_signals() const { return deferred_; }
 
   Status write_mem(std::uint64_t addr, const void* p, std::size_t n);
   Status read_mem(std::uint64_t addr, void* p, std::size_t n);
@@ -102,15 +125,23 @@ class Tracee {
  private:
   Tracee(pid_t pid, OnRelease r) : pid_(pid), on_release_(r) {}
   Result<int> wait_stop(const char* what);
+  // The stop an injection waits for: a syscall-entry/exit stop (PTRACE_SYSCALL with
+  // TRACESYSGOOD) or the SIGTRAP of our own int3 (si_code SI_KERNEL).
+  enum class Want { kSyscallStop, kTrap };
+  // Resumes with `request` (PTRACE_CONT or PTRACE_SYSCALL) and waits for `want`; any other
+  // stop is handled as described at the top of this file and the tracee resumed again.
+  Status resume_until(int request, Want want, const char* what);
+  // The waiting half of resume_until, for a tracee already resumed with `request`.
+  Status wait_for(int request, Want want, const char* what);
   pid_t pid_ = -1;
   OnRelease on_release_;
   std::uint64_t gate_ = 0;
   GateKind gate_kind_ = GateKind::kSyscallStops;
-  bool in_syscall_exit_ = false;
   std::uint64_t exec_code_ = 0, exec_table_ = 0;
   std::size_t exec_max_ = 0;
   std::vector<SyscallReq> async_reqs_;
   std::size_t async_n_ = 0;
+  std::vector<siginfo_t> deferred_;
 };
 
 // PTRACE_GET_RSEQ_CONFIGURATION (struct ptrace_rseq_configuration; <linux/ptrace.h> clashes with

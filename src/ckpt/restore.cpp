@@ -6,15 +6,19 @@
 //   happen here, before any process)
 //   clone3(NEWPID|NEWNS) ----------->  private mounts, fresh /proc,
 //                                      unshare(NEWTIME) + offsets,
-//                                      clone3(set_tid = image pid) ---->  setns(net), fds moved to
+//                                      [session/group placeholders with
+//                                      the leaders' pids, session.cpp]
+//                                      clone3(set_tid = image pid) ---->  setsid/setpgid if it led
+//                                                                        them, setns(net), fds to
 //                                      send pidfd                        their numbers, cwd, umask,
 //                                                                        personality, comm,
 //                                                                        dispositions, altstack,
 //                                                                        trampoline; report; park
 //   seize + stop the new process; by injected syscalls: unregister rseq, unmap its own memory,
 //   move the vdso, map the image, populate, write pages, mprotect, PR_SET_MM_MAP, rseq/robust
-//   list/tid address, itimers, pending signals, rlimits, close helper fds, credentials; then
-//   xstate, mask, munmap of the trampoline (syscall-exit stop), registers; detach.
+//   list/tid address, pending signals, rlimits, close helper fds, credentials and
+//   capabilities, itimers (every signal still blocked); SIGTRAP's disposition and munmap of the
+//   trampoline through syscall stops (no int3 after them); mask, xstate, registers; detach.
 //   send "go" ---------------------->  stop dying with the caller; reap; exit with the child's
 //                                      status (128+N for signal N), forwarding signals to it.
 #include <fcntl.h>
@@ -116,6 +120,7 @@ long raw_clone3(clone_args* a) { return ::syscall(SYS_clone3, a, sizeof(*a)); }
 // What the new process needs to prepare itself (all of it computed by the caller).
 struct ChildPlan {
   const ProcessImage* img = nullptr;
+  SessionPlan session;
   std::vector<FdPlanEntry> fds;
   std::vector<int> files;   // fds of the caller the new process keeps (mapped files, exe)
   int netns_fd = -1;
@@ -127,6 +132,10 @@ struct ChildPlan {
   sigset_t all;
   sigfillset(&all);
   ::sigprocmask(SIG_BLOCK, &all, nullptr);
+  if (plan.session.target_setsid && ::setsid() < 0)
+    die_with(sock, errno_error("cannot make pid {} a session leader (setsid)", plan.img->task.pid));
+  if (plan.session.target_setpgid && ::setpgid(0, 0) != 0)
+    die_with(sock, errno_error("cannot make pid {} a process group leader (setpgid)", plan.img->task.pid));
   if (plan.netns_fd >= 0 && ::setns(plan.netns_fd, CLONE_NEWNET) != 0)
     die_with(sock, errno_error("cannot join network namespace"));
   std::vector<int*> keep{&sock};
@@ -165,6 +174,68 @@ std::string offsets_text(std::int64_t mono, std::int64_t boot) {
   return fmt::format("monotonic {}\nboottime {}\n", split(mono), split(boot));
 }
 
+// One process of the chain init builds (session.cpp): placeholders, then the restored process.
+struct ChainStep {
+  pid_t tid = 0;
+  enum class Role { kSession, kGroup, kTarget } role = Role::kTarget;
+};
+
+std::vector<ChainStep> chain_of(const ChildPlan& plan) {
+  std::vector<ChainStep> steps;
+  if (plan.session.session_placeholder > 0)
+    steps.push_back({plan.session.session_placeholder, ChainStep::Role::kSession});
+  if (plan.session.group_placeholder > 0)
+    steps.push_back({plan.session.group_placeholder, ChainStep::Role::kGroup});
+  steps.push_back({plan.img->task.pid, ChainStep::Role::kTarget});
+  return steps;
+}
+
+[[noreturn]] void chain_main(int sock, ChildPlan& plan, const std::vector<ChainStep>& steps, std::size_t i);
+
+// Creates steps[i] with its pid (set_tid). From init it is init's child; from a placeholder it
+// is created with CLONE_PARENT, so it is init's child too (clone3 then wants exit_signal 0: the
+// child inherits the placeholder's SIGCHLD). The restored process's pidfd goes to the caller.
+// Returns in the creator only; the created process never returns.
+Status chain_spawn(int sock, ChildPlan& plan, const std::vector<ChainStep>& steps, std::size_t i, bool from_init) {
+  const ChainStep& st = steps[i];
+  bool target = st.role == ChainStep::Role::kTarget;
+  pid_t want = st.tid;
+  int pidfd = -1;
+  clone_args a{};
+  a.flags = (target ? CLONE_PIDFD : 0) | (from_init ? 0 : CLONE_PARENT);
+  a.pidfd = reinterpret_cast<std::uint64_t>(&pidfd);
+  a.exit_signal = from_init ? SIGCHLD : 0;
+  a.set_tid = reinterpret_cast<std::uint64_t>(&want);
+  a.set_tid_size = 1;
+  long child = raw_clone3(&a);
+  if (child < 0)
+    return errno_error("cannot create pid {} ({}, clone3 with set_tid)", want,
+                       target ? "the restored process" : st.role == ChainStep::Role::kSession
+                                                             ? "session placeholder"
+                                                             : "process group placeholder");
+  if (child == 0) chain_main(sock, plan, steps, i);
+  if (target) {
+    Status s = send_msg(sock, 'P', nullptr, 0, pidfd);
+    ::close(pidfd);
+    return s;
+  }
+  return ok_status();
+}
+
+// A placeholder recreates its session or group, creates the next step inside it, and exits;
+// the restored process prepares itself (child_main).
+[[noreturn]] void chain_main(int sock, ChildPlan& plan, const std::vector<ChainStep>& steps, std::size_t i) {
+  const ChainStep& st = steps[i];
+  if (st.role == ChainStep::Role::kTarget) child_main(sock, plan);
+  if (st.role == ChainStep::Role::kSession && ::setsid() < 0)
+    die_with(sock, errno_error("session placeholder pid {}: setsid failed", st.tid));
+  if (st.role == ChainStep::Role::kGroup && ::setpgid(0, 0) != 0)
+    die_with(sock, errno_error("process group placeholder pid {}: setpgid failed", st.tid));
+  ::prctl(PR_SET_NAME, st.role == ChainStep::Role::kSession ? "osmo-session" : "osmo-pgrp", 0, 0, 0);
+  if (auto s = chain_spawn(sock, plan, steps, i + 1, false); !s.ok()) die_with(sock, s.error());
+  ::_exit(0);
+}
+
 volatile sig_atomic_t g_init_child = 0;
 void init_forward(int sig) {
   if (g_init_child > 0) ::kill(g_init_child, sig);
@@ -184,20 +255,20 @@ void init_forward(int sig) {
                   static_cast<ssize_t>(timens_offsets.size()))
       die_with(sock, errno_error("cannot set time namespace offsets '{}'", timens_offsets));
   }
-  pid_t want = plan.img->task.pid;
-  int pidfd = -1;
-  clone_args a{};
-  a.flags = CLONE_PIDFD;
-  a.pidfd = reinterpret_cast<std::uint64_t>(&pidfd);
-  a.exit_signal = SIGCHLD;
-  a.set_tid = reinterpret_cast<std::uint64_t>(&want);
-  a.set_tid_size = 1;
-  long child = raw_clone3(&a);
-  if (child < 0) die_with(sock, errno_error("cannot create pid {} (clone3 with set_tid)", want));
-  if (child == 0) child_main(sock, plan);
-  g_init_child = static_cast<pid_t>(child);
-  if (!send_msg(sock, 'P', nullptr, 0, pidfd).ok()) ::_exit(127);
-  ::close(pidfd);
+  // Session and group (session.cpp), then the restored process; placeholders are reaped at
+  // once, so none is ever seen as a zombie once the restore reports success.
+  if (plan.session.init_setsid && ::setsid() < 0)
+    die_with(sock, errno_error("init cannot become the leader of session 1 (setsid)"));
+  const pid_t child = plan.img->task.pid;
+  std::vector<ChainStep> steps = chain_of(plan);
+  if (auto s = chain_spawn(sock, plan, steps, 0, true); !s.ok()) die_with(sock, s.error());
+  for (const ChainStep& st : steps) {
+    if (st.role == ChainStep::Role::kTarget) continue;
+    int ws = 0;
+    while (::waitpid(st.tid, &ws, 0) < 0 && errno == EINTR) {
+    }
+  }
+  g_init_child = child;
   struct sigaction sa {};
   sa.sa_handler = init_forward;
   sa.sa_flags = SA_RESTART;
@@ -209,7 +280,7 @@ void init_forward(int sig) {
   do n = ::read(sock, &tag, 1);
   while (n < 0 && errno == EINTR);
   if (n != 1 || tag != 'G') {
-    ::kill(static_cast<pid_t>(child), SIGKILL);
+    ::kill(child, SIGKILL);
     ::_exit(127);
   }
   ::prctl(PR_SET_PDEATHSIG, 0);
@@ -280,6 +351,7 @@ Result<RestoredProcess> do_restore(int in_fd, const RestoreOptions& opts) {
 
   // Everything that can refuse happens before a process exists.
   OSMO_TRY(regs_check_cpu(img));
+  OSMO_TRY(task_check_restorable(img));
   std::vector<UniqueFd> blob_fds;
   OSMO_ASSIGN_OR_RETURN(h, mem_read_blobs(r, h, img, &blob_fds));
   InheritStdioResolver default_resolver;
@@ -287,6 +359,7 @@ Result<RestoredProcess> do_restore(int in_fd, const RestoreOptions& opts) {
   std::vector<UniqueFd> owned;
   ChildPlan plan;
   plan.img = &img;
+  OSMO_ASSIGN_OR_RETURN(plan.session, plan_session(img.task.pid, img.task.sid, img.task.pgid));
   OSMO_ASSIGN_OR_RETURN(plan.fds, fds_plan(img, resolver, opts.verify_inode, blob_fds, &owned));
   std::vector<UniqueFd> files;
   std::vector<int> vma_file_idx;
@@ -395,15 +468,18 @@ Result<RestoredProcess> do_restore(int in_fd, const RestoreOptions& opts) {
   OSMO_TRY(mem_restore_protect(rc));
   OSMO_TRY(mm_restore(rc));
   OSMO_TRY(thread_restore(rc));
-  OSMO_TRY(timers_restore(rc));
   OSMO_TRY(sig_restore_pending(rc));
   OSMO_TRY(task_restore_limits(rc));
   OSMO_TRY(tracee.syscall_ok("close_range (helper fds)", SYS_close_range,
                              static_cast<std::uint64_t>(rc.helper_fd_base), ~0u, 0));
   OSMO_TRY(task_restore_creds(rc));
+  // Timers last: they start running only now, and one that expires before the process runs
+  // just leaves its signal pending (every signal is still blocked), as it would have in the
+  // original. No injected call after this one can be disturbed by a timer signal.
+  OSMO_TRY(timers_restore(rc));
   OSMO_TRY(fault("restore.regs"));
   OSMO_TRY(fault("restore.before_detach"));
-  // Still with every signal blocked: a pending timer signal must not stop the last injection.
+  OSMO_TRY(sig_restore_sigtrap(rc));  // after the last int3 (ptrace.hpp)
   OSMO_TRY(tracee.syscall_final(SYS_munmap, rc.tramp, rc.tramp_size));
   OSMO_TRY(tracee.set_sigmask(img.sig.blocked));
   OSMO_TRY(tracee.set_xstate(img.regs.xstate));

@@ -33,7 +33,9 @@ struct KernelStack {
   std::uint64_t size;
 };
 
-Status peek_pending(pid_t pid, bool shared, std::vector<SiginfoImage>* out) {
+}  // namespace
+
+Status sig_peek_pending(pid_t pid, bool shared, std::vector<SiginfoImage>* out) {
   for (std::uint64_t off = 0;; off++) {
     PeekSiginfoArgs a{off, shared ? kPeekShared : 0u, 1};
     siginfo_t si{};
@@ -48,7 +50,27 @@ Status peek_pending(pid_t pid, bool shared, std::vector<SiginfoImage>* out) {
   }
 }
 
-}  // namespace
+Status sig_save_sigtrap(DumpContext& c) {
+  KernelSigaction ka{};
+  OSMO_TRY(c.tracee->syscall_ok("rt_sigaction (SIGTRAP, read)", SYS_rt_sigaction, SIGTRAP, 0, c.scratch_data(), 8));
+  OSMO_TRY(c.tracee->read_mem(c.scratch_data(), &ka, sizeof ka));
+  c.sigtrap_action = {ka.handler, ka.flags, ka.restorer, ka.mask};
+  c.sigtrap_saved = true;
+  return ok_status();
+}
+
+Status sig_put_back_sigtrap(Tracee& t, std::uint64_t scratch_data, const std::array<std::uint64_t, 4>& action) {
+  KernelSigaction ka{action[0], action[1], action[2], action[3]};
+  OSMO_TRY(t.write_mem(scratch_data, &ka, sizeof ka));
+  OSMO_ASSIGN_OR_RETURN(long rv, t.syscall_no_trap(SYS_rt_sigaction, SIGTRAP, scratch_data, 0, 8));
+  if (rv != 0) return Error{static_cast<int>(-rv), fmt::format("cannot set SIGTRAP's disposition back in pid {}", t.pid())};
+  return ok_status();
+}
+
+Status sig_restore_sigtrap(RestoreContext& c) {
+  const SigactionImage& a = c.img->sig.actions[SIGTRAP - 1];
+  return sig_put_back_sigtrap(*c.tracee, c.data, {a.handler, a.flags, a.restorer, a.mask});
+}
 
 Status sig_dump(DumpContext& c) {
   SignalsImage& s = c.img->sig;
@@ -80,6 +102,10 @@ Status sig_dump(DumpContext& c) {
     const KernelSigaction& ka = kas[static_cast<std::size_t>(sig - 1)];
     s.actions[static_cast<std::size_t>(sig - 1)] = {ka.handler, ka.flags, ka.restorer, ka.mask};
   }
+  // What our int3s left in SIGTRAP's slot may be SIG_DFL; the disposition read before them is
+  // the process's own.
+  if (c.sigtrap_saved)
+    s.actions[SIGTRAP - 1] = {c.sigtrap_action[0], c.sigtrap_action[1], c.sigtrap_action[2], c.sigtrap_action[3]};
   OSMO_TRY(t.syscall_ok("sigaltstack (read)", SYS_sigaltstack, 0, c.scratch_data()));
   KernelStack ks{};
   OSMO_TRY(t.read_mem(c.scratch_data(), &ks, sizeof ks));
@@ -87,8 +113,8 @@ Status sig_dump(DumpContext& c) {
   s.altstack_size = ks.size;
   s.altstack_flags = static_cast<std::uint32_t>(ks.flags);
   s.pending.clear();
-  OSMO_TRY(peek_pending(c.pid, false, &s.pending));
-  OSMO_TRY(peek_pending(c.pid, true, &s.pending));
+  OSMO_TRY(sig_peek_pending(c.pid, false, &s.pending));
+  OSMO_TRY(sig_peek_pending(c.pid, true, &s.pending));
   return fault("dump.signals");
 }
 

@@ -9,6 +9,7 @@
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -19,6 +20,7 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include "base/scope_guard.hpp"
 #include "base/unique_fd.hpp"
 #include "ckpt/ckpt.hpp"
 #include "ckpt/proc.hpp"
@@ -383,6 +385,136 @@ TEST(Engine, ChangedFileIsRefusedAtRestore) {
       << r.error().message;
   unlink(c.result_path.c_str());
   unlink(c.input_path.c_str());
+}
+
+// A child hit by a 100 us periodic ITIMER_REAL, sleeping in pause(): timer signals arrive while
+// it is being seized and while syscalls are injected. After SIGUSR1 it exits 0 once 200 more
+// alarms came, so a lost timer shows as a child that never exits.
+volatile sig_atomic_t g_alarms = 0, g_go = 0;
+void on_alarm(int) { g_alarms = g_alarms + 1; }
+void on_go(int) { g_go = 1; }
+
+pid_t spawn_timer_storm() {
+  int ready[2];
+  EXPECT_EQ(pipe(ready), 0);
+  pid_t pid = fork();
+  if (pid == 0) {
+    dup2(ready[1], 3);
+    syscall(SYS_close_range, 4u, ~0u, 0u);
+    struct sigaction sa {};
+    sa.sa_handler = on_alarm;
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGALRM, &sa, nullptr);
+    sa.sa_handler = on_go;
+    sigaction(SIGUSR1, &sa, nullptr);
+    itimerval it{{0, 100}, {0, 100}};
+    setitimer(ITIMER_REAL, &it, nullptr);
+    char one = 1;
+    (void)!write(3, &one, 1);
+    close(3);
+    while (!g_go) pause();
+    int at_go = g_alarms;
+    while (g_alarms < at_go + 200) pause();
+    _exit(0);
+  }
+  close(ready[1]);
+  char b;
+  EXPECT_EQ(read(ready[0], &b, 1), 1);
+  close(ready[0]);
+  return pid;
+}
+
+// Waits at most `seconds` for our child; kills it (and returns -1) if it does not end.
+int wait_status_bounded(pid_t pid, int seconds) {
+  for (int i = 0; i < seconds * 100; i++) {
+    int st = 0;
+    pid_t w = waitpid(pid, &st, WNOHANG);
+    if (w == pid) return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    usleep(10'000);
+  }
+  kill(pid, SIGKILL);
+  (void)wait_status(pid);
+  return -1;
+}
+
+// Sixty dumps of a process under a timer storm must all work (a stale PTRACE_INTERRUPT trap
+// used to be taken for an injected syscall's result: "stopped by signal 5 instead of a syscall
+// stop", about one dump in ten here), the original must carry on, and a restored copy's timer
+// must keep firing (it is re-armed last, with every signal still blocked).
+TEST(Engine, TimerStormDuringDumpAndRestore) {
+  REQUIRE_ROOT();
+  pid_t pid = spawn_timer_storm();
+  ScopeGuard kill_child([&] {  // on a failed assertion: no child left running
+    if (kill(pid, SIGKILL) == 0) (void)wait_status(pid);
+  });
+  for (int i = 0; i < 60; i++) {
+    auto img = dump(pid, AfterDump::kResume);
+    ASSERT_TRUE(img.ok()) << "dump " << i << ": " << img.error().str();
+    expect_untouched(pid);
+  }
+  auto img = dump(pid, AfterDump::kKill);
+  ASSERT_TRUE(img.ok()) << img.error().str();
+  EXPECT_NE(kill(pid, 0), 0) << "--kill must leave no original";  // reaped by the dump's tracer
+  kill_child.dismiss();
+  auto r = restore(img->get(), RestoreOptions{});
+  ASSERT_TRUE(r.ok()) << r.error().str();
+  close(r->pidfd);
+  EXPECT_EQ(kill(r->pid, SIGUSR1), 0);
+  EXPECT_EQ(wait_status_bounded(r->init_pid, 20), 0) << "the restored process's itimer stopped firing";
+}
+
+// Capabilities can only be given up: a restorer that lacks one the image holds refuses before
+// any process exists (the restored process would otherwise silently lose it). A forked helper
+// drops CAP_MKNOD from its permitted and effective sets and restores a full-capability image.
+TEST(Engine, RefusesAnImageWithCapabilitiesTheRestorerLacks) {
+  REQUIRE_ROOT();
+  Child c = spawn();
+  ScopeGuard cleanup([&] {
+    unlink(c.result_path.c_str());
+    unlink(c.input_path.c_str());
+  });
+  auto img = dump(c.pid, AfterDump::kResume);
+  ASSERT_TRUE(img.ok()) << img.error().str();
+  kill(c.pid, SIGUSR1);
+  EXPECT_EQ(wait_status(c.pid), 0);
+  auto st = read_status(getpid());
+  ASSERT_TRUE(st.ok()) << st.error().str();
+  constexpr int kCapMknod = 27;
+  if ((st->cap_prm & (1ull << kCapMknod)) == 0) GTEST_SKIP() << "this test runs without CAP_MKNOD";
+  int pipefd[2];
+  ASSERT_EQ(pipe(pipefd), 0);
+  pid_t helper = fork();
+  if (helper == 0) {
+    close(pipefd[0]);
+    struct {
+      std::uint32_t version;
+      int pid;
+    } hdr{0x20080522, 0};
+    struct {
+      std::uint32_t eff, prm, inh;
+    } data[2] = {{static_cast<std::uint32_t>(st->cap_eff), static_cast<std::uint32_t>(st->cap_prm),
+                  static_cast<std::uint32_t>(st->cap_inh)},
+                 {static_cast<std::uint32_t>(st->cap_eff >> 32), static_cast<std::uint32_t>(st->cap_prm >> 32),
+                  static_cast<std::uint32_t>(st->cap_inh >> 32)}};
+    data[0].eff &= ~(1u << kCapMknod);
+    data[0].prm &= ~(1u << kCapMknod);
+    if (syscall(SYS_capset, &hdr, data) != 0) _exit(2);
+    lseek(img->get(), 0, SEEK_SET);
+    auto r = restore(img->get(), RestoreOptions{});
+    std::string msg = r.ok() ? std::string("restored") : r.error().message;
+    if (r.ok()) kill(r->init_pid, SIGKILL);  // the namespace and the copy die with its init
+    (void)!write(pipefd[1], msg.data(), msg.size());
+    _exit(r.ok() ? 1 : 0);
+  }
+  close(pipefd[1]);
+  std::string msg;
+  char buf[512];
+  ssize_t n;
+  while ((n = read(pipefd[0], buf, sizeof buf)) > 0) msg.append(buf, static_cast<std::size_t>(n));
+  close(pipefd[0]);
+  EXPECT_EQ(wait_status(helper), 0) << msg;
+  EXPECT_NE(msg.find(fmt::format("include {:#x}, which this restorer lacks", 1ull << kCapMknod)), std::string::npos)
+      << msg;
 }
 
 }  // namespace

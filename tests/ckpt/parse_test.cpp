@@ -32,7 +32,9 @@ TEST(ProcParse, Maps) {
 TEST(ProcParse, Status) {
   auto s = parse_status("Name:\tcat\nUmask:\t0027\nState:\tS (sleeping)\nTracerPid:\t0\n"
                         "Uid:\t1000\t1001\t1002\t1003\nGid:\t5\t6\t7\t8\nGroups:\t4 24 27 \n"
-                        "NSpid:\t4242\t7\nThreads:\t3\n");
+                        "NSpid:\t4242\t7\nNSpgid:\t4200\t3\nNSsid:\t100\t0\nThreads:\t3\n"
+                        "CapInh:\t0000000000000021\nCapPrm:\t000001fffffeffff\nCapEff:\t000001fffffefbff\n"
+                        "CapBnd:\t000001ffffffffef\nCapAmb:\t0000000000000001\n");
   ASSERT_TRUE(s.ok());
   EXPECT_EQ(s->state, 'S');
   EXPECT_EQ(s->threads, 3);
@@ -41,6 +43,14 @@ TEST(ProcParse, Status) {
   EXPECT_EQ(s->gid[2], 7u);
   EXPECT_EQ(s->groups, (std::vector<std::uint32_t>{4, 24, 27}));
   EXPECT_EQ(s->nspid.back(), 7);
+  EXPECT_EQ(s->nspgid, (std::vector<pid_t>{4200, 3}));
+  EXPECT_EQ(s->nssid, (std::vector<pid_t>{100, 0}));
+  EXPECT_EQ(s->cap_inh, 0x21u);
+  EXPECT_EQ(s->cap_prm, 0x1fffffeffffu);
+  EXPECT_EQ(s->cap_eff, 0x1fffffefbffu);
+  EXPECT_EQ(s->cap_bnd, 0x1ffffffffefu);
+  EXPECT_EQ(s->cap_amb, 1u);
+  EXPECT_FALSE(parse_status("NSpid:\t1\nThreads:\t1\nCapEff:\tzz\n").ok());
 }
 
 TEST(ProcParse, Fdinfo) {

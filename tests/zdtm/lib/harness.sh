@@ -14,12 +14,12 @@ work="" exe="" netns_name="" case_pid="" restore_pid="" tracer_pid="" st=""
 # zh_setup: a private work dir and a private copy of the case binary (see pids_running_exe).
 zh_setup() {
   work=$(mktemp -d "${TMPDIR:-/tmp}/zdtm.$name.$mode.XXXXXX") || exit 1
+  trap cleanup EXIT  # before anything can fail, so the work dir never outlives the test
+  trap 'exit 1' INT TERM HUP
   # Some cases drop to a non-root uid and still have to see WORK/go and write WORK/ready.
   chmod 1777 "$work"
   exe="$work/$name"
-  cp "$bin" "$exe" || exit 1
-  trap cleanup EXIT
-  trap 'exit 1' INT TERM HUP
+  cp "$bin" "$exe" || { log "cannot copy the case binary $bin"; exit 1; }
 }
 
 log() { echo "zdtm: $test_name: $*" >&2; }
