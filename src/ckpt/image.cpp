@@ -130,10 +130,6 @@ bool known_type(std::uint32_t t) {
   return false;
 }
 
-}  // namespace
-
-namespace {
-
 // 1 MiB is /proc/sys/fs/pipe-max-size by default, so this works unprivileged too; a failure only
 // costs speed.
 void grow_if_pipe(int fd) {
@@ -147,18 +143,8 @@ void grow_if_pipe(int fd) {
 ImageWriter::ImageWriter(int fd, bool compress) : fd_(fd), compress_(compress) { grow_if_pipe(fd); }
 
 Status ImageWriter::write_all(const void* p, std::size_t n) {
-  auto* b = static_cast<const char*>(p);
-  while (n > 0) {
-    ssize_t w = ::write(fd_, b, n);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return errno_error("cannot write image at offset {}", offset_);
-    }
-    b += w;
-    n -= static_cast<std::size_t>(w);
-    offset_ += static_cast<std::uint64_t>(w);
-  }
-  return ok_status();
+  std::vector<iovec> iov{{const_cast<void*>(p), n}};
+  return writev_all(iov);
 }
 
 Status ImageWriter::writev_all(std::vector<iovec>& iov) {

@@ -16,6 +16,7 @@
 #include <sys/types.h>
 
 #include <array>
+#include <algorithm>
 #include <csignal>
 #include <cstdint>
 #include <string>
@@ -77,6 +78,15 @@ struct RestoreContext {
   bool use_uffd = true;
   UniqueFd uffd;
   std::vector<std::pair<std::uint64_t, std::uint64_t>> uffd_ranges;  // registered [start, end), sorted
+  // The registered range holding addr, or nullptr; with next_start, also where the next range
+  // above addr begins (UINT64_MAX if none), which bounds a piece that is not registered.
+  const std::pair<std::uint64_t, std::uint64_t>* uffd_range_at(std::uint64_t addr,
+                                                               std::uint64_t* next_start = nullptr) const {
+    auto it = std::upper_bound(uffd_ranges.begin(), uffd_ranges.end(), addr,
+                               [](std::uint64_t a, const auto& r) { return a < r.first; });
+    if (next_start != nullptr) *next_start = it == uffd_ranges.end() ? UINT64_MAX : it->first;
+    return it != uffd_ranges.begin() && addr < std::prev(it)->second ? &*std::prev(it) : nullptr;
+  }
   std::vector<PageRun> zero_runs;  // present at dump but all zero (not in the image): populated last
 };
 // Layout of our code page in the process (dump: "scratch", restore: "trampoline"):

@@ -446,12 +446,6 @@ bool overlaps(std::uint64_t a0, std::uint64_t a1, std::uint64_t b0, std::uint64_
 
 namespace {
 
-bool in_uffd_range(const RestoreContext& c, std::uint64_t addr) {
-  auto it = std::upper_bound(c.uffd_ranges.begin(), c.uffd_ranges.end(), addr,
-                             [](std::uint64_t a, const auto& r) { return a < r.first; });
-  return it != c.uffd_ranges.begin() && addr < std::prev(it)->second;
-}
-
 // MADV_POPULATE_WRITE requests for the given (sorted) runs: runs close together are merged, never
 // across a mapping (populating across mappings could fail), and cut in kPopulatePiece pieces.
 std::vector<SyscallReq> populate_requests(const MemImage& m, const std::vector<PageRun>& runs) {
@@ -630,7 +624,7 @@ Status mem_restore_layout(RestoreContext& c) {
   //    over two CPUs. Where they meet, each page is faulted once by whichever comes first.
   std::vector<PageRun> runs;
   for (const PageRun& r : m.runs)
-    if (!in_uffd_range(c, r.vaddr)) runs.push_back(r);
+    if (c.uffd_range_at(r.vaddr) == nullptr) runs.push_back(r);
   reqs = populate_requests(m, runs);
   std::reverse(reqs.begin(), reqs.end());
   if (!reqs.empty() && reqs.size() <= kTrampTableEntries) return t.start_batch(reqs);

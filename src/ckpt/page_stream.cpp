@@ -9,21 +9,22 @@
 // stream stays byte-for-byte what a single thread would write.
 //
 // Restore: a reader thread verifies each PAGES section (in place when the image is a mapped file,
-// else read into a slot buffer) while the
-// calling thread puts the previous one into the new process: pages of anonymous mappings with
-// UFFDIO_COPY through the process's userfaultfd (allocated and filled in one step), others with
-// process_vm_writev into memory the process pre-faults itself (mem_restore_layout). Pages that
-// were present but all zero at dump are left to mem_restore_protect, which populates them.
+// else read into a slot buffer) while the calling thread puts the previous one into the new
+// process: pages of anonymous mappings with UFFDIO_COPY through the process's userfaultfd
+// (allocated and filled in one step), others with process_vm_writev into memory the process
+// pre-faults itself (mem_restore_layout). Pages that were present but all zero at dump are left
+// to mem_restore_protect, which populates them.
 #include <linux/userfaultfd.h>
 #include <sys/ioctl.h>
 #include <sys/uio.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <condition_variable>
 #include <cstring>
-#include <memory>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <thread>
 
@@ -48,7 +49,6 @@ struct Batch {
 
 struct Slot {
   std::unique_ptr<PageBuffer> buf;
-  std::size_t batch = SIZE_MAX;  // batch held, once complete
   Status status = ok_status();
   std::vector<std::uint8_t> table;  // u32 nruns + runs of non-zero pages
   std::vector<std::pair<const void*, std::size_t>> parts;  // table, then data pieces
@@ -125,8 +125,15 @@ void fill_slot(pid_t pid, const Batch& b, Slot& s) {
 }
 
 // Slots handed from producers to one consumer in order: item i goes to slot i % kSlots once
-// item i - kSlots has been consumed. Producers claim items with claim(); any failure is put in the
-// slot and ends the stream for the consumer, whose early return stops the producers (stop()).
+// item i - kSlots has been consumed. Which producer takes which item is the caller's business; a
+// failure is put in the slot and ends the stream for the consumer, whose early return stops the
+// producers (stop()).
+constexpr std::array<std::size_t, kSlots> filled_array(std::size_t v) {
+  std::array<std::size_t, kSlots> a{};
+  for (std::size_t& x : a) x = v;
+  return a;
+}
+
 template <typename SlotT>
 class OrderedSlots {
  public:
@@ -168,7 +175,7 @@ class OrderedSlots {
 
  private:
   SlotT slots_[kSlots];
-  std::size_t ready_[kSlots] = {SIZE_MAX, SIZE_MAX, SIZE_MAX, SIZE_MAX};
+  std::array<std::size_t, kSlots> ready_ = filled_array(SIZE_MAX);  // item in each slot, once published
   std::size_t consumed_ = 0;
   bool stop_ = false;
   std::mutex mu_;
@@ -336,16 +343,11 @@ Status write_pages_section(RestoreContext& c, const InSlot& s, std::vector<PageR
     auto addr = reinterpret_cast<std::uint64_t>(run.iov_base);
     std::uint64_t end = addr + run.iov_len;
     while (addr < end) {
-      // The registered range holding addr, if any, bounds this piece.
-      auto it = std::upper_bound(c.uffd_ranges.begin(), c.uffd_ranges.end(), addr,
-                                 [](std::uint64_t a, const auto& r) { return a < r.first; });
-      bool registered = it != c.uffd_ranges.begin() && addr < std::prev(it)->second;
-      std::uint64_t piece_end = end;
-      if (registered) {
-        piece_end = std::min(end, std::prev(it)->second);
-      } else if (it != c.uffd_ranges.end()) {
-        piece_end = std::min(end, it->first);
-      }
+      // The registered range holding addr, or the next one above it, bounds this piece.
+      std::uint64_t next_start = 0;
+      const auto* range = c.uffd_range_at(addr, &next_start);
+      bool registered = range != nullptr;
+      std::uint64_t piece_end = std::min(end, registered ? range->second : next_start);
       std::uint64_t len = piece_end - addr;
       if (registered) {
         OSMO_TRY(uffd_copy(c, addr, data, len));
@@ -370,9 +372,7 @@ std::vector<PageRun> unfilled_runs(const RestoreContext& c, const std::vector<Pa
   std::vector<PageRun> out;
   std::size_t f = 0;
   for (const PageRun& r : c.img->mem.runs) {
-    auto it = std::upper_bound(c.uffd_ranges.begin(), c.uffd_ranges.end(), r.vaddr,
-                               [](std::uint64_t a, const auto& x) { return a < x.first; });
-    if (it == c.uffd_ranges.begin() || r.vaddr >= std::prev(it)->second) continue;
+    if (c.uffd_range_at(r.vaddr) == nullptr) continue;
     std::uint64_t a = r.vaddr, end = r.vaddr + r.pages * kPageSize;
     while (a < end) {
       while (f < filled.size() && filled[f].vaddr + filled[f].pages * kPageSize <= a) f++;
@@ -404,8 +404,8 @@ Status close_uffd(RestoreContext& c) {
 
 }  // namespace
 
-// A reader thread reads and verifies sections (the copy out of the stream and the checksum)
-// while this thread writes the previous ones into the process.
+// A reader thread reads (or, for a mapped image, maps) and verifies sections while this thread
+// puts the previous ones into the process.
 Result<SectionHeader> mem_restore_pages(RestoreContext& c, ImageReader& r, SectionHeader h) {
   std::vector<PageRun> filled;
   auto finish = [&]() -> Status {
