@@ -33,6 +33,9 @@
 #
 # Exit: 0 pass (or XFAIL), 1 fail (or XPASS), 77 skipped (not root, outside CI).
 set -u
+# Every case runs in a session led by this harness: the same at a terminal as under CI, where the
+# suite's own session leader lives outside its pid namespace and getsid() there says 0.
+[ -n "${OSMO_ZDTM_SESSION:-}" ] || OSMO_ZDTM_SESSION=1 exec setsid -w "$0" "$@"
 
 usage() {
   echo "usage: $0 --osmo PATH --bin PATH --name NAME --mode plain|samens|netns" \

@@ -9,6 +9,9 @@
 #              be good: a second restore without the fault succeeds and the case passes.
 # Usage: run_fault.sh --osmo PATH --bin CASE_BINARY --name CASE --point NAME [--xfail-file PATH]
 set -u
+# Every case runs in a session led by this harness: the same at a terminal as under CI, where the
+# suite's own session leader lives outside its pid namespace and getsid() there says 0.
+[ -n "${OSMO_ZDTM_SESSION:-}" ] || OSMO_ZDTM_SESSION=1 exec setsid -w "$0" "$@"
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 osmo="" bin="" name="" point=""
 xfail_file="$here/expected_failures.txt"
