@@ -24,6 +24,7 @@
 
 #include "ckpt/ckpt.hpp"
 #include "ckpt/proc.hpp"
+#include "base/log.hpp"
 
 using namespace osmo;
 using Clock = std::chrono::steady_clock;
@@ -212,6 +213,7 @@ int main(int argc, char** argv) {
       sizes.push_back(std::strtoull(argv[i], nullptr, 10));
   }
   if (sizes.empty()) sizes = {64, 1024, 4096};
+  if (getenv("BENCH_DEBUG")) osmo::Logger::set_level(osmo::LogLevel::kDebug);
   double bw = memcpy_gibs();
   int rc = 0;
   for (std::size_t mib : sizes) rc |= run(mib, bw);

@@ -393,37 +393,83 @@ Status ImageReader::read_payload_into(void* out, std::size_t n) {
   return ok_status();
 }
 
-Result<const std::uint8_t*> ImageReader::payload_view() {
-  if (!have_cur_) return make_error("internal: no current section");
-  if (map_ == nullptr || (cur_.flags & kSectionLz4)) return nullptr;
-  if (map_len_ - map_pos_ < cur_.length)
+// A stored payload against the checksum its section header carries.
+namespace {
+Status verify_payload(SectionType type, std::uint64_t index, std::uint64_t offset, std::uint64_t want,
+                      const void* stored, std::size_t n) {
+  std::uint64_t sum = checksum64(stored, n);
+  if (sum != want)
     return make_error(
-        "image truncated: section #{} ({}) at offset {}: expected {} payload bytes, the file "
-        "ends after {}",
-        index_, section_name(cur_.type), section_offset_, cur_.length, map_len_ - map_pos_);
-  OSMO_TRY(populate_mapped(cur_.length));
-  const std::uint8_t* p = map_ + map_pos_;
-  map_pos_ += cur_.length;
-  offset_ += cur_.length;
-  OSMO_TRY(finish_payload(p, cur_.length));
-  return p;
+        "image corrupted: section #{} ({}) at offset {}: checksum mismatch (stored {:016x}, computed "
+        "{:016x})",
+        index, section_name(type), offset, want, sum);
+  return ok_status();
+}
+}  // namespace
+
+Result<UncheckedPayload> ImageReader::take_payload_unchecked(std::uint8_t* buf, std::size_t buf_len) {
+  if (!have_cur_) return make_error("internal: no current section");
+  if (buf_len < cur_.raw_length)
+    return make_error("internal: payload buffer of {} bytes for a {}-byte section", buf_len, cur_.raw_length);
+  UncheckedPayload u;
+  u.length = cur_.raw_length;
+  u.checksum = cur_.payload_checksum;
+  u.index = index_;
+  u.offset = section_offset_;
+  u.type = cur_.type;
+  if (cur_.flags & kSectionLz4) {
+    OSMO_TRY(read_payload_into(buf, cur_.raw_length));
+    u.data = buf;
+    u.checked = true;
+    return u;
+  }
+  if (map_ != nullptr) {
+    if (map_len_ - map_pos_ < cur_.length)
+      return make_error(
+          "image truncated: section #{} ({}) at offset {}: expected {} payload bytes, the file "
+          "ends after {}",
+          index_, section_name(cur_.type), section_offset_, cur_.length, map_len_ - map_pos_);
+    u.data = map_ + map_pos_;
+    u.in_mapping = true;
+    map_pos_ += cur_.length;
+    offset_ += cur_.length;
+  } else {
+    OSMO_ASSIGN_OR_RETURN(std::size_t got, read_full(buf, cur_.length));
+    if (got < cur_.length)
+      return make_error(
+          "image truncated: section #{} ({}) at offset {}: expected {} payload bytes, the stream "
+          "ended after {}",
+          index_, section_name(cur_.type), section_offset_, cur_.length, got);
+    u.data = buf;
+  }
+  close_section(cur_.length);
+  return u;
+}
+
+Status UncheckedPayload::check() const {
+  if (checked) return ok_status();
+  if (in_mapping && length > 0) {
+    auto start = reinterpret_cast<std::uintptr_t>(data) & ~std::uintptr_t{4095};
+    auto end = reinterpret_cast<std::uintptr_t>(data + length);
+    if (::madvise(reinterpret_cast<void*>(start), end - start, MADV_POPULATE_READ) != 0)
+      return errno_error("cannot read image at offset {} (did the file shrink while being restored?)", offset);
+  }
+  return verify_payload(type, index, offset, checksum, data, length);
 }
 
 // Verifies the stored payload's checksum and closes the current section.
 Status ImageReader::finish_payload(const void* stored, std::size_t raw_n) {
-  const char* name = section_name(cur_.type);
-  std::uint64_t sum = checksum64(stored, cur_.length);
-  if (sum != cur_.payload_checksum)
-    return make_error(
-        "image corrupted: section #{} ({}) at offset {}: checksum mismatch (stored {:016x}, computed "
-        "{:016x})",
-        index_, name, section_offset_, cur_.payload_checksum, sum);
+  OSMO_TRY(verify_payload(cur_.type, index_, section_offset_, cur_.payload_checksum, stored, cur_.length));
+  close_section(raw_n);
+  return ok_status();
+}
+
+void ImageReader::close_section(std::size_t raw_n) {
   have_cur_ = false;
   index_++;
   totals_.sections++;
   totals_.stored_bytes += kSectionHeaderSize + cur_.length;
   totals_.raw_payload_bytes += raw_n;
-  return ok_status();
 }
 
 Status ImageReader::read_payload(std::vector<std::uint8_t>* out) {

@@ -147,6 +147,21 @@ class ImageWriter {
   std::vector<char> scratch_;
 };
 
+// A payload taken by ImageReader::take_payload_unchecked.
+struct UncheckedPayload {
+  const std::uint8_t* data = nullptr;
+  std::size_t length = 0;
+  bool in_mapping = false;  // data lies in the reader's mapping of the image file
+  bool checked = false;     // verified already (compressed sections)
+  std::uint64_t checksum = 0;
+  std::uint64_t index = 0;   // section number and offset, for messages
+  std::uint64_t offset = 0;
+  SectionType type{};
+  // Makes the bytes present (a mapped image: one bulk populate, not a fault per page) and
+  // verifies the checksum. Safe on any thread while the reader lives and has not released them.
+  Status check() const;
+};
+
 class ImageReader {
  public:
   // An image in a regular file (or memfd) is mapped, so page sections can be used in place
@@ -162,10 +177,12 @@ class ImageReader {
   Status read_payload(std::vector<std::uint8_t>* out);
   // Same, into caller memory of exactly raw_length bytes.
   Status read_payload_into(void* out, std::size_t n);
-  // For a mapped image and an uncompressed section: verifies the current payload where it lies
-  // in the mapping and returns it (valid while the reader lives), without a copy. nullptr when
-  // the image is a stream or the section compressed: use read_payload_into.
-  Result<const std::uint8_t*> payload_view();
+  // Takes the current payload without checking its checksum yet, so that the threads consuming
+  // page sections check them side by side (UncheckedPayload::check, before any use). Of a mapped
+  // image, an uncompressed payload is used in place (valid while the reader lives, not yet made
+  // present); else it is read into buf (at least raw_length bytes). A compressed payload is
+  // checked and decoded into buf at once.
+  Result<UncheckedPayload> take_payload_unchecked(std::uint8_t* buf, std::size_t buf_len);
   bool mapped() const { return map_ != nullptr; }
   // Unmaps the whole pages of the mapping before p, which the caller no longer uses (views into
   // them become invalid). Unmapping a populated GiB costs ~30 ms: a restore does it piece by
@@ -183,6 +200,7 @@ class ImageReader {
   // (touching a page past its end would be a SIGBUS).
   Status populate_mapped(std::size_t n);
   Status finish_payload(const void* stored, std::size_t raw_n);
+  void close_section(std::size_t raw_n);  // the current section is consumed: counts it
   Status check_end(const std::vector<std::uint8_t>& payload);
   int fd_;
   const std::uint8_t* map_ = nullptr;  // the whole file, when it is one

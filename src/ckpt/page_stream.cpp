@@ -8,12 +8,16 @@
 // CPU does it at ~4 GiB/s here, so it is spread over the CPUs while the output is written; the
 // stream stays byte-for-byte what a single thread would write.
 //
-// Restore: a reader thread verifies each PAGES section (in place when the image is a mapped file,
-// else read into a slot buffer) while the calling thread puts the previous one into the new
-// process: pages of anonymous mappings with UFFDIO_COPY through the process's userfaultfd
-// (allocated and filled in one step), others with process_vm_writev into memory the process
-// pre-faults itself (mem_restore_layout). Pages that were present but all zero at dump are left
-// to mem_restore_protect, which populates them.
+// Restore: a reader thread takes each PAGES section in order (in place when the image is a mapped
+// file, else read into a slot buffer) while filler threads, one per CPU (the calling thread is
+// one), check the sections already taken (checksum; a mapped one is first made present in bulk)
+// and put them into the new process: pages of anonymous mappings with
+// UFFDIO_COPY through the process's userfaultfd (allocated and filled in one step), others with
+// process_vm_writev into memory the process pre-faults itself (mem_restore_layout). Allocating a
+// fresh page is the bulk of a restore on this VM and it scales with CPUs (1 GiB: 0.29-0.36 s on
+// one, 0.14-0.17 s on two), so sections are filled side by side, in any order: they never overlap.
+// Pages that were present but all zero at dump are left to mem_restore_protect, which populates
+// them.
 #include <linux/userfaultfd.h>
 #include <sys/ioctl.h>
 #include <sys/uio.h>
@@ -124,10 +128,11 @@ void fill_slot(pid_t pid, const Batch& b, Slot& s) {
   s.status = ok_status();
 }
 
-// Slots handed from producers to one consumer in order: item i goes to slot i % kSlots once
-// item i - kSlots has been consumed. Which producer takes which item is the caller's business; a
-// failure is put in the slot and ends the stream for the consumer, whose early return stops the
-// producers (stop()).
+// Slots handed from producers to consumers: item i goes to slot i % kSlots once every item up to
+// i - kSlots has been consumed (consumers may finish items out of order; the watermark only moves
+// over a gap-free prefix). Which producer or consumer takes which item is the caller's business;
+// a failure is put in the slot and ends the stream, and whoever leaves early stops the others
+// (stop()).
 constexpr std::array<std::size_t, kSlots> filled_array(std::size_t v) {
   std::array<std::size_t, kSlots> a{};
   for (std::size_t& x : a) x = v;
@@ -152,16 +157,17 @@ class OrderedSlots {
     }
     cv_.notify_all();
   }
-  // Consumer: waits for item i; then releases it.
-  SlotT& wait_ready(std::size_t i) {
+  // Consumer: waits for item i (nullptr when stopping); then releases it.
+  SlotT* wait_ready(std::size_t i) {
     std::unique_lock<std::mutex> l(mu_);
-    cv_.wait(l, [&] { return ready_[i % kSlots] == i; });
-    return slots_[i % kSlots];
+    cv_.wait(l, [&] { return stop_ || ready_[i % kSlots] == i; });
+    return ready_[i % kSlots] == i ? &slots_[i % kSlots] : nullptr;
   }
   void release(std::size_t i) {
     {
       std::lock_guard<std::mutex> l(mu_);
-      consumed_ = i + 1;
+      done_[i % kSlots] = i;
+      while (done_[consumed_ % kSlots] == consumed_) consumed_++;
     }
     cv_.notify_all();
   }
@@ -176,7 +182,8 @@ class OrderedSlots {
  private:
   SlotT slots_[kSlots];
   std::array<std::size_t, kSlots> ready_ = filled_array(SIZE_MAX);  // item in each slot, once published
-  std::size_t consumed_ = 0;
+  std::array<std::size_t, kSlots> done_ = filled_array(SIZE_MAX);   // item in each slot, once consumed
+  std::size_t consumed_ = 0;  // items 0 .. consumed_ - 1 are all consumed
   bool stop_ = false;
   std::mutex mu_;
   std::condition_variable cv_;
@@ -195,6 +202,11 @@ class Workers {
   template <typename F>
   void start(F f) {
     threads_.emplace_back(std::move(f));
+  }
+  // Waits for the threads to end by themselves.
+  void join() {
+    for (std::thread& t : threads_) t.join();
+    threads_.clear();
   }
 
  private:
@@ -230,7 +242,7 @@ Status mem_write_pages(DumpContext& c, ImageWriter& w, CheckpointStats* stats) {
         }
       });
     for (std::size_t i = 0; i < batches.size(); i++) {
-      Slot& s = slots->wait_ready(i);
+      Slot& s = *slots->wait_ready(i);  // never stopped while this thread waits
       if (!s.status.ok()) return s.status;
       if (s.pages > 0) {
         if (w.compressing())
@@ -254,10 +266,12 @@ Status mem_write_pages(DumpContext& c, ImageWriter& w, CheckpointStats* stats) {
 
 namespace {
 
-// One PAGES section read back: where its pages go and their data.
+// One PAGES section read back: its payload as taken by the reader thread (unchecked), then,
+// once a filler checked it, where its pages go and their data.
 struct InSlot {
   std::unique_ptr<PageBuffer> buf;  // made on first use: a mapped image needs none
   std::size_t buf_bytes = 0;
+  UncheckedPayload payload;
   std::vector<iovec> remote;
   const std::uint8_t* data = nullptr;
   std::uint64_t data_bytes = 0;
@@ -265,26 +279,29 @@ struct InSlot {
   Result<SectionHeader> next{SectionHeader{}};  // when last: the header after the pages, or the error
 };
 
-// Reads, verifies and decodes one PAGES section (header h, already read) into the slot.
-// A mapped image is used in place (no copy); a stream is read into the slot's buffer.
-Status read_pages_section(ImageReader& r, const SectionHeader& h, InSlot& s) {
-  OSMO_ASSIGN_OR_RETURN(const std::uint8_t* p, r.payload_view());
-  if (p == nullptr) {
-    if (h.raw_length > s.buf_bytes) return make_error("image corrupted: PAGES section of {} bytes", h.raw_length);
-    if (!s.buf) {
-      s.buf = std::make_unique<PageBuffer>(s.buf_bytes);
-      if (s.buf->p == nullptr) return errno_error("cannot allocate a {}-byte page buffer", s.buf_bytes);
-    }
-    OSMO_TRY(r.read_payload_into(s.buf->p, h.raw_length));
-    p = s.buf->p;
-  } else if (h.raw_length > s.buf_bytes) {
-    return make_error("image corrupted: PAGES section of {} bytes", h.raw_length);
+// Reader side: takes one PAGES section (header h, already read) into the slot, unchecked. A
+// mapped image is used in place (no copy); a stream is read into the slot's buffer.
+Status take_pages_section(ImageReader& r, const SectionHeader& h, InSlot& s) {
+  if (h.raw_length > s.buf_bytes) return make_error("image corrupted: PAGES section of {} bytes", h.raw_length);
+  if (!s.buf && (!r.mapped() || (h.flags & kSectionLz4))) {
+    s.buf = std::make_unique<PageBuffer>(s.buf_bytes);
+    if (s.buf->p == nullptr) return errno_error("cannot allocate a {}-byte page buffer", s.buf_bytes);
   }
+  OSMO_ASSIGN_OR_RETURN(s.payload, r.take_payload_unchecked(s.buf ? s.buf->p : nullptr, s.buf ? s.buf_bytes : h.raw_length));
+  return ok_status();
+}
+
+// Filler side: checks the section and decodes its run table.
+Status decode_pages_section(InSlot& s) {
+  OSMO_TRY(s.payload.check());
+  const std::uint8_t* p = s.payload.data;
+  std::uint64_t len = s.payload.length;
+  if (len < 4) return make_error("image corrupted: PAGES section of {} bytes", len);
   std::uint32_t n;
   std::memcpy(&n, p, 4);
   std::size_t table = 4 + static_cast<std::size_t>(n) * 16;
-  if (table > h.raw_length) return make_error("image corrupted: PAGES section claims {} runs", n);
-  s.data_bytes = h.raw_length - table;
+  if (table > len) return make_error("image corrupted: PAGES section claims {} runs", n);
+  s.data_bytes = len - table;
   s.data = p + table;
   s.remote.clear();
   std::uint64_t sum = 0;
@@ -321,7 +338,7 @@ Status uffd_copy(const RestoreContext& c, std::uint64_t dst, const std::uint8_t*
 // Writes one section into the process: runs inside registered anonymous mappings with
 // UFFDIO_COPY (split where a run crosses into another mapping), the rest with
 // process_vm_writev. Pages filled through the userfaultfd are recorded in *filled.
-Status write_pages_section(RestoreContext& c, const InSlot& s, std::vector<PageRun>* filled) {
+Status write_pages_section(const RestoreContext& c, const InSlot& s, std::vector<PageRun>* filled) {
   std::vector<iovec> remote;
   std::vector<iovec> local;
   auto flush = [&]() -> Status {
@@ -404,12 +421,13 @@ Status close_uffd(RestoreContext& c) {
 
 }  // namespace
 
-// A reader thread reads (or, for a mapped image, maps) and verifies sections while this thread
-// puts the previous ones into the process.
+// A reader thread takes sections (reads them, or points into a mapped image) while filler
+// threads (this one and one more per further CPU) check them and put them into the process.
 Result<SectionHeader> mem_restore_pages(RestoreContext& c, ImageReader& r, SectionHeader h) {
   std::vector<PageRun> filled;
   auto finish = [&]() -> Status {
     if (!c.uffd) return ok_status();
+    std::sort(filled.begin(), filled.end(), [](const PageRun& a, const PageRun& b) { return a.vaddr < b.vaddr; });
     c.zero_runs = unfilled_runs(c, filled);
     return close_uffd(c);
   };
@@ -425,18 +443,55 @@ Result<SectionHeader> mem_restore_pages(RestoreContext& c, ImageReader& r, Secti
   auto slots = std::make_unique<OrderedSlots<InSlot>>();
   for (std::size_t i = 0; i < kSlots; i++)
     slots->slot(i).buf_bytes = static_cast<std::size_t>(data_max + 4 + data_max / kPageSize * 16);
-  Workers reader([&] { slots->stop(); });
-  reader.start([&] {
+
+  // What the fillers share: the next item to take, the first failure, the item that ended the
+  // pages (a slot marked last, holding what followed them). Either stops everyone: items before
+  // the last one are all published by then, so a filler still waiting for one gets it.
+  std::atomic<std::size_t> next{0};
+  std::mutex mu;
+  Status failure = ok_status();
+  std::uint64_t pages = 0;
+  std::size_t last_item = SIZE_MAX;
+  const RestoreContext& cc = c;
+  auto fill = [&](std::vector<PageRun>* my_filled) {
+    std::uint64_t my_pages = 0;
+    Status st = ok_status();
+    for (std::size_t i = next.fetch_add(1);; i = next.fetch_add(1)) {
+      InSlot* s = slots->wait_ready(i);
+      if (s == nullptr) break;  // stopped: the end or a failure was seen by another filler
+      if (s->last) {
+        std::lock_guard<std::mutex> l(mu);
+        last_item = i;
+        break;
+      }
+      st = decode_pages_section(*s);
+      if (st.ok()) st = write_pages_section(cc, *s, my_filled);
+      if (st.ok() && i == 0) st = fault("restore.pages");
+      if (!st.ok()) break;
+      my_pages += s->data_bytes / kPageSize;
+      slots->release(i);
+    }
+    {
+      std::lock_guard<std::mutex> l(mu);
+      pages += my_pages;
+      if (!st.ok() && failure.ok()) failure = st;
+    }
+    slots->stop();
+  };
+
+  Workers threads([&] { slots->stop(); });
+  threads.start([&] {
     Result<SectionHeader> cur = h;
     for (std::size_t i = 0;; i++) {
       if (!slots->wait_free(i)) return;
       InSlot& s = slots->slot(i);
       // The item this slot held was consumed, and every one before it: their part of a mapped
       // image can go (here, beside the critical path).
-      if (s.data != nullptr && r.mapped()) r.release_before(s.data + s.data_bytes);
+      if (s.payload.in_mapping) r.release_before(s.payload.data + s.payload.length);
+      s.payload = UncheckedPayload{};
       s.last = !cur.ok() || cur->type != SectionType::kPages;
       if (!s.last) {
-        Status st = read_pages_section(r, *cur, s);
+        Status st = take_pages_section(r, *cur, s);
         if (st.ok()) {
           cur = r.next();  // an error here is reported after this section is written
         } else {
@@ -449,17 +504,18 @@ Result<SectionHeader> mem_restore_pages(RestoreContext& c, ImageReader& r, Secti
       if (s.last) return;
     }
   });
-  for (std::size_t i = 0;; i++) {
-    InSlot& s = slots->wait_ready(i);
-    if (s.last) {
-      if (s.next.ok()) OSMO_TRY(finish());
-      return s.next;
-    }
-    OSMO_TRY(write_pages_section(c, s, &filled));
-    c.pages_written += s.data_bytes / kPageSize;
-    slots->release(i);
-    if (i == 0) OSMO_TRY(fault("restore.pages"));
-  }
+  unsigned cpus = std::max(1u, std::thread::hardware_concurrency());
+  std::vector<std::vector<PageRun>> helper_filled(std::min<std::size_t>(cpus, kSlots - 1) - 1);
+  for (auto& hf : helper_filled) threads.start([&] { fill(&hf); });
+  fill(&filled);
+  threads.join();
+  if (!failure.ok()) return failure.error();
+  if (last_item == SIZE_MAX) return make_error("restore of pages stopped before their end");  // cannot happen
+  c.pages_written += pages;
+  for (auto& hf : helper_filled) filled.insert(filled.end(), hf.begin(), hf.end());
+  const Result<SectionHeader>& after = slots->slot(last_item).next;
+  if (after.ok()) OSMO_TRY(finish());
+  return after;
 }
 
 }  // namespace osmo::ckpt

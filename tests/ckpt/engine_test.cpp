@@ -16,6 +16,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <thread>
 
 #include <fmt/format.h>
 #include <gtest/gtest.h>
@@ -466,6 +467,62 @@ TEST(Engine, TimerStormDuringDumpAndRestore) {
 // Capabilities can only be given up: a restorer that lacks one the image holds refuses before
 // any process exists (the restored process would otherwise silently lose it). A forked helper
 // drops CAP_MKNOD from its permitted and effective sets and restores a full-capability image.
+// A page section whose data was damaged is refused at restore, whichever filler thread checks
+// it, from a mapped image and from a pipe, and no half-restored process is left; the undamaged
+// image still restores.
+TEST(Engine, DamagedPageDataIsRefusedAtRestore) {
+  REQUIRE_ROOT();
+  Child c = spawn();
+  ScopeGuard cleanup([&] {
+    unlink(c.result_path.c_str());
+    unlink(c.input_path.c_str());
+  });
+  auto img = dump(c.pid, AfterDump::kKill);
+  ASSERT_TRUE(img.ok()) << img.error().str();
+  std::string bytes(static_cast<std::size_t>(lseek(img->get(), 0, SEEK_END)), '\0');
+  ASSERT_EQ(pread(img->get(), bytes.data(), bytes.size(), 0), static_cast<ssize_t>(bytes.size()));
+  ASSERT_GT(bytes.size(), kHeapBytes);
+  // 2 MiB before the end: inside the heap's last page section (the sections after it hold the
+  // stack and a few library pages), not the first section a restore takes.
+  std::string damaged = bytes;
+  damaged[damaged.size() - (2u << 20)] ^= 0x40;
+  auto expect_refused = [&](Result<RestoredProcess> r, const char* how) {
+    ASSERT_FALSE(r.ok()) << how;
+    EXPECT_NE(r.error().message.find("checksum mismatch"), std::string::npos) << how << ": " << r.error().message;
+    int st;
+    errno = 0;
+    EXPECT_EQ(waitpid(-1, &st, WNOHANG), -1) << how << ": a child (init) was left behind";
+    EXPECT_EQ(errno, ECHILD);
+  };
+  {
+    UniqueFd m(memfd_create("damaged", MFD_CLOEXEC));
+    ASSERT_EQ(write(m.get(), damaged.data(), damaged.size()), static_cast<ssize_t>(damaged.size()));
+    lseek(m.get(), 0, SEEK_SET);
+    expect_refused(restore(m.get(), RestoreOptions{}), "mapped image");
+  }
+  {
+    int p[2];
+    ASSERT_EQ(pipe2(p, O_CLOEXEC), 0);
+    UniqueFd rd(p[0]);
+    std::thread writer([&, w = UniqueFd(p[1])] {
+      // The restore stops reading at the damage: the rest of the write fails with EPIPE.
+      signal(SIGPIPE, SIG_IGN);
+      std::size_t off = 0;
+      while (off < damaged.size()) {
+        ssize_t n = write(w.get(), damaged.data() + off, damaged.size() - off);
+        if (n <= 0) break;
+        off += static_cast<std::size_t>(n);
+      }
+    });
+    auto r = restore(rd.get(), RestoreOptions{});
+    rd.reset();
+    writer.join();
+    expect_refused(std::move(r), "pipe");
+  }
+  EXPECT_EQ(restore_and_finish(img->get(), c.pid), 0);
+  EXPECT_EQ(read_result(c.result_path), expected_result());
+}
+
 TEST(Engine, RefusesAnImageWithCapabilitiesTheRestorerLacks) {
   REQUIRE_ROOT();
   Child c = spawn();

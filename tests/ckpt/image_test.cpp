@@ -72,14 +72,16 @@ Status read_whole(int fd, std::vector<std::vector<std::uint8_t>>* payloads) {
   for (;;) {
     OSMO_ASSIGN_OR_RETURN(SectionHeader h, r.next());
     std::vector<std::uint8_t> p;
-    // Page sections in place when the image is mapped (what a restore does).
-    OSMO_ASSIGN_OR_RETURN(const std::uint8_t* view,
-                          h.type == SectionType::kPages ? r.payload_view() : Result<const std::uint8_t*>(nullptr));
-    if (view != nullptr) {
-      EXPECT_TRUE(r.mapped());
-      p.assign(view, view + h.raw_length);
+    if (h.type == SectionType::kPages) {
+      // Page sections as a restore takes them: in place when the image is mapped and the
+      // section stored plain, checked afterwards (on another thread, in a restore).
+      std::vector<std::uint8_t> buf(h.raw_length);
+      OSMO_ASSIGN_OR_RETURN(UncheckedPayload u, r.take_payload_unchecked(buf.data(), buf.size()));
+      EXPECT_EQ(u.in_mapping, r.mapped() && !(h.flags & kSectionLz4));
+      EXPECT_EQ(u.in_mapping, u.data != buf.data());
+      OSMO_TRY(u.check());
+      p.assign(u.data, u.data + u.length);
     } else {
-      EXPECT_TRUE(!r.mapped() || h.type != SectionType::kPages || (h.flags & kSectionLz4));
       OSMO_TRY(r.read_payload(&p));
     }
     payloads->push_back(p);
