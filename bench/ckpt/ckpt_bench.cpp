@@ -6,7 +6,7 @@
 // dump|restore through a pipe, the image never stored: the migration path. Baselines measured in
 // the same run: memcpy bandwidth (hot buffers) and fresh-memory bandwidth (MAP_POPULATE of new
 // pages, the bound for any restore on this VM where a first-touch fault costs ~12 µs).
-// Usage: ckpt_bench [--no-userfaultfd] [MiB...]   (default: 64 1024 4096; sizes that do not fit in 3x free memory
+// Usage: [BENCH_DEBUG=1] ckpt_bench [--no-userfaultfd] [MiB...]   (default: 64 1024 4096; sizes that do not fit in 3x free memory
 // are skipped with a note). Needs root.
 #include <fcntl.h>
 #include <signal.h>
@@ -22,6 +22,7 @@
 #include <thread>
 #include <vector>
 
+#include "base/log.hpp"
 #include "ckpt/ckpt.hpp"
 #include "ckpt/proc.hpp"
 #include "base/log.hpp"
@@ -213,6 +214,7 @@ int main(int argc, char** argv) {
       sizes.push_back(std::strtoull(argv[i], nullptr, 10));
   }
   if (sizes.empty()) sizes = {64, 1024, 4096};
+  if (std::getenv("BENCH_DEBUG") != nullptr) Logger::set_level(LogLevel::kDebug);  // the engine's phase times
   if (getenv("BENCH_DEBUG")) osmo::Logger::set_level(osmo::LogLevel::kDebug);
   double bw = memcpy_gibs();
   int rc = 0;

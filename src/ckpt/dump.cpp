@@ -18,18 +18,10 @@
 #include "ckpt/ckpt.hpp"
 #include "ckpt/faults.hpp"
 #include "ckpt/kinds.hpp"
+#include "ckpt/phase_log.hpp"
 
 namespace osmo::ckpt {
 namespace {
-
-const Logger& log() {
-  static const Logger kLog("-", "ckpt");
-  return kLog;
-}
-
-double ms_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-}
 
 // A `syscall` instruction (0f 05) in an executable mapping of the process: [vdso] first.
 Result<std::uint64_t> find_syscall_insn(Tracee& t, const std::vector<MapsEntry>& maps) {
@@ -138,7 +130,7 @@ Status do_checkpoint(pid_t pid, int out_fd, const CheckpointOptions& opts, Check
     for (const KindOps& k : kinds()) {
       auto tk = std::chrono::steady_clock::now();
       OSMO_TRY(k.dump(c));
-      log().debug("dump pid={} kind={} ms={:.2f}", pid, k.name, ms_since(tk));
+      engine_log().debug("dump pid={} kind={} ms={:.2f}", pid, k.name, ms_since(tk));
     }
     auto tw = std::chrono::steady_clock::now();
     ImageWriter w(out_fd, opts.compress);
@@ -150,10 +142,10 @@ Status do_checkpoint(pid_t pid, int out_fd, const CheckpointOptions& opts, Check
     }
     OSMO_TRY(fault("dump.metadata"));
     OSMO_TRY(mem_write_blobs(c, w));
-    log().debug("dump pid={} metadata+blobs ms={:.2f} since_freeze_ms={:.2f}", pid, ms_since(tw), ms_since(t_frozen));
+    engine_log().debug("dump pid={} metadata+blobs ms={:.2f} since_freeze_ms={:.2f}", pid, ms_since(tw), ms_since(t_frozen));
     tw = std::chrono::steady_clock::now();
     OSMO_TRY(mem_write_pages(c, w, stats));
-    log().debug("dump pid={} pages ms={:.2f}", pid, ms_since(tw));
+    engine_log().debug("dump pid={} pages ms={:.2f}", pid, ms_since(tw));
     OSMO_TRY(fault("dump.before_end"));
     OSMO_TRY(w.write_end());
     if (stats != nullptr) stats->image_bytes = w.totals().stored_bytes + kImageHeaderSize;

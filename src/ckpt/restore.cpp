@@ -43,6 +43,7 @@
 #include "ckpt/ckpt.hpp"
 #include "ckpt/faults.hpp"
 #include "ckpt/kinds.hpp"
+#include "ckpt/phase_log.hpp"
 
 namespace osmo::ckpt {
 namespace {
@@ -459,8 +460,12 @@ Result<RestoredProcess> do_restore(int in_fd, const RestoreOptions& opts) {
     OSMO_TRY(tracee.syscall_ok("rseq (unregister)", SYS_rseq, rsc.rseq_abi_pointer, rsc.rseq_abi_size, 1,
                                rsc.signature));
 
+  engine_log().debug("restore pid={} metadata+process ms={:.2f}", cpid, ms_since(t0));
+  auto tp = std::chrono::steady_clock::now();
   OSMO_TRY(mem_restore_layout(rc));
   OSMO_ASSIGN_OR_RETURN(h, mem_restore_pages(rc, r, h));
+  engine_log().debug("restore pid={} layout+pages ms={:.2f}", cpid, ms_since(tp));
+  tp = std::chrono::steady_clock::now();
   if (tracee.batch_running()) OSMO_TRY(tracee.finish_batch());
   if (h.type != SectionType::kEnd)
     return make_error("image corrupted: unexpected {} section after the pages", section_name(h.type));
@@ -487,6 +492,7 @@ Result<RestoredProcess> do_restore(int in_fd, const RestoreOptions& opts) {
   OSMO_TRY(tracee.detach());
   OSMO_TRY(send_msg(sock.get(), 'G', nullptr, 0));
   kill_init.dismiss();
+  engine_log().debug("restore pid={} rest ms={:.2f}", cpid, ms_since(tp));
 
   RestoredProcess out;
   out.pid = cpid;
