@@ -452,7 +452,8 @@ Status UncheckedPayload::check() const {
     auto start = reinterpret_cast<std::uintptr_t>(data) & ~std::uintptr_t{4095};
     auto end = reinterpret_cast<std::uintptr_t>(data + length);
     if (::madvise(reinterpret_cast<void*>(start), end - start, MADV_POPULATE_READ) != 0)
-      return errno_error("cannot read image at offset {} (did the file shrink while being restored?)", offset);
+      return errno_error("cannot read image section #{} ({}) at offset {} (did the file shrink while being restored?)",
+                         index, section_name(type), offset);
   }
   return verify_payload(type, index, offset, checksum, data, length);
 }

@@ -154,7 +154,7 @@ struct UncheckedPayload {
   bool in_mapping = false;  // data lies in the reader's mapping of the image file
   bool checked = false;     // verified already (compressed sections)
   std::uint64_t checksum = 0;
-  std::uint64_t index = 0;   // section number and offset, for messages
+  std::uint64_t index = 0;   // section number and the offset of its header, for messages
   std::uint64_t offset = 0;
   SectionType type{};
   // Makes the bytes present (a mapped image: one bulk populate, not a fault per page) and
@@ -165,7 +165,7 @@ struct UncheckedPayload {
 class ImageReader {
  public:
   // An image in a regular file (or memfd) is mapped, so page sections can be used in place
-  // (payload_view); any other fd is read as a stream.
+  // (take_payload_unchecked); any other fd is read as a stream.
   explicit ImageReader(int fd);
   ~ImageReader();
   ImageReader(const ImageReader&) = delete;

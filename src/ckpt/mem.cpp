@@ -619,9 +619,10 @@ Status mem_restore_layout(RestoreContext& c) {
 
   // 5. The other pages to write (private file and blob mappings, or everything without a
   //    userfaultfd) are pre-faulted in bulk (see the file comment). The process does this itself,
-  //    asynchronously, from the top down in 8 MiB pieces, while we stream pages in from the bottom
-  //    up with process_vm_writev: page allocation dominates a restore here, and this spreads it
-  //    over two CPUs. Where they meet, each page is faulted once by whichever comes first.
+  //    asynchronously, from the top down in 8 MiB pieces, while we stream pages in roughly from the
+  //    bottom up (a few sections at a time, one per filler thread) with process_vm_writev: page
+  //    allocation dominates a restore here, and this spreads it over the CPUs. Where they meet,
+  //    each page is faulted once by whichever comes first.
   std::vector<PageRun> runs;
   for (const PageRun& r : m.runs)
     if (c.uffd_range_at(r.vaddr) == nullptr) runs.push_back(r);

@@ -19,6 +19,7 @@
 // Pages that were present but all zero at dump are left to mem_restore_protect, which populates
 // them.
 #include <linux/userfaultfd.h>
+#include <sched.h>
 #include <sys/ioctl.h>
 #include <sys/uio.h>
 
@@ -30,6 +31,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <system_error>
 #include <thread>
 
 #include "ckpt/checksum.hpp"
@@ -199,9 +201,16 @@ class Workers {
   }
   Workers(const Workers&) = delete;
   Workers& operator=(const Workers&) = delete;
+  // False when no thread could be made (EAGAIN under a pids limit or RLIMIT_NPROC): the caller
+  // goes on with fewer threads or fails with an error, never with an exception.
   template <typename F>
-  void start(F f) {
-    threads_.emplace_back(std::move(f));
+  bool start(F f) {
+    try {
+      threads_.emplace_back(std::move(f));
+      return true;
+    } catch (const std::system_error&) {
+      return false;
+    }
   }
   // Waits for the threads to end by themselves.
   void join() {
@@ -213,6 +222,13 @@ class Workers {
   std::function<void()> on_stop_;
   std::vector<std::thread> threads_;
 };
+
+// CPUs this process may run on (its affinity mask, which a cpuset narrows), at least 1.
+unsigned usable_cpus() {
+  cpu_set_t set;
+  if (::sched_getaffinity(0, sizeof set, &set) != 0) return 1;
+  return static_cast<unsigned>(std::max(1, CPU_COUNT(&set)));
+}
 
 }  // namespace
 
@@ -229,18 +245,19 @@ Status mem_write_pages(DumpContext& c, ImageWriter& w, CheckpointStats* stats) {
         return errno_error("cannot allocate {} page buffers of {} bytes", kSlots, buf_bytes);
     }
     // As many readers as CPUs (the writer mostly waits on them), never more than batches.
-    unsigned cpus = std::max(1u, std::thread::hardware_concurrency());
-    auto nthreads = static_cast<unsigned>(std::min<std::size_t>({cpus, batches.size(), kSlots}));
+    auto nthreads = static_cast<unsigned>(std::min<std::size_t>({usable_cpus(), batches.size(), kSlots}));
     std::atomic<std::size_t> next{0};
     Workers readers([&] { slots->stop(); });
+    unsigned started = 0;
     for (unsigned t = 0; t < nthreads; t++)
-      readers.start([&] {
+      started += readers.start([&] {
         for (std::size_t i = next.fetch_add(1); i < batches.size(); i = next.fetch_add(1)) {
           if (!slots->wait_free(i)) return;
           fill_slot(c.pid, batches[i], slots->slot(i));
           slots->publish(i);
         }
       });
+    if (started == 0) return errno_error("cannot start a thread to read the memory of pid {}", c.pid);
     for (std::size_t i = 0; i < batches.size(); i++) {
       Slot& s = *slots->wait_ready(i);  // never stopped while this thread waits
       if (!s.status.ok()) return s.status;
@@ -444,19 +461,24 @@ Result<SectionHeader> mem_restore_pages(RestoreContext& c, ImageReader& r, Secti
   for (std::size_t i = 0; i < kSlots; i++)
     slots->slot(i).buf_bytes = static_cast<std::size_t>(data_max + 4 + data_max / kPageSize * 16);
 
-  // What the fillers share: the next item to take, the first failure, the item that ended the
-  // pages (a slot marked last, holding what followed them). Either stops everyone: items before
-  // the last one are all published by then, so a filler still waiting for one gets it.
+  // What the fillers share: the next item to take, the failure of the earliest item (so the
+  // message does not depend on timing), the item that ended the pages (a slot marked last,
+  // holding what followed them). Either stops everyone: items before the last one are all
+  // published by then, so a filler still waiting for one gets it; after a failure nobody starts
+  // another item.
   std::atomic<std::size_t> next{0};
+  std::atomic<bool> failed{false};
   std::mutex mu;
   Status failure = ok_status();
+  std::size_t failed_item = SIZE_MAX;
   std::uint64_t pages = 0;
   std::size_t last_item = SIZE_MAX;
   const RestoreContext& cc = c;
   auto fill = [&](std::vector<PageRun>* my_filled) {
     std::uint64_t my_pages = 0;
     Status st = ok_status();
-    for (std::size_t i = next.fetch_add(1);; i = next.fetch_add(1)) {
+    std::size_t i = next.fetch_add(1);
+    for (; !failed.load(std::memory_order_relaxed); i = next.fetch_add(1)) {
       InSlot* s = slots->wait_ready(i);
       if (s == nullptr) break;  // stopped: the end or a failure was seen by another filler
       if (s->last) {
@@ -474,13 +496,20 @@ Result<SectionHeader> mem_restore_pages(RestoreContext& c, ImageReader& r, Secti
     {
       std::lock_guard<std::mutex> l(mu);
       pages += my_pages;
-      if (!st.ok() && failure.ok()) failure = st;
+      if (!st.ok() && i < failed_item) {
+        failure = st;
+        failed_item = i;
+        failed.store(true, std::memory_order_relaxed);
+      }
     }
     slots->stop();
   };
+  // Per helper filler: the pages it filled through the userfaultfd. Declared before the threads,
+  // which are joined before it goes, however this function is left.
+  std::vector<std::vector<PageRun>> helper_filled(std::min<std::size_t>(usable_cpus(), kSlots - 1) - 1);
 
   Workers threads([&] { slots->stop(); });
-  threads.start([&] {
+  bool reader_started = threads.start([&] {
     Result<SectionHeader> cur = h;
     for (std::size_t i = 0;; i++) {
       if (!slots->wait_free(i)) return;
@@ -504,9 +533,9 @@ Result<SectionHeader> mem_restore_pages(RestoreContext& c, ImageReader& r, Secti
       if (s.last) return;
     }
   });
-  unsigned cpus = std::max(1u, std::thread::hardware_concurrency());
-  std::vector<std::vector<PageRun>> helper_filled(std::min<std::size_t>(cpus, kSlots - 1) - 1);
-  for (auto& hf : helper_filled) threads.start([&] { fill(&hf); });
+  if (!reader_started) return errno_error("cannot start the thread reading the image's pages");
+  for (auto& hf : helper_filled)
+    if (!threads.start([&] { fill(&hf); })) break;  // fewer fillers: slower, not wrong
   fill(&filled);
   threads.join();
   if (!failure.ok()) return failure.error();

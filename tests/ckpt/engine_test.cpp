@@ -464,9 +464,6 @@ TEST(Engine, TimerStormDuringDumpAndRestore) {
   EXPECT_EQ(wait_status_bounded(r->init_pid, 20), 0) << "the restored process's itimer stopped firing";
 }
 
-// Capabilities can only be given up: a restorer that lacks one the image holds refuses before
-// any process exists (the restored process would otherwise silently lose it). A forked helper
-// drops CAP_MKNOD from its permitted and effective sets and restores a full-capability image.
 // A page section whose data was damaged is refused at restore, whichever filler thread checks
 // it, from a mapped image and from a pipe, and no half-restored process is left; the undamaged
 // image still restores.
@@ -482,13 +479,16 @@ TEST(Engine, DamagedPageDataIsRefusedAtRestore) {
   std::string bytes(static_cast<std::size_t>(lseek(img->get(), 0, SEEK_END)), '\0');
   ASSERT_EQ(pread(img->get(), bytes.data(), bytes.size(), 0), static_cast<ssize_t>(bytes.size()));
   ASSERT_GT(bytes.size(), kHeapBytes);
-  // 2 MiB before the end: inside the heap's last page section (the sections after it hold the
-  // stack and a few library pages), not the first section a restore takes.
+  // 2 MiB before the end: inside the page data of a late PAGES section (the heap is most of the
+  // image; what follows it is a few library and stack pages), not the first section a restore
+  // takes, so a filler thread, not the reader, finds the damage.
   std::string damaged = bytes;
   damaged[damaged.size() - (2u << 20)] ^= 0x40;
   auto expect_refused = [&](Result<RestoredProcess> r, const char* how) {
     ASSERT_FALSE(r.ok()) << how;
-    EXPECT_NE(r.error().message.find("checksum mismatch"), std::string::npos) << how << ": " << r.error().message;
+    // The payload check of a page section (not the header check the reader does).
+    EXPECT_NE(r.error().message.find("(pages)"), std::string::npos) << how << ": " << r.error().message;
+    EXPECT_NE(r.error().message.find("checksum mismatch (stored"), std::string::npos) << how << ": " << r.error().message;
     int st;
     errno = 0;
     EXPECT_EQ(waitpid(-1, &st, WNOHANG), -1) << how << ": a child (init) was left behind";
@@ -504,9 +504,10 @@ TEST(Engine, DamagedPageDataIsRefusedAtRestore) {
     int p[2];
     ASSERT_EQ(pipe2(p, O_CLOEXEC), 0);
     UniqueFd rd(p[0]);
+    // The restore stops reading at the damage: the rest of the write fails with EPIPE.
+    auto old_sigpipe = signal(SIGPIPE, SIG_IGN);
+    ScopeGuard restore_sigpipe([&] { signal(SIGPIPE, old_sigpipe); });
     std::thread writer([&, w = UniqueFd(p[1])] {
-      // The restore stops reading at the damage: the rest of the write fails with EPIPE.
-      signal(SIGPIPE, SIG_IGN);
       std::size_t off = 0;
       while (off < damaged.size()) {
         ssize_t n = write(w.get(), damaged.data() + off, damaged.size() - off);
@@ -523,6 +524,9 @@ TEST(Engine, DamagedPageDataIsRefusedAtRestore) {
   EXPECT_EQ(read_result(c.result_path), expected_result());
 }
 
+// Capabilities can only be given up: a restorer that lacks one the image holds refuses before
+// any process exists (the restored process would otherwise silently lose it). A forked helper
+// drops CAP_MKNOD from its permitted and effective sets and restores a full-capability image.
 TEST(Engine, RefusesAnImageWithCapabilitiesTheRestorerLacks) {
   REQUIRE_ROOT();
   Child c = spawn();
