@@ -7,15 +7,17 @@
 // the same run: memcpy bandwidth (hot buffers) and fresh-memory bandwidth (MAP_POPULATE of new
 // pages, the bound for any restore on this VM where a first-touch fault costs ~12 µs), and writing
 // the same size into a fresh memfd (the bound for storing an image in memory at all).
-// Usage: [BENCH_DEBUG=1] ckpt_bench [--no-userfaultfd] [MiB...]   (default: 64 1024 4096; a size
-// needs 4x its memory + 1 GiB available, else it is skipped with a note). BENCH_DEBUG=1 adds the
-// engine's phase times. Needs root.
+// Usage: [BENCH_DEBUG=1] ckpt_bench [--no-userfaultfd] [--repeat N] [MiB...]   (default: 64 1024
+// 4096, 3 runs of each size up to 1 GiB and a median line, 1 run above; a size needs 4x its memory
+// + 1 GiB available, else it is skipped with a note). BENCH_DEBUG=1 adds the engine's phase
+// times. Needs root.
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -24,10 +26,11 @@
 #include <thread>
 #include <vector>
 
+#include <fmt/format.h>
+
 #include "base/log.hpp"
 #include "ckpt/ckpt.hpp"
 #include "ckpt/proc.hpp"
-#include "base/log.hpp"
 
 using namespace osmo;
 using Clock = std::chrono::steady_clock;
@@ -130,7 +133,15 @@ int wait_exit(pid_t p) {
   return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
-int run(std::size_t mib, double memcpy_bw) {
+// What one run measured, in seconds.
+struct Figures {
+  double dump = 0;        // to /dev/null: the engine's cost
+  double restore = 0;     // from the image in a memfd
+  double in_memory = 0;   // dump into the memfd + restore
+  double streamed = 0;    // dump|restore through a pipe
+};
+
+int run(std::size_t mib, double memcpy_bw, std::vector<Figures>* figures) {
   std::size_t n = mib << 20;
   if (mem_available() < 4 * n + (1ull << 30)) {
     std::printf("%6zu MiB  skipped: needs ~%zu MiB free (4x the size + 1 GiB), %llu MiB available\n", mib,
@@ -214,7 +225,28 @@ int run(std::size_t mib, double memcpy_bw) {
       "ratios: dump/memcpy %.2f, restore/memcpy %.2f, restore/populate %.2f, dump(memfd)/memfd write %.2f\n",
       memcpy_bw, pop_bw, memfd_bw, (gib / dump_null) / memcpy_bw, (gib / restore_s) / memcpy_bw,
       (gib / restore_s) / pop_bw, (gib / dump_memfd) / memfd_bw);
+  figures->push_back({dump_null, restore_s, dump_memfd + restore_s, stream_s});
   return code == 0 && code2 == 0 ? 0 : 1;
+}
+
+double median_ms(const std::vector<Figures>& runs, double Figures::*field) {
+  std::vector<double> v;
+  for (const Figures& f : runs) v.push_back(f.*field * 1e3);
+  std::sort(v.begin(), v.end());
+  return v.size() % 2 == 1 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
+}
+
+// One line over the runs of a size: medians, and every run's dump + restore (the VM's memory
+// state makes single runs vary: fresh pages cost ~2x more once the host has taken them back).
+void print_summary(std::size_t mib, const std::vector<Figures>& runs) {
+  std::string each;
+  for (const Figures& f : runs) each += fmt::format("{}{:.0f}", each.empty() ? "" : " / ", (f.dump + f.restore) * 1e3);
+  std::printf(
+      "%6zu MiB  median of %zu runs: dump %.1f ms, restore %.1f ms, dump+restore %.1f ms (each run: %s ms) | "
+      "image in memory %.1f ms | dump|restore (pipe) %.1f ms\n",
+      mib, runs.size(), median_ms(runs, &Figures::dump), median_ms(runs, &Figures::restore),
+      median_ms(runs, &Figures::dump) + median_ms(runs, &Figures::restore), each.c_str(),
+      median_ms(runs, &Figures::in_memory), median_ms(runs, &Figures::streamed));
 }
 
 }  // namespace
@@ -225,17 +257,24 @@ int main(int argc, char** argv) {
     return 77;
   }
   std::vector<std::size_t> sizes;
+  int repeat = 0;  // 0: 3 runs up to 1 GiB, 1 above (a 4 GiB run takes ~20 s)
   for (int i = 1; i < argc; i++) {
     if (std::strcmp(argv[i], "--no-userfaultfd") == 0)
       g_restore_options.fill_with_userfaultfd = false;  // the fallback fill path, for comparison
+    else if (std::strcmp(argv[i], "--repeat") == 0 && i + 1 < argc)
+      repeat = std::max(1, std::atoi(argv[++i]));
     else
       sizes.push_back(std::strtoull(argv[i], nullptr, 10));
   }
   if (sizes.empty()) sizes = {64, 1024, 4096};
   if (std::getenv("BENCH_DEBUG") != nullptr) Logger::set_level(LogLevel::kDebug);  // the engine's phase times
-  if (getenv("BENCH_DEBUG")) osmo::Logger::set_level(osmo::LogLevel::kDebug);
   double bw = memcpy_gibs();
   int rc = 0;
-  for (std::size_t mib : sizes) rc |= run(mib, bw);
+  for (std::size_t mib : sizes) {
+    std::vector<Figures> runs;
+    int n = repeat > 0 ? repeat : (mib <= 1024 ? 3 : 1);
+    for (int k = 0; k < n; k++) rc |= run(mib, bw, &runs);
+    if (runs.size() > 1) print_summary(mib, runs);
+  }
   return rc;
 }
