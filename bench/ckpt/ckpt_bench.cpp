@@ -7,7 +7,7 @@
 // the same run: memcpy bandwidth (hot buffers) and fresh-memory bandwidth (MAP_POPULATE of new
 // pages, the bound for any restore on this VM where a first-touch fault costs ~12 µs), and writing
 // the same size into a fresh memfd (the bound for storing an image in memory at all).
-// Usage: [BENCH_DEBUG=1] ckpt_bench [--no-userfaultfd] [--repeat N] [MiB...]   (default: 64 1024
+// Usage: [BENCH_DEBUG=1] ckpt_bench [--no-userfaultfd] [--compress] [--repeat N] [MiB...]   (default: 64 1024
 // 4096, 3 runs of each size up to 1 GiB and a median line, 1 run above; a size needs 4x its memory
 // + 1 GiB available, else it is skipped with a note). BENCH_DEBUG=1 adds the engine's phase
 // times. Needs root.
@@ -87,6 +87,7 @@ std::uint64_t mem_available() {
 
 volatile sig_atomic_t g_go = 0;
 ckpt::RestoreOptions g_restore_options;
+bool g_compress = false;  // --compress: LZ4 page sections (the child's memory barely compresses)
 
 // The benchmarked process: fills its memory, says ready, waits for SIGUSR1, verifies, exits.
 pid_t spawn(std::size_t n) {
@@ -153,6 +154,7 @@ int run(std::size_t mib, double memcpy_bw, std::vector<Figures>* figures) {
   pid_t pid = spawn(n);
   if (pid < 0) return 1;
   ckpt::CheckpointOptions resume;
+  resume.compress = g_compress;
   int devnull = open("/dev/null", O_WRONLY);
   auto t0 = Clock::now();
   Status s = ckpt::checkpoint(pid, devnull, resume);
@@ -165,6 +167,7 @@ int run(std::size_t mib, double memcpy_bw, std::vector<Figures>* figures) {
   int img = memfd_create("bench-image", MFD_CLOEXEC);
   ckpt::CheckpointOptions kill_opts;
   kill_opts.after = ckpt::AfterDump::kKill;
+  kill_opts.compress = g_compress;
   ckpt::CheckpointStats st;
   t0 = Clock::now();
   s = ckpt::checkpoint(pid, img, kill_opts, &st);
@@ -214,10 +217,11 @@ int run(std::size_t mib, double memcpy_bw, std::vector<Figures>* figures) {
   close(r2->pidfd);
   double gib = static_cast<double>(n) / kGiB;
   std::printf(
-      "%6zu MiB  dump(/dev/null) %7.1f ms %5.2f GiB/s | dump(memfd) %7.1f ms %5.2f GiB/s (frozen %.1f ms) | "
+      "%6zu MiB  dump(/dev/null) %7.1f ms %5.2f GiB/s | dump(memfd) %7.1f ms %5.2f GiB/s (frozen %.1f ms, image %.0f MiB) | "
       "restore %7.1f ms %5.2f GiB/s | dump+restore %7.1f ms (image in memory: %7.1f ms) | dump|restore (pipe) "
       "%7.1f ms | verify %s\n",
-      mib, dump_null * 1e3, gib / dump_null, dump_memfd * 1e3, gib / dump_memfd, st.freeze_ms, restore_s * 1e3,
+      mib, dump_null * 1e3, gib / dump_null, dump_memfd * 1e3, gib / dump_memfd, st.freeze_ms,
+      static_cast<double>(st.image_bytes) / (1 << 20), restore_s * 1e3,
       gib / restore_s, (dump_null + restore_s) * 1e3, (dump_memfd + restore_s) * 1e3, stream_s * 1e3,
       code == 0 && code2 == 0 ? "ok" : "FAILED");
   std::printf(
@@ -261,6 +265,8 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; i++) {
     if (std::strcmp(argv[i], "--no-userfaultfd") == 0)
       g_restore_options.fill_with_userfaultfd = false;  // the fallback fill path, for comparison
+    else if (std::strcmp(argv[i], "--compress") == 0)
+      g_compress = true;
     else if (std::strcmp(argv[i], "--repeat") == 0 && i + 1 < argc)
       repeat = std::max(1, std::atoi(argv[++i]));
     else

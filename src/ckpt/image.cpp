@@ -194,36 +194,48 @@ Status ImageWriter::write_section(SectionType type,
                                   const std::vector<std::pair<const void*, std::size_t>>& parts,
                                   bool compressible) {
   OSMO_ASSIGN_OR_RETURN(std::uint64_t raw_len, payload_length(type, parts));
-  RawSectionHeader h{};
-  h.type = static_cast<std::uint32_t>(type);
-  h.raw_length = raw_len;
   if (compress_ && compressible && raw_len > 0) {
-    // Compress the concatenated parts; keep the result only if it actually saves space.
-    std::vector<char> flat(raw_len);
-    std::size_t off = 0;
-    for (auto& [p, n] : parts) {
-      std::memcpy(flat.data() + off, p, n);
-      off += n;
-    }
-    scratch_.resize(static_cast<std::size_t>(LZ4_compressBound(static_cast<int>(raw_len))));
-    int c = LZ4_compress_default(flat.data(), scratch_.data(), static_cast<int>(raw_len),
-                                 static_cast<int>(scratch_.size()));
-    if (c > 0 && static_cast<std::uint64_t>(c) < raw_len) {
-      h.flags = kSectionLz4;
-      h.length = static_cast<std::uint64_t>(c);
-      h.payload_checksum = checksum64(scratch_.data(), h.length);
-      h.header_checksum = checksum64(&h, offsetof(RawSectionHeader, header_checksum));
-      OSMO_TRY(write_all(&h, sizeof h));
-      OSMO_TRY(write_all(scratch_.data(), h.length));
-      totals_.sections++;
-      totals_.stored_bytes += sizeof h + h.length;
-      totals_.raw_payload_bytes += raw_len;
-      return ok_status();
-    }
+    std::vector<char> flat;
+    if (compress_payload(parts, raw_len, &flat, &scratch_))
+      return write_compressed_section(type, scratch_.data(), scratch_.size(), raw_len,
+                                      checksum64(scratch_.data(), scratch_.size()));
   }
   Checksum sum;
   for (auto& [p, n] : parts) sum.update(p, n);
   return write_section_checksummed(type, parts, sum.digest());
+}
+
+bool compress_payload(const std::vector<std::pair<const void*, std::size_t>>& parts, std::uint64_t raw_len,
+                      std::vector<char>* flat, std::vector<char>* out) {
+  if (raw_len == 0 || raw_len > kMaxSectionBytes) return false;
+  flat->resize(raw_len);
+  std::size_t off = 0;
+  for (auto& [p, n] : parts) {
+    std::memcpy(flat->data() + off, p, n);
+    off += n;
+  }
+  out->resize(static_cast<std::size_t>(LZ4_compressBound(static_cast<int>(raw_len))));
+  int c = LZ4_compress_default(flat->data(), out->data(), static_cast<int>(raw_len), static_cast<int>(out->size()));
+  if (c <= 0 || static_cast<std::uint64_t>(c) >= raw_len) return false;
+  out->resize(static_cast<std::size_t>(c));
+  return true;
+}
+
+Status ImageWriter::write_compressed_section(SectionType type, const void* stored, std::size_t stored_len,
+                                             std::uint64_t raw_len, std::uint64_t stored_checksum) {
+  RawSectionHeader h{};
+  h.type = static_cast<std::uint32_t>(type);
+  h.flags = kSectionLz4;
+  h.raw_length = raw_len;
+  h.length = stored_len;
+  h.payload_checksum = stored_checksum;
+  h.header_checksum = checksum64(&h, offsetof(RawSectionHeader, header_checksum));
+  std::vector<iovec> iov{{&h, sizeof h}, {const_cast<void*>(stored), stored_len}};
+  OSMO_TRY(writev_all(iov));
+  totals_.sections++;
+  totals_.stored_bytes += sizeof h + stored_len;
+  totals_.raw_payload_bytes += raw_len;
+  return ok_status();
 }
 
 Status ImageWriter::write_section_checksummed(SectionType type,
@@ -407,21 +419,21 @@ Status verify_payload(SectionType type, std::uint64_t index, std::uint64_t offse
 }
 }  // namespace
 
-Result<UncheckedPayload> ImageReader::take_payload_unchecked(std::uint8_t* buf, std::size_t buf_len) {
+Result<UncheckedPayload> ImageReader::take_payload_unchecked(std::uint8_t* buf, std::size_t buf_len,
+                                                             std::uint8_t* decode_buf, std::size_t decode_buf_len) {
   if (!have_cur_) return make_error("internal: no current section");
-  if (buf_len < cur_.raw_length)
-    return make_error("internal: payload buffer of {} bytes for a {}-byte section", buf_len, cur_.raw_length);
   UncheckedPayload u;
+  u.compressed = (cur_.flags & kSectionLz4) != 0;
+  u.stored_length = cur_.length;
   u.length = cur_.raw_length;
   u.checksum = cur_.payload_checksum;
   u.index = index_;
   u.offset = section_offset_;
   u.type = cur_.type;
-  if (cur_.flags & kSectionLz4) {
-    OSMO_TRY(read_payload_into(buf, cur_.raw_length));
-    u.data = buf;
-    u.checked = true;
-    return u;
+  if (u.compressed) {
+    if (decode_buf == nullptr || decode_buf_len < cur_.raw_length)
+      return make_error("internal: decode buffer of {} bytes for a {}-byte section", decode_buf_len, cur_.raw_length);
+    u.decode_to = decode_buf;
   }
   if (map_ != nullptr) {
     if (map_len_ - map_pos_ < cur_.length)
@@ -429,33 +441,46 @@ Result<UncheckedPayload> ImageReader::take_payload_unchecked(std::uint8_t* buf, 
           "image truncated: section #{} ({}) at offset {}: expected {} payload bytes, the file "
           "ends after {}",
           index_, section_name(cur_.type), section_offset_, cur_.length, map_len_ - map_pos_);
-    u.data = map_ + map_pos_;
+    u.stored = map_ + map_pos_;
     u.in_mapping = true;
     map_pos_ += cur_.length;
     offset_ += cur_.length;
   } else {
+    if (buf == nullptr || buf_len < cur_.length)
+      return make_error("internal: payload buffer of {} bytes for a {}-byte section", buf_len, cur_.length);
     OSMO_ASSIGN_OR_RETURN(std::size_t got, read_full(buf, cur_.length));
     if (got < cur_.length)
       return make_error(
           "image truncated: section #{} ({}) at offset {}: expected {} payload bytes, the stream "
           "ended after {}",
           index_, section_name(cur_.type), section_offset_, cur_.length, got);
-    u.data = buf;
+    u.stored = buf;
   }
-  close_section(cur_.length);
+  u.data = u.stored;
+  close_section(cur_.raw_length);
   return u;
 }
 
-Status UncheckedPayload::check() const {
+Status UncheckedPayload::check() {
   if (checked) return ok_status();
-  if (in_mapping && length > 0) {
-    auto start = reinterpret_cast<std::uintptr_t>(data) & ~std::uintptr_t{4095};
-    auto end = reinterpret_cast<std::uintptr_t>(data + length);
+  if (in_mapping && stored_length > 0) {
+    auto start = reinterpret_cast<std::uintptr_t>(stored) & ~std::uintptr_t{4095};
+    auto end = reinterpret_cast<std::uintptr_t>(stored + stored_length);
     if (::madvise(reinterpret_cast<void*>(start), end - start, MADV_POPULATE_READ) != 0)
       return errno_error("cannot read image section #{} ({}) at offset {} (did the file shrink while being restored?)",
                          index, section_name(type), offset);
   }
-  return verify_payload(type, index, offset, checksum, data, length);
+  OSMO_TRY(verify_payload(type, index, offset, checksum, stored, stored_length));
+  if (compressed) {
+    int d = LZ4_decompress_safe(reinterpret_cast<const char*>(stored), reinterpret_cast<char*>(decode_to),
+                                static_cast<int>(stored_length), static_cast<int>(length));
+    if (d < 0 || static_cast<std::size_t>(d) != length)
+      return make_error("image corrupted: section #{} ({}) at offset {}: bad LZ4 data", index, section_name(type),
+                        offset);
+    data = decode_to;
+  }
+  checked = true;
+  return ok_status();
 }
 
 // Verifies the stored payload's checksum and closes the current section.

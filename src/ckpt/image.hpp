@@ -133,6 +133,9 @@ class ImageWriter {
   // checksummed by the threads that read them).
   Status write_section_checksummed(SectionType type, const std::vector<std::pair<const void*, std::size_t>>& parts,
                                    std::uint64_t payload_checksum);
+  // A section the caller compressed (compress_payload) and checksummed (over the stored bytes).
+  Status write_compressed_section(SectionType type, const void* stored, std::size_t stored_len,
+                                  std::uint64_t raw_len, std::uint64_t stored_checksum);
   Status write_end();
   bool compressing() const { return compress_; }
   const ImageTotals& totals() const { return totals_; }
@@ -149,18 +152,29 @@ class ImageWriter {
 
 // A payload taken by ImageReader::take_payload_unchecked.
 struct UncheckedPayload {
-  const std::uint8_t* data = nullptr;
-  std::size_t length = 0;
-  bool in_mapping = false;  // data lies in the reader's mapping of the image file
-  bool checked = false;     // verified already (compressed sections)
+  const std::uint8_t* stored = nullptr;  // the bytes as stored in the image
+  std::size_t stored_length = 0;
+  const std::uint8_t* data = nullptr;    // the payload: stored, or decode_to once check() decoded it
+  std::size_t length = 0;              // decoded length (== stored_length unless compressed)
+  std::uint8_t* decode_to = nullptr;   // where a compressed payload is decoded (length bytes)
+  bool compressed = false;
+  bool in_mapping = false;  // the stored bytes lie in the reader's mapping of the image file
+  bool checked = false;
   std::uint64_t checksum = 0;
   std::uint64_t index = 0;   // section number and the offset of its header, for messages
   std::uint64_t offset = 0;
   SectionType type{};
-  // Makes the bytes present (a mapped image: one bulk populate, not a fault per page) and
-  // verifies the checksum. Safe on any thread while the reader lives and has not released them.
-  Status check() const;
+  // Makes the stored bytes present (a mapped image: one bulk populate, not a fault per page),
+  // verifies their checksum and decodes a compressed payload into decode_to; data then points
+  // at the payload. Safe on any thread while the reader lives and has not released the bytes.
+  Status check();
 };
+
+// LZ4 of a payload given in parts, kept only when it saves space: true with the stored bytes in
+// *out (flat is scratch for the concatenated parts), false to store it plain. Thread-safe: a
+// dump compresses page sections on its reader threads.
+bool compress_payload(const std::vector<std::pair<const void*, std::size_t>>& parts, std::uint64_t raw_len,
+                      std::vector<char>* flat, std::vector<char>* out);
 
 class ImageReader {
  public:
@@ -177,12 +191,13 @@ class ImageReader {
   Status read_payload(std::vector<std::uint8_t>* out);
   // Same, into caller memory of exactly raw_length bytes.
   Status read_payload_into(void* out, std::size_t n);
-  // Takes the current payload without checking its checksum yet, so that the threads consuming
-  // page sections check them side by side (UncheckedPayload::check, before any use). Of a mapped
-  // image, an uncompressed payload is used in place (valid while the reader lives, not yet made
-  // present); else it is read into buf (at least raw_length bytes). A compressed payload is
-  // checked and decoded into buf at once.
-  Result<UncheckedPayload> take_payload_unchecked(std::uint8_t* buf, std::size_t buf_len);
+  // Takes the current payload without checking or decoding it yet, so that the threads consuming
+  // page sections do that side by side (UncheckedPayload::check, before any use). Of a mapped
+  // image the stored bytes are used in place (valid while the reader lives, not yet made
+  // present); of a stream they are read into buf (at least length bytes). A compressed payload
+  // will be decoded into decode_buf (at least raw_length bytes; unused otherwise).
+  Result<UncheckedPayload> take_payload_unchecked(std::uint8_t* buf, std::size_t buf_len, std::uint8_t* decode_buf,
+                                                  std::size_t decode_buf_len);
   bool mapped() const { return map_ != nullptr; }
   // Unmaps the whole pages of the mapping before p, which the caller no longer uses (views into
   // them become invalid). Unmapping a populated GiB costs ~30 ms: a restore does it piece by

@@ -58,7 +58,10 @@ struct Slot {
   Status status = ok_status();
   std::vector<std::uint8_t> table;  // u32 nruns + runs of non-zero pages
   std::vector<std::pair<const void*, std::size_t>> parts;  // table, then data pieces
-  std::uint64_t checksum = 0;
+  std::uint64_t raw_bytes = 0;      // the section's payload: table + data
+  std::vector<char> flat, lz4;      // with compression: scratch, and the stored bytes if smaller
+  bool compressed = false;
+  std::uint64_t checksum = 0;       // of the stored bytes
   std::uint64_t pages = 0;  // non-zero pages in it
 };
 
@@ -86,8 +89,9 @@ std::vector<Batch> plan_batches(const std::vector<PageRun>& runs) {
 }
 
 // Reads one batch into the slot and prepares its section: [u32 nruns][nruns x {vaddr, pages}]
-// then the data of the non-zero pages, pieces pointing into the slot buffer.
-void fill_slot(pid_t pid, const Batch& b, Slot& s) {
+// then the data of the non-zero pages, pieces pointing into the slot buffer; with compress, LZ4
+// here too (on the reader threads, side by side) when it saves space.
+void fill_slot(pid_t pid, const Batch& b, bool compress, Slot& s) {
   iovec local{s.buf->p, b.bytes};
   ssize_t r = process_vm_readv(pid, &local, 1, b.remote.data(), b.remote.size(), 0);
   if (r < 0) {
@@ -124,9 +128,15 @@ void fill_slot(pid_t pid, const Batch& b, Slot& s) {
   std::memcpy(s.table.data(), &n, 4);
   if (n > 0) std::memcpy(s.table.data() + 4, out_runs.data(), out_runs.size() * 16);
   s.parts[0] = {s.table.data(), s.table.size()};
-  Checksum sum;
-  for (auto& [p, len] : s.parts) sum.update(p, len);
-  s.checksum = sum.digest();
+  s.raw_bytes = s.table.size() + s.pages * kPageSize;
+  s.compressed = compress && s.pages > 0 && compress_payload(s.parts, s.raw_bytes, &s.flat, &s.lz4);
+  if (s.compressed) {
+    s.checksum = checksum64(s.lz4.data(), s.lz4.size());
+  } else {
+    Checksum sum;
+    for (auto& [p, len] : s.parts) sum.update(p, len);
+    s.checksum = sum.digest();
+  }
   s.status = ok_status();
 }
 
@@ -253,7 +263,7 @@ Status mem_write_pages(DumpContext& c, ImageWriter& w, CheckpointStats* stats) {
       started += readers.start([&] {
         for (std::size_t i = next.fetch_add(1); i < batches.size(); i = next.fetch_add(1)) {
           if (!slots->wait_free(i)) return;
-          fill_slot(c.pid, batches[i], slots->slot(i));
+          fill_slot(c.pid, batches[i], w.compressing(), slots->slot(i));
           slots->publish(i);
         }
       });
@@ -261,12 +271,10 @@ Status mem_write_pages(DumpContext& c, ImageWriter& w, CheckpointStats* stats) {
     for (std::size_t i = 0; i < batches.size(); i++) {
       Slot& s = *slots->wait_ready(i);  // never stopped while this thread waits
       if (!s.status.ok()) return s.status;
-      if (s.pages > 0) {
-        if (w.compressing())
-          OSMO_TRY(w.write_section(SectionType::kPages, s.parts, true));
-        else
-          OSMO_TRY(w.write_section_checksummed(SectionType::kPages, s.parts, s.checksum));
-      }
+      if (s.compressed)
+        OSMO_TRY(w.write_compressed_section(SectionType::kPages, s.lz4.data(), s.lz4.size(), s.raw_bytes, s.checksum));
+      else if (s.pages > 0)
+        OSMO_TRY(w.write_section_checksummed(SectionType::kPages, s.parts, s.checksum));
       scanned += batches[i].bytes / kPageSize;
       written += s.pages;
       slots->release(i);
@@ -286,8 +294,9 @@ namespace {
 // One PAGES section read back: its payload as taken by the reader thread (unchecked), then,
 // once a filler checked it, where its pages go and their data.
 struct InSlot {
-  std::unique_ptr<PageBuffer> buf;  // made on first use: a mapped image needs none
-  std::size_t buf_bytes = 0;
+  std::unique_ptr<PageBuffer> buf;      // stored bytes of a stream (made on first use: a mapped image needs none)
+  std::unique_ptr<PageBuffer> decoded;  // a compressed section's payload (made on first use)
+  std::size_t buf_bytes = 0;            // the size of either
   UncheckedPayload payload;
   std::vector<iovec> remote;
   const std::uint8_t* data = nullptr;
@@ -299,12 +308,20 @@ struct InSlot {
 // Reader side: takes one PAGES section (header h, already read) into the slot, unchecked. A
 // mapped image is used in place (no copy); a stream is read into the slot's buffer.
 Status take_pages_section(ImageReader& r, const SectionHeader& h, InSlot& s) {
-  if (h.raw_length > s.buf_bytes) return make_error("image corrupted: PAGES section of {} bytes", h.raw_length);
-  if (!s.buf && (!r.mapped() || (h.flags & kSectionLz4))) {
-    s.buf = std::make_unique<PageBuffer>(s.buf_bytes);
-    if (s.buf->p == nullptr) return errno_error("cannot allocate a {}-byte page buffer", s.buf_bytes);
-  }
-  OSMO_ASSIGN_OR_RETURN(s.payload, r.take_payload_unchecked(s.buf ? s.buf->p : nullptr, s.buf ? s.buf_bytes : h.raw_length));
+  if (h.raw_length > s.buf_bytes || h.length > s.buf_bytes)
+    return make_error("image corrupted: PAGES section of {} bytes ({} stored)", h.raw_length, h.length);
+  auto made = [&](std::unique_ptr<PageBuffer>& b) -> Status {
+    if (!b) {
+      b = std::make_unique<PageBuffer>(s.buf_bytes);
+      if (b->p == nullptr) return errno_error("cannot allocate a {}-byte page buffer", s.buf_bytes);
+    }
+    return ok_status();
+  };
+  if (!r.mapped()) OSMO_TRY(made(s.buf));
+  if (h.flags & kSectionLz4) OSMO_TRY(made(s.decoded));
+  OSMO_ASSIGN_OR_RETURN(s.payload, r.take_payload_unchecked(s.buf ? s.buf->p : nullptr, s.buf ? s.buf_bytes : 0,
+                                                            s.decoded ? s.decoded->p : nullptr,
+                                                            s.decoded ? s.buf_bytes : 0));
   return ok_status();
 }
 
@@ -516,7 +533,7 @@ Result<SectionHeader> mem_restore_pages(RestoreContext& c, ImageReader& r, Secti
       InSlot& s = slots->slot(i);
       // The item this slot held was consumed, and every one before it: their part of a mapped
       // image can go (here, beside the critical path).
-      if (s.payload.in_mapping) r.release_before(s.payload.data + s.payload.length);
+      if (s.payload.in_mapping) r.release_before(s.payload.stored + s.payload.stored_length);
       s.payload = UncheckedPayload{};
       s.last = !cur.ok() || cur->type != SectionType::kPages;
       if (!s.last) {

@@ -73,13 +73,16 @@ Status read_whole(int fd, std::vector<std::vector<std::uint8_t>>* payloads) {
     OSMO_ASSIGN_OR_RETURN(SectionHeader h, r.next());
     std::vector<std::uint8_t> p;
     if (h.type == SectionType::kPages) {
-      // Page sections as a restore takes them: in place when the image is mapped and the
-      // section stored plain, checked afterwards (on another thread, in a restore).
-      std::vector<std::uint8_t> buf(h.raw_length);
-      OSMO_ASSIGN_OR_RETURN(UncheckedPayload u, r.take_payload_unchecked(buf.data(), buf.size()));
-      EXPECT_EQ(u.in_mapping, r.mapped() && !(h.flags & kSectionLz4));
-      EXPECT_EQ(u.in_mapping, u.data != buf.data());
+      // Page sections as a restore takes them: stored bytes in place when the image is mapped,
+      // checked (and decoded) afterwards, on another thread in a restore.
+      std::vector<std::uint8_t> buf(h.length), decoded(h.raw_length);
+      OSMO_ASSIGN_OR_RETURN(UncheckedPayload u,
+                            r.take_payload_unchecked(buf.data(), buf.size(), decoded.data(), decoded.size()));
+      EXPECT_EQ(u.in_mapping, r.mapped());
+      EXPECT_EQ(u.in_mapping, u.stored != buf.data());
+      EXPECT_EQ(u.compressed, (h.flags & kSectionLz4) != 0);
       OSMO_TRY(u.check());
+      EXPECT_EQ(u.data, u.compressed ? decoded.data() : u.stored);
       p.assign(u.data, u.data + u.length);
     } else {
       OSMO_TRY(r.read_payload(&p));
@@ -141,6 +144,39 @@ TEST(ImageCodec, PayloadChecksumMismatchNamesTheSection) {
     ASSERT_FALSE(s.ok());
     EXPECT_NE(s.error().message.find("section #0 (task)"), std::string::npos) << s.error().message;
     EXPECT_NE(s.error().message.find("checksum mismatch"), std::string::npos) << s.error().message;
+  });
+}
+
+// A compressed page section is checked, then decoded, by whoever consumes it: damage in its
+// stored bytes is a checksum mismatch naming the section; stored bytes with a right checksum that
+// are not LZ4 are "bad LZ4 data".
+TEST(ImageCodec, CompressedPageSectionsAreCheckedThenDecoded) {
+  both_ways([&] {
+    auto bad = sample_image(true);
+    bad[bad.size() - (kSectionHeaderSize + 16) - 2] ^= 1;  // the last bytes of the pages payload
+    UniqueFd fd = from_bytes(bad);
+    std::vector<std::vector<std::uint8_t>> payloads;
+    Status s = read_whole(fd.get(), &payloads);
+    ASSERT_FALSE(s.ok());
+    EXPECT_NE(s.error().message.find("section #1 (pages)"), std::string::npos) << s.error().message;
+    EXPECT_NE(s.error().message.find("checksum mismatch"), std::string::npos) << s.error().message;
+  });
+  UniqueFd fd = memfd();
+  ImageWriter w(fd.get(), true);
+  ASSERT_TRUE(w.write_header().ok());
+  std::vector<std::uint8_t> junk(100, 0xff);  // an LZ4 token promising far more than is there
+  ASSERT_TRUE(w.write_compressed_section(SectionType::kPages, junk.data(), junk.size(), 4096,
+                                         checksum64(junk.data(), junk.size()))
+                  .ok());
+  ASSERT_TRUE(w.write_end().ok());
+  auto bytes = read_all(fd.get());
+  both_ways([&] {
+    UniqueFd in = from_bytes(bytes);
+    std::vector<std::vector<std::uint8_t>> payloads;
+    Status s = read_whole(in.get(), &payloads);
+    ASSERT_FALSE(s.ok());
+    EXPECT_NE(s.error().message.find("section #0 (pages)"), std::string::npos) << s.error().message;
+    EXPECT_NE(s.error().message.find("bad LZ4 data"), std::string::npos) << s.error().message;
   });
 }
 
