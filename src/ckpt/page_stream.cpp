@@ -2,16 +2,18 @@
 //
 // Dump: the page runs chosen by mem_dump are cut into batches of up to kBatchBytes (at most
 // kMaxIov runs each). Reader threads take batches in turn: each reads its batch with one
-// process_vm_readv into a slot buffer, drops the pages that are all zero, and checksums the
-// section it will become; the calling thread writes the finished sections strictly in batch
+// process_vm_readv into a slot buffer, drops the pages that are all zero, LZ4-compresses the
+// section it will become when asked (kept if smaller) and checksums what will be stored; the
+// calling thread writes the finished sections strictly in batch
 // order. Copying a process's memory is the bulk of a dump (page-table walk plus copy), and one
 // CPU does it at ~4 GiB/s here, so it is spread over the CPUs while the output is written; the
 // stream stays byte-for-byte what a single thread would write.
 //
 // Restore: a reader thread takes each PAGES section in order (in place when the image is a mapped
 // file, else read into a slot buffer) while filler threads, one per CPU (the calling thread is
-// one), check the sections already taken (checksum; a mapped one is first made present in bulk)
-// and put them into the new process: pages of anonymous mappings with
+// one), check the sections already taken (checksum; a mapped one is first made present in bulk;
+// a compressed one is then decoded) and put them into the new process: pages of anonymous
+// mappings with
 // UFFDIO_COPY through the process's userfaultfd (allocated and filled in one step), others with
 // process_vm_writev into memory the process pre-faults itself (mem_restore_layout). Allocating a
 // fresh page is the bulk of a restore on this VM and it scales with CPUs (1 GiB: 0.29-0.36 s on
