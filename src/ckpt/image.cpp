@@ -405,8 +405,9 @@ Status ImageReader::read_payload_into(void* out, std::size_t n) {
   return ok_status();
 }
 
-// A stored payload against the checksum its section header carries.
 namespace {
+
+// A stored payload against the checksum its section header carries.
 Status verify_payload(SectionType type, std::uint64_t index, std::uint64_t offset, std::uint64_t want,
                       const void* stored, std::size_t n) {
   std::uint64_t sum = checksum64(stored, n);
@@ -417,6 +418,7 @@ Status verify_payload(SectionType type, std::uint64_t index, std::uint64_t offse
         index, section_name(type), offset, want, sum);
   return ok_status();
 }
+
 }  // namespace
 
 Result<UncheckedPayload> ImageReader::take_payload_unchecked(std::uint8_t* buf, std::size_t buf_len,

@@ -194,7 +194,7 @@ class ImageReader {
   // Takes the current payload without checking or decoding it yet, so that the threads consuming
   // page sections do that side by side (UncheckedPayload::check, before any use). Of a mapped
   // image the stored bytes are used in place (valid while the reader lives, not yet made
-  // present); of a stream they are read into buf (at least length bytes). A compressed payload
+  // present); of a stream they are read into buf (at least the stored length). A compressed payload
   // will be decoded into decode_buf (at least raw_length bytes; unused otherwise).
   Result<UncheckedPayload> take_payload_unchecked(std::uint8_t* buf, std::size_t buf_len, std::uint8_t* decode_buf,
                                                   std::size_t decode_buf_len);
