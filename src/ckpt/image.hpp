@@ -171,8 +171,9 @@ struct UncheckedPayload {
 };
 
 // LZ4 of a payload given in parts, kept only when it saves space: true with the stored bytes in
-// *out (flat is scratch for the concatenated parts), false to store it plain. Thread-safe: a
-// dump compresses page sections on its reader threads.
+// *out (flat is scratch for the concatenated parts), false to store it plain. A payload of 256 KiB
+// or more whose samples do not compress by 5% is not tried. Thread-safe: a dump compresses page
+// sections on its reader threads.
 bool compress_payload(const std::vector<std::pair<const void*, std::size_t>>& parts, std::uint64_t raw_len,
                       std::vector<char>* flat, std::vector<char>* out);
 

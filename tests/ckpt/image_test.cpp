@@ -3,7 +3,10 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <cstring>
+
 #include <gtest/gtest.h>
+#include <lz4.h>
 
 #include "base/unique_fd.hpp"
 #include "ckpt/checksum.hpp"
@@ -178,6 +181,31 @@ TEST(ImageCodec, CompressedPageSectionsAreCheckedThenDecoded) {
     EXPECT_NE(s.error().message.find("section #0 (pages)"), std::string::npos) << s.error().message;
     EXPECT_NE(s.error().message.find("bad LZ4 data"), std::string::npos) << s.error().message;
   });
+}
+
+// Compression is tried only where a sample compresses: random bytes are stored plain at once,
+// text is compressed and decodes back to itself.
+TEST(ImageCodec, CompressionSkipsWhatDoesNotCompress) {
+  std::vector<std::uint8_t> noise(1 << 20), text(1 << 20);
+  std::uint64_t x = 0x9e3779b97f4a7c15ull;
+  for (auto& b : noise) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    b = static_cast<std::uint8_t>(x);
+  }
+  static const char* kWords[] = {"page ", "restore ", "cluster ", "node ", "image ", "gossip\n"};
+  for (std::size_t i = 0, w = 0; i < text.size(); w++)
+    for (const char* c = kWords[(w * 7 + w / 3) % 6]; *c != '\0' && i < text.size(); c++) text[i++] = static_cast<std::uint8_t>(*c);
+  std::vector<char> flat, out;
+  EXPECT_FALSE(compress_payload({{noise.data(), noise.size()}}, noise.size(), &flat, &out));
+  ASSERT_TRUE(compress_payload({{text.data(), text.size() / 2}, {text.data() + text.size() / 2, text.size() / 2}},
+                               text.size(), &flat, &out));
+  EXPECT_LT(out.size(), text.size() / 4);
+  std::vector<char> back(text.size());
+  ASSERT_EQ(LZ4_decompress_safe(out.data(), back.data(), static_cast<int>(out.size()), static_cast<int>(back.size())),
+            static_cast<int>(text.size()));
+  EXPECT_EQ(std::memcmp(back.data(), text.data(), text.size()), 0);
 }
 
 TEST(ImageCodec, TruncationAnywhereIsRefused) {
