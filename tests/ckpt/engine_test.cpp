@@ -5,6 +5,7 @@
 // Needs root (ptrace of others, namespaces): skips outside CI, fails under CI=true.
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
@@ -462,6 +463,35 @@ TEST(Engine, TimerStormDuringDumpAndRestore) {
   close(r->pidfd);
   EXPECT_EQ(kill(r->pid, SIGUSR1), 0);
   EXPECT_EQ(wait_status_bounded(r->init_pid, 20), 0) << "the restored process's itimer stopped firing";
+}
+
+// With one usable CPU (a pinned or cpuset-limited restorer) the restore runs one filler, the
+// calling thread, and no helper: the same image comes back just as right.
+TEST(Engine, OneUsableCpuRestoresWithOneFiller) {
+  REQUIRE_ROOT();
+  cpu_set_t all, one;
+  ASSERT_EQ(sched_getaffinity(0, sizeof all, &all), 0);
+  int first = 0;
+  while (first < CPU_SETSIZE && !CPU_ISSET(first, &all)) first++;
+  ASSERT_LT(first, CPU_SETSIZE);
+  CPU_ZERO(&one);
+  CPU_SET(first, &one);
+  ASSERT_EQ(sched_setaffinity(0, sizeof one, &one), 0);
+  ScopeGuard unpin([&] { sched_setaffinity(0, sizeof all, &all); });
+  Child c = spawn();
+  ScopeGuard cleanup([&] {
+    unlink(c.result_path.c_str());
+    unlink(c.input_path.c_str());
+  });
+  for (bool compress : {false, true}) {
+    SCOPED_TRACE(compress ? "compressed" : "plain");
+    auto img = dump(c.pid, compress ? AfterDump::kKill : AfterDump::kResume, compress);
+    ASSERT_TRUE(img.ok()) << img.error().str();
+    // First a copy beside the original (which keeps running), then the original itself; each
+    // must finish the computation exactly.
+    EXPECT_EQ(restore_and_finish(img->get(), c.pid), 0);
+    EXPECT_EQ(read_result(c.result_path), expected_result());
+  }
 }
 
 // A page section whose data was damaged is refused at restore, whichever filler thread checks
