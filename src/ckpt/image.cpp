@@ -313,11 +313,21 @@ void ImageReader::release_before(const std::uint8_t* p) {
   map_released_ = upto;
 }
 
+namespace {
+
+// Makes [p, p + n) of the image's mapping present with one call instead of a fault per page;
+// false (errno set) when the file shrank under it: touching a page past its end would be a SIGBUS.
+bool populate_range(const std::uint8_t* p, std::size_t n) {
+  if (n == 0) return true;
+  auto start = reinterpret_cast<std::uintptr_t>(p) & ~std::uintptr_t{4095};
+  auto end = reinterpret_cast<std::uintptr_t>(p + n);
+  return ::madvise(reinterpret_cast<void*>(start), end - start, MADV_POPULATE_READ) == 0;
+}
+
+}  // namespace
+
 Status ImageReader::populate_mapped(std::size_t n) {
-  if (n == 0) return ok_status();
-  auto start = reinterpret_cast<std::uintptr_t>(map_ + map_pos_) & ~std::uintptr_t{4095};
-  auto end = reinterpret_cast<std::uintptr_t>(map_ + map_pos_ + n);
-  if (::madvise(reinterpret_cast<void*>(start), end - start, MADV_POPULATE_READ) != 0)
+  if (!populate_range(map_ + map_pos_, n))
     return errno_error("cannot read image at offset {} (did the file shrink while being restored?)", offset_);
   return ok_status();
 }
@@ -394,29 +404,24 @@ Result<SectionHeader> ImageReader::next() {
   return cur_;
 }
 
+// The same path as a restore's page sections, checked at once: a stream's stored bytes are read
+// straight into out (into scratch first when they must be decoded), a mapped image's are checked
+// in place and then copied or decoded into out.
 Status ImageReader::read_payload_into(void* out, std::size_t n) {
   if (!have_cur_) return make_error("internal: no current section");
   if (n != cur_.raw_length)
     return make_error("internal: payload buffer of {} bytes for a {}-byte section", n, cur_.raw_length);
-  void* dst = out;
-  if (cur_.flags & kSectionLz4) {
+  auto* o = static_cast<std::uint8_t*>(out);
+  std::uint8_t* buf = o;
+  std::size_t buf_len = n;
+  if ((cur_.flags & kSectionLz4) && map_ == nullptr) {
     scratch_.resize(cur_.length);
-    dst = scratch_.data();
+    buf = reinterpret_cast<std::uint8_t*>(scratch_.data());
+    buf_len = scratch_.size();
   }
-  OSMO_ASSIGN_OR_RETURN(std::size_t got, read_full(dst, cur_.length));
-  if (got < cur_.length)
-    return make_error(
-        "image truncated: section #{} ({}) at offset {}: expected {} payload bytes, the stream "
-        "ended after {}",
-        index_, section_name(cur_.type), section_offset_, cur_.length, got);
-  OSMO_TRY(finish_payload(dst, n));
-  if (cur_.flags & kSectionLz4) {
-    int d = LZ4_decompress_safe(scratch_.data(), static_cast<char*>(out), static_cast<int>(cur_.length),
-                                static_cast<int>(n));
-    if (d < 0 || static_cast<std::size_t>(d) != n)
-      return make_error("image corrupted: section #{} ({}) at offset {}: bad LZ4 data", index_ - 1,
-                        section_name(cur_.type), section_offset_);
-  }
+  OSMO_ASSIGN_OR_RETURN(UncheckedPayload u, take_payload_unchecked(buf, buf_len, o, n));
+  OSMO_TRY(u.check());
+  if (u.data != o) std::memcpy(o, u.data, n);  // plain, in the mapping
   return ok_status();
 }
 
@@ -480,13 +485,9 @@ Result<UncheckedPayload> ImageReader::take_payload_unchecked(std::uint8_t* buf, 
 
 Status UncheckedPayload::check() {
   if (checked) return ok_status();
-  if (in_mapping && stored_length > 0) {
-    auto start = reinterpret_cast<std::uintptr_t>(stored) & ~std::uintptr_t{4095};
-    auto end = reinterpret_cast<std::uintptr_t>(stored + stored_length);
-    if (::madvise(reinterpret_cast<void*>(start), end - start, MADV_POPULATE_READ) != 0)
-      return errno_error("cannot read image section #{} ({}) at offset {} (did the file shrink while being restored?)",
-                         index, section_name(type), offset);
-  }
+  if (in_mapping && !populate_range(stored, stored_length))
+    return errno_error("cannot read image section #{} ({}) at offset {} (did the file shrink while being restored?)",
+                       index, section_name(type), offset);
   OSMO_TRY(verify_payload(type, index, offset, checksum, stored, stored_length));
   if (compressed) {
     int d = LZ4_decompress_safe(reinterpret_cast<const char*>(stored), reinterpret_cast<char*>(decode_to),
@@ -497,13 +498,6 @@ Status UncheckedPayload::check() {
     data = decode_to;
   }
   checked = true;
-  return ok_status();
-}
-
-// Verifies the stored payload's checksum and closes the current section.
-Status ImageReader::finish_payload(const void* stored, std::size_t raw_n) {
-  OSMO_TRY(verify_payload(cur_.type, index_, section_offset_, cur_.payload_checksum, stored, cur_.length));
-  close_section(raw_n);
   return ok_status();
 }
 

@@ -215,7 +215,6 @@ class ImageReader {
   // Makes [map_pos_, map_pos_ + n) of the mapping present; fails if the file shrank under us
   // (touching a page past its end would be a SIGBUS).
   Status populate_mapped(std::size_t n);
-  Status finish_payload(const void* stored, std::size_t raw_n);
   void close_section(std::size_t raw_n);  // the current section is consumed: counts it
   Status check_end(const std::vector<std::uint8_t>& payload);
   int fd_;
