@@ -18,6 +18,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <thread>
+#include <utility>
 
 #include <fmt/format.h>
 #include <gtest/gtest.h>
@@ -72,10 +73,19 @@ std::uint64_t expected_result() {
 volatile sig_atomic_t g_usr1 = 0;
 void on_usr1(int) { g_usr1 = 1; }
 
+// A spawned child and its two files, which go with it however the test ends.
 struct Child {
   pid_t pid = -1;
   std::string result_path;
   std::string input_path;  // held open read-only at fd 5: must be unchanged at restore
+  Child() = default;
+  Child(Child&& o) noexcept
+      : pid(o.pid), result_path(std::exchange(o.result_path, {})), input_path(std::exchange(o.input_path, {})) {}
+  Child& operator=(Child&&) = delete;
+  ~Child() {
+    if (!result_path.empty()) unlink(result_path.c_str());
+    if (!input_path.empty()) unlink(input_path.c_str());
+  }
 };
 
 // mode 0: plain; 1: with a second thread; 2: with an eventfd open.
@@ -198,8 +208,6 @@ TEST(Engine, DumpKillRestoreFinishesTheComputation) {
   EXPECT_NE(kill(c.pid, 0), 0) << "--kill must leave no original";
   EXPECT_EQ(restore_and_finish(img->get(), c.pid), 0);
   EXPECT_EQ(read_result(c.result_path), expected_result());
-  unlink(c.result_path.c_str());
-  unlink(c.input_path.c_str());
 }
 
 TEST(Engine, LeaveRunningAndRestoreACopyCompressed) {
@@ -215,8 +223,6 @@ TEST(Engine, LeaveRunningAndRestoreACopyCompressed) {
   EXPECT_EQ(wait_status(c.pid), 0) << "the original must finish correctly after the dump";
   EXPECT_EQ(copy_status, 0);
   EXPECT_EQ(read_result(c.result_path), expected_result());
-  unlink(c.result_path.c_str());
-  unlink(c.input_path.c_str());
 }
 
 // A process with 64 anonymous pages: 0-9 and 20-29 hold data, 10-19 were written with zeros
@@ -311,8 +317,6 @@ TEST(Engine, RefusesThreadsBeforeTouching) {
   expect_untouched(c.pid);
   kill(c.pid, SIGUSR1);
   EXPECT_EQ(wait_status(c.pid), 0);
-  unlink(c.result_path.c_str());
-  unlink(c.input_path.c_str());
 }
 
 TEST(Engine, RefusesEventfdBeforeTouching) {
@@ -324,8 +328,6 @@ TEST(Engine, RefusesEventfdBeforeTouching) {
   expect_untouched(c.pid);
   kill(c.pid, SIGUSR1);
   EXPECT_EQ(wait_status(c.pid), 0);
-  unlink(c.result_path.c_str());
-  unlink(c.input_path.c_str());
 }
 
 TEST(Engine, EveryDumpFaultLeavesTheOriginalRunning) {
@@ -343,8 +345,6 @@ TEST(Engine, EveryDumpFaultLeavesTheOriginalRunning) {
   kill(c.pid, SIGUSR1);
   EXPECT_EQ(wait_status(c.pid), 0) << "the original must compute the right result after all aborted dumps";
   EXPECT_EQ(read_result(c.result_path), expected_result());
-  unlink(c.result_path.c_str());
-  unlink(c.input_path.c_str());
 }
 
 TEST(Engine, EveryRestoreFaultLeavesNothingBehind) {
@@ -367,8 +367,6 @@ TEST(Engine, EveryRestoreFaultLeavesNothingBehind) {
   }
   EXPECT_EQ(restore_and_finish(img->get(), c.pid), 0);
   EXPECT_EQ(read_result(c.result_path), expected_result());
-  unlink(c.result_path.c_str());
-  unlink(c.input_path.c_str());
 }
 
 TEST(Engine, ChangedFileIsRefusedAtRestore) {
@@ -385,8 +383,6 @@ TEST(Engine, ChangedFileIsRefusedAtRestore) {
   EXPECT_NE(r.error().message.find("file of fd 5 " + c.input_path + " changed since the checkpoint"),
             std::string::npos)
       << r.error().message;
-  unlink(c.result_path.c_str());
-  unlink(c.input_path.c_str());
 }
 
 // A child hit by a 100 us periodic ITIMER_REAL, sleeping in pause(): timer signals arrive while
@@ -479,10 +475,6 @@ TEST(Engine, OneUsableCpuRestoresWithOneFiller) {
   ASSERT_EQ(sched_setaffinity(0, sizeof one, &one), 0);
   ScopeGuard unpin([&] { sched_setaffinity(0, sizeof all, &all); });
   Child c = spawn();
-  ScopeGuard cleanup([&] {
-    unlink(c.result_path.c_str());
-    unlink(c.input_path.c_str());
-  });
   for (bool compress : {false, true}) {
     SCOPED_TRACE(compress ? "compressed" : "plain");
     auto img = dump(c.pid, compress ? AfterDump::kKill : AfterDump::kResume, compress);
@@ -500,10 +492,6 @@ TEST(Engine, OneUsableCpuRestoresWithOneFiller) {
 TEST(Engine, DamagedPageDataIsRefusedAtRestore) {
   REQUIRE_ROOT();
   Child c = spawn();
-  ScopeGuard cleanup([&] {
-    unlink(c.result_path.c_str());
-    unlink(c.input_path.c_str());
-  });
   auto img = dump(c.pid, AfterDump::kKill);
   ASSERT_TRUE(img.ok()) << img.error().str();
   std::string bytes(static_cast<std::size_t>(lseek(img->get(), 0, SEEK_END)), '\0');
@@ -560,10 +548,6 @@ TEST(Engine, DamagedPageDataIsRefusedAtRestore) {
 TEST(Engine, RefusesAnImageWithCapabilitiesTheRestorerLacks) {
   REQUIRE_ROOT();
   Child c = spawn();
-  ScopeGuard cleanup([&] {
-    unlink(c.result_path.c_str());
-    unlink(c.input_path.c_str());
-  });
   auto img = dump(c.pid, AfterDump::kResume);
   ASSERT_TRUE(img.ok()) << img.error().str();
   kill(c.pid, SIGUSR1);

@@ -95,6 +95,17 @@ Status read_whole(int fd, std::vector<std::vector<std::uint8_t>>* payloads) {
   }
 }
 
+// An image given as bytes must be refused, the message naming the section (e.g. "section #1
+// (pages)") and what is wrong with it.
+void expect_refused(const std::vector<std::uint8_t>& bytes, const std::string& section, const std::string& what) {
+  UniqueFd fd = from_bytes(bytes);
+  std::vector<std::vector<std::uint8_t>> payloads;
+  Status s = read_whole(fd.get(), &payloads);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.error().message.find(section), std::string::npos) << s.error().message;
+  EXPECT_NE(s.error().message.find(what), std::string::npos) << s.error().message;
+}
+
 TEST(ImageCodec, RoundTripPlainAndCompressed) {
   both_ways([&] {
     for (bool compress : {false, true}) {
@@ -141,12 +152,7 @@ TEST(ImageCodec, PayloadChecksumMismatchNamesTheSection) {
   both_ways([&] {
     auto bad = sample_image(false);
     bad[kImageHeaderSize + kSectionHeaderSize + 1] ^= 1;  // inside the task payload
-    UniqueFd fd = from_bytes(bad);
-    std::vector<std::vector<std::uint8_t>> payloads;
-    Status s = read_whole(fd.get(), &payloads);
-    ASSERT_FALSE(s.ok());
-    EXPECT_NE(s.error().message.find("section #0 (task)"), std::string::npos) << s.error().message;
-    EXPECT_NE(s.error().message.find("checksum mismatch"), std::string::npos) << s.error().message;
+    expect_refused(bad, "section #0 (task)", "checksum mismatch");
   });
 }
 
@@ -157,12 +163,7 @@ TEST(ImageCodec, CompressedPageSectionsAreCheckedThenDecoded) {
   both_ways([&] {
     auto bad = sample_image(true);
     bad[bad.size() - (kSectionHeaderSize + 16) - 2] ^= 1;  // the last bytes of the pages payload
-    UniqueFd fd = from_bytes(bad);
-    std::vector<std::vector<std::uint8_t>> payloads;
-    Status s = read_whole(fd.get(), &payloads);
-    ASSERT_FALSE(s.ok());
-    EXPECT_NE(s.error().message.find("section #1 (pages)"), std::string::npos) << s.error().message;
-    EXPECT_NE(s.error().message.find("checksum mismatch"), std::string::npos) << s.error().message;
+    expect_refused(bad, "section #1 (pages)", "checksum mismatch");
   });
   UniqueFd fd = memfd();
   ImageWriter w(fd.get(), true);
@@ -173,14 +174,7 @@ TEST(ImageCodec, CompressedPageSectionsAreCheckedThenDecoded) {
                   .ok());
   ASSERT_TRUE(w.write_end().ok());
   auto bytes = read_all(fd.get());
-  both_ways([&] {
-    UniqueFd in = from_bytes(bytes);
-    std::vector<std::vector<std::uint8_t>> payloads;
-    Status s = read_whole(in.get(), &payloads);
-    ASSERT_FALSE(s.ok());
-    EXPECT_NE(s.error().message.find("section #0 (pages)"), std::string::npos) << s.error().message;
-    EXPECT_NE(s.error().message.find("bad LZ4 data"), std::string::npos) << s.error().message;
-  });
+  both_ways([&] { expect_refused(bytes, "section #0 (pages)", "bad LZ4 data"); });
 }
 
 // Compression is tried only where a sample compresses: random bytes are stored plain at once,
