@@ -245,12 +245,12 @@ double median_ms(const std::vector<Figures>& runs, double Figures::*field) {
 void print_summary(std::size_t mib, const std::vector<Figures>& runs) {
   std::string each;
   for (const Figures& f : runs) each += fmt::format("{}{:.0f}", each.empty() ? "" : " / ", (f.dump + f.restore) * 1e3);
+  double dump = median_ms(runs, &Figures::dump), restore = median_ms(runs, &Figures::restore);
   std::printf(
       "%6zu MiB  median of %zu runs: dump %.1f ms, restore %.1f ms, dump+restore %.1f ms (each run: %s ms) | "
       "image in memory %.1f ms | dump|restore (pipe) %.1f ms\n",
-      mib, runs.size(), median_ms(runs, &Figures::dump), median_ms(runs, &Figures::restore),
-      median_ms(runs, &Figures::dump) + median_ms(runs, &Figures::restore), each.c_str(),
-      median_ms(runs, &Figures::in_memory), median_ms(runs, &Figures::streamed));
+      mib, runs.size(), dump, restore, dump + restore, each.c_str(), median_ms(runs, &Figures::in_memory),
+      median_ms(runs, &Figures::streamed));
 }
 
 }  // namespace
