@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // `osmo daemon` (osmod) and `osmo nodes`, the commands of the daemon part.
 #include <unistd.h>
 
@@ -30,7 +31,7 @@ void add_daemon(CLI::App& app, GlobalOptions& global, int* exit_code) {
                   "Whose load to report: machine, cgroup (this daemon's cgroup and its jobs), or auto "
                   "(cgroup when it has a CPU quota)")
       ->capture_default_str();
-  cmd->add_option("--speed", cfg->speed, "Relative CPU speed of this node (default: measured)");
+  cmd->add_option("--speed", cfg->speed, "CPU speed of this node relative to the cluster's reference CPU (default 1.0)");
   cmd->callback([cmd, cfg, config_file, &global, exit_code] {
     daemon::DaemonConfig c = *cfg;
     if (!config_file->empty()) {

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // LoadSampler on fake procfs/sysfs/cgroupfs trees: cgroup v1 (hybrid layout, as on our CI
 // machine), pure v2 (as on most user machines), and the machine scope.
 #include <gtest/gtest.h>
@@ -82,7 +83,7 @@ TEST(LoadSamplerFake, CgroupV1Hybrid) {
   ASSERT_TRUE(r.ok()) << r.error().str();
   EXPECT_EQ(r->runnable, 2);          // 100 and 102 (child cgroup); S, D and exited ones not
   EXPECT_DOUBLE_EQ(r->cpus, 0.5);     // cpuset 0-1 (2 CPUs), quota 0.5 wins
-  EXPECT_DOUBLE_EQ(r->speed, 2.5);    // 2.5 GHz max frequency
+  EXPECT_DOUBLE_EQ(r->speed, 1.0);    // not the 2.5 GHz max frequency: speed is configuration
   EXPECT_EQ(r->mem_total_mb, 1024u);  // the cgroup limit
   EXPECT_EQ(r->mem_free_mb, 640u);    // 1024 - (512 - 128 inactive file)
   EXPECT_EQ(r->cpu_usage_us, 1234567u);
@@ -204,18 +205,21 @@ TEST(LoadSamplerFake, Machine) {
   EXPECT_EQ(r->mem_total_mb, 8192u);
   EXPECT_EQ(r->mem_free_mb, 4096u);
   EXPECT_EQ(r->cpu_usage_us, 160u * (1'000'000u / static_cast<unsigned>(sysconf(_SC_CLK_TCK))));
-  EXPECT_EQ(s->describe(), "machine (speed 2.50)");
+  EXPECT_EQ(s->describe(), "machine (speed 1.00)");
 }
 
-TEST(LoadSamplerFake, SpeedFromCpuinfoAndOverride) {
+// Speed is relative to the reference CPU and comes only from the configuration: the clock rate
+// in cpuinfo/cpufreq must not scale the load (2 runnable tasks on 0.5 CPU are a load of 4.0 on a
+// 3 GHz machine too).
+TEST(LoadSamplerFake, SpeedIsConfigurationNotClockRate) {
   FakeTree t;
   write_common(t);
   t.write("proc/self/status", "Cpus_allowed_list:\t1\n");
   t.write("proc/cpuinfo",
           "processor\t: 0\ncpu MHz\t\t: 1000.000\n\nprocessor\t: 1\ncpu MHz\t\t: 3000.500\n");
-  auto s = LoadSampler::create(LoadScope::kMachine, options_for(t));  // no cpufreq for cpu1
+  auto s = LoadSampler::create(LoadScope::kMachine, options_for(t));
   ASSERT_TRUE(s.ok()) << s.error().str();
-  EXPECT_DOUBLE_EQ(s->sample()->speed, 3.0005);
+  EXPECT_DOUBLE_EQ(s->sample()->speed, 1.0);
   auto o = options_for(t);
   o.speed = 1.25;
   auto s2 = LoadSampler::create(LoadScope::kMachine, o);

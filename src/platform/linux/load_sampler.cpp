@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Load/capacity sampling for the machine or our own cgroup (see load_sampler.hpp).
 #include "platform/linux/load_sampler.hpp"
 
@@ -31,34 +32,6 @@ Status for_each_ancestor(std::string dir, const std::string& mount, F f) {
     dir = parent_dir(dir);
   }
   return ok_status();
-}
-
-// "cpu MHz" of processor `cpu` in /proc/cpuinfo (the first one listed when `cpu` is absent).
-std::optional<double> cpuinfo_mhz(const std::string& text, int cpu) {
-  std::optional<double> first, mine;
-  int current = -1;
-  std::string_view rest = text;
-  while (!rest.empty()) {
-    auto nl = rest.find('\n');
-    std::string_view line = rest.substr(0, nl);
-    rest = nl == std::string_view::npos ? std::string_view() : rest.substr(nl + 1);
-    auto colon = line.find(':');
-    if (colon == std::string_view::npos) continue;
-    auto key = trim(line.substr(0, colon));
-    auto val = trim(line.substr(colon + 1));
-    if (key == "processor") {
-      std::uint64_t p = 0;
-      current = parse_u64(val, &p) ? static_cast<int>(p) : -1;
-    } else if (key == "cpu MHz") {
-      char* end = nullptr;
-      std::string v(val);
-      double mhz = std::strtod(v.c_str(), &end);
-      if (end == v.c_str() || mhz <= 0) continue;
-      if (!first) first = mhz;
-      if (current == cpu && !mine) mine = mhz;
-    }
-  }
-  return mine ? mine : first;
 }
 
 // The TID of the calling thread as PROC sees it (PROC/thread-self -> "PID/task/TID"); 0 when the
@@ -116,24 +89,12 @@ Result<LoadSampler> LoadSampler::create(LoadScope scope, const SamplerOptions& o
     OSMO_ASSIGN_OR_RETURN(s.quota_at_create_, s.read_quota());
   }
 
-  if (options.speed && *options.speed > 0) {
-    s.speed_ = *options.speed;
-  } else {
-    // The first CPU we may run on stands for all: nodes of one machine are alike.
-    int cpu = 0;
-    if (auto status = read_text_file(options.proc_root + "/self/status"); status.ok()) {
-      if (auto list = find_keyed_text(*status, "Cpus_allowed_list")) {
-        if (auto cpus = parse_cpu_list(*list); cpus.ok() && !cpus->empty()) cpu = cpus->front();
-      }
-    }
-    auto khz = read_u64_file(
-        fmt::format("{}/devices/system/cpu/cpu{}/cpufreq/cpuinfo_max_freq", options.sys_root, cpu));
-    if (khz.ok() && *khz > 0) {
-      s.speed_ = static_cast<double>(*khz) / 1e6;
-    } else if (auto info = read_text_file(options.proc_root + "/cpuinfo"); info.ok()) {
-      if (auto mhz = cpuinfo_mhz(*info, cpu)) s.speed_ = *mhz / 1000.0;
-    }
-  }
+  // Speed is relative to the cluster's reference CPU (1.0), never a clock rate: the load a node
+  // reports must mean "runnable tasks per usable CPU" whatever the hardware (1.0 = every CPU
+  // busy), and every threshold of the policy is calibrated on that scale. When speed was taken
+  // from the CPU's MHz (2.6 here), two busy loops under a 0.5 CPU quota read as load 1.5 instead
+  // of 4.0. Nodes that really differ in speed are told so by their configuration (`speed`).
+  if (options.speed && *options.speed > 0) s.speed_ = *options.speed;
   return s;
 }
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Load and capacity sampling for the daemon's load vector: how many tasks want a CPU, how many
 // CPUs we may use, how fast they are, how much memory is free, and how much CPU time was used.
 //
@@ -8,10 +9,9 @@
 //             tasks (recursively), its cpuset and CFS quota (including its ancestors'), its memory
 //             limit and usage, and its CPU usage counter. cgroup v1 (also hybrid) and pure v2.
 //
-// Speed: a relative CPU speed where 1.0 is a 1 GHz core. It is the nominal maximum frequency of
-// the first CPU we may run on (sysfs cpufreq cpuinfo_max_freq), else the "cpu MHz" that
-// /proc/cpuinfo reports for it (on VMs: the TSC rate), else 1.0. Frequency ignores micro-
-// architecture, so a heterogeneous cluster should set it explicitly (SamplerOptions::speed).
+// Speed: the node's CPU speed relative to the cluster's reference CPU (1.0). It is configuration
+// (SamplerOptions::speed), never measured: a clock rate ignores micro-architecture, and a speed
+// that is not near 1.0 on ordinary nodes would skew every load figure (see load_sampler.cpp).
 //
 // The procfs, sysfs and cgroupfs roots are injectable for tests on fake trees.
 #pragma once
@@ -44,7 +44,7 @@ struct SamplerOptions {
   std::string cgroup_of = "self";
   // ...unless a cgroup path ("/osmo-testbed/n1") is given, used for every controller.
   std::optional<std::string> cgroup_path;
-  // Overrides the computed speed when set (> 0).
+  // The node's relative speed when set (> 0); 1.0 otherwise.
   std::optional<double> speed;
 };
 
