@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Builds and runs every benchmark under bench/. Each prints its figures next to a baseline measured
 # in the same run (ratios), never a pass/fail on time. Some need root (the testbed, ptrace).
 # Usage: scripts/bench.sh [NAME...]   (names: the folders under bench/; default all)

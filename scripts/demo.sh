@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # The osmo demo: installs what is missing, builds, starts a 4-node cluster on this machine (each node
 # in its own network namespace with half a CPU), runs real programs through it and shows what the
 # cluster sees: membership, load spreading, a node failing and coming back, a graceful leave.

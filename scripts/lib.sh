@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Shared by scripts/*.sh: dependency installation and the build. Source it; do not run it.
 # Everything osmo needs on a fresh Debian 12 machine is installed from here and nowhere else.
 

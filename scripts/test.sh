@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Installs what is missing, builds, and runs the whole test suite (unit, simulation, conformance
 # and testbed integration tests). Root-only tests skip outside CI; under CI=true a skip fails.
 set -euo pipefail

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The simulated cluster: node lifecycle, the event loop and cluster-wide observations
 // (see cluster.hpp).
 #include "sim/cluster.hpp"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // A simulated osmo cluster: N nodes, each running the real gossip::Node over the virtual datagram
 // network (sim/network.hpp), driven by one event queue and one virtual clock. Nodes can be killed
 // (silently: they stop ticking and receiving, like a powered-off machine), restarted with empty

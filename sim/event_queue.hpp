@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The simulator's agenda: events ordered by virtual time, ties broken by insertion order, so a
 // run is a pure function of its seed. Events are small tagged records rather than closures: a
 // thousand-node run schedules millions of them (one gossip tick per node every few tens of ms).

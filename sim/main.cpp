@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // osmo-sim: runs one simulated-cluster scenario and prints its metrics as key=value lines (or one
 // JSON object with --json). Same options and seed, same output: see docs/simulator.md.
 #include <cstdio>

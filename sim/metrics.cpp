@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Metrics formatting and the trace hash (see metrics.hpp).
 #include "sim/metrics.hpp"
 

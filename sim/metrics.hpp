@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The simulator's results: an ordered list of key=value metrics (printed one per line, or as a JSON
 // object), plus a running FNV-1a hash that scenarios fold every observable event into, so that
 // "same seed, same run" can be checked by comparing two hashes.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // A virtual datagram network for unit tests and the simulator. It hosts many endpoints, each with
 // its own env::Transport, and delivers their datagrams on a ManualClock's timeline with
 // configurable latency, jitter, loss and duplication; it can cut links (blocked pairs, partitions

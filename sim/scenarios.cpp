@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The simulator's experiments (see scenarios.hpp for what each measures).
 #include "sim/scenarios.hpp"
 

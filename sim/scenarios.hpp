@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The simulator's experiments. Each builds a cluster from the options, runs one scenario on the
 // virtual clock and returns its figures as metrics (times in virtual milliseconds):
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The simulated workload (see workload.hpp).
 #include "sim/workload.hpp"
 

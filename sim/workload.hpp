@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The simulated workload: a Poisson stream of jobs submitted at random nodes, placed by the real
 // policy code (or by a baseline, for comparison), each running for a random time; every node's
 // runnable count is smoothed by the real LoadEstimator and gossiped through set_local_load(), and

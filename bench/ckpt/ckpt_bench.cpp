@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Checkpoint/restore throughput: a child with S bytes of non-zero anonymous memory is dumped
 // (to /dev/null: engine cost only; and to a memfd: what a restore reads), then restored from the
 // memfd; the restored child verifies every word of its memory and exits 0. "dump+restore" is the

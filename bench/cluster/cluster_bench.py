@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Benchmark of issue 3 on the 4-node testbed: time to full convergence, failure-detection time,
 and the daemon's CPU and memory use at rest. Needs root (namespaces, cgroups).
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # bench/run: brings up a 2-node testbed, runs osmo-run-bench inside n1 against n2, takes it down.
 # Needs root (namespaces). Usage: run.sh [osmo-run-bench options]
 set -euo pipefail

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // bench/run: what `osmo run` costs against running the same program locally, measured in one run.
 //   start latency: p50 of `osmo run --node REMOTE true` vs p50 of a local fork+exec of `true`
 //   stdout throughput: `osmo run --node REMOTE head -c N /dev/zero` read through a pipe vs the

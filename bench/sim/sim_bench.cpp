@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // How fast the simulator runs: a converged cluster of N nodes (real gossip, load sampling, job
 // placement) in steady state, measured in simulated events per wall second and virtual seconds
 // per wall second, against the bare event agenda (push + pop of one event) measured in the same

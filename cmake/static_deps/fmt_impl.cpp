@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // fmt's compiled part, built into the `osmo` executable from the installed headers instead of
 // linking libfmt.so (see CMakeLists.txt here: every shared library costs `osmo run` start-up
 // time). format-inl.h holds fmt's out-of-line functions; the explicit instantiations below are

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Per-module logging. Every line names the node and the module and carries key=value details.
 // The timestamp comes from an injected time source when one is given (the simulator passes its
 // virtual clock, so two runs of one seed produce identical logs); otherwise from the wall clock.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Errors are values in osmo: every fallible operation returns Result<T>, which holds either a
 // value or an Error (an errno-style code plus a precise, human-readable message with context).
 // Exceptions never cross a module boundary.

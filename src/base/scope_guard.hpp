@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Runs a callable when the scope ends unless dismissed: cleanup that happens on every error path.
 #pragma once
 

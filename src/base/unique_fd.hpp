@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // RAII owner of a file descriptor: closed exactly once, movable, never copied.
 #pragma once
 

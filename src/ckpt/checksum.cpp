@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Chooses the checksum implementation for this CPU once (see checksum.hpp).
 #include "ckpt/checksum.hpp"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Checksums of the image format: XXH3-64 (docs/image-format.md). Every header and every payload
 // of an image is checksummed, so a checksum pass touches as many bytes as the image holds; with
 // CRC-32C it cost ~0.17 s per GiB here, more than reading the process's memory. XXH3 runs at

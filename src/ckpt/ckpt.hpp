@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // osmo's checkpoint/restore engine: the public API (the library osmo_ckpt).
 //
 //   checkpoint(pid, out_fd, options)  -> writes an image stream of a running process

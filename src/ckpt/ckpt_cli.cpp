@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // `osmo checkpoint`, `osmo restore`, `osmo image show`: thin command-line wrappers around the
 // engine (ckpt.hpp). Refusals and failures print one line "osmo <cmd>: <reason>" and exit 1.
 #include <fcntl.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // checkpoint(): sequences the kinds. Preflight (read /proc only, refuse before touching),
 // seize + stop, collect every kind, stream the image, then release the process: resumed exactly
 // where it was (default) or killed once the complete image is written.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The table of fault points (documented in docs/engine.md) and the OSMO_FAULT check.
 #include "ckpt/faults.hpp"
 

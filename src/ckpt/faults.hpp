@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Fault injection: production code calls fault("dump.pages") at named points; when the
 // environment variable OSMO_FAULT lists that name, the call returns an error and the engine takes
 // its normal failure path. Used by tests to prove every failure path cleans up.

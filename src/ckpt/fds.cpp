@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // File descriptors. At dump each fd is classified from /proc/PID/fd (link text + stat) and
 // /proc/PID/fdinfo (flags, position); fds sharing one open file description are found with
 // kcmp(KCMP_FILE) and recorded as duplicates. Portable kinds (regular files, directories,

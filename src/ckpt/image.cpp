@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Image stream codec: section framing, checksums (XXH3-64, checksum.hpp), optional LZ4,
 // and the bounds-checked payload decoder. Errors name the section index, type and stream offset.
 #include "ckpt/image.hpp"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The osmo checkpoint image: a versioned, checksummed stream of typed sections, written and read
 // strictly sequentially so it can go through a file, a pipe or a socket (see docs/image-format.md).
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The kinds of state the engine carries, one source file each, behind a small operations table.
 // dump.cpp and restore.cpp only sequence these functions; they hold no kind-specific logic.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Memory: the mappings, the vdso, carried blobs and the restore-side layout. The page contents
 // themselves stream through page_stream.cpp.
 //

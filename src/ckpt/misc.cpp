@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Task-wide state: identity (pid, comm, exe, session and process group ids), credentials and
 // capabilities, cwd, umask, personality, rlimits, prctl settings, and the clocks the process saw
 // at dump (for the time namespace at restore). Sessions are rebuilt by restore.cpp (session.cpp

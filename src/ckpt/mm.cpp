@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // mm fields: code/data/heap/stack bounds, argv/envp bounds, auxv, exe. The kernel shows them in
 // /proc/PID/stat and /proc/PID/auxv, except the current brk, which we read by injecting brk(0).
 // At restore they are set with ONE PR_SET_MM_MAP: single-field PR_SET_MM is refused (EPERM) for a

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The in-memory model of a checkpointed process: everything the image carries except page and
 // blob contents, which are streamed. Each kind file (mem.cpp, regs.cpp, ...) fills its part at
 // dump, encodes/decodes its own section, and applies it at restore.

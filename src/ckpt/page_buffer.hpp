@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Page-aligned, pre-faulted buffers for streaming page data and blobs.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Page contents: the PAGES sections of an image, written at dump and consumed at restore.
 //
 // Dump: the page runs chosen by mem_dump are cut into batches of up to kBatchBytes (at most

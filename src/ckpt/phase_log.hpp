@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The engine's log and its phase timings: `dump pid=N <phase> ms=...` and `restore pid=N <phase>
 // ms=...` at debug level (osmo's --log-level debug, or BENCH_DEBUG=1 for bench/ckpt), so where a
 // slow checkpoint or restore spends its time can be seen without a profiler.

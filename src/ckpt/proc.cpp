@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // /proc parsing for the engine.
 #include "ckpt/proc.hpp"
 

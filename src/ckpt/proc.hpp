@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Readers for /proc/PID files the engine inspects before and while it holds a process:
 // status, stat, maps, fd, fdinfo. Pure parsing where possible, so the parsers are unit-testable.
 #pragma once

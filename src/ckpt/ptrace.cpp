@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // ptrace layer: seize/interrupt, register access, syscall injection, guaranteed release.
 #include "ckpt/ptrace.hpp"
 

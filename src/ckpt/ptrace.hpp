@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The ptrace layer (our "compel"): seize a process, stop it, read and write its registers, and
 // make it execute system calls on our behalf ("injection"). Every operation returns a checked
 // result; a Tracee that goes out of scope always releases the process: it detaches (dump: the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Registers: general registers (with fs/gs base), the full xsave area (x87, SSE, AVX, AVX-512,
 // PKRU...) exactly as PTRACE_GETREGSET(NT_X86_XSTATE) returns it, and XCR0 of the dumping CPU.
 // A restore on a CPU whose enabled xsave features differ is refused: the layout would not match.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // restore(): sequences the kinds to build a new process from an image stream.
 //
 //   caller (this process)              init (PID 1, new pid+mount ns)       new process

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Sessions and process groups: which helper processes a restore needs so that the restored
 // process gets back the session id and process group id it had (getsid/getpgrp), the way CRIU
 // rebuilds them with helper tasks.

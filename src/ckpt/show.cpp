@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // `osmo image show`: reads a whole image, verifying every checksum, and describes it (JSON, and
 // a text rendering of that JSON for humans).
 #include <sys/mman.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Signals: all 64 dispositions (read by injecting rt_sigaction, which ptrace cannot see), the
 // blocked mask, pending signals of the thread and of the process (PTRACE_PEEKSIGINFO, full
 // siginfo), and the sigaltstack. At restore, dispositions and the altstack are installed by the

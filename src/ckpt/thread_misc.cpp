@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Per-thread registrations the kernel keeps pointers for: rseq (PTRACE_GET_RSEQ_CONFIGURATION),
 // the robust futex list (get_robust_list works on another process), and the clear-child-tid
 // address (injected PR_GET_TID_ADDRESS). All three are re-registered by injected syscalls once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Interval timers (ITIMER_REAL/VIRTUAL/PROF): read by injected getitimer, set again by injected
 // setitimer at the very end of the restore (restore.cpp; only SIGTRAP's disposition and the
 // trampoline's munmap follow, through syscall stops with every signal blocked), so no timer runs

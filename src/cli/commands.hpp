@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Every part of osmo that has user-facing commands registers them on the single `osmo` binary
 // through one of these functions. A command's callback stores its exit status in *exit_code.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The `osmo` binary: one executable for the daemon and every tool. Subcommands are registered by
 // the part of the design they belong to (see commands.hpp).
 #include <algorithm>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The daemon's configuration: command-line options, optionally read from a TOML file first
 // (options given on the command line win). Every default is named here with the reason for it.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Line-oriented control protocol with SCM_RIGHTS fd passing, client and shared helpers.
 #include "daemon/control_client.hpp"
 

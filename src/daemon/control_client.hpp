@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Client side of the control socket, used by every `osmo` command that talks to the local daemon.
 // Protocol: one JSON object per line each way; fds travel as SCM_RIGHTS on the same sendmsg as
 // the line that refers to them (docs/protocol.md, "Control socket").

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 #include "daemon/control_server.hpp"
 
 #include <sys/socket.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The daemon's control socket: a unix stream socket speaking JSON lines (docs/protocol.md). Each
 // connection is served on a thread of its own (bounded), request after request, so a handler may
 // block briefly (e.g. asking other nodes) without stalling gossip.

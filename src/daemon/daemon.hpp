@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // osmod: one per node, no master anywhere. Owns the gossip node (membership and load), samples
 // the local load, serves the control socket for the command-line tools and the peer port for
 // other daemons, and hosts the plugins of other parts (jobs, migration).

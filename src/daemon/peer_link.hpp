@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Peer streams: TCP connections between daemons for everything that is not gossip (starting jobs,
 // relaying their stdio, listing jobs, migrating images). Each stream starts with a mutually
 // authenticated handshake keyed by the cluster secret (docs/protocol.md, "Peer streams"):

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The plugin registry: filled before the command line is parsed, read when the daemon starts.
 #include "daemon/services.hpp"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // How parts of osmo plug into the daemon without the daemon knowing them. A part (e.g. src/run)
 // registers a plugin at program start (from its add_*_commands function); when `osmo daemon`
 // starts, each plugin is called with the Services registry (to add control-socket operations and

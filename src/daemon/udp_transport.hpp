@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // env::Transport over a real UDP socket: the gossip node's only way out of the daemon.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Time as an interface. Protocol code (gossip, policy) never reads the system clock: it is handed
 // a Clock, which the daemon implements with CLOCK_MONOTONIC and the simulator with virtual time.
 #pragma once

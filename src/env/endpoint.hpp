@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // A network endpoint (IPv4/IPv6 literal or name, plus UDP/TCP port), as carried in gossip messages
 // and configuration. Text form: "10.7.0.2:7946", "[::1]:7946", "node3:7946".
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Randomness as an interface, so that a seeded run is repeatable: the daemon seeds from the
 // kernel, the simulator and the tests from a fixed seed.
 #pragma once

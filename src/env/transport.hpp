@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Datagram transport as an interface. Gossip hands outgoing datagrams to a Transport and is fed
 // incoming ones by its owner; the daemon implements it with a UDP socket, the simulator with a
 // virtual network that can delay, drop, duplicate and partition.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Piggybacked membership rumours with bounded retransmission (SWIM's infection-style
 // dissemination). Every accepted change of membership (alive, suspect, dead, left) is queued and
 // then carried by the next outgoing probes, acks and load messages until it has been sent

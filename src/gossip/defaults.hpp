@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Every tunable of the gossip protocol and every limit it enforces, as a named constant with the
 // reason for its value. Config (node.hpp) takes its defaults from here; docs/protocol.md explains
 // how the timers interact.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The gossip datagram protocol: message types, field tags, and the encoder/decoder. A datagram
 // is a wire frame (wire/frame.hpp: magic "OSMG", version, type, MAC) whose body is tagged fields
 // (wire/fields.hpp). All message types share one tag space, so a field means the same thing in

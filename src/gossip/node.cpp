@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The gossip node's state machine (see node.hpp for the contract, docs/protocol.md for the
 // protocol). Everything here runs on the caller's thread, inside start(), tick(), on_datagram(),
 // set_local_load() and leave(); time comes only from the injected Clock, randomness from the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The gossip node: SWIM-style membership and failure detection plus MOSIX-style load
 // dissemination, as one pure, tick-driven state machine. It never reads a clock, opens a socket
 // or draws randomness itself: its owner (the daemon, the simulator, a unit test) injects a Clock,

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Migration decisions: see balance.hpp for the rules and why they keep jobs from ping-ponging.
 #include "policy/balance.hpp"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Load balancing by migration (MOSIX style), decided locally and periodically by each node: should
 // one of our jobs move, which one, and where to. Pure: the daemon (and the simulator) hands in the
 // local state, the gossiped view and the local jobs, and carries out the decision.

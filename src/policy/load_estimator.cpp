@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Load estimation: see load_estimator.hpp for the model and the constants.
 #include "policy/load_estimator.hpp"
 

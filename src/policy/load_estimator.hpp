@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Load estimation (pure): turns sampled runnable-task counts into the smoothed figure a node
 // gossips, and normalises it by the node's capacity so that nodes of different sizes compare.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Initial placement: power of d choices over the gossiped view (see placement.hpp).
 #include "policy/placement.hpp"
 

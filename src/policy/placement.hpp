@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Initial placement of a new job (`osmo run`): which node should start it, decided locally from
 // the gossiped view, robust to stale information and to bursts.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The policy's picture of the cluster: one Candidate per known node, as the gossiped view shows it
 // (the daemon and the simulator convert gossip::MemberView into these, so that policy depends on
 // nothing but base/ and env/), plus the rules for trusting information of a given age.

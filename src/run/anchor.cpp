@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The home anchor (see anchor.hpp).
 #include "run/anchor.hpp"
 

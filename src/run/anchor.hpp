@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The home anchor: the `osmo run` side of a job's relay stream. It feeds the job's stdin from ours
 // (within the credit the shepherd grants), writes the job's stdout and stderr to ours, forwards
 // the job-control signals it receives, and ends with the job's exit status, or with one of the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // A FIFO byte buffer for the relay loops: uninitialised storage (a relay moves GB through it, so
 // no zero-filling), reads append at the tail, writes consume from the head, and the space of
 // consumed bytes is reclaimed by sliding the (small) remainder down when the tail runs out.

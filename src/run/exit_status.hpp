@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Exit statuses of `osmo run` besides the job's own. A job's status passes through unchanged
 // (0-255, or 128+N when it was killed by signal N, like a shell); osmo's own failures use the top
 // of the range, where programs rarely go. Documented in `osmo run --help` and docs/run.md.

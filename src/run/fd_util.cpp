@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Small fd helpers (see fd_util.hpp).
 #include "run/fd_util.hpp"
 

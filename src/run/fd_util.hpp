@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Small fd helpers shared by the shepherd, osmo init and the anchor.
 #pragma once
 

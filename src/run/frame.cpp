@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Encoding and validation of relay frames (see frame.hpp).
 #include "run/frame.hpp"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The relay stream between `osmo run` (the home anchor) and a job's shepherd on the node that
 // runs it. After the daemons' authenticated handshake the stream carries only these frames, in
 // both directions: an 8-byte header (type, flags, reserved, little-endian payload length) and the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // osmo init and the job's own setup between fork and exec (see job_init.hpp).
 #include "run/job_init.hpp"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // osmo init: PID 1 of a job's own PID namespace. The shepherd forks it after unsharing the PID and
 // time namespaces; init unshares a mount namespace with its own /proc (so the job's getpid() and
 // /proc/self agree), forks the job (PID 2, so the kernel's default signal actions apply to it,

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // JobSpec capture (client side), kernel-sourced credentials (daemon side) and JSON encoding.
 #include "run/job_spec.hpp"
 

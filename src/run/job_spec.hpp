@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // What a job is made of, as the home node captures it and the target node recreates it: command,
 // environment, working directory, umask, resource limits and the caller's credentials. The
 // credentials are filled in by the home daemon from SO_PEERCRED and /proc/<pid>/status, never

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Job records on disk and the live figures `osmo ps` shows (see job_table.hpp).
 #include "run/job_table.hpp"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The jobs a node hosts, as files: <state_dir>/jobs/<id>.json, written by each job's shepherd when
 // the job starts and removed when it ends. The daemon keeps no job state in memory, so a restarted
 // daemon sees the same jobs; a record whose shepherd is gone (crash, kill -9) is recognised by the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Fast shepherd start-up for the daemon. Starting a shepherd with fork+exec from the daemon costs
 // two forks of a multi-threaded process and a fresh start of the osmo binary (page faults are
 // expensive here), which dominated the start latency of `osmo run`. Instead the daemon forks one

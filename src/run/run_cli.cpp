@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // `osmo run`, `osmo ps`, `osmo kill`, and the hidden `osmo __job-shepherd` the daemon execs for
 // each job. Also registers the daemon plugin (run_service.hpp) for every `osmo` invocation.
 #include <signal.h>

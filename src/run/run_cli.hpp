@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The fast path of `osmo run` (run_cli.cpp): main() calls it before it builds the command-line
 // parser for all of osmo's commands, because that costs `osmo run` start-up time (heap pages,
 // each a ~12 us page fault on our VMs). It accepts exactly the forms the CLI11 parser accepts

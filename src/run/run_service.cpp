@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The daemon side of `osmo run`, `osmo ps` and `osmo kill` (see run_service.hpp).
 #include "run/run_service.hpp"
 

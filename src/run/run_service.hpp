@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The daemon side of `osmo run`, `osmo ps` and `osmo kill`, installed as a daemon plugin.
 //
 // Control operations (local clients, credentials from SO_PEERCRED):

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The job shepherd (see shepherd.hpp): start-up, the relay loop and the detached spawn.
 #include "run/shepherd.hpp"
 

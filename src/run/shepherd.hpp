@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The shepherd: one process per job on the node that runs it, never a child of the daemon, so a
 // daemon restart leaves it alone. The daemon's launcher (launcher.hpp) forks it, usually ahead of
 // time ("warm": it has already prepared the job's namespaces and osmo init and waits for a job);

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Placement of the testbed's cgroups (see cgroups.hpp).
 #include "testbed/cgroups.hpp"
 

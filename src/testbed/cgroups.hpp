@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Where the testbed's cgroups go. Each node gets <parent>/osmo-testbed/nK in every controller
 // we use. On cgroup v1 <parent> is our own cgroup in that controller (on the CI machine: the root
 // for cpu, cpuacct and cpuset, and a nested memory cgroup that the machine's supervisor put us

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Testbed names, addresses and paths (see layout.hpp).
 #include "testbed/layout.hpp"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Names, addresses and file locations of a testbed: everything that follows from a node's number,
 // kept in one place so that up, down, list and exec (and docs/testbed.md) agree.
 //

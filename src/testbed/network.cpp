@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The testbed's private bridged network (see network.hpp).
 #include "testbed/network.hpp"
 

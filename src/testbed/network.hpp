@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The testbed's private network: one namespace holding a bridge, one namespace per node, a veth
 // pair from each node to the bridge. The root namespace has no interface on it, so nothing the
 // nodes send can leave the machine, and nothing outside can reach them.

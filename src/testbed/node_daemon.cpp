@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // One testbed node's daemon (see node_daemon.hpp).
 #include "testbed/node_daemon.hpp"
 

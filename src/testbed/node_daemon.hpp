@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The daemon of one testbed node: its command line (the contract of `osmo daemon`), starting it
 // detached inside the node's namespace and cgroup, finding it again through its pid file, and
 // waiting for its control socket.

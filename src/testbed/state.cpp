@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The testbed record as JSON (see state.hpp).
 #include "testbed/state.hpp"
 

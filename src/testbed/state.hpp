@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The testbed's record of what it made (testbed.json in the state root). It is written before
 // anything is created, so that `down` after a crash of `up` knows what to look for; `down` also
 // scans by name prefix, so a lost or damaged record never leaves anything behind.

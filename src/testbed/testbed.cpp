@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The testbed's operations (see testbed.hpp).
 #include "testbed/testbed.hpp"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The testbed's operations: up, down, list, exec, and the node controls the cluster tests use
 // (stop = SIGKILL the daemon, start = the same node again, pause/resume = SIGSTOP/SIGCONT).
 // Each takes the state root so tests and tools can point it anywhere; the CLI passes

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // `osmo testbed ...`: N osmo nodes on this machine, each in its own network namespace and CPU
 // cgroup, for trying the cluster and for its integration tests. See docs/testbed.md.
 #include <iostream>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Bounds-checked byte encoding shared by every osmo wire format (gossip datagrams, daemon peer
 // streams, images). Writer appends little-endian integers, LEB128 varints and length-prefixed
 // strings/bytes to a buffer with a hard size limit; Reader consumes them from a span and never

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Tagged fields: the append-only body encoding of osmo messages. A body is a sequence of
 //   tag (u8, never 0) | length (varint) | value (length bytes)
 // so a reader skips any tag it does not know, and a newer writer can append fields without

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Authenticated frames: the envelope of every osmo message, whether a gossip datagram or a frame
 // on a daemon peer stream.
 //

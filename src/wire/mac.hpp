@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Message authentication for every osmo wire format. The cluster secret (a file shared by all
 // nodes) is hashed into a 32-byte key; every datagram and stream frame carries a 32-byte keyed
 // BLAKE2b tag (libsodium crypto_generichash) over all its bytes. Keyed BLAKE2b is a PRF/MAC by

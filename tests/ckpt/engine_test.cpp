@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Engine tests on real processes: a forked child computes something over 16 MiB of heap with
 // FPU arithmetic, sleeping in a restartable syscall between steps and waiting for a SIGUSR1
 // handled by its own handler; it is checkpointed and restored, and must finish with the exact

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Image codec: round trip, corruption and truncation are refused with precise errors.
 #include <fcntl.h>
 #include <sys/mman.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // /proc parsers and the syscall-restart rule.
 #include <sys/syscall.h>
 

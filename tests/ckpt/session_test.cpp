@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // plan_session(): which placeholder processes rebuild the restored process's session and
 // process group, for each shape a job can have (pure, no processes).
 #include <gtest/gtest.h>

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # ckpt_real.bc_pi: `bc -l` computing pi to 2500 digits (scale=2500; 4*a(1)) from a program file
 # on stdin, checkpointed once it has used half the CPU time the reference run needed, restored,
 # and its output compared with the reference byte for byte. Needs OSMO=/path/to/osmo.

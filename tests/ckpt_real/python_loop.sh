@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # ckpt_real.python_loop: python3 running a pure-Python loop (a 64-bit LCG, 8 million steps) and
 # printing a progress line every 100000 steps, checkpointed after 30 of its 80 lines, restored,
 # and its output compared with the reference byte for byte. Needs OSMO=/path/to/osmo.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 # real_lib.sh: shared by the real-program checkpoint tests (sourced). A real program runs once
 # undisturbed (the reference), then again, is checkpointed with --kill in the middle of its work
 # (judged by its own progress, not by time), restored, and must produce byte for byte the same

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # ckpt_real.sha256_large: sha256sum of a 1 GiB file (sparse, with seeded random blocks written at
 # 64 places so the digest depends on the content), checkpointed once it has read half the file,
 # restored, and its output (the digest line) compared with the reference. The file is given as

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # ckpt_real.xz_compress: `xz -1 -T1` compressing a generated 64 MiB text file (seeded
 # pseudo-random words: compressible, different everywhere) from stdin to stdout, checkpointed once
 # it has read half its input, restored, and the compressed output compared with the reference

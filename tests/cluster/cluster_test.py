@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Issue 3 integration tests: membership, failure detection and load gossip on a real testbed.
 
 Each case brings up its own 4-node testbed (nodes n1..n4 in network namespaces, each with half a

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Helpers for integration tests that drive a real osmo testbed (nodes in network namespaces).
 
 Used by the cluster tests of every part. Every wait is bounded; a testbed brought up by a test is

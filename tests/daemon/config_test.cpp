@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Daemon configuration: TOML file values, command line precedence, precise refusals.
 #include "daemon/config.hpp"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The control socket: JSON lines both ways, errors as {"ok": false}, fds passed both ways,
 // malformed requests answered without harm, a stale socket file replaced, a live one kept.
 #include <fcntl.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Peer streams over real loopback TCP: the handshake authenticates both sides, a wrong secret or a
 // garbage hello is refused and counted, and an accepted stream is handed to the service.
 #include "daemon/peer_link.hpp"

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # run_demo.sh BUILD_DIR: runs scripts/demo.sh on an existing build (OSMO_DEMO_PREBUILT skips the
 # package check and the build), holding the machine-wide testbed lock of tests/cluster/testbed.py.
 # Passes when the demo exits 0; its output is kept in the test log.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // A test cluster: N gossip::Node on one sim::Network, one ManualClock, everything seeded. step()
 // advances virtual time, delivers due datagrams and ticks every running node; helpers ask what
 // each node believes about the others. No sockets, no sleeps, no threads.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Failure detection, refutation and leaving: a briefly paused node is suspected and refutes, a
 // long-paused or crashed node is declared dead everywhere (and nobody else is), a leave is never
 // taken for a failure, and a node that comes back (resumed with its state, or restarted with a

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // libFuzzer entry point for the gossip receive path: any byte string handed to Node::on_datagram,
 // both as it is (bad MAC expected) and re-framed and signed with the cluster key so that the body
 // decoder and the state machine behind it are reached. Build with clang and -DOSMO_FUZZ=ON:

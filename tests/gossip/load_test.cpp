@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // MOSIX-style load dissemination: every node ends up with an aged view of every other node's
 // load, and the ages stay bounded in steady state, with and without message loss.
 #include <gtest/gtest.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Membership without a master: clusters of 4, 16 and 64 nodes converge to "everyone alive
 // everywhere" within a bounded virtual time, joining through any live member (seed lists that
 // include the node itself, seeds that come up late).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The gossip datagram codec: every type round-trips, unknown fields and types are tolerated as
 // the append-only rules promise, limits are enforced on both sides.
 #include "gossip/messages.hpp"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The virtual network itself: latency and ordering, loss and duplication rates, blocks and
 // partitions, pause with a queue (SIGSTOP) or drop, crashes, repeatability.
 #include "sim/network.hpp"

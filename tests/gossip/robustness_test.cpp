@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Hostile input: datagrams with a bad MAC, a wrong version or magic, or a malformed body are
 // dropped and counted, never crash the node and never change its view. A seeded mutation fuzzer
 // corrupts thousands of valid datagrams captured from a live cluster (bit flips, truncation,

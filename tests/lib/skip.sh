@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Sourced by integration tests. `osmo_require_root REASON` exits 77 (ctest: skipped) when not
 # root, except under CI=true, where a skipped root test is a failure (exit 1).
 osmo_require_root() {

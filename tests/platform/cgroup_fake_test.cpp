@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Cgroup quota, usage and process listing on fake v1 and v2 trees (the formats each version
 // writes and reads). Nothing here signals or removes anything: fake pids are not ours.
 #include <gtest/gtest.h>

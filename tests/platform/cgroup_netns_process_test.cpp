@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Cgroups, network namespaces and detached processes on the real kernel (root only). Everything
 // created here is named osmo-pt-<pid> and removed by guards, also when an assertion fails.
 #include <gtest/gtest.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // A temporary directory that tests fill with fake procfs/sysfs/cgroupfs files; removed with
 // everything in it when the object goes away.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // LoadSampler on this machine's real /proc, /sys and cgroup tree (no root needed).
 #include <gtest/gtest.h>
 #include <sched.h>

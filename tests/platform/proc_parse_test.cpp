@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Parsers of procfs/cgroupfs formats, on literal text taken from real machines.
 #include "platform/linux/proc_parse.hpp"
 

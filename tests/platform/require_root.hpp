@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Root-only tests: outside CI they skip with a reason; under CI=true not being root is a failure,
 // because CI must run them (see tests/lib/skip.sh for the script equivalent).
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Balancing decisions: when a job moves and, above all, when it must not (ping-pong, young jobs,
 // expensive moves, cooldown, stale or dead targets), plus memory ushering.
 #include "policy/balance.hpp"

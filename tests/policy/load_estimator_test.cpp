@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // LoadEstimator: fast up, slow down, with exact numbers, and independence from the sampling rate.
 #include "policy/load_estimator.hpp"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Initial placement: capacity-proportional spreading of bursts, never dead or stale nodes, memory
 // requirements, preference for home, determinism.
 #include "policy/placement.hpp"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The relay frame codec: round trips, and rejection of what a broken or hostile peer could send.
 #include <gtest/gtest.h>
 

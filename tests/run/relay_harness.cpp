@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Test harness for shepherd + anchor over a socketpair (see relay_harness.hpp).
 #include "relay_harness.hpp"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Test harness for the process side of `osmo run`: a shepherd on one end of a socketpair and an
 // anchor on the other, each in a forked child (the test process stays single-threaded at fork
 // time), with pipes for the anchor's stdin/stdout/stderr that the test drives.

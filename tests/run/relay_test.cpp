@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The process side of `osmo run` without a daemon: a shepherd and an anchor over a socketpair,
 // with real programs; also jobs prepared ahead and the launcher's warm shepherds. Needs root (namespaces, credentials); skips otherwise, except under CI=true.
 #include <fcntl.h>

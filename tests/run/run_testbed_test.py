@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Integration tests of `osmo run`, `osmo ps` and `osmo kill` on a real 3-node testbed (root).
 
 One ctest per case (see CMakeLists.txt); each brings a testbed up and always down again. Real

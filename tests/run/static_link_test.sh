@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # The osmo executable must need no shared library but glibc's (cmake/static_deps): each one costs
 # every `osmo run` start-up time, and a shared libstdc++ pulled in by some new dependency would
 # also put a second copy of libstdc++ beside the static one. Usage: static_link_test.sh OSMO_BIN

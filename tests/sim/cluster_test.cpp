@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The simulated cluster on small sizes: nodes join and converge, a killed node is detected and a
 // restarted one rejoins, a partition is seen from both sides, and the gossiped view converts into
 // the policy's candidates.

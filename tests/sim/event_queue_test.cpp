@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The agenda's ordering is what makes a simulation repeatable: time first, then scheduling order.
 #include "sim/event_queue.hpp"
 

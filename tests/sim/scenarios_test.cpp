@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Whole-cluster simulations with the real gossip and policy code: repeatability, and the bounds
 // the design relies on (convergence, failure detection, no false deaths under loss, partitions,
 // churn, placement quality). Sizes are chosen so each test takes a few seconds on 2 cores.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Stand-in for `osmo daemon` in the testbed's own tests (selected with OSMO_TESTBED_DAEMON), so
 // that the testbed's mechanics are tested without the real daemon. Modes:
 //   fake_osmod daemon ARGS...   checks the daemon contract's arguments (secret file 0600 and

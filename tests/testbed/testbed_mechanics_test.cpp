@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The testbed end to end through the `osmo` binary, with fake_osmod standing in for the daemon
 // (OSMO_TESTBED_DAEMON): namespaces, bridge connectivity, cgroup quota, exec, node controls,
 // failure handling, and that `down` leaves nothing behind. Root only; these tests own the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Testbed naming, addressing, the daemon command line, and the state record (no root needed).
 #include <gtest/gtest.h>
 

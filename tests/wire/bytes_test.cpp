@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Writer/Reader: little-endian layout, varint edge cases, limits, and that a Reader never reads
 // past its end (sticky failure).
 #include "wire/bytes.hpp"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Tagged fields: round trip, unknown fields skipped (append-only evolution), malformed input
 // rejected.
 #include "wire/fields.hpp"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Frames: layout on the wire, and each rejection reason (size, magic, version, length, MAC).
 #include "wire/frame.hpp"
 

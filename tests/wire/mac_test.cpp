@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // MAC and key derivation: known answers (computed independently with Python's hashlib.blake2b),
 // tamper detection, and secret checks.
 #include "wire/mac.hpp"

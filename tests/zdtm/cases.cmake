@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 # The case list: one zdtm_case() per program in cases/ (see CMakeLists.txt for the arguments).
 # Kinds other than restore expect the engine to refuse; REASON is an extended regex the refusal
 # reason must match (case-insensitively).

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # check_fault_list.sh OSMO ENGINE_MD "POINTS...": the fault points the suite tests (faults.cmake)
 # must be exactly those the engine offers (osmo checkpoint --list-faults), and each must be
 # documented in docs/engine.md. Keeps the three lists from drifting apart.

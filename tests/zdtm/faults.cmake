@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Fault-injection tests: one per fault point of the engine (OSMO_FAULT=<point>, see run_fault.sh).
 # The list must equal `osmo checkpoint --list-faults` and every point must be documented in
 # docs/engine.md; zdtm.faults.listed checks both, so a new point cannot go untested.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # run_case.sh: runs one ZDTM-style conformance case against the checkpoint/restore engine.
 #
 # A case program (tests/zdtm/cases/<name>.c, protocol in lib/zdtm.h) sets up one kind of state,

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # run_fault.sh: one fault-injection test of the engine. OSMO_FAULT=<point> makes the engine fail
 # at a named point (the list: `osmo checkpoint --list-faults`, documented in docs/engine.md).
 #   dump.*     checkpoint --kill of the case must fail, and the original must be left as it

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Management of one cgroup of our own (see cgroup.hpp).
 #include "platform/linux/cgroup.hpp"
 

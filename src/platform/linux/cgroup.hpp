@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Creating and managing one cgroup of our own (a testbed node, a guest job): a CPU quota, its
 // processes, its CPU usage, and removal. A logical cgroup is one directory per hierarchy: on
 // cgroup v1 one each for the cpu, cpuacct, cpuset and memory controllers (those mounted; they may

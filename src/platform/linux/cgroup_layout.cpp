@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Cgroup hierarchy detection and path mapping (see cgroup_layout.hpp).
 #include "platform/linux/cgroup_layout.hpp"
 

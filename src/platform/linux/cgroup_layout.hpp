@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Where the cgroup hierarchies of this machine live and how a cgroup path ("/a/b", as written in
 // /proc/PID/cgroup) maps to a directory for a given controller. Two layouts are supported:
 //   v1 (also "hybrid"): one mount per controller under ROOT/<controller> (ROOT/cpu,

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Running external programs to completion (see command.hpp).
 #include "platform/linux/command.hpp"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Runs an external program (such as `ip` from iproute2) to completion and reports its exit
 // status and output. Used where the kernel interface is netlink and a few well-known commands
 // are clearer than a netlink client of our own.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Named network namespaces (see netns.hpp).
 #include "platform/linux/netns.hpp"
 

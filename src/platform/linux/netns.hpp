@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Named network namespaces, compatible with `ip netns`: a namespace NAME is kept alive by a bind
 // mount of its nsfs inode at /run/netns/NAME. Creation and deletion drive iproute2 (which also
 // sets up the shared mount of /run/netns exactly as every other tool expects); entering one is

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Parsers for procfs/cgroupfs text formats (see proc_parse.hpp).
 #include "platform/linux/proc_parse.hpp"
 

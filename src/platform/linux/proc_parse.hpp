@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Pure parsers for the procfs and cgroupfs text formats the platform layer reads. No I/O here,
 // so every format is unit-tested on literal text (tests/platform/proc_parse_test.cpp).
 #pragma once

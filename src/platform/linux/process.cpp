@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Detached daemons, process identities and pid files (see process.hpp).
 #include "platform/linux/process.hpp"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Processes we start and later find again: detached daemons (double fork + setsid, own log
 // file, pid file, optionally inside a network namespace and a cgroup), and a process identity
 // (pid + start time) so that a recycled pid is never mistaken for ours and never signalled.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Readers/writers for procfs, sysfs and cgroupfs text files (see sysfs_io.hpp).
 #include "platform/linux/sysfs_io.hpp"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Small, exact readers and writers for procfs, sysfs and cgroupfs files. These files are short
 // text; every failure names the path and carries errno, so callers can pass errors straight up.
 #pragma once

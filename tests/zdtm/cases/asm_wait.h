@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /* asm_wait.h: the go-wait loop written in assembly, for the register cases. Between setting
  * registers to known values and reading them back, no compiled code may run (it could spill or
  * reuse them), so the loop calls access(go) and nanosleep(10 ms) with raw syscall instructions.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /* caps: capability sets of a root process with some capabilities dropped: effective,
  * permitted and inheritable sets (capset), a reduced bounding set (PR_CAPBSET_DROP), an ambient
  * capability and securebits all survive, as /proc/self/status shows. */

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /* caps_nonroot: a process that switched to non-root uids while keeping a few capabilities
  * (PR_SET_KEEPCAPS, then capset and an ambient raise) still holds exactly those after restore:
  * the engine's uid change must neither clear them (as a plain root -> non-root setresuid does)

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /* clear_tid: the clear_child_tid address set with set_tid_address() survives; read back with
  * prctl(PR_GET_TID_ADDRESS) (CONFIG_CHECKPOINT_RESTORE). */
 #define _GNU_SOURCE

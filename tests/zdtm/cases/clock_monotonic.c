@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /* clock_monotonic: CLOCK_MONOTONIC and CLOCK_BOOTTIME never go backwards across the restore
  * (the restored process has its own time namespace to make that so), and do not jump forward by
  * more than the wall-clock time that really passed. The wait loop compares each 10 ms step with

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /* creds: credentials after dropping root: distinct real/effective/saved uids and gids and a
  * supplementary group list all survive, as seen by the getres*id calls, getgroups and
  * /proc/self/status. */

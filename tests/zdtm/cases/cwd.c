@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /* cwd: the working directory (a subdirectory two levels down) survives: getcwd() names it and
  * relative paths resolve from it. */
 #define _GNU_SOURCE

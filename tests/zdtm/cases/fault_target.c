@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /* fault_target: several kinds of state at once, checked for being exactly as they were; the
  * target of the fault-injection tests (run_fault.sh), where a dump that fails half-way must
  * leave the process untouched (the engine injects syscalls such as brk and rt_sigaction into

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /* fd_devices: character-device fds survive and behave as the devices: /dev/null (writes vanish,
  * reads give EOF), /dev/zero (reads zeros), /dev/full (writes fail with ENOSPC), /dev/urandom
  * (reads bytes); same device numbers as before. */

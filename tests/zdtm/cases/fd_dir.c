@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /* fd_dir: a directory fd survives: it is still a directory, the same one, and openat/fstatat
  * relative to it reach files inside; fchdir to it works. */
 #define _GNU_SOURCE

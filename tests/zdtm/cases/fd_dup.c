@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /* fd_dup: several fds sharing one open file description (dup, dup2 to 100, fcntl F_DUPFD) keep
  * sharing it after restore (a seek through one moves all), an independent open of the same file
  * keeps its own offset, and close-on-exec stays a per-fd flag. */

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /* fd_file: regular-file descriptors keep everything: access mode and status flags (O_RDWR,
  * O_WRONLY|O_APPEND, O_RDONLY, O_NONBLOCK|O_NOATIME), the close-on-exec flag, the offset, and
  * identity (same inode as the path); a read continues where it stopped and an O_APPEND write

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /* fd_many: 300 fds spread over 3..1000 with gaps, every third one close-on-exec: after restore
  * exactly the same numbers are open (no more, no fewer), with the same flags. */
 #define _GNU_SOURCE

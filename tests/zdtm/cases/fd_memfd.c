@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /* fd_memfd: a memfd with 300 KiB of content, seals (no shrink, no grow), a file offset and a
  * shared mapping of it survives: the content through read and through the mapping, the seals,
  * the offset, the name in /proc/self/fd, and the mapping still shares pages with the fd. */

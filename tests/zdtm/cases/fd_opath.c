@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /* fd_opath: O_PATH fds (one on a file, one on a directory) survive as O_PATH: fstat works,
  * the directory one anchors openat, and the file can be reopened through /proc/self/fd. */
 #define _GNU_SOURCE

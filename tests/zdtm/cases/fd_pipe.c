@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /* fd_pipe: a pipe inside the process with 20000 bytes buffered survives: the bytes come out in
  * order, the O_NONBLOCK read end reports EAGAIN when empty, a pipe resized to 256 KiB keeps its
  * size, and when the process closes its write end the read end sees EOF (so the restore did not

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /* fd_unlinked: an open file whose name was unlinked survives with its content and offset; it
  * is still unlinked after restore (no name reappeared on disk, st_nlink 0, "(deleted)" link). */
 #define _GNU_SOURCE

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /* gs_base: a gs base set with arch_prctl(ARCH_SET_GS) survives: ARCH_GET_GS returns it and
  * %gs-relative loads read the block it points to. Nothing in glibc uses gs on x86_64, so only
  * the restore can have put it there. */

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /* ids: the restored process has the pid and tid it had (inside its new PID namespace). */
 #define _GNU_SOURCE
 #include <sys/syscall.h>

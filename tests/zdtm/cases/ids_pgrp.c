@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /* ids_pgrp: session and process group led by *other* processes survive the restore, as CRIU
  * rebuilds them with helper tasks.
  *   IDS_PGRP_MODE 1: the case leads its own process group (setpgid(0, 0)) inside the harness's

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /* ids_session: a process that made itself a session and process-group leader (setsid) is
  * still one after restore: getsid(0) == getpgrp() == getpid(). */
 #define _GNU_SOURCE

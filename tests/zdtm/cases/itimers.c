@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /* itimers: interval timers survive with about the right remaining time and still fire:
  * ITIMER_REAL armed for 3 s (its remaining time after restore may not exceed what it was, and
  * may not have lost more than the wall-clock time that passed, plus slack), ITIMER_VIRTUAL

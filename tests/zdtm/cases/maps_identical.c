@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /* maps_identical: the whole address-space layout is the same after restore: /proc/self/maps
  * read just before ready and again after go must match line for line in range, permissions,
  * offset and path (device and inode numbers are left out: a restore may see the same files

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /* mem_anon_big: a 96 MiB private anonymous region with holes: filled chunks, never-touched
  * chunks (must read as zero), chunks only read (mapped to the zero page), chunks dropped with
  * MADV_DONTNEED after being written (must read as zero again) and an munmap'ed hole in the middle

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /* mem_anon_small: small private anonymous mappings, initialized data and bss must come back
  * byte for byte at the same addresses. */
 #define _GNU_SOURCE

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /* mem_brk_malloc: the program break and the malloc heap. brk grown by sbrk with data, small
  * malloc blocks (in the brk heap) and a large one (its own mmap) keep their content; sbrk(0) is
  * unchanged; the heap still grows, shrinks and frees correctly after restore. */

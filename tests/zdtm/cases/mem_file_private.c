@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /* mem_file_private: a MAP_PRIVATE file mapping with some pages modified (copied on write) and
  * others untouched. After restore the modified pages keep the private data, untouched pages show
  * the file, the file itself is unchanged, and the mapping still names the file. */

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /* mem_file_shared: a MAP_SHARED file mapping written through memory before the checkpoint.
  * After restore the content is there and the mapping is still the file's page cache, not a
  * copy: a write through the mapping reaches the file and a pwrite to the file shows in memory. */

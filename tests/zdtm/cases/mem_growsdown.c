@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /* mem_growsdown: a MAP_GROWSDOWN mapping (like a thread stack) keeps its content and its "gd"
  * flag, and still grows downwards on a fault just below it after restore. A PROT_NONE
  * reservation far below keeps other mappings out of the way; there is free space in between. */

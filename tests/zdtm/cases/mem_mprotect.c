@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /* mem_mprotect: protections survive: a read-only region keeps its data and still faults on write,
  * a PROT_NONE guard page between two writable pages still faults on read, and an
  * mprotect-split mapping keeps its three parts. Faults are probed with a SIGSEGV handler that

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /* mem_mremap: regions moved and grown with mremap: grown in place or moved (MAYMOVE), moved to a
  * chosen address (FIXED), and moved with MREMAP_DONTUNMAP, which leaves the old range mapped but
  * empty. Contents and layout must survive. */

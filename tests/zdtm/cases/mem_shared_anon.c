@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /* mem_shared_anon: a MAP_SHARED|MAP_ANONYMOUS region and a second mapping of the same pages (made
  * with mremap(old_size=0)). After restore both must hold the data and still be one object: a
  * write through one is seen through the other. */

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /* mem_stack_deep: the checkpoint happens 8000 frames deep (about 3 MiB of stack); on the way
  * back up every frame checks its own local buffer and the return addresses must all be intact. */
 #define _GNU_SOURCE

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /* mem_vmflags: madvise/mlock state kept per mapping (the VmFlags letters in smaps): hg (HUGEPAGE),
  * nh (NOHUGEPAGE), dc (DONTFORK), dd (DONTDUMP), wf (WIPEONFORK), sr (SEQUENTIAL), rr (RANDOM),
  * lo (mlock). Each region's full VmFlags string must be the same after restore. */

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /* mm_layout: the mm's bookkeeping fields survive: /proc/self/stat start_code, end_code,
  * start_stack, start_data, end_data, start_brk, arg_start/end, env_start/end; /proc/self/auxv
  * byte for byte; /proc/self/exe still names the program's binary. (A restore that only copies

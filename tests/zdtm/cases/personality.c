@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /* personality: the execution domain flags survive (ADDR_NO_RANDOMIZE | UNAME26 |
  * READ_IMPLIES_EXEC); UNAME26 is visible through uname(), which must report a 2.6.x release. */
 #define _GNU_SOURCE

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /* posix_timers: a POSIX timer (timer_create, CLOCK_MONOTONIC, SIGEV_SIGNAL with a value). The
  * engine refuses these (docs/engine.md); the timer must be left working: timer_gettime on the
  * same id gives its interval and it keeps delivering its signal with its sigev value and id.

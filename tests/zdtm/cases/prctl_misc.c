@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /* prctl_misc: per-process flags set with prctl survive: no_new_privs, dumpable (off), child
  * subreaper, timer slack, THP disable, machine-check kill policy. */
 #define _GNU_SOURCE

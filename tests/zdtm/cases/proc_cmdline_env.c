@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /* proc_cmdline_env: /proc/self/cmdline and /proc/self/environ are read by the kernel from the
  * process's own memory between the mm's arg_start/arg_end and env_start/env_end. The case
  * rewrites its argv[0] and an environment string in place; after restore both files must show

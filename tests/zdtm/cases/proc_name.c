@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /* proc_name: the task name set with PR_SET_NAME survives (PR_GET_NAME and /proc/self/comm). */
 #define _GNU_SOURCE
 #include <string.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /* refuse_anon_inode: one anon_inode fd kind per build (REFUSE_KIND: 1 eventfd, 2 epoll,
  * 3 signalfd, 4 timerfd, 5 pidfd). None of them can be checkpointed; the engine must refuse and
  * the fd keeps working afterwards, which the case proves with one operation per kind. */

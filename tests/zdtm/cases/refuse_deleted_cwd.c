@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /* refuse_deleted_cwd: the working directory was removed; a restore could not chdir into it, so
  * the engine must refuse at checkpoint. The process still works in its deleted cwd afterwards
  * (getcwd reports it as deleted; "." still resolves). */

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /* refuse_file_changed: the case keeps WORK/data open and mapped. The harness appends to the
  * file between checkpoint and restore, so the image no longer matches the file it refers to;
  * restore must refuse ("osmo restore: ...") instead of bringing the process back over a file

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /* refuse_inotify: an inotify instance with a watch cannot be checkpointed; the engine must
  * refuse and the watch keeps reporting: creating a file in the watched directory after go
  * produces an IN_CREATE event with its name. */

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /* refuse_io_uring: an io_uring instance (fd plus its shared ring mappings) cannot be
  * checkpointed; the engine must refuse and the ring keeps working: after go a NOP is submitted
  * and its completion reaped. Raw syscalls, no liburing. */

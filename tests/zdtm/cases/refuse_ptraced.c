@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /* refuse_ptraced: the harness attaches zdtm_tracer (PTRACE_SEIZE) before the checkpoint; a
  * process someone else traces cannot be checkpointed (a task has one tracer), so the engine
  * must refuse, leaving the tracer attached. The case's own state (a pattern in memory and a

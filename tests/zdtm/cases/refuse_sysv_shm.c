@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /* refuse_sysv_shm: an attached System V shared memory segment is outside the engine's model;
  * it must refuse and the segment stays attached with its content. The segment is marked for
  * removal right after attaching, so it disappears with the process whatever happens. */

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /* refuse_tcp: TCP sockets (a listener and an established loopback connection) cannot be
  * checkpointed by the engine; it must refuse and leave them working: after go, data still
  * flows both ways over the connection. */

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /* refuse_thread: a process with a second thread is outside what the engine supports; checkpoint
  * must refuse before touching it. Afterwards both threads keep working: when go appears, the
  * second thread sees it, finishes, and is joined. */

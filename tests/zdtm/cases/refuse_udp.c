@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /* refuse_udp: a bound UDP socket cannot be checkpointed; the engine must refuse and the socket
  * keeps working (a datagram to itself arrives after go). */
 #define _GNU_SOURCE

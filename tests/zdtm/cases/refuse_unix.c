@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /* refuse_unix: a unix socketpair with a message in flight cannot be checkpointed; the engine
  * must refuse and the pair keeps working (the queued message is still there after go). */
 #define _GNU_SOURCE

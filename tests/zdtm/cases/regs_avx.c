@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /* regs_avx: the full 256-bit ymm0-ymm15 (upper halves included, which only the XSAVE area
  * carries) survive the checkpoint while held in registers across a raw-syscall wait loop. */
 #define _GNU_SOURCE

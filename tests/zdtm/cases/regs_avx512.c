@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /* regs_avx512: AVX-512 state: all 32 zmm registers (512 bits each; zmm16-31 exist only in the
  * AVX-512 XSAVE components) and the opmask registers k0-k7, held across the checkpoint in a
  * raw-syscall wait loop. The compiler is not built for AVX-512, so it never touches zmm16-31 or

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /* regs_fpu: x87 and SSE state across the checkpoint: all eight x87 stack registers, a
  * non-default x87 control word (round toward zero, 64-bit precision), a non-default MXCSR
  * (round toward zero, flush-to-zero, denormals-are-zero) and xmm0-xmm15, all held in registers

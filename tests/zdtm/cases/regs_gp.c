@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /* regs_gp: general-purpose registers hold their values across the checkpoint. rbx, rbp, rdx,
  * r8-r10 and r12-r15 are loaded with distinct patterns, the process waits for go in a loop of raw
  * syscalls (which preserve them), and the values are stored and compared afterwards. The restore

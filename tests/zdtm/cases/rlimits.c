@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /* rlimits: resource limits (soft and hard, several changed from their defaults) survive: every
  * one of the 16 limits reads back the same after restore. The new values only lower limits, so
  * the case works without CAP_SYS_RESOURCE (which some containers, this CI's included, lack). */

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /* robust_list: the robust futex list head registered with set_robust_list survives
  * (get_robust_list returns the same head and length after restore). */
 #define _GNU_SOURCE

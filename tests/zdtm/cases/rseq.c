@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /* rseq: glibc registers a restartable-sequences area for the thread at startup; after restore
  * it must still be registered with the kernel. Proof 1: registering it again with the same
  * arguments fails with EBUSY (not registered: it would succeed). Proof 2: a sentinel written into

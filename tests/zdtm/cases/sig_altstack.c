@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /* sig_altstack: the alternate signal stack (address, size, flags) survives, and a handler with
  * SA_ONSTACK runs on it after restore; a second, auto-disarming (SS_AUTODISARM) setup is
  * checked the same way. */

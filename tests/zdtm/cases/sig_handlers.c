@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /* sig_handlers: signal dispositions survive: for every signal 1..64 the handler, flags and
  * sa_mask read with sigaction() are the same after restore, and the handlers still run with their
  * semantics: SA_SIGINFO gets the queued value, SA_RESETHAND resets after one delivery, sa_mask

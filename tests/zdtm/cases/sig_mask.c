@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /* sig_mask: the blocked-signal mask survives (standard and realtime signals, including
  * SIGRTMAX), seen both through sigprocmask() and /proc/self/status SigBlk. */
 #define _GNU_SOURCE

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /* sig_pending: signals pending while blocked survive: a thread-directed SIGUSR1 (raise), a
  * process-wide SIGHUP (kill), and realtime signals queued three times with sigqueue values,
  * which must come out in order with their values, si_code SI_QUEUE and our pid. Standard signals

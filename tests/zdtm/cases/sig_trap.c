@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /* sig_trap: SIGTRAP's disposition survives, although the engine's injected code stops on int3,
  * whose SIGTRAP makes the kernel reset a blocked or ignored SIGTRAP disposition to SIG_DFL
  * (the original's disposition was silently changed by a mere checkpoint before the engine put

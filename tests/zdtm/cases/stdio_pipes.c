@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /* stdio_pipes: stdin and stdout are pipes to the outside (run with the stdio-pipes hook). Such
  * fds cannot move with the process; at restore the engine installs the restoring command's own
  * stdin/stdout as stand-ins. The case reads "before" from stdin before the checkpoint and

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /* sys_futex: checkpointed inside FUTEX_WAIT with a 50 ms timeout on a private futex word. After
  * restore the waits keep ending only with ETIMEDOUT (or EINTR for the interrupted one), the word
  * keeps its value, and a wait on a changed value fails with EAGAIN as it should. */

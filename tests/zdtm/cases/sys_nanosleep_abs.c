@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /* sys_nanosleep_abs: checkpointed inside clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME) with a
  * deadline 1.5 s after ready. However the restore resumes it (restarted, or returned EINTR
  * and retried by the loop), it must not wake before the deadline as the process's own monotonic

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /* sys_nanosleep_rel: checkpointed inside a relative nanosleep() of 1.5 s. The kernel writes the
  * remaining time when the sleep is interrupted; whether the restore restarts the sleep or
  * returns EINTR (then the loop sleeps the remainder), the total sleep measured on the process's

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /* sys_pause: checkpointed inside pause(), woken by a periodic 30 ms ITIMER_REAL. After restore
  * pause() still returns on each alarm, the timer keeps firing, and the handler keeps counting. */
 #define _GNU_SOURCE

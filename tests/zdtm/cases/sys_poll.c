@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /* sys_poll: checkpointed inside ppoll() on an empty pipe with a 50 ms timeout. Polls keep
  * timing out with nothing ready (or EINTR once), and after go a byte written into the pipe makes
  * ppoll report POLLIN, proving the restored pipe is the one being polled. select() on it too. */

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /* sys_read_pipe: checkpointed while blocked in read() on an empty pipe. A 20 ms ITIMER_REAL
  * handler installed with SA_RESTART interrupts the read over and over; the read must be
  * restarted each time, including the time the checkpoint interrupted it, and never fail with

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /* sys_sigsuspend: checkpointed inside sigsuspend(). While sigsuspend waits, the kernel has the
  * temporary mask installed and keeps the real one aside (saved_sigmask); the restore must bring
  * back the real mask, so that once sigsuspend returns the mask is {USR1, USR2} again, not the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /* tls_fs: thread-local storage through the fs base: __thread variables (initialized and zero)
  * keep their values, ARCH_GET_FS gives the same base, the TCB's self pointer at %fs:0 still
  * equals it, and pthread_self() is unchanged. */

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /* umask: a non-default umask (027) survives and still applies to new files. */
 #define _GNU_SOURCE
 #include <fcntl.h>

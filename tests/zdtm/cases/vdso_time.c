@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /* vdso_time: the vDSO still works after restore and agrees with the kernel: clock_gettime
  * (REALTIME, MONOTONIC, BOOTTIME) and gettimeofday through glibc (which calls the vDSO) match
  * the raw syscalls, which inside the restored time namespace requires the vDSO data page to be

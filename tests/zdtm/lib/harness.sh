@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 # harness.sh: shell helpers shared by run_case.sh and run_fault.sh (sourced, not run). The caller
 # sets: here (tests/zdtm), name (case name), mode, bin (case binary), test_name, xfail_file; then
 # calls zh_setup. Afterwards: work (private work dir), exe (private copy of the case binary),

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /* zdtm.c: implementation of the case-side protocol (see zdtm.h). Everything here is
  * deliberately plain: fixed buffers filled in zdtm_init(), write(2) to fd 1, access(2) for the go
  * file, so that the library itself adds no state (fds, heap, threads) to what a case tests. */

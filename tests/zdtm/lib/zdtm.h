@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /* zdtm.h: the protocol every ZDTM-style case program speaks with tests/zdtm/run_case.sh.
  *
  * A case is started as `case WORKDIR` with stdout and stderr redirected to regular files in

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /* zdtm_proc.c: small /proc/self readers the cases use to compare kernel-visible state before the
  * checkpoint and after the restore (mapping permissions, VmFlags, status fields). Static buffers
  * only: these run both before ready and after go and must not disturb the heap under test. */

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /* zdtm_tracer: attaches to a process with PTRACE_SEIZE and stays attached, so a case can check
  * that the engine refuses to checkpoint a process someone else is already tracing (and leaves
  * that tracer in place). Usage: zdtm_tracer PID READY_FILE. It creates READY_FILE once attached,
