@@ -1,0 +1,113 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+// Sealed streams: a byte stream cut into chunks, each authenticated with a key both ends derive
+// from the cluster key, so that a damaged, forged, reordered, replayed or truncated chunk is
+// refused before any of its bytes is used. Migration sends a process image this way (issue 9:
+// "page data in flight is authenticated with the cluster key chunk by chunk"); the chunk format
+// is meant to carry encryption later (the security issue) without changing the framing.
+//
+// Chunk on the wire:
+//   u32 LE payload length | u8 type | 3 zero bytes | payload | 16-byte tag
+// tag = AEAD(key, nonce = direction (u32) || sequence number (u64), message empty,
+//            additional data = the 8 header bytes || payload)
+// AES-256-GCM where the CPU has AES-NI (GMAC runs at ~6.5 GB/s here), else
+// ChaCha20-Poly1305 (~3.9 GB/s here). Both ends must pick the same: the suite is part of the
+// key derivation input and announced by the caller's protocol, never guessed per chunk.
+//
+// The sequence number counts chunks from 0 in each direction and is never sent: a chunk that is
+// dropped, repeated or moved fails its tag. The stream ends with a chunk of type kEnd; a reader
+// that meets EOF before it reports a truncated stream. The key is per session (derive_session_key
+// mixes a random session id that the initiator sends in its authenticated hello), so chunks of
+// one migration can never be replayed into another.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string_view>
+#include <vector>
+
+#include "base/result.hpp"
+#include "wire/mac.hpp"
+
+namespace osmo::wire {
+
+enum class ChunkType : std::uint8_t {
+  kData = 0,     // payload bytes of the stream
+  kEnd = 1,      // the stream is complete (empty payload); nothing follows in this direction
+  kMessage = 2,  // a protocol message of the caller (e.g. JSON), outside the byte stream
+};
+
+inline constexpr std::size_t kChunkHeaderBytes = 8;
+inline constexpr std::size_t kChunkTagBytes = 16;
+// Largest payload of a chunk. 256 KiB keeps the tag cost negligible (one AEAD call per chunk)
+// while a reader's buffer stays small.
+inline constexpr std::uint32_t kMaxChunkPayload = 256u << 10;
+
+enum class SealSuite : std::uint8_t { kAes256Gcm = 1, kChaCha20Poly1305 = 2 };
+// The fastest suite this machine supports (AES-256-GCM needs AES-NI and PCLMUL).
+SealSuite local_seal_suite();
+const char* seal_suite_name(SealSuite s);
+
+// Which way a chunk travels: part of the nonce, so a chunk reflected back to its sender fails.
+enum class Direction : std::uint32_t { kInitiatorToResponder = 1, kResponderToInitiator = 2 };
+
+using SessionId = std::array<std::uint8_t, 16>;
+SessionId random_session_id();
+
+// key = BLAKE2b-256 keyed with the cluster key over (purpose || suite || session id).
+Key derive_session_key(const Key& cluster_key, std::string_view purpose, SealSuite suite,
+                       const SessionId& session);
+
+// Sealing and opening counters of one direction of one session.
+class ChunkSealer {
+ public:
+  ChunkSealer(const Key& session_key, SealSuite suite, Direction dir);
+  // Writes one chunk (payload <= kMaxChunkPayload) to a blocking fd.
+  Status write(int fd, ChunkType type, std::span<const std::uint8_t> payload);
+  Status write_message(int fd, std::string_view text);
+  std::uint64_t chunks() const { return seq_; }
+
+ private:
+  Key key_;
+  SealSuite suite_;
+  Direction dir_;
+  std::uint64_t seq_ = 0;
+  std::vector<std::uint8_t> buf_;
+};
+
+struct Chunk {
+  ChunkType type = ChunkType::kData;
+  std::vector<std::uint8_t> payload;
+};
+
+class ChunkOpener {
+ public:
+  ChunkOpener(const Key& session_key, SealSuite suite, Direction dir);
+  // Reads and verifies the next chunk from a blocking fd into *out (whose payload vector keeps
+  // its capacity: pass the same Chunk each time). Errors name what was wrong (truncated,
+  // oversized, bad tag at chunk N); after an error the opener refuses everything.
+  Status read(int fd, Chunk* out);
+  std::uint64_t chunks() const { return seq_; }
+  // Chunks refused (at most 1: the stream is dead after the first).
+  std::uint64_t refused() const { return refused_; }
+
+ private:
+  Key key_;
+  SealSuite suite_;
+  Direction dir_;
+  std::uint64_t seq_ = 0;
+  std::uint64_t refused_ = 0;
+  bool failed_ = false;
+  std::vector<std::uint8_t> buf_;
+};
+
+// Pumps between an fd that carries plain bytes (a pipe to or from the engine) and a sealed
+// stream. seal_pump reads `plain_fd` to EOF and writes data chunks and a final kEnd to
+// `sealed_fd`; open_pump reads chunks from `sealed_fd`, writes their payloads to `plain_fd` and
+// returns after kEnd (a kMessage chunk before kEnd is a protocol error). Both return the bytes
+// carried in *bytes.
+Status seal_pump(int plain_fd, int sealed_fd, ChunkSealer& sealer, std::uint64_t* bytes);
+Status open_pump(int sealed_fd, int plain_fd, ChunkOpener& opener, std::uint64_t* bytes);
+
+}  // namespace osmo::wire
