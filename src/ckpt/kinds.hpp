@@ -12,6 +12,10 @@
 //   fds             fds.cpp           kFds
 //   timers          timers.cpp        kTimers
 //   rseq/futex/tid  thread_misc.cpp   kThreadMisc
+//   clocks          timens.cpp        (in kTask; the restored process's time namespace)
+//
+// What runs inside the processes a restore builds (init, placeholders, the new process before
+// it is seized) lives apart in restorer/ (CRIU's pie/); restore.cpp only drives it.
 #pragma once
 
 #include <sys/types.h>
@@ -147,6 +151,8 @@ Result<SectionHeader> mem_read_blobs(ImageReader&, SectionHeader first, const Pr
 // vma_fds[i] is an index into *files or -1; *exe is an index or -1.
 Status mem_open_files(const ProcessImage&, const std::vector<UniqueFd>& blob_fds, bool verify_inode,
                       std::vector<UniqueFd>* files, std::vector<int>* vma_fds, int* exe);
+// Addresses (best first) where the restore's trampoline fits in a gap of the image's layout.
+std::vector<std::uint64_t> mem_trampoline_candidates(const ProcessImage&);
 Status mem_restore_layout(RestoreContext&);
 Result<SectionHeader> mem_restore_pages(RestoreContext&, ImageReader&, SectionHeader first);
 Status mem_restore_protect(RestoreContext&);
@@ -156,6 +162,7 @@ void regs_encode(const ProcessImage&, Encoder&);
 Status regs_decode(Decoder&, ProcessImage&);
 void regs_describe(const ProcessImage&, nlohmann::json&);
 Status regs_check_cpu(const ProcessImage&);
+Status regs_check_xstate(RestoreContext&);  // the new process's xsave area is the image's size
 std::uint64_t read_xcr0();
 
 Status sig_dump(DumpContext&);
@@ -207,6 +214,17 @@ void thread_encode(const ProcessImage&, Encoder&);
 Status thread_decode(Decoder&, ProcessImage&);
 void thread_describe(const ProcessImage&, nlohmann::json&);
 Status thread_restore(RestoreContext&);
+// The rseq area glibc registered in the new process (a clone of the restorer) goes before the
+// memory it points into.
+Status thread_unregister_inherited_rseq(RestoreContext&);
+
+// Clocks and the time namespace (timens.cpp).
+// CLOCK_MONOTONIC and CLOCK_BOOTTIME as pid sees them (its time namespace's offsets included).
+void timens_read_clocks(pid_t pid, std::int64_t* monotonic_ns, std::int64_t* boottime_ns);
+// The /proc/self/timens_offsets text that makes both clocks continue from the image's values.
+std::string timens_offsets_for(const ProcessImage&);
+// In init: a new time namespace (for its children) with these offsets.
+Status timens_enter(const std::string& offsets);
 
 // Session and process group of the restored process (session.cpp): which placeholder
 // processes (pid = the leader's pid) recreate them in the new pid namespace, and what the

@@ -507,6 +507,23 @@ Status open_uffd(RestoreContext& c) {
 
 }  // namespace
 
+std::vector<std::uint64_t> mem_trampoline_candidates(const ProcessImage& img) {
+  // The trampoline must not collide with any image mapping, so it goes into a gap of the
+  // image's layout (at least a page clear on both sides), lowest first, above 1 MiB.
+  std::vector<std::uint64_t> out;
+  std::uint64_t prev = 1ull << 20;
+  auto consider = [&](std::uint64_t gap_start, std::uint64_t gap_end) {
+    if (gap_end > gap_start && gap_end - gap_start >= kTrampSize + 2 * kPageSize && out.size() < 64)
+      out.push_back(gap_start + kPageSize);
+  };
+  for (const VmaImage& v : img.mem.vmas) {
+    consider(prev, v.start);
+    prev = std::max(prev, v.end);
+  }
+  consider(prev, 0x7ff000000000ull);
+  return out;
+}
+
 Status mem_restore_layout(RestoreContext& c) {
   Tracee& t = *c.tracee;
   const MemImage& m = c.img->mem;

@@ -97,31 +97,6 @@ Status task_preflight(pid_t pid, const ProcStatus& st) {
   return ok_status();
 }
 
-namespace {
-
-std::int64_t clock_ns(clockid_t c) {
-  timespec ts{};
-  ::clock_gettime(c, &ts);
-  return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
-}
-
-// Offsets of the time namespace `pid` lives in, so we record the clocks as *it* sees them.
-void timens_offsets(pid_t pid, std::int64_t* mono, std::int64_t* boot) {
-  *mono = *boot = 0;
-  auto text = read_text_file(fmt::format("/proc/{}/timens_offsets", pid));
-  if (!text.ok()) return;
-  std::istringstream in(*text);
-  std::string name;
-  long long s, ns;
-  while (in >> name >> s >> ns) {
-    std::int64_t v = s * 1'000'000'000LL + ns;
-    if (name == "monotonic" || name == "1") *mono = v;
-    if (name == "boottime" || name == "7") *boot = v;
-  }
-}
-
-}  // namespace
-
 // /proc/PID/limits rather than prlimit(): reading another uid's limits with prlimit needs
 // CAP_SYS_RESOURCE, which containers often drop. Rows are in RLIMIT_* order.
 Result<std::vector<std::array<std::uint64_t, 2>>> read_limits(pid_t pid) {
@@ -171,10 +146,7 @@ Status task_dump(DumpContext& c) {
   t.cap_bnd = c.status.cap_bnd;
   t.cap_amb = c.status.cap_amb;
   OSMO_ASSIGN_OR_RETURN(t.rlimits, read_limits(c.pid));
-  std::int64_t mono_off, boot_off;
-  timens_offsets(c.pid, &mono_off, &boot_off);
-  t.monotonic_ns = clock_ns(CLOCK_MONOTONIC) + mono_off;
-  t.boottime_ns = clock_ns(CLOCK_BOOTTIME) + boot_off;
+  timens_read_clocks(c.pid, &t.monotonic_ns, &t.boottime_ns);
   Tracee& tr = *c.tracee;
   OSMO_ASSIGN_OR_RETURN(long nnp, tr.syscall_ok("prctl(PR_GET_NO_NEW_PRIVS)", SYS_prctl, PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0));
   OSMO_ASSIGN_OR_RETURN(long dumpable, tr.syscall_ok("prctl(PR_GET_DUMPABLE)", SYS_prctl, PR_GET_DUMPABLE));

@@ -55,4 +55,7 @@ struct FdInfo {
 Result<FdInfo> parse_fdinfo(const std::string& text);
 Result<std::vector<int>> list_fds(pid_t pid);
 
+// The pid (in our pid namespace) of the process a pidfd refers to, from /proc/self/fdinfo.
+Result<pid_t> pid_of_pidfd(int pidfd);
+
 }  // namespace osmo::ckpt

@@ -60,4 +60,14 @@ Status regs_check_cpu(const ProcessImage& img) {
   return ok_status();
 }
 
+Status regs_check_xstate(RestoreContext& c) {
+  // Same XCR0 (regs_check_cpu) normally means the same xsave layout; a kernel that sizes the
+  // area differently would make PTRACE_SETREGSET refuse the image's only at the very end.
+  OSMO_ASSIGN_OR_RETURN(auto xs, c.tracee->get_xstate());
+  if (xs.size() != c.img->regs.xstate.size())
+    return make_error("this CPU's xstate is {} bytes, the image's {} (different xsave features)", xs.size(),
+                      c.img->regs.xstate.size());
+  return ok_status();
+}
+
 }  // namespace osmo::ckpt

@@ -2,7 +2,8 @@
 // Per-thread registrations the kernel keeps pointers for: rseq (PTRACE_GET_RSEQ_CONFIGURATION),
 // the robust futex list (get_robust_list works on another process), and the clear-child-tid
 // address (injected PR_GET_TID_ADDRESS). All three are re-registered by injected syscalls once
-// the memory they point into exists again.
+// the memory they point into exists again. The new process starts with glibc's own rseq
+// registration (inherited from the restorer), which is removed before its memory goes.
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
@@ -55,6 +56,16 @@ void thread_describe(const ProcessImage& img, nlohmann::json& j) {
   j["rseq"] = {{"addr", hex(t.rseq_addr)}, {"len", t.rseq_len}, {"sig", hex(t.rseq_sig)}};
   j["robust_list"] = {{"head", hex(t.robust_list)}, {"len", t.robust_len}};
   j["clear_tid_address"] = hex(t.clear_tid);
+}
+
+Status thread_unregister_inherited_rseq(RestoreContext& c) {
+  // glibc registered rseq for the new process (it is a clone of us): the area is in memory we
+  // are about to unmap, and the kernel would write to it on every preemption.
+  OSMO_ASSIGN_OR_RETURN(RseqConfig rsc, get_rseq_config(c.pid));
+  if (rsc.rseq_abi_pointer != 0)
+    OSMO_TRY(c.tracee->syscall_ok("rseq (unregister)", SYS_rseq, rsc.rseq_abi_pointer, rsc.rseq_abi_size, 1,
+                                  rsc.signature));
+  return ok_status();
 }
 
 Status thread_restore(RestoreContext& c) {

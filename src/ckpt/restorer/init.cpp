@@ -1,0 +1,100 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+// init of the restored process's pid namespace (init.hpp).
+#include "ckpt/restorer/init.hpp"
+
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+
+#include <csignal>
+
+#include "ckpt/kinds.hpp"
+#include "ckpt/restorer/chain.hpp"
+#include "ckpt/restorer/clone3.hpp"
+#include "ckpt/restorer/messages.hpp"
+
+namespace osmo::ckpt::restorer {
+namespace {
+
+volatile sig_atomic_t g_init_child = 0;
+void init_forward(int sig) {
+  if (g_init_child > 0) ::kill(g_init_child, sig);
+}
+
+// Runs in init: never returns.
+[[noreturn]] void init_main(int sock, ChildPlan& plan) {
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0)
+    die_with(sock, errno_error("cannot make mounts private"));
+  if (::mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) != 0)
+    die_with(sock, errno_error("cannot mount a fresh /proc"));
+  if (!plan.timens_offsets.empty())
+    if (auto s = timens_enter(plan.timens_offsets); !s.ok()) die_with(sock, s.error());
+  // Session and group (session.cpp), then the restored process; placeholders are reaped at
+  // once, so none is ever seen as a zombie once the restore reports success.
+  if (plan.session.init_setsid && ::setsid() < 0)
+    die_with(sock, errno_error("init cannot become the leader of session 1 (setsid)"));
+  const pid_t child = plan.img->task.pid;
+  std::vector<ChainStep> steps = chain_of(plan);
+  if (auto s = chain_spawn(sock, plan, steps, 0, true); !s.ok()) die_with(sock, s.error());
+  for (const ChainStep& st : steps) {
+    if (st.role == ChainStep::Role::kTarget) continue;
+    int ws = 0;
+    while (::waitpid(st.tid, &ws, 0) < 0 && errno == EINTR) {
+    }
+  }
+  g_init_child = child;
+  struct sigaction sa {};
+  sa.sa_handler = init_forward;
+  sa.sa_flags = SA_RESTART;
+  for (int s : {SIGINT, SIGTERM, SIGHUP, SIGUSR1, SIGUSR2, SIGQUIT})
+    ::sigaction(s, &sa, nullptr);
+  // Wait for the caller's verdict: kGo = the process runs, anything else (or the caller's end
+  // closed) = give up.
+  auto verdict = recv_msg(sock, "the caller's verdict", kWaitForever);
+  if (!verdict.ok() || verdict->tag != MsgTag::kGo) {
+    ::kill(child, SIGKILL);
+    ::_exit(127);
+  }
+  ::prctl(PR_SET_PDEATHSIG, 0);
+  ::close(sock);
+  ::syscall(SYS_close_range, 0u, ~0u, 0u);
+  for (;;) {
+    int st = 0;
+    pid_t w = ::waitpid(-1, &st, 0);
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0) ::_exit(127);
+    if (w == child) {
+      if (WIFEXITED(st)) ::_exit(WEXITSTATUS(st));
+      if (WIFSIGNALED(st)) ::_exit(128 + WTERMSIG(st));
+    }
+  }
+}
+
+}  // namespace
+
+Result<InitProcess> start_init(ChildPlan& plan) {
+  int sv[2];
+  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
+    return errno_error("cannot create the restore socket pair");
+  InitProcess init;
+  init.sock.reset(sv[0]);
+  clone_args a{};
+  a.flags = CLONE_NEWPID | CLONE_NEWNS;
+  a.exit_signal = SIGCHLD;
+  long pid = raw_clone3(&a);
+  if (pid < 0) {
+    ::close(sv[1]);
+    return errno_error("cannot create the pid namespace for the restored process (clone3)");
+  }
+  if (pid == 0) {
+    ::close(sv[0]);
+    init_main(sv[1], plan);
+  }
+  ::close(sv[1]);
+  init.pid = static_cast<pid_t>(pid);
+  return init;
+}
+
+}  // namespace osmo::ckpt::restorer
