@@ -52,24 +52,32 @@ void append_frame(std::vector<char>& out, FrameType type, std::string_view paylo
   if (!payload.empty()) std::memcpy(out.data() + at + kFrameHeaderBytes, payload.data(), payload.size());
 }
 
-namespace {
-void put_u32(char* p, std::uint32_t v) {
+void write_u32(char* p, std::uint32_t v) {
   for (int i = 0; i < 4; ++i) p[i] = static_cast<char>((v >> (8 * i)) & 0xff);
 }
-}  // namespace
+
+U32Payload u32_payload(std::uint32_t a) {
+  U32Payload p{};
+  write_u32(p.bytes, a);
+  p.size = 4;
+  return p;
+}
+
+U32Payload u32_pair_payload(std::uint32_t a, std::uint32_t b) {
+  U32Payload p{};
+  write_u32(p.bytes, a);
+  write_u32(p.bytes + 4, b);
+  p.size = 8;
+  return p;
+}
 
 void append_u32_pair_frame(std::vector<char>& out, FrameType type, std::uint32_t a,
                            std::uint32_t b) {
-  char p[8];
-  put_u32(p, a);
-  put_u32(p + 4, b);
-  append_frame(out, type, std::string_view(p, 8));
+  append_frame(out, type, u32_pair_payload(a, b).view());
 }
 
 void append_u32_frame(std::vector<char>& out, FrameType type, std::uint32_t a) {
-  char p[4];
-  put_u32(p, a);
-  append_frame(out, type, std::string_view(p, 4));
+  append_frame(out, type, u32_payload(a).view());
 }
 
 }  // namespace osmo::run

@@ -73,6 +73,16 @@ void append_u32_pair_frame(std::vector<char>& out, FrameType type, std::uint32_t
 void append_u32_frame(std::vector<char>& out, FrameType type, std::uint32_t a);
 
 std::uint32_t read_u32(const char* p);
+void write_u32(char* p, std::uint32_t v);
+
+// A payload of one or two little-endian u32 (credit, signal, exit), without allocating.
+struct U32Payload {
+  char bytes[8];
+  std::size_t size;
+  std::string_view view() const { return {bytes, size}; }
+};
+U32Payload u32_payload(std::uint32_t a);
+U32Payload u32_pair_payload(std::uint32_t a, std::uint32_t b);
 
 const char* frame_name(FrameType t);
 

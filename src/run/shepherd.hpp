@@ -5,7 +5,7 @@
 // without the launcher the daemon starts it with a double fork and an exec of the osmo binary
 // (`osmo __job-shepherd`). It owns the job's namespaces and osmo init (job_init.hpp), records the
 // job on disk (job_table.hpp), relays stdin/stdout/stderr, signals and the exit status over the
-// relay stream (frame.hpp), and kills the job if the stream to its anchor breaks.
+// relay stream (relay.hpp), and kills the job if the stream to its anchor breaks.
 #pragma once
 
 #include <sys/types.h>
