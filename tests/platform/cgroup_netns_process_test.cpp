@@ -2,7 +2,9 @@
 // Cgroups, network namespaces and detached processes on the real kernel (root only). Everything
 // created here is named osmo-pt-<pid> and removed by guards, also when an assertion fails.
 #include <gtest/gtest.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -256,6 +258,33 @@ TEST(ProcessReal, SpawnDetachedInNetnsAndCgroup) {
   stale.start_ticks += 1;
   EXPECT_EQ(process_state(stale), ProcessState::kGone);
   EXPECT_FALSE(signal_process(stale, 0).ok());
+}
+
+// pass_fds land at 3, 4, ... in order, even when they already sit on those numbers swapped;
+// nothing else leaks.
+TEST(ProcessReal, SpawnPassesFdsInOrder) {
+  int out[2];
+  ASSERT_EQ(::pipe2(out, O_CLOEXEC), 0);
+  UniqueFd out_r(out[0]), out_w(out[1]);
+  UniqueFd memfd(::memfd_create("osmo-test-pass", MFD_CLOEXEC));
+  ASSERT_TRUE(memfd.valid());
+  ASSERT_EQ(::write(memfd.get(), "spec-bytes", 10), 10);
+  ASSERT_EQ(::lseek(memfd.get(), 0, SEEK_SET), 0);
+  UniqueFd leak(::open("/dev/null", O_RDONLY));  // not CLOEXEC: must still not reach the child
+  DetachedSpawnOptions o;
+  o.exe = "/bin/sh";
+  // fd 3: the pipe, fd 4: the memfd; then report which fds above 4 are open.
+  o.argv = {"sh", "-c", "cat <&4 >&3; ls /proc/self/fd | sort -n | tr '\\n' ' ' >&3"};
+  o.pass_fds = {out_w.get(), memfd.get()};
+  auto id = spawn_detached(o);
+  ASSERT_TRUE(id.ok()) << id.error().str();
+  out_w.reset();
+  std::string got;
+  char buf[256];
+  for (ssize_t n; (n = ::read(out_r.get(), buf, sizeof buf)) > 0;) got.append(buf, static_cast<std::size_t>(n));
+  EXPECT_EQ(got.substr(0, 10), "spec-bytes") << got;
+  // 0-2, 3, 4, and the fd `ls` opens for /proc/self/fd itself: no 6th fd.
+  EXPECT_EQ(got.substr(10), "0 1 2 3 4 5 ") << got;
 }
 
 TEST(ProcessReal, SpawnFailuresNameTheStage) {

@@ -173,8 +173,11 @@ Result<ProcessIdentity> spawn_detached(const DetachedSpawnOptions& o) {
   if (o.exe.empty() || o.argv.empty()) return make_error("spawn_detached: no program given");
 
   // Everything the child needs is prepared here: after fork only async-signal-safe calls.
-  UniqueFd log(::open(o.log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640));
-  if (!log) return errno_error("open log {}", o.log_path);
+  if (o.pass_fds.size() > kMaxPassFds)
+    return make_error("spawn {}: {} fds to pass, at most {}", o.exe, o.pass_fds.size(), kMaxPassFds);
+  UniqueFd log(o.log_path.empty() ? ::open("/dev/null", O_WRONLY | O_CLOEXEC)
+                                  : ::open(o.log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640));
+  if (!log) return errno_error("open log {}", o.log_path.empty() ? "/dev/null" : o.log_path);
   UniqueFd devnull(::open("/dev/null", O_RDONLY | O_CLOEXEC));
   if (!devnull) return errno_error("open /dev/null");
   UniqueFd ns;
@@ -213,6 +216,9 @@ Result<ProcessIdentity> spawn_detached(const DetachedSpawnOptions& o) {
   int p[2];
   if (::pipe2(p, O_CLOEXEC) != 0) return errno_error("pipe for spawning {}", o.exe);
   UniqueFd rd(p[0]), wr(p[1]);
+  int pass[kMaxPassFds];
+  const int npass = static_cast<int>(o.pass_fds.size());
+  for (int i = 0; i < npass; ++i) pass[i] = o.pass_fds[static_cast<std::size_t>(i)];
 
   pid_t mid = ::fork();
   if (mid < 0) return errno_error("fork for {}", o.exe);
@@ -232,9 +238,18 @@ Result<ProcessIdentity> spawn_detached(const DetachedSpawnOptions& o) {
     if (ns && ::setns(ns.get(), CLONE_NEWNET) != 0) child_fail(wr.get(), kStageNetns);
     if (::dup2(devnull.get(), 0) < 0 || ::dup2(log.get(), 1) < 0 || ::dup2(log.get(), 2) < 0)
       child_fail(wr.get(), kStageStdio);
+    // The fds to pass go to 3, 4, ...: first all of them (and our report pipe) above the range
+    // they will occupy, so that placing one cannot overwrite another.
+    const int report = ::fcntl(wr.get(), F_DUPFD_CLOEXEC, 3 + npass + 64);
+    if (report < 0) child_fail(wr.get(), kStageStdio);
+    int high[kMaxPassFds];
+    for (int i = 0; i < npass; ++i)
+      if ((high[i] = ::fcntl(pass[i], F_DUPFD_CLOEXEC, 3 + npass + 64)) < 0) child_fail(report, kStageStdio);
+    for (int i = 0; i < npass; ++i)
+      if (::dup2(high[i], 3 + i) < 0) child_fail(report, kStageStdio);  // dup2 clears CLOEXEC
     // Whatever else we inherited must not leak into the daemon.
-    ::syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC);
-    if (::chdir(o.cwd.c_str()) != 0) child_fail(wr.get(), kStageCwd);
+    ::syscall(SYS_close_range, static_cast<unsigned>(3 + npass), ~0U, CLOSE_RANGE_CLOEXEC);
+    if (::chdir(o.cwd.c_str()) != 0) child_fail(report, kStageCwd);
     // Ignored signals and the signal mask survive exec: the daemon starts from the defaults,
     // whatever our caller (a shell, a test harness) had set.
     for (int sig = 1; sig < NSIG; ++sig)
@@ -243,7 +258,7 @@ Result<ProcessIdentity> spawn_detached(const DetachedSpawnOptions& o) {
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
     ::execve(o.exe.c_str(), argv.data(), envp.data());
-    child_fail(wr.get(), kStageExec);
+    child_fail(report, kStageExec);
   }
   wr.reset();
   int status = 0;

@@ -43,16 +43,20 @@ struct DetachedSpawnOptions {
   std::string exe;                 // program to execve (not searched in PATH)
   std::vector<std::string> argv;   // argv[0] included
   std::vector<std::string> env;    // "KEY=VALUE" added to (or replacing in) our environment
-  std::string log_path;            // stdout and stderr, appended; created with mode 0640
+  std::string log_path;            // stdout and stderr, appended; mode 0640; empty = /dev/null
   std::string pid_file;            // written once the process runs; empty = none
   std::string netns;               // named network namespace to run in; empty = ours
   const Cgroup* cgroup = nullptr;  // joined before exec; null = ours
   std::string cwd = "/";
+  // Fds the program gets as 3, 4, ... in this order (e.g. a stream and a spec memfd); at most
+  // kMaxPassFds. The caller keeps its own.
+  std::vector<int> pass_fds;
 };
+inline constexpr std::size_t kMaxPassFds = 8;
 
 // Starts a daemon that outlives us: fork, setsid, fork again (so it is no child of ours and can
 // never reacquire a terminal), join the cgroup, enter the netns, redirect stdin from /dev/null
-// and stdout/stderr to the log, close every other fd, exec. Returns once exec succeeded; any
+// and stdout/stderr to the log, place pass_fds at 3, 4, ..., close every other fd, exec. Returns once exec succeeded; any
 // failure on the way (including exec's) is reported with its stage and errno.
 Result<ProcessIdentity> spawn_detached(const DetachedSpawnOptions& options);
 
