@@ -2,10 +2,9 @@
 // The table of fault points (documented in docs/engine.md) and the OSMO_FAULT check.
 #include "ckpt/faults.hpp"
 
-#include <cstdlib>
-#include <cstring>
 #include <string>
 
+#include "base/fault.hpp"
 #include "ckpt/ckpt.hpp"
 
 namespace osmo::ckpt {
@@ -37,17 +36,7 @@ const std::vector<std::pair<std::string, std::string>>& fault_points() {
 }
 
 Status fault(const char* name) {
-  const char* env = std::getenv("OSMO_FAULT");
-  if (env == nullptr || *env == '\0') return ok_status();
-  std::string list = env;
-  std::size_t pos = 0;
-  while (pos <= list.size()) {
-    std::size_t comma = list.find(',', pos);
-    if (comma == std::string::npos) comma = list.size();
-    if (list.compare(pos, comma - pos, name) == 0 && std::strlen(name) == comma - pos)
-      return make_error("fault injected at {} (OSMO_FAULT)", name);
-    pos = comma + 1;
-  }
+  if (fault_armed(name)) return make_error("fault injected at {} (OSMO_FAULT)", name);
   return ok_status();
 }
 

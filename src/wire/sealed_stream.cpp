@@ -131,6 +131,8 @@ Status ChunkSealer::write(int fd, ChunkType type, std::span<const std::uint8_t> 
   if (!payload.empty()) std::memcpy(buf_.data() + kChunkHeaderBytes, payload.data(), payload.size());
   std::uint8_t tag[kChunkTagBytes];
   compute_tag(suite_, key_, nonce_of(dir_, seq_), buf_, tag);
+  if (type == ChunkType::kData && data_chunks_++ == damage_at_ && !payload.empty())
+    buf_[kChunkHeaderBytes + payload.size() / 2] ^= 0x01;
   iovec iov[2] = {{buf_.data(), buf_.size()}, {tag, sizeof tag}};
   OSMO_TRY(writev_all(fd, iov, 2));
   ++seq_;

@@ -67,12 +67,17 @@ class ChunkSealer {
   Status write(int fd, ChunkType type, std::span<const std::uint8_t> payload);
   Status write_message(int fd, std::string_view text);
   std::uint64_t chunks() const { return seq_; }
+  // Fault point for tests (migrate.flip_chunk): one byte of the n-th data chunk (from 0) is
+  // flipped after its tag is computed, as a bit error on the wire would do.
+  void damage_data_chunk(std::uint64_t n) { damage_at_ = n; }
 
  private:
   Key key_;
   SealSuite suite_;
   Direction dir_;
   std::uint64_t seq_ = 0;
+  std::uint64_t data_chunks_ = 0;
+  std::uint64_t damage_at_ = UINT64_MAX;
   std::vector<std::uint8_t> buf_;
 };
 

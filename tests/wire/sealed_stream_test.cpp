@@ -144,6 +144,37 @@ TEST_P(SealedStream, WrongKeyReflectionTruncationAndReorderAreRefused) {
   EXPECT_NE(open_all(k, GetParam(), replay), "");
 }
 
+// The fault point used by the migration tests damages exactly the chosen data chunk.
+TEST_P(SealedStream, DamagedChunkFaultIsCaughtAtThatChunk) {
+  const Key k = test_key(5);
+  Pair p;
+  std::vector<std::uint8_t> out;
+  std::thread reader([&] {
+    std::uint8_t buf[65536];
+    for (ssize_t n; (n = ::read(p.b.get(), buf, sizeof buf)) > 0;) out.insert(out.end(), buf, buf + n);
+  });
+  ChunkSealer s(k, GetParam(), Direction::kInitiatorToResponder);
+  s.damage_data_chunk(2);
+  ASSERT_TRUE(s.write_message(p.a.get(), "hello").ok());  // messages do not count
+  for (int i = 0; i < 4; ++i) ASSERT_TRUE(s.write(p.a.get(), ChunkType::kData, random_bytes(1000, static_cast<std::uint32_t>(i))).ok());
+  p.a.reset();
+  reader.join();
+  Pair q;
+  std::thread writer([&] {
+    (void)!::write(q.a.get(), out.data(), out.size());
+    q.a.reset();
+  });
+  ChunkOpener o(k, GetParam(), Direction::kInitiatorToResponder);
+  Chunk c;
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(o.read(q.b.get(), &c).ok()) << "chunk " << i;
+  Status bad = o.read(q.b.get(), &c);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().message.find("chunk 3 failed authentication"), std::string::npos) << bad.error().message;
+  EXPECT_EQ(o.refused(), 1u);
+  q.b.reset();
+  writer.join();
+}
+
 TEST_P(SealedStream, OversizedHeaderRefusedWithoutReadingIt) {
   std::vector<std::uint8_t> bytes(kChunkHeaderBytes, 0);
   bytes[3] = 0x7f;  // 2 GiB
