@@ -45,10 +45,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cstring>
 #include <mutex>
 #include <string>
+#include <string_view>
 
 #include "base/scope_guard.hpp"
 #include "ckpt/proc.hpp"
@@ -64,9 +66,7 @@ struct PmScanArg {
   std::uint64_t size, flags, start, end, walk_end, vec, vec_len, max_pages;
   std::uint64_t category_inverted, category_mask, category_anyof_mask, return_mask;
 };
-struct PageRegion {
-  std::uint64_t start, end, categories;
-};
+using PageRegion = PagemapRegion;
 static_assert(sizeof(PmScanArg) == 96 && sizeof(PageRegion) == 24);
 constexpr unsigned long kPagemapScan = _IOWR('f', 16, PmScanArg);
 constexpr std::uint64_t kWpMatching = 1u << 0;    // PM_SCAN_WP_MATCHING
@@ -77,6 +77,9 @@ constexpr std::uint64_t kIsFile = 1u << 2;        // PAGE_IS_FILE
 constexpr std::uint64_t kIsPresent = 1u << 3;     // PAGE_IS_PRESENT
 constexpr std::uint64_t kIsSwapped = 1u << 4;     // PAGE_IS_SWAPPED (also: a protection marker)
 constexpr std::uint64_t kIsHuge = 1u << 6;        // PAGE_IS_HUGE
+constexpr std::uint64_t kIsGuard = 1u << 8;       // PAGE_IS_GUARD (Linux 6.14)
+
+constexpr std::uint64_t kIoctlZeropage = 1u << _UFFDIO_ZEROPAGE;  // in uffdio_register.ioctls
 
 constexpr std::uint64_t kFeatureWpHugetlbfsShmem = 1u << 12;
 constexpr std::uint64_t kFeatureWpUnpopulated = 1u << 13;
@@ -113,7 +116,9 @@ Result<UniqueFd> new_uffd(const char* who) {
 // the non-empty entries at the front.
 class Scanner {
  public:
-  explicit Scanner(int pagemap_fd) : fd_(pagemap_fd), vec_(kScanVecLen, PageRegion{0, 0, 0}) {}
+  Scanner(int pagemap_fd, std::vector<PageRegion>* buf) : fd_(pagemap_fd), vec_(*buf) {
+    if (vec_.empty()) vec_.assign(kScanVecLen, PageRegion{0, 0, 0});
+  }
   // Appends the matching ranges of [r.start, r.end) to *out; on failure the part already
   // reported is appended too.
   Status run(const PageRange& r, std::uint64_t flags, std::uint64_t inverted, std::uint64_t mask,
@@ -154,7 +159,7 @@ class Scanner {
 
  private:
   int fd_;
-  std::vector<PageRegion> vec_;
+  std::vector<PageRegion>& vec_;
 };
 
 std::uint64_t count_pages(const std::vector<PageRegion>& v) {
@@ -181,6 +186,48 @@ bool special_mapping(const MapsEntry& e) {
          e.name == "[vsyscall]";
 }
 
+bool has_vm_flag(const std::string& flags, std::string_view f) {
+  std::size_t at = 0;
+  while ((at = flags.find(f, at)) != std::string::npos) {
+    bool starts = at == 0 || flags[at - 1] == ' ';
+    bool ends = at + f.size() == flags.size() || flags[at + f.size()] == ' ';
+    if (starts && ends) return true;
+    at += f.size();
+  }
+  return false;
+}
+
+}  // namespace
+
+// /proc/PID/smaps, only the ranges and their VmFlags.
+Result<std::vector<DirtyTracker::MapsEntryFlags>> DirtyTracker::read_smaps_flags(pid_t pid) {
+  OSMO_ASSIGN_OR_RETURN(std::string text, read_text_file(fmt::format("/proc/{}/smaps", pid)));
+  std::vector<MapsEntryFlags> out;
+  std::size_t pos = 0;
+  while (pos < text.size()) {
+    std::size_t eol = text.find('\n', pos);
+    if (eol == std::string::npos) eol = text.size();
+    std::string_view line(text.data() + pos, eol - pos);
+    pos = eol + 1;
+    if (line.rfind("VmFlags:", 0) == 0) {
+      if (!out.empty()) out.back().vm_flags = std::string(line.substr(8));
+      continue;
+    }
+    std::size_t dash = line.find('-'), space = line.find(' ');
+    if (line.empty() || !std::isxdigit(static_cast<unsigned char>(line[0])) ||
+        dash == std::string_view::npos || space == std::string_view::npos || dash > space)
+      continue;
+    MapsEntryFlags e;
+    e.start = std::strtoull(std::string(line.substr(0, dash)).c_str(), nullptr, 16);
+    e.end =
+        std::strtoull(std::string(line.substr(dash + 1, space - dash - 1)).c_str(), nullptr, 16);
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+namespace {
+
 // The self-test behind DirtyTrackingSupport::pmd_holes_reported: protect two 2 MiB ranges of our
 // own memory, one backed by a THP (if the kernel gives one) and one by a PTE table, drop both
 // with MADV_DONTNEED and see whether a read-only fast scan calls them written.
@@ -197,7 +244,8 @@ Result<bool> probe_pmd_holes(std::uint64_t features) {
   std::memset(thp, 1, 2 * kHuge);
   UniqueFd pm(::open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC));
   if (!pm) return errno_error("cannot open /proc/self/pagemap");
-  Scanner scanner(pm.get());
+  std::vector<PageRegion> buf;
+  Scanner scanner(pm.get(), &buf);
   auto is_huge = [&]() -> Result<bool> {
     std::vector<PageRegion> v;
     OSMO_TRY(scanner.run({base, base + kHuge}, 0, 0, kIsHuge, 0, kIsHuge, &v));
@@ -257,6 +305,8 @@ Result<DirtyTrackingSupport> probe_support() {
     a.start = here;
     a.end = here + kPage;
     s.pagemap_scan = ::ioctl(pm.get(), kPagemapScan, &a) >= 0;
+    a.return_mask = kIsGuard;  // an unknown category is EINVAL
+    s.guard_category = s.pagemap_scan && ::ioctl(pm.get(), kPagemapScan, &a) >= 0;
   }
   if (s.pagemap_scan && (s.uffd_features & kRequiredFeatures) == kRequiredFeatures) {
     OSMO_ASSIGN_OR_RETURN(s.pmd_holes_reported, probe_pmd_holes(kRequiredFeatures));
@@ -365,12 +415,13 @@ Result<DirtyTracker> DirtyTracker::start(pid_t pid, UniqueFd uffd, std::vector<P
                                          DirtyTrackerOptions options) {
   OSMO_TRY(check_ranges(ranges));
   if (!uffd) return make_error("no userfaultfd given for pid {}", pid);
+  OSMO_ASSIGN_OR_RETURN(DirtyTrackingSupport support, dirty_tracking_support());
   DirtyTracker t;
   t.pid_ = pid;
   t.max_tracked_bytes_ = options.max_tracked_bytes;
+  t.guard_category_ = support.guard_category;
   if (options.hole_scan == DirtyTrackerOptions::HoleScan::kAuto) {
-    OSMO_ASSIGN_OR_RETURN(DirtyTrackingSupport s, dirty_tracking_support());
-    t.hole_scan_ = !s.pmd_holes_reported;
+    t.hole_scan_ = !support.pmd_holes_reported;
   } else {
     t.hole_scan_ = options.hole_scan == DirtyTrackerOptions::HoleScan::kAlways;
   }
@@ -381,7 +432,7 @@ Result<DirtyTracker> DirtyTracker::start(pid_t pid, UniqueFd uffd, std::vector<P
   OSMO_TRY(t.add(std::move(ranges)));
   // Every registered mapping must be under asynchronous protection, or nothing it reports could
   // be trusted: a userfaultfd negotiated without WP_ASYNC/WP_UNPOPULATED fails here (EPERM).
-  Scanner scanner(t.pagemap_.get());
+  Scanner scanner(t.pagemap_.get(), &t.scan_buf_);
   for (const Piece& p : t.pieces_) {
     std::vector<PageRegion> v;
     Status s = scanner.run({p.start, p.end}, kCheckWpAsync, kIsWpAllowed, kIsWpAllowed, 0,
@@ -410,6 +461,8 @@ DirtyTracker& DirtyTracker::operator=(DirtyTracker&& o) noexcept {
     pagemap_ = std::move(o.pagemap_);
     pieces_ = std::move(o.pieces_);
     carry_ = std::move(o.carry_);
+    scan_buf_ = std::move(o.scan_buf_);
+    guard_category_ = o.guard_category_;
     hole_scan_ = o.hole_scan_;
     max_tracked_bytes_ = o.max_tracked_bytes_;
     stats_ = o.stats_;
@@ -493,24 +546,44 @@ Status DirtyTracker::add(std::vector<PageRange> ranges) {
     std::sort(pieces_.begin(), pieces_.end(),
               [](const Piece& a, const Piece& b) { return a.start < b.start; });
   });
-  for (const Piece& p : fresh) OSMO_TRY(register_range(p));
+  std::vector<MapsEntryFlags> smaps;
+  for (const Piece& p : fresh) OSMO_TRY(register_range(p, &smaps));
   return ok_status();
 }
 
-Status DirtyTracker::register_range(const Piece& piece) {
+Status DirtyTracker::register_range(const Piece& piece, std::vector<MapsEntryFlags>* smaps) {
   uffdio_register reg{};
   reg.range = {piece.start, piece.end - piece.start};
   reg.mode = UFFDIO_REGISTER_MODE_WP;
-  if (::ioctl(uffd_.get(), UFFDIO_REGISTER, &reg) != 0)
-    return errno_error(
+  if (::ioctl(uffd_.get(), UFFDIO_REGISTER, &reg) != 0) {
+    Error e = errno_error(
         "pid {}: cannot register {:#x}-{:#x} for write tracking (did the layout change since "
         "/proc/{}/maps was read?)",
         pid_, piece.start, piece.end, pid_);
+    // userfaultfd refuses droppable memory (VM_DROPPABLE, "dp"), which maps shows as ordinary
+    // private anonymous memory: only smaps tells.
+    if (e.code == EINVAL) {
+      if (smaps->empty()) {
+        OSMO_ASSIGN_OR_RETURN(*smaps, read_smaps_flags(pid_));
+      }
+      for (const MapsEntryFlags& f : *smaps)
+        if (f.start <= piece.start && piece.start < f.end && has_vm_flag(f.vm_flags, "dp"))
+          return ok_status();
+    }
+    return e;
+  }
   // Tracked from here on, even if what follows fails: the destructor unregisters it.
   pieces_.push_back({piece.start, piece.end, piece.file_backed, {}});
+  // hugetlb is the only memory registered without UFFDIO_ZEROPAGE. There, MADV_DONTNEED leaves a
+  // protection marker on a zapped huge page, so it reads clean although it is now zero: refused.
+  if ((reg.ioctls & kIoctlZeropage) == 0)
+    return make_error(
+        "pid {}: {:#x}-{:#x} is hugetlb memory, where the kernel can lose track of a change "
+        "(MADV_DONTNEED keeps an emptied huge page marked clean)",
+        pid_, piece.start, piece.end);
   OSMO_TRY(write_protect(uffd_.get(), piece.start, piece.end));
   if (piece.file_backed) {
-    Scanner scanner(pagemap_.get());
+    Scanner scanner(pagemap_.get(), &scan_buf_);
     std::vector<PageRegion> v;
     OSMO_TRY(
         scanner.run({piece.start, piece.end}, 0, kIsFile, kIsFile | kIsPresent, 0, kIsPresent, &v));
@@ -528,7 +601,7 @@ Result<std::vector<PageRange>> DirtyTracker::collect() {
   std::vector<PageRange> runs;
   for (const Piece& p : pieces_) runs.push_back({p.start, p.end});
   runs = coalesce(std::move(runs));
-  Scanner scanner(pagemap_.get());
+  Scanner scanner(pagemap_.get(), &scan_buf_);
   // Everything found goes into carry_ at once, so that a failure below loses nothing.
   std::vector<PageRegion> found;
   auto keep = [&](std::uint64_t* counter) {
@@ -588,7 +661,24 @@ Result<std::vector<PageRange>> DirtyTracker::collect() {
     p.private_pages = std::move(now);
   }
 
-  std::vector<PageRange> out = coalesce(std::move(carry_));
+  carry_ = coalesce(std::move(carry_));
+  // 5. Guard pages: reported once after MADV_GUARD_INSTALL (a guard marker carries no protection
+  //    bit until this scan sets one), but they have no content to copy.
+  if (guard_category_ && !carry_.empty()) {
+    std::vector<PageRange> guards;
+    for (const PageRange& r : carry_) {
+      Status s = scanner.run(r, 0, 0, kIsGuard, 0, kIsGuard, &found);
+      append(found, &guards);
+      found.clear();
+      if (!s.ok()) return Error{s.error().code, fmt::format("pid {}: {}", pid_, s.error().message)};
+    }
+    if (!guards.empty()) {
+      guards = coalesce(std::move(guards));
+      for (const PageRange& g : guards) stats_.guards += g.pages();
+      carry_ = subtract(carry_, guards);
+    }
+  }
+  std::vector<PageRange> out = std::move(carry_);
   carry_.clear();
   for (const PageRange& r : out) stats_.reported += r.pages();
   stats_.scan_ns = static_cast<std::uint64_t>(

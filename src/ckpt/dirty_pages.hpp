@@ -27,6 +27,7 @@
 #include <array>
 #include <cstdint>
 #include <functional>
+#include <string>
 #include <vector>
 
 #include "base/result.hpp"
@@ -51,6 +52,9 @@ struct DirtyTrackingSupport {
   // written state for PMD holes" (2026-07) skip such holes: the tracker then looks for them with
   // a second scan (~0.6 ms per GiB here).
   bool pmd_holes_reported = false;
+  // PAGEMAP_SCAN knows PAGE_IS_GUARD (MADV_GUARD_INSTALL regions): guard pages are then left out
+  // of reports (a guard page has no content, and reading it fails with EFAULT).
+  bool guard_category = false;
 };
 Result<DirtyTrackingSupport> dirty_tracking_support();
 
@@ -83,6 +87,11 @@ struct DirtyTrackerOptions {
   std::uint64_t max_tracked_bytes = 64ull << 30;
 };
 
+// The kernel's struct page_region, PAGEMAP_SCAN's output (internal; here for the buffer member).
+struct PagemapRegion {
+  std::uint64_t start, end, categories;
+};
+
 // What the last collect() found (pages; a page may count in more than one line).
 struct DirtyStats {
   std::uint64_t written = 0;  // reported by the write-protect scan (written or zapped)
@@ -90,6 +99,7 @@ struct DirtyStats {
       0;                    // in a tracked range whose mapping was replaced (munmap+mmap, mremap)
   std::uint64_t holes = 0;  // dropped page tables (only with the hole scan)
   std::uint64_t reverted = 0;  // private file pages that went back to the file's content
+  std::uint64_t guards = 0;    // guard pages (MADV_GUARD_INSTALL) left out of the report
   std::uint64_t reported = 0;  // pages in the returned ranges
   std::uint64_t scan_ns = 0;   // time spent in collect()
 };
@@ -98,11 +108,15 @@ class DirtyTracker {
  public:
   // Registers and write-protects every private writable mapping (anonymous, private file, private
   // memfd) that lies in `ranges` of process `pid`, whose mm `uffd` belongs to (from
-  // open_tracking_uffd / open_own_tracking_uffd). Shared mappings, read-only mappings and the
-  // kernel's [vdso]/[vvar]/[vvar_vclock]/[vsyscall] are not tracked: a write through another
-  // process or the file never touches our page tables, and a read-only mapping that becomes
-  // writable is a layout change the caller must add(). From now on a write to a tracked page
-  // marks it written.
+  // open_tracking_uffd / open_own_tracking_uffd). Shared mappings, read-only mappings, droppable
+  // memory (MAP_DROPPABLE: its content may vanish at any time anyway) and the kernel's
+  // [vdso]/[vvar]/[vvar_vclock]/[vsyscall] are not tracked: a write through another process or
+  // the file never touches our page tables, and a read-only mapping that becomes writable is a
+  // layout change the caller must add(). hugetlb mappings are refused with an error: the kernel
+  // keeps a huge page that MADV_DONTNEED emptied marked clean, so a change there could be missed.
+  // Read the layout and register it while the process is stopped, or be ready to retry: a
+  // mapping that changes in between fails the registration. From now on a write to a tracked
+  // page marks it written.
   static Result<DirtyTracker> start(pid_t pid, UniqueFd uffd, std::vector<PageRange> ranges,
                                     DirtyTrackerOptions options = {});
   // The calling process's own memory.
@@ -126,6 +140,9 @@ class DirtyTracker {
   //  - pages of a private file mapping that went back to the file's content (MADV_DONTNEED on a
   //    written page: the kernel keeps such a page protected, see dirty_pages.cpp);
   //  - pages written with an unchanged value, and whole 4 KiB pages for a one-byte write.
+  // Guard pages (MADV_GUARD_INSTALL) are left out where the kernel can tell them (they have no
+  // content; the layout carries them). A page may still become a guard page, or be unmapped,
+  // between this call and the copy: the copier must expect EFAULT.
   // If the call fails half-way, what was already re-protected is kept and returned by the next
   // collect(): an error never loses a report.
   Result<std::vector<PageRange>> collect();
@@ -141,6 +158,10 @@ class DirtyTracker {
   bool hole_scan() const { return hole_scan_; }
 
  private:
+  struct MapsEntryFlags {
+    std::uint64_t start = 0, end = 0;
+    std::string vm_flags;  // smaps VmFlags
+  };
   struct Piece {
     std::uint64_t start = 0, end = 0;
     bool file_backed = false;  // private file or memfd mapping
@@ -149,13 +170,17 @@ class DirtyTracker {
   };
   DirtyTracker() = default;
   void release();
-  Status register_range(const Piece& piece);
+  // Registers one piece; droppable memory is skipped (smaps read once per add(), on demand).
+  Status register_range(const Piece& piece, std::vector<MapsEntryFlags>* smaps);
+  static Result<std::vector<MapsEntryFlags>> read_smaps_flags(pid_t pid);
 
   pid_t pid_ = -1;
   UniqueFd uffd_;
   UniqueFd pagemap_;
-  std::vector<Piece> pieces_;     // sorted, disjoint
-  std::vector<PageRange> carry_;  // reports of a failed collect(), returned by the next one
+  std::vector<Piece> pieces_;            // sorted, disjoint
+  std::vector<PageRange> carry_;         // reports of a failed collect(), returned by the next one
+  std::vector<PagemapRegion> scan_buf_;  // PAGEMAP_SCAN output, kept zeroed between calls
+  bool guard_category_ = false;
   bool hole_scan_ = false;
   std::uint64_t max_tracked_bytes_ = 0;
   DirtyStats stats_;

@@ -429,6 +429,80 @@ TEST(DirtyTracker, LayoutChangesDoNotBreakCollect) {
       mmap(r.p, r.len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);  // for ~Region
 }
 
+// Guard pages (MADV_GUARD_INSTALL) have no content and fault on every access: never reported,
+// whether installed before start() or while tracked.
+TEST(DirtyTracker, GuardPagesAreNotReported) {
+  REQUIRE_TRACKING();
+  constexpr int kMadvGuardInstall = 102;  // Linux 6.13
+  Region r(64 * kPage);
+  std::memset(r.p, 1, r.len);
+  if (madvise(r.p + 4 * kPage, 2 * kPage, kMadvGuardInstall) != 0)
+    SKIP_OR_FAIL(std::string("no guard regions on this kernel: ") + std::strerror(errno));
+  auto support = dirty_tracking_support();
+  ASSERT_TRUE(support.ok());
+  if (!support->guard_category)
+    SKIP_OR_FAIL("PAGEMAP_SCAN does not know PAGE_IS_GUARD on this kernel");
+  auto t = DirtyTracker::start_self({r.range()});
+  ASSERT_TRUE(t.ok()) << t.error().str();
+  EXPECT_REPORT(*t, std::vector<PageRange>{}, r.addr());
+  ASSERT_EQ(madvise(r.p + 20 * kPage, kPage, kMadvGuardInstall), 0);
+  r.p[30 * kPage] = 2;
+  EXPECT_REPORT(*t, pages_to_ranges({30}, r.addr()), r.addr());
+  EXPECT_EQ(t->last_stats().guards, 1u);
+  EXPECT_REPORT(*t, std::vector<PageRange>{}, r.addr());
+}
+
+// Droppable memory (MAP_DROPPABLE, which userfaultfd refuses and maps shows as ordinary private
+// memory) is left out instead of failing start().
+TEST(DirtyTracker, DroppableMemoryIsSkipped) {
+  REQUIRE_TRACKING();
+  constexpr int kMapDroppable = 0x08;  // Linux 6.11
+  Region r(16 * kPage);
+  void* d = mmap(r.p + 8 * kPage, 8 * kPage, PROT_READ | PROT_WRITE,
+                 MAP_ANONYMOUS | MAP_FIXED | kMapDroppable, -1, 0);
+  if (d == MAP_FAILED)
+    SKIP_OR_FAIL(std::string("no MAP_DROPPABLE on this kernel: ") + std::strerror(errno));
+  std::memset(r.p, 1, r.len);
+  auto t = DirtyTracker::start_self({r.range()});
+  ASSERT_TRUE(t.ok()) << t.error().str();
+  EXPECT_EQ(t->tracked(), (std::vector<PageRange>{{r.addr(), r.addr(8)}}));
+  r.p[3 * kPage] = 2;
+  r.p[9 * kPage] = 2;
+  EXPECT_REPORT(*t, pages_to_ranges({3}, r.addr()), r.addr());
+}
+
+// hugetlb memory is refused: the kernel keeps a huge page emptied by MADV_DONTNEED marked clean.
+TEST(DirtyTracker, HugetlbIsRefused) {
+  REQUIRE_ROOT_TRACKING();
+  // One huge page must be reserved; as root we reserve it for the test and put the count back.
+  auto before = read_text_file("/proc/sys/vm/nr_hugepages");
+  ASSERT_TRUE(before.ok());
+  long had = std::atol(before->c_str());
+  auto set_count = [](long n) {
+    UniqueFd f(open("/proc/sys/vm/nr_hugepages", O_WRONLY | O_CLOEXEC));
+    std::string v = std::to_string(n);
+    return f.valid() && write(f.get(), v.data(), v.size()) == static_cast<ssize_t>(v.size());
+  };
+  if (had == 0) {
+    ASSERT_TRUE(set_count(1));
+  }
+  ScopeGuard restore([&] {
+    if (had == 0) set_count(0);
+  });
+  void* h = mmap(nullptr, kHuge, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB,
+                 -1, 0);
+  if (h == MAP_FAILED) SKIP_OR_FAIL(std::string("no huge page to be had: ") + std::strerror(errno));
+  ScopeGuard unmap([&] { munmap(h, kHuge); });
+  std::memset(h, 1, kHuge);
+  auto base = reinterpret_cast<std::uint64_t>(h);
+  auto t = DirtyTracker::start_self({{base, base + kHuge}});
+  ASSERT_FALSE(t.ok());
+  EXPECT_NE(t.error().str().find("hugetlb"), std::string::npos) << t.error().str();
+  // Nothing is left registered: another tracker can take the same memory's neighbourhood, and
+  // the page is writable as before.
+  static_cast<char*>(h)[5] = 2;
+}
+
 // --- Another process -------------------------------------------------------------------------
 
 // A child with `pages` pages of anonymous memory (all present) that writes pages on command:
@@ -547,6 +621,11 @@ TEST(DirtyTracker, AnotherProcessByInjection) {
     ASSERT_TRUE(t->set_sigmask(*mask).ok());
     ASSERT_TRUE(t->detach().ok());
   }
+  EXPECT_REPORT(*tracker, std::vector<PageRange>{}, w->addr);
+  // Reading the whole memory from outside (as the copy of each round does) is not a write.
+  std::vector<char> copy(16384 * kPage);
+  iovec local{copy.data(), copy.size()}, remote{reinterpret_cast<void*>(w->addr), copy.size()};
+  ASSERT_EQ(process_vm_readv(w->pid, &local, 1, &remote, 1, 0), static_cast<ssize_t>(copy.size()));
   EXPECT_REPORT(*tracker, std::vector<PageRange>{}, w->addr);
   std::mt19937_64 rng(7);
   for (int round = 0; round < 5; round++) {
