@@ -511,13 +511,13 @@ Status DirtyTracker::add(std::vector<PageRange> ranges) {
     }
   }
   std::uint64_t total = 0;
-  for (const Piece& p : pieces_) total += p.end - p.start;
+  for (const PageRange& r : subtract(tracked(), ranges)) total += r.end - r.start;
   for (const Piece& p : fresh) total += p.end - p.start;
   if (total > max_tracked_bytes_)
     return make_error(
         "pid {}: tracking {} MiB of private writable mappings would exceed the limit of {} MiB "
         "(their page tables alone: {} MiB)",
-        pid_, total >> 20, max_tracked_bytes_ >> 20, (total >> 30) * 2);
+        pid_, total >> 20, max_tracked_bytes_ >> 20, total >> 29);
 
   // Forget what was tracked inside the ranges; unregister what is not tracked again below (a
   // mapping that became shared or read-only, or was unmapped).
@@ -572,15 +572,17 @@ Status DirtyTracker::register_range(const Piece& piece, std::vector<MapsEntryFla
     }
     return e;
   }
-  // Tracked from here on, even if what follows fails: the destructor unregisters it.
-  pieces_.push_back({piece.start, piece.end, piece.file_backed, {}});
   // hugetlb is the only memory registered without UFFDIO_ZEROPAGE. There, MADV_DONTNEED leaves a
   // protection marker on a zapped huge page, so it reads clean although it is now zero: refused.
-  if ((reg.ioctls & kIoctlZeropage) == 0)
+  if ((reg.ioctls & kIoctlZeropage) == 0) {
+    (void)::ioctl(uffd_.get(), UFFDIO_UNREGISTER, &reg.range);
     return make_error(
         "pid {}: {:#x}-{:#x} is hugetlb memory, where the kernel can lose track of a change "
         "(MADV_DONTNEED keeps an emptied huge page marked clean)",
         pid_, piece.start, piece.end);
+  }
+  // Tracked from here on, even if what follows fails: the destructor unregisters it.
+  pieces_.push_back({piece.start, piece.end, piece.file_backed, {}});
   OSMO_TRY(write_protect(uffd_.get(), piece.start, piece.end));
   if (piece.file_backed) {
     Scanner scanner(pagemap_.get(), &scan_buf_);
@@ -662,22 +664,6 @@ Result<std::vector<PageRange>> DirtyTracker::collect() {
   }
 
   carry_ = coalesce(std::move(carry_));
-  // 5. Guard pages: reported once after MADV_GUARD_INSTALL (a guard marker carries no protection
-  //    bit until this scan sets one), but they have no content to copy.
-  if (guard_category_ && !carry_.empty()) {
-    std::vector<PageRange> guards;
-    for (const PageRange& r : carry_) {
-      Status s = scanner.run(r, 0, 0, kIsGuard, 0, kIsGuard, &found);
-      append(found, &guards);
-      found.clear();
-      if (!s.ok()) return Error{s.error().code, fmt::format("pid {}: {}", pid_, s.error().message)};
-    }
-    if (!guards.empty()) {
-      guards = coalesce(std::move(guards));
-      for (const PageRange& g : guards) stats_.guards += g.pages();
-      carry_ = subtract(carry_, guards);
-    }
-  }
   std::vector<PageRange> out = std::move(carry_);
   carry_.clear();
   for (const PageRange& r : out) stats_.reported += r.pages();
@@ -685,6 +671,21 @@ Result<std::vector<PageRange>> DirtyTracker::collect() {
       std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0)
           .count());
   return out;
+}
+
+Result<std::vector<PageRange>> DirtyTracker::guard_pages(const std::vector<PageRange>& ranges) {
+  if (!uffd_) return make_error("the dirty tracker of pid {} was released", pid_);
+  std::vector<PageRange> out;
+  if (!guard_category_) return out;
+  OSMO_TRY(check_ranges(ranges));
+  Scanner scanner(pagemap_.get(), &scan_buf_);
+  std::vector<PageRegion> found;
+  for (const PageRange& r : coalesce(ranges)) {
+    Status s = scanner.run(r, 0, 0, kIsGuard, 0, kIsGuard, &found);
+    if (!s.ok()) return Error{s.error().code, fmt::format("pid {}: {}", pid_, s.error().message)};
+  }
+  append(found, &out);
+  return coalesce(std::move(out));
 }
 
 }  // namespace osmo::ckpt

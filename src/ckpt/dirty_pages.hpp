@@ -52,8 +52,8 @@ struct DirtyTrackingSupport {
   // written state for PMD holes" (2026-07) skip such holes: the tracker then looks for them with
   // a second scan (~0.6 ms per GiB here).
   bool pmd_holes_reported = false;
-  // PAGEMAP_SCAN knows PAGE_IS_GUARD (MADV_GUARD_INSTALL regions): guard pages are then left out
-  // of reports (a guard page has no content, and reading it fails with EFAULT).
+  // PAGEMAP_SCAN knows PAGE_IS_GUARD (MADV_GUARD_INSTALL regions, Linux 6.14): needed by
+  // DirtyTracker::guard_pages().
   bool guard_category = false;
 };
 Result<DirtyTrackingSupport> dirty_tracking_support();
@@ -99,7 +99,6 @@ struct DirtyStats {
       0;                    // in a tracked range whose mapping was replaced (munmap+mmap, mremap)
   std::uint64_t holes = 0;  // dropped page tables (only with the hole scan)
   std::uint64_t reverted = 0;  // private file pages that went back to the file's content
-  std::uint64_t guards = 0;    // guard pages (MADV_GUARD_INSTALL) left out of the report
   std::uint64_t reported = 0;  // pages in the returned ranges
   std::uint64_t scan_ns = 0;   // time spent in collect()
 };
@@ -140,9 +139,9 @@ class DirtyTracker {
   //  - pages of a private file mapping that went back to the file's content (MADV_DONTNEED on a
   //    written page: the kernel keeps such a page protected, see dirty_pages.cpp);
   //  - pages written with an unchanged value, and whole 4 KiB pages for a one-byte write.
-  // Guard pages (MADV_GUARD_INSTALL) are left out where the kernel can tell them (they have no
-  // content; the layout carries them). A page may still become a guard page, or be unmapped,
-  // between this call and the copy: the copier must expect EFAULT.
+  //  - a page made a guard page (MADV_GUARD_INSTALL), once: its content is gone, and copying it
+  //    fails with EFAULT (guard_pages() tells; the layout, not the pages, carries guards).
+  // A page may also be unmapped between this call and the copy: the copier must expect EFAULT.
   // If the call fails half-way, what was already re-protected is kept and returned by the next
   // collect(): an error never loses a report.
   Result<std::vector<PageRange>> collect();
@@ -151,6 +150,12 @@ class DirtyTracker {
   // forgotten, then every private writable mapping found there now is registered and protected,
   // exactly as by start(). The caller then copies these ranges in full.
   Status add(std::vector<PageRange> ranges);
+
+  // The guard pages among `ranges` (empty where the kernel cannot tell): what a copier asks when
+  // a copy of reported pages fails with EFAULT. Leaving them out of every report instead would
+  // cost collect() a second scan of ~1 ms per GiB for a rare case that the copier must handle
+  // anyway (a guard can be installed after the report).
+  Result<std::vector<PageRange>> guard_pages(const std::vector<PageRange>& ranges);
 
   // The tracked ranges (only the private writable mappings found by start()/add()).
   std::vector<PageRange> tracked() const;

@@ -429,9 +429,10 @@ TEST(DirtyTracker, LayoutChangesDoNotBreakCollect) {
       mmap(r.p, r.len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);  // for ~Region
 }
 
-// Guard pages (MADV_GUARD_INSTALL) have no content and fault on every access: never reported,
-// whether installed before start() or while tracked.
-TEST(DirtyTracker, GuardPagesAreNotReported) {
+// A page made a guard page (MADV_GUARD_INSTALL) lost its content: reported once, whether
+// installed before start() or while tracked, and named by guard_pages() for the copier, whose
+// read fails with EFAULT. Never again afterwards, and the guard still guards after release.
+TEST(DirtyTracker, GuardPagesAreReportedOnceAndNamed) {
   REQUIRE_TRACKING();
   constexpr int kMadvGuardInstall = 102;  // Linux 6.13
   Region r(64 * kPage);
@@ -442,14 +443,28 @@ TEST(DirtyTracker, GuardPagesAreNotReported) {
   ASSERT_TRUE(support.ok());
   if (!support->guard_category)
     SKIP_OR_FAIL("PAGEMAP_SCAN does not know PAGE_IS_GUARD on this kernel");
-  auto t = DirtyTracker::start_self({r.range()});
-  ASSERT_TRUE(t.ok()) << t.error().str();
+  std::optional<DirtyTracker> t;
+  {
+    auto started = DirtyTracker::start_self({r.range()});
+    ASSERT_TRUE(started.ok()) << started.error().str();
+    t.emplace(std::move(*started));
+  }
+  EXPECT_REPORT(*t, pages_to_ranges({4, 5}, r.addr()), r.addr());
   EXPECT_REPORT(*t, std::vector<PageRange>{}, r.addr());
   ASSERT_EQ(madvise(r.p + 20 * kPage, kPage, kMadvGuardInstall), 0);
   r.p[30 * kPage] = 2;
-  EXPECT_REPORT(*t, pages_to_ranges({30}, r.addr()), r.addr());
-  EXPECT_EQ(t->last_stats().guards, 1u);
+  EXPECT_REPORT(*t, pages_to_ranges({20, 30}, r.addr()), r.addr());
+  auto guards = t->guard_pages({r.range()});
+  ASSERT_TRUE(guards.ok()) << guards.error().str();
+  EXPECT_EQ(*guards, pages_to_ranges({4, 5, 20}, r.addr()));
+  char b[8];
+  iovec local{b, 8}, remote{r.p + 20 * kPage, 8};
+  EXPECT_EQ(process_vm_readv(getpid(), &local, 1, &remote, 1, 0), -1);
+  EXPECT_EQ(errno, EFAULT);
   EXPECT_REPORT(*t, std::vector<PageRange>{}, r.addr());
+  t.reset();
+  EXPECT_EQ(process_vm_readv(getpid(), &local, 1, &remote, 1, 0), -1) << "the guard must still guard after release";
+  r.p[21 * kPage] = 3;
 }
 
 // Droppable memory (MAP_DROPPABLE, which userfaultfd refuses and maps shows as ordinary private
