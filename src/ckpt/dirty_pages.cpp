@@ -560,6 +560,7 @@ Status DirtyTracker::register_range(const Piece& piece, std::vector<MapsEntryFla
         "pid {}: cannot register {:#x}-{:#x} for write tracking (did the layout change since "
         "/proc/{}/maps was read?)",
         pid_, piece.start, piece.end, pid_);
+    if (e.code == ESRCH) return context(std::move(e));
     // userfaultfd refuses droppable memory (VM_DROPPABLE, "dp"), which maps shows as ordinary
     // private anonymous memory: only smaps tells.
     if (e.code == EINVAL) {
@@ -617,13 +618,13 @@ Result<std::vector<PageRange>> DirtyTracker::collect() {
   for (const PageRange& r : runs) {
     Status s = scanner.run(r, kWpMatching, 0, kIsWritten, 0, kIsWritten, &found);
     keep(&stats_.written);
-    if (!s.ok()) return Error{s.error().code, fmt::format("pid {}: {}", pid_, s.error().message)};
+    if (!s.ok()) return context(s.take_error());
   }
   // 2. Tracked ranges whose mapping is no longer the one we registered (the scan above skipped it).
   for (const PageRange& r : runs) {
     Status s = scanner.run(r, 0, kIsWpAllowed, kIsWpAllowed, 0, kIsWpAllowed, &found);
     keep(&stats_.untracked);
-    if (!s.ok()) return Error{s.error().code, fmt::format("pid {}: {}", pid_, s.error().message)};
+    if (!s.ok()) return context(s.take_error());
   }
   // 3. PMD holes, on kernels whose scan skips them: neither present, nor swapped or marked
   //    (a protection marker counts as swapped), nor written; protected again once reported. A
@@ -635,11 +636,11 @@ Result<std::vector<PageRange>> DirtyTracker::collect() {
       Status s = scanner.run(r, 0, kState, kState | kIsWpAllowed, 0, kIsWpAllowed, &found);
       std::vector<PageRegion> holes = found;
       keep(&stats_.holes);
-      if (!s.ok()) return Error{s.error().code, fmt::format("pid {}: {}", pid_, s.error().message)};
+      if (!s.ok()) return context(s.take_error());
       for (const PageRegion& h : holes) {
         Status w = write_protect(uffd_.get(), h.start, h.end);
         if (!w.ok() && w.error().code != ENOENT)  // ENOENT: unmapped meanwhile
-          return Error{w.error().code, fmt::format("pid {}: {}", pid_, w.error().message)};
+          return context(w.take_error());
       }
     }
   }
@@ -650,7 +651,7 @@ Result<std::vector<PageRange>> DirtyTracker::collect() {
         scanner.run({p.start, p.end}, 0, kIsFile, kIsFile | kIsPresent, 0, kIsPresent, &found);
     if (!s.ok()) {
       found.clear();
-      return Error{s.error().code, fmt::format("pid {}: {}", pid_, s.error().message)};
+      return context(s.take_error());
     }
     std::vector<PageRange> now;
     append(found, &now);
@@ -664,6 +665,12 @@ Result<std::vector<PageRange>> DirtyTracker::collect() {
   }
 
   carry_ = coalesce(std::move(carry_));
+  // 5. Is the memory we track still the process's? After exec (or exit) the userfaultfd and our
+  //    pagemap fd still refer to the old mm, whose mappings are gone: every scan above finds
+  //    nothing, while the process runs on in a new mm that nobody tracks. A read of the old
+  //    mm's pagemap then returns end of file (its users are gone). Checked last, so that an exec
+  //    during the scans fails this call and not only the next one.
+  OSMO_TRY(check_mm_alive());
   std::vector<PageRange> out = std::move(carry_);
   carry_.clear();
   for (const PageRange& r : out) stats_.reported += r.pages();
@@ -671,6 +678,26 @@ Result<std::vector<PageRange>> DirtyTracker::collect() {
       std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0)
           .count());
   return out;
+}
+
+// Names the pid, and says what ESRCH means here: PAGEMAP_SCAN and the userfaultfd ioctls fail
+// with it once the mm they act on has no users left (exit, exec).
+Error DirtyTracker::context(Error e) const {
+  if (e.code == ESRCH)
+    return Error{
+        ESRCH, fmt::format("pid {}: the tracked memory is gone (the process exited or called exec)",
+                           pid_)};
+  return Error{e.code, fmt::format("pid {}: {}", pid_, e.message)};
+}
+
+Status DirtyTracker::check_mm_alive() {
+  std::uint64_t addr = pieces_.empty() ? 0 : pieces_.front().start, entry = 0;
+  ssize_t n = ::pread(pagemap_.get(), &entry, sizeof(entry), static_cast<off_t>(addr / kPage * 8));
+  if (n == static_cast<ssize_t>(sizeof(entry))) return ok_status();
+  if (n < 0) return errno_error("pid {}: cannot read its pagemap", pid_);
+  return Error{
+      ESRCH,
+      fmt::format("pid {}: the tracked memory is gone (the process exited or called exec)", pid_)};
 }
 
 Result<std::vector<PageRange>> DirtyTracker::guard_pages(const std::vector<PageRange>& ranges) {
@@ -682,7 +709,7 @@ Result<std::vector<PageRange>> DirtyTracker::guard_pages(const std::vector<PageR
   std::vector<PageRegion> found;
   for (const PageRange& r : coalesce(ranges)) {
     Status s = scanner.run(r, 0, 0, kIsGuard, 0, kIsGuard, &found);
-    if (!s.ok()) return Error{s.error().code, fmt::format("pid {}: {}", pid_, s.error().message)};
+    if (!s.ok()) return context(s.take_error());
   }
   append(found, &out);
   return coalesce(std::move(out));

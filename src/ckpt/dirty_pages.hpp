@@ -143,7 +143,8 @@ class DirtyTracker {
   //    fails with EFAULT (guard_pages() tells; the layout, not the pages, carries guards).
   // A page may also be unmapped between this call and the copy: the copier must expect EFAULT.
   // If the call fails half-way, what was already re-protected is kept and returned by the next
-  // collect(): an error never loses a report.
+  // collect(): an error never loses a report. Fails (ESRCH) once the process has exited or
+  // called exec: its new memory is not tracked.
   Result<std::vector<PageRange>> collect();
 
   // Starts tracking (again) `ranges` after a layout change: what is tracked inside them is first
@@ -178,6 +179,8 @@ class DirtyTracker {
   // Registers one piece; droppable memory is skipped (smaps read once per add(), on demand).
   Status register_range(const Piece& piece, std::vector<MapsEntryFlags>* smaps);
   static Result<std::vector<MapsEntryFlags>> read_smaps_flags(pid_t pid);
+  Status check_mm_alive();
+  Error context(Error e) const;
 
   pid_t pid_ = -1;
   UniqueFd uffd_;
