@@ -429,6 +429,51 @@ TEST(DirtyTracker, LayoutChangesDoNotBreakCollect) {
       mmap(r.p, r.len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);  // for ~Region
 }
 
+// fork makes every page copy-on-write in the parent; its own later writes are still reported
+// exactly, and nothing else is.
+TEST(DirtyTracker, ForkKeepsTheParentsTracking) {
+  REQUIRE_TRACKING();
+  Region r(4u << 20);
+  std::memset(r.p, 1, r.len);
+  auto t = DirtyTracker::start_self({r.range()});
+  ASSERT_TRUE(t.ok()) << t.error().str();
+  r.p[7 * kPage] = 2;  // written before the fork, not collected yet
+  pid_t pid = fork();
+  if (pid == 0) {
+    r.p[9 * kPage] = 3;  // the child's copy: not ours
+    _exit(0);
+  }
+  ASSERT_EQ(waitpid(pid, nullptr, 0), pid);
+  r.p[100 * kPage + 4095] = 4;
+  EXPECT_REPORT(*t, pages_to_ranges({7, 100}, r.addr()), r.addr());
+  EXPECT_REPORT(*t, std::vector<PageRange>{}, r.addr());
+  r.p[7 * kPage] = 5;
+  EXPECT_REPORT(*t, pages_to_ranges({7}, r.addr()), r.addr());
+}
+
+// A mapping that grows in place (mremap, as realloc does; the stack) is a layout change: once
+// the caller adds the new part, writes there are reported exactly like the rest.
+TEST(DirtyTracker, GrowthInPlaceIsTrackedOnceAdded) {
+  REQUIRE_TRACKING();
+  Region reserve(64 * kPage);  // room to grow into
+  ASSERT_EQ(munmap(reserve.p + 16 * kPage, 48 * kPage), 0);
+  char* m = reserve.p;
+  std::memset(m, 1, 16 * kPage);
+  auto base = reinterpret_cast<std::uint64_t>(m);
+  auto t = DirtyTracker::start_self({{base, base + 16 * kPage}});
+  ASSERT_TRUE(t.ok()) << t.error().str();
+  ASSERT_EQ(mremap(m, 16 * kPage, 64 * kPage, 0), m);
+  auto before_add = t->collect();
+  ASSERT_TRUE(before_add.ok()) << before_add.error().str();
+  ASSERT_TRUE(t->add({{base + 16 * kPage, base + 64 * kPage}}).ok());
+  EXPECT_EQ(t->tracked(), (std::vector<PageRange>{{base, base + 64 * kPage}}));
+  m[3 * kPage] = 2;
+  m[40 * kPage] = 2;
+  m[63 * kPage + 4095] = 2;
+  EXPECT_REPORT(*t, pages_to_ranges({3, 40, 63}, base), base);
+  EXPECT_REPORT(*t, std::vector<PageRange>{}, base);
+}
+
 // A page made a guard page (MADV_GUARD_INSTALL) lost its content: reported once, whether
 // installed before start() or while tracked, and named by guard_pages() for the copier, whose
 // read fails with EFAULT. Never again afterwards, and the guard still guards after release.
