@@ -35,6 +35,13 @@
 //   read-only page) are tracked like user writes, also with UFFD_USER_MODE_ONLY, which an
 //   unprivileged process needs to create a userfaultfd at all.
 // - A write to a protected anonymous THP splits it: tracking has page granularity.
+// - On hugetlb, MADV_DONTNEED leaves a protection marker on the emptied huge page (it reads clean
+//   although it is now zero): refused. MAP_DROPPABLE memory is refused by UFFDIO_REGISTER
+//   (EINVAL) and looks like any private mapping in maps; smaps says "dp": skipped. A guard
+//   page's marker (MADV_GUARD_INSTALL) carries no protection bit, so it is reported once, then
+//   marked and still guarding; guard_pages() names guards for the copier.
+// - After exit or exec the userfaultfd and our pagemap fd still refer to the old mm, and scans of
+//   it fail with ESRCH: collect() says the tracked memory is gone.
 #include "ckpt/dirty_pages.hpp"
 
 #include <fcntl.h>

@@ -94,13 +94,17 @@ struct PagemapRegion {
 
 // What the last collect() found (pages; a page may count in more than one line).
 struct DirtyStats {
-  std::uint64_t written = 0;  // reported by the write-protect scan (written or zapped)
-  std::uint64_t untracked =
-      0;                    // in a tracked range whose mapping was replaced (munmap+mmap, mremap)
-  std::uint64_t holes = 0;  // dropped page tables (only with the hole scan)
-  std::uint64_t reverted = 0;  // private file pages that went back to the file's content
-  std::uint64_t reported = 0;  // pages in the returned ranges
-  std::uint64_t scan_ns = 0;   // time spent in collect()
+  // Reported by the write-protect scan (written or zapped).
+  std::uint64_t written = 0;
+  // In a tracked range whose mapping was replaced (munmap + mmap, mremap).
+  std::uint64_t untracked = 0;
+  // Dropped page tables (only with the hole scan).
+  std::uint64_t holes = 0;
+  // Private file pages that went back to the file's content.
+  std::uint64_t reverted = 0;
+  // Pages in the returned ranges, and the time collect() took.
+  std::uint64_t reported = 0;
+  std::uint64_t scan_ns = 0;
 };
 
 class DirtyTracker {
@@ -138,7 +142,7 @@ class DirtyTracker {
   //    back): all of them, at every collect until add() re-registers the range;
   //  - pages of a private file mapping that went back to the file's content (MADV_DONTNEED on a
   //    written page: the kernel keeps such a page protected, see dirty_pages.cpp);
-  //  - pages written with an unchanged value, and whole 4 KiB pages for a one-byte write.
+  //  - pages written with an unchanged value, and whole 4 KiB pages for a one-byte write;
   //  - a page made a guard page (MADV_GUARD_INSTALL), once: its content is gone, and copying it
   //    fails with EFAULT (guard_pages() tells; the layout, not the pages, carries guards).
   // A page may also be unmapped between this call and the copy: the copier must expect EFAULT.
@@ -171,8 +175,8 @@ class DirtyTracker {
   struct Piece {
     std::uint64_t start = 0, end = 0;
     bool file_backed = false;  // private file or memfd mapping
-    std::vector<PageRange>
-        private_pages;  // file-backed: pages no longer the file's at the last look
+    // File-backed: the pages that were no longer the file's at the last look.
+    std::vector<PageRange> private_pages;
   };
   DirtyTracker() = default;
   void release();
