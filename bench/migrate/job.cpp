@@ -41,9 +41,9 @@
 namespace osmo::bench {
 namespace {
 
-constexpr double kSliceS = 0.010;               // one slice of work and sleep
-constexpr unsigned kSlicesPerTick = 100;        // one output line per second
-constexpr std::uint64_t kMaxSeconds = 600;      // bounded: the job always ends by itself
+constexpr double kSliceS = 0.010;           // one slice of work and sleep
+constexpr unsigned kSlicesPerTick = 100;    // one output line per second
+constexpr std::uint64_t kMaxSeconds = 600;  // bounded: the job always ends by itself
 constexpr std::uint64_t kVerifyBytesPerTick = 16ull << 20;  // ~10 ms of CPU
 constexpr double kReportStallS = 0.010;
 constexpr std::uint64_t kMaxDirtyMiBPerS = 100000;
@@ -93,9 +93,11 @@ class Job {
     words_per_page_ = page_ / sizeof(std::uint64_t);
     generation_.assign(npages_, 0);
     // A stride coprime with the page count visits every page once per lap.
-    stride_ = std::max<std::uint64_t>(1, static_cast<std::uint64_t>(static_cast<double>(npages_) * 0.6180339887));
+    stride_ = std::max<std::uint64_t>(
+        1, static_cast<std::uint64_t>(static_cast<double>(npages_) * 0.6180339887));
     while (std::gcd(stride_, npages_) != 1) ++stride_;
-    verify_pages_ = std::min<std::uint64_t>(npages_, std::max<std::uint64_t>(1, kVerifyBytesPerTick / page_));
+    verify_pages_ =
+        std::min<std::uint64_t>(npages_, std::max<std::uint64_t>(1, kVerifyBytesPerTick / page_));
   }
 
   void fill() {
@@ -119,9 +121,10 @@ class Job {
       verify_cursor_ = (verify_cursor_ + 1) % npages_;
       const std::size_t at = check_page(page_words(p), words_per_page_, p, generation_[p], fold);
       if (at != words_per_page_)
-        return make_error("page {} (generation {}) differs from what the job wrote in the 8 "
-                          "bytes at offset {}: memory is not intact",
-                          p, generation_[p], at * sizeof(std::uint64_t));
+        return make_error(
+            "page {} (generation {}) differs from what the job wrote in the 8 "
+            "bytes at offset {}: memory is not intact",
+            p, generation_[p], at * sizeof(std::uint64_t));
     }
     return static_cast<std::uint32_t>(fold ^ (fold >> 32));
   }
@@ -140,7 +143,9 @@ class Job {
 };
 
 volatile sig_atomic_t g_full_check = 0;
-void on_sigusr1(int) { g_full_check = 1; }
+void on_sigusr1(int) {
+  g_full_check = 1;
+}
 
 // Sleeps until `deadline` (CLOCK_MONOTONIC seconds); nanosleep only, restarted after a signal or
 // a ptrace stop interrupts it. Gives up when the deadline is more than two slices away: the clock
@@ -187,15 +192,15 @@ int job_main(int argc, char** argv) {
   Job job(std::move(*mem), page);
   const double t_fill = now_s();
   job.fill();
-  std::fprintf(stderr, "job: %" PRIu64 " bytes (%" PRIu64 " pages) filled in %.2f s, dirtying %" PRIu64
+  std::fprintf(stderr,
+               "job: %" PRIu64 " bytes (%" PRIu64 " pages) filled in %.2f s, dirtying %" PRIu64
                " MiB/s for %" PRIu64 " s\n",
                args->size, job.npages(), now_s() - t_fill, args->dirty_mib_per_s, args->seconds);
   std::printf("ready\n");
   std::fflush(stdout);
 
   const double pages_per_slice =
-      static_cast<double>(args->dirty_mib_per_s) * 1048576.0 / static_cast<double>(page) *
-      kSliceS;
+      static_cast<double>(args->dirty_mib_per_s) * 1048576.0 / static_cast<double>(page) * kSliceS;
   double pages_due = 0;
   const double wall_start = clock_s(CLOCK_REALTIME);
   const double wall_limit = 2.0 * static_cast<double>(args->seconds) + 60.0;
@@ -244,8 +249,10 @@ int job_main(int argc, char** argv) {
         stall_max = std::max(stall_max, stall);
       }
       if (clock_s(CLOCK_REALTIME) - wall_start > wall_limit) {
-        std::fprintf(stderr, "job: still running after %.0f s of wall time for %" PRIu64
-                     " s of work; stopping\n", wall_limit, args->seconds);
+        std::fprintf(stderr,
+                     "job: still running after %.0f s of wall time for %" PRIu64
+                     " s of work; stopping\n",
+                     wall_limit, args->seconds);
         return 4;
       }
     }

@@ -15,7 +15,8 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 
 for bad in "job" "job 5000" "job 1X" "job 64M -1" "job 64M 1 --seconds 0" "job 64M 1 --seconds 601" \
            "recv 0 1M" "recv 1 1M --fresh --count 0" "send h 1 1M --fresh" "nothing"; do
-  rc=0; $BENCH $bad >/dev/null 2>"$tmp/err" || rc=$?
+  read -ra args <<<"$bad"
+  rc=0; "$BENCH" "${args[@]}" >/dev/null 2>"$tmp/err" || rc=$?
   [ "$rc" = 2 ] || fail "'$bad' exited $rc, expected 2"
   [ -s "$tmp/err" ] || fail "'$bad' gave no error message"
 done
@@ -67,7 +68,7 @@ fi
 # The baseline on loopback: prefaulted and fresh, every copy verified, a best line.
 for flag in "" --fresh; do
   ok=0
-  for attempt in 1 2 3 4 5; do  # a port someone else holds: take another
+  for _ in 1 2 3 4 5; do  # a port someone else holds: take another
     port=$((40000 + (RANDOM % 20000)))
     "$BENCH" recv "$port" 64M --count 2 $flag >"$tmp/recv" 2>&1 &
     rp=$!; pids+=("$rp")

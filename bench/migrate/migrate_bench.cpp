@@ -30,11 +30,24 @@ Result<std::uint64_t> parse_size(std::string_view s) {
   int shift = 0;
   if (!suffix.empty()) {
     switch (suffix.front()) {
-      case 'K': case 'k': shift = 10; break;
-      case 'M': case 'm': shift = 20; break;
-      case 'G': case 'g': shift = 30; break;
-      case 'T': case 't': shift = 40; break;
-      default: shift = -1;
+      case 'K':
+      case 'k':
+        shift = 10;
+        break;
+      case 'M':
+      case 'm':
+        shift = 20;
+        break;
+      case 'G':
+      case 'g':
+        shift = 30;
+        break;
+      case 'T':
+      case 't':
+        shift = 40;
+        break;
+      default:
+        shift = -1;
     }
     suffix.remove_prefix(1);
     if (shift < 0 || !(suffix.empty() || suffix == "iB" || suffix == "B"))

@@ -163,16 +163,16 @@ wait_line() {
 # Ends the job (osmo kill, then its anchor if need be) and reaps our `osmo run`.
 stop_job() {
   local id=$1 jp=$2 i
-  [ -n "$id" ] && tb "$HOME_NODE" -- "$OSMO" kill "$id" >/dev/null 2>&1 || true
+  if [ -n "$id" ]; then tb "$HOME_NODE" -- "$OSMO" kill "$id" >/dev/null 2>&1 || true; fi
   for ((i = 0; i < 300; i++)); do kill -0 "$jp" 2>/dev/null || break; sleep 0.1; done
   kill -KILL "$jp" 2>/dev/null || true  # our osmo run: its stream's end kills the job
   wait "$jp" 2>/dev/null || true
 }
 
 add_row() {  # size dirty method status freeze total copy stall job_after note
-  local f out=()
-  for f in "$@"; do out+=("${f//$'\t'/ }"); done
-  (IFS=$'\t'; echo "${out[*]}") >>"$rows"
+  local f fields=()
+  for f in "$@"; do fields+=("${f//$'\t'/ }"); done
+  (IFS=$'\t'; echo "${fields[*]}") >>"$rows"
 }
 
 # One job of SIZE dirtying DIRTY MiB/s, moved n2 -> n3 with METHOD; appends its row.

@@ -40,8 +40,8 @@ namespace osmo::bench {
 namespace {
 
 constexpr std::size_t kIoChunk = 64ull << 20;  // large writes and reads: no per-call overhead
-constexpr int kAcceptTimeoutMs = 120000;      // bounded: the sender may still be filling 4 GiB
-constexpr int kIoTimeoutS = 60;               // no copy stalls this long on a working link
+constexpr int kAcceptTimeoutMs = 120000;       // bounded: the sender may still be filling 4 GiB
+constexpr int kIoTimeoutS = 60;                // no copy stalls this long on a working link
 constexpr double kConnectRetryS = 30;
 constexpr std::uint64_t kMaxCount = 100;
 
@@ -257,8 +257,8 @@ Status run_sender(const CopyArgs& a) {
       const ssize_t n = send(fd.get(), buf.bytes() + sent, want, MSG_NOSIGNAL);
       if (n < 0) {
         if (errno == EINTR) continue;
-        return errno_error("copy {}: send to {}:{} after {} of {} bytes", run, a.host, a.port,
-                           sent, a.size);
+        return errno_error("copy {}: send to {}:{} after {} of {} bytes", run, a.host, a.port, sent,
+                           a.size);
       }
       sent += static_cast<std::uint64_t>(n);
     }
