@@ -22,9 +22,22 @@
 //   move the vdso, map the image, populate, write pages, mprotect, PR_SET_MM_MAP, rseq/robust
 //   list/tid address, pending signals, rlimits, close helper fds, credentials and
 //   capabilities, itimers (every signal still blocked); SIGTRAP's disposition and munmap of the
-//   trampoline through syscall stops (no int3 after them); mask, xstate, registers; detach.
-//   kGo ---------------------------->  stop dying with the caller; reap; exit with the child's
-//                                      status (128+N for signal N), forwarding signals to it.
+//   trampoline through syscall stops (no int3 after them); mask, xstate, registers. The process
+//   is complete and still stopped. Commit:
+//   kGo ---------------------------->  PR_SET_PDEATHSIG cleared
+//                      <-------------  kDetached; close fds; reap, forward signals, exit with
+//                                      the child's status (128+N for signal N)
+//   PTRACE_DETACH -------------------------------------------------------->  runs
+//   return: nothing depends on the caller any more.
+//
+// Until kDetached, init dies with the caller (PDEATHSIG: with the caller's *thread*) and the
+// namespace with it; until PTRACE_DETACH, the process dies with the caller's thread
+// (PTRACE_O_EXITKILL) without having run. So whenever the caller dies, either restore() had
+// returned and the tree is on its own, or the process never ran an instruction and nothing is
+// left (init, if it outlived its PDEATHSIG, reaps the killed process and exits). The process
+// running before init stopped depending on the caller was the `restore --detach` race: the
+// command printed the pid and exited before init read "go", and killed what it had restored
+// (144 of 200 detached restores of `sleep` before this order; tests/ckpt/cli_detach.sh).
 #include <fcntl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -95,6 +108,15 @@ Result<Parked> wait_parked(int sock, std::size_t nfiles) {
     }
   }
   return p;
+}
+
+// init's answer to kGo: it no longer dies with us.
+Status wait_detached(int sock) {
+  OSMO_ASSIGN_OR_RETURN(restorer::Message m, restorer::recv_msg(sock, "init to stop depending on the restorer"));
+  if (m.tag == MsgTag::kError) return make_error("{}", m.body);
+  if (m.tag != MsgTag::kDetached)
+    return make_error("internal: init answered the go with '{}'", restorer::tag_name(m.tag));
+  return ok_status();
 }
 
 Result<RestoredProcess> do_restore(int in_fd, const RestoreOptions& opts) {
@@ -193,8 +215,10 @@ Result<RestoredProcess> do_restore(int in_fd, const RestoreOptions& opts) {
   OSMO_TRY(tracee.set_sigmask(img.sig.blocked));
   OSMO_TRY(tracee.set_xstate(img.regs.xstate));
   OSMO_TRY(tracee.set_regs(with_syscall_restart(img.regs.gp)));
-  OSMO_TRY(tracee.detach());
+  // Commit: init first stops depending on us, then the process runs (timeline at the top).
   OSMO_TRY(restorer::send_msg(init.sock.get(), MsgTag::kGo));
+  OSMO_TRY(wait_detached(init.sock.get()));
+  OSMO_TRY(tracee.detach());
   kill_init.dismiss();
   engine_log().debug("restore pid={} rest ms={:.2f}", cpid, ms_since(tp));
 
