@@ -21,6 +21,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/result.hpp"
+#include "base/unique_fd.hpp"
 #include "ckpt/model.hpp"
 
 namespace osmo::ckpt {
@@ -39,6 +40,13 @@ struct CheckpointOptions {
   bool accept_pipes = true;
   bool accept_ttys = true;
   bool accept_sockets = false;
+  // Refuse, before the process is touched, a process whose restore would need a stand-in for an
+  // fd other than 0-2 (a pipe to another process, a tty, a socket), which a plain restore
+  // (InheritStdioResolver) cannot give: the refusal names every such fd. `osmo checkpoint --kill`
+  // sets it (unless --stand-ins-ok), so that a checkpoint that kills only succeeds for an image
+  // that `osmo restore` alone can bring back. Checked again once the process is stopped, in case
+  // it opened such an fd in between (it is then released unchanged).
+  bool refuse_stand_ins_beyond_stdio = false;
 };
 
 struct CheckpointStats {
@@ -47,12 +55,23 @@ struct CheckpointStats {
   std::uint64_t image_bytes = 0;
   double freeze_ms = 0;              // seize .. resume/kill
   double total_ms = 0;
+  std::vector<FdImage> stand_ins;    // the recorded fds a restore must give stand-ins for
 };
 
 // The process is untouched when a refusal is returned. On any later failure it is resumed
 // (never left stopped or traced) and the image is incomplete (no END section).
 Status checkpoint(pid_t pid, int out_fd, const CheckpointOptions& options,
                   CheckpointStats* stats = nullptr);
+
+// ---- stand-ins ----
+// True for the fds a restore must be given a stand-in for: pipes whose other end is not in the
+// process, ttys, sockets.
+bool needs_stand_in(const FdImage& f);
+// "fd 251 (pipe pipe:[1234], write-only)": how messages name an fd.
+std::string describe_fd(const FdImage& f);
+// The fds of a running process that its restore would need stand-ins for. Like preflight, reads
+// /proc (and kcmp, to tell duplicates) only; refuses what checkpoint() would refuse.
+Result<std::vector<FdImage>> stand_ins_needed(pid_t pid, const CheckpointOptions& options);
 
 // ---- restore ----
 // Supplies stand-ins for fds that could not travel. resolve() returns an fd that the engine
@@ -62,6 +81,12 @@ class FdResolver {
  public:
   virtual ~FdResolver() = default;
   virtual Result<int> resolve(const FdImage& recorded) = 0;
+  // Called once every recorded fd was resolved, with all of them, before any process exists:
+  // may refuse (e.g. a stand-in given for an fd that needs none).
+  virtual Status finish(const std::vector<FdImage>& recorded) {
+    (void)recorded;
+    return ok_status();
+  }
 };
 
 // The CLI default: a pipe/tty/socket recorded at fd 0, 1 or 2 is replaced by the restoring
@@ -69,6 +94,35 @@ class FdResolver {
 class InheritStdioResolver final : public FdResolver {
  public:
   Result<int> resolve(const FdImage& recorded) override;
+};
+
+// A stand-in named by the user: `osmo restore --fd N=PATH` or `--fd N=null`.
+struct StandInSpec {
+  int fd = -1;
+  std::string path;  // opened with the access mode the fd had; "/dev/null" for `null`
+  std::string text;  // as given ("251=null"), for messages
+};
+// Parses "N=PATH" / "N=null" (a file named null: ./null). Errors name the spec.
+Result<StandInSpec> parse_stand_in_spec(const std::string& text);
+
+// Gives each fd named by a spec the file opened with the recorded fd's access mode (created if
+// missing and appended to when writable, never truncated); other fds as InheritStdioResolver.
+// Refuses an fd given twice (make) and, once every fd is resolved, a spec for an fd that the
+// image does not have or that needs no stand-in (finish).
+class StandInResolver final : public FdResolver {
+ public:
+  static Result<StandInResolver> make(std::vector<StandInSpec> specs);
+  Result<int> resolve(const FdImage& recorded) override;
+  Status finish(const std::vector<FdImage>& recorded) override;
+
+ private:
+  struct Given {
+    StandInSpec spec;
+    UniqueFd file;  // opened by resolve()
+    bool used = false;
+  };
+  std::vector<Given> given_;
+  InheritStdioResolver stdio_;
 };
 
 struct RestoreOptions {

@@ -149,7 +149,12 @@ Status do_checkpoint(pid_t pid, int out_fd, const CheckpointOptions& opts, Check
     engine_log().debug("dump pid={} pages ms={:.2f}", pid, ms_since(tw));
     OSMO_TRY(fault("dump.before_end"));
     OSMO_TRY(w.write_end());
-    if (stats != nullptr) stats->image_bytes = w.totals().stored_bytes + kImageHeaderSize;
+    if (stats != nullptr) {
+      stats->image_bytes = w.totals().stored_bytes + kImageHeaderSize;
+      stats->stand_ins.clear();
+      for (const FdImage& f : img.fds)
+        if (needs_stand_in(f)) stats->stand_ins.push_back(f);
+    }
     return ok_status();
   }();
   // 4. Release: resume exactly where it was; kill only after a complete image.
