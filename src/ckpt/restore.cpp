@@ -48,6 +48,7 @@
 #include "base/scope_guard.hpp"
 #include "ckpt/ckpt.hpp"
 #include "ckpt/faults.hpp"
+#include "ckpt/held.hpp"
 #include "ckpt/kinds.hpp"
 #include "ckpt/phase_log.hpp"
 #include "ckpt/restorer/child.hpp"
@@ -119,7 +120,9 @@ Status wait_detached(int sock) {
   return ok_status();
 }
 
-Result<RestoredProcess> do_restore(int in_fd, const RestoreOptions& opts) {
+}  // namespace
+
+Result<HeldRestore> restore_until_commit(int in_fd, const RestoreOptions& opts) {
   auto t0 = std::chrono::steady_clock::now();
   ImageReader r(in_fd);
   ProcessImage img;
@@ -194,6 +197,8 @@ Result<RestoredProcess> do_restore(int in_fd, const RestoreOptions& opts) {
   if (tracee.batch_running()) OSMO_TRY(tracee.finish_batch());
   if (h.type != SectionType::kEnd)
     return make_error("image corrupted: unexpected {} section after the pages", section_name(h.type));
+  // The last bytes of the image that are read: whatever follows END in the stream (a migration
+  // keeps talking on the same socket) is left for the caller.
   std::vector<std::uint8_t> end_payload;
   OSMO_TRY(r.read_payload(&end_payload));  // verifies the END totals
   OSMO_TRY(mem_restore_protect(rc));
@@ -215,32 +220,55 @@ Result<RestoredProcess> do_restore(int in_fd, const RestoreOptions& opts) {
   OSMO_TRY(tracee.set_sigmask(img.sig.blocked));
   OSMO_TRY(tracee.set_xstate(img.regs.xstate));
   OSMO_TRY(tracee.set_regs(with_syscall_restart(img.regs.gp)));
-  // Commit: init first stops depending on us, then the process runs (timeline at the top).
-  OSMO_TRY(restorer::send_msg(init.sock.get(), MsgTag::kGo));
-  OSMO_TRY(wait_detached(init.sock.get()));
-  OSMO_TRY(tracee.detach());
-  kill_init.dismiss();
   engine_log().debug("restore pid={} rest ms={:.2f}", cpid, ms_since(tp));
 
-  RestoredProcess out;
-  out.pid = cpid;
-  out.init_pid = init_pid;
-  out.pidfd = parked.pidfd.release();
-  out.image_pid = img.task.pid;
-  out.pages_written = rc.pages_written;
-  out.total_ms = ms_since(t0);
-  return out;
+  HeldRestore held{std::move(init), std::move(tracee), std::move(parked.pidfd), RestoredProcess{}, t0};
+  kill_init.dismiss();
+  held.info.pid = cpid;
+  held.info.init_pid = init_pid;
+  held.info.image_pid = img.task.pid;
+  held.info.pages_written = rc.pages_written;
+  held.info.total_ms = ms_since(t0);
+  return held;
 }
 
-}  // namespace
+Status commit_restore(HeldRestore& held) {
+  // init first stops depending on us, then the process runs (timeline at the top).
+  OSMO_TRY(restorer::send_msg(held.init.sock.get(), MsgTag::kGo));
+  OSMO_TRY(wait_detached(held.init.sock.get()));
+  OSMO_TRY(fault("restore.commit"));
+  OSMO_TRY(held.tracee.detach());
+  held.init.sock.reset();
+  held.info.total_ms = ms_since(held.started_at);
+  return ok_status();
+}
+
+void abort_restore(HeldRestore& held) {
+  // The process first (a traced process's end is reported to us before init can reap it), then
+  // init, whose death takes the namespace and anything left in it.
+  held.tracee.kill_now();
+  if (held.init.pid > 0) {
+    ::kill(held.init.pid, SIGKILL);
+    int st;
+    while (::waitpid(held.init.pid, &st, 0) < 0 && errno == EINTR) {
+    }
+    held.init.pid = -1;
+  }
+  held.init.sock.reset();
+  held.pidfd.reset();
+}
 
 Result<RestoredProcess> restore(int in_fd, const RestoreOptions& opts) {
-  auto r = do_restore(in_fd, opts);
-  if (!r.ok()) {
-    Error e = r.take_error();
+  auto held = restore_until_commit(in_fd, opts);
+  Status s = held.ok() ? commit_restore(*held) : Status(held.error());
+  if (!s.ok()) {
+    if (held.ok()) abort_restore(*held);
+    Error e = s.take_error();
     return Error{e.code, fmt::format("cannot restore: {}", e.message)};
   }
-  return r;
+  RestoredProcess out = held->info;
+  out.pidfd = held->pidfd.release();
+  return out;
 }
 
 }  // namespace osmo::ckpt
