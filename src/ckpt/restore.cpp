@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 // restore(): sequences the kinds to build a new process from an image stream. What runs inside
 // the processes being built (init, the placeholders, the new process until it parks) is in
-// restorer/; this file only drives it.
+// restorer/; this file only drives it. Two halves: restore_until_commit() up to "the process is
+// complete and still stopped", commit_restore() from there (restore() runs both at once;
+// restore_held()'s PendingRestore keeps the first and runs the second at commit(), or
+// abort_restore() instead; transaction.cpp).
 //
 //   caller (this process)              init (PID 1, new pid+mount ns)       new process
 //   read metadata, blobs; open files,
@@ -23,7 +26,7 @@
 //   list/tid address, pending signals, rlimits, close helper fds, credentials and
 //   capabilities, itimers (every signal still blocked); SIGTRAP's disposition and munmap of the
 //   trampoline through syscall stops (no int3 after them); mask, xstate, registers. The process
-//   is complete and still stopped. Commit:
+//   is complete and still stopped [end of restore_until_commit]. Commit [commit_restore]:
 //   kGo ---------------------------->  PR_SET_PDEATHSIG cleared
 //                      <-------------  kDetached; close fds; reap, forward signals, exit with
 //                                      the child's status (128+N for signal N)
