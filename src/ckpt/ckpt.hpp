@@ -4,6 +4,12 @@
 //   checkpoint(pid, out_fd, options)  -> writes an image stream of a running process
 //   restore(in_fd, options)           -> builds a new process from an image stream
 //   show_image(in_fd)                 -> decodes an image for humans / JSON
+// and the building blocks of a migration's transaction:
+//   preflight(pid, options)           -> checkpoint()'s refusals alone, /proc only
+//   checkpoint_and_hold(...)          -> the image is written, the original kept stopped
+//                                        (HeldProcess: resume() or kill())
+//   restore_held(in_fd, options)      -> restored but not yet running (PendingRestore: commit()
+//                                        or abort())
 //
 // Scope: single-threaded x86_64 processes. Whatever the engine cannot carry is refused with a
 // precise message before the process is disturbed (docs/engine.md lists the supported state).
@@ -15,12 +21,14 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "base/result.hpp"
+#include "base/unique_fd.hpp"
 #include "ckpt/model.hpp"
 
 namespace osmo::ckpt {
@@ -39,6 +47,13 @@ struct CheckpointOptions {
   bool accept_pipes = true;
   bool accept_ttys = true;
   bool accept_sockets = false;
+  // Refuse, before the process is touched, a process whose restore would need a stand-in for an
+  // fd other than 0-2 (a pipe to another process, a tty, a socket), which a plain restore
+  // (InheritStdioResolver) cannot give: the refusal names every such fd. `osmo checkpoint --kill`
+  // sets it (unless --stand-ins-ok), so that a checkpoint that kills only succeeds for an image
+  // that `osmo restore` alone can bring back. Checked again once the process is stopped, in case
+  // it opened such an fd in between (it is then released unchanged).
+  bool refuse_stand_ins_beyond_stdio = false;
 };
 
 struct CheckpointStats {
@@ -47,12 +62,67 @@ struct CheckpointStats {
   std::uint64_t image_bytes = 0;
   double freeze_ms = 0;              // seize .. resume/kill
   double total_ms = 0;
+  std::vector<FdImage> stand_ins;    // the recorded fds a restore must give stand-ins for
 };
 
 // The process is untouched when a refusal is returned. On any later failure it is resumed
-// (never left stopped or traced) and the image is incomplete (no END section).
+// (never left stopped or traced) and the image is incomplete (no END section). Errors read
+// "cannot checkpoint pid N: <reason>". out_fd may be a file, a pipe or a blocking stream socket
+// (short writes are resumed; a socket is written with MSG_NOSIGNAL, so a peer that goes away is
+// an error, not a SIGPIPE); nothing is written after END.
 Status checkpoint(pid_t pid, int out_fd, const CheckpointOptions& options,
                   CheckpointStats* stats = nullptr);
+
+// The refusal checks of checkpoint() alone: reads /proc only (and kcmp, to tell duplicate fds),
+// never ptrace, cheap (used by `osmo migrate --check` and the `movable`/`why_not` columns of
+// `osmo ps`). The error is the bare reason ("it has 2 threads (only single-threaded processes
+// are supported)"); checkpoint() reports the same reason as "cannot checkpoint pid N: <reason>".
+// A process that passes can still be refused by checkpoint() if it changes in between (a new
+// thread, a new fd): checkpoint() checks again once it is stopped.
+Status preflight(pid_t pid, const CheckpointOptions& options);
+
+// checkpoint() that keeps the original seized and stopped after END is written, exactly as it
+// was when seized (nothing of ours left in it), until the holder decides. Move-only. A thread of
+// its own holds it (ptrace binds a tracee to one thread), so resume()/kill() may be called from
+// any thread; if the whole calling process dies, the kernel detaches the original and it
+// continues as if resumed. While held, the original is in a ptrace stop (state 't').
+class HeldProcess {
+ public:
+  HeldProcess(HeldProcess&&) noexcept;
+  HeldProcess& operator=(HeldProcess&&) noexcept;  // resumes what this one held first
+  HeldProcess(const HeldProcess&) = delete;
+  HeldProcess& operator=(const HeldProcess&) = delete;
+  ~HeldProcess();  // resume() if neither was called
+
+  pid_t pid() const;
+  // The original continues exactly as if never checkpointed (as kResume): registers, mask and
+  // signals that arrived meanwhile are delivered. Once only; an error if already released.
+  Status resume();
+  // SIGKILL while still stopped: it never runs another instruction. The caller's pid namespace
+  // sees it exit by SIGKILL (if the caller is its parent, the tracer's wait has reaped it).
+  Status kill();
+
+ private:
+  struct State;
+  explicit HeldProcess(std::unique_ptr<State> s);
+  std::unique_ptr<State> s_;
+  friend Result<HeldProcess> checkpoint_and_hold(pid_t, int, const CheckpointOptions&, CheckpointStats*);
+};
+// options.after is not used (the holder decides). stats->freeze_ms is the time from the seize to
+// the hold (the freeze goes on until resume()/kill()). Refusals and failures as checkpoint():
+// nothing is held, the process runs.
+Result<HeldProcess> checkpoint_and_hold(pid_t pid, int out_fd, const CheckpointOptions& options,
+                                        CheckpointStats* stats = nullptr);
+
+// ---- stand-ins ----
+// True for the fds a restore must be given a stand-in for: pipes whose other end is not in the
+// process, ttys, sockets.
+bool needs_stand_in(const FdImage& f);
+// "fd 251 (pipe pipe:[1234], write-only)": how messages name an fd.
+std::string describe_fd(const FdImage& f);
+// The fds of a running process that its restore would need stand-ins for. Like preflight, reads
+// /proc (and kcmp, to tell duplicates) only; refuses what checkpoint() would refuse.
+Result<std::vector<FdImage>> stand_ins_needed(pid_t pid, const CheckpointOptions& options);
 
 // ---- restore ----
 // Supplies stand-ins for fds that could not travel. resolve() returns an fd that the engine
@@ -62,6 +132,12 @@ class FdResolver {
  public:
   virtual ~FdResolver() = default;
   virtual Result<int> resolve(const FdImage& recorded) = 0;
+  // Called once every recorded fd was resolved, with all of them, before any process exists:
+  // may refuse (e.g. a stand-in given for an fd that needs none).
+  virtual Status finish(const std::vector<FdImage>& recorded) {
+    (void)recorded;
+    return ok_status();
+  }
 };
 
 // The CLI default: a pipe/tty/socket recorded at fd 0, 1 or 2 is replaced by the restoring
@@ -69,6 +145,35 @@ class FdResolver {
 class InheritStdioResolver final : public FdResolver {
  public:
   Result<int> resolve(const FdImage& recorded) override;
+};
+
+// A stand-in named by the user: `osmo restore --fd N=PATH` or `--fd N=null`.
+struct StandInSpec {
+  int fd = -1;
+  std::string path;  // opened with the access mode the fd had; "/dev/null" for `null`
+  std::string text;  // as given ("251=null"), for messages
+};
+// Parses "N=PATH" / "N=null" (a file named null: ./null). Errors name the spec.
+Result<StandInSpec> parse_stand_in_spec(const std::string& text);
+
+// Gives each fd named by a spec the file opened with the recorded fd's access mode (created if
+// missing and appended to when writable, never truncated); other fds as InheritStdioResolver.
+// Refuses an fd given twice (make) and, once every fd is resolved, a spec for an fd that the
+// image does not have or that needs no stand-in (finish).
+class StandInResolver final : public FdResolver {
+ public:
+  static Result<StandInResolver> make(std::vector<StandInSpec> specs);
+  Result<int> resolve(const FdImage& recorded) override;
+  Status finish(const std::vector<FdImage>& recorded) override;
+
+ private:
+  struct Given {
+    StandInSpec spec;
+    UniqueFd file;  // opened by resolve()
+    bool used = false;
+  };
+  std::vector<Given> given_;
+  InheritStdioResolver stdio_;
 };
 
 struct RestoreOptions {
@@ -92,9 +197,55 @@ struct RestoredProcess {
 };
 
 // Creates init (PID 1 of new pid+mount+time namespaces, a child of the caller) and the restored
-// process inside it. When it returns, the process runs. init exits with the restored process's
-// status (its exit code, or 128+N when killed by signal N). On failure nothing is left behind.
+// process inside it. When it returns, the process runs and nothing of it depends on the caller
+// any more (the caller may exit at once: `osmo restore --detach`). On failure nothing is left
+// behind. Errors read "cannot restore: <reason>".
+//
+// in_fd may be a file, a pipe or a blocking stream socket (short reads are resumed). The restore
+// reads exactly the image's bytes, up to and including END and never further, so the caller can
+// go on reading what the sender wrote after it (a migration's own messages on the same socket).
+//
+// Exit status: init exits with the restored process's exit code, or 128+N when it was killed by
+// signal N (a PID 1 cannot die of a signal it raises itself), so init's status alone cannot tell
+// `exit(130)` from death by SIGINT. restored_wait_status() can.
 Result<RestoredProcess> restore(int in_fd, const RestoreOptions& options);
+
+// restore() that stops short of letting the process run: fully restored (memory, registers,
+// fds, credentials...) but still stopped (traced: state 't'), and init waits. Move-only. A
+// thread of its own holds it (the tracer and init's parent are that thread), so commit()/abort()
+// may be called from any thread; if the calling process dies first, init and the process die
+// with it and the process never ran.
+class PendingRestore {
+ public:
+  PendingRestore(PendingRestore&&) noexcept;
+  PendingRestore& operator=(PendingRestore&&) noexcept;  // aborts what this one held first
+  PendingRestore(const PendingRestore&) = delete;
+  PendingRestore& operator=(const PendingRestore&) = delete;
+  ~PendingRestore();  // abort() unless committed
+
+  // pid, init_pid, image_pid, figures. process().pidfd stays owned by the PendingRestore until
+  // commit() succeeds (then it is the caller's to close, as from restore()); abort() closes it.
+  const RestoredProcess& process() const;
+  // The process runs; afterwards the tree does not depend on the caller. On failure everything
+  // is aborted (nothing left) and the error says why. Once only.
+  Status commit();
+  // Kills init and the process; nothing is left behind (init reaped). Idempotent; a no-op
+  // after a successful commit().
+  void abort();
+
+ private:
+  struct State;
+  explicit PendingRestore(std::unique_ptr<State> s);
+  std::unique_ptr<State> s_;
+  friend Result<PendingRestore> restore_held(int, const RestoreOptions&);
+};
+Result<PendingRestore> restore_held(int in_fd, const RestoreOptions& options);
+
+// The restored process's wait status (as waitpid(2) gives it: WIFEXITED/WEXITSTATUS or
+// WIFSIGNALED/WTERMSIG), from its pidfd (RestoredProcess::pidfd, still open), once it has ended
+// and been reaped, i.e. once init has exited. Needs Linux 6.15 (PIDFD_INFO_EXIT); on an older
+// kernel, or before the process was reaped, an error says so.
+Result<int> restored_wait_status(int pidfd);
 
 // ---- inspection ----
 // Reads a whole image (verifying every checksum) and describes it.

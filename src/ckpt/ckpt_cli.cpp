@@ -27,6 +27,17 @@ int fail(const char* cmd, const std::string& msg) {
   return 1;
 }
 
+// "--fd 251=PATH|null for fd 251 (pipe pipe:[1234], write-only)" for each fd above 2.
+std::string restore_options_needed(const std::vector<ckpt::FdImage>& stand_ins) {
+  std::string out;
+  for (const ckpt::FdImage& f : stand_ins) {
+    if (f.fd <= 2) continue;
+    if (!out.empty()) out += ", ";
+    out += fmt::format("--fd {}=PATH|null for {}", f.fd, ckpt::describe_fd(f));
+  }
+  return out;
+}
+
 }  // namespace
 
 void add_ckpt_commands(CLI::App& app, GlobalOptions&, int* exit_code) {
@@ -35,10 +46,16 @@ void add_ckpt_commands(CLI::App& app, GlobalOptions&, int* exit_code) {
   static int pid = 0;
   static std::string out;
   static bool leave_running = false, kill_after = false, compress = false, list_faults = false;
+  static bool stand_ins_ok = false;
   ck->add_option("pid", pid, "Process to checkpoint");
   ck->add_option("-o,--output", out, "Image file, or - for stdout");
   auto* lr = ck->add_flag("--leave-running", leave_running, "Resume the process after the dump (default)");
-  ck->add_flag("--kill", kill_after, "Kill the process once a complete image is written (migration)")->excludes(lr);
+  auto* kl = ck->add_flag("--kill", kill_after, "Kill the process once a complete image is written (migration)")
+                 ->excludes(lr);
+  ck->add_flag("--stand-ins-ok", stand_ins_ok,
+               "With --kill: accept a process whose restore will need --fd stand-ins (pipes, ttys, "
+               "sockets above fd 2) and print the options it will need")
+      ->needs(kl);
   ck->add_flag("--compress", compress, "LZ4-compress page and blob sections");
   ck->add_flag("--list-faults", list_faults, "List the fault points usable in OSMO_FAULT and exit");
   ck->callback([exit_code] {
@@ -55,6 +72,24 @@ void add_ckpt_commands(CLI::App& app, GlobalOptions&, int* exit_code) {
       *exit_code = fail("checkpoint", "-o FILE (or -o - for stdout) is required");
       return;
     }
+    ckpt::CheckpointOptions opts;
+    opts.after = kill_after ? ckpt::AfterDump::kKill : ckpt::AfterDump::kResume;
+    opts.compress = compress;
+    // A checkpoint that kills must leave an image that a plain `osmo restore` brings back, or say
+    // first what that restore will need: refused here, before the process (or the output file)
+    // is touched; the engine checks again once the process is stopped.
+    opts.refuse_stand_ins_beyond_stdio = kill_after && !stand_ins_ok;
+    if (opts.refuse_stand_ins_beyond_stdio) {
+      auto need = ckpt::stand_ins_needed(pid, opts);
+      if (need.ok() && !restore_options_needed(*need).empty()) {
+        *exit_code = fail("checkpoint", fmt::format("cannot checkpoint pid {} with --kill: `osmo restore` could not "
+                                                    "bring it back by itself: it needs {}; checkpoint with "
+                                                    "--kill --stand-ins-ok to accept that",
+                                                    pid, restore_options_needed(*need)));
+        return;
+      }
+      // Any other refusal is checkpoint()'s to report, in its own words.
+    }
     UniqueFd file;
     int fd = STDOUT_FILENO;
     if (out != "-") {
@@ -66,9 +101,6 @@ void add_ckpt_commands(CLI::App& app, GlobalOptions&, int* exit_code) {
       }
       fd = file.get();
     }
-    ckpt::CheckpointOptions opts;
-    opts.after = kill_after ? ckpt::AfterDump::kKill : ckpt::AfterDump::kResume;
-    opts.compress = compress;
     ckpt::CheckpointStats stats;
     Status s = ckpt::checkpoint(pid, fd, opts, &stats);
     if (!s.ok()) {
@@ -80,6 +112,8 @@ void add_ckpt_commands(CLI::App& app, GlobalOptions&, int* exit_code) {
                  pid, static_cast<unsigned long long>(stats.pages_written),
                  static_cast<unsigned long long>(stats.pages_scanned), static_cast<double>(stats.image_bytes) / (1 << 20),
                  stats.freeze_ms);
+    if (std::string need = restore_options_needed(stats.stand_ins); !need.empty())
+      std::fprintf(stderr, "osmo checkpoint: pid %d: restoring this image needs %s\n", pid, need.c_str());
     *exit_code = 0;
   });
 
@@ -88,10 +122,29 @@ void add_ckpt_commands(CLI::App& app, GlobalOptions&, int* exit_code) {
   static std::string in;
   static bool detach = false;
   static std::string netns;
+  static std::vector<std::string> fd_specs;
   rs->add_option("file", in, "Image file, or - for stdin")->required();
   rs->add_flag("--detach", detach, "Print the restored pid and exit, leaving it running");
   rs->add_option("--netns", netns, "Network namespace (path) for the restored process");
+  rs->add_option("--fd", fd_specs,
+                 "Stand-in for a recorded pipe/tty/socket: N=PATH (opened with the fd's access mode; "
+                 "created and appended to when writable) or N=null (/dev/null); repeatable")
+      ->allow_extra_args(false);
   rs->callback([exit_code] {
+    std::vector<ckpt::StandInSpec> specs;
+    for (const std::string& text : fd_specs) {
+      auto spec = ckpt::parse_stand_in_spec(text);
+      if (!spec.ok()) {
+        *exit_code = fail("restore", spec.error().str());
+        return;
+      }
+      specs.push_back(*spec);
+    }
+    auto resolver = ckpt::StandInResolver::make(std::move(specs));
+    if (!resolver.ok()) {
+      *exit_code = fail("restore", resolver.error().str());
+      return;
+    }
     UniqueFd file;
     int fd = STDIN_FILENO;
     if (in != "-") {
@@ -104,6 +157,7 @@ void add_ckpt_commands(CLI::App& app, GlobalOptions&, int* exit_code) {
     }
     ckpt::RestoreOptions opts;
     opts.netns_path = netns;
+    opts.resolver = &*resolver;
     auto r = ckpt::restore(fd, opts);
     if (!r.ok()) {
       *exit_code = fail("restore", r.error().str());

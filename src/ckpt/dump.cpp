@@ -1,13 +1,16 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 // checkpoint(): sequences the kinds. Preflight (read /proc only, refuse before touching),
-// seize + stop, collect every kind, stream the image, then release the process: resumed exactly
-// where it was (default) or killed once the complete image is written.
+// seize + stop, collect every kind, stream the image, put the process back as it was, then
+// release it: resumed exactly where it was (default) or killed once the complete image is
+// written. checkpoint_and_hold() (transaction.cpp) stops before the release and lets its caller
+// choose later.
 //
 // Timeline of the process during a dump:
 //   running -> [PTRACE_SEIZE + INTERRUPT] stopped -> [injected: mmap scratch, rt_sigaction
 //   (SIGTRAP, before any int3), brk(0), rt_sigaction x64, sigaltstack, getitimer x3, prctl]
-//   -> pages read -> [SIGTRAP's disposition set back, munmap scratch, registers put back with
-//   the syscall-restart rule] -> detached: running again (or killed)
+//   -> pages read, END written -> [SIGTRAP's disposition set back, munmap scratch, registers put
+//   back with the syscall-restart rule] -> (held: still stopped, as if never touched) ->
+//   detached: running again (or killed)
 #include <sys/mman.h>
 #include <sys/syscall.h>
 
@@ -18,6 +21,7 @@
 #include "base/log.hpp"
 #include "ckpt/ckpt.hpp"
 #include "ckpt/faults.hpp"
+#include "ckpt/held.hpp"
 #include "ckpt/kinds.hpp"
 #include "ckpt/phase_log.hpp"
 
@@ -42,11 +46,14 @@ Result<std::uint64_t> find_syscall_insn(Tracee& t, const std::vector<MapsEntry>&
   return make_error("no syscall instruction found in any executable mapping");
 }
 
-// Puts the process back as it was and lets it go (or kills it). Best effort on error paths.
-class Release {
+// Puts the process back as it was when seized, still stopped: the scratch page goes, SIGTRAP's
+// disposition, mask and registers are set back, and signals taken off it while it was being
+// stopped go back to the tracee's list, which detach() sends again. Best effort on error paths:
+// the first error is returned, everything else is still tried.
+class PutBack {
  public:
-  explicit Release(DumpContext& c) : c_(c) {}
-  Status finish(bool kill) {
+  explicit PutBack(DumpContext& c) : c_(c) {}
+  Status run() {
     Tracee& t = *c_.tracee;
     Status first = ok_status();
     auto keep = [&](Status s) {
@@ -68,11 +75,9 @@ class Release {
       keep(t.set_sigmask(c_.original_sigmask));
       keep(t.set_regs(with_syscall_restart(c_.original_regs)));
     }
-    if (kill) {
-      t.kill_now();
-      return first;
-    }
-    keep(t.detach());
+    // Not queued back into the process yet (sig_dump does that): sent again at release.
+    for (const siginfo_t& si : c_.stolen) t.defer_signal(si);
+    c_.stolen.clear();
     return first;
   }
   void arm_regs() { armed_regs_ = true; }
@@ -82,15 +87,20 @@ class Release {
   bool armed_regs_ = false;
 };
 
-Status do_checkpoint(pid_t pid, int out_fd, const CheckpointOptions& opts, CheckpointStats* stats) {
-  auto t0 = std::chrono::steady_clock::now();
-  // 1. Preflight: /proc only. The process is not touched if anything is unsupported.
+}  // namespace
+
+Status preflight_checks(pid_t pid, const CheckpointOptions& opts) {
   if (::kill(pid, 0) != 0) return errno_error("no such process");
   OSMO_ASSIGN_OR_RETURN(ProcStatus st, read_status(pid));
   OSMO_TRY(task_preflight(pid, st));
-  OSMO_ASSIGN_OR_RETURN(auto maps0, read_maps(pid));
-  OSMO_TRY(mem_preflight(pid, maps0));
-  OSMO_TRY(fds_preflight(pid, opts));
+  OSMO_ASSIGN_OR_RETURN(auto maps, read_maps(pid));
+  OSMO_TRY(mem_preflight(pid, maps));
+  return fds_preflight(pid, opts);
+}
+
+Result<FrozenDump> dump_and_freeze(pid_t pid, int out_fd, const CheckpointOptions& opts, CheckpointStats* stats) {
+  // 1. Preflight: /proc only. The process is not touched if anything is unsupported.
+  OSMO_TRY(preflight_checks(pid, opts));
 
   // 2. Seize and stop.
   ProcessImage img;
@@ -102,12 +112,12 @@ Status do_checkpoint(pid_t pid, int out_fd, const CheckpointOptions& opts, Check
                         Tracee::seize_and_stop(pid, Tracee::OnRelease::kDetach, false, &c.stolen));
   auto t_frozen = std::chrono::steady_clock::now();
   c.tracee = &tracee;
-  Release release(c);
+  PutBack put_back(c);
   Status result = [&]() -> Status {
     OSMO_ASSIGN_OR_RETURN(c.original_regs, tracee.get_regs());
     OSMO_ASSIGN_OR_RETURN(c.original_xstate, tracee.get_xstate());
     OSMO_ASSIGN_OR_RETURN(c.original_sigmask, tracee.get_sigmask());
-    release.arm_regs();
+    put_back.arm_regs();
     OSMO_TRY(fault("dump.after_seize"));
     // A thread may have been created between preflight and seize.
     OSMO_ASSIGN_OR_RETURN(c.status, read_status(pid));
@@ -149,29 +159,47 @@ Status do_checkpoint(pid_t pid, int out_fd, const CheckpointOptions& opts, Check
     engine_log().debug("dump pid={} pages ms={:.2f}", pid, ms_since(tw));
     OSMO_TRY(fault("dump.before_end"));
     OSMO_TRY(w.write_end());
-    if (stats != nullptr) stats->image_bytes = w.totals().stored_bytes + kImageHeaderSize;
+    if (stats != nullptr) {
+      stats->image_bytes = w.totals().stored_bytes + kImageHeaderSize;
+      stats->stand_ins.clear();
+      for (const FdImage& f : img.fds)
+        if (needs_stand_in(f)) stats->stand_ins.push_back(f);
+    }
     return ok_status();
   }();
-  // 4. Release: resume exactly where it was; kill only after a complete image.
-  bool kill = result.ok() && opts.after == AfterDump::kKill;
-  Status rel = release.finish(kill);
-  if (stats != nullptr) {
-    stats->freeze_ms = ms_since(t_frozen);
-    stats->total_ms = ms_since(t0);
+  // 4. Put back as it was, still stopped; released (resumed) here only if anything failed.
+  Status back = put_back.run();
+  if (result.ok()) result = std::move(back);
+  if (result.ok()) result = fault("dump.held");
+  if (!result.ok()) {
+    (void)tracee.detach();
+    return result.take_error();
   }
-  if (!result.ok()) return result;
-  return rel;
+  return FrozenDump{std::move(tracee), t_frozen};
 }
 
-}  // namespace
-
 Status checkpoint(pid_t pid, int out_fd, const CheckpointOptions& opts, CheckpointStats* stats) {
-  Status s = do_checkpoint(pid, out_fd, opts, stats);
+  auto t0 = std::chrono::steady_clock::now();
+  auto frozen = dump_and_freeze(pid, out_fd, opts, stats);
+  Status s = ok_status();
+  if (!frozen.ok()) {
+    s = frozen.take_error();
+  } else {
+    // Kill only after a complete image (END written): never a process lost to a failed dump.
+    if (opts.after == AfterDump::kKill) frozen->tracee.kill_now();
+    else s = frozen->tracee.detach();
+    if (stats != nullptr) {
+      stats->freeze_ms = ms_since(frozen->frozen_at);
+      stats->total_ms = ms_since(t0);
+    }
+  }
   if (!s.ok()) {
     Error e = s.take_error();
     return Error{e.code, fmt::format("cannot checkpoint pid {}: {}", pid, e.message)};
   }
   return ok_status();
 }
+
+Status preflight(pid_t pid, const CheckpointOptions& options) { return preflight_checks(pid, options); }
 
 }  // namespace osmo::ckpt

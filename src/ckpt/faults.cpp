@@ -20,6 +20,7 @@ const std::vector<std::pair<std::string, std::string>>& fault_points() {
       {"dump.metadata", "metadata written, before blobs and pages"},
       {"dump.pages", "in the middle of streaming pages"},
       {"dump.before_end", "every page written, END section not yet written"},
+      {"dump.held", "END written, the process put back and still stopped (checkpoint_and_hold's hold)"},
       {"restore.after_clone", "init and the new process exist, nothing restored"},
       {"restore.unmap", "the new process's own mappings removed"},
       {"restore.vdso", "vdso moved"},
@@ -31,6 +32,7 @@ const std::vector<std::pair<std::string, std::string>>& fault_points() {
       {"restore.creds", "before credentials are set"},
       {"restore.regs", "before registers are installed"},
       {"restore.before_detach", "everything restored, process still stopped"},
+      {"restore.commit", "commit: init no longer dies with the caller, the process not yet let go"},
   };
   return kPoints;
 }

@@ -43,6 +43,15 @@ const char* fd_kind_name(FdKind k) {
 
 namespace {
 
+const char* access_mode_name(std::uint32_t flags) {
+  switch (flags & O_ACCMODE) {
+    case O_RDONLY: return "read-only";
+    case O_WRONLY: return "write-only";
+    case O_RDWR: return "read-write";
+  }
+  return "no access";
+}
+
 bool is_portable_device(const std::string& path) {
   return path == "/dev/null" || path == "/dev/zero" || path == "/dev/full" || path == "/dev/random" ||
          path == "/dev/urandom";
@@ -118,10 +127,10 @@ Result<FdImage> classify(pid_t pid, int fd, const CheckpointOptions& opt) {
   return f;
 }
 
-// A pipe whose read and write ends are both in the process (a self-pipe, xz's and many event
-// loops') needs no stand-in: it is recreated at restore with its buffered bytes. The bytes are
-// copied with tee() from the read end (taken with pidfd_getfd), which does not consume them.
-Status find_internal_pipes(pid_t pid, std::vector<FdImage>* fds) {
+// Pipes whose read and write ends are both in the process (a self-pipe, xz's and many event
+// loops') need no stand-in: they are recreated at restore with their buffered bytes. Paired by
+// the pipe's inode; only fds that are not duplicates of an earlier one count.
+void mark_internal_pipes(std::vector<FdImage>* fds) {
   std::map<std::string, std::pair<int, int>> ends;  // path -> {read fd index, write fd index}
   for (std::size_t i = 0; i < fds->size(); i++) {
     FdImage& f = (*fds)[i];
@@ -130,14 +139,51 @@ Status find_internal_pipes(pid_t pid, std::vector<FdImage>* fds) {
     if ((f.flags & O_ACCMODE) == O_RDONLY) e.first = static_cast<int>(i);
     if ((f.flags & O_ACCMODE) == O_WRONLY) e.second = static_cast<int>(i);
   }
-  UniqueFd pidfd;
   for (auto& [path, e] : ends) {
     if (e.first < 0 || e.second < 0) continue;
     FdImage& r = (*fds)[static_cast<std::size_t>(e.first)];
     FdImage& w = (*fds)[static_cast<std::size_t>(e.second)];
-    std::uint64_t id = std::stoull(path.substr(6));
     r.kind = w.kind = FdKind::kPipeInternal;
-    r.pipe_id = w.pipe_id = id;
+    r.pipe_id = w.pipe_id = std::stoull(path.substr(6));
+  }
+}
+
+// Every fd of the process, classified (a refusal for kinds we cannot carry), with flags and
+// position from fdinfo, duplicates of an earlier fd's open file description found with
+// kcmp(KCMP_FILE), and internal pipes marked (without their bytes). Reads /proc and kcmp only:
+// the process is not touched, so preflight can use it too.
+Result<std::vector<FdImage>> survey_fds(pid_t pid, const CheckpointOptions& opt) {
+  OSMO_ASSIGN_OR_RETURN(std::vector<int> fds, list_fds(pid));
+  std::vector<FdImage> out;
+  for (int fd : fds) {
+    OSMO_ASSIGN_OR_RETURN(FdImage f, classify(pid, fd, opt));
+    OSMO_ASSIGN_OR_RETURN(std::string info, read_text_file(fmt::format("/proc/{}/fdinfo/{}", pid, fd)));
+    OSMO_ASSIGN_OR_RETURN(FdInfo fi, parse_fdinfo(info));
+    f.pos = fi.pos;
+    f.cloexec = (fi.flags & O_CLOEXEC) != 0;
+    f.flags = fi.flags & ~static_cast<std::uint32_t>(O_CLOEXEC);
+    // The same open file description behind an earlier fd (dup, inherited 1>&2 ...)?
+    for (const FdImage& prev : out) {
+      if (prev.kind == FdKind::kDup) continue;
+      long same = ::syscall(SYS_kcmp, pid, pid, KCMP_FILE, prev.fd, fd);
+      if (same == 0) {
+        f.kind = FdKind::kDup;
+        f.dup_of = prev.fd;
+        break;
+      }
+    }
+    out.push_back(std::move(f));
+  }
+  mark_internal_pipes(&out);
+  return out;
+}
+
+// The bytes buffered in each internal pipe, copied with tee() from the read end (taken with
+// pidfd_getfd), which does not consume them; and the pipe's capacity.
+Status read_internal_pipes(pid_t pid, std::vector<FdImage>* fds) {
+  UniqueFd pidfd;
+  for (FdImage& r : *fds) {
+    if (r.kind != FdKind::kPipeInternal || (r.flags & O_ACCMODE) != O_RDONLY) continue;
     if (!pidfd) {
       pidfd.reset(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
       if (!pidfd) return errno_error("cannot open a pidfd for pid {}", pid);
@@ -145,7 +191,9 @@ Status find_internal_pipes(pid_t pid, std::vector<FdImage>* fds) {
     UniqueFd rd(static_cast<int>(::syscall(SYS_pidfd_getfd, pidfd.get(), r.fd, 0)));
     if (!rd) return errno_error("cannot take a copy of pipe fd {} of pid {}", r.fd, pid);
     int cap = ::fcntl(rd.get(), F_GETPIPE_SZ);
-    r.pipe_size = w.pipe_size = cap > 0 ? static_cast<std::uint32_t>(cap) : 0;
+    r.pipe_size = cap > 0 ? static_cast<std::uint32_t>(cap) : 0;
+    for (FdImage& w : *fds)
+      if (w.kind == FdKind::kPipeInternal && w.pipe_id == r.pipe_id) w.pipe_size = r.pipe_size;
     int tmp[2];
     if (::pipe2(tmp, O_CLOEXEC | O_NONBLOCK) != 0) return errno_error("cannot create a pipe");
     UniqueFd tr(tmp[0]), tw(tmp[1]);
@@ -161,40 +209,54 @@ Status find_internal_pipes(pid_t pid, std::vector<FdImage>* fds) {
   return ok_status();
 }
 
+// The refusal for CheckpointOptions::refuse_stand_ins_beyond_stdio, or ok.
+Status refuse_stand_ins_beyond_stdio(const std::vector<FdImage>& fds) {
+  std::string list;
+  for (const FdImage& f : fds) {
+    if (!needs_stand_in(f) || f.fd <= 2) continue;
+    if (!list.empty()) list += ", ";
+    list += describe_fd(f);
+  }
+  if (list.empty()) return ok_status();
+  return make_error("its restore would need a stand-in for {}, and a plain restore gives stand-ins only "
+                    "for fds 0-2", list);
+}
+
 }  // namespace
+
+bool needs_stand_in(const FdImage& f) {
+  return f.kind == FdKind::kPipe || f.kind == FdKind::kTty || f.kind == FdKind::kSocket;
+}
+
+std::string describe_fd(const FdImage& f) {
+  return fmt::format("fd {} ({} {}, {})", f.fd, fd_kind_name(f.kind), f.path, access_mode_name(f.flags));
+}
+
+Result<std::vector<FdImage>> stand_ins_needed(pid_t pid, const CheckpointOptions& options) {
+  OSMO_ASSIGN_OR_RETURN(std::vector<FdImage> fds, survey_fds(pid, options));
+  std::vector<FdImage> out;
+  for (FdImage& f : fds)
+    if (needs_stand_in(f)) out.push_back(std::move(f));
+  return out;
+}
 
 Status fds_preflight(pid_t pid, const CheckpointOptions& options) {
   OSMO_ASSIGN_OR_RETURN(std::vector<int> fds, list_fds(pid));
   for (int fd : fds) OSMO_TRY(classify(pid, fd, options));
+  if (options.refuse_stand_ins_beyond_stdio) {
+    OSMO_ASSIGN_OR_RETURN(std::vector<FdImage> all, survey_fds(pid, options));
+    OSMO_TRY(refuse_stand_ins_beyond_stdio(all));
+  }
   return ok_status();
 }
 
 Status fds_dump(DumpContext& c) {
-  OSMO_ASSIGN_OR_RETURN(std::vector<int> fds, list_fds(c.pid));
-  auto& out = c.img->fds;
-  out.clear();
-  for (int fd : fds) {
-    OSMO_ASSIGN_OR_RETURN(FdImage f, classify(c.pid, fd, *c.options));
-    OSMO_ASSIGN_OR_RETURN(std::string info, read_text_file(fmt::format("/proc/{}/fdinfo/{}", c.pid, fd)));
-    OSMO_ASSIGN_OR_RETURN(FdInfo fi, parse_fdinfo(info));
-    f.pos = fi.pos;
-    f.cloexec = (fi.flags & O_CLOEXEC) != 0;
-    f.flags = fi.flags & ~static_cast<std::uint32_t>(O_CLOEXEC);
-    // The same open file description behind an earlier fd (dup, inherited 1>&2 ...)?
-    for (const FdImage& prev : out) {
-      if (prev.kind == FdKind::kDup) continue;
-      long same = ::syscall(SYS_kcmp, c.pid, c.pid, KCMP_FILE, prev.fd, fd);
-      if (same == 0) {
-        f.kind = FdKind::kDup;
-        f.dup_of = prev.fd;
-        break;
-      }
-    }
-    if (f.kind == FdKind::kBlob)
-      f.blob = add_blob(c, f.path, fmt::format("/proc/{}/fd/{}", c.pid, fd), f.file);
-    out.push_back(std::move(f));
-  }
-  OSMO_TRY(find_internal_pipes(c.pid, &out));
+  OSMO_ASSIGN_OR_RETURN(c.img->fds, survey_fds(c.pid, *c.options));
+  // Preflight checked this already; the process may have opened an fd since.
+  if (c.options->refuse_stand_ins_beyond_stdio) OSMO_TRY(refuse_stand_ins_beyond_stdio(c.img->fds));
+  for (FdImage& f : c.img->fds)
+    if (f.kind == FdKind::kBlob) f.blob = add_blob(c, f.path, fmt::format("/proc/{}/fd/{}", c.pid, f.fd), f.file);
+  OSMO_TRY(read_internal_pipes(c.pid, &c.img->fds));
   return fault("dump.fds");
 }
 
@@ -253,16 +315,6 @@ void fds_describe(const ProcessImage& img, nlohmann::json& j) {
     if (f.kind == FdKind::kPipeInternal) o["buffered_bytes"] = f.data.size();
     a.push_back(std::move(o));
   }
-}
-
-Result<int> InheritStdioResolver::resolve(const FdImage& r) {
-  if (r.fd > 2)
-    return make_error("fd {} ({} {}) needs a stand-in and only fds 0-2 are inherited from the "
-                      "restoring command", r.fd, fd_kind_name(r.kind), r.path);
-  if (::fcntl(r.fd, F_GETFD) < 0)
-    return errno_error("fd {} ({} {}) would be inherited from the restoring command, whose fd {} is not open",
-                       r.fd, fd_kind_name(r.kind), r.path, r.fd);
-  return r.fd;
 }
 
 Result<std::vector<FdPlanEntry>> fds_plan(const ProcessImage& img, FdResolver& resolver, bool verify_inode,
@@ -356,6 +408,7 @@ Result<std::vector<FdPlanEntry>> fds_plan(const ProcessImage& img, FdResolver& r
     }
     plan.push_back(e);
   }
+  OSMO_TRY(resolver.finish(img.fds));  // e.g. a stand-in given for an fd that needs none
   plan.insert(plan.end(), dups.begin(), dups.end());  // duplicates after their originals
   return plan;
 }

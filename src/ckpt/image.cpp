@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <lz4.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -141,7 +142,11 @@ void grow_if_pipe(int fd) {
 }  // namespace
 
 // ---- writer ----
-ImageWriter::ImageWriter(int fd, bool compress) : fd_(fd), compress_(compress) { grow_if_pipe(fd); }
+ImageWriter::ImageWriter(int fd, bool compress) : fd_(fd), compress_(compress) {
+  grow_if_pipe(fd);
+  struct stat st {};
+  socket_ = ::fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode);
+}
 
 Status ImageWriter::write_all(const void* p, std::size_t n) {
   std::vector<iovec> iov{{const_cast<void*>(p), n}};
@@ -152,7 +157,15 @@ Status ImageWriter::writev_all(std::vector<iovec>& iov) {
   std::size_t i = 0;
   while (i < iov.size()) {
     int cnt = static_cast<int>(std::min<std::size_t>(iov.size() - i, IOV_MAX));
-    ssize_t w = ::writev(fd_, iov.data() + i, cnt);
+    ssize_t w;
+    if (socket_) {
+      msghdr mh{};
+      mh.msg_iov = iov.data() + i;
+      mh.msg_iovlen = static_cast<std::size_t>(cnt);
+      w = ::sendmsg(fd_, &mh, MSG_NOSIGNAL);
+    } else {
+      w = ::writev(fd_, iov.data() + i, cnt);
+    }
     if (w < 0) {
       if (errno == EINTR) continue;
       return errno_error("cannot write image at offset {}", offset_);

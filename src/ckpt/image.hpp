@@ -120,7 +120,7 @@ struct ImageTotals {
 class ImageWriter {
  public:
   // A pipe is grown to 1 MiB (the default 64 KiB would wake the reader 64 times per page
-  // section).
+  // section). Short writes (pipes, stream sockets) are resumed.
   explicit ImageWriter(int fd, bool compress = false);
   Status write_header();
   // Writes one section; `parts` are concatenated to form the payload (so page data is written
@@ -146,6 +146,7 @@ class ImageWriter {
   Status writev_all(std::vector<iovec>& iov);  // consumes iov
   int fd_;
   bool compress_;
+  bool socket_ = false;  // written with sendmsg(MSG_NOSIGNAL): a vanished peer is an error, not a SIGPIPE
   std::uint64_t offset_ = 0;
   ImageTotals totals_;
   std::vector<char> scratch_;
@@ -181,7 +182,10 @@ bool compress_payload(const std::vector<std::pair<const void*, std::size_t>>& pa
 class ImageReader {
  public:
   // An image in a regular file (or memfd) is mapped, so page sections can be used in place
-  // (take_payload_unchecked); any other fd is read as a stream.
+  // (take_payload_unchecked); any other fd is read as a stream. Either way nothing past what
+  // the caller asked for is consumed: a stream is read with exact-length reads (no buffering
+  // ahead), and a mapped file's offset is left just after the last byte used, so whoever reads
+  // the fd next finds what follows the image.
   explicit ImageReader(int fd);
   ~ImageReader();
   ImageReader(const ImageReader&) = delete;

@@ -115,6 +115,8 @@ class Tracee {
   // Signals taken off the tracee during injection (see the top of this file), sent again by
   // detach().
   const std::vector<siginfo_t>& deferred_signals() const { return deferred_; }
+  // Adds a signal to send again at detach() (one taken off before the Tracee existed).
+  void defer_signal(const siginfo_t& si) { deferred_.push_back(si); }
 
   Status write_mem(std::uint64_t addr, const void* p, std::size_t n);
   Status read_mem(std::uint64_t addr, void* p, std::size_t n);

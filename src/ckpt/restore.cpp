@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 // restore(): sequences the kinds to build a new process from an image stream. What runs inside
 // the processes being built (init, the placeholders, the new process until it parks) is in
-// restorer/; this file only drives it.
+// restorer/; this file only drives it. Two halves: restore_until_commit() up to "the process is
+// complete and still stopped", commit_restore() from there (restore() runs both at once;
+// restore_held()'s PendingRestore keeps the first and runs the second at commit(), or
+// abort_restore() instead; transaction.cpp).
 //
 //   caller (this process)              init (PID 1, new pid+mount ns)       new process
 //   read metadata, blobs; open files,
@@ -22,9 +25,22 @@
 //   move the vdso, map the image, populate, write pages, mprotect, PR_SET_MM_MAP, rseq/robust
 //   list/tid address, pending signals, rlimits, close helper fds, credentials and
 //   capabilities, itimers (every signal still blocked); SIGTRAP's disposition and munmap of the
-//   trampoline through syscall stops (no int3 after them); mask, xstate, registers; detach.
-//   kGo ---------------------------->  stop dying with the caller; reap; exit with the child's
-//                                      status (128+N for signal N), forwarding signals to it.
+//   trampoline through syscall stops (no int3 after them); mask, xstate, registers. The process
+//   is complete and still stopped [end of restore_until_commit]. Commit [commit_restore]:
+//   kGo ---------------------------->  PR_SET_PDEATHSIG cleared
+//                      <-------------  kDetached; close fds; reap, forward signals, exit with
+//                                      the child's status (128+N for signal N)
+//   PTRACE_DETACH -------------------------------------------------------->  runs
+//   return: nothing depends on the caller any more.
+//
+// Until kDetached, init dies with the caller (PDEATHSIG: with the caller's *thread*) and the
+// namespace with it; until PTRACE_DETACH, the process dies with the caller's thread
+// (PTRACE_O_EXITKILL) without having run. So whenever the caller dies, either restore() had
+// returned and the tree is on its own, or the process never ran an instruction and nothing is
+// left (init, if it outlived its PDEATHSIG, reaps the killed process and exits). The process
+// running before init stopped depending on the caller was the `restore --detach` race: the
+// command printed the pid and exited before init read "go", and killed what it had restored
+// (144 of 200 detached restores of `sleep` before this order; tests/ckpt/cli_detach.sh).
 #include <fcntl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -35,6 +51,7 @@
 #include "base/scope_guard.hpp"
 #include "ckpt/ckpt.hpp"
 #include "ckpt/faults.hpp"
+#include "ckpt/held.hpp"
 #include "ckpt/kinds.hpp"
 #include "ckpt/phase_log.hpp"
 #include "ckpt/restorer/child.hpp"
@@ -97,7 +114,18 @@ Result<Parked> wait_parked(int sock, std::size_t nfiles) {
   return p;
 }
 
-Result<RestoredProcess> do_restore(int in_fd, const RestoreOptions& opts) {
+// init's answer to kGo: it no longer dies with us.
+Status wait_detached(int sock) {
+  OSMO_ASSIGN_OR_RETURN(restorer::Message m, restorer::recv_msg(sock, "init to stop depending on the restorer"));
+  if (m.tag == MsgTag::kError) return make_error("{}", m.body);
+  if (m.tag != MsgTag::kDetached)
+    return make_error("internal: init answered the go with '{}'", restorer::tag_name(m.tag));
+  return ok_status();
+}
+
+}  // namespace
+
+Result<HeldRestore> restore_until_commit(int in_fd, const RestoreOptions& opts) {
   auto t0 = std::chrono::steady_clock::now();
   ImageReader r(in_fd);
   ProcessImage img;
@@ -172,6 +200,8 @@ Result<RestoredProcess> do_restore(int in_fd, const RestoreOptions& opts) {
   if (tracee.batch_running()) OSMO_TRY(tracee.finish_batch());
   if (h.type != SectionType::kEnd)
     return make_error("image corrupted: unexpected {} section after the pages", section_name(h.type));
+  // The last bytes of the image that are read: whatever follows END in the stream (a migration
+  // keeps talking on the same socket) is left for the caller.
   std::vector<std::uint8_t> end_payload;
   OSMO_TRY(r.read_payload(&end_payload));  // verifies the END totals
   OSMO_TRY(mem_restore_protect(rc));
@@ -193,30 +223,55 @@ Result<RestoredProcess> do_restore(int in_fd, const RestoreOptions& opts) {
   OSMO_TRY(tracee.set_sigmask(img.sig.blocked));
   OSMO_TRY(tracee.set_xstate(img.regs.xstate));
   OSMO_TRY(tracee.set_regs(with_syscall_restart(img.regs.gp)));
-  OSMO_TRY(tracee.detach());
-  OSMO_TRY(restorer::send_msg(init.sock.get(), MsgTag::kGo));
-  kill_init.dismiss();
   engine_log().debug("restore pid={} rest ms={:.2f}", cpid, ms_since(tp));
 
-  RestoredProcess out;
-  out.pid = cpid;
-  out.init_pid = init_pid;
-  out.pidfd = parked.pidfd.release();
-  out.image_pid = img.task.pid;
-  out.pages_written = rc.pages_written;
-  out.total_ms = ms_since(t0);
-  return out;
+  HeldRestore held{std::move(init), std::move(tracee), std::move(parked.pidfd), RestoredProcess{}, t0};
+  kill_init.dismiss();
+  held.info.pid = cpid;
+  held.info.init_pid = init_pid;
+  held.info.image_pid = img.task.pid;
+  held.info.pages_written = rc.pages_written;
+  held.info.total_ms = ms_since(t0);
+  return held;
 }
 
-}  // namespace
+Status commit_restore(HeldRestore& held) {
+  // init first stops depending on us, then the process runs (timeline at the top).
+  OSMO_TRY(restorer::send_msg(held.init.sock.get(), MsgTag::kGo));
+  OSMO_TRY(wait_detached(held.init.sock.get()));
+  OSMO_TRY(fault("restore.commit"));
+  OSMO_TRY(held.tracee.detach());
+  held.init.sock.reset();
+  held.info.total_ms = ms_since(held.started_at);
+  return ok_status();
+}
+
+void abort_restore(HeldRestore& held) {
+  // The process first (a traced process's end is reported to us before init can reap it), then
+  // init, whose death takes the namespace and anything left in it.
+  held.tracee.kill_now();
+  if (held.init.pid > 0) {
+    ::kill(held.init.pid, SIGKILL);
+    int st;
+    while (::waitpid(held.init.pid, &st, 0) < 0 && errno == EINTR) {
+    }
+    held.init.pid = -1;
+  }
+  held.init.sock.reset();
+  held.pidfd.reset();
+}
 
 Result<RestoredProcess> restore(int in_fd, const RestoreOptions& opts) {
-  auto r = do_restore(in_fd, opts);
-  if (!r.ok()) {
-    Error e = r.take_error();
+  auto held = restore_until_commit(in_fd, opts);
+  Status s = held.ok() ? commit_restore(*held) : Status(held.error());
+  if (!s.ok()) {
+    if (held.ok()) abort_restore(*held);
+    Error e = s.take_error();
     return Error{e.code, fmt::format("cannot restore: {}", e.message)};
   }
-  return r;
+  RestoredProcess out = held->info;
+  out.pidfd = held->pidfd.release();
+  return out;
 }
 
 }  // namespace osmo::ckpt

@@ -1,14 +1,45 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-// /proc parsers and the syscall-restart rule.
+// /proc parsers, the syscall-restart rule, and `osmo restore --fd` stand-in specs.
 #include <sys/syscall.h>
 
 #include <gtest/gtest.h>
 
+#include "ckpt/ckpt.hpp"
 #include "ckpt/proc.hpp"
 #include "ckpt/ptrace.hpp"
 
 namespace osmo::ckpt {
 namespace {
+
+TEST(StandInSpec, ParsesPathsAndNull) {
+  auto a = parse_stand_in_spec("251=/tmp/out");
+  ASSERT_TRUE(a.ok()) << a.error().str();
+  EXPECT_EQ(a->fd, 251);
+  EXPECT_EQ(a->path, "/tmp/out");
+  EXPECT_EQ(a->text, "251=/tmp/out");
+  auto n = parse_stand_in_spec("0=null");
+  ASSERT_TRUE(n.ok()) << n.error().str();
+  EXPECT_EQ(n->fd, 0);
+  EXPECT_EQ(n->path, "/dev/null");
+  auto eq = parse_stand_in_spec("3=a=b");  // only the first '=' separates
+  ASSERT_TRUE(eq.ok());
+  EXPECT_EQ(eq->path, "a=b");
+  EXPECT_EQ(parse_stand_in_spec("./null").error().message,
+            "--fd ./null: expected N=PATH or N=null (N the fd number the image recorded)");
+  EXPECT_EQ(parse_stand_in_spec("x=null").error().message, "--fd x=null: 'x' is not an fd number");
+  EXPECT_EQ(parse_stand_in_spec("-1=null").error().message, "--fd -1=null: '-1' is not an fd number");
+  EXPECT_EQ(parse_stand_in_spec("=null").error().message, "--fd =null: '' is not an fd number");
+  EXPECT_EQ(parse_stand_in_spec("5=").error().message, "--fd 5=: no file after '=' (a path, or null for /dev/null)");
+  EXPECT_EQ(parse_stand_in_spec("99999999999999999999=null").error().message,
+            "--fd 99999999999999999999=null: fd 99999999999999999999 is out of range (0-1048576)");
+}
+
+TEST(StandInSpec, ResolverRefusesAnFdGivenTwice) {
+  std::vector<StandInSpec> specs{*parse_stand_in_spec("4=null"), *parse_stand_in_spec("4=/tmp/x")};
+  auto r = StandInResolver::make(specs);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().message, "--fd 4 given twice (--fd 4=null and --fd 4=/tmp/x)");
+}
 
 TEST(ProcParse, Maps) {
   auto m = parse_maps(

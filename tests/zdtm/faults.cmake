@@ -4,9 +4,9 @@
 # docs/engine.md; zdtm.faults.listed checks both, so a new point cannot go untested.
 set(ZDTM_FAULT_POINTS
   dump.after_seize dump.regs dump.mm dump.signals dump.fds dump.misc dump.metadata dump.pages
-  dump.before_end
+  dump.before_end dump.held
   restore.after_clone restore.unmap restore.vdso restore.mm restore.uffd restore.pages restore.mm_map
-  restore.signals restore.creds restore.regs restore.before_detach)
+  restore.signals restore.creds restore.regs restore.before_detach restore.commit)
 
 zdtm_case(fault_target)
 foreach(point ${ZDTM_FAULT_POINTS})

@@ -50,14 +50,20 @@ void init_forward(int sig) {
   sa.sa_flags = SA_RESTART;
   for (int s : {SIGINT, SIGTERM, SIGHUP, SIGUSR1, SIGUSR2, SIGQUIT})
     ::sigaction(s, &sa, nullptr);
-  // Wait for the caller's verdict: kGo = the process runs, anything else (or the caller's end
-  // closed) = give up.
+  // Wait for the caller's verdict: kGo = the process is complete, anything else (or the
+  // caller's end closed) = give up. Only once we no longer die with the caller do we say so
+  // (kDetached): the caller lets the process run after that, never before (restore.cpp).
   auto verdict = recv_msg(sock, "the caller's verdict", kWaitForever);
   if (!verdict.ok() || verdict->tag != MsgTag::kGo) {
     ::kill(child, SIGKILL);
     ::_exit(127);
   }
   ::prctl(PR_SET_PDEATHSIG, 0);
+  if (!send_msg(sock, MsgTag::kDetached).ok()) {
+    // The caller is gone: it never let the process run (and its ptrace exit-kill takes it).
+    ::kill(child, SIGKILL);
+    ::_exit(127);
+  }
   ::close(sock);
   ::syscall(SYS_close_range, 0u, ~0u, 0u);
   for (;;) {
