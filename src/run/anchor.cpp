@@ -637,6 +637,15 @@ void Reader::read_control() {
     const std::string line = control_buf_.substr(0, nl);
     control_buf_.erase(0, nl + 1);
     auto j = nlohmann::json::parse(line, nullptr, false);
+    if (j.is_object() && j.contains("signal") && j["signal"].is_number_integer()) {
+      // `osmo kill`, routed by the home daemon: like a kill(2) of ours, to the job process.
+      const int signo = j["signal"].get<int>();
+      if (signo > 0 && signo < NSIG) {
+        std::lock_guard lk(sh_.mu);
+        sh_.signal_locked(static_cast<std::uint32_t>(signo), 0);
+      }
+      continue;
+    }
     if (!j.is_object() || !j.contains("attach") || control_fds_.empty()) continue;
     Conn c;
     c.fd = std::move(control_fds_.front());

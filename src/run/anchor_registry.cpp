@@ -5,6 +5,8 @@
 #include <poll.h>
 #include <sys/socket.h>
 
+#include <algorithm>
+
 #include <nlohmann/json.hpp>
 
 #include "daemon/control_client.hpp"
@@ -76,6 +78,39 @@ Status AnchorRegistry::pass_attach(const std::string& id, const std::string& tok
     }
   }
   return make_error("no anchor for job {} here (its osmo run has ended, or the token is wrong)", id);
+}
+
+Result<std::optional<std::string>> AnchorRegistry::pass_signal(const std::string& id, int signo,
+                                                              uid_t requester) {
+  std::lock_guard lk(mu_);
+  prune_locked();
+  auto owned = [&](const std::vector<Entry>& v) {
+    return std::any_of(v.begin(), v.end(), [&](const Entry& e) { return requester == 0 || e.uid == requester; });
+  };
+  std::vector<Entry>* match = nullptr;
+  std::string match_id;
+  if (auto it = by_id_.find(id); it != by_id_.end() && owned(it->second)) {
+    match = &it->second;
+    match_id = id;
+  } else {
+    for (auto& [key, v] : by_id_) {
+      if (key.rfind(id, 0) != 0 || !owned(v)) continue;
+      if (match != nullptr) return make_error("job id prefix '{}' is ambiguous", id);
+      match = &v;
+      match_id = key;
+    }
+  }
+  if (match == nullptr) return std::optional<std::string>();
+  const std::string line = nlohmann::json{{"signal", signo}}.dump();
+  bool sent = false;
+  for (auto& e : *match) {
+    if (requester != 0 && e.uid != requester) continue;
+    if (daemon::send_line(e.conn.get(), line, {}).ok())
+      sent = true;
+    else
+      e.conn.reset();
+  }
+  return sent ? std::optional<std::string>(match_id) : std::optional<std::string>();
 }
 
 std::size_t AnchorRegistry::size() {

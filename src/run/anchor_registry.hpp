@@ -17,6 +17,7 @@
 #include <cstddef>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -40,6 +41,12 @@ class AnchorRegistry {
   // attaching shepherd with a `rejected` frame).
   Status pass_attach(const std::string& id, const std::string& token, std::uint32_t epoch,
                      const std::string& from_node, int stream);
+
+  // `osmo kill` through the anchor: sends the line {"signal": signo} to the anchors of job `id`
+  // (an exact id or a unique prefix) registered by `requester` (any, for root); the anchor relays
+  // it as a signal frame, held while the job is being moved, so it reaches the job wherever it
+  // runs. Returns the job's id, or nullopt when no such anchor is registered here.
+  Result<std::optional<std::string>> pass_signal(const std::string& id, int signo, uid_t requester);
 
   std::size_t size();
 

@@ -318,6 +318,14 @@ class RunService : public std::enable_shared_from_this<RunService> {
   }
 
   Json local_signal(const Json& h) {
+    if (h.value("via", "") == "anchor") {
+      // Round one of jobs.kill: only the job's home answers, through its anchor.
+      const int sig = h.value("signal", SIGTERM);
+      auto r = anchors_.pass_signal(h.value("id", ""), sig, h.value("uid", 65534u));
+      if (!r.ok()) return Json{{"found", true}, {"error", r.error().str()}};
+      if (r->has_value()) log_.info("job={} signal {} passed to its anchor", **r, sig);
+      return Json{{"found", r->has_value()}};
+    }
     const auto r = signal_job(api_.state_dir(), h.value("id", ""), h.value("signal", SIGTERM),
                               h.value("uid", 65534u));
     if (!r.ok()) return Json{{"found", true}, {"error", r.error().str()}};
@@ -386,7 +394,18 @@ class RunService : public std::enable_shared_from_this<RunService> {
     const int sig = req.value("signal", SIGTERM);
     if (id.empty()) return make_error("jobs.kill needs an id");
     if (sig < 0 || sig >= NSIG) return make_error("signal {} out of range", sig);
-    const Json header{{"id", id}, {"signal", sig}, {"uid", ctx.peer.uid}};
+    // First through the job's anchor at its home: the signal then travels the relay stream, so it
+    // reaches the job even while it moves (held, then delivered where it lands). Then, for a job
+    // without an anchor (its home daemon restarted and `osmo run` has not registered again yet),
+    // straight to the node that runs it.
+    Json header{{"id", id}, {"signal", sig}, {"uid", ctx.peer.uid}, {"via", "anchor"}};
+    auto via_anchor = ask_all("", "jobs.signal", header, [this, header]() -> Result<Json> { return local_signal(header); });
+    for (auto& [name, r] : via_anchor) {
+      if (!r.ok() || !r->value("found", false)) continue;
+      if (r->contains("error")) return make_error("{}", (*r)["error"].get<std::string>());
+      return Json{{"node", name}, {"via", "anchor"}};
+    }
+    header.erase("via");
     auto answers = ask_all("", "jobs.signal", header, [this, header]() -> Result<Json> { return local_signal(header); });
     std::vector<std::string> unreachable;
     for (auto& [name, r] : answers) {

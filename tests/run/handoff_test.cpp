@@ -491,6 +491,20 @@ TEST_F(RunHandoff, RecordShowsTheNewNodeAndTheMigrationCount) {
   EXPECT_EQ(out(), "ready\nafter-go\n");
 }
 
+TEST_F(RunHandoff, KillThroughTheAnchorDuringAMoveReachesTheJobWhereItLands) {
+  start(spec({"sh", "-c", "echo ready; exec sleep 60"}));
+  ASSERT_TRUE(wait_output("ready\n"));
+  connect_control();
+  ASSERT_FALSE(command("begin").contains("error"));
+  // `osmo kill -TERM` as the home daemon routes it (anchor_registry.hpp): held by the anchor.
+  const std::string line = json{{"signal", SIGTERM}}.dump() + "\n";
+  ASSERT_TRUE(write_all(run_.home_fd, line).ok());
+  ::usleep(100'000);
+  ASSERT_EQ(command("finish").value("ok", false), true);
+  EXPECT_EQ(finish(), 128 + SIGTERM) << err();
+  EXPECT_TRUE(WIFEXITED(node_status_) && WEXITSTATUS(node_status_) == 0) << node_status_;
+}
+
 // ---- a cancelled move --------------------------------------------------------------------------
 
 TEST_F(RunHandoff, ResumeKeepsTheUnreadStdinInOrder) {
