@@ -937,7 +937,14 @@ void Relay::loop_once(std::int64_t deadline_ms) {
 
 Relay::Phase Relay::run() {
   last_send_ms_ = now_ms();
-  while (!ended()) loop_once(0);
+  while (!ended()) {
+    loop_once(0);
+    if (!endpoint_later_.empty()) {
+      if (auto s = open_control_endpoint(endpoint_later_); !s.ok())
+        log_.warn("job={} cannot be moved: {}", id_, s.error().str());
+      endpoint_later_.clear();
+    }
+  }
   complete_active(make_error("the job's relay has ended ({})", to_string(phase_)));
   control_->detach(phase_);
   listen_fd_.reset();

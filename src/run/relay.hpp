@@ -142,6 +142,8 @@ class Relay {
 
   // Listens on `path` (replacing a stale socket) for the migration code; mode 0600.
   Status open_control_endpoint(const std::string& path);
+  // The same, once run() has sent its first frames (off a job's start path); a failure is logged.
+  void open_control_endpoint_later(std::string path) { endpoint_later_ = std::move(path); }
 
   // Where a frame's payload comes from: bytes to copy, or a job output pipe (read in place into
   // the outgoing queue, or spliced from the pipe into the stream when the pipe holds much).
@@ -264,6 +266,7 @@ class Relay {
   // The control endpoint and the migration's commands.
   UniqueFd listen_fd_;
   std::string listen_path_;
+  std::string endpoint_later_;
   std::shared_ptr<Control> control_;
   std::shared_ptr<Command> active_;  // the step in progress
   bool in_handler_ = false;

@@ -94,10 +94,8 @@ JobRecord make_record(const JobSpec& spec, const JobHost& host) {
 // Runs one relay for the job, then cleans up: the job is killed unless its stream ended cleanly
 // (`osmo run` got the exit status), and its record and control endpoint are removed.
 int relay_to_end(Relay& relay, JobHost& host, const JobSpec& spec, bool recorded, Logger& log) {
-  if (!spec.state_dir.empty() && host.job_pid() > 0) {
-    if (auto s = relay.open_control_endpoint(control_endpoint_path(spec.state_dir, spec.id)); !s.ok())
-      log.warn("job={} cannot be moved: {}", spec.id, s.error().str());
-  }
+  if (!spec.state_dir.empty() && host.job_pid() > 0)
+    relay.open_control_endpoint_later(control_endpoint_path(spec.state_dir, spec.id));
   const Relay::Phase end = relay.run();
   int code = 0;
   switch (end) {
