@@ -782,7 +782,11 @@ void Relay::accept_control_connection() {
     return;
   }
   in_handler_ = true;
-  handler(std::move(conn), control_);
+  try {
+    handler(std::move(conn), control_);
+  } catch (const std::exception& e) {  // e.g. no thread for it: the job must not die of it
+    log_.error("job={} migration handler failed: {}", id_, e.what());
+  }
   in_handler_ = false;
 }
 
