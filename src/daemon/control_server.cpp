@@ -130,6 +130,10 @@ void ControlServer::serve(const std::shared_ptr<Shared>& shared, UniqueFd conn) 
     std::vector<int> raw;
     for (auto& f : ctx.reply_fds) raw.push_back(f.get());
     if (!send_line(conn.get(), response.dump(), raw).ok()) return;
+    if (ctx.keep_connection && response.value("ok", false)) {
+      ctx.keep_connection(std::move(conn));
+      return;
+    }
     // A handler that took over the connection (streaming) marks it by invalidating conn_fd.
     if (ctx.conn_fd < 0) return;
   }

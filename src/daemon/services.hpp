@@ -35,6 +35,10 @@ struct ControlContext {
   int conn_fd = -1;       // the connection, for handlers that pass fds (send_fds) or stream
   std::vector<UniqueFd> fds;        // fds the client passed with this request (SCM_RIGHTS)
   std::vector<UniqueFd> reply_fds;  // fds to pass back with the response line
+  // Set by a handler that keeps the connection for later use (a registration the daemon writes
+  // to afterwards): the server hands the connection over right after a successful response line,
+  // and stops serving it. Anything the client sent after this request is not read by the server.
+  std::function<void(UniqueFd conn)> keep_connection;
 };
 
 // Returns the response object; the daemon adds "ok": true. To fail, return an Error: the client

@@ -11,6 +11,10 @@ const char* frame_name(FrameType t) {
     case FrameType::kSignal: return "signal";
     case FrameType::kStdoutClosed: return "stdout-closed";
     case FrameType::kStderrClosed: return "stderr-closed";
+    case FrameType::kHandoffAck: return "handoff-ack";
+    case FrameType::kResumed: return "resumed";
+    case FrameType::kAttached: return "attached";
+    case FrameType::kRejected: return "rejected";
     case FrameType::kStarted: return "started";
     case FrameType::kStdout: return "stdout";
     case FrameType::kStderr: return "stderr";
@@ -21,6 +25,10 @@ const char* frame_name(FrameType t) {
     case FrameType::kRefused: return "refused";
     case FrameType::kCredit: return "credit";
     case FrameType::kHeartbeat: return "heartbeat";
+    case FrameType::kMigrating: return "migrating";
+    case FrameType::kHandoff: return "handoff";
+    case FrameType::kResume: return "resume";
+    case FrameType::kAttach: return "attach";
   }
   return "?";
 }

@@ -28,6 +28,14 @@ enum class FrameType : std::uint8_t {
   kSignal = 3,         // payload: u32 signal, u32 flags (kSignalToGroup)
   kStdoutClosed = 4,   // the anchor's stdout reader is gone: close the job's stdout (SIGPIPE)
   kStderrClosed = 5,   // same for stderr
+  // Reattaching a moved job (docs/protocol.md, "Relay stream: handoff and reattach").
+  kHandoffAck = 6,     // JSON {"stdin", "signals", "epoch"}: what this stream carried; nothing follows
+                       // until the anchor decides (resumed / rejected); "epoch" is the one a new
+                       // shepherd must attach with
+  kResumed = 7,        // the anchor accepted `resume`: the old stream continues as before
+  kAttached = 8,       // JSON {"stdin", "signals"}: the anchor accepted `attach`; the stream is live
+  kRejected = 9,       // JSON {"message"}: the anchor chose the other copy (or refuses this stream):
+                       // the copy of the job behind this stream must die; last frame
   // shepherd -> anchor
   kStarted = 16,       // payload: JSON {"id", "node", "pid"}; the job runs
   kStdout = 17,        // payload: bytes the job wrote to stdout
@@ -39,6 +47,13 @@ enum class FrameType : std::uint8_t {
   kRefused = 23,       // payload: JSON {"message"}; the job was not started; last frame
   kCredit = 24,        // payload: u32 more stdin bytes the anchor may send
   kHeartbeat = 25,     // empty; sent when the stream has been quiet (liveness of the node)
+  kMigrating = 26,     // the job is frozen for a move: the anchor holds stdin and signals from now
+                       // on, and tolerates silence up to its handoff bound
+  kHandoff = 27,       // JSON {"stdout", "stderr", "stdin", "signals"}: every output byte is sent;
+                       // only heartbeats and `resume` may follow
+  kResume = 28,        // the move failed: the old copy wants to continue on this stream
+  kAttach = 29,        // JSON {"id", "epoch", "node", "stdout", "stderr", "stdin", "signals"}: first
+                       // frame of a new shepherd's stream to the home anchor
 };
 
 inline constexpr std::uint32_t kSignalToGroup = 1;  // deliver to the job's process group

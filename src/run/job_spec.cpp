@@ -23,7 +23,8 @@ json to_json(const JobSpec& s) {
   for (const auto& r : s.rlimits) rl.push_back({r.resource, r.cur, r.max});
   return json{{"id", s.id},     {"home", s.home},   {"node", s.node},           {"argv", s.argv},
               {"env", s.env},   {"cwd", s.cwd},     {"umask", s.umask},         {"rlimits", rl},
-              {"uid", s.uid},   {"gid", s.gid},     {"groups", s.groups},       {"state_dir", s.state_dir}};
+              {"uid", s.uid},   {"gid", s.gid},     {"groups", s.groups},       {"state_dir", s.state_dir},
+              {"attach_token", s.attach_token}};
 }
 
 Result<JobSpec> job_spec_from_json(const json& j) {
@@ -43,6 +44,7 @@ Result<JobSpec> job_spec_from_json(const json& j) {
     s.gid = j.at("gid").get<gid_t>();
     s.groups = j.value("groups", std::vector<gid_t>{});
     s.state_dir = j.value("state_dir", "");
+    s.attach_token = j.value("attach_token", "");
   } catch (const json::exception& e) {
     return make_error("malformed job spec: {}", e.what());
   }
@@ -102,6 +104,15 @@ std::string new_job_id() {
   std::uint64_t v = 0;
   if (getrandom(&v, sizeof v, 0) != static_cast<ssize_t>(sizeof v)) v = static_cast<std::uint64_t>(getpid()) * 0x9E3779B97F4A7C15ull ^ static_cast<std::uint64_t>(time(nullptr));
   return fmt::format("{:012x}", v & 0xffffffffffffull);
+}
+
+Result<std::string> new_attach_token() {
+  unsigned char b[16];
+  if (getrandom(b, sizeof b, 0) != static_cast<ssize_t>(sizeof b))
+    return errno_error("getrandom for a job's attach token");
+  std::string out;
+  for (unsigned char c : b) out += fmt::format("{:02x}", c);
+  return out;
 }
 
 }  // namespace osmo::run

@@ -36,6 +36,9 @@ struct JobSpec {
   gid_t gid = 65534;
   std::vector<gid_t> groups;
   std::string state_dir;  // where the node keeps job records (<state_dir>/jobs/<id>.json)
+  // A secret the home daemon makes at run.start: a shepherd that attaches to the job's anchor
+  // after a move proves with it that it holds the job's spec (job.attach, run_service.hpp).
+  std::string attach_token;
 };
 
 nlohmann::json to_json(const JobSpec& spec);
@@ -51,6 +54,9 @@ Result<std::vector<gid_t>> read_process_groups(pid_t pid);
 
 // "cat -n file" style one-line rendering of argv for listings.
 std::string command_line(const std::vector<std::string>& argv);
+
+// 128 random bits in hex, for JobSpec::attach_token.
+Result<std::string> new_attach_token();
 
 // A fresh random job id: 12 hex digits (48 bits; ids only need to be unique among live jobs).
 std::string new_job_id();

@@ -81,8 +81,9 @@ int run_command(const RunOpts& o, const std::string& socket_path, std::vector<st
     return run::kExitUsage;
   }
   json req = run::to_json(*spec);
-  for (const char* k : {"id", "home", "node", "uid", "gid", "groups", "state_dir"}) req.erase(k);
+  for (const char* k : {"id", "home", "node", "uid", "gid", "groups", "state_dir", "attach_token"}) req.erase(k);
   req["op"] = "run.start";
+  req["anchor"] = true;  // this connection stays open: moved jobs reattach through it
   if (!o.node.empty()) req["node"] = o.node;
   if (o.home) req["at_home"] = true;
   auto client = daemon::ControlClient::connect(socket_path);
@@ -104,10 +105,19 @@ int run_command(const RunOpts& o, const std::string& socket_path, std::vector<st
     std::cerr << "osmo run: the daemon answered without a relay stream\n";
     return run::kExitLocalDaemon;
   }
-  client->release();  // the control connection has served its purpose
+  // The connection is now the job's anchor registration: the daemon passes on it the streams of
+  // shepherds that take the job over after a move. If the daemon restarts, register again.
+  UniqueFd registration = client->release();
   run::AnchorOptions opt;
   opt.verbose = o.verbose;
   opt.node = r->value("node", "");
+  opt.control_fd = registration.get();
+  const json again{{"op", "run.anchor"}, {"id", r->value("id", "")}, {"attach_token", r->value("attach_token", "")}};
+  opt.reregister = [socket_path, again]() -> UniqueFd {
+    auto c = daemon::ControlClient::connect(socket_path);
+    if (!c.ok() || !c->call(again).ok()) return UniqueFd();
+    return c->release();
+  };
   return run::run_anchor(std::move(fds[0]), opt);
 }
 

@@ -19,8 +19,10 @@
 #include "env/clock.hpp"
 #include "env/random.hpp"
 #include "policy/placement.hpp"
+#include "run/anchor_registry.hpp"
 #include "run/fd_util.hpp"
 #include "run/frame.hpp"
+#include "run/handoff_frames.hpp"
 #include "run/job_spec.hpp"
 #include "run/job_table.hpp"
 #include "run/launcher.hpp"
@@ -115,6 +117,10 @@ class RunService : public std::enable_shared_from_this<RunService> {
     s.add_peer("job.start", [self](UniqueFd conn, const Json& h, const daemon::PeerContext& ctx) {
       self->peer_job_start(std::move(conn), h, ctx);
     });
+    s.add_control("run.anchor", [self](const Json& r, ControlContext& c) { return self->run_anchor_op(r, c); });
+    s.add_peer("job.attach", [self](UniqueFd conn, const Json& h, const daemon::PeerContext& ctx) {
+      self->peer_job_attach(std::move(conn), h, ctx);
+    });
     s.add_peer("jobs.list", [self](UniqueFd conn, const Json&, const daemon::PeerContext&) {
       auto jobs = self->local_jobs();
       (void)write_line(conn.get(), jobs.ok() ? Json{{"jobs", *jobs}} : Json{{"error", jobs.error().str()}});
@@ -208,6 +214,10 @@ class RunService : public std::enable_shared_from_this<RunService> {
     spec.groups = cred.groups;
     spec.id = new_job_id();
     spec.home = api_.node_name();
+    OSMO_ASSIGN_OR_RETURN(spec.attach_token, new_attach_token());
+    // `osmo run` keeps this connection as the job's anchor registration (anchor_registry.hpp).
+    const bool anchor = req.value("anchor", false);
+    if (anchor) OSMO_TRY(anchors_.can_register(spec.id, spec.attach_token));
 
     auto target = choose_target(req.value("node", ""), req.value("at_home", false));
     if (!target.ok())
@@ -238,7 +248,45 @@ class RunService : public std::enable_shared_from_this<RunService> {
     }
     log_.info("job={} uid={} placed on {} cmd={}", spec.id, spec.uid, target->name, command_line(spec.argv));
     ctx.reply_fds.push_back(std::move(stream).value());
-    return Json{{"id", spec.id}, {"node", target->name}};
+    Json reply{{"id", spec.id}, {"node", target->name}};
+    if (anchor) {
+      keep_as_anchor(ctx, spec.id, spec.attach_token);
+      reply["attach_token"] = spec.attach_token;  // for run.anchor after a daemon restart
+    }
+    return reply;
+  }
+
+  void keep_as_anchor(ControlContext& ctx, const std::string& id, const std::string& token) {
+    ctx.keep_connection = [self = shared_from_this(), id, token, uid = ctx.peer.uid](UniqueFd conn) {
+      self->anchors_.add(id, token, uid, std::move(conn));
+    };
+  }
+
+  // run.anchor {id, attach_token}: `osmo run` registers again (this daemon restarted since
+  // run.start). Knowing the token is the proof: it was only ever given to the job's caller and
+  // to its shepherds.
+  Result<Json> run_anchor_op(const Json& req, ControlContext& ctx) {
+    const std::string id = req.value("id", ""), token = req.value("attach_token", "");
+    OSMO_TRY(anchors_.can_register(id, token));
+    keep_as_anchor(ctx, id, token);
+    return Json::object();
+  }
+
+  // job.attach {id, epoch, token}: a shepherd that took job `id` over after a move wants its
+  // anchor; the stream goes to the `osmo run` process as it is (see anchor_registry.hpp).
+  void peer_job_attach(UniqueFd conn, const Json& header, const daemon::PeerContext& ctx) {
+    const std::string id = header.value("id", ""), token = header.value("token", "");
+    const auto epoch = header.value("epoch", std::uint32_t{0});
+    auto s = anchors_.pass_attach(id, token, epoch, ctx.remote_node, conn.get());
+    if (s.ok()) {
+      log_.info("job={} stream from {} passed to its anchor (epoch {})", id, ctx.remote_node, epoch);
+      return;
+    }
+    log_.warn("job={} attach from {} refused: {}", id, ctx.remote_node, s.error().str());
+    std::vector<char> f;
+    append_frame(f, FrameType::kRejected,
+                 encode_message(fmt::format("node {}: {}", api_.node_name(), s.error().str())));
+    (void)write_all(conn.get(), std::string_view(f.data(), f.size()));
   }
 
   void peer_job_start(UniqueFd conn, const Json& header, const daemon::PeerContext& ctx) {
@@ -270,6 +318,14 @@ class RunService : public std::enable_shared_from_this<RunService> {
   }
 
   Json local_signal(const Json& h) {
+    if (h.value("via", "") == "anchor") {
+      // Round one of jobs.kill: only the job's home answers, through its anchor.
+      const int sig = h.value("signal", SIGTERM);
+      auto r = anchors_.pass_signal(h.value("id", ""), sig, h.value("uid", 65534u));
+      if (!r.ok()) return Json{{"found", true}, {"error", r.error().str()}};
+      if (r->has_value()) log_.info("job={} signal {} passed to its anchor", **r, sig);
+      return Json{{"found", r->has_value()}};
+    }
     const auto r = signal_job(api_.state_dir(), h.value("id", ""), h.value("signal", SIGTERM),
                               h.value("uid", 65534u));
     if (!r.ok()) return Json{{"found", true}, {"error", r.error().str()}};
@@ -338,7 +394,18 @@ class RunService : public std::enable_shared_from_this<RunService> {
     const int sig = req.value("signal", SIGTERM);
     if (id.empty()) return make_error("jobs.kill needs an id");
     if (sig < 0 || sig >= NSIG) return make_error("signal {} out of range", sig);
-    const Json header{{"id", id}, {"signal", sig}, {"uid", ctx.peer.uid}};
+    // First through the job's anchor at its home: the signal then travels the relay stream, so it
+    // reaches the job even while it moves (held, then delivered where it lands). Then, for a job
+    // without an anchor (its home daemon restarted and `osmo run` has not registered again yet),
+    // straight to the node that runs it.
+    Json header{{"id", id}, {"signal", sig}, {"uid", ctx.peer.uid}, {"via", "anchor"}};
+    auto via_anchor = ask_all("", "jobs.signal", header, [this, header]() -> Result<Json> { return local_signal(header); });
+    for (auto& [name, r] : via_anchor) {
+      if (!r.ok() || !r->value("found", false)) continue;
+      if (r->contains("error")) return make_error("{}", (*r)["error"].get<std::string>());
+      return Json{{"node", name}, {"via", "anchor"}};
+    }
+    header.erase("via");
     auto answers = ask_all("", "jobs.signal", header, [this, header]() -> Result<Json> { return local_signal(header); });
     std::vector<std::string> unreachable;
     for (auto& [name, r] : answers) {
@@ -358,6 +425,7 @@ class RunService : public std::enable_shared_from_this<RunService> {
 
   daemon::DaemonApi& api_;
   Logger log_;
+  AnchorRegistry anchors_;
   std::unique_ptr<ShepherdLauncher> launcher_;
   std::mutex mu_;  // guards ledger_ and random_
   policy::PlacementLedger ledger_;
@@ -366,6 +434,21 @@ class RunService : public std::enable_shared_from_this<RunService> {
 };
 
 }  // namespace
+
+Result<UniqueFd> dial_job_attach(daemon::DaemonApi& api, const JobSpec& spec, std::uint32_t epoch,
+                                 int timeout_ms) {
+  env::Endpoint home;
+  bool found = spec.home == api.node_name();
+  if (found) home = api.advertise();
+  for (const auto& m : api.members())
+    if (!found && m.name == spec.home) {
+      home = m.addr;
+      found = true;
+    }
+  if (!found) return make_error("job {}: its home node {} is not a member of the cluster", spec.id, spec.home);
+  return api.dial_peer(home, "job.attach",
+                       Json{{"id", spec.id}, {"epoch", epoch}, {"token", spec.attach_token}}, timeout_ms);
+}
 
 void install_run_service(daemon::Services& services, daemon::DaemonApi& api) {
   std::make_shared<RunService>(api)->install(services);

@@ -64,44 +64,55 @@ std::string exec_failure_line(const std::string& prog, int err) {
   return fmt::format("{}: {}", prog, std::strerror(err));
 }
 
-// The job's osmo init as the relay sees it: init reports the job's end on the report pipe and
-// delivers the signals written to the control pipe (job_init.hpp).
-class InitHost final : public JobHost {
+// A JobHost for a relay without a job (a refused start, the rehearsal).
+class NoJobHost final : public JobHost {
  public:
-  InitHost(UniqueFd report, UniqueFd control, pid_t* init_pid)
-      : report_(std::move(report)), control_(std::move(control)), init_pid_(init_pid) {
-    if (control_.valid()) (void)set_nonblocking(control_.get(), true);
-  }
-
-  int event_fd() const override { return report_.get(); }
-
-  std::optional<int> on_event() override {
-    InitReport r{};
-    const ssize_t n = ::read(report_.get(), &r, sizeof r);
-    if (n < 0 && (errno == EINTR || errno == EAGAIN)) return std::nullopt;
-    if (n == static_cast<ssize_t>(sizeof r) && r.kind == InitReportKind::kExited) return r.a;
-    // EOF: init is gone. Without a report it was killed from outside (only SIGKILL can do that).
-    report_.reset();
-    int st = 0;
-    if (*init_pid_ > 0 && ::waitpid(*init_pid_, &st, 0) == *init_pid_) {
-      *init_pid_ = -1;
-      return st;
-    }
-    return SIGKILL;
-  }
-
-  void signal(int signo, bool group) override {
-    if (!control_.valid()) return;
-    const InitSignalRequest req{signo, group ? kSignalToGroup : 0};
-    // Best effort: init gone means the job is gone too.
-    (void)!::write(control_.get(), &req, sizeof req);
-  }
-
- private:
-  UniqueFd report_;
-  UniqueFd control_;
-  pid_t* init_pid_;
+  pid_t job_pid() const override { return -1; }
+  pid_t init_pid() const override { return -1; }
+  int event_fd() const override { return -1; }
+  std::optional<int> on_event() override { return std::nullopt; }
+  void signal(int, bool) override {}
+  void kill() override {}
 };
+
+JobRecord make_record(const JobSpec& spec, const JobHost& host) {
+  JobRecord r;
+  r.id = spec.id;
+  r.home = spec.home;
+  r.node = spec.node;
+  r.uid = spec.uid;
+  r.cmd = command_line(spec.argv);
+  r.shepherd_pid = ::getpid();
+  r.shepherd_start = process_start_time(::getpid());
+  r.init_pid = host.init_pid();
+  r.job_pid = host.job_pid();
+  r.job_start = process_start_time(r.job_pid);
+  r.started_unix_ms = unix_ms();
+  return r;
+}
+
+// Runs one relay for the job, then cleans up: the job is killed unless its stream ended cleanly
+// (`osmo run` got the exit status), and its record and control endpoint are removed.
+int relay_to_end(Relay& relay, JobHost& host, const JobSpec& spec, bool recorded, Logger& log) {
+  if (!spec.state_dir.empty() && host.job_pid() > 0)
+    relay.open_control_endpoint_later(control_endpoint_path(spec.state_dir, spec.id));
+  const Relay::Phase end = relay.run();
+  int code = 0;
+  switch (end) {
+    case Relay::Phase::kDone: relay.linger(); break;
+    case Relay::Phase::kAnchorGone:
+      // `osmo run` was killed or its node vanished: nothing may be left running without an anchor.
+      log.info("job={} lost its anchor; killing the job", spec.id);
+      code = 1;
+      break;
+    case Relay::Phase::kRejected: log.info("job={} runs elsewhere; this copy ends", spec.id); break;
+    case Relay::Phase::kDetached: break;
+    default: code = 1;
+  }
+  host.kill();  // the whole PID namespace dies with its init (a no-op if it has exited)
+  if (recorded) remove_job_record(spec.state_dir, spec.id);
+  return code;
+}
 
 class Shepherd {
  public:
@@ -112,101 +123,11 @@ class Shepherd {
   int run();
 
  private:
-  // How start_job ended when it did not fail: the job runs, or its exec failed.
-  struct Started {
-    std::optional<int> exec_failed_status;  // the wait status 126/127 stand for
-    std::string notice;                     // the line saying why
-  };
-  Result<Started> start_job();
-
   const JobSpec& spec_;
   UniqueFd sock_;
   Logger log_;
-  std::optional<PreparedJob> prepared_;  // made ahead of time (warm), else in start_job
-  JobPipes pipes_;
-  UniqueFd report_, control_;
-  pid_t init_pid_ = -1;
-  JobRecord record_;
-  bool recorded_ = false;
+  std::optional<PreparedJob> prepared_;  // made ahead of time (warm), else in launch_job
 };
-
-Result<Shepherd::Started> Shepherd::start_job() {
-  if (spec_.uid != 0 && ::getpwuid(spec_.uid) == nullptr)
-    return make_error("node {} has no user with uid {}", spec_.node, spec_.uid);
-  if (!prepared_) {
-    auto p = PreparedJob::create();
-    if (!p.ok()) return Error{p.error().code, fmt::format("node {}: {}", spec_.node, p.error().message)};
-    prepared_.emplace(std::move(p).value());
-  }
-  // From here on the shepherd owns init and the pipes (the cleanup in run() kills init).
-  PreparedJob& pj = *prepared_;
-  pipes_.in = std::move(pj.job_in);
-  pipes_.out = std::move(pj.job_out);
-  pipes_.err = std::move(pj.job_err);
-  report_ = std::move(pj.report);
-  control_ = std::move(pj.control);
-  init_pid_ = std::exchange(pj.init_pid, -1);
-  prepared_.reset();
-
-  auto block = encode_launch_block(spec_);
-  if (!block.ok()) return block.take_error();
-  if (auto s = send_launch_block(control_.get(), *block); !s.ok())
-    return Error{s.error().code, fmt::format("node {}: {}", spec_.node, s.error().message)};
-  InitReport r{};
-  ssize_t n;
-  do n = ::read(report_.get(), &r, sizeof r);
-  while (n < 0 && errno == EINTR);
-  if (n != static_cast<ssize_t>(sizeof r)) {
-    int st = 0;
-    ::waitpid(init_pid_, &st, 0);
-    init_pid_ = -1;
-    return make_error("node {}: osmo init died while setting up the job (wait status {:#x})",
-                      spec_.node, st);
-  }
-  switch (r.kind) {
-    case InitReportKind::kStarted: break;
-    case InitReportKind::kExecFailed:
-      return Started{(r.b == ENOENT ? kExitNotFound : kExitNotExecutable) << 8,
-                     exec_failure_line(spec_.argv[0], r.b)};
-    case InitReportKind::kSetupFailed: {
-      const auto stage = static_cast<JobSetupStage>(r.a);
-      std::string detail;
-      if (stage == JobSetupStage::kChdir) detail = fmt::format(" {}", spec_.cwd);
-      if (stage == JobSetupStage::kUid) detail = fmt::format(" {}", spec_.uid);
-      if (stage == JobSetupStage::kGid) detail = fmt::format(" {}", spec_.gid);
-      errno = r.b;
-      return errno_error("node {}: cannot {}{}", spec_.node, to_string(stage), detail);
-    }
-    default:
-      return make_error("node {}: unexpected report {} from osmo init", spec_.node,
-                        static_cast<int>(r.kind));
-  }
-
-  record_.id = spec_.id;
-  record_.home = spec_.home;
-  record_.node = spec_.node;
-  record_.uid = spec_.uid;
-  record_.cmd = command_line(spec_.argv);
-  record_.shepherd_pid = ::getpid();
-  record_.shepherd_start = process_start_time(::getpid());
-  record_.init_pid = init_pid_;
-  record_.job_pid = find_job_pid(init_pid_);
-  record_.job_start = process_start_time(record_.job_pid);
-  {
-    const InitSignalRequest ack{0, 0};  // init may reap from now on (see job_init.cpp)
-    if (::write(control_.get(), &ack, sizeof ack) != static_cast<ssize_t>(sizeof ack))
-      return errno_error("node {}: osmo init is gone", spec_.node);
-  }
-  record_.started_unix_ms = unix_ms();
-  if (!spec_.state_dir.empty()) {
-    if (auto s = write_job_record(spec_.state_dir, record_); !s.ok())
-      log_.warn("job={} not listed by osmo ps: {}", spec_.id, s.error().str());
-    else
-      recorded_ = true;
-  }
-  log_.debug("job={} started pid={} cmd={}", spec_.id, record_.job_pid, record_.cmd);
-  return Started{};
-}
 
 int Shepherd::run() {
   // We may come from the daemon's launcher, which inherited the daemon's blocked signals.
@@ -214,35 +135,37 @@ int Shepherd::run() {
   sigemptyset(&none);
   ::sigprocmask(SIG_SETMASK, &none, nullptr);
   ::signal(SIGPIPE, SIG_IGN);
-  ScopeGuard cleanup([this] {
-    if (init_pid_ > 0) {
-      ::kill(init_pid_, SIGKILL);  // the whole PID namespace dies with its init
-      ::waitpid(init_pid_, nullptr, 0);
+  auto launched = launch_job(spec_, std::move(prepared_));
+  NoJobHost no_job;
+  JobHost& host = launched.ok() && launched->host ? static_cast<JobHost&>(*launched->host) : no_job;
+  bool recorded = false;
+  JobRecord record;
+  if (launched.ok() && !launched->exec_failed_status) {
+    // The record is written before `started` is sent: a job the caller has been told about is
+    // always listed.
+    record = make_record(spec_, host);
+    if (!spec_.state_dir.empty()) {
+      if (auto s = write_job_record(spec_.state_dir, record); !s.ok())
+        log_.warn("job={} not listed by osmo ps: {}", spec_.id, s.error().str());
+      else
+        recorded = true;
     }
-    if (recorded_) remove_job_record(spec_.state_dir, spec_.id);
-  });
-  auto started = start_job();
-  InitHost host(std::move(report_), std::move(control_), &init_pid_);
-  Relay relay(std::move(sock_), std::move(pipes_), &host, spec_.id, log_);
-  if (!started.ok()) {
-    const std::string message = started.take_error().str();
+    log_.debug("job={} started pid={} cmd={}", spec_.id, record.job_pid, record.cmd);
+  }
+  Relay relay(std::move(sock_), launched.ok() ? std::move(launched->pipes) : JobPipes{}, &host, spec_.id, log_);
+  if (!launched.ok()) {
+    const std::string message = launched.error().str();
     log_.warn("job={} refused: {}", spec_.id, message);
     relay.queue_frame(FrameType::kRefused, nlohmann::json{{"message", message}}.dump());
-  } else if (started->exec_failed_status) {
-    relay.queue_frame(FrameType::kNotice, started->notice);
-    relay.job_ended(*started->exec_failed_status);
+  } else if (launched->exec_failed_status) {
+    relay.queue_frame(FrameType::kNotice, launched->notice);
+    relay.job_ended(*launched->exec_failed_status);
   } else {
     relay.queue_frame(FrameType::kStarted,
-                      nlohmann::json{{"id", spec_.id}, {"node", spec_.node}, {"pid", record_.job_pid}}.dump());
+                      nlohmann::json{{"id", spec_.id}, {"node", spec_.node}, {"pid", record.job_pid}}.dump());
     relay.queue_frame(FrameType::kCredit, u32_payload(kStdinWindowBytes).view());
   }
-  if (relay.run() == Relay::Phase::kAnchorGone) {
-    // `osmo run` was killed or its node vanished: nothing may be left running without an anchor.
-    log_.info("job={} lost its anchor; killing the job", spec_.id);
-    return 1;
-  }
-  relay.linger();
-  return 0;
+  return relay_to_end(relay, host, spec_, recorded, log_);
 }
 
 }  // namespace
@@ -265,11 +188,19 @@ Result<PreparedJob> PreparedJob::create() {
   // Only the children we fork from here on enter the new PID and time namespaces; the shepherd
   // stays in the node's, where it can see and kill the whole job. (The kernel allows this once
   // per process: a shepherd prepares exactly one job.)
+  UniqueFd own_pid_ns(::open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC));
+  UniqueFd own_time_ns(::open("/proc/self/ns/time", O_RDONLY | O_CLOEXEC));
   if (::unshare(CLONE_NEWPID | CLONE_NEWTIME) != 0)
     return errno_error("cannot create the job's PID and time namespaces");
   const pid_t pid = ::fork();
   if (pid < 0) return errno_error("cannot fork osmo init");
   if (pid == 0) job_init_main(InitFds{in_r.get(), out_w.get(), err_w.get(), rep_w.get(), ctl_r.get()});
+  // Init was the one child meant for those namespaces. Back to ours for any later child: while
+  // the namespaces for children differ from our own, the kernel refuses to create threads
+  // (clone(CLONE_THREAD) fails with EINVAL), and the migration code runs in threads of the
+  // shepherd. Best effort: a failure only costs those threads.
+  if (own_pid_ns.valid()) (void)::setns(own_pid_ns.get(), CLONE_NEWPID);
+  if (own_time_ns.valid()) (void)::setns(own_time_ns.get(), CLONE_NEWTIME);
 
   PreparedJob p;
   p.init_pid = pid;  // from here on the destructor kills init on failure
@@ -314,6 +245,112 @@ PreparedJob& PreparedJob::operator=(PreparedJob&& o) noexcept {
 
 PreparedJob::PreparedJob(PreparedJob&& o) noexcept { *this = std::move(o); }
 
+Result<LaunchedJob> launch_job(const JobSpec& spec, std::optional<PreparedJob> prepared) {
+  if (spec.uid != 0 && ::getpwuid(spec.uid) == nullptr)
+    return make_error("node {} has no user with uid {}", spec.node, spec.uid);
+  if (!prepared) {
+    auto p = PreparedJob::create();
+    if (!p.ok()) return Error{p.error().code, fmt::format("node {}: {}", spec.node, p.error().message)};
+    prepared.emplace(std::move(p).value());
+  }
+  // From here on we own init and the pipes: a failure kills init (and its namespaces).
+  PreparedJob& pj = *prepared;
+  LaunchedJob job;
+  job.pipes.in = std::move(pj.job_in);
+  job.pipes.out = std::move(pj.job_out);
+  job.pipes.err = std::move(pj.job_err);
+  UniqueFd report = std::move(pj.report);
+  UniqueFd control = std::move(pj.control);
+  pid_t init_pid = std::exchange(pj.init_pid, -1);
+  prepared.reset();
+  ScopeGuard kill_init([&init_pid] {
+    if (init_pid > 0) {
+      ::kill(init_pid, SIGKILL);
+      ::waitpid(init_pid, nullptr, 0);
+    }
+  });
+
+  auto block = encode_launch_block(spec);
+  if (!block.ok()) return block.take_error();
+  if (auto s = send_launch_block(control.get(), *block); !s.ok())
+    return Error{s.error().code, fmt::format("node {}: {}", spec.node, s.error().message)};
+  InitReport r{};
+  ssize_t n;
+  do n = ::read(report.get(), &r, sizeof r);
+  while (n < 0 && errno == EINTR);
+  if (n != static_cast<ssize_t>(sizeof r)) {
+    int st = 0;
+    ::waitpid(init_pid, &st, 0);
+    init_pid = -1;
+    return make_error("node {}: osmo init died while setting up the job (wait status {:#x})",
+                      spec.node, st);
+  }
+  switch (r.kind) {
+    case InitReportKind::kStarted: break;
+    case InitReportKind::kExecFailed:
+      job.exec_failed_status = (r.b == ENOENT ? kExitNotFound : kExitNotExecutable) << 8;
+      job.notice = exec_failure_line(spec.argv[0], r.b);
+      job.host = std::make_unique<InitHost>(std::move(report), std::move(control),
+                                            std::exchange(init_pid, -1), -1);
+      return job;
+    case InitReportKind::kSetupFailed: {
+      const auto stage = static_cast<JobSetupStage>(r.a);
+      std::string detail;
+      if (stage == JobSetupStage::kChdir) detail = fmt::format(" {}", spec.cwd);
+      if (stage == JobSetupStage::kUid) detail = fmt::format(" {}", spec.uid);
+      if (stage == JobSetupStage::kGid) detail = fmt::format(" {}", spec.gid);
+      errno = r.b;
+      return errno_error("node {}: cannot {}{}", spec.node, to_string(stage), detail);
+    }
+    default:
+      return make_error("node {}: unexpected report {} from osmo init", spec.node,
+                        static_cast<int>(r.kind));
+  }
+  const pid_t job_pid = find_job_pid(init_pid);
+  {
+    const InitSignalRequest ack{0, 0};  // init may reap from now on (see job_init.cpp)
+    if (::write(control.get(), &ack, sizeof ack) != static_cast<ssize_t>(sizeof ack))
+      return errno_error("node {}: osmo init is gone", spec.node);
+  }
+  job.host = std::make_unique<InitHost>(std::move(report), std::move(control),
+                                        std::exchange(init_pid, -1), job_pid);
+  return job;
+}
+
+int adopt_shepherd_main(const std::function<Result<UniqueFd>()>& dial_home, const JobSpec& spec,
+                        AdoptedJob job, const HandoffState& state, std::function<Status()> on_attached) {
+  Logger log(spec.node, "shepherd");
+  sigset_t none;
+  sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);
+  NoJobHost no_job;
+  JobHost& host = job.host ? *job.host : no_job;
+  auto stream = dial_home();
+  if (!stream.ok()) {
+    log.error("job={} cannot reach its home {} to attach: {}", spec.id, spec.home, stream.error().str());
+    host.kill();
+    return 1;
+  }
+  Relay relay(std::move(stream).value(), std::move(job.pipes), &host, spec.id, log);
+  bool recorded = false;
+  // Listed as soon as the anchor has accepted us, before the job runs again.
+  auto attached = [&]() -> Status {
+    JobRecord record = make_record(spec, host);
+    record.migrations = job.migrations;
+    if (job.started_unix_ms > 0) record.started_unix_ms = job.started_unix_ms;
+    if (!spec.state_dir.empty()) {
+      if (auto s = write_job_record(spec.state_dir, record); !s.ok())
+        log.warn("job={} not listed by osmo ps: {}", spec.id, s.error().str());
+      else
+        recorded = true;
+    }
+    return on_attached ? on_attached() : ok_status();
+  };
+  relay.start_attach(state.epoch, spec.node, state, attached);
+  return relay_to_end(relay, host, spec, recorded, log);
+}
+
 int shepherd_main(UniqueFd stream, const JobSpec& spec, std::optional<PreparedJob> prepared) {
   Shepherd s(std::move(stream), spec, std::move(prepared));
   return s.run();
@@ -354,14 +391,6 @@ int shepherd_entry(int stream_fd, int spec_fd) {
 }
 
 namespace {
-
-// A JobHost for a relay without a job (the rehearsal).
-class NoJobHost final : public JobHost {
- public:
-  int event_fd() const override { return -1; }
-  std::optional<int> on_event() override { return std::nullopt; }
-  void signal(int, bool) override {}
-};
 
 // Runs, once and on a made-up job, the code a job start goes through in the shepherd: decoding
 // the spec, the user lookup, the launch block, the /proc reads, the frames. A forked process

@@ -10,11 +10,16 @@
 
 #include <sys/types.h>
 
+#include <functional>
+#include <memory>
 #include <optional>
+#include <string>
 
 #include "base/result.hpp"
 #include "base/unique_fd.hpp"
+#include "run/job_host.hpp"
 #include "run/job_spec.hpp"
+#include "run/relay.hpp"
 
 namespace osmo::run {
 
@@ -37,10 +42,45 @@ struct PreparedJob {
   pid_t init_pid = -1;
 };
 
+// A job started by the calling process under osmo init.
+struct LaunchedJob {
+  JobPipes pipes;
+  std::unique_ptr<InitHost> host;
+  std::optional<int> exec_failed_status;  // the exec failed: the wait status 126/127 stand for
+  std::string notice;                     // ... and the line saying why
+};
+// Starts the job of `spec` in `prepared` (else in a job it prepares): checks that the user exists,
+// hands init the launch block and waits for its report. An error means nothing runs.
+Result<LaunchedJob> launch_job(const JobSpec& spec, std::optional<PreparedJob> prepared);
+
 // Runs the job to its end, in `prepared` if given (else it prepares one itself). Returns the
 // shepherd's own exit status (0 = the stream ended cleanly).
 int shepherd_main(UniqueFd stream, const JobSpec& spec,
                   std::optional<PreparedJob> prepared = std::nullopt);
+
+// A job whose processes exist already on this node (restored by the checkpoint engine after a
+// move), for adopt_shepherd_main.
+struct AdoptedJob {
+  // How to reach it: for a restored job a PidfdHost (its init must be a child of the calling
+  // process). Killed when the relay ends other than cleanly.
+  std::unique_ptr<JobHost> host;
+  JobPipes pipes;                   // our ends of the pipes the job now has as stdin/stdout/stderr
+  int migrations = 0;               // moves so far, this one included (shown by `osmo ps`)
+  std::int64_t started_unix_ms = 0;  // when the job first started (0: now)
+};
+
+// The target side of a move: runs a shepherd for `job` in the calling process until the job's
+// end. `dial_home` returns a stream to the home daemon's `job.attach` service (dial_job_attach in
+// run_service.hpp; a test routes it itself). The shepherd sends `attach` for `state.epoch` with the
+// offsets in `state` and waits for the anchor's answer. `attached`: it pre-fills the job's stdin
+// with state.unconsumed_stdin() (closing it after if state.stdin_ended), writes the job record
+// (spec.node, `migrations`), opens its control endpoint, delivers state.held_signals, runs
+// `on_attached` (the migration code lets the job run there; an error kills it and the anchor
+// reports the job lost) and relays like any shepherd until the job exits: the exit status is
+// init's (PidfdHost). `rejected` (or no home): it kills the job and returns 1.
+// Returns 0 when the job's end reached home, or when it was cleanly superseded.
+int adopt_shepherd_main(const std::function<Result<UniqueFd>()>& dial_home, const JobSpec& spec,
+                        AdoptedJob job, const HandoffState& state, std::function<Status()> on_attached);
 
 // `osmo __job-shepherd STREAM_FD SPEC_FD`: reads the JSON spec from SPEC_FD, then shepherd_main.
 int shepherd_entry(int stream_fd, int spec_fd);

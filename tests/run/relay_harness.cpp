@@ -11,9 +11,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <filesystem>
 #include <optional>
 #include <thread>
+
+#include <nlohmann/json.hpp>
 
 #include "run/anchor.hpp"
 #include "run/fd_util.hpp"
@@ -40,6 +43,16 @@ namespace {
 
 // The anchor side of a job run, in a forked child, on `anchor_fd`.
 JobRun start_anchor(const JobSpec& spec, bool verbose, int anchor_fd, int shepherd_fd) {
+  AnchorOptions opt;
+  opt.verbose = verbose;
+  return start_anchor_with_home(spec, anchor_fd, shepherd_fd, opt);
+}
+
+}  // namespace
+
+JobRun start_anchor_with_home(const JobSpec& spec, int anchor_fd, int shepherd_fd, AnchorOptions base) {
+  int home[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, home) != 0) ::abort();
   JobRun r;
   r.state_dir = spec.state_dir;
   int in[2], out[2], err[2];
@@ -47,24 +60,45 @@ JobRun start_anchor(const JobSpec& spec, bool verbose, int anchor_fd, int shephe
     ::abort();
   r.anchor = ::fork();
   if (r.anchor == 0) {
-    for (int fd : {shepherd_fd, in[1], out[0], err[0]})
+    for (int fd : {shepherd_fd, in[1], out[0], err[0], home[1]})
       if (fd >= 0) ::close(fd);
-    AnchorOptions opt;
+    AnchorOptions opt = base;
     opt.in_fd = in[0];
     opt.out_fd = out[1];
     opt.err_fd = err[1];
-    opt.verbose = verbose;
     opt.node = spec.node;
+    opt.control_fd = home[0];
     ::_exit(run_anchor(UniqueFd(anchor_fd), opt));
   }
-  for (int fd : {anchor_fd, in[0], out[1], err[1]}) ::close(fd);
+  for (int fd : {anchor_fd, in[0], out[1], err[1], home[0]}) ::close(fd);
   r.stdin_w = in[1];
   r.stdout_r = out[0];
   r.stderr_r = err[0];
+  r.home_fd = home[1];
   return r;
 }
 
-}  // namespace
+UniqueFd route_attach(int home_fd, const std::string& id, std::uint32_t epoch, const std::string& node) {
+  int sp[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) != 0) return UniqueFd();
+  UniqueFd mine(sp[0]), theirs(sp[1]);
+  const std::string line = nlohmann::json{{"attach", {{"id", id}, {"epoch", epoch}, {"node", node}}}}.dump() + "\n";
+  iovec iov{const_cast<char*>(line.data()), line.size()};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  cmsghdr* c = CMSG_FIRSTHDR(&msg);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(int));
+  const int fd = theirs.get();
+  std::memcpy(CMSG_DATA(c), &fd, sizeof fd);
+  if (::sendmsg(home_fd, &msg, MSG_NOSIGNAL) != static_cast<ssize_t>(line.size())) return UniqueFd();
+  return mine;
+}
 
 JobRun start_job(const JobSpec& spec, bool verbose, bool prepared_ahead) {
   int sp[2];
@@ -126,6 +160,7 @@ Outcome finish_job(JobRun& run, const std::string& input,
   for (auto& x : p)
     if (x.fd >= 0) ::close(x.fd);
   run.stdout_r = run.stderr_r = -1;
+  if (run.home_fd >= 0) ::close(std::exchange(run.home_fd, -1));
   writer.join();
   int st = 0;
   ::waitpid(run.anchor, &st, 0);

@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "base/unique_fd.hpp"
+#include "run/anchor.hpp"
 #include "run/job_spec.hpp"
 
 namespace osmo::run::testing {
@@ -21,6 +23,7 @@ struct JobRun {
   int stdout_r = -1;  // the anchor's stdout (we read)
   int stderr_r = -1;
   std::string state_dir;
+  int home_fd = -1;   // our end of the anchor's control connection (start_anchor_with_home)
 };
 
 // A spec for `argv` as the current user, with our environment, cwd "/", umask 022.
@@ -34,6 +37,15 @@ JobRun start_job(const JobSpec& spec, bool verbose = false, bool prepared_ahead 
 // Like start_job, but the shepherd is started by `start_shepherd` on its end of the stream (which
 // it must not keep), e.g. through a ShepherdLauncher; run.shepherd is then -1.
 JobRun start_job_with(const JobSpec& spec, const std::function<void(int stream_fd)>& start_shepherd);
+
+// Just the anchor, in a forked child, on `anchor_fd` (which it takes; `other_fd`, if >= 0, is
+// closed in the child). Its control connection (AnchorOptions::control_fd) is a socketpair whose
+// other end is run.home_fd: the test plays the home daemon there (route_attach).
+JobRun start_anchor_with_home(const JobSpec& spec, int anchor_fd, int other_fd, AnchorOptions base);
+
+// As the home daemon does for job.attach: passes one end of a new socketpair to the anchor on
+// `home_fd` with the line {"attach": {...}}; returns the other end (the attaching shepherd's).
+UniqueFd route_attach(int home_fd, const std::string& id, std::uint32_t epoch, const std::string& node);
 
 struct Outcome {
   int code = -1;  // the anchor's exit status (what `osmo run` would return)

@@ -191,6 +191,39 @@ def daemon_restart():
             p.wait()
 
 
+def attach_routing():
+    """The home daemon's job.attach: a wrong token is rejected, the right one reaches the anchor's
+    registration with the stream (tests/run/attach_probe.cpp plays both the anchor and the
+    attaching shepherd against n1's real daemon)."""
+    with Testbed(3):
+        probe = os.environ["OSMO_ATTACH_PROBE"]
+        r = osmo("testbed", "exec", "n1", "--", probe, "/run/osmo/testbed/secret", check=False, timeout=60)
+        assert r.returncode == 0 and r.stdout == "ok\n", (r.returncode, r.stdout, r.stderr)
+
+
+def home_restart_kill():
+    """`osmo run` registers again with its restarted home daemon, and `osmo kill` then reaches the
+    job through the anchor (jobs.kill asks the anchors first)."""
+    with Testbed(3):
+        p = popen_on("n1", "--node", "n2", "sh", "-c", "trap 'echo got-usr1; exit 9' USR1; echo ready; "
+                     "while :; do sleep 0.1; done", stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            line = read_line(p.stdout)
+            assert line == "ready\n", line
+            osmo("testbed", "stop", "n1")   # SIGKILL to the home daemon only
+            osmo("testbed", "start", "n1", timeout=60)
+            jobs, _ = wait_until("the job in osmo ps", lambda: [j for j in cluster_jobs("n1") if j["node"] == "n2"], 20)
+            # The anchor re-registers within a second or so of the daemon's return.
+            time.sleep(2.5)
+            r = on("n3", "kill", "-USR1", jobs[0]["id"])
+            assert r.returncode == 0, r
+            out, _ = finish(p)
+            assert out == "got-usr1\n" and p.returncode == 9, (out, p.returncode)
+        finally:
+            p.kill()
+            p.wait()
+
+
 def no_node():
     with Testbed(3):
         r = run_on("n1", "--node", "n9", "true")
@@ -223,4 +256,5 @@ def concurrent_100():
 if __name__ == "__main__":
     require_root("osmo run on the testbed")
     run_cases({f.__name__: f for f in (cat_1gib, exit_7, killed_by_signal, ctrl_c, python_stdin, env_cwd_umask,
-                                       node_killed, daemon_restart, no_node, concurrent_100)})
+                                       node_killed, daemon_restart, no_node, concurrent_100, attach_routing,
+                                       home_restart_kill)})
