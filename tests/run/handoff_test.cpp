@@ -48,6 +48,7 @@ std::mutex g_mu;
 HandoffState g_state;        // what begin_handoff returned (the node's "target" continues from it)
 pid_t g_job_pid = -1;
 std::string g_dump_path;     // where the handler writes the unconsumed stdin
+std::atomic<int> g_busy{0};  // handler commands between their call and their reply
 
 char job_state(pid_t pid) {
   char path[64], buf[512];
@@ -79,6 +80,10 @@ void handler_thread(UniqueFd conn, std::shared_ptr<MigrationControl> ctl) {
     const ssize_t n = ::recv(conn.get(), buf, sizeof buf, 0);
     if (n <= 0) return;
     const std::string cmd(buf, static_cast<std::size_t>(n));
+    ++g_busy;
+    struct Done {
+      ~Done() { --g_busy; }
+    } done;
     if (cmd == "begin") {
       freeze_job();
       auto st = ctl->begin_handoff(20'000);
@@ -136,6 +141,8 @@ void handler_thread(UniqueFd conn, std::shared_ptr<MigrationControl> ctl) {
       ::_exit(0);
     }
     if (end != Relay::Phase::kDetached) {
+      // Let the handler answer the step that ended the relay before the process goes.
+      for (int i = 0; i < 200 && g_busy > 0; ++i) ::usleep(10'000);
       launched->host->kill();
       ::_exit(end == Relay::Phase::kRejected ? 10 : 11);
     }
@@ -541,21 +548,28 @@ TEST_F(RunHandoff, ResumeKeepsTheUnreadStdinInOrder) {
 // ---- arbitration -------------------------------------------------------------------------------
 
 TEST_F(RunHandoff, ResumeWinsAndTheLateTargetIsRejected) {
-  start(spec({"sh", "-c", "echo ready; read x; echo after-$x; exit 4"}));
+  start(spec({"python3", "-u", "-c",
+              "import signal, sys\n"
+              "signal.signal(signal.SIGUSR2, lambda *a: print('usr2', flush=True))\n"
+              "print('ready', flush=True)\n"
+              "line = sys.stdin.readline()\n"
+              "print('after-' + line.strip())\n"
+              "raise SystemExit(4)"}));
   ASSERT_TRUE(wait_output("ready\n"));
   connect_control();
   json st = command("begin");
   ASSERT_FALSE(st.contains("error")) << st.dump();
-  ::kill(run_.anchor, SIGUSR2);  // held, then delivered to the resumed copy... which dies of it
+  ::kill(run_.anchor, SIGUSR2);  // held by the anchor, then delivered to the resumed copy
   ::usleep(100'000);
   json c = command("cancel");
   ASSERT_EQ(c.value("resumed", false), true) << c.dump();
+  ASSERT_TRUE(wait_output("usr2\n")) << err();
   FakeTarget t;
   ASSERT_TRUE(t.attach(run_.home_fd, spec_.id, st["epoch"], offsets_of(st)));
   EXPECT_EQ(t.answer, FrameType::kRejected);
   EXPECT_NE(decode_message(t.payload).find("not being handed off"), std::string::npos) << t.payload;
-  EXPECT_EQ(finish(), 128 + SIGUSR2) << err();
-  EXPECT_EQ(out(), "ready\n");
+  EXPECT_EQ(finish("go\n"), 4) << err();
+  EXPECT_EQ(out(), "ready\nusr2\nafter-go\n");
 }
 
 TEST_F(RunHandoff, AttachWinsAndTheSourceIsRejected) {
