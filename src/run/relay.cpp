@@ -139,6 +139,13 @@ class Relay::Control final : public MigrationControl {
     (void)cmd;
     return ok_status();
   }
+  const JobSpec& spec() const override { return spec_; }
+  pid_t job_pid() const override { return job_pid_; }
+  // Set once, before the control endpoint opens (so before any migration thread can ask).
+  void set_job(const JobSpec& spec, pid_t job_pid) {
+    spec_ = spec;
+    job_pid_ = job_pid;
+  }
 
   // Relay side (its thread).
   int wake_fd() const { return wake_.get(); }
@@ -228,6 +235,8 @@ class Relay::Control final : public MigrationControl {
   std::mutex mu_;
   std::condition_variable cv_;
   Relay* relay_;
+  JobSpec spec_;
+  pid_t job_pid_ = -1;
   Phase ended_in_ = Phase::kRunning;
   std::shared_ptr<Command> queued_;
   const std::thread::id loop_thread_;
@@ -423,6 +432,8 @@ void Relay::write_job_stdin() {
   send_credit(static_cast<std::uint32_t>(n), stdin_.empty());
   if (stdin_state_ == StdinState::kEofPending && stdin_.empty()) close_job_stdin();
 }
+
+void Relay::set_job_spec(const JobSpec& spec) { control_->set_job(spec, host_->job_pid()); }
 
 void Relay::deliver_signal(int signo, bool group) { host_->signal(signo, group); }
 

@@ -31,6 +31,7 @@
 #include "base/unique_fd.hpp"
 #include "run/byte_buffer.hpp"
 #include "run/frame.hpp"
+#include "run/job_spec.hpp"
 #include "run/handoff_frames.hpp"
 #include "run/job_host.hpp"
 
@@ -94,6 +95,10 @@ class MigrationControl {
   // The move committed (the target attached): the old stream is closed without an exit frame,
   // the relay ends, and the shepherd kills this copy and removes its job record.
   virtual Status finish_handoff() = 0;
+  // The job this shepherd runs: its spec (what a target needs to host it) and its main process
+  // as this node sees it (what the engine checkpoints). Fixed for the relay's life.
+  virtual const JobSpec& spec() const = 0;
+  virtual pid_t job_pid() const = 0;
 };
 
 // Installed by the migration code at program start (before the daemon forks its shepherd
@@ -137,6 +142,8 @@ class Relay {
   Relay(UniqueFd stream, JobPipes pipes, JobHost* host, std::string job_id, Logger log);
   ~Relay();
 
+  // The job's spec, for the migration code (MigrationControl::spec, which keeps a copy).
+  void set_job_spec(const JobSpec& spec);
   // Offsets to count from (a target continues its source's counts; a new job starts at 0).
   void set_offsets(const StreamOffsets& at) { at_ = at; }
 

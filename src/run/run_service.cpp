@@ -446,8 +446,11 @@ Result<UniqueFd> dial_job_attach(daemon::DaemonApi& api, const JobSpec& spec, st
       found = true;
     }
   if (!found) return make_error("job {}: its home node {} is not a member of the cluster", spec.id, spec.home);
-  return api.dial_peer(home, "job.attach",
-                       Json{{"id", spec.id}, {"epoch", epoch}, {"token", spec.attach_token}}, timeout_ms);
+  return api.dial_peer(home, "job.attach", job_attach_header(spec, epoch), timeout_ms);
+}
+
+Json job_attach_header(const JobSpec& spec, std::uint32_t epoch) {
+  return Json{{"id", spec.id}, {"epoch", epoch}, {"token", spec.attach_token}};
 }
 
 void install_run_service(daemon::Services& services, daemon::DaemonApi& api) {

@@ -31,6 +31,8 @@ namespace osmo::run {
 // adopt_shepherd_main as its dial_home. The stream then runs straight to `osmo run`.
 Result<UniqueFd> dial_job_attach(daemon::DaemonApi& api, const JobSpec& spec, std::uint32_t epoch,
                                  int timeout_ms);
+// The header of a `job.attach` request (for a dial that does not go through a DaemonApi).
+daemon::Json job_attach_header(const JobSpec& spec, std::uint32_t epoch);
 
 void install_run_service(daemon::Services& services, daemon::DaemonApi& api);
 

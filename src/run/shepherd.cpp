@@ -153,6 +153,7 @@ int Shepherd::run() {
     log_.debug("job={} started pid={} cmd={}", spec_.id, record.job_pid, record.cmd);
   }
   Relay relay(std::move(sock_), launched.ok() ? std::move(launched->pipes) : JobPipes{}, &host, spec_.id, log_);
+  relay.set_job_spec(spec_);
   if (!launched.ok()) {
     const std::string message = launched.error().str();
     log_.warn("job={} refused: {}", spec_.id, message);
@@ -333,6 +334,7 @@ int adopt_shepherd_main(const std::function<Result<UniqueFd>()>& dial_home, cons
     return 1;
   }
   Relay relay(std::move(stream).value(), std::move(job.pipes), &host, spec.id, log);
+  relay.set_job_spec(spec);
   bool recorded = false;
   // Listed as soon as the anchor has accepted us, before the job runs again.
   auto attached = [&]() -> Status {

@@ -1,0 +1,297 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+// The daemon side of migration (see migrate_service.hpp and docs/migration.md).
+#include "migrate/migrate_service.hpp"
+
+#include <pwd.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <filesystem>
+#include <memory>
+
+#include <fmt/format.h>
+
+#include "base/log.hpp"
+#include "daemon/control_client.hpp"
+#include "migrate/movable.hpp"
+#include "migrate/protocol.hpp"
+#include "platform/linux/process.hpp"
+#include "run/fd_util.hpp"
+#include "run/job_spec.hpp"
+#include "run/job_table.hpp"
+#include "run/relay.hpp"
+#include "wire/sealed_stream.hpp"
+
+namespace osmo::migrate {
+namespace {
+
+using daemon::ControlContext;
+using daemon::Json;
+
+// Connect + handshake with the target; a dead node must not make `osmo migrate` hang.
+constexpr int kDialTimeoutMs = 3000;
+// The whole migration as the requesting daemon waits for it: a bound, not an expectation (a
+// 4 GiB stop-and-copy takes seconds). The source's own deadlines end it long before.
+constexpr int kMigrateReplyTimeoutMs = 15 * 60 * 1000;
+constexpr const char* kSelfExe = "/proc/self/exe";
+// The shepherd answers `describe` at once (it only copies its spec).
+constexpr int kDescribeTimeoutMs = 3000;
+
+Status write_line(int fd, const Json& j) { return daemon::send_line(fd, j.dump() + "\n", {}); }
+
+// A connection to a job's shepherd: its control endpoint (run::control_endpoint_path, a unix
+// SOCK_SEQPACKET socket in the root-only state directory), one JSON object per record.
+class ShepherdLink {
+ public:
+  static Result<ShepherdLink> connect(const std::filesystem::path& state_dir, const std::string& id) {
+    const std::string path = run::control_endpoint_path(state_dir.string(), id);
+    UniqueFd s(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
+    if (!s) return errno_error("socket for the shepherd of job {}", id);
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    if (path.size() >= sizeof a.sun_path) return make_error("shepherd socket path too long: {}", path);
+    std::memcpy(a.sun_path, path.c_str(), path.size());
+    if (::connect(s.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0)
+      return errno_error("cannot reach the shepherd of job {} at {}", id, path);
+    return ShepherdLink(std::move(s), id);
+  }
+
+  // One request (with at most one fd) and its answer.
+  Result<Json> call(const Json& request, int fd, int timeout_ms) {
+    OSMO_TRY(send_packet(s_.get(), request, fd));
+    OSMO_ASSIGN_OR_RETURN(Packet p, recv_packet(s_.get(), timeout_ms, fmt::format("the shepherd of job {}", id_)));
+    return std::move(p.json);
+  }
+
+ private:
+  ShepherdLink(UniqueFd s, std::string id) : s_(std::move(s)), id_(std::move(id)) {}
+  UniqueFd s_;
+  std::string id_;
+};
+
+class MigrateService : public std::enable_shared_from_this<MigrateService> {
+ public:
+  explicit MigrateService(daemon::DaemonApi& api) : api_(api), log_(api.node_name(), "migrate") {}
+
+  void install(daemon::Services& s) {
+    auto self = shared_from_this();
+    s.add_control("jobs.migrate", [self](const Json& r, ControlContext& c) { return self->control_migrate(r, c); });
+    s.add_peer("job.migrate", [self](UniqueFd conn, const Json& h, const daemon::PeerContext& ctx) {
+      log_peer_request(self->log_, "job.migrate", ctx);
+      (void)write_line(conn.get(), self->migrate_here(h));
+    });
+    s.add_peer("job.migrate_in", [self](UniqueFd conn, const Json& h, const daemon::PeerContext& ctx) {
+      self->accept_incoming(std::move(conn), h, ctx);
+    });
+  }
+
+ private:
+  static void log_peer_request(Logger& log, const char* service, const daemon::PeerContext& ctx) {
+    log.debug("{} from {} ({})", service, ctx.remote_node, ctx.remote.str());
+  }
+
+  // `osmo migrate` on this node: the job runs here or on `node` (as `jobs.list` said).
+  Result<Json> control_migrate(const Json& req, ControlContext& ctx) {
+    const std::string id = req.value("id", ""), node = req.value("node", "");
+    if (id.empty() || node.empty()) return make_error("jobs.migrate needs the job's id and node");
+    Json h{{"id", id}, {"to", req.value("to", "")}, {"method", req.value("method", "auto")},
+           {"check", req.value("check", false)}, {"uid", ctx.peer.uid}};
+    Json answer;
+    if (node == api_.node_name()) {
+      answer = migrate_here(h);
+    } else {
+      const gossip::MemberView* where = nullptr;
+      const auto members = api_.members();
+      for (const auto& m : members)
+        if (m.name == node) where = &m;
+      if (where == nullptr || where->state != gossip::MemberState::kAlive)
+        return make_error("job {} runs on {}, which is {}", id, node,
+                          where == nullptr ? "not a member" : gossip::to_string(where->state));
+      OSMO_ASSIGN_OR_RETURN(UniqueFd fd, api_.dial_peer(where->addr, "job.migrate", h, kDialTimeoutMs));
+      std::string pending;
+      auto r = read_json_line(fd.get(), pending, kMigrateReplyTimeoutMs, fmt::format("node {}", node));
+      if (!r.ok()) return make_error("lost node {} while it moved job {}: {}", node, id, r.error().str());
+      answer = std::move(r).value();
+    }
+    if (answer.contains("error")) return make_error("{}", answer["error"].get<std::string>());
+    return answer;
+  }
+
+  // On the node that runs the job. Every refusal here happens before the job is touched.
+  Json migrate_here(const Json& h) {
+    auto r = try_migrate_here(h);
+    if (!r.ok()) return Json{{"error", r.error().str()}};
+    return std::move(r).value();
+  }
+
+  Result<Json> try_migrate_here(const Json& h) {
+    const std::string id = h.value("id", "");
+    const std::string me = api_.node_name();
+    OSMO_ASSIGN_OR_RETURN(auto jobs, run::list_jobs(api_.state_dir()));
+    const run::JobRecord* rec = nullptr;
+    for (const auto& j : jobs)
+      if (j.rec.id == id) rec = &j.rec;
+    if (rec == nullptr) return make_error("job {} no longer runs on {}", id, me);
+    const uid_t uid = h.value("uid", 65534u);
+    if (uid != 0 && uid != rec->uid) return make_error("job {} belongs to uid {}, not to you (uid {})", id, rec->uid, uid);
+
+    std::string to = h.value("to", "");
+    if (to == "home") to = rec->home;
+    const bool check_only = h.value("check", false);
+    if (auto m = check_movable(*rec); !m.ok())
+      return make_error("cannot migrate job {} on {}: {}", id, me, m.error().message);
+    if (check_only && to.empty()) return Json{{"movable", true}, {"detail", "yes"}};
+    if (to == me) return make_error("job {} already runs on {}", id, me);
+    OSMO_ASSIGN_OR_RETURN(env::Endpoint target, alive_member(to));
+    if (check_only) return Json{{"movable", true}, {"detail", fmt::format("yes, to {}", to)}};
+
+    const std::string method = h.value("method", "auto");
+    OSMO_ASSIGN_OR_RETURN(ShepherdLink shepherd, ShepherdLink::connect(api_.state_dir(), id));
+    OSMO_ASSIGN_OR_RETURN(Json described, shepherd.call(Json{{"op", "describe"}}, -1, kDescribeTimeoutMs));
+    if (!described.contains("spec")) return make_error("the shepherd of job {} did not describe it", id);
+    const Json& spec = described["spec"];
+    const wire::SealSuite suite = wire::local_seal_suite();
+    const wire::SessionId session = wire::random_session_id();
+    const int epoch = rec->migrations + 1;
+    Json in_header{{"spec", spec}, {"session", to_hex(session)}, {"suite", static_cast<int>(suite)},
+                   {"epoch", epoch}, {"method", method}, {"from", me},
+                   {"started_unix_ms", rec->started_unix_ms}};
+    daemon::DialFailure why = daemon::DialFailure::kUnreachable;
+    auto stream = api_.dial_peer(target, "job.migrate_in", in_header, kDialTimeoutMs, &why);
+    if (!stream.ok())
+      return make_error("target {} {}: {}; job {} stays on {}", to,
+                        why == daemon::DialFailure::kUnreachable ? "unreachable" : "refused",
+                        stream.error().str(), id, me);
+    log_.info("job={} migrating to {} (epoch {}, method {}, {})", id, to, epoch, method, wire::seal_suite_name(suite));
+    const wire::Key key = wire::derive_session_key(cluster_key(), kSealPurpose, suite, session);
+    Json order{{"op", "migrate"}, {"id", id}, {"from", me}, {"to", to}, {"method", method}, {"epoch", epoch},
+               {"suite", static_cast<int>(suite)}, {"session_key", to_hex(key)}};
+    auto answered = shepherd.call(order, stream->get(), kMigrateReplyTimeoutMs);
+    if (!answered.ok())
+      return make_error("the shepherd of job {} failed during the migration: {}", id, answered.error().str());
+    Json report = std::move(answered).value();
+    if (report.contains("error")) {
+      log_.warn("job={} migration to {} failed: {}", id, to, report["error"].get<std::string>());
+      return report;
+    }
+    log_.info("job={} moved to {} ({})", id, to, render_report(report));
+    return report;
+  }
+
+  Result<env::Endpoint> alive_member(const std::string& name) {
+    if (name.empty()) return make_error("no target node given");
+    for (const auto& m : api_.members())
+      if (m.name == name) {
+        if (m.state != gossip::MemberState::kAlive)
+          return make_error("target node {} is {}", name, gossip::to_string(m.state));
+        return m.addr;
+      }
+    return make_error("no node named {} in the cluster", name);
+  }
+
+  wire::Key cluster_key() const {
+    wire::Key k;
+    std::copy(api_.key().begin(), api_.key().end(), k.begin());
+    return k;
+  }
+
+  // On the target: start the shepherd that restores the job, or refuse on the stream.
+  void accept_incoming(UniqueFd conn, const Json& h, const daemon::PeerContext& ctx) {
+    auto started = start_incoming(conn.get(), h, ctx);
+    if (!started.ok()) {
+      log_.warn("refused a migration from {}: {}", ctx.remote_node, started.error().str());
+      (void)write_refusal(conn.get(), h, fmt::format("node {}: {}", api_.node_name(), started.error().str()));
+    }
+  }
+
+  Status start_incoming(int conn, const Json& h, const daemon::PeerContext& ctx) {
+    if (!h.contains("spec") || !h["spec"].is_object()) return make_error("job.migrate_in without a spec");
+    OSMO_ASSIGN_OR_RETURN(run::JobSpec spec, run::job_spec_from_json(h["spec"]));
+    if (spec.uid != 0 && ::getpwuid(spec.uid) == nullptr)
+      return make_error("no user with uid {} here", spec.uid);
+    OSMO_ASSIGN_OR_RETURN(wire::SessionId session, session_from_hex(h.value("session", "")));
+    const int suite_n = h.value("suite", 0);
+    if (suite_n != static_cast<int>(wire::SealSuite::kAes256Gcm) &&
+        suite_n != static_cast<int>(wire::SealSuite::kChaCha20Poly1305))
+      return make_error("unknown seal suite {}", suite_n);
+    const auto suite = static_cast<wire::SealSuite>(suite_n);
+    if (suite == wire::SealSuite::kAes256Gcm && wire::local_seal_suite() != suite)
+      return make_error("this CPU cannot check AES-256-GCM tags");
+    env::Endpoint home;
+    bool home_known = false;
+    for (const auto& m : api_.members())
+      if (m.name == spec.home) {
+        home = m.addr;
+        home_known = true;
+      }
+    if (!home_known) return make_error("the job's home {} is not a member of the cluster here", spec.home);
+    spec.node = api_.node_name();
+    spec.state_dir = api_.state_dir().string();
+    IncomingOrder order;
+    order.spec = run::to_json(spec);
+    order.session_key = wire::derive_session_key(cluster_key(), kSealPurpose, suite, session);
+    order.suite = suite;
+    order.epoch = h.value("epoch", 1);
+    order.started_unix_ms = h.value("started_unix_ms", std::int64_t{0});
+    order.method = h.value("method", "auto");
+    order.source = ctx.remote_node;
+    order.home_addr = home.str();
+    order.node_name = api_.node_name();
+    order.cluster_key = cluster_key();
+    OSMO_ASSIGN_OR_RETURN(platform::ProcessIdentity me, platform::identify_process(::getpid()));
+    order.daemon_pid = me.pid;
+    order.daemon_start = me.start_ticks;
+    log_.info("job={} arriving from {} (epoch {})", spec.id, ctx.remote_node, order.epoch);
+    // The order travels in a memfd: it holds keys, which must not appear in argv or a file.
+    UniqueFd memfd(::memfd_create("osmo-migrate-order", MFD_CLOEXEC));
+    if (!memfd) return errno_error("memfd_create for the order of job {}", spec.id);
+    OSMO_TRY(run::write_all(memfd.get(), to_json(order).dump()));
+    if (::lseek(memfd.get(), 0, SEEK_SET) != 0) return errno_error("lseek on the order of job {}", spec.id);
+    platform::DetachedSpawnOptions o;
+    o.exe = kSelfExe;
+    o.argv = {"osmo", kIncomingSubcommand, "3", "4"};
+    o.log_path = "/proc/self/fd/2";  // the daemon's own log
+    o.pass_fds = {conn, memfd.get()};
+    OSMO_ASSIGN_OR_RETURN(platform::ProcessIdentity shepherd, platform::spawn_detached(o));
+    log_.debug("job={} incoming shepherd pid {}", spec.id, shepherd.pid);
+    return ok_status();
+  }
+
+  // Tells the source why we refuse, sealed with the session's key when the header lets us derive
+  // it (the source only believes authenticated messages); otherwise closing the stream says it.
+  Status write_refusal(int conn, const Json& h, const std::string& why) {
+    auto session = session_from_hex(h.value("session", ""));
+    const int suite_n = h.value("suite", 0);
+    if (!session.ok() || (suite_n != 1 && suite_n != 2)) return ok_status();
+    const auto suite = static_cast<wire::SealSuite>(suite_n);
+    SealedChannel ch(conn, wire::derive_session_key(cluster_key(), kSealPurpose, suite, *session), suite,
+                     /*initiator=*/false);
+    return ch.send(Json{{"t", msg::kRefused}, {"error", why}});
+  }
+
+  daemon::DaemonApi& api_;
+  Logger log_;
+};
+
+}  // namespace
+
+void install_migrate_service(daemon::Services& services, daemon::DaemonApi& api) {
+  std::make_shared<MigrateService>(api)->install(services);
+}
+
+std::string render_report(const nlohmann::json& r) {
+  std::string s = fmt::format("job {} moved {} -> {} by {}", r.value("id", "?"), r.value("from", "?"),
+                              r.value("to", "?"), r.value("method", "?"));
+  if (r.contains("freeze_ms")) s += fmt::format(", frozen {:.1f} ms", r["freeze_ms"].get<double>());
+  if (r.contains("total_ms")) s += fmt::format(", total {:.1f} ms", r["total_ms"].get<double>());
+  if (r.contains("image_bytes"))
+    s += fmt::format(", {:.1f} MiB sent", static_cast<double>(r["image_bytes"].get<std::uint64_t>()) / (1 << 20));
+  if (r.contains("phases") && r["phases"].is_object())
+    for (const auto& [k, v] : r["phases"].items()) s += fmt::format("\n  {:<12} {:8.1f} ms", k, v.get<double>());
+  return s;
+}
+
+}  // namespace osmo::migrate

@@ -1,0 +1,306 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+// The source side of a migration (see source.hpp). Timeline (stop-and-copy):
+//
+//   source shepherd                       target shepherd                 home anchor
+//   <- ready (target runs, user known)
+//   freeze (seize) ... image ----------->  restore (held: not running)
+//   drain output, handoff ------------------------------------------->  stop stdin/signals
+//                                        <----------------------------  handoff-ack(stdin offset)
+//   stdio offsets + unread stdin ------>
+//                                        <- restored
+//                                        attach(epoch) -------------->  accept (first wins)
+//                                        <----------------------------  attached
+//   <- attached                          commit: the job runs there
+//   kill the frozen original; forget it
+//
+// The anchor is the only judge of who owns the job after the handoff: the target runs its copy
+// only after `attached`, we resume ours only after `resumed`. So a link cut at any moment leaves
+// exactly one copy running: if the anchor accepted the target, our `resume` is refused and we
+// kill the frozen original; if it accepted our `resume` first, the target's attach is refused and
+// it kills its copy (which never ran).
+#include "migrate/source.hpp"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "base/fault.hpp"
+#include "ckpt/ckpt.hpp"
+#include "migrate/protocol.hpp"
+#include "run/fd_util.hpp"
+#include "run/job_spec.hpp"
+
+namespace osmo::migrate {
+namespace {
+
+using Json = nlohmann::json;
+using SteadyClock = std::chrono::steady_clock;
+
+// How long we wait for the target's next message once the image is sent: it restores the image
+// meanwhile (a 4 GiB restore takes seconds here) and attaches to home. A silent target is then
+// given up and the anchor decides.
+constexpr int kTargetAnswerMs = 60'000;
+// The target's first answer (ready or refused) comes at once.
+constexpr int kTargetReadyMs = 10'000;
+// The handoff steps with the anchor at home (drain, acknowledgements): a round trip or two.
+constexpr int kHandoffMs = 30'000;
+// The daemon's connection to our control endpoint: idle this long between requests, it is over.
+constexpr int kShepherdIdleMs = 60'000;
+// A send that makes no progress for this long means the link is cut (or the target frozen):
+// TCP itself would retransmit for many minutes while the job stays frozen.
+constexpr int kSendStallMs = 10'000;
+
+double ms_since(SteadyClock::time_point t) {
+  return std::chrono::duration<double, std::milli>(SteadyClock::now() - t).count();
+}
+
+void set_receive_timeout(int fd, int ms) {
+  timeval tv{ms / 1000, (ms % 1000) * 1000};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+}
+
+void set_send_timeout(int fd, int ms) {
+  timeval tv{ms / 1000, (ms % 1000) * 1000};
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+}
+
+// Sends `bytes` as a sealed byte stream (data chunks, then the end chunk).
+Status send_bytes(SealedChannel& ch, const std::string& bytes) {
+  for (std::size_t off = 0; off < bytes.size(); off += wire::kMaxChunkPayload) {
+    const std::size_t n = std::min<std::size_t>(wire::kMaxChunkPayload, bytes.size() - off);
+    OSMO_TRY(ch.sealer().write(ch.fd(), wire::ChunkType::kData,
+                               {reinterpret_cast<const std::uint8_t*>(bytes.data()) + off, n}));
+  }
+  return ch.sealer().write(ch.fd(), wire::ChunkType::kEnd, {});
+}
+
+class SourceRun {
+ public:
+  SourceRun(run::MigrationControl& sh, const SourceOrder& o, UniqueFd stream, const ReportFn& report)
+      : sh_(sh), o_(o), stream_(std::move(stream)), ch_(stream_.get(), o.session_key, o.suite, true),
+        report_(report) {}
+
+  Result<Json> run() {
+    const auto t0 = SteadyClock::now();
+    if (o_.method != "auto" && o_.method != "stop")
+      return make_error("method {} is not available yet (stop and auto are); job {} stays on {}", o_.method, o_.id, o_.from);
+    set_receive_timeout(stream_.get(), kTargetReadyMs);
+    set_send_timeout(stream_.get(), kSendStallMs);
+    run::set_stream_liveness(stream_.get());
+    auto answer = ch_.receive();
+    if (!answer.ok())
+      return make_error("target {} did not take job {} ({}); it stays on {}", o_.to, o_.id, answer.error().str(), o_.from);
+    const Json& first = *answer;
+    if (first["t"] == msg::kRefused)
+      return make_error("target {} refused job {}: {}; it stays on {}", o_.to, o_.id, first.value("error", "?"), o_.from);
+    if (first["t"] != msg::kReady) return make_error("target {} answered '{}' instead of ready", o_.to, first["t"].get<std::string>());
+
+    // Freeze and stream the image. The pump seals what the engine writes into the pipe.
+    int p[2];
+    if (::pipe2(p, O_CLOEXEC) != 0) return errno_error("pipe for the image of job {}", o_.id);
+    UniqueFd img_r(p[0]), img_w(p[1]);
+    Status pumped = ok_status();
+    std::uint64_t image_bytes = 0;
+    // Fault point: a bit error in the 4th chunk of pages on the wire (the target must refuse it).
+    if (fault_armed("migrate.flip_chunk")) ch_.sealer().damage_data_chunk(3);
+    std::thread pump([&] { pumped = wire::seal_pump(img_r.get(), stream_.get(), ch_.sealer(), &image_bytes); });
+    freeze_start_ = SteadyClock::now();
+    ckpt::CheckpointOptions co;  // stdio pipes are recorded for the target's stand-ins
+    ckpt::CheckpointStats stats;
+    auto held = ckpt::checkpoint_and_hold(sh_.job_pid(), img_w.get(), co, &stats);
+    img_w.reset();  // the pump sees EOF and ends the sealed image
+    pump.join();
+    phases_["image"] = ms_since(freeze_start_);
+    if (!held.ok()) {
+      // The engine has already resumed the job. The target gets an image without its END
+      // section and gives up; tell it why.
+      (void)ch_.send(Json{{"t", msg::kAbort}, {"error", held.error().str()}});
+      return make_error("cannot checkpoint job {} on {}: {}", o_.id, o_.from, held.error().str());
+    }
+    if (!pumped.ok()) {
+      (void)held->resume();
+      return make_error("lost the link to target {} while sending job {}'s image ({}); it runs on {} again", o_.to,
+                        o_.id, pumped.error().str(), o_.from);
+    }
+
+    // Hand the relay over: the job's output up to the freeze reaches home through us.
+    auto t = SteadyClock::now();
+    auto hand = sh_.begin_handoff(kHandoffMs);
+    phases_["handoff"] = ms_since(t);
+    if (!hand.ok()) {
+      (void)ch_.send(Json{{"t", msg::kAbort}, {"error", hand.error().str()}});
+      return undo(*held, fmt::format("cannot hand job {}'s stdio over ({})", o_.id, hand.error().str()));
+    }
+    if (hand->wait_status) {
+      (void)ch_.send(Json{{"t", msg::kAbort}, {"error", "the job ended while frozen"}});
+      return undo(*held, fmt::format("job {} ended while it was frozen", o_.id));
+    }
+    const std::string unread = hand->unconsumed_stdin();
+    Json stdio = handoff_to_json(*hand);
+    stdio["t"] = msg::kStdio;
+    stdio["stdin_unread"] = unread.size();
+    Status sent = ch_.send(stdio);
+    if (sent.ok()) sent = send_bytes(ch_, unread);
+    if (!sent.ok()) return undo(*held, fmt::format("lost the link to target {} ({})", o_.to, sent.error().str()));
+
+    // Wait for the target: restored, then attached (the anchor's verdict), then running.
+    set_receive_timeout(stream_.get(), kTargetAnswerMs);
+    for (;;) {
+      auto m = ch_.receive();
+      if (!m.ok()) return undo(*held, where(m.error().str()));
+      const std::string type = (*m)["t"];
+      if (type == msg::kRestored) {
+        phases_["restore"] = m->value("ms", 0.0);
+        continue;
+      }
+      if (type == msg::kFailed || type == msg::kRefused)
+        return undo(*held, fmt::format("target {} failed: {}", o_.to, m->value("error", "?")));
+      if (type != msg::kAttached) return undo(*held, fmt::format("target {} sent '{}' out of turn", o_.to, type));
+      break;
+    }
+    // Decided: home accepted the target. Our frozen copy never runs again.
+    (void)held->kill();
+    set_receive_timeout(stream_.get(), kTargetReadyMs);
+    if (auto m = ch_.receive(); m.ok() && (*m)["t"] == msg::kRunning) freeze_ms_ = ms_since(freeze_start_);
+    Json report{{"id", o_.id}, {"from", o_.from}, {"to", o_.to}, {"method", "stop"},
+                {"epoch", o_.epoch}, {"image_bytes", image_bytes}, {"pages", stats.pages_written},
+                {"total_ms", ms_since(t0)}, {"phases", phases_}};
+    if (freeze_ms_ > 0) report["freeze_ms"] = freeze_ms_;
+    return finish(report);
+  }
+
+ private:
+  std::string where(const std::string& what) const {
+    return fmt::format("lost target {} {}", o_.to, what);
+  }
+
+  // The migration failed after the handoff began: the anchor decides whether we resume.
+  Result<Json> undo(ckpt::HeldProcess& held, const std::string& reason) {
+    (void)ch_.send(Json{{"t", msg::kAbort}, {"error", reason}});
+    auto resumed = sh_.cancel_handoff(kHandoffMs);
+    if (!resumed.ok() || !*resumed) {
+      // The anchor chose the target (it attached first), or home is gone: this copy must never
+      // run again. If the target has the job, it moved; if home is gone, the job ended with its
+      // user, as any job whose anchor is gone.
+      (void)held.kill();
+      if (!resumed.ok())
+        return make_error("{}; and home is unreachable ({}): job {} ends", reason, resumed.error().str(), o_.id);
+      return finish(Json{{"id", o_.id}, {"from", o_.from}, {"to", o_.to}, {"method", "stop"}, {"epoch", o_.epoch},
+                         {"note", fmt::format("moved; the target's confirmation was lost ({})", reason)}});
+    }
+    (void)held.resume();
+    return make_error("{}; job {} runs on {} again", reason, o_.id, o_.from);
+  }
+
+  // The move committed: the report goes out first, because finish_handoff ends this shepherd
+  // (its copy of the job is gone, nothing is left for it to relay).
+  Result<Json> finish(Json report) {
+    report_(report);
+    reported_ = true;
+    if (auto f = sh_.finish_handoff(); !f.ok()) return make_error("after the move: {}", f.error().str());
+    return report;
+  }
+
+ public:
+  bool reported() const { return reported_; }
+
+ private:
+  run::MigrationControl& sh_;
+  const SourceOrder& o_;
+  UniqueFd stream_;
+  SealedChannel ch_;
+  SteadyClock::time_point freeze_start_{};
+  double freeze_ms_ = 0;
+  Json phases_ = Json::object();
+  const ReportFn& report_;
+  bool reported_ = false;
+};
+
+}  // namespace
+
+Result<SourceOrder> source_order_from_json(const nlohmann::json& j) {
+  SourceOrder o;
+  o.id = j.value("id", "");
+  o.from = j.value("from", "");
+  o.to = j.value("to", "");
+  o.method = j.value("method", "auto");
+  o.epoch = j.value("epoch", 1);
+  const int suite = j.value("suite", 0);
+  if (suite != 1 && suite != 2) return make_error("migration order with unknown seal suite {}", suite);
+  o.suite = static_cast<wire::SealSuite>(suite);
+  OSMO_ASSIGN_OR_RETURN(o.session_key, key_from_hex(j.value("session_key", "")));
+  if (o.to.empty()) return make_error("migration order without a target");
+  return o;
+}
+
+void migrate_out(run::MigrationControl& shepherd, const SourceOrder& order, UniqueFd stream, const ReportFn& report) {
+  SourceRun run(shepherd, order, std::move(stream), report);
+  auto r = run.run();
+  if (run.reported()) return;
+  report(r.ok() ? *r : Json{{"error", r.error().str()}});
+}
+
+nlohmann::json handoff_to_json(const run::HandoffState& s) {
+  Json signals = Json::array();
+  for (const auto& h : s.held_signals) signals.push_back({{"signo", h.signo}, {"group", h.group}});
+  return Json{{"stdout", s.at.stdout_bytes}, {"stderr", s.at.stderr_bytes}, {"stdin", s.at.stdin_bytes},
+              {"signals", s.at.signals},     {"epoch", s.epoch},              {"stdin_ended", s.stdin_ended},
+              {"held_signals", signals}};
+}
+
+Result<run::HandoffState> handoff_from_json(const nlohmann::json& j) {
+  run::HandoffState s;
+  try {
+    s.at.stdout_bytes = j.at("stdout").get<std::uint64_t>();
+    s.at.stderr_bytes = j.at("stderr").get<std::uint64_t>();
+    s.at.stdin_bytes = j.at("stdin").get<std::uint64_t>();
+    s.at.signals = j.at("signals").get<std::uint64_t>();
+    s.epoch = j.at("epoch").get<std::uint32_t>();
+    s.stdin_ended = j.at("stdin_ended").get<bool>();
+    for (const auto& h : j.at("held_signals")) {
+      const int signo = h.at("signo").get<int>();
+      if (signo <= 0 || signo >= NSIG) return make_error("held signal {} out of range", signo);
+      s.held_signals.push_back({signo, h.at("group").get<bool>()});
+    }
+  } catch (const nlohmann::json::exception& e) {
+    return make_error("malformed stdio state: {}", e.what());
+  }
+  return s;
+}
+
+void serve_shepherd_control(UniqueFd conn, std::shared_ptr<run::MigrationControl> control) {
+  // A thread of its own: the relay goes on (output before the freeze, heartbeats) meanwhile.
+  std::thread([conn = std::move(conn), control = std::move(control)]() mutable {
+    for (;;) {
+      auto p = recv_packet(conn.get(), kShepherdIdleMs, "the daemon");
+      if (!p.ok()) return;  // the daemon is done with us (or gone)
+      const std::string op = p->json.value("op", "");
+      Json answer;
+      if (op == "describe") {
+        answer = Json{{"spec", run::to_json(control->spec())}, {"job_pid", control->job_pid()}};
+      } else if (op == "migrate") {
+        auto order = source_order_from_json(p->json);
+        if (!order.ok())
+          answer = Json{{"error", order.error().str()}};
+        else if (!p->fd)
+          answer = Json{{"error", "migrate without the target stream"}};
+        else {
+          migrate_out(*control, *order, std::move(p->fd),
+                      [&](const Json& r) { (void)send_packet(conn.get(), r); });
+          continue;  // answered by migrate_out (before the shepherd ends, on success)
+        }
+      } else {
+        answer = Json{{"error", fmt::format("unknown request '{}'", op)}};
+      }
+      if (!send_packet(conn.get(), answer).ok()) return;
+    }
+  }).detach();
+}
+
+}  // namespace osmo::migrate

@@ -1,0 +1,269 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+// The target side of a migration (see target.hpp and the timeline in source.cpp).
+#include "migrate/target.hpp"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "base/log.hpp"
+#include "ckpt/ckpt.hpp"
+#include "migrate/protocol.hpp"
+#include "daemon/peer_link.hpp"
+#include "migrate/source.hpp"
+#include "run/job_host.hpp"
+#include "run/relay.hpp"
+#include "run/run_service.hpp"
+#include "run/shepherd.hpp"
+#include "platform/linux/process.hpp"
+#include "run/job_spec.hpp"
+#include "run/job_table.hpp"
+
+namespace osmo::migrate {
+namespace {
+
+using Json = nlohmann::json;
+using SteadyClock = std::chrono::steady_clock;
+
+// The source sends its stdio offsets right after the image; the image itself may take long, but
+// each chunk comes promptly while the link is alive.
+constexpr int kSourceSilenceMs = 30'000;
+// Connect + handshake with the home daemon for the attach.
+constexpr int kAttachDialMs = 5000;
+
+double ms_since(SteadyClock::time_point t) {
+  return std::chrono::duration<double, std::milli>(SteadyClock::now() - t).count();
+}
+
+// The job's stdio as new pipes: the restored process gets the job ends in place of the pipes it
+// had at the source (fds 0, 1, 2); anything else that needs a stand-in is refused.
+class StdioResolver final : public ckpt::FdResolver {
+ public:
+  Status create() {
+    int in[2], out[2], err[2];
+    if (::pipe2(in, O_CLOEXEC) != 0 || ::pipe2(out, O_CLOEXEC) != 0 || ::pipe2(err, O_CLOEXEC) != 0)
+      return errno_error("cannot create the job's stdio pipes");
+    job_in.reset(in[0]);
+    ours_in.reset(in[1]);
+    ours_out.reset(out[0]);
+    job_out.reset(out[1]);
+    ours_err.reset(err[0]);
+    job_err.reset(err[1]);
+    return ok_status();
+  }
+  Result<int> resolve(const ckpt::FdImage& recorded) override {
+    switch (recorded.fd) {
+      case 0: return job_in.get();
+      case 1: return job_out.get();
+      case 2: return job_err.get();
+      default:
+        return make_error("fd {} ({}) is not the job's stdio and cannot be given a stand-in here", recorded.fd,
+                          recorded.path);
+    }
+  }
+  UniqueFd job_in, job_out, job_err;     // the restored process's ends (closed here after restore)
+  UniqueFd ours_in, ours_out, ours_err;  // the relay's ends
+};
+
+// Ends the migration if the target daemon dies before the job runs here: the stream is shut
+// down, so whatever waits on it (the image pump, the next message) fails, and the source resumes
+// the job. A node whose daemon died must not end up hosting a job nobody lists.
+class DaemonWatch {
+ public:
+  DaemonWatch(pid_t pid, std::uint64_t start, int stream_fd) : stream_fd_(stream_fd) {
+    pidfd_.reset(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+    stop_.reset(::eventfd(0, EFD_CLOEXEC));
+    // The daemon may already be gone, or its pid reused: the start time says which.
+    auto id = platform::identify_process(pid);
+    if (!pidfd_ || !id.ok() || id->start_ticks != start) {
+      gone_ = true;
+      ::shutdown(stream_fd_, SHUT_RDWR);
+      return;
+    }
+    thread_ = std::thread([this] {
+      pollfd p[2] = {{pidfd_.get(), POLLIN, 0}, {stop_.get(), POLLIN, 0}};
+      while (::poll(p, 2, -1) < 0 && errno == EINTR) {
+      }
+      if ((p[0].revents & POLLIN) != 0 && (p[1].revents & POLLIN) == 0) {
+        gone_ = true;
+        ::shutdown(stream_fd_, SHUT_RDWR);
+      }
+    });
+  }
+  ~DaemonWatch() { disarm(); }
+  // The job runs here now: it no longer depends on the daemon, like any job.
+  void disarm() {
+    if (!thread_.joinable()) return;
+    const std::uint64_t one = 1;
+    (void)!::write(stop_.get(), &one, sizeof one);
+    thread_.join();
+  }
+  bool daemon_gone() const { return gone_; }
+
+ private:
+  int stream_fd_;
+  UniqueFd pidfd_, stop_;
+  std::atomic<bool> gone_{false};
+  std::thread thread_;
+};
+
+class Incoming {
+ public:
+  Incoming(UniqueFd stream, IncomingOrder order, run::JobSpec spec)
+      : stream_(std::move(stream)),
+        order_(std::move(order)),
+        spec_(std::move(spec)),
+        log_(order_.node_name, "migrate"),
+        ch_(stream_.get(), order_.session_key, order_.suite, /*initiator=*/false) {}
+
+  int run() {
+    DaemonWatch watch(order_.daemon_pid, order_.daemon_start, stream_.get());
+    watch_ = &watch;
+    auto r = receive_and_restore();
+    if (!r.ok() && watch.daemon_gone()) r = make_error("the daemon of {} died ({})", order_.node_name, r.error().str());
+    if (!r.ok()) {
+      log_.warn("job={} not taken from {}: {}", spec_.id, order_.source, r.error().str());
+      (void)ch_.send(Json{{"t", msg::kFailed}, {"error", fmt::format("{}: {}", order_.node_name, r.error().str())}});
+      return 1;
+    }
+    return 0;
+  }
+
+ private:
+  Status receive_and_restore() {
+    timeval tv{kSourceSilenceMs / 1000, 0};
+    ::setsockopt(stream_.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    StdioResolver stdio;
+    OSMO_TRY(stdio.create());
+    OSMO_TRY(ch_.send(Json{{"t", msg::kReady}}));
+
+    // The image: opened chunk by chunk on a pump thread into a pipe the engine reads.
+    int p[2];
+    if (::pipe2(p, O_CLOEXEC) != 0) return errno_error("pipe for the incoming image");
+    UniqueFd img_r(p[0]), img_w(p[1]);
+    Status pumped = ok_status();
+    std::uint64_t image_bytes = 0;
+    std::thread pump([&] {
+      pumped = wire::open_pump(stream_.get(), img_w.get(), ch_.opener(), &image_bytes);
+      img_w.reset();
+    });
+    const auto t0 = SteadyClock::now();
+    ckpt::RestoreOptions ro;
+    ro.resolver = &stdio;
+    auto pending = ckpt::restore_held(img_r.get(), ro);
+    img_r.reset();  // a restore that stopped early must not leave the pump blocked on a full pipe
+    pump.join();
+    if (!pumped.ok()) return make_error("the image from {} did not arrive whole: {}", order_.source, pumped.error().str());
+    if (!pending.ok()) return pending.take_error();
+    const double restore_ms = ms_since(t0);
+    stdio.job_in.reset();
+    stdio.job_out.reset();
+    stdio.job_err.reset();
+    OSMO_TRY(ch_.send(Json{{"t", msg::kRestored}, {"ms", restore_ms}, {"bytes", image_bytes}}));
+
+    // The stdio state at the switch and the stdin the job has not read yet.
+    OSMO_ASSIGN_OR_RETURN(Json m, ch_.receive());
+    if (m["t"] == msg::kAbort) return make_error("the source gave up: {}", m.value("error", "?"));
+    if (m["t"] != msg::kStdio) return make_error("the source sent '{}' instead of its stdio state", m["t"].get<std::string>());
+    OSMO_ASSIGN_OR_RETURN(run::HandoffState state, handoff_from_json(m));
+    std::string unread;
+    wire::Chunk c;
+    for (;;) {
+      OSMO_TRY(ch_.opener().read(stream_.get(), &c));
+      if (c.type == wire::ChunkType::kEnd) break;
+      if (c.type != wire::ChunkType::kData) return make_error("protocol error: a message inside the unread stdin");
+      unread.append(c.payload.begin(), c.payload.end());
+    }
+    if (unread.size() != m.value("stdin_unread", std::uint64_t{0}))
+      return make_error("the source announced {} unread stdin bytes and sent {}", m.value("stdin_unread", 0), unread.size());
+    // Our pipes are fresh: all of it goes in front (adopt_shepherd_main pre-fills both parts).
+    state.stdin_in_pipe = std::move(unread);
+    state.stdin_buffered.clear();
+    return attach_and_run(*pending, state, stdio);
+  }
+
+  // Attaches to home; the anchor's `attached` is the decision: only then does the restored job
+  // run (commit), and only then is the source told to kill its frozen copy.
+  Status attach_and_run(ckpt::PendingRestore& pending, const run::HandoffState& state, StdioResolver& stdio) {
+    const ckpt::RestoredProcess& proc = pending.process();
+    UniqueFd job_pidfd(::fcntl(proc.pidfd, F_DUPFD_CLOEXEC, 0));
+    if (!job_pidfd) return errno_error("cannot duplicate the restored job's pidfd");
+    run::AdoptedJob job;
+    job.host = std::make_unique<run::PidfdHost>(proc.init_pid, proc.pid, std::move(job_pidfd));
+    job.pipes = run::JobPipes{std::move(stdio.ours_in), std::move(stdio.ours_out), std::move(stdio.ours_err)};
+    job.migrations = order_.epoch;
+    job.started_unix_ms = order_.started_unix_ms;
+    auto dial_home = [this, &state]() -> Result<UniqueFd> {
+      OSMO_ASSIGN_OR_RETURN(env::Endpoint home, env::parse_endpoint(order_.home_addr, 0));
+      Json h = run::job_attach_header(spec_, state.epoch);
+      h["service"] = "job.attach";
+      return daemon::dial_peer(order_.node_name, order_.cluster_key, home, h, kAttachDialMs);
+    };
+    bool committed = false;
+    Status outcome = ok_status();
+    auto on_attached = [&]() -> Status {
+      watch_->disarm();  // the job runs here from now on, whatever becomes of our daemon
+      if (Status s = pending.commit(); !s.ok()) {
+        outcome = s;
+        return s;
+      }
+      committed = true;
+      freeze_end_ = SteadyClock::now();
+      (void)ch_.send(Json{{"t", msg::kAttached}});
+      (void)ch_.send(Json{{"t", msg::kRunning}});
+      stream_.reset();  // the source's part is over; the job's stream to home is the relay's
+      log_.info("job={} runs here (moved from {})", spec_.id, order_.source);
+      return ok_status();
+    };
+    const int rc = run::adopt_shepherd_main(dial_home, spec_, std::move(job), state, on_attached);
+    if (committed) return ok_status();  // the job ran here to its end (rc says how the relay ended)
+    if (!outcome.ok()) return outcome;
+    return make_error("home did not take the job here (relay status {}): it goes on at {}", rc, order_.source);
+  }
+
+  UniqueFd stream_;
+  IncomingOrder order_;
+  run::JobSpec spec_;
+  Logger log_;
+  SealedChannel ch_;
+  DaemonWatch* watch_ = nullptr;
+  SteadyClock::time_point freeze_end_{};
+};
+
+}  // namespace
+
+int incoming_main(int stream_fd, int order_fd) {
+  ::signal(SIGPIPE, SIG_IGN);
+  UniqueFd stream(stream_fd);
+  std::string text;
+  {
+    UniqueFd f(order_fd);
+    char buf[65536];
+    for (;;) {
+      const ssize_t n = ::read(f.get(), buf, sizeof buf);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      text.append(buf, static_cast<std::size_t>(n));
+    }
+  }
+  auto j = Json::parse(text, nullptr, false);
+  auto order = j.is_discarded() ? Result<IncomingOrder>(make_error("the incoming order is not JSON"))
+                                : incoming_order_from_json(j);
+  if (!order.ok()) return 1;  // the source sees the stream close and resumes the job
+  auto spec = run::job_spec_from_json(order->spec);
+  if (!spec.ok()) return 1;
+  return Incoming(std::move(stream), std::move(order).value(), std::move(spec).value()).run();
+}
+
+}  // namespace osmo::migrate

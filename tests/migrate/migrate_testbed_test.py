@@ -1,0 +1,389 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""Live migration of real programs on a 3-node testbed (root): `osmo run` at home n1, the job on
+n2, moved with `osmo migrate` to the other nodes and back while it runs. Output must be
+byte-identical to an undisturbed run, the exit status kept, and every failure must leave exactly
+one copy of the job running where it was.
+
+One ctest per case (CMakeLists.txt); each brings a testbed up and always down again. Every wait
+and every program is bounded; processes are only ever killed by the pids we started.
+"""
+import hashlib
+import json
+import os
+import pty
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "cluster"))
+from testbed import OSMO, Testbed, on, osmo, require_root, run_cases, wait_until  # noqa: E402
+
+CPUS = 0.5  # per node: programs run long enough to be moved several times
+
+
+def popen_run(home, *cmd, **kw):
+    """`osmo run CMD` started from inside `home`; the Popen pid is `osmo run` itself."""
+    return subprocess.Popen([OSMO, "testbed", "exec", home, "--", OSMO, "run", *cmd], **kw)
+
+
+def jobs(node):
+    return json.loads(on(node, "ps", "--json", timeout=30).stdout)
+
+
+def job_where(observer, match):
+    """The job whose command line contains `match`, as `observer` lists it (None if absent)."""
+    found = [j for j in jobs(observer) if match in j["cmd"]]
+    assert len(found) <= 1, f"{len(found)} jobs match {match!r}: {found}"
+    return found[0] if found else None
+
+
+def wait_job(observer, match, timeout_s=30):
+    j, _ = wait_until(f"job '{match}' listed", lambda: job_where(observer, match), timeout_s)
+    return j
+
+
+def migrate(from_node, job_id, to, check=True, timeout=180):
+    """`osmo migrate -v ID TO` run on `from_node`; returns the CompletedProcess."""
+    r = on(from_node, "migrate", "-v", job_id, to, check=False, timeout=timeout)
+    if check:
+        assert r.returncode == 0, f"osmo migrate {job_id} {to} (from {from_node}) exited {r.returncode}: {r.stderr.strip()}"
+        print(f"  {from_node}: {r.stdout.strip()}")
+    return r
+
+
+def moved_to(observer, match, node, count):
+    """Waits until `osmo ps` shows the job on `node` with `count` migrations, listed once."""
+    def seen():
+        j = job_where(observer, match)
+        return j if j and j["node"] == node and j["migrations"] == count else None
+    j, _ = wait_until(f"job on {node} after {count} moves", seen, 20)
+    return j
+
+
+def one_line_error(r):
+    lines = [l for l in r.stderr.splitlines() if l.strip()]
+    assert r.returncode != 0, f"expected a failure, got {r.returncode}: {r.stdout}"
+    assert len(lines) == 1 and lines[0].startswith("osmo migrate: "), f"not one line: {r.stderr!r}"
+    return lines[0]
+
+
+def finish(p, timeout_s=300):
+    out, err = p.communicate(timeout=timeout_s)
+    return p.returncode, out, err
+
+
+def kill_started(p):
+    if p.poll() is None:
+        p.kill()
+        p.wait()
+
+
+# ---- real programs, moved while they run ----
+
+BC_PROG = "scale=4000; 4*a(1)\nquit\n"
+
+
+def bc_pi_three_hops():
+    """bc computing 4000 digits of pi: n2 -> n3 -> home (n1) -> n2, each move asked from another node."""
+    with Testbed(3, cpus=CPUS), tempfile.TemporaryDirectory() as d:
+        prog = os.path.join(d, "pi.bc")
+        with open(prog, "w") as f:
+            f.write(BC_PROG)
+        want = subprocess.run(["bc", "-l", prog], capture_output=True, check=True, timeout=300).stdout
+        p = popen_run("n1", "--node", "n2", "bc", "-l", prog, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            job = wait_job("n1", "bc -l")
+            time.sleep(1)
+            for k, (asker, to, where) in enumerate([("n1", "n3", "n3"), ("n3", "home", "n1"), ("n2", "n2", "n2")], 1):
+                migrate(asker, job["id"], to)
+                moved_to("n3", "bc -l", where, k)
+                time.sleep(0.5)
+            rc, out, err = finish(p)
+            assert rc == 0, (rc, err)
+            assert out == want, f"output differs after 3 moves ({len(out)} vs {len(want)} bytes)"
+            assert err == b"", err
+        finally:
+            kill_started(p)
+
+
+def xz_to_file():
+    """xz -T1 compressing 300 MB of generated text to a file, moved twice; the .xz is byte-identical."""
+    with Testbed(3, cpus=CPUS), tempfile.TemporaryDirectory(dir="/var/tmp") as d:
+        src = os.path.join(d, "text")
+        subprocess.run(f"seq 1 60000000 | head -c 300000000 > {src}", shell=True, check=True)
+        want = subprocess.run(f"xz -T1 -0 -c {src} | sha256sum", shell=True, capture_output=True, text=True,
+                              check=True, timeout=600).stdout.split()[0]
+        p = popen_run("n1", "--node", "n2", "xz", "-T1", "-0", "-k", src, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            job = wait_job("n1", "xz -T1")
+            time.sleep(2)
+            migrate("n1", job["id"], "n3")
+            moved_to("n1", "xz -T1", "n3", 1)
+            time.sleep(2)
+            migrate("n2", job["id"], "home")
+            moved_to("n1", "xz -T1", "n1", 2)
+            rc, _, err = finish(p, timeout_s=600)
+            assert rc == 0, (rc, err)
+            got = hashlib.sha256(open(src + ".xz", "rb").read()).hexdigest()
+            assert got == want, "the .xz written across two moves differs from an undisturbed run"
+        finally:
+            kill_started(p)
+
+
+PY_TICKER = r"""
+import os, select, sys
+n, buf = 0, b""
+while True:
+    r, _, _ = select.select([0], [], [], 0.02)
+    if r:
+        chunk = os.read(0, 4096)
+        if not chunk:
+            break
+        buf += chunk
+        while b"\n" in buf:
+            line, buf = buf.split(b"\n", 1)
+            print("echo", line.decode(), flush=True)
+    else:
+        n += 1
+        print("tick", n, flush=True)
+print("bye", flush=True)
+"""
+
+
+def python_stdin():
+    """python3 printing a counter while echoing stdin lines, moved twice while lines keep coming."""
+    with Testbed(3, cpus=CPUS):
+        p = popen_run("n1", "--node", "n2", "python3", "-u", "-c", PY_TICKER,
+                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            job = wait_job("n1", "python3 -u")
+            sent = []
+
+            def feed(k):
+                for i in range(k):
+                    line = f"line-{len(sent)}"
+                    sent.append(line)
+                    p.stdin.write((line + "\n").encode())
+                    p.stdin.flush()
+                    time.sleep(0.01)
+            feed(20)
+            migrate("n1", job["id"], "n3")
+            feed(20)
+            migrate("n3", job["id"], "home")
+            feed(20)
+            p.stdin.close()
+            rc, out, err = finish(p)
+            assert rc == 0, (rc, err)
+            lines = out.decode().splitlines()
+            assert lines[-1] == "bye", lines[-3:]
+            echoed = [l[5:] for l in lines if l.startswith("echo ")]
+            assert echoed == sent, f"stdin lines lost, duplicated or reordered: {len(echoed)} of {len(sent)}"
+            ticks = [int(l[5:]) for l in lines if l.startswith("tick ")]
+            assert ticks == list(range(1, len(ticks) + 1)), "the counter skipped or repeated across the moves"
+        finally:
+            kill_started(p)
+
+
+SLEEPER = "import time\nfor i in range(1200):\n    time.sleep(0.05)\n"
+
+
+def kill_after_each_move():
+    """`osmo kill -TERM` right after a move reaches the job wherever it is: 143 at home."""
+    with Testbed(3, cpus=CPUS):
+        for hops in (["n3"], ["n3", "home"]):
+            p = popen_run("n1", "--node", "n2", "python3", "-c", SLEEPER, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            try:
+                job = wait_job("n1", "python3 -c")
+                for k, to in enumerate(hops, 1):
+                    migrate("n2", job["id"], to)
+                    moved_to("n1", "python3 -c", "n1" if to == "home" else to, k)
+                on("n2", "kill", "-TERM", job["id"])
+                rc, _, err = finish(p, 60)
+                assert rc == 128 + signal.SIGTERM, (rc, err)
+            finally:
+                kill_started(p)
+            wait_until("the job gone", lambda: job_where("n1", "python3 -c") is None, 20)
+
+
+def ctrl_c_at_home():
+    """A Ctrl-C typed at the home terminal after two moves reaches the job: 130."""
+    with Testbed(3, cpus=CPUS):
+        master, slave = pty.openpty()
+        p = subprocess.Popen([OSMO, "testbed", "exec", "n1", "--", OSMO, "run", "--node", "n2", "python3", "-c", SLEEPER],
+                             stdin=slave, stdout=slave, stderr=slave, start_new_session=True,
+                             preexec_fn=lambda: __import__("fcntl").ioctl(0, __import__("termios").TIOCSCTTY, 0))
+        os.close(slave)
+        try:
+            job = wait_job("n1", "python3 -c")
+            migrate("n1", job["id"], "n3")
+            migrate("n1", job["id"], "home")
+            moved_to("n1", "python3 -c", "n1", 2)
+            os.write(master, b"\x03")
+            rc = p.wait(timeout=60)
+            assert rc == 128 + signal.SIGINT, rc
+        finally:
+            kill_started(p)
+            os.close(master)
+
+
+def tree_refused():
+    """A job that is a process tree is refused before it is touched, with the reason; it finishes intact."""
+    with Testbed(3, cpus=CPUS):
+        want = subprocess.run("seq 1 5000000 | sha256sum", shell=True, capture_output=True, text=True).stdout
+        p = popen_run("n1", "--node", "n2", "sh", "-c", "sleep 1; seq 1 5000000 | sha256sum",
+                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            job = wait_job("n1", "sh -c")
+            line = one_line_error(migrate("n1", job["id"], "n3", check=False))
+            assert "tree" in line and "n2" in line, line
+            rc, out, _ = finish(p)
+            assert rc == 0 and out == want, (rc, out)
+        finally:
+            kill_started(p)
+
+
+def check_and_ps():
+    """--check answers without touching the job; ps shows node and migration count."""
+    with Testbed(3, cpus=CPUS):
+        p = popen_run("n1", "--node", "n2", "python3", "-c", SLEEPER, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            job = wait_job("n1", "python3 -c")
+            assert job["migrations"] == 0, job
+            r = on("n3", "migrate", "--check", job["id"], "n3")
+            assert "can move" in r.stdout, r.stdout
+            assert job_where("n1", "python3 -c")["node"] == "n2"
+            r = on("n1", "migrate", job["id"], "nosuchnode", check=False)
+            assert "nosuchnode" in one_line_error(r)
+            r = on("n1", "migrate", job["id"], "n2", check=False)
+            assert "already runs on n2" in one_line_error(r)
+            r = on("n1", "migrate", "ffffffffffff", "n3", check=False)
+            assert "no job" in one_line_error(r)
+            p.send_signal(signal.SIGTERM)
+            finish(p, 60)
+        finally:
+            kill_started(p)
+
+
+# ---- faults: each leaves the job running at the source, output intact, no second copy ----
+
+BIG_TICKER = r"""
+import sys, time
+block = bytearray(range(256)) * (4 << 20)   # 1 GiB of pages that must all travel
+for i in range(400):
+    print("tick", i, flush=True)
+    time.sleep(0.05)
+print("sum", sum(block[::4099]), flush=True)
+"""
+
+
+def expect_intact_at_source(p, job_id, source="n2"):
+    """The job still runs at the source, listed once, and finishes with every line in order."""
+    j = job_where("n1", "python3 -c")
+    assert j is not None and j["node"] == source and j["migrations"] == 0, j
+    rc, out, err = finish(p)
+    assert rc == 0, (rc, err)
+    lines = out.decode().splitlines()
+    ticks = [int(l.split()[1]) for l in lines if l.startswith("tick ")]
+    assert ticks == list(range(400)), "output lost or repeated after the failed migration"
+    # The 1 GiB that travelled (or not) is still the job's: every 4099th byte, summed.
+    assert lines[-1] == f"sum {sum(j % 256 for j in range(0, 1 << 30, 4099))}", lines[-1]
+
+
+def fault_case(during):
+    """Starts the big ticker on n2, starts a migration to n3 in the background, calls during(),
+    and checks the migration failed in one line and the job is intact at n2."""
+    with Testbed(3, cpus=CPUS):
+        p = popen_run("n1", "--node", "n2", "python3", "-c", BIG_TICKER, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            job = wait_job("n1", "python3 -c")
+            time.sleep(2)
+            m = subprocess.Popen([OSMO, "testbed", "exec", "n1", "--", OSMO, "migrate", job["id"], "n3"],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            try:
+                during()
+                m.wait(timeout=240)
+                r = subprocess.CompletedProcess(m.args, m.returncode, m.stdout.read(), m.stderr.read())
+                print("  " + one_line_error(r))
+            finally:
+                kill_started(m)
+            expect_intact_at_source(p, job["id"])
+        finally:
+            kill_started(p)
+
+
+def target_daemon_killed():
+    fault_case(lambda: (time.sleep(0.3), osmo("testbed", "stop", "n3")))
+
+
+def link_cut():
+    # n3's cable, unplugged mid-stream (the bridge end of its veth pair), and plugged back after.
+    def cut():
+        time.sleep(0.3)
+        subprocess.run(["ip", "-n", "osmo-tb-br", "link", "set", "v3", "down"], check=True)
+        time.sleep(15)
+        subprocess.run(["ip", "-n", "osmo-tb-br", "link", "set", "v3", "up"], check=True)
+    fault_case(cut)
+
+
+def flipped_chunk():
+    """OSMO_FAULT=migrate.flip_chunk makes every source flip one byte of a sealed page chunk."""
+    os.environ["OSMO_FAULT"] = "migrate.flip_chunk"
+    try:
+        fault_case(lambda: None)
+    finally:
+        del os.environ["OSMO_FAULT"]
+
+
+def target_out_of_memory():
+    """n3's daemon (and what it starts) in a memory cgroup of 256 MiB: the 1 GiB job cannot land."""
+    base = "/sys/fs/cgroup/memory"
+    if not os.path.isdir(base):
+        base = "/sys/fs/cgroup"
+    cg = os.path.join(base, f"osmo-test-oom-{os.getpid()}")
+
+    def limit():
+        os.mkdir(cg)
+        limit_file = "memory.limit_in_bytes" if os.path.exists(os.path.join(cg, "memory.limit_in_bytes")) else "memory.max"
+        with open(os.path.join(cg, limit_file), "w") as f:
+            f.write(str(256 << 20))
+        pid = open("/run/osmo/testbed/n3/osmod.pid").read().split()[0]
+        with open(os.path.join(cg, "cgroup.procs"), "w") as f:
+            f.write(pid)
+    try:
+        fault_case(limit)
+    finally:
+        if os.path.isdir(cg):
+            for pid in open(os.path.join(cg, "cgroup.procs")).read().split():
+                with open(os.path.join(os.path.dirname(cg), "cgroup.procs"), "w") as f:
+                    f.write(pid)
+            os.rmdir(cg)
+
+
+def source_daemon_restart():
+    """The source's daemon restarts mid-migration: the job ends up running exactly once, intact."""
+    with Testbed(3, cpus=CPUS):
+        p = popen_run("n1", "--node", "n2", "python3", "-c", BIG_TICKER, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            job = wait_job("n1", "python3 -c")
+            time.sleep(2)
+            m = subprocess.Popen([OSMO, "testbed", "exec", "n1", "--", OSMO, "migrate", job["id"], "n3"],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            time.sleep(0.3)
+            osmo("testbed", "stop", "n2")
+            osmo("testbed", "start", "n2")
+            m.wait(timeout=240)
+            rc, out, err = finish(p)
+            assert rc == 0, (rc, err)
+            ticks = [int(l.split()[1]) for l in out.decode().splitlines() if l.startswith("tick ")]
+            assert ticks == list(range(400)), "output lost or repeated across the restart"
+        finally:
+            kill_started(p)
+
+
+if __name__ == "__main__":
+    require_root("the migration testbed")
+    run_cases({f.__name__: f for f in (bc_pi_three_hops, xz_to_file, python_stdin, kill_after_each_move,
+                                       ctrl_c_at_home, tree_refused, check_and_ps, target_daemon_killed, link_cut,
+                                       flipped_chunk, target_out_of_memory, source_daemon_restart)})
