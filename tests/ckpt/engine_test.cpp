@@ -256,19 +256,6 @@ pid_t spawn_timer_storm() {
   return pid;
 }
 
-// Waits at most `seconds` for our child; kills it (and returns -1) if it does not end.
-int wait_status_bounded(pid_t pid, int seconds) {
-  for (int i = 0; i < seconds * 100; i++) {
-    int st = 0;
-    pid_t w = waitpid(pid, &st, WNOHANG);
-    if (w == pid) return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-    usleep(10'000);
-  }
-  kill(pid, SIGKILL);
-  (void)wait_status(pid);
-  return -1;
-}
-
 // Sixty dumps of a process under a timer storm must all work (a stale PTRACE_INTERRUPT trap
 // used to be taken for an injected syscall's result: "stopped by signal 5 instead of a syscall
 // stop", about one dump in ten here), the original must carry on, and a restored copy's timer

@@ -152,6 +152,18 @@ int wait_status(pid_t pid) {
   return 128 + WTERMSIG(st);
 }
 
+int wait_status_bounded(pid_t pid, int seconds) {
+  for (int i = 0; i < seconds * 100; i++) {
+    int st = 0;
+    pid_t w = waitpid(pid, &st, WNOHANG);
+    if (w == pid) return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    usleep(10'000);
+  }
+  kill(pid, SIGKILL);
+  (void)wait_status(pid);
+  return -1;
+}
+
 void expect_untouched(pid_t pid) {
   auto st = read_status(pid);
   ASSERT_TRUE(st.ok()) << st.error().str();

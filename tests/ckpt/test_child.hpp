@@ -80,6 +80,8 @@ Child spawn(int mode = 0);
 std::uint64_t read_result(const std::string& path);
 // Waits for our child; its exit code, or 128+N when killed by signal N.
 int wait_status(pid_t pid);
+// Waits at most `seconds` for our child; kills it (and returns -1) if it does not end.
+int wait_status_bounded(pid_t pid, int seconds);
 // Running (not stopped) and not traced.
 void expect_untouched(pid_t pid);
 // checkpoint() into a memfd, rewound.

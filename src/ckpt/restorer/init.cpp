@@ -25,6 +25,18 @@ void init_forward(int sig) {
 // Runs in init: never returns.
 [[noreturn]] void init_main(int sock, ChildPlan& plan) {
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  // init is a clone of whichever thread restores, and a daemon's thread may block every signal
+  // (for a signalfd) or have handlers of its own: init would then never forward a signal, or run
+  // the daemon's handler. It starts clean: default dispositions, nothing blocked (the forwarded
+  // signals get their handler below; as a namespace's init it ignores the rest when sent from
+  // inside).
+  struct sigaction dfl {};
+  dfl.sa_handler = SIG_DFL;
+  for (int s = 1; s < NSIG; s++)
+    if (s != SIGKILL && s != SIGSTOP) ::sigaction(s, &dfl, nullptr);
+  sigset_t none;
+  sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
   if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0)
     die_with(sock, errno_error("cannot make mounts private"));
   if (::mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) != 0)
