@@ -12,7 +12,9 @@
 #include "daemon/control_client.hpp"
 #include "daemon/services.hpp"
 #include "migrate/migrate_service.hpp"
+#include "migrate/movable.hpp"
 #include "migrate/protocol.hpp"
+#include "run/run_service.hpp"
 #include "migrate/source.hpp"
 #include "run/relay.hpp"
 #include "migrate/target.hpp"
@@ -78,6 +80,7 @@ void add_migrate_commands(CLI::App& app, GlobalOptions& global, int* exit_code) 
   daemon::register_plugin(migrate::install_migrate_service);
   // Every shepherd this binary becomes serves its control endpoint with the migration's source side.
   run::set_migration_handler(migrate::serve_shepherd_control);
+  run::set_movability_check(migrate::check_movable);
   auto o = std::make_shared<MigrateOpts>();
   auto* cmd = app.add_subcommand("migrate", "Move a running job to another node now (or back home)");
   cmd->add_option("id", o->id, "Job id from osmo ps (or a unique prefix)")->required();

@@ -35,6 +35,7 @@
 #include "migrate/protocol.hpp"
 #include "run/fd_util.hpp"
 #include "run/job_spec.hpp"
+#include "run/job_table.hpp"
 
 namespace osmo::migrate {
 namespace {
@@ -201,6 +202,8 @@ class SourceRun {
   // The move committed: the report goes out first, because finish_handoff ends this shepherd
   // (its copy of the job is gone, nothing is left for it to relay).
   Result<Json> finish(Json report) {
+    // The job is listed by its new node from now on: our record goes before anyone is told.
+    if (!sh_.spec().state_dir.empty()) run::remove_job_record(sh_.spec().state_dir, o_.id);
     report_(report);
     reported_ = true;
     if (auto f = sh_.finish_handoff(); !f.ok()) return make_error("after the move: {}", f.error().str());

@@ -161,14 +161,17 @@ void add_ps(CLI::App& app, GlobalOptions& global, int* exit_code) {
       std::cout << jobs.dump(2) << "\n";
       return;
     }
-    std::cout << fmt::format("{:<12} {:<10} {:<10} {:<10} {:>8} {:<9} {:>8} {:>8} {:>3} {}\n", "ID", "OWNER",
-                             "HOME", "NODE", "PID", "STATE", "CPU_S", "RSS_MB", "MIG", "CMD");
-    for (const auto& j : jobs)
-      std::cout << fmt::format("{:<12} {:<10} {:<10} {:<10} {:>8} {:<9} {:>8.2f} {:>8.1f} {:>3} {}\n",
+    std::cout << fmt::format("{:<12} {:<10} {:<10} {:<10} {:>8} {:<9} {:>8} {:>8} {:>3} {:<4} {}\n", "ID",
+                             "OWNER", "HOME", "NODE", "PID", "STATE", "CPU_S", "RSS_MB", "MIG", "MOVE", "CMD");
+    for (const auto& j : jobs) {
+      // MOVE: can `osmo migrate` move it now (the reason is in --json's why_not)?
+      const char* move = !j.contains("movable") ? "?" : j.value("movable", false) ? "yes" : "no";
+      std::cout << fmt::format("{:<12} {:<10} {:<10} {:<10} {:>8} {:<9} {:>8.2f} {:>8.1f} {:>3} {:<4} {}\n",
                                j.value("id", ""), j.value("owner", ""), j.value("home", ""),
                                j.value("node", ""), j.value("pid", 0), j.value("state", ""),
-                               j.value("cpu_s", 0.0), j.value("rss_mb", 0.0), j.value("migrations", 0),
+                               j.value("cpu_s", 0.0), j.value("rss_mb", 0.0), j.value("migrations", 0), move,
                                j.value("cmd", ""));
+    }
   });
 }
 

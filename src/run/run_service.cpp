@@ -32,6 +32,11 @@ namespace osmo::run {
 
 namespace {
 
+MovabilityCheck& movability_check() {
+  static MovabilityCheck check;
+  return check;
+}
+
 using daemon::ControlContext;
 using daemon::Json;
 
@@ -313,7 +318,16 @@ class RunService : public std::enable_shared_from_this<RunService> {
   Result<Json> local_jobs() {
     OSMO_ASSIGN_OR_RETURN(auto jobs, list_jobs(api_.state_dir()));
     Json out = Json::array();
-    for (const auto& j : jobs) out.push_back(to_json(j));
+    const MovabilityCheck& movable = movability_check();
+    for (const auto& j : jobs) {
+      Json o = to_json(j);
+      if (movable) {
+        Status m = movable(j.rec);
+        o["movable"] = m.ok();
+        o["why_not"] = m.ok() ? Json(nullptr) : Json(m.error().message);
+      }
+      out.push_back(std::move(o));
+    }
     return out;
   }
 
@@ -452,6 +466,8 @@ Result<UniqueFd> dial_job_attach(daemon::DaemonApi& api, const JobSpec& spec, st
 Json job_attach_header(const JobSpec& spec, std::uint32_t epoch) {
   return Json{{"id", spec.id}, {"epoch", epoch}, {"token", spec.attach_token}};
 }
+
+void set_movability_check(MovabilityCheck check) { movability_check() = std::move(check); }
 
 void install_run_service(daemon::Services& services, daemon::DaemonApi& api) {
   std::make_shared<RunService>(api)->install(services);

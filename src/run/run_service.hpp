@@ -18,11 +18,13 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 
 #include "base/result.hpp"
 #include "base/unique_fd.hpp"
 #include "daemon/services.hpp"
 #include "run/job_spec.hpp"
+#include "run/job_table.hpp"
 
 namespace osmo::run {
 
@@ -35,5 +37,11 @@ Result<UniqueFd> dial_job_attach(daemon::DaemonApi& api, const JobSpec& spec, st
 daemon::Json job_attach_header(const JobSpec& spec, std::uint32_t epoch);
 
 void install_run_service(daemon::Services& services, daemon::DaemonApi& api);
+
+// Whether a job can move now (ok) or why not, without touching it: `movable` and `why_not` in
+// `jobs.list`. Installed at program start by the migration code (which owns the rule); without
+// one, jobs are listed without those fields.
+using MovabilityCheck = std::function<Status(const JobRecord&)>;
+void set_movability_check(MovabilityCheck check);
 
 }  // namespace osmo::run

@@ -173,8 +173,7 @@ def python_stdin():
             feed(20)
             migrate("n3", job["id"], "home")
             feed(20)
-            p.stdin.close()
-            rc, out, err = finish(p)
+            rc, out, err = finish(p)  # communicate() closes stdin: the job sees EOF and says bye
             assert rc == 0, (rc, err)
             lines = out.decode().splitlines()
             assert lines[-1] == "bye", lines[-3:]
