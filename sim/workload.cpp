@@ -7,6 +7,9 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "cluster_view/decisions.hpp"
+#include "cluster_view/local_load.hpp"
+
 namespace osmo::sim {
 namespace {
 
@@ -43,26 +46,6 @@ bool parse_placement_mode(std::string_view text, PlacementMode* out) {
     }
   }
   return false;
-}
-
-std::vector<policy::Candidate> candidates_from_view(const std::vector<gossip::MemberView>& view) {
-  std::vector<policy::Candidate> out;
-  out.reserve(view.size());
-  for (const auto& m : view) {
-    if (!m.load) continue;
-    policy::Candidate c;
-    c.name = m.name;
-    c.alive = m.state == gossip::MemberState::kAlive;
-    c.is_self = m.is_self;
-    c.load = m.load->load;
-    c.cpus = m.load->cpus;
-    c.speed = m.load->speed;
-    c.mem_free_mb = m.load->mem_free_mb;
-    c.mem_total_mb = m.load->mem_total_mb;
-    c.load_age_ms = m.is_self ? 0 : m.load_age_ms;
-    out.push_back(std::move(c));
-  }
-  return out;
 }
 
 Workload::Workload(Cluster& cluster, WorkloadConfig config, std::uint64_t seed)
@@ -151,17 +134,15 @@ void Workload::sample_all() {
     auto& s = cluster_.node(i);
     if (!s.up) continue;
     NodeState& n = nodes_[i];
-    n.estimator.add_sample(now, static_cast<double>(n.jobs.size()));
-    gossip::LoadInfo info;
-    info.runnable = n.estimator.smoothed();
-    info.cpus = s.cpus;
-    info.speed = s.speed;
-    info.load = policy::node_load(info.runnable, s.cpus, s.speed);
-    info.mem_total_mb = s.mem_total_mb;
+    cluster_view::LocalSample sample;
+    sample.runnable = static_cast<double>(n.jobs.size());
+    sample.cpus = s.cpus;
+    sample.speed = s.speed;
+    sample.mem_total_mb = s.mem_total_mb;
     const std::uint64_t used = n.jobs.size() * config_.job_mem_mb;
-    info.mem_free_mb = used < s.mem_total_mb ? s.mem_total_mb - used : 0;
-    info.jobs = static_cast<std::uint32_t>(n.jobs.size());
-    s.node->set_local_load(info);
+    sample.mem_free_mb = used < s.mem_total_mb ? s.mem_total_mb - used : 0;
+    sample.jobs = static_cast<std::uint32_t>(n.jobs.size());
+    s.node->set_local_load(cluster_view::load_info_from_sample(sample, now, n.estimator));
     if (i % 64 == 0) n.ledger.prune(now);
   }
 }
@@ -218,26 +199,27 @@ void Workload::place_and_start(std::uint32_t home, env::TimeMs runtime) {
       break;
     }
     case PlacementMode::kPolicy: {
-      const auto view = candidates_from_view(cluster_.node(home).node->members());
+      const auto view = cluster_.node(home).node->members();
       ++view_samples_;
-      for (const auto& c : view) {
-        if (c.is_self || !c.alive) continue;
+      for (const auto& m : view) {
+        if (m.is_self || m.state != gossip::MemberState::kAlive || !m.load) continue;
         ++view_entries_;
-        view_usable_ += config_.placement.staleness.usable(c.load_age_ms);
-        view_age_sum_ms_ += static_cast<double>(c.load_age_ms);
-        view_age_max_ms_ = std::max(view_age_max_ms_, c.load_age_ms);
+        view_usable_ += config_.placement.staleness.usable(m.load_age_ms);
+        view_age_sum_ms_ += static_cast<double>(m.load_age_ms);
+        view_age_max_ms_ = std::max(view_age_max_ms_, m.load_age_ms);
       }
       policy::PlacementRequest req;
       req.mem_mb = config_.job_mem_mb;
-      auto p = policy::choose_node(req, view, nodes_[home].ledger, now, random_, config_.placement);
+      auto p = cluster_view::place_job(req, view, nodes_[home].ledger, now, random_,
+                                       config_.placement);
       if (!p.ok()) {
+        // Refused, as the daemon answers `no_node` (cluster_view/decisions.hpp): not started.
         if (first_placement_error_.empty()) first_placement_error_ = p.error().str();
-        ++placement_failures_;  // the job then runs at home, as `osmo run` falls back
-        break;
+        ++placement_failures_;
+        return;
       }
       const int j = cluster_.index_of(p->node);
       if (j >= 0) target = static_cast<std::uint32_t>(j);
-      nodes_[home].ledger.record(p->node, now, 1.0, config_.job_mem_mb);
       break;
     }
   }
@@ -303,9 +285,8 @@ void Workload::balance_all() {
       ji.migrations = j.migrations;
       infos.push_back(ji);
     }
-    const auto view = candidates_from_view(s.node->members());
-    auto move =
-        policy::decide_balance(local, view, infos, n.ledger, now, random_, config_.balancer);
+    auto move = cluster_view::decide_move(local, s.node->members(), infos, n.ledger, now, random_,
+                                          config_.balancer);
     if (!move) continue;
     const int t = cluster_.index_of(move->target);
     if (t < 0) continue;

@@ -4,6 +4,10 @@
 // runnable count is smoothed by the real LoadEstimator and gossiped through set_local_load(), and
 // optionally the real balancer migrates jobs. It measures how evenly the load is spread.
 //
+// Sampling, placement and balancing go through src/cluster_view, the very calls the daemon
+// makes, so the simulator measures the daemon's rules (including what happens to a job that no
+// node can take: it is refused, not started at home).
+//
 // Model limits (on purpose, to keep millions of events cheap): a job's run time does not depend on
 // how loaded its node is, a migration is instantaneous, and the simulated CPU is "runnable jobs
 // over capacity" (cpus * speed) without scheduler detail.
@@ -23,7 +27,7 @@
 namespace osmo::sim {
 
 enum class PlacementMode : std::uint8_t {
-  kPolicy,  // policy::choose_node on the home node's gossiped view (what osmo run does)
+  kPolicy,  // cluster_view::place_job on the home node's gossiped view (what osmo run does)
   kRandom,  // a uniformly random alive member of the home node's view (baseline)
   kHome,    // always the submitting node (no cluster at all: baseline)
   kOracle,  // the least-loaded up node by true, instantaneous load (unattainable reference)
@@ -46,9 +50,6 @@ struct WorkloadConfig {
   policy::BalanceConfig balancer;
   std::uint64_t job_mem_mb = 256;
 };
-
-// Converts a gossiped view into the policy's candidates (members without load info are skipped).
-std::vector<policy::Candidate> candidates_from_view(const std::vector<gossip::MemberView>& view);
 
 class Workload {
  public:

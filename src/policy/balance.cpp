@@ -59,7 +59,7 @@ std::optional<Move> decide_balance(const LocalState& local, std::span<const Cand
 
   std::vector<Target> targets;
   for (const auto& c : view) {
-    if (c.is_self || c.name == local.name || !c.alive) continue;
+    if (c.is_self || c.name == local.name || !c.alive || !c.load_known) continue;
     const env::TimeMs age = std::max<env::TimeMs>(c.load_age_ms, 0);
     if (!config.staleness.usable(age)) continue;
     const double cap = capacity(c.cpus, c.speed);

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 // The policy's picture of the cluster: one Candidate per known node, as the gossiped view shows it
-// (the daemon and the simulator convert gossip::MemberView into these, so that policy depends on
-// nothing but base/ and env/), plus the rules for trusting information of a given age.
+// (src/cluster_view converts gossip::MemberView into these, for the daemon and the simulator
+// alike, so that policy depends on nothing but base/ and env/), plus the rules for trusting
+// information of a given age.
 #pragma once
 
 #include <cstdint>
@@ -15,6 +16,7 @@ struct Candidate {
   std::string name;
   bool alive = false;               // only alive members are ever chosen (not suspect, dead, left)
   bool is_self = false;             // the local node (its load is always fresh)
+  bool load_known = true;           // false: the member never reported a load (never chosen)
   double load = 0;                  // smoothed runnable / capacity, as gossiped (see load_estimator.hpp)
   double cpus = 0;
   double speed = 1.0;
@@ -24,7 +26,7 @@ struct Candidate {
 };
 
 // How much gossiped load figures are trusted as they age. With a load message every 250 ms and a
-// window of 8 entries, a node of a large cluster usually hears about a given peer every few
+// window of 16 entries, a node of a large cluster usually hears about a given peer every few
 // seconds, so information up to 2 s old is taken at face value. Older figures are charged a
 // penalty that grows with age (the node may have been given work by others meanwhile: assume its
 // load drifts up by 0.1 of its capacity per second), and beyond 10 s they are ignored: by then the

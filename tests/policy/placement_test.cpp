@@ -181,7 +181,28 @@ TEST(Placement, FailsClearlyWithoutAnyUsableNode) {
   ASSERT_FALSE(p.ok());
   EXPECT_EQ(p.error().str(),
             "no node can take the job: no alive member with fresh load information (2 known, 1 "
-            "alive)");
+            "alive, 0 of them with a load younger than 10000 ms and a capacity)");
+}
+
+TEST(Placement, AMemberThatNeverReportedALoadIsNeverChosen) {
+  // An idle-looking member whose load was never heard (load_known false, figures all zero and
+  // age 0) must not win over a busy home: zeros are not a measurement.
+  auto silent = node("silent", 8);
+  silent.load_known = false;
+  std::vector<Candidate> view = {self("home", 1, 3.0), silent};
+  env::SeededRandom rng(1);
+  PlacementLedger ledger;
+  for (int i = 0; i < 20; ++i) {
+    auto p = choose_node({}, view, ledger, 0, rng);
+    ASSERT_TRUE(p.ok()) << p.error().str();
+    EXPECT_EQ(p->node, "home");
+  }
+  view[0].alive = false;  // home leaving: nobody left
+  auto p = choose_node({}, view, ledger, 0, rng);
+  ASSERT_FALSE(p.ok());
+  EXPECT_EQ(p.error().str(),
+            "no node can take the job: no alive member with fresh load information (2 known, 1 "
+            "alive, 0 of them with a load younger than 10000 ms and a capacity)");
 }
 
 TEST(Placement, SameSeedSameChoices) {
