@@ -33,13 +33,14 @@ const char* to_string(PlacementMode m) {
     case PlacementMode::kRandom: return "random";
     case PlacementMode::kHome: return "home";
     case PlacementMode::kOracle: return "oracle";
+    case PlacementMode::kPull: return "pull";
   }
   return "?";
 }
 
 bool parse_placement_mode(std::string_view text, PlacementMode* out) {
   for (auto m : {PlacementMode::kPolicy, PlacementMode::kRandom, PlacementMode::kHome,
-                 PlacementMode::kOracle}) {
+                 PlacementMode::kOracle, PlacementMode::kPull}) {
     if (text == to_string(m)) {
       *out = m;
       return true;
@@ -142,7 +143,9 @@ void Workload::sample_all() {
     const std::uint64_t used = n.jobs.size() * config_.job_mem_mb;
     sample.mem_free_mb = used < s.mem_total_mb ? s.mem_total_mb - used : 0;
     sample.jobs = static_cast<std::uint32_t>(n.jobs.size());
-    s.node->set_local_load(cluster_view::load_info_from_sample(sample, now, n.estimator));
+    n.published = cluster_view::load_info_from_sample(sample, now, n.estimator);
+    n.published_ms = now;
+    s.node->set_local_load(n.published);
     if (i % 64 == 0) n.ledger.prune(now);
   }
 }
@@ -198,6 +201,58 @@ void Workload::place_and_start(std::uint32_t home, env::TimeMs runtime) {
       if (!alive.empty()) target = alive[random_.uniform(alive.size())];
       break;
     }
+    case PlacementMode::kPull: {
+      const auto view = cluster_.node(home).node->members();
+      std::vector<std::uint32_t> alive;
+      std::vector<double> prefix;
+      double total = 0;
+      for (const auto& m : view) {
+        if (m.is_self || m.state != gossip::MemberState::kAlive) continue;
+        const int j = cluster_.index_of(m.name);
+        if (j < 0) continue;
+        const auto& t = cluster_.node(static_cast<std::uint32_t>(j));
+        alive.push_back(static_cast<std::uint32_t>(j));
+        prefix.push_back(total += policy::capacity(t.cpus, t.speed));
+      }
+      std::vector<gossip::MemberView> asked = {view.front()};  // self first
+      const auto d = static_cast<std::size_t>(std::max(config_.placement.choices, 1));
+      std::vector<bool> taken(alive.size(), false);
+      for (std::size_t attempt = 0; asked.size() < d + 1 && attempt < 8 * d && total > 0;
+           ++attempt) {
+        auto i = static_cast<std::size_t>(
+            std::upper_bound(prefix.begin(), prefix.end(), random_.unit() * total) -
+            prefix.begin());
+        if (i >= alive.size()) i = alive.size() - 1;
+        if (taken[i]) continue;
+        taken[i] = true;
+        const std::uint32_t j = alive[i];
+        pull_datagrams_ += 2;
+        sync_node(j);
+        if (!cluster_.node(j).up) continue;  // no reply
+        gossip::MemberView v;
+        v.name = cluster_.node(j).name;
+        v.load = nodes_[j].published;
+        v.load_age_ms = now - nodes_[j].published_ms + cluster_.config().latency_min_ms +
+                        cluster_.config().latency_max_ms;
+        asked.push_back(std::move(v));
+      }
+      policy::PlacementRequest req;
+      req.mem_mb = config_.job_mem_mb;
+      auto p = cluster_view::place_job(req, asked, nodes_[home].ledger, now, random_,
+                                       config_.placement);
+      if (!p.ok()) {
+        if (first_placement_error_.empty()) first_placement_error_ = p.error().str();
+        ++placement_failures_;
+        return;
+      }
+      ++view_samples_;
+      decision_figures_ += static_cast<std::uint64_t>(p->remote_compared);
+      decision_age_sum_ms_ += static_cast<double>(p->remote_age_sum_ms);
+      decision_age_max_ms_ = std::max(decision_age_max_ms_, p->remote_age_max_ms);
+      const int j = cluster_.index_of(p->node);
+      if (j >= 0) target = static_cast<std::uint32_t>(j);
+      break;
+    }
     case PlacementMode::kPolicy: {
       const auto view = cluster_.node(home).node->members();
       ++view_samples_;
@@ -206,6 +261,7 @@ void Workload::place_and_start(std::uint32_t home, env::TimeMs runtime) {
         ++view_entries_;
         view_usable_ += config_.placement.staleness.usable(m.load_age_ms);
         view_age_sum_ms_ += static_cast<double>(m.load_age_ms);
+        view_fresh_1s_ += m.load_age_ms <= 1000;
         view_age_max_ms_ = std::max(view_age_max_ms_, m.load_age_ms);
       }
       policy::PlacementRequest req;
@@ -218,6 +274,9 @@ void Workload::place_and_start(std::uint32_t home, env::TimeMs runtime) {
         ++placement_failures_;
         return;
       }
+      decision_figures_ += static_cast<std::uint64_t>(p->remote_compared);
+      decision_age_sum_ms_ += static_cast<double>(p->remote_age_sum_ms);
+      decision_age_max_ms_ = std::max(decision_age_max_ms_, p->remote_age_max_ms);
       const int j = cluster_.index_of(p->node);
       if (j >= 0) target = static_cast<std::uint32_t>(j);
       break;
@@ -306,6 +365,7 @@ void Workload::balance_all() {
     ++j.migrations;
     nodes_[target].jobs.push_back(move->job_id);
     ++migrations_;
+    balance_target_age_sum_ms_ += static_cast<double>(move->target_load_age_ms);
     if (move->reason == policy::MoveReason::kMemory) ++memory_migrations_;
     cluster_.trace().add(static_cast<std::uint64_t>(now));
     cluster_.trace().add(move->job_id);
@@ -330,6 +390,12 @@ void Workload::measure() {
     excess += std::max(0.0, r - c);
   }
   if (loads.empty() || cap <= 0) return;
+  if (measurements_ == 0) {  // traffic is measured over the same period as the load spread
+    measured_from_ms_ = cluster_.now();
+    datagrams_at_start_ = cluster_.datagrams_sent();
+    bytes_at_start_ = cluster_.bytes_sent();
+    pull_at_start_ = pull_datagrams_;
+  }
   const double ideal = running / cap;
   double var = 0;
   for (double l : loads) var += (l - ideal) * (l - ideal);
@@ -367,6 +433,25 @@ Metrics Workload::results(const std::string& prefix) const {
     m.set(prefix + "view_usable_fraction", static_cast<double>(view_usable_) / e);
     m.set(prefix + "view_members_mean",
           static_cast<double>(view_entries_) / static_cast<double>(view_samples_));
+    m.set(prefix + "view_fresh_1s_mean",
+          static_cast<double>(view_fresh_1s_) / static_cast<double>(view_samples_));
+    const double f = decision_figures_ > 0 ? static_cast<double>(decision_figures_) : 1.0;
+    m.set(prefix + "decision_load_age_mean_ms", decision_age_sum_ms_ / f);
+    m.set(prefix + "decision_load_age_max_ms", decision_age_max_ms_);
+    m.set(prefix + "decision_figures", decision_figures_);
+  }
+  if (migrations_ > 0)
+    m.set(prefix + "balance_target_age_mean_ms",
+          balance_target_age_sum_ms_ / static_cast<double>(migrations_));
+  const double node_s = static_cast<double>(cluster_.size()) *
+                        static_cast<double>(cluster_.now() - measured_from_ms_) / 1000.0;
+  if (measurements_ > 0 && node_s > 0) {
+    m.set(prefix + "measured_datagrams_per_node_s",
+          static_cast<double>(cluster_.datagrams_sent() - datagrams_at_start_) / node_s);
+    m.set(prefix + "measured_bytes_per_node_s",
+          static_cast<double>(cluster_.bytes_sent() - bytes_at_start_) / node_s);
+    if (config_.mode == PlacementMode::kPull)
+      m.set(prefix + "pull_datagrams_per_node_s", static_cast<double>(pull_datagrams_ - pull_at_start_) / node_s);
   }
   m.set(prefix + "load_ideal_mean", sum_ideal_ / k);
   m.set(prefix + "load_max_mean", sum_max_ / k);

@@ -34,7 +34,8 @@ namespace osmo::cluster_view {
 Result<policy::Placement> place_job(const policy::PlacementRequest& request,
                                     std::span<const gossip::MemberView> view,
                                     policy::PlacementLedger& ledger, env::TimeMs now,
-                                    env::Random& random, const policy::PlacementConfig& config = {});
+                                    env::Random& random,
+                                    const policy::PlacementConfig& config = {});
 
 // Whether one of `jobs` should move and where (policy::decide_balance on the converted view).
 // The caller carries the move out, then records it in the ledger and as its last migration out.

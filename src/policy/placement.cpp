@@ -120,6 +120,13 @@ Result<Placement> choose_node(const PlacementRequest& request, std::span<const C
                       view.size(), alive, fresh, config.staleness.max_age_ms);
   }
 
+  // Only the freshest figures are sampled (policy/view.hpp, Staleness::pool).
+  const auto pool = static_cast<std::size_t>(std::max(config.staleness.pool, 0));
+  if (pool > 0 && remote.size() > pool) {
+    keep_freshest(remote, pool, random.next_u64(),
+                  [](const Scored& x) { return x.c->load_age_ms; },
+                  [](const Scored& x) -> const std::string& { return x.c->name; });
+  }
   // Sample d distinct remote candidates with probability proportional to capacity.
   const std::size_t d = static_cast<std::size_t>(std::max(config.choices, 1));
   std::vector<const Scored*> picked;
@@ -152,6 +159,12 @@ Result<Placement> choose_node(const PlacementRequest& request, std::span<const C
   p.is_home = best->c->is_self;
   p.score = best->score + (p.is_home ? config.home_margin : 0);
   p.considered = static_cast<int>(picked.size()) + (home ? 1 : 0);
+  for (const Scored* s : picked) {
+    const env::TimeMs age = std::max<env::TimeMs>(s->c->load_age_ms, 0);
+    ++p.remote_compared;
+    p.remote_age_sum_ms += age;
+    p.remote_age_max_ms = std::max(p.remote_age_max_ms, age);
+  }
   return p;
 }
 

@@ -5,8 +5,11 @@
 // information of a given age.
 #pragma once
 
+#include <algorithm>
+#include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "env/clock.hpp"
 
@@ -31,10 +34,25 @@ struct Candidate {
 // penalty that grows with age (the node may have been given work by others meanwhile: assume its
 // load drifts up by 0.1 of its capacity per second), and beyond 10 s they are ignored: by then the
 // node has either been chosen by others or is about to be reported anyway.
+//
+// Decisions (placement and balancing) draw their candidates only among the `pool` usable figures
+// that are freshest. The whole view cannot be fresh: one load message per 250 ms per node cannot
+// refresh N figures at every node, and the mean age of a view grows with N (simulator: 2.7 s at
+// 100 nodes, 6.3 s at 300, 12 s at 1000). The number of figures under 1 s old that a node holds
+// does not grow or shrink with N, though (~15 at 100, 300 and 1000 nodes: the fresh halves of
+// the four load messages it receives each second), and they are as random a sample of the
+// cluster as its gossip peers are. Sampling among the freshest 16 kept the mean age of the
+// figures placements compared at 0.82-0.84 s at every size (2.6, 4.3 and 4.8 s when sampling
+// the whole usable view), and cut the jobs waiting for a CPU about four-fold (docs/simulator.md).
+// A smaller pool is fresher but leaves fewer nodes to weigh by capacity; 32 reached 1.1 s.
+// 0 means every usable figure.
+inline constexpr int kDefaultDecisionPool = 16;
+
 struct Staleness {
   env::TimeMs fresh_ms = 2000;
   env::TimeMs max_age_ms = 10'000;
   double penalty_per_s = 0.1;
+  int pool = kDefaultDecisionPool;
 
   bool usable(env::TimeMs age_ms) const { return age_ms <= max_age_ms; }
   // Extra normalised load charged to a figure of the given age.
@@ -43,5 +61,37 @@ struct Staleness {
     return penalty_per_s * static_cast<double>(age_ms - fresh_ms) / 1000.0;
   }
 };
+
+// Keeps the `keep` items whose figures are freshest, ordered by age. Equal ages are ordered by a
+// hash of the name mixed with `salt` (a random draw per decision): were they ordered by name, a
+// view whose ages tie (many figures heard in the same millisecond, or a test's) would give every
+// node the same pool and send them all to its idle members. The result does not depend on the
+// order of the view. `age(item)` and `name(item)` read an item. O(n + keep log keep).
+template <typename T, typename Age, typename Name>
+void keep_freshest(std::vector<T>& items, std::size_t keep, std::uint64_t salt, Age age,
+                   Name name) {
+  auto rank = [salt](const std::string& n) {
+    // splitmix64's finaliser over the salted FNV-1a hash of the name: any bit of either matters.
+    std::uint64_t h = 0xcbf29ce484222325ULL;
+    for (unsigned char ch : n) h = (h ^ ch) * 0x100000001b3ULL;
+    h ^= salt;
+    h = (h ^ (h >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    h = (h ^ (h >> 27)) * 0x94d049bb133111ebULL;
+    return h ^ (h >> 31);
+  };
+  auto fresher = [&](const T& a, const T& b) {
+    const env::TimeMs x = age(a), y = age(b);
+    if (x != y) return x < y;
+    const std::uint64_t p = rank(name(a)), q = rank(name(b));
+    if (p != q) return p < q;
+    return name(a) < name(b);
+  };
+  if (items.size() > keep) {
+    std::nth_element(items.begin(), items.begin() + static_cast<std::ptrdiff_t>(keep), items.end(),
+                     fresher);
+    items.resize(keep);
+  }
+  std::sort(items.begin(), items.end(), fresher);
+}
 
 }  // namespace osmo::policy

@@ -3,11 +3,11 @@
 // call: members never heard from are never chosen, old figures are penalised and then ignored,
 // suspect, dead and left members are skipped, our own figure is always fresh, a sample becomes
 // the gossiped load through the estimator, and a placement is recorded in the ledger.
+#include <gtest/gtest.h>
+
 #include <cmath>
 #include <map>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "cluster_view/candidates.hpp"
 #include "cluster_view/decisions.hpp"
@@ -95,9 +95,9 @@ TEST(ClusterView, AMemberNeverHeardFromIsKnownButNeverChosen) {
 
 TEST(ClusterView, SuspectDeadAndLeftMembersAreSkipped) {
   using S = gossip::MemberState;
-  std::vector<gossip::MemberView> view = {self("home", 1, 3.0), member("suspect", 8, 0, 100, S::kSuspect),
-                                          member("dead", 8, 0, 100, S::kDead),
-                                          member("left", 8, 0, 100, S::kLeft)};
+  std::vector<gossip::MemberView> view = {
+      self("home", 1, 3.0), member("suspect", 8, 0, 100, S::kSuspect),
+      member("dead", 8, 0, 100, S::kDead), member("left", 8, 0, 100, S::kLeft)};
   EXPECT_EQ(choices(view, 50), (std::map<std::string, int>{{"home", 50}}));
   view.push_back(member("alive", 1, 0, 100));
   EXPECT_EQ(choices(view, 50), (std::map<std::string, int>{{"alive", 50}}));
