@@ -245,7 +245,6 @@ void Workload::place_and_start(std::uint32_t home, env::TimeMs runtime) {
         ++placement_failures_;
         return;
       }
-      ++view_samples_;
       decision_figures_ += static_cast<std::uint64_t>(p->remote_compared);
       decision_age_sum_ms_ += static_cast<double>(p->remote_age_sum_ms);
       decision_age_max_ms_ = std::max(decision_age_max_ms_, p->remote_age_max_ms);
@@ -426,17 +425,18 @@ Metrics Workload::results(const std::string& prefix) const {
   m.set(prefix + "migrations", migrations_);
   m.set(prefix + "memory_migrations", memory_migrations_);
   m.set(prefix + "measurements", measurements_);
-  if (view_samples_ > 0) {
-    const double e = view_entries_ > 0 ? static_cast<double>(view_entries_) : 1.0;
+  if (view_entries_ > 0) {  // the policy mode's view of the cluster at placement time
+    const double e = static_cast<double>(view_entries_);
+    const double v = static_cast<double>(view_samples_);
     m.set(prefix + "view_load_age_mean_ms", view_age_sum_ms_ / e);
     m.set(prefix + "view_load_age_max_ms", view_age_max_ms_);
     m.set(prefix + "view_usable_fraction", static_cast<double>(view_usable_) / e);
-    m.set(prefix + "view_members_mean",
-          static_cast<double>(view_entries_) / static_cast<double>(view_samples_));
-    m.set(prefix + "view_fresh_1s_mean",
-          static_cast<double>(view_fresh_1s_) / static_cast<double>(view_samples_));
-    const double f = decision_figures_ > 0 ? static_cast<double>(decision_figures_) : 1.0;
-    m.set(prefix + "decision_load_age_mean_ms", decision_age_sum_ms_ / f);
+    m.set(prefix + "view_members_mean", e / v);
+    m.set(prefix + "view_fresh_1s_mean", static_cast<double>(view_fresh_1s_) / v);
+  }
+  if (decision_figures_ > 0) {  // the figures placements compared (policy and pull modes)
+    m.set(prefix + "decision_load_age_mean_ms",
+          decision_age_sum_ms_ / static_cast<double>(decision_figures_));
     m.set(prefix + "decision_load_age_max_ms", decision_age_max_ms_);
     m.set(prefix + "decision_figures", decision_figures_);
   }
@@ -451,7 +451,8 @@ Metrics Workload::results(const std::string& prefix) const {
     m.set(prefix + "measured_bytes_per_node_s",
           static_cast<double>(cluster_.bytes_sent() - bytes_at_start_) / node_s);
     if (config_.mode == PlacementMode::kPull)
-      m.set(prefix + "pull_datagrams_per_node_s", static_cast<double>(pull_datagrams_ - pull_at_start_) / node_s);
+      m.set(prefix + "pull_datagrams_per_node_s",
+            static_cast<double>(pull_datagrams_ - pull_at_start_) / node_s);
   }
   m.set(prefix + "load_ideal_mean", sum_ideal_ / k);
   m.set(prefix + "load_max_mean", sum_max_ / k);

@@ -38,12 +38,13 @@ struct Candidate {
 // Decisions (placement and balancing) draw their candidates only among the `pool` usable figures
 // that are freshest. The whole view cannot be fresh: one load message per 250 ms per node cannot
 // refresh N figures at every node, and the mean age of a view grows with N (simulator: 2.7 s at
-// 100 nodes, 6.3 s at 300, 12 s at 1000). The number of figures under 1 s old that a node holds
-// does not grow or shrink with N, though (~15 at 100, 300 and 1000 nodes: the fresh halves of
+// 100 nodes, 6.5 s at 300, 12 s at 1000, 15 s at 2000). The number of figures under 1 s old that
+// a node holds does not grow or shrink with N, though (~15 at every size: the fresh halves of
 // the four load messages it receives each second), and they are as random a sample of the
 // cluster as its gossip peers are. Sampling among the freshest 16 kept the mean age of the
-// figures placements compared at 0.82-0.84 s at every size (2.6, 4.3 and 4.8 s when sampling
-// the whole usable view), and cut the jobs waiting for a CPU about four-fold (docs/simulator.md).
+// figures placements compared at 0.82-0.84 s at every size (2.7, 4.4, 4.8 and 4.9 s when
+// sampling the whole usable view), and the jobs waiting for a CPU fell by a quarter at 100 nodes
+// and four- to six-fold at 300-2000 (docs/simulator.md).
 // A smaller pool is fresher but leaves fewer nodes to weigh by capacity; 32 reached 1.1 s.
 // 0 means every usable figure.
 inline constexpr int kDefaultDecisionPool = 16;
