@@ -274,6 +274,7 @@ gossip::Counters Cluster::total_counters() const {
 }
 
 std::uint64_t Cluster::datagrams_sent() const { return net_->stats().sent; }
+std::uint64_t Cluster::bytes_sent() const { return net_->stats().bytes_sent; }
 std::uint64_t Cluster::datagrams_delivered() const { return net_->stats().delivered; }
 std::uint64_t Cluster::datagrams_lost() const { return net_->stats().lost; }
 std::uint64_t Cluster::datagrams_blocked() const { return net_->stats().blocked; }

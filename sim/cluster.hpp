@@ -108,6 +108,7 @@ class Cluster {
   std::uint64_t events_processed() const { return events_; }
   gossip::Counters total_counters() const;
   std::uint64_t datagrams_sent() const;
+  std::uint64_t bytes_sent() const;
   std::uint64_t datagrams_delivered() const;
   std::uint64_t datagrams_dropped() const;         // all causes below, and paused/oversize
   std::uint64_t datagrams_lost() const;            // random loss

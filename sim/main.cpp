@@ -7,6 +7,7 @@
 #include <CLI/CLI.hpp>
 
 #include "base/log.hpp"
+#include "gossip/defaults.hpp"
 #include "sim/scenarios.hpp"
 
 int main(int argc, char** argv) {
@@ -18,6 +19,7 @@ int main(int argc, char** argv) {
   bool json = false;
   double latency_min = 1, latency_max = 5;
   double duration_s = 60, limit_s = 120, warmup_s = 20, runtime_s = 20;
+  int pool = o.workload.placement.staleness.pool;
 
   app.add_option("--scenario,-s", scenario,
                  "convergence | failure | loss | partition | churn | placement")
@@ -43,7 +45,7 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--churn-interval-ms", o.churn_interval_ms)->capture_default_str();
   app.add_option("--churn-down-ms", o.churn_down_ms)->capture_default_str();
-  app.add_option("--placement", o.placement, "policy | random | home | oracle | all")
+  app.add_option("--placement", o.placement, "policy | random | home | oracle | pull | all")
       ->capture_default_str();
   app.add_option("--utilization", o.workload.utilization, "offered load / capacity")
       ->capture_default_str();
@@ -52,6 +54,11 @@ int main(int argc, char** argv) {
   app.add_option("--choices", o.workload.placement.choices, "placement: d of power-of-d")
       ->capture_default_str();
   app.add_flag("--balance", o.workload.balance, "placement: also run the migration balancer");
+  app.add_option("--load-window", o.cluster.gossip.load_window, "gossip: load entries per message")
+      ->capture_default_str();
+  app.add_option("--pool", pool,
+                 "placement and balancing: sample among the k freshest load figures (0: all)")
+      ->capture_default_str();
   app.add_flag("--json", json, "print one JSON object instead of key=value lines");
   app.add_flag("--timing", o.timing, "add wall-clock figures (these differ between runs)");
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error|off (gossip logs)")
@@ -65,6 +72,18 @@ int main(int argc, char** argv) {
   }
   o.cluster.latency_min_ms = static_cast<osmo::env::TimeMs>(latency_min);
   o.cluster.latency_max_ms = static_cast<osmo::env::TimeMs>(latency_max);
+  if (o.cluster.gossip.load_window < 0 ||
+      o.cluster.gossip.load_window > osmo::gossip::kMaxLoadWindow) {
+    std::fprintf(stderr, "osmo-sim: --load-window %d: must be 0..%d\n",
+                 o.cluster.gossip.load_window, osmo::gossip::kMaxLoadWindow);
+    return 2;
+  }
+  if (pool < 0) {
+    std::fprintf(stderr, "osmo-sim: --pool %d: must be 0 (all) or more\n", pool);
+    return 2;
+  }
+  o.workload.placement.staleness.pool = pool;
+  o.workload.balancer.staleness.pool = pool;
   o.duration_ms = static_cast<osmo::env::TimeMs>(duration_s * 1000);
   o.limit_ms = static_cast<osmo::env::TimeMs>(limit_s * 1000);
   o.workload.warmup_ms = static_cast<osmo::env::TimeMs>(warmup_s * 1000);

@@ -123,6 +123,7 @@ void Network::schedule(const env::Endpoint& from, const env::Endpoint& to,
 void Network::send(const env::Endpoint& from, const env::Endpoint& to,
                    std::span<const std::uint8_t> data) {
   ++stats_.sent;
+  stats_.bytes_sent += data.size();
   if (data.size() > env::kMaxDatagramBytes) {
     ++stats_.dropped_oversize;
     return;

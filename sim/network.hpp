@@ -53,6 +53,7 @@ struct NetStats {
       0;  // paused receiver with a full buffer (or kDrop), or paused sender
   std::uint64_t dropped_unknown = 0;  // no endpoint at the destination
   std::uint64_t dropped_oversize = 0;
+  std::uint64_t bytes_sent = 0;  // datagram bytes handed to send() (wire frame, MAC included)
 };
 
 class Network {

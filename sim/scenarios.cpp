@@ -141,6 +141,7 @@ void common_metrics(Cluster& c, Metrics& m) {
   m.set("datagrams_to_dead", c.datagrams_to_dead());
   const double node_s = static_cast<double>(c.size()) * static_cast<double>(c.now()) / 1000.0;
   m.set("datagrams_per_node_s", node_s > 0 ? static_cast<double>(c.datagrams_sent()) / node_s : 0.0);
+  m.set("bytes_per_node_s", node_s > 0 ? static_cast<double>(c.bytes_sent()) / node_s : 0.0);
   const auto k = c.total_counters();
   m.set("gossip_probes", k.probes_sent);
   m.set("gossip_indirect_probes", k.indirect_probes);
@@ -331,7 +332,7 @@ Metrics placement(const ScenarioOptions& o) {
   m.set("mean_runtime_ms", o.workload.mean_runtime_ms);
   if (o.placement == "all") {
     for (auto mode : {PlacementMode::kPolicy, PlacementMode::kRandom, PlacementMode::kHome,
-                      PlacementMode::kOracle}) {
+                      PlacementMode::kOracle, PlacementMode::kPull}) {
       m.merge(placement_once(o, mode, std::string(to_string(mode)) + "."));
     }
     return m;
@@ -357,7 +358,7 @@ Result<Metrics> run_scenario(const std::string& name, const ScenarioOptions& opt
   if (options.step_ms <= 0) return make_error("step {} ms: must be positive", options.step_ms);
   PlacementMode mode;
   if (options.placement != "all" && !parse_placement_mode(options.placement, &mode))
-    return make_error("--placement '{}': expected policy, random, home, oracle or all",
+    return make_error("--placement '{}': expected policy, random, home, oracle, pull or all",
                       options.placement);
   const auto wall0 = std::chrono::steady_clock::now();
   Metrics m;

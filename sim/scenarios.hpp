@@ -36,7 +36,7 @@ struct ScenarioOptions {
   env::TimeMs scan_ms = 2000;            // full view scans for false deaths
   env::TimeMs churn_interval_ms = 1000;  // churn: one kill and one restart per interval
   env::TimeMs churn_down_ms = 10'000;    // churn: a killed node stays down this long
-  std::string placement = "policy";      // placement: policy|random|home|oracle|all
+  std::string placement = "policy";      // placement: policy|random|home|oracle|pull|all
   WorkloadConfig workload;
   bool timing = false;                   // add wall-clock figures (not repeatable!)
 };

@@ -7,6 +7,9 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "cluster_view/decisions.hpp"
+#include "cluster_view/local_load.hpp"
+
 namespace osmo::sim {
 namespace {
 
@@ -30,39 +33,20 @@ const char* to_string(PlacementMode m) {
     case PlacementMode::kRandom: return "random";
     case PlacementMode::kHome: return "home";
     case PlacementMode::kOracle: return "oracle";
+    case PlacementMode::kPull: return "pull";
   }
   return "?";
 }
 
 bool parse_placement_mode(std::string_view text, PlacementMode* out) {
   for (auto m : {PlacementMode::kPolicy, PlacementMode::kRandom, PlacementMode::kHome,
-                 PlacementMode::kOracle}) {
+                 PlacementMode::kOracle, PlacementMode::kPull}) {
     if (text == to_string(m)) {
       *out = m;
       return true;
     }
   }
   return false;
-}
-
-std::vector<policy::Candidate> candidates_from_view(const std::vector<gossip::MemberView>& view) {
-  std::vector<policy::Candidate> out;
-  out.reserve(view.size());
-  for (const auto& m : view) {
-    if (!m.load) continue;
-    policy::Candidate c;
-    c.name = m.name;
-    c.alive = m.state == gossip::MemberState::kAlive;
-    c.is_self = m.is_self;
-    c.load = m.load->load;
-    c.cpus = m.load->cpus;
-    c.speed = m.load->speed;
-    c.mem_free_mb = m.load->mem_free_mb;
-    c.mem_total_mb = m.load->mem_total_mb;
-    c.load_age_ms = m.is_self ? 0 : m.load_age_ms;
-    out.push_back(std::move(c));
-  }
-  return out;
 }
 
 Workload::Workload(Cluster& cluster, WorkloadConfig config, std::uint64_t seed)
@@ -151,17 +135,17 @@ void Workload::sample_all() {
     auto& s = cluster_.node(i);
     if (!s.up) continue;
     NodeState& n = nodes_[i];
-    n.estimator.add_sample(now, static_cast<double>(n.jobs.size()));
-    gossip::LoadInfo info;
-    info.runnable = n.estimator.smoothed();
-    info.cpus = s.cpus;
-    info.speed = s.speed;
-    info.load = policy::node_load(info.runnable, s.cpus, s.speed);
-    info.mem_total_mb = s.mem_total_mb;
+    cluster_view::LocalSample sample;
+    sample.runnable = static_cast<double>(n.jobs.size());
+    sample.cpus = s.cpus;
+    sample.speed = s.speed;
+    sample.mem_total_mb = s.mem_total_mb;
     const std::uint64_t used = n.jobs.size() * config_.job_mem_mb;
-    info.mem_free_mb = used < s.mem_total_mb ? s.mem_total_mb - used : 0;
-    info.jobs = static_cast<std::uint32_t>(n.jobs.size());
-    s.node->set_local_load(info);
+    sample.mem_free_mb = used < s.mem_total_mb ? s.mem_total_mb - used : 0;
+    sample.jobs = static_cast<std::uint32_t>(n.jobs.size());
+    n.published = cluster_view::load_info_from_sample(sample, now, n.estimator);
+    n.published_ms = now;
+    s.node->set_local_load(n.published);
     if (i % 64 == 0) n.ledger.prune(now);
   }
 }
@@ -217,27 +201,83 @@ void Workload::place_and_start(std::uint32_t home, env::TimeMs runtime) {
       if (!alive.empty()) target = alive[random_.uniform(alive.size())];
       break;
     }
-    case PlacementMode::kPolicy: {
-      const auto view = candidates_from_view(cluster_.node(home).node->members());
-      ++view_samples_;
-      for (const auto& c : view) {
-        if (c.is_self || !c.alive) continue;
-        ++view_entries_;
-        view_usable_ += config_.placement.staleness.usable(c.load_age_ms);
-        view_age_sum_ms_ += static_cast<double>(c.load_age_ms);
-        view_age_max_ms_ = std::max(view_age_max_ms_, c.load_age_ms);
+    case PlacementMode::kPull: {
+      const auto view = cluster_.node(home).node->members();
+      std::vector<std::uint32_t> alive;
+      std::vector<double> prefix;
+      double total = 0;
+      for (const auto& m : view) {
+        if (m.is_self || m.state != gossip::MemberState::kAlive) continue;
+        const int j = cluster_.index_of(m.name);
+        if (j < 0) continue;
+        const auto& t = cluster_.node(static_cast<std::uint32_t>(j));
+        alive.push_back(static_cast<std::uint32_t>(j));
+        prefix.push_back(total += policy::capacity(t.cpus, t.speed));
+      }
+      std::vector<gossip::MemberView> asked = {view.front()};  // self first
+      const auto d = static_cast<std::size_t>(std::max(config_.placement.choices, 1));
+      std::vector<bool> taken(alive.size(), false);
+      for (std::size_t attempt = 0; asked.size() < d + 1 && attempt < 8 * d && total > 0;
+           ++attempt) {
+        auto i = static_cast<std::size_t>(
+            std::upper_bound(prefix.begin(), prefix.end(), random_.unit() * total) -
+            prefix.begin());
+        if (i >= alive.size()) i = alive.size() - 1;
+        if (taken[i]) continue;
+        taken[i] = true;
+        const std::uint32_t j = alive[i];
+        pull_datagrams_ += 2;
+        sync_node(j);
+        if (!cluster_.node(j).up) continue;  // no reply
+        gossip::MemberView v;
+        v.name = cluster_.node(j).name;
+        v.load = nodes_[j].published;
+        v.load_age_ms = now - nodes_[j].published_ms + cluster_.config().latency_min_ms +
+                        cluster_.config().latency_max_ms;
+        asked.push_back(std::move(v));
       }
       policy::PlacementRequest req;
       req.mem_mb = config_.job_mem_mb;
-      auto p = policy::choose_node(req, view, nodes_[home].ledger, now, random_, config_.placement);
+      auto p = cluster_view::place_job(req, asked, nodes_[home].ledger, now, random_,
+                                       config_.placement);
       if (!p.ok()) {
         if (first_placement_error_.empty()) first_placement_error_ = p.error().str();
-        ++placement_failures_;  // the job then runs at home, as `osmo run` falls back
-        break;
+        ++placement_failures_;
+        return;
       }
+      decision_figures_ += static_cast<std::uint64_t>(p->remote_compared);
+      decision_age_sum_ms_ += static_cast<double>(p->remote_age_sum_ms);
+      decision_age_max_ms_ = std::max(decision_age_max_ms_, p->remote_age_max_ms);
       const int j = cluster_.index_of(p->node);
       if (j >= 0) target = static_cast<std::uint32_t>(j);
-      nodes_[home].ledger.record(p->node, now, 1.0, config_.job_mem_mb);
+      break;
+    }
+    case PlacementMode::kPolicy: {
+      const auto view = cluster_.node(home).node->members();
+      ++view_samples_;
+      for (const auto& m : view) {
+        if (m.is_self || m.state != gossip::MemberState::kAlive || !m.load) continue;
+        ++view_entries_;
+        view_usable_ += config_.placement.staleness.usable(m.load_age_ms);
+        view_age_sum_ms_ += static_cast<double>(m.load_age_ms);
+        view_fresh_1s_ += m.load_age_ms <= 1000;
+        view_age_max_ms_ = std::max(view_age_max_ms_, m.load_age_ms);
+      }
+      policy::PlacementRequest req;
+      req.mem_mb = config_.job_mem_mb;
+      auto p = cluster_view::place_job(req, view, nodes_[home].ledger, now, random_,
+                                       config_.placement);
+      if (!p.ok()) {
+        // Refused, as the daemon answers `no_node` (cluster_view/decisions.hpp): not started.
+        if (first_placement_error_.empty()) first_placement_error_ = p.error().str();
+        ++placement_failures_;
+        return;
+      }
+      decision_figures_ += static_cast<std::uint64_t>(p->remote_compared);
+      decision_age_sum_ms_ += static_cast<double>(p->remote_age_sum_ms);
+      decision_age_max_ms_ = std::max(decision_age_max_ms_, p->remote_age_max_ms);
+      const int j = cluster_.index_of(p->node);
+      if (j >= 0) target = static_cast<std::uint32_t>(j);
       break;
     }
   }
@@ -303,9 +343,8 @@ void Workload::balance_all() {
       ji.migrations = j.migrations;
       infos.push_back(ji);
     }
-    const auto view = candidates_from_view(s.node->members());
-    auto move =
-        policy::decide_balance(local, view, infos, n.ledger, now, random_, config_.balancer);
+    auto move = cluster_view::decide_move(local, s.node->members(), infos, n.ledger, now, random_,
+                                          config_.balancer);
     if (!move) continue;
     const int t = cluster_.index_of(move->target);
     if (t < 0) continue;
@@ -325,6 +364,7 @@ void Workload::balance_all() {
     ++j.migrations;
     nodes_[target].jobs.push_back(move->job_id);
     ++migrations_;
+    balance_target_age_sum_ms_ += static_cast<double>(move->target_load_age_ms);
     if (move->reason == policy::MoveReason::kMemory) ++memory_migrations_;
     cluster_.trace().add(static_cast<std::uint64_t>(now));
     cluster_.trace().add(move->job_id);
@@ -349,6 +389,12 @@ void Workload::measure() {
     excess += std::max(0.0, r - c);
   }
   if (loads.empty() || cap <= 0) return;
+  if (measurements_ == 0) {  // traffic is measured over the same period as the load spread
+    measured_from_ms_ = cluster_.now();
+    datagrams_at_start_ = cluster_.datagrams_sent();
+    bytes_at_start_ = cluster_.bytes_sent();
+    pull_at_start_ = pull_datagrams_;
+  }
   const double ideal = running / cap;
   double var = 0;
   for (double l : loads) var += (l - ideal) * (l - ideal);
@@ -379,13 +425,34 @@ Metrics Workload::results(const std::string& prefix) const {
   m.set(prefix + "migrations", migrations_);
   m.set(prefix + "memory_migrations", memory_migrations_);
   m.set(prefix + "measurements", measurements_);
-  if (view_samples_ > 0) {
-    const double e = view_entries_ > 0 ? static_cast<double>(view_entries_) : 1.0;
+  if (view_entries_ > 0) {  // the policy mode's view of the cluster at placement time
+    const double e = static_cast<double>(view_entries_);
+    const double v = static_cast<double>(view_samples_);
     m.set(prefix + "view_load_age_mean_ms", view_age_sum_ms_ / e);
     m.set(prefix + "view_load_age_max_ms", view_age_max_ms_);
     m.set(prefix + "view_usable_fraction", static_cast<double>(view_usable_) / e);
-    m.set(prefix + "view_members_mean",
-          static_cast<double>(view_entries_) / static_cast<double>(view_samples_));
+    m.set(prefix + "view_members_mean", e / v);
+    m.set(prefix + "view_fresh_1s_mean", static_cast<double>(view_fresh_1s_) / v);
+  }
+  if (decision_figures_ > 0) {  // the figures placements compared (policy and pull modes)
+    m.set(prefix + "decision_load_age_mean_ms",
+          decision_age_sum_ms_ / static_cast<double>(decision_figures_));
+    m.set(prefix + "decision_load_age_max_ms", decision_age_max_ms_);
+    m.set(prefix + "decision_figures", decision_figures_);
+  }
+  if (migrations_ > 0)
+    m.set(prefix + "balance_target_age_mean_ms",
+          balance_target_age_sum_ms_ / static_cast<double>(migrations_));
+  const double node_s = static_cast<double>(cluster_.size()) *
+                        static_cast<double>(cluster_.now() - measured_from_ms_) / 1000.0;
+  if (measurements_ > 0 && node_s > 0) {
+    m.set(prefix + "measured_datagrams_per_node_s",
+          static_cast<double>(cluster_.datagrams_sent() - datagrams_at_start_) / node_s);
+    m.set(prefix + "measured_bytes_per_node_s",
+          static_cast<double>(cluster_.bytes_sent() - bytes_at_start_) / node_s);
+    if (config_.mode == PlacementMode::kPull)
+      m.set(prefix + "pull_datagrams_per_node_s",
+            static_cast<double>(pull_datagrams_ - pull_at_start_) / node_s);
   }
   m.set(prefix + "load_ideal_mean", sum_ideal_ / k);
   m.set(prefix + "load_max_mean", sum_max_ / k);

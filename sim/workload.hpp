@@ -4,6 +4,10 @@
 // runnable count is smoothed by the real LoadEstimator and gossiped through set_local_load(), and
 // optionally the real balancer migrates jobs. It measures how evenly the load is spread.
 //
+// Sampling, placement and balancing go through src/cluster_view, the very calls the daemon
+// makes, so the simulator measures the daemon's rules (including what happens to a job that no
+// node can take: it is refused, not started at home).
+//
 // Model limits (on purpose, to keep millions of events cheap): a job's run time does not depend on
 // how loaded its node is, a migration is instantaneous, and the simulated CPU is "runnable jobs
 // over capacity" (cpus * speed) without scheduler detail.
@@ -23,10 +27,15 @@
 namespace osmo::sim {
 
 enum class PlacementMode : std::uint8_t {
-  kPolicy,  // policy::choose_node on the home node's gossiped view (what osmo run does)
+  kPolicy,  // cluster_view::place_job on the home node's gossiped view (what osmo run does)
   kRandom,  // a uniformly random alive member of the home node's view (baseline)
   kHome,    // always the submitting node (no cluster at all: baseline)
   kOracle,  // the least-loaded up node by true, instantaneous load (unattainable reference)
+  // Idealised pull at decision time: ask d capacity-weighted random alive members of the home
+  // node's view for their load (as a round trip would return it: the figure each last gossiped,
+  // aged by the time since plus one round trip, never lost) and place with place_job on those
+  // and home. A reference for what a pull could buy; not what the daemon does.
+  kPull,
 };
 const char* to_string(PlacementMode m);
 bool parse_placement_mode(std::string_view text, PlacementMode* out);
@@ -46,9 +55,6 @@ struct WorkloadConfig {
   policy::BalanceConfig balancer;
   std::uint64_t job_mem_mb = 256;
 };
-
-// Converts a gossiped view into the policy's candidates (members without load info are skipped).
-std::vector<policy::Candidate> candidates_from_view(const std::vector<gossip::MemberView>& view);
 
 class Workload {
  public:
@@ -74,6 +80,8 @@ class Workload {
     policy::LoadEstimator estimator;
     policy::PlacementLedger ledger;
     std::optional<env::TimeMs> last_migration_out_ms;
+    gossip::LoadInfo published;  // what the node last handed to set_local_load (pull baseline)
+    env::TimeMs published_ms = 0;
   };
 
   void on_event(const Event& e);
@@ -105,6 +113,16 @@ class Workload {
   // How stale the gossiped view is when a job is placed (alive remote members with load).
   std::uint64_t view_samples_ = 0, view_entries_ = 0, view_usable_ = 0;
   double view_age_sum_ms_ = 0;
+  std::uint64_t view_fresh_1s_ = 0;  // entries at most 1 s old
+  // The figures the placements actually compared (the sampled remote candidates).
+  std::uint64_t decision_figures_ = 0;
+  double decision_age_sum_ms_ = 0;
+  env::TimeMs decision_age_max_ms_ = 0;
+  std::uint64_t pull_datagrams_ = 0;  // kPull: requests and replies
+  double balance_target_age_sum_ms_ = 0;
+  // Gossip traffic over the measured period (after the warm-up; the join phase excluded).
+  env::TimeMs measured_from_ms_ = 0;
+  std::uint64_t datagrams_at_start_ = 0, bytes_at_start_ = 0, pull_at_start_ = 0;
   std::string first_placement_error_;
   env::TimeMs view_age_max_ms_ = 0;
   double sum_ideal_ = 0, sum_max_ = 0, peak_max_ = 0, sum_stddev_ = 0, sum_excess_ = 0,

@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "base/version.hpp"
+#include "cluster_view/local_load.hpp"
 #include "wire/mac.hpp"
 
 namespace osmo::daemon {
@@ -130,16 +131,16 @@ void Daemon::sample_load() {
     log_.warn("load sample failed: {}", s.error().str());
     return;
   }
-  env::TimeMs now = clock_.now_ms();
-  estimator_.add_sample(now, s->runnable);
-  gossip::LoadInfo info;
-  info.runnable = estimator_.smoothed();
-  info.cpus = s->cpus;
-  info.speed = speed_override_ > 0 ? speed_override_ : s->speed;
-  info.load = policy::node_load(info.runnable, info.cpus, info.speed);
-  info.mem_free_mb = s->mem_free_mb;
-  info.mem_total_mb = s->mem_total_mb;
-  info.jobs = job_counter_ ? job_counter_() : 0;
+  // The simulator feeds its nodes through the same cluster_view::load_info_from_sample.
+  cluster_view::LocalSample sample;
+  sample.runnable = s->runnable;
+  sample.cpus = s->cpus;
+  sample.speed = speed_override_ > 0 ? speed_override_ : s->speed;
+  sample.mem_free_mb = s->mem_free_mb;
+  sample.mem_total_mb = s->mem_total_mb;
+  sample.jobs = job_counter_ ? job_counter_() : 0;
+  const gossip::LoadInfo info =
+      cluster_view::load_info_from_sample(sample, clock_.now_ms(), estimator_);
   std::lock_guard lk(gossip_mu_);
   node_->set_local_load(info);
 }

@@ -59,7 +59,7 @@ std::optional<Move> decide_balance(const LocalState& local, std::span<const Cand
 
   std::vector<Target> targets;
   for (const auto& c : view) {
-    if (c.is_self || c.name == local.name || !c.alive) continue;
+    if (c.is_self || c.name == local.name || !c.alive || !c.load_known) continue;
     const env::TimeMs age = std::max<env::TimeMs>(c.load_age_ms, 0);
     if (!config.staleness.usable(age)) continue;
     const double cap = capacity(c.cpus, c.speed);
@@ -69,6 +69,13 @@ std::optional<Move> decide_balance(const LocalState& local, std::span<const Cand
     targets.push_back(Target{&c, cap, runnable, runnable / cap,
                              static_cast<std::int64_t>(c.mem_free_mb) -
                                  static_cast<std::int64_t>(pend.mem_mb)});
+  }
+  // Only the freshest figures are sampled (policy/view.hpp, Staleness::pool).
+  const auto pool = static_cast<std::size_t>(std::max(config.staleness.pool, 0));
+  if (pool > 0 && targets.size() > pool) {
+    keep_freshest(targets, pool, random.next_u64(),
+                  [](const Target& x) { return x.c->load_age_ms; },
+                  [](const Target& x) -> const std::string& { return x.c->name; });
   }
   // Examine a few targets drawn at random, weighted by capacity, not the least loaded of the view:
   // every overloaded node holds roughly the same seconds-old view, and if each sent its job to
@@ -134,7 +141,8 @@ std::optional<Move> decide_balance(const LocalState& local, std::span<const Cand
         }
       }
       if (take) {
-        best = Move{j->id, t.c->name, MoveReason::kLoad, gain, src_after, dst_after, cost};
+        best = Move{j->id, t.c->name, MoveReason::kLoad, gain, src_after, dst_after, cost,
+                    std::max<env::TimeMs>(t.c->load_age_ms, 0)};
         best_slack = slack;
       }
     }
@@ -161,7 +169,8 @@ std::optional<Move> decide_balance(const LocalState& local, std::span<const Cand
       if (dst_after > std::max(src_before, 1.0)) continue;
       const double src_after = std::max(0.0, src_runnable - j->cpu_share) / src_cap;
       return Move{j->id, t.c->name, MoveReason::kMemory, src_before - std::max(src_after, dst_after),
-                  src_after, dst_after, migration_cost_ms(*j, config)};
+                  src_after, dst_after, migration_cost_ms(*j, config),
+                  std::max<env::TimeMs>(t.c->load_age_ms, 0)};
     }
   }
   return std::nullopt;

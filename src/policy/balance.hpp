@@ -91,6 +91,7 @@ struct Move {
   double source_load_after = 0;
   double target_load_after = 0;
   env::TimeMs cost_ms = 0;          // estimated migration time
+  env::TimeMs target_load_age_ms = 0;  // age of the target's figure the move rests on
 };
 
 // Estimated time to migrate a job (freeze to resume) under `config`'s cost model.
@@ -99,8 +100,9 @@ env::TimeMs migration_cost_ms(const JobInfo& job, const BalanceConfig& config);
 // Decides at most one migration. `view` may contain the local node (it is skipped). `ledger`
 // counts jobs we have sent (placed or migrated) that targets may not show yet; after carrying out
 // a Move, the caller records it there and sets last_migration_out_ms. `random` draws the examined
-// targets when there are more than candidates_examined (otherwise it is not used); ties are broken
-// by job id and node name, so the result is deterministic given random's state.
+// targets when there are more than candidates_examined (and orders equal ages when more than the
+// staleness pool are usable; otherwise it is not used); ties are broken by job id and node name,
+// so the result is deterministic given random's state.
 std::optional<Move> decide_balance(const LocalState& local, std::span<const Candidate> view,
                                    std::span<const JobInfo> jobs, const PlacementLedger& ledger,
                                    env::TimeMs now, env::Random& random,

@@ -60,7 +60,7 @@ struct Scored {
 std::optional<Scored> score(const Candidate& c, const PlacementRequest& req,
                             const PlacementLedger& ledger, env::TimeMs now,
                             const PlacementConfig& cfg) {
-  if (!c.alive) return std::nullopt;
+  if (!c.alive || !c.load_known) return std::nullopt;
   const env::TimeMs age = c.is_self ? 0 : std::max<env::TimeMs>(c.load_age_ms, 0);
   if (!cfg.staleness.usable(age)) return std::nullopt;
   const double cap = capacity(c.cpus, c.speed);
@@ -92,12 +92,14 @@ Result<Placement> choose_node(const PlacementRequest& request, std::span<const C
   std::optional<Scored> home;
   std::vector<Scored> remote;
   remote.reserve(view.size());
-  std::size_t alive = 0;
+  std::size_t alive = 0, fresh = 0;
   std::uint64_t largest_free_mb = 0;
   for (const auto& c : view) {
     if (c.alive) {
       ++alive;
       largest_free_mb = std::max(largest_free_mb, c.mem_free_mb);
+      fresh += c.load_known && (c.is_self || config.staleness.usable(c.load_age_ms)) &&
+               capacity(c.cpus, c.speed) > 0;
     }
     auto s = score(c, request, ledger, now, config);
     if (!s) continue;
@@ -114,10 +116,17 @@ Result<Placement> choose_node(const PlacementRequest& request, std::span<const C
                         request.mem_mb, alive, largest_free_mb);
     }
     return make_error("no node can take the job: no alive member with fresh load information ({} "
-                      "known, {} alive)",
-                      view.size(), alive);
+                      "known, {} alive, {} of them with a load younger than {} ms and a capacity)",
+                      view.size(), alive, fresh, config.staleness.max_age_ms);
   }
 
+  // Only the freshest figures are sampled (policy/view.hpp, Staleness::pool).
+  const auto pool = static_cast<std::size_t>(std::max(config.staleness.pool, 0));
+  if (pool > 0 && remote.size() > pool) {
+    keep_freshest(remote, pool, random.next_u64(),
+                  [](const Scored& x) { return x.c->load_age_ms; },
+                  [](const Scored& x) -> const std::string& { return x.c->name; });
+  }
   // Sample d distinct remote candidates with probability proportional to capacity.
   const std::size_t d = static_cast<std::size_t>(std::max(config.choices, 1));
   std::vector<const Scored*> picked;
@@ -150,6 +159,12 @@ Result<Placement> choose_node(const PlacementRequest& request, std::span<const C
   p.is_home = best->c->is_self;
   p.score = best->score + (p.is_home ? config.home_margin : 0);
   p.considered = static_cast<int>(picked.size()) + (home ? 1 : 0);
+  for (const Scored* s : picked) {
+    const env::TimeMs age = std::max<env::TimeMs>(s->c->load_age_ms, 0);
+    ++p.remote_compared;
+    p.remote_age_sum_ms += age;
+    p.remote_age_max_ms = std::max(p.remote_age_max_ms, age);
+  }
   return p;
 }
 

@@ -92,6 +92,11 @@ struct Placement {
   bool is_home = false;
   double score = 0;            // expected normalised load of `node` with the job, penalties included
   int considered = 0;          // candidates compared (home included)
+  // The remote figures the decision compared, and their summed age: how fresh the information
+  // was that the choice rested on (the simulator reports the mean).
+  int remote_compared = 0;
+  env::TimeMs remote_age_sum_ms = 0;
+  env::TimeMs remote_age_max_ms = 0;
 };
 
 // Chooses the node to start a job on. `view` is every known member, the local node included

@@ -16,6 +16,7 @@
 #include <fmt/format.h>
 
 #include "base/log.hpp"
+#include "cluster_view/decisions.hpp"
 #include "env/clock.hpp"
 #include "env/random.hpp"
 #include "policy/placement.hpp"
@@ -157,29 +158,11 @@ class RunService : public std::enable_shared_from_this<RunService> {
         }
       return make_error("no node named {} in the cluster", wanted);
     }
-    std::vector<policy::Candidate> view;
-    for (const auto& m : members) {
-      policy::Candidate c;
-      c.name = m.name;
-      c.alive = m.state == gossip::MemberState::kAlive;
-      c.is_self = m.is_self;
-      if (m.load) {
-        c.load = m.load->load;
-        c.cpus = m.load->cpus;
-        c.speed = m.load->speed;
-        c.mem_free_mb = m.load->mem_free_mb;
-        c.mem_total_mb = m.load->mem_total_mb;
-        c.load_age_ms = m.load_age_ms;
-      } else {
-        c.load_age_ms = std::numeric_limits<env::TimeMs>::max() / 2;  // never heard: unusable
-      }
-      view.push_back(c);
-    }
+    // The simulator places through the same call (rules and refusal: cluster_view/decisions.hpp).
     std::lock_guard lk(mu_);
-    const env::TimeMs now = clock_.now_ms();
-    auto p = policy::choose_node(policy::PlacementRequest{}, view, ledger_, now, random_);
+    auto p = cluster_view::place_job(policy::PlacementRequest{}, members, ledger_, clock_.now_ms(),
+                                     random_);
     if (!p.ok()) return p.take_error();
-    ledger_.record(p->node, now);
     for (const auto& m : members)
       if (m.name == p->node) return Target{m.name, m.addr, m.is_self};
     return make_error("placement chose {}, which is no longer a member", p->node);

@@ -283,5 +283,32 @@ TEST(Balance, NoPingPongBetweenTwoNodesOverTime) {
   EXPECT_LT(last_move_ms, 15'000);
 }
 
+TEST(Balance, ExaminesOnlyTheFreshestTargets) {
+  // 16 targets heard within 1.6 s (lightly loaded) and 8 idle ones heard 3-5 s ago; we are
+  // overloaded, so some target is always worth a move.
+  std::vector<Candidate> view;
+  for (int i = 0; i < 16; ++i)
+    view.push_back(peer("fresh" + std::to_string(i), 0.25, 4, 100 * (i + 1)));
+  for (int i = 0; i < 8; ++i)
+    view.push_back(peer("old" + std::to_string(i), 0.0, 4, 3000 + 250 * i));
+  BalanceConfig cfg;
+  int old = 0;
+  for (std::uint64_t seed = 1; seed <= 100; ++seed) {
+    env::SeededRandom r(seed);
+    auto m = decide_balance(local(6), view, jobs(6), kNoLedger, 100'000, r, cfg);
+    ASSERT_TRUE(m.has_value());
+    EXPECT_EQ(m->target.rfind("fresh", 0), 0u) << m->target;
+    EXPECT_LE(m->target_load_age_ms, 1600);
+  }
+  cfg.staleness.pool = 0;  // the control: the whole usable view
+  for (std::uint64_t seed = 1; seed <= 100; ++seed) {
+    env::SeededRandom r(seed);
+    auto m = decide_balance(local(6), view, jobs(6), kNoLedger, 100'000, r, cfg);
+    ASSERT_TRUE(m.has_value());
+    old += m->target.rfind("old", 0) == 0;
+  }
+  EXPECT_GT(old, 30);
+}
+
 }  // namespace
 }  // namespace osmo::policy

@@ -3,6 +3,7 @@
 // requirements, preference for home, determinism.
 #include "policy/placement.hpp"
 
+#include <algorithm>
 #include <map>
 #include <vector>
 
@@ -133,6 +134,73 @@ TEST(Placement, SamplesOnlyDCandidatesButAlwaysComparesHome) {
   EXPECT_TRUE(p->is_home);  // equal loads: the home margin keeps the job at home
 }
 
+// 16 nodes heard within the last 1.6 s (half-loaded) and 24 heard 3-9 s ago (idle: even with
+// their staleness penalty they look better). Home is overloaded, so a remote node always wins.
+std::vector<Candidate> fresh_and_old_view() {
+  std::vector<Candidate> view = {self("home", 1, 5.0)};
+  for (int i = 0; i < 16; ++i)
+    view.push_back(node("fresh" + std::to_string(i), 4, 0.5, 100 * (i + 1)));
+  for (int i = 0; i < 24; ++i)
+    view.push_back(node("old" + std::to_string(i), 4, 0.0, 3000 + 250 * i));
+  return view;
+}
+
+TEST(Placement, SamplesOnlyAmongTheFreshestFigures) {
+  const auto view = fresh_and_old_view();
+  PlacementConfig cfg;
+  ASSERT_EQ(cfg.staleness.pool, 16);
+  std::map<std::string, int> count;
+  for (std::uint64_t seed = 1; seed <= 200; ++seed) {
+    env::SeededRandom rng(seed);
+    PlacementLedger ledger;
+    auto p = choose_node({}, view, ledger, 0, rng, cfg);
+    ASSERT_TRUE(p.ok()) << p.error().str();
+    EXPECT_EQ(p->node.rfind("fresh", 0), 0u) << p->node;
+    EXPECT_EQ(p->remote_compared, 2);
+    EXPECT_LE(p->remote_age_max_ms, 1600);
+    ++count[p->node];
+  }
+  EXPECT_GE(count.size(), 12u);  // still a random sample of the pool, not a fixed favourite
+  // The control: sampling the whole usable view picks the older, idle-looking nodes.
+  cfg.staleness.pool = 0;
+  int old = 0;
+  for (std::uint64_t seed = 1; seed <= 200; ++seed) {
+    env::SeededRandom rng(seed);
+    PlacementLedger ledger;
+    auto p = choose_node({}, view, ledger, 0, rng, cfg);
+    ASSERT_TRUE(p.ok());
+    old += p->node.rfind("old", 0) == 0;
+  }
+  EXPECT_GT(old, 100);
+}
+
+TEST(Placement, ThePoolDoesNotDependOnTheOrderOfTheView) {
+  auto view = fresh_and_old_view();
+  auto reversed = view;
+  std::reverse(reversed.begin() + 1, reversed.end());
+  for (std::uint64_t seed = 1; seed <= 20; ++seed) {
+    env::SeededRandom a(seed), b(seed);
+    PlacementLedger ledger;
+    auto p = choose_node({}, view, ledger, 0, a);
+    auto q = choose_node({}, reversed, ledger, 0, b);
+    ASSERT_TRUE(p.ok() && q.ok());
+    EXPECT_EQ(p->node, q->node);
+  }
+}
+
+TEST(Placement, ReportsTheAgesOfTheFiguresItCompared) {
+  std::vector<Candidate> view = {self("home", 4, 0.0), node("a", 4, 0.5, 300),
+                                 node("b", 4, 0.5, 1200)};
+  env::SeededRandom rng(1);
+  PlacementLedger ledger;
+  auto p = choose_node({}, view, ledger, 0, rng);
+  ASSERT_TRUE(p.ok());
+  EXPECT_EQ(p->remote_compared, 2);
+  EXPECT_EQ(p->remote_age_sum_ms, 1500);
+  EXPECT_EQ(p->remote_age_max_ms, 1200);
+  EXPECT_EQ(p->considered, 3);
+}
+
 TEST(Placement, HomeMarginOnlyDecidesCloseCalls) {
   env::SeededRandom rng(1);
   PlacementLedger ledger;
@@ -181,7 +249,28 @@ TEST(Placement, FailsClearlyWithoutAnyUsableNode) {
   ASSERT_FALSE(p.ok());
   EXPECT_EQ(p.error().str(),
             "no node can take the job: no alive member with fresh load information (2 known, 1 "
-            "alive)");
+            "alive, 0 of them with a load younger than 10000 ms and a capacity)");
+}
+
+TEST(Placement, AMemberThatNeverReportedALoadIsNeverChosen) {
+  // An idle-looking member whose load was never heard (load_known false, figures all zero and
+  // age 0) must not win over a busy home: zeros are not a measurement.
+  auto silent = node("silent", 8);
+  silent.load_known = false;
+  std::vector<Candidate> view = {self("home", 1, 3.0), silent};
+  env::SeededRandom rng(1);
+  PlacementLedger ledger;
+  for (int i = 0; i < 20; ++i) {
+    auto p = choose_node({}, view, ledger, 0, rng);
+    ASSERT_TRUE(p.ok()) << p.error().str();
+    EXPECT_EQ(p->node, "home");
+  }
+  view[0].alive = false;  // home leaving: nobody left
+  auto p = choose_node({}, view, ledger, 0, rng);
+  ASSERT_FALSE(p.ok());
+  EXPECT_EQ(p.error().str(),
+            "no node can take the job: no alive member with fresh load information (2 known, 1 "
+            "alive, 0 of them with a load younger than 10000 ms and a capacity)");
 }
 
 TEST(Placement, SameSeedSameChoices) {

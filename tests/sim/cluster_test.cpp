@@ -78,29 +78,5 @@ TEST(Cluster, PartitionIsSeenFromBothSidesAndHeals) {
   EXPECT_TRUE(run_until_true(c, [&] { return c.converged(); }, 120'000));
 }
 
-TEST(Workload, CandidatesFromViewKeepOnlyMembersWithLoad) {
-  std::vector<gossip::MemberView> view(3);
-  view[0].name = "self";
-  view[0].is_self = true;
-  view[0].load_age_ms = 700;  // the node's own figure is always current
-  view[0].load = gossip::LoadInfo{0.5, 2, 4, 1.0, 100, 200, 2};
-  view[1].name = "suspect";
-  view[1].state = gossip::MemberState::kSuspect;
-  view[1].load = gossip::LoadInfo{1.5, 3, 2, 1.0, 10, 20, 3};
-  view[1].load_age_ms = 1200;
-  view[2].name = "unheard";  // no load yet
-  auto c = candidates_from_view(view);
-  ASSERT_EQ(c.size(), 2u);
-  EXPECT_EQ(c[0].name, "self");
-  EXPECT_TRUE(c[0].is_self);
-  EXPECT_TRUE(c[0].alive);
-  EXPECT_EQ(c[0].load_age_ms, 0);
-  EXPECT_DOUBLE_EQ(c[0].cpus, 4);
-  EXPECT_EQ(c[0].mem_free_mb, 100u);
-  EXPECT_FALSE(c[1].alive);
-  EXPECT_EQ(c[1].load_age_ms, 1200);
-  EXPECT_DOUBLE_EQ(c[1].load, 1.5);
-}
-
 }  // namespace
 }  // namespace osmo::sim

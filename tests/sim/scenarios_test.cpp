@@ -130,6 +130,23 @@ TEST(Scenarios, PolicyPlacementSpreadsLoadFarBetterThanRandomOrHome) {
   EXPECT_LT(dbl(policy, "load_stddev_mean"), dbl(random, "load_stddev_mean") / 2);
 }
 
+// Placement and balancing sample only the freshest figures of the view (policy::Staleness::pool):
+// the figures a decision compares are under 1.5 s old on average, although the view as a whole
+// is several seconds old, and it costs no traffic (the same gossip runs in both).
+TEST(Scenarios, DecisionsRestOnFiguresUnderASecondAndAHalfOld) {
+  auto o = opts(150, 21);
+  o.duration_ms = 40'000;
+  o.workload.warmup_ms = 15'000;
+  const auto pooled = run("placement", o);
+  o.workload.placement.staleness.pool = 0;  // the whole usable view, as before
+  const auto whole = run("placement", o);
+  EXPECT_LT(dbl(pooled, "decision_load_age_mean_ms"), 1500);
+  EXPECT_GT(dbl(pooled, "view_load_age_mean_ms"), 2500);
+  EXPECT_GT(dbl(whole, "decision_load_age_mean_ms"), 2 * dbl(pooled, "decision_load_age_mean_ms"));
+  EXPECT_EQ(i64(pooled, "datagrams_sent"), i64(whole, "datagrams_sent"));
+  EXPECT_LT(dbl(pooled, "excess_fraction"), dbl(whole, "excess_fraction"));
+}
+
 // The balancer on its own: every job starts on the node where it was submitted, and only
 // migrations can spread them. (On top of policy placement the balancer's gain is within the noise
 // of one seed, so that is reported in docs/simulator.md, not asserted.)
@@ -165,7 +182,8 @@ TEST(Scenarios, RejectsBadOptionsClearly) {
   o.placement = "best";
   r = run_scenario("placement", o);
   ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.error().str(), "--placement 'best': expected policy, random, home, oracle or all");
+  EXPECT_EQ(r.error().str(),
+            "--placement 'best': expected policy, random, home, oracle, pull or all");
 }
 
 }  // namespace
