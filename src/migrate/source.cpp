@@ -47,6 +47,8 @@ using SteadyClock = std::chrono::steady_clock;
 // meanwhile (a 4 GiB restore takes seconds here) and attaches to home. A silent target is then
 // given up and the anchor decides.
 constexpr int kTargetAnswerMs = 60'000;
+// A target that gave up says why right before closing the stream.
+constexpr int kTargetReasonMs = 2000;
 // The target's first answer (ready or refused) comes at once.
 constexpr int kTargetReadyMs = 10'000;
 // The handoff steps with the anchor at home (drain, acknowledgements): a round trip or two.
@@ -110,7 +112,12 @@ class SourceRun {
     std::uint64_t image_bytes = 0;
     // Fault point: a bit error in the 4th chunk of pages on the wire (the target must refuse it).
     if (fault_armed("migrate.flip_chunk")) ch_.sealer().damage_data_chunk(3);
-    std::thread pump([&] { pumped = wire::seal_pump(img_r.get(), stream_.get(), ch_.sealer(), &image_bytes); });
+    std::thread pump([&] {
+      pumped = wire::seal_pump(img_r.get(), stream_.get(), ch_.sealer(), &image_bytes);
+      // A pump that failed (link cut, target gone) stops reading: the engine, blocked on a full
+      // pipe, must see EPIPE at once and resume the job instead of waiting forever.
+      if (!pumped.ok()) img_r.reset();
+    });
     freeze_start_ = SteadyClock::now();
     ckpt::CheckpointOptions co;  // stdio pipes are recorded for the target's stand-ins
     ckpt::CheckpointStats stats;
@@ -118,6 +125,11 @@ class SourceRun {
     img_w.reset();  // the pump sees EOF and ends the sealed image
     pump.join();
     phases_["image"] = ms_since(freeze_start_);
+    if (!held.ok() && !pumped.ok()) {
+      // The stream failed first, and the engine (writing into a pipe nobody read any more) gave
+      // up and resumed the job. The target's own words say best what happened, if it had time.
+      return make_error("{}; job {} runs on {} again", target_failure(pumped.error().str()), o_.id, o_.from);
+    }
     if (!held.ok()) {
       // The engine has already resumed the job. The target gets an image without its END
       // section and gives up; tell it why.
@@ -126,8 +138,7 @@ class SourceRun {
     }
     if (!pumped.ok()) {
       (void)held->resume();
-      return make_error("lost the link to target {} while sending job {}'s image ({}); it runs on {} again", o_.to,
-                        o_.id, pumped.error().str(), o_.from);
+      return make_error("{}; job {} runs on {} again", target_failure(pumped.error().str()), o_.id, o_.from);
     }
 
     // Hand the relay over: the job's output up to the freeze reaches home through us.
@@ -177,6 +188,20 @@ class SourceRun {
   }
 
  private:
+  // Why the image could not be sent: the target's `failed` or `refused` message if it sent one
+  // before it closed the stream (a damaged chunk, out of memory, its daemon gone), else what the
+  // link did (`send_error`).
+  std::string target_failure(const std::string& send_error) {
+    set_receive_timeout(stream_.get(), kTargetReasonMs);
+    for (int i = 0; i < 4; ++i) {  // messages the target sent before (ready, restored) come first
+      auto m = ch_.receive();
+      if (!m.ok()) break;
+      if ((*m)["t"] == msg::kFailed || (*m)["t"] == msg::kRefused)
+        return fmt::format("target {} failed: {}", o_.to, m->value("error", "?"));
+    }
+    return fmt::format("lost the link to target {} while sending the image ({})", o_.to, send_error);
+  }
+
   std::string where(const std::string& what) const {
     return fmt::format("lost target {} {}", o_.to, what);
   }

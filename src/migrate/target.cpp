@@ -148,23 +148,34 @@ class Incoming {
     OSMO_TRY(stdio.create());
     OSMO_TRY(ch_.send(Json{{"t", msg::kReady}}));
 
-    // The image: opened chunk by chunk on a pump thread into a pipe the engine reads.
+    // The image: opened chunk by chunk on a pump thread into a socket pair the engine reads. Not
+    // a pipe: the processes the restore creates (init, the job) are forked from us and hold
+    // copies of our fds until they are set up, so a closed write end would never reach the
+    // engine as EOF. shutdown() ends the stream for every copy at once, so a pump that stops
+    // (damaged chunk, link cut) ends the restore at once.
     int p[2];
-    if (::pipe2(p, O_CLOEXEC) != 0) return errno_error("pipe for the incoming image");
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, p) != 0) return errno_error("socket pair for the incoming image");
     UniqueFd img_r(p[0]), img_w(p[1]);
     Status pumped = ok_status();
     std::uint64_t image_bytes = 0;
     std::thread pump([&] {
       pumped = wire::open_pump(stream_.get(), img_w.get(), ch_.opener(), &image_bytes);
-      img_w.reset();
+      // Failed on its engine side (EPIPE), not on the stream from the source.
+      stream_intact_ = !pumped.ok() && ch_.opener().refused() == 0 &&
+                       pumped.error().message.rfind("cannot write the opened stream", 0) == 0;
+      ::shutdown(img_w.get(), SHUT_WR);
     });
     const auto t0 = SteadyClock::now();
     ckpt::RestoreOptions ro;
     ro.resolver = &stdio;
     auto pending = ckpt::restore_held(img_r.get(), ro);
-    img_r.reset();  // a restore that stopped early must not leave the pump blocked on a full pipe
+    ::shutdown(img_r.get(), SHUT_RDWR);  // a restore that stopped early must not leave the pump blocked
     pump.join();
-    if (!pumped.ok()) return make_error("the image from {} did not arrive whole: {}", order_.source, pumped.error().str());
+    // Whichever stopped first is the cause: a pump that could not write any more only shows that
+    // the restore had already given up (out of memory, a refused image).
+    const bool engine_stopped_first = !pending.ok() && !pumped.ok() && stream_intact_;
+    if (!pumped.ok() && !engine_stopped_first)
+      return make_error("the image from {} did not arrive whole: {}", order_.source, pumped.error().str());
     if (!pending.ok()) return pending.take_error();
     const double restore_ms = ms_since(t0);
     stdio.job_in.reset();
@@ -239,6 +250,7 @@ class Incoming {
   SealedChannel ch_;
   DaemonWatch* watch_ = nullptr;
   SteadyClock::time_point freeze_end_{};
+  bool stream_intact_ = false;  // set by the image pump: it failed writing to the engine
 };
 
 }  // namespace

@@ -290,21 +290,25 @@ def expect_intact_at_source(p, job_id, source="n2"):
     assert lines[-1] == f"sum {sum(j % 256 for j in range(0, 1 << 30, 4099))}", lines[-1]
 
 
-def fault_case(during):
+def fault_case(during, expect, setup=None):
     """Starts the big ticker on n2, starts a migration to n3 in the background, calls during(),
-    and checks the migration failed in one line and the job is intact at n2."""
+    and checks the migration failed in one line naming `expect` and the job is intact at n2."""
     with Testbed(3, cpus=CPUS):
         p = popen_run("n1", "--node", "n2", "python3", "-c", BIG_TICKER, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
             job = wait_job("n1", "python3 -c")
             time.sleep(2)
+            if setup:
+                setup()
             m = subprocess.Popen([OSMO, "testbed", "exec", "n1", "--", OSMO, "migrate", job["id"], "n3"],
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             try:
-                during()
+                during(job["id"])
                 m.wait(timeout=240)
                 r = subprocess.CompletedProcess(m.args, m.returncode, m.stdout.read(), m.stderr.read())
-                print("  " + one_line_error(r))
+                line = one_line_error(r)
+                print("  " + line)
+                assert expect in line and "runs on n2 again" in line, f"expected '{expect}': {line}"
             finally:
                 kill_started(m)
             expect_intact_at_source(p, job["id"])
@@ -312,25 +316,34 @@ def fault_case(during):
             kill_started(p)
 
 
+def image_flowing(job_id, node="n3"):
+    """Returns once `node`'s daemon has started the incoming shepherd of `job_id` (its log says so):
+    the image is then on its way (1 GiB at half a CPU takes seconds), and a fault hits it mid-stream."""
+    log = "/run/osmo/testbed/%s/osmod.log" % node
+    wait_until(f"job {job_id} arriving at {node}",
+               lambda: f"job={job_id} arriving" in open(log, errors="replace").read(), 30, interval_s=0.02)
+    time.sleep(0.2)
+
+
 def target_daemon_killed():
-    fault_case(lambda: (time.sleep(0.3), osmo("testbed", "stop", "n3")))
+    fault_case(lambda job_id: (image_flowing(job_id), osmo("testbed", "stop", "n3")), "n3")
 
 
 def link_cut():
     # n3's cable, unplugged mid-stream (the bridge end of its veth pair), and plugged back after.
-    def cut():
-        time.sleep(0.3)
+    def cut(job_id):
+        image_flowing(job_id)
         subprocess.run(["ip", "-n", "osmo-tb-br", "link", "set", "v3", "down"], check=True)
         time.sleep(15)
         subprocess.run(["ip", "-n", "osmo-tb-br", "link", "set", "v3", "up"], check=True)
-    fault_case(cut)
+    fault_case(cut, "n3")
 
 
 def flipped_chunk():
     """OSMO_FAULT=migrate.flip_chunk makes every source flip one byte of a sealed page chunk."""
     os.environ["OSMO_FAULT"] = "migrate.flip_chunk"
     try:
-        fault_case(lambda: None)
+        fault_case(lambda job_id: None, "failed authentication")
     finally:
         del os.environ["OSMO_FAULT"]
 
@@ -351,7 +364,7 @@ def target_out_of_memory():
         with open(os.path.join(cg, "cgroup.procs"), "w") as f:
             f.write(pid)
     try:
-        fault_case(limit)
+        fault_case(lambda job_id: None, "n3", setup=limit)
     finally:
         if os.path.isdir(cg):
             for pid in open(os.path.join(cg, "cgroup.procs")).read().split():
@@ -369,7 +382,7 @@ def source_daemon_restart():
             time.sleep(2)
             m = subprocess.Popen([OSMO, "testbed", "exec", "n1", "--", OSMO, "migrate", job["id"], "n3"],
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            time.sleep(0.3)
+            image_flowing(job["id"])
             osmo("testbed", "stop", "n2")
             osmo("testbed", "start", "n2")
             m.wait(timeout=240)
