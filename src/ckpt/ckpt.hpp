@@ -54,6 +54,10 @@ struct CheckpointOptions {
   // that `osmo restore` alone can bring back. Checked again once the process is stopped, in case
   // it opened such an fd in between (it is then released unchanged).
   bool refuse_stand_ins_beyond_stdio = false;
+  // Once the process is stopped, fsync every regular file it has open for writing, before the
+  // image is written: a migration's target reopens those files by path (on a shared file system,
+  // from another machine), and must find everything the process wrote up to the freeze.
+  bool sync_written_files = false;
 };
 
 struct CheckpointStats {

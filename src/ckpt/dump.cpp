@@ -11,8 +11,10 @@
 //   -> pages read, END written -> [SIGTRAP's disposition set back, munmap scratch, registers put
 //   back with the syscall-restart rule] -> (held: still stopped, as if never touched) ->
 //   detached: running again (or killed)
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstring>
@@ -44,6 +46,19 @@ Result<std::uint64_t> find_syscall_insn(Tracee& t, const std::vector<MapsEntry>&
       if (buf[i] == 0x0f && buf[i + 1] == 0x05) return e->start + i;
   }
   return make_error("no syscall instruction found in any executable mapping");
+}
+
+// fsync of the files the stopped process has open for writing (CheckpointOptions::
+// sync_written_files). fsync works on the file, not the descriptor, so our own read-only open of
+// /proc/PID/fd/N flushes what the process wrote through its fd and through shared mappings.
+Status sync_written_files(const DumpContext& c) {
+  for (const FdImage& f : c.img->fds) {
+    if (f.kind != FdKind::kRegular || (f.flags & O_ACCMODE) == O_RDONLY) continue;
+    UniqueFd own(::open(fmt::format("/proc/{}/fd/{}", c.pid, f.fd).c_str(), O_RDONLY | O_CLOEXEC));
+    if (!own) return errno_error("cannot reopen fd {} ({}) to flush it", f.fd, f.path);
+    if (::fsync(own.get()) != 0) return errno_error("cannot flush fd {} ({}) before the image", f.fd, f.path);
+  }
+  return ok_status();
 }
 
 // Puts the process back as it was when seized, still stopped: the scratch page goes, SIGTRAP's
@@ -143,6 +158,7 @@ Result<FrozenDump> dump_and_freeze(pid_t pid, int out_fd, const CheckpointOption
       OSMO_TRY(k.dump(c));
       engine_log().debug("dump pid={} kind={} ms={:.2f}", pid, k.name, ms_since(tk));
     }
+    if (opts.sync_written_files) OSMO_TRY(sync_written_files(c));
     auto tw = std::chrono::steady_clock::now();
     ImageWriter w(out_fd, opts.compress);
     OSMO_TRY(w.write_header());

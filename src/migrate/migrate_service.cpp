@@ -16,6 +16,7 @@
 
 #include "base/log.hpp"
 #include "daemon/control_client.hpp"
+#include "migrate/files.hpp"
 #include "migrate/movable.hpp"
 #include "migrate/protocol.hpp"
 #include "platform/linux/process.hpp"
@@ -156,9 +157,11 @@ class MigrateService : public std::enable_shared_from_this<MigrateService> {
     const wire::SealSuite suite = wire::local_seal_suite();
     const wire::SessionId session = wire::random_session_id();
     const int epoch = rec->migrations + 1;
+    // The files the job will reopen at the target: checked there before anything is frozen.
+    OSMO_ASSIGN_OR_RETURN(Json files, job_files(rec->job_pid));
     Json in_header{{"spec", spec}, {"session", to_hex(session)}, {"suite", static_cast<int>(suite)},
                    {"epoch", epoch}, {"method", method}, {"from", me},
-                   {"started_unix_ms", rec->started_unix_ms}};
+                   {"started_unix_ms", rec->started_unix_ms}, {"files", files}};
     daemon::DialFailure why = daemon::DialFailure::kUnreachable;
     auto stream = api_.dial_peer(target, "job.migrate_in", in_header, kDialTimeoutMs, &why);
     if (!stream.ok())
@@ -228,6 +231,7 @@ class MigrateService : public std::enable_shared_from_this<MigrateService> {
         home_known = true;
       }
     if (!home_known) return make_error("the job's home {} is not a member of the cluster here", spec.home);
+    if (h.contains("files")) OSMO_TRY(check_files_here(h["files"]));
     spec.node = api_.node_name();
     spec.state_dir = api_.state_dir().string();
     IncomingOrder order;

@@ -25,6 +25,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <thread>
 
@@ -119,7 +120,8 @@ class SourceRun {
       if (!pumped.ok()) img_r.reset();
     });
     freeze_start_ = SteadyClock::now();
-    ckpt::CheckpointOptions co;  // stdio pipes are recorded for the target's stand-ins
+    ckpt::CheckpointOptions co;      // stdio pipes are recorded for the target's stand-ins
+    co.sync_written_files = true;    // the target reopens them by path: all written must be there
     ckpt::CheckpointStats stats;
     auto held = ckpt::checkpoint_and_hold(sh_.job_pid(), img_w.get(), co, &stats);
     img_w.reset();  // the pump sees EOF and ends the sealed image
@@ -302,6 +304,15 @@ Result<run::HandoffState> handoff_from_json(const nlohmann::json& j) {
   return s;
 }
 
+namespace {
+// One move at a time: a shepherd runs one job, and a second order while the first is under way
+// (two `osmo migrate` at once) is refused rather than interleaved.
+std::atomic<bool>& moving() {
+  static std::atomic<bool> flag{false};
+  return flag;
+}
+}  // namespace
+
 void serve_shepherd_control(UniqueFd conn, std::shared_ptr<run::MigrationControl> control) {
   // A thread of its own: the relay goes on (output before the freeze, heartbeats) meanwhile.
   std::thread([conn = std::move(conn), control = std::move(control)]() mutable {
@@ -318,9 +329,12 @@ void serve_shepherd_control(UniqueFd conn, std::shared_ptr<run::MigrationControl
           answer = Json{{"error", order.error().str()}};
         else if (!p->fd)
           answer = Json{{"error", "migrate without the target stream"}};
+        else if (moving().exchange(true))
+          answer = Json{{"error", fmt::format("job {} is already moving", order->id)}};
         else {
           migrate_out(*control, *order, std::move(p->fd),
                       [&](const Json& r) { (void)send_packet(conn.get(), r); });
+          moving() = false;
           continue;  // answered by migrate_out (before the shepherd ends, on success)
         }
       } else {

@@ -168,6 +168,10 @@ class Incoming {
     const auto t0 = SteadyClock::now();
     ckpt::RestoreOptions ro;
     ro.resolver = &stdio;
+    // Files are identified by path, size and mtime across nodes: the same file on two machines
+    // (libc from the same package, a file on NFS seen through two mounts) has other inode
+    // numbers, so an inode check would refuse every move between real machines.
+    ro.verify_inode = false;
     auto pending = ckpt::restore_held(img_r.get(), ro);
     ::shutdown(img_r.get(), SHUT_RDWR);  // a restore that stopped early must not leave the pump blocked
     pump.join();
@@ -230,7 +234,6 @@ class Incoming {
         return s;
       }
       committed = true;
-      freeze_end_ = SteadyClock::now();
       (void)ch_.send(Json{{"t", msg::kAttached}});
       (void)ch_.send(Json{{"t", msg::kRunning}});
       stream_.reset();  // the source's part is over; the job's stream to home is the relay's
@@ -249,7 +252,6 @@ class Incoming {
   Logger log_;
   SealedChannel ch_;
   DaemonWatch* watch_ = nullptr;
-  SteadyClock::time_point freeze_end_{};
   bool stream_intact_ = false;  // set by the image pump: it failed writing to the engine
 };
 
