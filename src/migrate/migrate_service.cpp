@@ -14,6 +14,7 @@
 
 #include <fmt/format.h>
 
+#include "base/fd_io.hpp"
 #include "base/log.hpp"
 #include "daemon/control_client.hpp"
 #include "migrate/movable.hpp"
@@ -248,7 +249,7 @@ class MigrateService : public std::enable_shared_from_this<MigrateService> {
     // The order travels in a memfd: it holds keys, which must not appear in argv or a file.
     UniqueFd memfd(::memfd_create("osmo-migrate-order", MFD_CLOEXEC));
     if (!memfd) return errno_error("memfd_create for the order of job {}", spec.id);
-    OSMO_TRY(run::write_all(memfd.get(), to_json(order).dump()));
+    OSMO_TRY(write_all(memfd.get(), to_json(order).dump()));
     if (::lseek(memfd.get(), 0, SEEK_SET) != 0) return errno_error("lseek on the order of job {}", spec.id);
     platform::DetachedSpawnOptions o;
     o.exe = kSelfExe;

@@ -17,6 +17,7 @@
 
 #include <fmt/format.h>
 
+#include "base/fd_io.hpp"
 #include "base/log.hpp"
 #include "ckpt/ckpt.hpp"
 #include "migrate/protocol.hpp"
@@ -249,13 +250,7 @@ int incoming_main(int stream_fd, int order_fd) {
   std::string text;
   {
     UniqueFd f(order_fd);
-    char buf[65536];
-    for (;;) {
-      const ssize_t n = ::read(f.get(), buf, sizeof buf);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) break;
-      text.append(buf, static_cast<std::size_t>(n));
-    }
+    (void)read_to_end(f.get(), &text);  // a read error leaves a partial order, refused as not JSON
   }
   auto j = Json::parse(text, nullptr, false);
   auto order = j.is_discarded() ? Result<IncomingOrder>(make_error("the incoming order is not JSON"))

@@ -25,6 +25,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "base/fd_io.hpp"
 #include "run/byte_buffer.hpp"
 #include "run/exit_status.hpp"
 #include "run/fd_util.hpp"

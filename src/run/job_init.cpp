@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "base/fd_io.hpp"
 #include "run/fd_util.hpp"
 #include "run/frame.hpp"
 
@@ -143,17 +144,6 @@ int become_job(void* arg) {
   ::_exit(exec_errno == ENOENT ? 127 : 126);
 }
 
-bool read_exact(int fd, char* p, std::size_t n) {
-  while (n > 0) {
-    const ssize_t r = ::read(fd, p, n);
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) return false;
-    p += r;
-    n -= static_cast<std::size_t>(r);
-  }
-  return true;
-}
-
 // Maps a stack of `stack_bytes` for the job's clone with `extra_bytes` above its top (the launch
 // buffer), faulted in now, and an inaccessible guard below it, large enough that even a big
 // stack frame (a VLA) that overruns it faults instead of writing into init's memory, which the
@@ -174,7 +164,7 @@ char* map_child_stack(std::size_t stack_bytes, std::size_t extra_bytes) {
 // False if the shepherd is gone or the block is malformed.
 bool receive_launch(int fd, char* buf, std::size_t cap, Launch* out) {
   LaunchBlockHeader h;
-  if (!read_exact(fd, reinterpret_cast<char*>(&h), sizeof h)) return false;
+  if (read_full(fd, &h, sizeof h).bytes != sizeof h) return false;  // EOF or error: the shepherd is gone
   if (h.magic != kLaunchBlockMagic || h.bytes < sizeof h || h.bytes > kMaxLaunchBlockBytes ||
       h.argc == 0 || h.argc > h.bytes || h.envc > h.bytes || h.ngroups > 65536 ||
       h.nrlimits > RLIM_NLIMITS)
@@ -187,7 +177,7 @@ bool receive_launch(int fd, char* buf, std::size_t cap, Launch* out) {
     buf = static_cast<char*>(big);  // lives until init exits
   }
   std::memcpy(buf, &h, sizeof h);
-  if (!read_exact(fd, buf + sizeof h, h.bytes - sizeof h)) return false;
+  if (read_full(fd, buf + sizeof h, h.bytes - sizeof h).bytes != h.bytes - sizeof h) return false;
   out->h = reinterpret_cast<const LaunchBlockHeader*>(buf);
   std::size_t off = sizeof h;
   const std::size_t fixed = std::size_t{h.ngroups} * sizeof(std::uint32_t) + std::size_t{h.nrlimits} * sizeof(LaunchRlimit);

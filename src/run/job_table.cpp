@@ -18,6 +18,7 @@
 
 #include <fmt/format.h>
 
+#include "base/fd_io.hpp"
 #include "base/unique_fd.hpp"
 #include "run/fd_util.hpp"
 
@@ -153,16 +154,9 @@ Status write_job_record(const fs::path& state_dir, const JobRecord& rec) {
   }
   if (!fd.valid()) return errno_error("cannot create job record {}", tmp);
   const std::string text = record_to_json(rec).dump() + "\n";
-  std::string_view rest = text;
-  while (!rest.empty()) {
-    const ssize_t n = ::write(fd.get(), rest.data(), rest.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      const int err = errno;
-      ::unlink(tmp.c_str());
-      return Error{err, fmt::format("cannot write job record {}", tmp)};
-    }
-    rest.remove_prefix(static_cast<std::size_t>(n));
+  if (const IoResult w = write_full(fd.get(), text.data(), text.size()); !w.ok()) {
+    ::unlink(tmp.c_str());
+    return Error{w.error, fmt::format("cannot write job record {}", tmp)};
   }
   fd.reset();
   // Readers never see a half-written record.

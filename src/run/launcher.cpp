@@ -13,6 +13,7 @@
 
 #include <cstring>
 
+#include "base/fd_io.hpp"
 #include "run/fd_util.hpp"
 #include "run/shepherd.hpp"
 

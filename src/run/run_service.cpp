@@ -15,6 +15,7 @@
 
 #include <fmt/format.h>
 
+#include "base/fd_io.hpp"
 #include "base/log.hpp"
 #include "env/clock.hpp"
 #include "env/random.hpp"
@@ -84,15 +85,9 @@ Result<Json> read_reply(int fd, int timeout_ms) {
   timeval tv{timeout_ms / 1000, (timeout_ms % 1000) * 1000};
   ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   std::string text;
-  char buf[65536];
-  for (;;) {
-    const ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return errno_error("reading a peer's reply");
-    if (n == 0) break;
-    text.append(buf, static_cast<std::size_t>(n));
-    if (text.size() > (64u << 20)) return make_error("a peer's reply exceeds 64 MiB");
-  }
+  const IoResult r = read_to_end(fd, &text, 64u << 20);
+  if (r.error == EFBIG) return make_error("a peer's reply exceeds 64 MiB");
+  if (!r.ok()) return Error{r.error, "reading a peer's reply"};
   Json j = Json::parse(text, nullptr, false);
   if (j.is_discarded()) return make_error("a peer sent a malformed reply");
   return j;

@@ -23,6 +23,7 @@
 
 #include <fmt/format.h>
 
+#include "base/fd_io.hpp"
 #include "base/log.hpp"
 #include "base/scope_guard.hpp"
 #include "run/exit_status.hpp"
@@ -365,13 +366,7 @@ int run_from_spec_fd(UniqueFd stream, int spec_fd, std::optional<PreparedJob> pr
   std::string text;
   {
     UniqueFd spec_file(spec_fd);
-    char buf[65536];
-    for (;;) {
-      const ssize_t n = ::read(spec_file.get(), buf, sizeof buf);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) break;
-      text.append(buf, static_cast<std::size_t>(n));
-    }
+    (void)read_to_end(spec_file.get(), &text);  // a read error leaves a partial spec, refused as not JSON
   }
   auto j = nlohmann::json::parse(text, nullptr, false);
   auto spec = j.is_discarded() ? Result<JobSpec>(make_error("job spec is not JSON"))

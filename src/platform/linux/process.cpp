@@ -14,6 +14,7 @@
 #include <cstring>
 #include <map>
 
+#include "base/fd_io.hpp"
 #include "base/unique_fd.hpp"
 #include "platform/linux/netns.hpp"
 #include "platform/linux/proc_parse.hpp"
@@ -72,20 +73,9 @@ std::size_t format_pid(pid_t pid, char* buf) {
   return n;
 }
 
-void write_all(int fd, const void* data, std::size_t len) {
-  const char* p = static_cast<const char*>(data);
-  while (len > 0) {
-    ssize_t n = ::write(fd, p, len);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return;
-    p += n;
-    len -= static_cast<std::size_t>(n);
-  }
-}
-
 [[noreturn]] void child_fail(int report_fd, int stage) {
   ChildReport r{::getpid(), stage, errno};
-  write_all(report_fd, &r, sizeof r);
+  (void)write_full(report_fd, &r, sizeof r);  // best effort: the parent also sees our exit
   ::_exit(127);
 }
 
@@ -230,7 +220,7 @@ Result<ProcessIdentity> spawn_detached(const DetachedSpawnOptions& o) {
     if (d < 0) child_fail(wr.get(), kStageFork);
     if (d > 0) ::_exit(0);
     ChildReport hello{::getpid(), kStageNone, 0};
-    write_all(wr.get(), &hello, sizeof hello);
+    (void)write_full(wr.get(), &hello, sizeof hello);
     char buf[16];
     std::size_t n = format_pid(::getpid(), buf);
     for (auto& f : procs_files)
@@ -268,14 +258,7 @@ Result<ProcessIdentity> spawn_detached(const DetachedSpawnOptions& o) {
 
   // First report: the daemon's pid. Then EOF (exec closed the CLOEXEC pipe) or a failure report.
   ChildReport reports[2]{};
-  std::size_t got = 0;
-  char* dst = reinterpret_cast<char*>(reports);
-  while (got < sizeof reports) {
-    ssize_t n = ::read(rd.get(), dst + got, sizeof reports - got);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    got += static_cast<std::size_t>(n);
-  }
+  const std::size_t got = read_full(rd.get(), reports, sizeof reports).bytes;  // an error ends it like EOF
   if (got < sizeof(ChildReport))
     return make_error("spawn {}: the daemon process vanished before reporting", o.exe);
   if (reports[0].stage != kStageNone) {
