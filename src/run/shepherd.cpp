@@ -26,6 +26,7 @@
 #include "base/fd_io.hpp"
 #include "base/log.hpp"
 #include "base/scope_guard.hpp"
+#include "platform/linux/fd_passing.hpp"
 #include "run/exit_status.hpp"
 #include "run/fd_util.hpp"
 #include "run/frame.hpp"
@@ -449,42 +450,20 @@ int warm_shepherd_main(int sock) {
 
 bool recv_job_request(int sock, int fds[2]) {
   char byte = 0;
-  iovec iov{&byte, 1};
-  alignas(cmsghdr) char control[CMSG_SPACE(2 * sizeof(int))];
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof control;
-  ssize_t n;
-  do n = ::recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
-  while (n < 0 && errno == EINTR);
-  if (n <= 0) return false;
+  platform::ReceivedFds got;
+  if (platform::recv_with_fds(sock, &byte, 1, &got) <= 0) return false;
   fds[0] = fds[1] = -1;
-  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
-    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
-        c->cmsg_len == CMSG_LEN(2 * sizeof(int)))
-      std::memcpy(fds, CMSG_DATA(c), 2 * sizeof(int));
+  if (got.count == 2) {  // anything else is not a job request: what came is closed with `got`
+    fds[0] = got.take(0).release();
+    fds[1] = got.take(1).release();
   }
   return true;
 }
 
 Status send_job_request(int sock, int stream_fd, int spec_fd) {
   const int fds[2] = {stream_fd, spec_fd};
-  char byte = 'J';
-  iovec iov{&byte, 1};
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof fds)] = {};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof control;
-  cmsghdr* c = CMSG_FIRSTHDR(&msg);
-  c->cmsg_level = SOL_SOCKET;
-  c->cmsg_type = SCM_RIGHTS;
-  c->cmsg_len = CMSG_LEN(sizeof fds);
-  std::memcpy(CMSG_DATA(c), fds, sizeof fds);
-  if (::sendmsg(sock, &msg, MSG_NOSIGNAL) != 1) return errno_error("sending a job to a shepherd");
+  const char byte = 'J';
+  if (platform::send_with_fds(sock, &byte, 1, fds) != 1) return errno_error("sending a job to a shepherd");
   return ok_status();
 }
 
