@@ -20,9 +20,4 @@ Status set_nonblocking(int fd, bool on);
 // to a vanished peer breaks within seconds. No-op on other sockets.
 void set_stream_liveness(int fd);
 
-// Reads a small file (a /proc entry) whole into `buf` with plain syscalls, no allocation: the
-// shepherd does this on a job's start path, where every fresh page costs a fault. Returns the
-// bytes read (empty if the file cannot be read; truncated at `cap`).
-std::string_view read_small_file(const char* path, char* buf, std::size_t cap);
-
 }  // namespace osmo::run

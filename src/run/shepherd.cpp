@@ -15,7 +15,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <optional>
@@ -27,6 +26,7 @@
 #include "base/log.hpp"
 #include "base/scope_guard.hpp"
 #include "platform/linux/fd_passing.hpp"
+#include "platform/linux/proc_files.hpp"
 #include "run/exit_status.hpp"
 #include "run/fd_util.hpp"
 #include "run/frame.hpp"
@@ -49,14 +49,13 @@ std::int64_t unix_ms() {
       .count();
 }
 
-// The pid (as this node sees it) of init's only child, the job.
+// The pid (as this node sees it) of init's only child, the job; 0 if it has none.
 pid_t find_job_pid(pid_t init_pid) {
   char path[64], buf[64];
   std::snprintf(path, sizeof path, "/proc/%d/task/%d/children", static_cast<int>(init_pid),
                 static_cast<int>(init_pid));
-  const std::string_view text = read_small_file(path, buf, sizeof buf);
   pid_t pid = 0;
-  std::from_chars(text.data(), text.data() + text.size(), pid);
+  (void)platform::parse_pid_list(platform::read_small_file(path, buf, sizeof buf), {&pid, 1});
   return pid;
 }
 
@@ -85,10 +84,10 @@ JobRecord make_record(const JobSpec& spec, const JobHost& host) {
   r.uid = spec.uid;
   r.cmd = command_line(spec.argv);
   r.shepherd_pid = ::getpid();
-  r.shepherd_start = process_start_time(::getpid());
+  r.shepherd_start = platform::process_start_ticks(::getpid());
   r.init_pid = host.init_pid();
   r.job_pid = host.job_pid();
-  r.job_start = process_start_time(r.job_pid);
+  r.job_start = platform::process_start_ticks(r.job_pid);
   r.started_unix_ms = unix_ms();
   return r;
 }
@@ -412,7 +411,7 @@ void rehearse_job_start() {
     (void)command_line(spec->argv);
   }
   (void)::getpwuid(0);
-  (void)process_start_time(::getpid());
+  (void)platform::process_start_ticks(::getpid());
   (void)find_job_pid(::getpid());
   // The relay's start (its buffers are allocated per job, but its code pages are touched here).
   int sp[2];

@@ -17,7 +17,7 @@
 #include "base/fd_io.hpp"
 #include "base/unique_fd.hpp"
 #include "platform/linux/netns.hpp"
-#include "platform/linux/proc_parse.hpp"
+#include "platform/linux/proc_files.hpp"
 #include "platform/linux/sysfs_io.hpp"
 
 extern char** environ;
@@ -82,18 +82,13 @@ std::size_t format_pid(pid_t pid, char* buf) {
 }  // namespace
 
 Result<ProcessIdentity> identify_process(pid_t pid) {
-  std::string path = fmt::format("/proc/{}/stat", pid);
-  OSMO_ASSIGN_OR_RETURN(std::string text, read_text_file(path));
-  auto st = parse_pid_stat(text);
-  if (!st.ok()) return make_error("{}: {}", path, st.error().message);
-  return ProcessIdentity{pid, st->start_ticks};
+  OSMO_ASSIGN_OR_RETURN(PidStat st, read_pid_stat(pid));
+  return ProcessIdentity{pid, st.start_ticks};
 }
 
 ProcessState process_state(const ProcessIdentity& id) {
   if (id.pid <= 0) return ProcessState::kGone;
-  auto text = read_text_file(fmt::format("/proc/{}/stat", id.pid));
-  if (!text.ok()) return ProcessState::kGone;
-  auto st = parse_pid_stat(*text);
+  auto st = read_pid_stat(id.pid);
   if (!st.ok() || st->start_ticks != id.start_ticks) return ProcessState::kGone;
   switch (st->state) {
     case 'Z':
