@@ -61,6 +61,7 @@
 
 #include "base/scope_guard.hpp"
 #include "ckpt/proc.hpp"
+#include "platform/linux/pidfd.hpp"
 
 namespace osmo::ckpt {
 namespace {
@@ -363,11 +364,8 @@ Result<UniqueFd> open_tracking_uffd(pid_t pid, const InjectSyscall& inject) {
   if (tfd < 0 && tfd > -4096)
     return Error{static_cast<int>(-tfd),
                  fmt::format("injected userfaultfd(2) in pid {} failed", pid)};
-  UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
-  UniqueFd ufd(
-      pidfd ? static_cast<int>(::syscall(SYS_pidfd_getfd, pidfd.get(), static_cast<int>(tfd), 0))
-            : -1);
-  int getfd_errno = errno;
+  UniqueFd ufd = platform::take_fd(pid, static_cast<int>(tfd));
+  const int getfd_errno = errno;
   // The process must not keep a descriptor of its own: it would see an fd it never opened, and a
   // later checkpoint would refuse it (anon_inode). Ours alone keeps the userfaultfd alive.
   OSMO_ASSIGN_OR_RETURN(long closed,

@@ -33,6 +33,7 @@
 #include "ckpt/faults.hpp"
 #include "ckpt/kinds.hpp"
 #include "ckpt/page_buffer.hpp"
+#include "platform/linux/pidfd.hpp"
 
 namespace osmo::ckpt {
 namespace {
@@ -480,9 +481,8 @@ Status open_uffd(RestoreContext& c) {
   if (!c.use_uffd) return ok_status();
   OSMO_ASSIGN_OR_RETURN(long tfd, t.syscall(SYS_userfaultfd, O_CLOEXEC | UFFD_USER_MODE_ONLY));
   if (tfd < 0) return ok_status();
-  UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, c.pid, 0)));
-  UniqueFd ufd(pidfd ? static_cast<int>(::syscall(SYS_pidfd_getfd, pidfd.get(), static_cast<int>(tfd), 0)) : -1);
-  int getfd_errno = errno;
+  UniqueFd ufd = platform::take_fd(c.pid, static_cast<int>(tfd));
+  const int getfd_errno = errno;
   OSMO_TRY(t.syscall_ok("close (userfaultfd)", SYS_close, static_cast<std::uint64_t>(tfd)));
   if (!ufd) {
     errno = getfd_errno;

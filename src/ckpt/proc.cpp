@@ -121,13 +121,4 @@ Result<std::vector<int>> list_fds(pid_t pid) {
   return fds;
 }
 
-Result<pid_t> pid_of_pidfd(int pidfd) {
-  OSMO_ASSIGN_OR_RETURN(std::string info, read_text_file(fmt::format("/proc/self/fdinfo/{}", pidfd)));
-  auto p = info.find("\nPid:");
-  if (p == std::string::npos) return make_error("no Pid line in the fdinfo of pidfd {}", pidfd);
-  long v = std::strtol(info.c_str() + p + 5, nullptr, 10);
-  if (v <= 0) return make_error("pidfd {} names no process in our pid namespace (Pid: {})", pidfd, v);
-  return static_cast<pid_t>(v);
-}
-
 }  // namespace osmo::ckpt

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "base/result.hpp"
+#include "platform/linux/pidfd.hpp"
 #include "platform/linux/proc_parse.hpp"
 #include "platform/linux/sysfs_io.hpp"
 
@@ -50,7 +51,7 @@ struct FdInfo {
 Result<FdInfo> parse_fdinfo(const std::string& text);
 Result<std::vector<int>> list_fds(pid_t pid);
 
-// The pid (in our pid namespace) of the process a pidfd refers to, from /proc/self/fdinfo.
-Result<pid_t> pid_of_pidfd(int pidfd);
+// The pid (in our pid namespace) of the process a pidfd refers to (platform/linux/pidfd.hpp).
+using platform::pid_of_pidfd;
 
 }  // namespace osmo::ckpt

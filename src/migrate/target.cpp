@@ -83,15 +83,15 @@ class StdioResolver final : public ckpt::FdResolver {
 class DaemonWatch {
  public:
   DaemonWatch(pid_t pid, std::uint64_t start, int stream_fd) : stream_fd_(stream_fd) {
-    pidfd_.reset(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
     stop_.reset(::eventfd(0, EFD_CLOEXEC));
     // The daemon may already be gone, or its pid reused: the start time says which.
-    auto id = platform::identify_process(pid);
-    if (!pidfd_ || !id.ok() || id->start_ticks != start) {
+    auto pinned = platform::pin_process({pid, start});
+    if (!pinned.ok()) {
       gone_ = true;
       ::shutdown(stream_fd_, SHUT_RDWR);
       return;
     }
+    pidfd_ = std::move(pinned).value();
     thread_ = std::thread([this] {
       pollfd p[2] = {{pidfd_.get(), POLLIN, 0}, {stop_.get(), POLLIN, 0}};
       while (::poll(p, 2, -1) < 0 && errno == EINTR) {

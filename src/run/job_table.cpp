@@ -4,24 +4,20 @@
 
 #include <fcntl.h>
 #include <pwd.h>
-#include <signal.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
-#include <charconv>
+#include <cerrno>
 #include <chrono>
-#include <cstdio>
-#include <string_view>
 #include <fstream>
-#include <sstream>
 #include <system_error>
 
 #include <fmt/format.h>
 
 #include "base/fd_io.hpp"
 #include "base/unique_fd.hpp"
+#include "platform/linux/pidfd.hpp"
 #include "platform/linux/proc_files.hpp"
-#include "run/fd_util.hpp"
+#include "platform/linux/process.hpp"
 
 namespace osmo::run {
 
@@ -192,12 +188,11 @@ Result<bool> signal_job(const fs::path& state_dir, const std::string& id, int si
   if (requester_uid != 0 && requester_uid != match->uid)
     return make_error("job {} belongs to uid {}, not to uid {}", match->id, match->uid,
                       requester_uid);
-  // pidfd first, then check it is still our job: a recycled pid can no longer be hit after that.
-  UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, match->job_pid, 0)));
-  if (!pidfd.valid()) return errno_error("job {}: pidfd_open({})", match->id, match->job_pid);
-  if (platform::process_start_ticks(match->job_pid) != match->job_start)
-    return make_error("job {} has just ended", match->id);
-  if (::syscall(SYS_pidfd_send_signal, pidfd.get(), signo, nullptr, 0) != 0)
+  // Pinned first, then signalled: a recycled pid can no longer be hit after that.
+  auto pidfd = platform::pin_process({match->job_pid, match->job_start});
+  if (!pidfd.ok() && pidfd.error().code == ESRCH) return make_error("job {} has just ended", match->id);
+  if (!pidfd.ok()) return Error{pidfd.error().code, fmt::format("job {}: {}", match->id, pidfd.error().message)};
+  if (platform::pidfd_signal(pidfd->get(), signo) != 0)
     return errno_error("job {}: cannot send signal {} to pid {}", match->id, signo, match->job_pid);
   return true;
 }

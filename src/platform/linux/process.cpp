@@ -17,6 +17,7 @@
 #include "base/fd_io.hpp"
 #include "base/unique_fd.hpp"
 #include "platform/linux/netns.hpp"
+#include "platform/linux/pidfd.hpp"
 #include "platform/linux/proc_files.hpp"
 #include "platform/linux/sysfs_io.hpp"
 
@@ -116,17 +117,19 @@ const char* process_state_name(ProcessState s) {
   return "?";
 }
 
+Result<UniqueFd> pin_process(const ProcessIdentity& id) {
+  // The pidfd pins one process: once open, a recycled pid cannot redirect what we do with it.
+  // Checking the start time after opening it tells whether that process is the one we mean.
+  UniqueFd pidfd = pidfd_open(id.pid);
+  if (!pidfd && errno != ESRCH) return errno_error("pidfd_open pid {}", id.pid);
+  if (!pidfd || process_start_ticks(id.pid) != id.start_ticks)
+    return Error{ESRCH, fmt::format("pid {} is no longer the process we started", id.pid)};
+  return pidfd;
+}
+
 Status signal_process(const ProcessIdentity& id, int sig) {
-  // The pidfd pins one process: once open, a recycled pid cannot redirect the signal.
-  UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, id.pid, 0)));
-  if (!pidfd) return errno_error("pidfd_open pid {}", id.pid);
-  auto now = identify_process(id.pid);
-  if (!now.ok() || now->start_ticks != id.start_ticks) {
-    errno = ESRCH;
-    return errno_error("pid {} is no longer the process we started", id.pid);
-  }
-  if (::syscall(SYS_pidfd_send_signal, pidfd.get(), sig, nullptr, 0) != 0)
-    return errno_error("signal {} to pid {}", sig, id.pid);
+  OSMO_ASSIGN_OR_RETURN(UniqueFd pidfd, pin_process(id));
+  if (pidfd_signal(pidfd.get(), sig) != 0) return errno_error("signal {} to pid {}", sig, id.pid);
   return ok_status();
 }
 
