@@ -320,11 +320,10 @@ Status send_launch_block(int control_fd, const std::string& block) {
   ::close(fds.job_stderr);
 
   StageError e{};
-  ssize_t n;
-  do n = ::read(errpipe[0], &e, sizeof e);
-  while (n < 0 && errno == EINTR);
+  // End of file: the job's exec closed the pipe (close-on-exec), so it runs.
+  const std::size_t n = read_full(errpipe[0], &e, sizeof e).bytes;
   ::close(errpipe[0]);
-  if (n == static_cast<ssize_t>(sizeof e)) {
+  if (n == sizeof e) {
     int st = 0;
     ::waitpid(job, &st, 0);
     if (static_cast<int>(e.stage) == 0)
@@ -339,9 +338,7 @@ Status send_launch_block(int control_fd, const std::string& block) {
   // with an empty request.
   for (;;) {
     InitSignalRequest ack;
-    const ssize_t r = ::read(fds.control, &ack, sizeof ack);
-    if (r < 0 && errno == EINTR) continue;
-    if (r != static_cast<ssize_t>(sizeof ack)) ::_exit(1);  // shepherd gone
+    if (read_full(fds.control, &ack, sizeof ack).bytes != sizeof ack) ::_exit(1);  // shepherd gone
     if (ack.signo == 0) break;
   }
 

@@ -214,11 +214,9 @@ Result<PreparedJob> PreparedJob::create() {
   for (UniqueFd* child_end : {&in_r, &out_w, &err_w, &rep_w, &ctl_r}) child_end->reset();
 
   InitReport r{};
-  ssize_t n;
-  do n = ::read(p.report.get(), &r, sizeof r);
-  while (n < 0 && errno == EINTR);
-  if (n == static_cast<ssize_t>(sizeof r) && r.kind == InitReportKind::kReady) return p;
-  if (n == static_cast<ssize_t>(sizeof r) && r.kind == InitReportKind::kSetupFailed)
+  const std::size_t n = read_full(p.report.get(), &r, sizeof r).bytes;  // less: init died
+  if (n == sizeof r && r.kind == InitReportKind::kReady) return p;
+  if (n == sizeof r && r.kind == InitReportKind::kSetupFailed)
     return Error{r.b, fmt::format("cannot {}", to_string(static_cast<JobSetupStage>(r.a)))};
   int st = 0;
   ::waitpid(std::exchange(p.init_pid, -1), &st, 0);
@@ -277,10 +275,7 @@ Result<LaunchedJob> launch_job(const JobSpec& spec, std::optional<PreparedJob> p
   if (auto s = send_launch_block(control.get(), *block); !s.ok())
     return Error{s.error().code, fmt::format("node {}: {}", spec.node, s.error().message)};
   InitReport r{};
-  ssize_t n;
-  do n = ::read(report.get(), &r, sizeof r);
-  while (n < 0 && errno == EINTR);
-  if (n != static_cast<ssize_t>(sizeof r)) {
+  if (read_full(report.get(), &r, sizeof r).bytes != sizeof r) {
     int st = 0;
     ::waitpid(init_pid, &st, 0);
     init_pid = -1;
