@@ -35,6 +35,29 @@ struct Pipe {
   }
 };
 
+// Reads fd on a thread of its own, in small pieces, until end of file.
+class Drain {
+ public:
+  explicit Drain(int fd)
+      : thread_([this, fd] {
+          char buf[777];
+          for (;;) {
+            const ssize_t n = ::read(fd, buf, sizeof buf);
+            if (n <= 0) break;
+            got_.append(buf, static_cast<std::size_t>(n));
+          }
+        }) {}
+  // Once the writers are closed: everything read.
+  const std::string& wait() {
+    thread_.join();
+    return got_;
+  }
+
+ private:
+  std::string got_;
+  std::thread thread_;
+};
+
 std::string pattern(std::size_t n) {
   std::string s(n, '\0');
   for (std::size_t i = 0; i < n; ++i) s[i] = static_cast<char>('a' + (i * 7 + i / 251) % 26);
@@ -82,21 +105,12 @@ TEST(FdIo, ShortWritesAndReadsMoveEverything) {
   // 1 MiB through a 64 KiB pipe, read back in small pieces: every write is short.
   Pipe p;
   const std::string data = pattern(1 << 20);
-  std::string got;
-  std::thread reader([&] {
-    char buf[777];
-    for (;;) {
-      const ssize_t n = ::read(p.rd.get(), buf, sizeof buf);
-      if (n <= 0) break;
-      got.append(buf, static_cast<std::size_t>(n));
-    }
-  });
+  Drain reader(p.rd.get());
   const IoResult w = write_full(p.wr.get(), data.data(), data.size());
   p.wr.reset();
-  reader.join();
   EXPECT_TRUE(w.ok()) << std::strerror(w.error);
   EXPECT_EQ(w.bytes, data.size());
-  EXPECT_EQ(got, data);
+  EXPECT_EQ(reader.wait(), data);
 
   // And the other way: a writer that trickles bytes, a reader that wants them all at once.
   Pipe q;
@@ -129,7 +143,7 @@ TEST(FdIo, InterruptedCallsAreResumed) {
   IoResult w;
   {
     // The writer blocks on a full pipe while signals keep hitting it; the reader starts late so
-    // that the writer really waits, then is interrupted too (its own Interrupter below).
+    // that the writer really waits.
     Interrupter hit_writer(::pthread_self());
     std::thread start([&] {
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
@@ -213,15 +227,7 @@ TEST(FdIo, WritevTakesMoreThanIovMaxEntriesAndConsumesThem) {
     iov.push_back({const_cast<char*>(data.data() + i * 3), 3});
     if (i % 100 == 0) iov.push_back({nullptr, 0});
   }
-  std::string got;
-  std::thread reader([&] {
-    char buf[100];
-    for (;;) {
-      const ssize_t n = ::read(b.get(), buf, sizeof buf);
-      if (n <= 0) break;
-      got.append(buf, static_cast<std::size_t>(n));
-    }
-  });
+  Drain reader(b.get());
   for (WriteMode mode : {WriteMode::kFile, WriteMode::kSocket}) {
     std::vector<iovec> v = iov;
     const IoResult w = writev_full(a.get(), v.data(), v.size(), mode);
@@ -230,8 +236,7 @@ TEST(FdIo, WritevTakesMoreThanIovMaxEntriesAndConsumesThem) {
     for (const iovec& e : v) EXPECT_EQ(e.iov_len, 0u);
   }
   a.reset();
-  reader.join();
-  EXPECT_EQ(got, data + data);
+  EXPECT_EQ(reader.wait(), data + data);
 }
 
 TEST(FdIo, ReadToEndAndItsLimit) {

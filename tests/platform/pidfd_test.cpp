@@ -21,6 +21,8 @@
 #include "platform/linux/proc_files.hpp"
 #include "platform/linux/process.hpp"
 
+#include "eventually.hpp"
+
 namespace osmo::platform {
 namespace {
 
@@ -69,14 +71,7 @@ struct Child {
   }
 };
 
-template <typename F>
-bool eventually(F f) {
-  for (int i = 0; i < 300; ++i) {
-    if (f()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return false;
-}
+using osmo::testing::eventually;
 
 TEST(Pidfd, SignalThroughAPidfd) {
   Child c;

@@ -18,6 +18,8 @@
 
 #include "platform/linux/sysfs_io.hpp"
 
+#include "eventually.hpp"
+
 namespace osmo::platform {
 namespace {
 
@@ -39,14 +41,7 @@ struct Child {
   }
 };
 
-template <typename F>
-bool eventually(F f) {
-  for (int i = 0; i < 200; ++i) {
-    if (f()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return false;
-}
+using osmo::testing::eventually;
 
 TEST(ProcFiles, ReadSmallFile) {
   char buf[8];
