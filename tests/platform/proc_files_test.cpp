@@ -5,6 +5,7 @@
 #include "platform/linux/proc_files.hpp"
 
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -96,6 +97,23 @@ TEST(ProcFiles, StatusOfThisProcess) {
   ASSERT_FALSE(gone.ok());
   EXPECT_EQ(gone.error().code, ENOENT);
   EXPECT_NE(gone.error().message.find("/proc/999999999/status"), std::string::npos);
+}
+
+TEST(ProcFiles, SmapsOfThisProcess) {
+  const std::size_t len = 4 * 4096;
+  void* p = ::mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  ASSERT_NE(p, MAP_FAILED);
+  ASSERT_EQ(::madvise(p, len, MADV_DONTFORK), 0);  // "dc" in VmFlags
+  auto vmas = read_smaps(::getpid());
+  const auto start = reinterpret_cast<std::uint64_t>(p);
+  ::munmap(p, len);
+  ASSERT_TRUE(vmas.ok()) << vmas.error().str();
+  auto it = std::find_if(vmas->begin(), vmas->end(), [&](const SmapsVma& v) { return v.start == start; });
+  ASSERT_NE(it, vmas->end());
+  EXPECT_EQ(it->end, start + len);
+  EXPECT_TRUE(has_vm_flag(it->vm_flags, "dc")) << it->vm_flags;
+  EXPECT_TRUE(has_vm_flag(it->vm_flags, "wr")) << it->vm_flags;
+  EXPECT_FALSE(read_smaps(999999999).ok());
 }
 
 TEST(ProcFiles, ChildrenOfEveryThread) {

@@ -169,6 +169,34 @@ TEST(ProcParse, BadPidStatusNamesTheLine) {
   }
 }
 
+TEST(ProcParse, SmapsRangesAndVmFlags) {
+  const char* text =
+      "55d0c4a00000-55d0c4a21000 rw-p 00000000 00:00 0                          [heap]\n"
+      "Size:                132 kB\n"
+      "AnonHugePages:         0 kB\n"
+      "VmFlags: rd wr mr mw me ac sd \n"
+      "7f1c2a400000-7f1c2a600000 rw-p 00000000 08:01 1234   /tmp/a-b c:d (deleted)\n"
+      "FilePmdMapped:        0 kB\n"
+      "VmFlags: rd wr mr mw me dp gd\n";
+  auto r = parse_smaps(text);
+  ASSERT_TRUE(r.ok()) << r.error().str();
+  ASSERT_EQ(r->size(), 2u);
+  EXPECT_EQ((*r)[0].start, 0x55d0c4a00000u);
+  EXPECT_EQ((*r)[0].end, 0x55d0c4a21000u);
+  EXPECT_EQ((*r)[0].vm_flags, "rd wr mr mw me ac sd");
+  EXPECT_EQ((*r)[1].start, 0x7f1c2a400000u);
+  EXPECT_TRUE(has_vm_flag((*r)[1].vm_flags, "dp"));
+  EXPECT_TRUE(has_vm_flag((*r)[1].vm_flags, "gd"));
+  EXPECT_FALSE(has_vm_flag((*r)[0].vm_flags, "dp"));
+  EXPECT_FALSE(has_vm_flag("rd wrx", "wr"));  // whole words only
+  EXPECT_FALSE(has_vm_flag("", "rd"));
+  EXPECT_TRUE(parse_smaps("")->empty());
+  auto bad = parse_smaps("55d0c4a21000-55d0c4a00000 rw-p 0 00:00 0\n");  // ends before it starts
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().message, "malformed smaps line '55d0c4a21000-55d0c4a00000 rw-p 0 00:00 0'");
+  EXPECT_FALSE(parse_smaps("55d0c4a0000g-55d0c4a21000 rw-p 0 00:00 0\n").ok());
+}
+
 TEST(ProcParse, PidLists) {
   pid_t room[2] = {0, 0};
   EXPECT_EQ(parse_pid_list("", room), 0u);

@@ -50,6 +50,14 @@ Result<PidStatus> read_pid_status(pid_t pid) {
   return st;
 }
 
+Result<std::vector<SmapsVma>> read_smaps(pid_t pid) {
+  const std::string path = fmt::format("/proc/{}/smaps", pid);
+  OSMO_ASSIGN_OR_RETURN(std::string text, read_text_file(path));
+  auto vmas = parse_smaps(text);
+  if (!vmas.ok()) return make_error("{}: {}", path, vmas.error().message);
+  return vmas;
+}
+
 std::vector<pid_t> process_children(pid_t pid) {
   std::vector<pid_t> out;
   auto tasks = list_directory(fmt::format("/proc/{}/task", pid), /*only_dirs=*/true);

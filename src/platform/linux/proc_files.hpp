@@ -35,6 +35,10 @@ std::uint64_t process_start_ticks(pid_t pid);
 // /proc/PID/status; errors name the file.
 Result<PidStatus> read_pid_status(pid_t pid);
 
+// /proc/PID/smaps: the ranges and VmFlags of every mapping. Reading it walks the page tables
+// (~40 ms per GiB mapped).
+Result<std::vector<SmapsVma>> read_smaps(pid_t pid);
+
 // The children of every thread of `pid` (/proc/PID/task/TID/children); empty when it is gone.
 std::vector<pid_t> process_children(pid_t pid);
 

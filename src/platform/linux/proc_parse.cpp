@@ -38,6 +38,19 @@ std::vector<std::string_view> fields(std::string_view s) {
   return out;
 }
 
+// Calls f(word) for each whitespace-separated word; allocates nothing (unlike fields()).
+template <typename F>
+void for_each_word(std::string_view s, F f) {
+  std::size_t i = 0;
+  for (;;) {
+    while (i < s.size() && std::isspace(static_cast<unsigned char>(s[i]))) ++i;
+    if (i >= s.size()) return;
+    const std::size_t b = i;
+    while (i < s.size() && !std::isspace(static_cast<unsigned char>(s[i]))) ++i;
+    f(s.substr(b, i - b));
+  }
+}
+
 // Calls f(line) for each line; stops early when f returns true.
 template <typename F>
 void for_each_line(std::string_view text, F f) {
@@ -192,17 +205,15 @@ namespace {
 // Allocates nothing (parse_pid_list is on the job start path).
 template <typename T, typename Add>
 bool for_each_number(std::string_view value, int base, Add add) {
-  std::size_t i = 0;
-  for (;;) {
-    while (i < value.size() && std::isspace(static_cast<unsigned char>(value[i]))) ++i;
-    if (i >= value.size()) return true;
-    const std::size_t b = i;
-    while (i < value.size() && !std::isspace(static_cast<unsigned char>(value[i]))) ++i;
+  bool ok = true;
+  for_each_word(value, [&](std::string_view w) {
+    if (!ok) return;
     T v{};
-    auto [p, ec] = std::from_chars(value.data() + b, value.data() + i, v, base);
-    if (ec != std::errc() || p != value.data() + i) return false;
-    add(v);
-  }
+    auto [p, ec] = std::from_chars(w.data(), w.data() + w.size(), v, base);
+    ok = ec == std::errc() && p == w.data() + w.size();
+    if (ok) add(v);
+  });
+  return ok;
 }
 
 template <typename T>
@@ -263,6 +274,42 @@ Result<PidStatus> parse_pid_status(std::string_view text) {
   });
   if (err) return *err;
   return s;
+}
+
+Result<std::vector<SmapsVma>> parse_smaps(std::string_view text) {
+  std::vector<SmapsVma> out;
+  std::optional<Error> err;
+  for_each_line(text, [&](std::string_view line) {
+    if (auto flags = after_key(line, "VmFlags")) {
+      if (!out.empty()) out.back().vm_flags = std::string(trim(*flags));
+      return false;
+    }
+    // A mapping's first line, "start-end perms offset dev inode [path]"; the others are
+    // "Key:   value" lines, whose key never holds '-' before its first space.
+    const auto dash = line.find('-'), space = line.find(' ');
+    if (line.empty() || !std::isxdigit(static_cast<unsigned char>(line[0])) || dash == std::string_view::npos ||
+        space == std::string_view::npos || dash > space)
+      return false;
+    SmapsVma v;
+    const char* const e1 = line.data() + dash;
+    const char* const e2 = line.data() + space;
+    auto [p1, ec1] = std::from_chars(line.data(), e1, v.start, 16);
+    auto [p2, ec2] = std::from_chars(e1 + 1, e2, v.end, 16);
+    if (ec1 != std::errc() || p1 != e1 || ec2 != std::errc() || p2 != e2 || v.end < v.start) {
+      err = make_error("malformed smaps line '{}'", line);
+      return true;
+    }
+    out.push_back(std::move(v));
+    return false;
+  });
+  if (err) return *err;
+  return out;
+}
+
+bool has_vm_flag(std::string_view vm_flags, std::string_view name) {
+  bool found = false;
+  for_each_word(vm_flags, [&](std::string_view w) { found = found || w == name; });
+  return found;
 }
 
 std::optional<std::size_t> parse_pid_list(std::string_view text, std::span<pid_t> out) {

@@ -78,6 +78,16 @@ struct PidStatus {
 };
 Result<PidStatus> parse_pid_status(std::string_view text);
 
+// One mapping of /proc/PID/smaps: its range and its VmFlags, the two-letter names as the kernel
+// writes them ("rd wr mr mw me ac sd"). The other lines of a mapping are not kept.
+struct SmapsVma {
+  std::uint64_t start = 0, end = 0;
+  std::string vm_flags;
+};
+Result<std::vector<SmapsVma>> parse_smaps(std::string_view text);
+// Whether a VmFlags text holds the flag `name` ("dp", "gd", ...) as a whole word.
+bool has_vm_flag(std::string_view vm_flags, std::string_view name);
+
 // Decimal pids separated by spaces or newlines (/proc/PID/task/TID/children): returns how many
 // the text holds, of which the first out.size() are stored in out; nullopt when the text is not
 // such a list. Allocates nothing.
