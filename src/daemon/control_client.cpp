@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "platform/linux/fd_passing.hpp"
+#include "platform/linux/socket.hpp"
 
 namespace osmo::daemon {
 namespace {
@@ -56,14 +57,9 @@ Result<std::string> recv_line(int fd, std::string& pending, std::vector<UniqueFd
 }
 
 Result<ControlClient> ControlClient::connect(const std::string& socket_path) {
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (socket_path.size() >= sizeof addr.sun_path)
-    return make_error("control socket path too long: {}", socket_path);
-  std::memcpy(addr.sun_path, socket_path.c_str(), socket_path.size() + 1);
-  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (!fd) return errno_error("socket(AF_UNIX)");
-  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+  UniqueFd fd = platform::unix_connect(socket_path, SOCK_STREAM);
+  if (!fd && errno == ENAMETOOLONG) return make_error("control socket path too long: {}", socket_path);
+  if (!fd) {
     int e = errno;
     return Error{e, fmt::format("cannot reach the osmo daemon at {} (is `osmo daemon` running? "
                                 "set --socket or OSMO_SOCKET)",

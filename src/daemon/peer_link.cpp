@@ -13,6 +13,7 @@
 #include <cstring>
 
 #include "base/fd_io.hpp"
+#include "platform/linux/socket.hpp"
 #include "wire/mac.hpp"
 
 namespace osmo::daemon {
@@ -29,9 +30,8 @@ constexpr int kMaxPeerStreams = 1024;  // concurrent streams served; more are re
 enum Verdict : std::uint8_t { kAccepted = 0, kRefusedAuth = 1, kRefusedService = 2 };
 
 void set_io_timeout(int fd, int timeout_ms) {
-  timeval tv{timeout_ms / 1000, (timeout_ms % 1000) * 1000};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  platform::set_receive_timeout(fd, timeout_ms);
+  platform::set_send_timeout(fd, timeout_ms);
 }
 
 Status send_all(int fd, const void* data, std::size_t n) {

@@ -11,6 +11,7 @@
 #include "base/fd_io.hpp"
 #include "daemon/control_client.hpp"
 #include "platform/linux/fd_passing.hpp"
+#include "platform/linux/socket.hpp"
 
 namespace osmo::migrate {
 
@@ -136,8 +137,7 @@ Result<Packet> recv_packet(int sock, int timeout_ms, const std::string& from) {
 }
 
 Result<nlohmann::json> read_json_line(int fd, std::string& pending, int timeout_ms, const std::string& from) {
-  timeval tv{timeout_ms / 1000, (timeout_ms % 1000) * 1000};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  platform::set_receive_timeout(fd, timeout_ms);
   OSMO_ASSIGN_OR_RETURN(std::string line, daemon::recv_line(fd, pending, nullptr, 1u << 20));
   if (line.empty()) return make_error("{} closed the connection without an answer", from);
   auto j = nlohmann::json::parse(line, nullptr, false);

@@ -28,6 +28,7 @@
 #include "run/run_service.hpp"
 #include "run/shepherd.hpp"
 #include "platform/linux/process.hpp"
+#include "platform/linux/socket.hpp"
 #include "run/job_spec.hpp"
 #include "run/job_table.hpp"
 
@@ -143,8 +144,7 @@ class Incoming {
 
  private:
   Status receive_and_restore() {
-    timeval tv{kSourceSilenceMs / 1000, 0};
-    ::setsockopt(stream_.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    platform::set_receive_timeout(stream_.get(), kSourceSilenceMs);
     StdioResolver stdio;
     OSMO_TRY(stdio.create());
     OSMO_TRY(ch_.send(Json{{"t", msg::kReady}}));

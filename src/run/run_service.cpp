@@ -18,6 +18,7 @@
 #include "env/clock.hpp"
 #include "env/random.hpp"
 #include "platform/linux/proc_parse.hpp"
+#include "platform/linux/socket.hpp"
 #include "platform/linux/sysfs_io.hpp"
 #include "policy/placement.hpp"
 #include "run/anchor_registry.hpp"
@@ -66,8 +67,7 @@ Result<Credentials> peer_credentials(const ucred& peer) {
 Status write_line(int fd, const Json& j) { return write_all(fd, j.dump() + "\n"); }
 
 Result<Json> read_reply(int fd, int timeout_ms) {
-  timeval tv{timeout_ms / 1000, (timeout_ms % 1000) * 1000};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  platform::set_receive_timeout(fd, timeout_ms);
   std::string text;
   const IoResult r = read_to_end(fd, &text, 64u << 20);
   if (r.error == EFBIG) return make_error("a peer's reply exceeds 64 MiB");
