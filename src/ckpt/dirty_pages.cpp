@@ -61,6 +61,8 @@
 
 #include "base/scope_guard.hpp"
 #include "ckpt/proc.hpp"
+#include "platform/linux/pidfd.hpp"
+#include "platform/linux/proc_files.hpp"
 
 namespace osmo::ckpt {
 namespace {
@@ -193,45 +195,7 @@ bool special_mapping(const MapsEntry& e) {
          e.name == "[vsyscall]";
 }
 
-bool has_vm_flag(const std::string& flags, std::string_view f) {
-  std::size_t at = 0;
-  while ((at = flags.find(f, at)) != std::string::npos) {
-    bool starts = at == 0 || flags[at - 1] == ' ';
-    bool ends = at + f.size() == flags.size() || flags[at + f.size()] == ' ';
-    if (starts && ends) return true;
-    at += f.size();
-  }
-  return false;
-}
-
 }  // namespace
-
-// /proc/PID/smaps, only the ranges and their VmFlags.
-Result<std::vector<DirtyTracker::MapsEntryFlags>> DirtyTracker::read_smaps_flags(pid_t pid) {
-  OSMO_ASSIGN_OR_RETURN(std::string text, read_text_file(fmt::format("/proc/{}/smaps", pid)));
-  std::vector<MapsEntryFlags> out;
-  std::size_t pos = 0;
-  while (pos < text.size()) {
-    std::size_t eol = text.find('\n', pos);
-    if (eol == std::string::npos) eol = text.size();
-    std::string_view line(text.data() + pos, eol - pos);
-    pos = eol + 1;
-    if (line.rfind("VmFlags:", 0) == 0) {
-      if (!out.empty()) out.back().vm_flags = std::string(line.substr(8));
-      continue;
-    }
-    std::size_t dash = line.find('-'), space = line.find(' ');
-    if (line.empty() || !std::isxdigit(static_cast<unsigned char>(line[0])) ||
-        dash == std::string_view::npos || space == std::string_view::npos || dash > space)
-      continue;
-    MapsEntryFlags e;
-    e.start = std::strtoull(std::string(line.substr(0, dash)).c_str(), nullptr, 16);
-    e.end =
-        std::strtoull(std::string(line.substr(dash + 1, space - dash - 1)).c_str(), nullptr, 16);
-    out.push_back(std::move(e));
-  }
-  return out;
-}
 
 namespace {
 
@@ -363,11 +327,8 @@ Result<UniqueFd> open_tracking_uffd(pid_t pid, const InjectSyscall& inject) {
   if (tfd < 0 && tfd > -4096)
     return Error{static_cast<int>(-tfd),
                  fmt::format("injected userfaultfd(2) in pid {} failed", pid)};
-  UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
-  UniqueFd ufd(
-      pidfd ? static_cast<int>(::syscall(SYS_pidfd_getfd, pidfd.get(), static_cast<int>(tfd), 0))
-            : -1);
-  int getfd_errno = errno;
+  UniqueFd ufd = platform::take_fd(pid, static_cast<int>(tfd));
+  const int getfd_errno = errno;
   // The process must not keep a descriptor of its own: it would see an fd it never opened, and a
   // later checkpoint would refuse it (anon_inode). Ours alone keeps the userfaultfd alive.
   OSMO_ASSIGN_OR_RETURN(long closed,
@@ -553,12 +514,12 @@ Status DirtyTracker::add(std::vector<PageRange> ranges) {
     std::sort(pieces_.begin(), pieces_.end(),
               [](const Piece& a, const Piece& b) { return a.start < b.start; });
   });
-  std::vector<MapsEntryFlags> smaps;
+  std::vector<platform::SmapsVma> smaps;
   for (const Piece& p : fresh) OSMO_TRY(register_range(p, &smaps));
   return ok_status();
 }
 
-Status DirtyTracker::register_range(const Piece& piece, std::vector<MapsEntryFlags>* smaps) {
+Status DirtyTracker::register_range(const Piece& piece, std::vector<platform::SmapsVma>* smaps) {
   uffdio_register reg{};
   reg.range = {piece.start, piece.end - piece.start};
   reg.mode = UFFDIO_REGISTER_MODE_WP;
@@ -572,10 +533,10 @@ Status DirtyTracker::register_range(const Piece& piece, std::vector<MapsEntryFla
     // private anonymous memory: only smaps tells.
     if (e.code == EINVAL) {
       if (smaps->empty()) {
-        OSMO_ASSIGN_OR_RETURN(*smaps, read_smaps_flags(pid_));
+        OSMO_ASSIGN_OR_RETURN(*smaps, platform::read_smaps(pid_));
       }
-      for (const MapsEntryFlags& f : *smaps)
-        if (f.start <= piece.start && piece.start < f.end && has_vm_flag(f.vm_flags, "dp"))
+      for (const platform::SmapsVma& f : *smaps)
+        if (f.start <= piece.start && piece.start < f.end && platform::has_vm_flag(f.vm_flags, "dp"))
           return ok_status();
     }
     return e;

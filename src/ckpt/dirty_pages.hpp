@@ -32,6 +32,7 @@
 
 #include "base/result.hpp"
 #include "base/unique_fd.hpp"
+#include "platform/linux/proc_parse.hpp"
 
 namespace osmo::ckpt {
 
@@ -168,10 +169,6 @@ class DirtyTracker {
   bool hole_scan() const { return hole_scan_; }
 
  private:
-  struct MapsEntryFlags {
-    std::uint64_t start = 0, end = 0;
-    std::string vm_flags;  // smaps VmFlags
-  };
   struct Piece {
     std::uint64_t start = 0, end = 0;
     bool file_backed = false;  // private file or memfd mapping
@@ -181,8 +178,7 @@ class DirtyTracker {
   DirtyTracker() = default;
   void release();
   // Registers one piece; droppable memory is skipped (smaps read once per add(), on demand).
-  Status register_range(const Piece& piece, std::vector<MapsEntryFlags>* smaps);
-  static Result<std::vector<MapsEntryFlags>> read_smaps_flags(pid_t pid);
+  Status register_range(const Piece& piece, std::vector<platform::SmapsVma>* smaps);
   Status check_mm_alive();
   Error context(Error e) const;
 

@@ -23,6 +23,7 @@
 
 #include "ckpt/faults.hpp"
 #include "ckpt/kinds.hpp"
+#include "platform/linux/pidfd.hpp"
 
 namespace osmo::ckpt {
 
@@ -185,10 +186,10 @@ Status read_internal_pipes(pid_t pid, std::vector<FdImage>* fds) {
   for (FdImage& r : *fds) {
     if (r.kind != FdKind::kPipeInternal || (r.flags & O_ACCMODE) != O_RDONLY) continue;
     if (!pidfd) {
-      pidfd.reset(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+      pidfd = platform::pidfd_open(pid);
       if (!pidfd) return errno_error("cannot open a pidfd for pid {}", pid);
     }
-    UniqueFd rd(static_cast<int>(::syscall(SYS_pidfd_getfd, pidfd.get(), r.fd, 0)));
+    UniqueFd rd = platform::pidfd_getfd(pidfd.get(), r.fd);
     if (!rd) return errno_error("cannot take a copy of pipe fd {} of pid {}", r.fd, pid);
     int cap = ::fcntl(rd.get(), F_GETPIPE_SZ);
     r.pipe_size = cap > 0 ? static_cast<std::uint32_t>(cap) : 0;

@@ -6,16 +6,15 @@
 #include <fcntl.h>
 #include <lz4.h>
 #include <sys/mman.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
-#include <climits>
 #include <cstring>
 
+#include "base/fd_io.hpp"
 #include "ckpt/checksum.hpp"
 
 namespace osmo::ckpt {
@@ -154,31 +153,9 @@ Status ImageWriter::write_all(const void* p, std::size_t n) {
 }
 
 Status ImageWriter::writev_all(std::vector<iovec>& iov) {
-  std::size_t i = 0;
-  while (i < iov.size()) {
-    int cnt = static_cast<int>(std::min<std::size_t>(iov.size() - i, IOV_MAX));
-    ssize_t w;
-    if (socket_) {
-      msghdr mh{};
-      mh.msg_iov = iov.data() + i;
-      mh.msg_iovlen = static_cast<std::size_t>(cnt);
-      w = ::sendmsg(fd_, &mh, MSG_NOSIGNAL);
-    } else {
-      w = ::writev(fd_, iov.data() + i, cnt);
-    }
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return errno_error("cannot write image at offset {}", offset_);
-    }
-    offset_ += static_cast<std::uint64_t>(w);
-    // Skip what was written; a partial write leaves the rest of one iovec to go.
-    auto left = static_cast<std::size_t>(w);
-    while (i < iov.size() && left >= iov[i].iov_len) left -= iov[i++].iov_len;
-    if (left > 0) {
-      iov[i].iov_base = static_cast<char*>(iov[i].iov_base) + left;
-      iov[i].iov_len -= left;
-    }
-  }
+  const IoResult w = writev_full(fd_, iov.data(), iov.size(), socket_ ? WriteMode::kSocket : WriteMode::kFile);
+  offset_ += w.bytes;
+  if (!w.ok()) return Error{w.error, fmt::format("cannot write image at offset {}", offset_)};
   return ok_status();
 }
 
@@ -355,19 +332,10 @@ Result<std::size_t> ImageReader::read_full(void* p, std::size_t n) {
     offset_ += k;
     return k;
   }
-  auto* b = static_cast<char*>(p);
-  std::size_t got = 0;
-  while (got < n) {
-    ssize_t r = ::read(fd_, b + got, n - got);
-    if (r < 0) {
-      if (errno == EINTR) continue;
-      return errno_error("cannot read image at offset {}", offset_ + got);
-    }
-    if (r == 0) break;
-    got += static_cast<std::size_t>(r);
-  }
-  offset_ += got;
-  return got;
+  const IoResult r = osmo::read_full(fd_, p, n);
+  if (!r.ok()) return Error{r.error, fmt::format("cannot read image at offset {}", offset_ + r.bytes)};
+  offset_ += r.bytes;
+  return r.bytes;
 }
 
 Result<std::uint32_t> ImageReader::read_header() {

@@ -33,6 +33,8 @@
 #include "ckpt/faults.hpp"
 #include "ckpt/kinds.hpp"
 #include "ckpt/page_buffer.hpp"
+#include "platform/linux/pidfd.hpp"
+#include "platform/linux/proc_files.hpp"
 
 namespace osmo::ckpt {
 namespace {
@@ -127,29 +129,17 @@ Result<std::uint64_t> scan_pagemap(int pagemap_fd, const VmaImage& v, std::vecto
 
 // VmFlags of every mapping, by start address, from /proc/PID/smaps.
 Result<std::map<std::uint64_t, std::uint32_t>> read_vm_flags(pid_t pid) {
-  OSMO_ASSIGN_OR_RETURN(std::string text, read_text_file(fmt::format("/proc/{}/smaps", pid)));
+  OSMO_ASSIGN_OR_RETURN(auto vmas, platform::read_smaps(pid));
   static const std::pair<const char*, std::uint32_t> kNames[] = {
       {"gd", kVmaGrowsDown}, {"hg", kVmaHugepage}, {"nh", kVmaNoHugepage}, {"dc", kVmaDontFork},
       {"dd", kVmaDontDump},  {"wf", kVmaWipeOnFork}, {"sr", kVmaSeqRead}, {"rr", kVmaRandRead},
       {"lo", kVmaLocked}};
   std::map<std::uint64_t, std::uint32_t> out;
-  std::uint64_t cur = 0;
-  std::size_t pos = 0;
-  while (pos < text.size()) {
-    std::size_t eol = text.find('\n', pos);
-    if (eol == std::string::npos) eol = text.size();
-    std::string_view line(text.data() + pos, eol - pos);
-    pos = eol + 1;
-    if (!line.empty() && std::isxdigit(static_cast<unsigned char>(line[0])) && line.find('-') != std::string::npos &&
-        line.find(':') > line.find(' ')) {
-      cur = std::stoull(std::string(line.substr(0, line.find('-'))), nullptr, 16);
-    } else if (line.rfind("VmFlags:", 0) == 0) {
-      std::uint32_t f = 0;
-      for (auto& [name, bit] : kNames)
-        for (std::size_t k = 8; k + 2 <= line.size(); k += 3)
-          if (line.substr(k + 1, 2) == name) f |= bit;
-      out[cur] = f;
-    }
+  for (const platform::SmapsVma& v : vmas) {
+    std::uint32_t f = 0;
+    for (auto& [name, bit] : kNames)
+      if (platform::has_vm_flag(v.vm_flags, name)) f |= bit;
+    out[v.start] = f;
   }
   return out;
 }
@@ -480,9 +470,8 @@ Status open_uffd(RestoreContext& c) {
   if (!c.use_uffd) return ok_status();
   OSMO_ASSIGN_OR_RETURN(long tfd, t.syscall(SYS_userfaultfd, O_CLOEXEC | UFFD_USER_MODE_ONLY));
   if (tfd < 0) return ok_status();
-  UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, c.pid, 0)));
-  UniqueFd ufd(pidfd ? static_cast<int>(::syscall(SYS_pidfd_getfd, pidfd.get(), static_cast<int>(tfd), 0)) : -1);
-  int getfd_errno = errno;
+  UniqueFd ufd = platform::take_fd(c.pid, static_cast<int>(tfd));
+  const int getfd_errno = errno;
   OSMO_TRY(t.syscall_ok("close (userfaultfd)", SYS_close, static_cast<std::uint64_t>(tfd)));
   if (!ufd) {
     errno = getfd_errno;

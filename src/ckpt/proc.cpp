@@ -18,23 +18,6 @@
 
 namespace osmo::ckpt {
 
-Result<std::string> read_text_file(const std::string& path) {
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd) return errno_error("cannot open {}", path);
-  std::string out;
-  char buf[65536];
-  for (;;) {
-    ssize_t r = ::read(fd.get(), buf, sizeof buf);
-    if (r < 0) {
-      if (errno == EINTR) continue;
-      return errno_error("cannot read {}", path);
-    }
-    if (r == 0) break;
-    out.append(buf, static_cast<std::size_t>(r));
-  }
-  return out;
-}
-
 Result<std::string> read_link(const std::string& path) {
   char buf[4096];
   ssize_t n = ::readlink(path.c_str(), buf, sizeof buf - 1);
@@ -42,51 +25,8 @@ Result<std::string> read_link(const std::string& path) {
   return std::string(buf, static_cast<std::size_t>(n));
 }
 
-Result<ProcStatus> parse_status(const std::string& text) {
-  ProcStatus s;
-  std::istringstream in(text);
-  std::string line;
-  while (std::getline(in, line)) {
-    auto colon = line.find(':');
-    if (colon == std::string::npos) continue;
-    std::string key = line.substr(0, colon);
-    std::istringstream val(line.substr(colon + 1));
-    if (key == "State") {
-      std::string st;
-      val >> st;
-      s.state = st.empty() ? '?' : st[0];
-    } else if (key == "Threads") {
-      val >> s.threads;
-    } else if (key == "TracerPid") {
-      val >> s.tracer_pid;
-    } else if (key == "Uid") {
-      for (auto& u : s.uid) val >> u;
-    } else if (key == "Gid") {
-      for (auto& g : s.gid) val >> g;
-    } else if (key == "Groups") {
-      std::uint32_t g;
-      while (val >> g) s.groups.push_back(g);
-    } else if (key == "Umask") {
-      std::string u;
-      val >> u;
-      s.umask = static_cast<std::uint32_t>(std::stoul(u, nullptr, 8));
-    } else if (key == "NSpid" || key == "NSpgid" || key == "NSsid") {
-      auto& v = key == "NSpid" ? s.nspid : key == "NSpgid" ? s.nspgid : s.nssid;
-      pid_t p;
-      while (val >> p) v.push_back(p);
-    } else if (key == "CapInh" || key == "CapPrm" || key == "CapEff" || key == "CapBnd" || key == "CapAmb") {
-      std::string hexv;
-      val >> hexv;
-      std::uint64_t bits = 0;
-      try {
-        bits = std::stoull(hexv, nullptr, 16);
-      } catch (const std::exception&) {
-        return make_error("malformed /proc status line '{}'", line);
-      }
-      (key == "CapInh" ? s.cap_inh : key == "CapPrm" ? s.cap_prm : key == "CapEff" ? s.cap_eff
-                                   : key == "CapBnd" ? s.cap_bnd : s.cap_amb) = bits;
-    }
-  }
+Result<ProcStatus> parse_status(std::string_view text) {
+  OSMO_ASSIGN_OR_RETURN(ProcStatus s, platform::parse_pid_status(text));
   if (s.threads == 0 || s.nspid.empty()) return make_error("malformed /proc status (no Threads/NSpid)");
   return s;
 }
@@ -144,17 +84,11 @@ Result<std::vector<MapsEntry>> read_maps(pid_t pid) {
 
 Result<std::vector<std::string>> read_stat_fields(pid_t pid) {
   OSMO_ASSIGN_OR_RETURN(std::string text, read_text_file(fmt::format("/proc/{}/stat", pid)));
-  // comm (field 2) may contain spaces and parentheses: it ends at the last ')'.
-  auto open = text.find('(');
-  auto close = text.rfind(')');
-  if (open == std::string::npos || close == std::string::npos || close < open)
-    return make_error("malformed /proc/{}/stat", pid);
-  std::vector<std::string> f{"", text.substr(0, open - 1), text.substr(open + 1, close - open - 1)};
-  std::istringstream in(text.substr(close + 1));
-  std::string tok;
-  while (in >> tok) f.push_back(tok);
-  if (f.size() < 52) return make_error("/proc/{}/stat has {} fields, expected at least 51", pid, f.size() - 1);
-  return f;
+  std::string_view f[64];
+  const std::size_t n = platform::split_pid_stat(text, f);
+  if (n == 0) return make_error("malformed /proc/{}/stat", pid);
+  if (n < 51) return make_error("/proc/{}/stat has {} fields, expected at least 51", pid, n);
+  return std::vector<std::string>(f, f + n + 1);
 }
 
 Result<FdInfo> parse_fdinfo(const std::string& text) {
@@ -185,15 +119,6 @@ Result<std::vector<int>> list_fds(pid_t pid) {
   ::closedir(d);
   std::sort(fds.begin(), fds.end());
   return fds;
-}
-
-Result<pid_t> pid_of_pidfd(int pidfd) {
-  OSMO_ASSIGN_OR_RETURN(std::string info, read_text_file(fmt::format("/proc/self/fdinfo/{}", pidfd)));
-  auto p = info.find("\nPid:");
-  if (p == std::string::npos) return make_error("no Pid line in the fdinfo of pidfd {}", pidfd);
-  long v = std::strtol(info.c_str() + p + 5, nullptr, 10);
-  if (v <= 0) return make_error("pidfd {} names no process in our pid namespace (Pid: {})", pidfd, v);
-  return static_cast<pid_t>(v);
 }
 
 }  // namespace osmo::ckpt

@@ -8,28 +8,24 @@
 #include <array>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "base/result.hpp"
+#include "platform/linux/pidfd.hpp"
+#include "platform/linux/proc_parse.hpp"
+#include "platform/linux/sysfs_io.hpp"
 
 namespace osmo::ckpt {
 
-Result<std::string> read_text_file(const std::string& path);
+// Whole files: the platform's reader ("cannot open PATH" / "cannot read PATH" with errno).
+using platform::read_text_file;
 Result<std::string> read_link(const std::string& path);
 
-struct ProcStatus {
-  char state = '?';
-  int threads = 0;
-  pid_t tracer_pid = 0;
-  std::array<std::uint32_t, 4> uid{}, gid{};  // real, effective, saved, fs
-  std::vector<std::uint32_t> groups;
-  std::vector<pid_t> nspid;  // outermost first
-  std::vector<pid_t> nspgid, nssid;  // process group and session, outermost first (0: not visible)
-  std::uint32_t umask = 022;
-  // Capability sets (CapInh, CapPrm, CapEff, CapBnd, CapAmb), bit N = capability N.
-  std::uint64_t cap_inh = 0, cap_prm = 0, cap_eff = 0, cap_bnd = 0, cap_amb = 0;
-};
-Result<ProcStatus> parse_status(const std::string& text);
+// /proc/PID/status (platform/linux/proc_parse.hpp), of a process the engine may take: one with
+// Threads and NSpid lines, which every live process has.
+using ProcStatus = platform::PidStatus;
+Result<ProcStatus> parse_status(std::string_view text);
 Result<ProcStatus> read_status(pid_t pid);
 
 struct MapsEntry {
@@ -55,7 +51,7 @@ struct FdInfo {
 Result<FdInfo> parse_fdinfo(const std::string& text);
 Result<std::vector<int>> list_fds(pid_t pid);
 
-// The pid (in our pid namespace) of the process a pidfd refers to, from /proc/self/fdinfo.
-Result<pid_t> pid_of_pidfd(int pidfd);
+// The pid (in our pid namespace) of the process a pidfd refers to (platform/linux/pidfd.hpp).
+using platform::pid_of_pidfd;
 
 }  // namespace osmo::ckpt

@@ -7,38 +7,25 @@
 
 #include <cstring>
 
+#include "platform/linux/fd_passing.hpp"
+#include "platform/linux/socket.hpp"
+
 namespace osmo::daemon {
 namespace {
-constexpr std::size_t kMaxFdsPerMessage = 16;
 constexpr std::size_t kMaxResponseBytes = 64 << 20;  // `osmo ps` of a big cluster fits easily
 }  // namespace
 
 Status send_line(int fd, const std::string& line, std::span<const int> fds) {
-  if (fds.size() > kMaxFdsPerMessage) return make_error("too many fds to pass ({})", fds.size());
+  if (fds.size() > platform::kMaxFdsPerMessage) return make_error("too many fds to pass ({})", fds.size());
   std::string data = line;
   data.push_back('\n');
   std::size_t off = 0;
   bool fds_sent = fds.empty();
   while (off < data.size()) {
-    iovec iov{data.data() + off, data.size() - off};
-    msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    alignas(cmsghdr) char cbuf[CMSG_SPACE(sizeof(int) * kMaxFdsPerMessage)];
-    if (!fds_sent) {
-      msg.msg_control = cbuf;
-      msg.msg_controllen = CMSG_SPACE(sizeof(int) * fds.size());
-      cmsghdr* c = CMSG_FIRSTHDR(&msg);
-      c->cmsg_level = SOL_SOCKET;
-      c->cmsg_type = SCM_RIGHTS;
-      c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
-      std::memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * fds.size());
-    }
-    ssize_t n = ::sendmsg(fd, &msg, MSG_NOSIGNAL);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return errno_error("control socket: send");
-    }
+    // The fds ride on the first sendmsg: a short send leaves only bytes for the next ones.
+    const ssize_t n = platform::send_with_fds(fd, data.data() + off, data.size() - off,
+                                              fds_sent ? std::span<const int>() : fds);
+    if (n < 0) return errno_error("control socket: send");
     fds_sent = true;
     off += static_cast<std::size_t>(n);
   }
@@ -56,32 +43,11 @@ Result<std::string> recv_line(int fd, std::string& pending, std::vector<UniqueFd
     }
     if (pending.size() > max_bytes) return make_error("control socket: line longer than {} bytes", max_bytes);
     char buf[65536];
-    iovec iov{buf, sizeof buf};
-    msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    alignas(cmsghdr) char cbuf[CMSG_SPACE(sizeof(int) * kMaxFdsPerMessage)];
-    msg.msg_control = cbuf;
-    msg.msg_controllen = sizeof cbuf;
-    ssize_t n = ::recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return errno_error("control socket: receive");
-    }
-    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
-      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-      std::size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-      for (std::size_t i = 0; i < count; ++i) {
-        int passed = -1;
-        std::memcpy(&passed, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-        // Fds we did not ask for are closed rather than leaked.
-        if (fds != nullptr) {
-          fds->emplace_back(passed);
-        } else {
-          ::close(passed);
-        }
-      }
-    }
+    // Fds we did not ask for are closed rather than leaked (the kernel does it: no fds accepted).
+    platform::ReceivedFds passed;
+    const ssize_t n = platform::recv_with_fds(fd, buf, sizeof buf, fds != nullptr ? &passed : nullptr);
+    if (n < 0) return errno_error("control socket: receive");
+    for (std::size_t i = 0; i < passed.count; ++i) fds->push_back(passed.take(i));
     if (n == 0) {
       if (!pending.empty()) return make_error("control socket: connection closed mid-line");
       return std::string();
@@ -91,14 +57,9 @@ Result<std::string> recv_line(int fd, std::string& pending, std::vector<UniqueFd
 }
 
 Result<ControlClient> ControlClient::connect(const std::string& socket_path) {
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (socket_path.size() >= sizeof addr.sun_path)
-    return make_error("control socket path too long: {}", socket_path);
-  std::memcpy(addr.sun_path, socket_path.c_str(), socket_path.size() + 1);
-  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (!fd) return errno_error("socket(AF_UNIX)");
-  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+  UniqueFd fd = platform::unix_connect(socket_path, SOCK_STREAM);
+  if (!fd && errno == ENAMETOOLONG) return make_error("control socket path too long: {}", socket_path);
+  if (!fd) {
     int e = errno;
     return Error{e, fmt::format("cannot reach the osmo daemon at {} (is `osmo daemon` running? "
                                 "set --socket or OSMO_SOCKET)",

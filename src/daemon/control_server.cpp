@@ -9,6 +9,7 @@
 #include <filesystem>
 
 #include "daemon/control_client.hpp"
+#include "platform/linux/socket.hpp"
 
 namespace osmo::daemon {
 namespace {
@@ -31,10 +32,8 @@ Status ControlServer::start(const std::string& path) {
   if (!dir.empty()) std::filesystem::create_directories(dir, ec);
   if (ec) return Error{ec.value(), fmt::format("create control socket directory {}", dir.string())};
 
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (path.size() >= sizeof addr.sun_path) return make_error("control socket path too long: {}", path);
-  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  sockaddr_un addr;
+  if (!platform::make_unix_address(path, &addr)) return make_error("control socket path too long: {}", path);
 
   // A socket file may be left by a crashed daemon: replace it, unless someone still answers.
   if (auto probe = ControlClient::connect(path); probe.ok())

@@ -12,6 +12,8 @@
 
 #include <cstring>
 
+#include "base/fd_io.hpp"
+#include "platform/linux/socket.hpp"
 #include "wire/mac.hpp"
 
 namespace osmo::daemon {
@@ -28,38 +30,21 @@ constexpr int kMaxPeerStreams = 1024;  // concurrent streams served; more are re
 enum Verdict : std::uint8_t { kAccepted = 0, kRefusedAuth = 1, kRefusedService = 2 };
 
 void set_io_timeout(int fd, int timeout_ms) {
-  timeval tv{timeout_ms / 1000, (timeout_ms % 1000) * 1000};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  platform::set_receive_timeout(fd, timeout_ms);
+  platform::set_send_timeout(fd, timeout_ms);
 }
 
-Status write_all(int fd, const void* data, std::size_t n) {
-  const auto* p = static_cast<const std::uint8_t*>(data);
-  while (n > 0) {
-    ssize_t w = ::send(fd, p, n, MSG_NOSIGNAL);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return errno_error("peer stream: send");
-    }
-    p += w;
-    n -= static_cast<std::size_t>(w);
-  }
+Status send_all(int fd, const void* data, std::size_t n) {
+  const IoResult w = write_full(fd, data, n, WriteMode::kSocket);
+  if (!w.ok()) return Error{w.error, "peer stream: send"};
   return ok_status();
 }
 
-Status read_exact(int fd, void* data, std::size_t n) {
-  auto* p = static_cast<std::uint8_t*>(data);
-  while (n > 0) {
-    ssize_t r = ::recv(fd, p, n, 0);
-    if (r < 0) {
-      if (errno == EINTR) continue;
-      if (errno == EAGAIN) return make_error("peer stream: handshake timed out");
-      return errno_error("peer stream: receive");
-    }
-    if (r == 0) return make_error("peer stream: closed by peer during handshake");
-    p += r;
-    n -= static_cast<std::size_t>(r);
-  }
+Status recv_exact(int fd, void* data, std::size_t n) {
+  const IoResult r = read_full(fd, data, n);
+  if (r.error == EAGAIN) return make_error("peer stream: handshake timed out");  // SO_RCVTIMEO
+  if (!r.ok()) return Error{r.error, "peer stream: receive"};
+  if (r.bytes < n) return make_error("peer stream: closed by peer during handshake");
   return ok_status();
 }
 
@@ -68,15 +53,15 @@ Status write_frame(int fd, const std::string& bytes) {
   std::uint32_t len = static_cast<std::uint32_t>(bytes.size());
   std::string out(reinterpret_cast<const char*>(&len), 4);
   out += bytes;
-  return write_all(fd, out.data(), out.size());
+  return send_all(fd, out.data(), out.size());
 }
 
 Result<std::string> read_frame(int fd, std::size_t max_bytes) {
   std::uint32_t len = 0;
-  OSMO_TRY(read_exact(fd, &len, 4));
+  OSMO_TRY(recv_exact(fd, &len, 4));
   if (len > max_bytes) return make_error("peer stream: frame of {} bytes exceeds {}", len, max_bytes);
   std::string s(len, '\0');
-  OSMO_TRY(read_exact(fd, s.data(), len));
+  OSMO_TRY(recv_exact(fd, s.data(), len));
   return s;
 }
 

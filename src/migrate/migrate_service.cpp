@@ -14,12 +14,14 @@
 
 #include <fmt/format.h>
 
+#include "base/fd_io.hpp"
 #include "base/log.hpp"
 #include "daemon/control_client.hpp"
 #include "migrate/files.hpp"
 #include "migrate/movable.hpp"
 #include "migrate/protocol.hpp"
 #include "platform/linux/process.hpp"
+#include "platform/linux/socket.hpp"
 #include "run/fd_util.hpp"
 #include "run/job_spec.hpp"
 #include "run/job_table.hpp"
@@ -49,14 +51,9 @@ class ShepherdLink {
  public:
   static Result<ShepherdLink> connect(const std::filesystem::path& state_dir, const std::string& id) {
     const std::string path = run::control_endpoint_path(state_dir.string(), id);
-    UniqueFd s(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
-    if (!s) return errno_error("socket for the shepherd of job {}", id);
-    sockaddr_un a{};
-    a.sun_family = AF_UNIX;
-    if (path.size() >= sizeof a.sun_path) return make_error("shepherd socket path too long: {}", path);
-    std::memcpy(a.sun_path, path.c_str(), path.size());
-    if (::connect(s.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0)
-      return errno_error("cannot reach the shepherd of job {} at {}", id, path);
+    UniqueFd s = platform::unix_connect(path, SOCK_SEQPACKET);
+    if (!s && errno == ENAMETOOLONG) return make_error("shepherd socket path too long: {}", path);
+    if (!s) return errno_error("cannot reach the shepherd of job {} at {}", id, path);
     return ShepherdLink(std::move(s), id);
   }
 
@@ -252,7 +249,7 @@ class MigrateService : public std::enable_shared_from_this<MigrateService> {
     // The order travels in a memfd: it holds keys, which must not appear in argv or a file.
     UniqueFd memfd(::memfd_create("osmo-migrate-order", MFD_CLOEXEC));
     if (!memfd) return errno_error("memfd_create for the order of job {}", spec.id);
-    OSMO_TRY(run::write_all(memfd.get(), to_json(order).dump()));
+    OSMO_TRY(write_all(memfd.get(), to_json(order).dump()));
     if (::lseek(memfd.get(), 0, SEEK_SET) != 0) return errno_error("lseek on the order of job {}", spec.id);
     platform::DetachedSpawnOptions o;
     o.exe = kSelfExe;

@@ -2,16 +2,16 @@
 // Migration messages and orders (see protocol.hpp).
 #include "migrate/protocol.hpp"
 
-#include <poll.h>
 #include <sys/socket.h>
-
-#include <unistd.h>
 
 #include <cstring>
 
 #include <fmt/format.h>
 
+#include "base/fd_io.hpp"
 #include "daemon/control_client.hpp"
+#include "platform/linux/fd_passing.hpp"
+#include "platform/linux/socket.hpp"
 
 namespace osmo::migrate {
 
@@ -111,73 +111,33 @@ Result<nlohmann::json> SealedChannel::receive() {
 
 Status send_packet(int sock, const nlohmann::json& j, int fd) {
   const std::string text = j.dump();
-  iovec iov{const_cast<char*>(text.data()), text.size()};
-  msghdr mh{};
-  mh.msg_iov = &iov;
-  mh.msg_iovlen = 1;
-  alignas(cmsghdr) char cbuf[CMSG_SPACE(sizeof(int))];
-  if (fd >= 0) {
-    mh.msg_control = cbuf;
-    mh.msg_controllen = sizeof cbuf;
-    cmsghdr* cm = CMSG_FIRSTHDR(&mh);
-    cm->cmsg_level = SOL_SOCKET;
-    cm->cmsg_type = SCM_RIGHTS;
-    cm->cmsg_len = CMSG_LEN(sizeof(int));
-    std::memcpy(CMSG_DATA(cm), &fd, sizeof fd);
-  }
-  ssize_t n;
-  do n = ::sendmsg(sock, &mh, MSG_NOSIGNAL);
-  while (n < 0 && errno == EINTR);
-  if (n < 0) return errno_error("cannot send a {}-byte message", text.size());
+  if (platform::send_with_fds(sock, text.data(), text.size(), std::span<const int>(&fd, fd >= 0 ? 1 : 0)) < 0)
+    return errno_error("cannot send a {}-byte message", text.size());
   return ok_status();
 }
 
 Result<Packet> recv_packet(int sock, int timeout_ms, const std::string& from) {
-  pollfd p{sock, POLLIN, 0};
-  int pr;
-  do pr = ::poll(&p, 1, timeout_ms);
-  while (pr < 0 && errno == EINTR);
+  const int pr = wait_readable(sock, timeout_ms);
   if (pr < 0) return errno_error("waiting for {}", from);
   if (pr == 0) return make_error("{} did not answer within {} s", from, timeout_ms / 1000);
-  // The record's size first (MSG_PEEK | MSG_TRUNC returns the whole length), then the record.
-  char probe;
-  ssize_t len;
-  do len = ::recv(sock, &probe, 1, MSG_PEEK | MSG_TRUNC);
-  while (len < 0 && errno == EINTR);
+  // The record's size first, then the record, whole.
+  const ssize_t len = platform::next_record_size(sock);
   if (len < 0) return errno_error("reading from {}", from);
   if (len == 0) return make_error("{} closed the connection without an answer", from);
   if (len > (16 << 20)) return make_error("{} sent a {}-byte message (at most 16 MiB)", from, len);
   std::string buf(static_cast<std::size_t>(len), '\0');
-  iovec iov{buf.data(), buf.size()};
-  msghdr mh{};
-  mh.msg_iov = &iov;
-  mh.msg_iovlen = 1;
-  alignas(cmsghdr) char cbuf[CMSG_SPACE(sizeof(int) * 4)];
-  mh.msg_control = cbuf;
-  mh.msg_controllen = sizeof cbuf;
-  ssize_t n;
-  do n = ::recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
-  while (n < 0 && errno == EINTR);
+  platform::ReceivedFds fds;
+  const ssize_t n = platform::recv_with_fds(sock, buf.data(), buf.size(), &fds);
   if (n < 0) return errno_error("reading from {}", from);
   Packet out;
-  for (cmsghdr* cm = CMSG_FIRSTHDR(&mh); cm != nullptr; cm = CMSG_NXTHDR(&mh, cm)) {
-    if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS) continue;
-    const std::size_t nfds = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-    for (std::size_t i = 0; i < nfds; ++i) {
-      int fd;
-      std::memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof fd);
-      if (!out.fd) out.fd.reset(fd);
-      else ::close(fd);  // one fd per message: extra ones are not ours to keep
-    }
-  }
+  if (fds.count > 0) out.fd = fds.take(0);  // one fd per message: extra ones are not ours to keep
   out.json = nlohmann::json::parse(buf.begin(), buf.begin() + n, nullptr, false);
   if (out.json.is_discarded() || !out.json.is_object()) return make_error("{} sent a malformed message", from);
   return out;
 }
 
 Result<nlohmann::json> read_json_line(int fd, std::string& pending, int timeout_ms, const std::string& from) {
-  timeval tv{timeout_ms / 1000, (timeout_ms % 1000) * 1000};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  platform::set_receive_timeout(fd, timeout_ms);
   OSMO_ASSIGN_OR_RETURN(std::string line, daemon::recv_line(fd, pending, nullptr, 1u << 20));
   if (line.empty()) return make_error("{} closed the connection without an answer", from);
   auto j = nlohmann::json::parse(line, nullptr, false);

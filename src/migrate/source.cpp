@@ -34,6 +34,7 @@
 #include "base/fault.hpp"
 #include "ckpt/ckpt.hpp"
 #include "migrate/protocol.hpp"
+#include "platform/linux/socket.hpp"
 #include "run/fd_util.hpp"
 #include "run/job_spec.hpp"
 #include "run/job_table.hpp"
@@ -64,15 +65,8 @@ double ms_since(SteadyClock::time_point t) {
   return std::chrono::duration<double, std::milli>(SteadyClock::now() - t).count();
 }
 
-void set_receive_timeout(int fd, int ms) {
-  timeval tv{ms / 1000, (ms % 1000) * 1000};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-}
-
-void set_send_timeout(int fd, int ms) {
-  timeval tv{ms / 1000, (ms % 1000) * 1000};
-  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-}
+using platform::set_receive_timeout;
+using platform::set_send_timeout;
 
 // Sends `bytes` as a sealed byte stream (data chunks, then the end chunk).
 Status send_bytes(SealedChannel& ch, const std::string& bytes) {

@@ -17,6 +17,7 @@
 
 #include <fmt/format.h>
 
+#include "base/fd_io.hpp"
 #include "base/log.hpp"
 #include "ckpt/ckpt.hpp"
 #include "migrate/protocol.hpp"
@@ -27,6 +28,7 @@
 #include "run/run_service.hpp"
 #include "run/shepherd.hpp"
 #include "platform/linux/process.hpp"
+#include "platform/linux/socket.hpp"
 #include "run/job_spec.hpp"
 #include "run/job_table.hpp"
 
@@ -82,15 +84,15 @@ class StdioResolver final : public ckpt::FdResolver {
 class DaemonWatch {
  public:
   DaemonWatch(pid_t pid, std::uint64_t start, int stream_fd) : stream_fd_(stream_fd) {
-    pidfd_.reset(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
     stop_.reset(::eventfd(0, EFD_CLOEXEC));
     // The daemon may already be gone, or its pid reused: the start time says which.
-    auto id = platform::identify_process(pid);
-    if (!pidfd_ || !id.ok() || id->start_ticks != start) {
+    auto pinned = platform::pin_process({pid, start});
+    if (!pinned.ok()) {
       gone_ = true;
       ::shutdown(stream_fd_, SHUT_RDWR);
       return;
     }
+    pidfd_ = std::move(pinned).value();
     thread_ = std::thread([this] {
       pollfd p[2] = {{pidfd_.get(), POLLIN, 0}, {stop_.get(), POLLIN, 0}};
       while (::poll(p, 2, -1) < 0 && errno == EINTR) {
@@ -142,8 +144,7 @@ class Incoming {
 
  private:
   Status receive_and_restore() {
-    timeval tv{kSourceSilenceMs / 1000, 0};
-    ::setsockopt(stream_.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    platform::set_receive_timeout(stream_.get(), kSourceSilenceMs);
     StdioResolver stdio;
     OSMO_TRY(stdio.create());
     OSMO_TRY(ch_.send(Json{{"t", msg::kReady}}));
@@ -263,13 +264,7 @@ int incoming_main(int stream_fd, int order_fd) {
   std::string text;
   {
     UniqueFd f(order_fd);
-    char buf[65536];
-    for (;;) {
-      const ssize_t n = ::read(f.get(), buf, sizeof buf);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) break;
-      text.append(buf, static_cast<std::size_t>(n));
-    }
+    (void)read_to_end(f.get(), &text);  // a read error leaves a partial order, refused as not JSON
   }
   auto j = Json::parse(text, nullptr, false);
   auto order = j.is_discarded() ? Result<IncomingOrder>(make_error("the incoming order is not JSON"))

@@ -25,6 +25,8 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "base/fd_io.hpp"
+#include "platform/linux/fd_passing.hpp"
 #include "run/byte_buffer.hpp"
 #include "run/exit_status.hpp"
 #include "run/fd_util.hpp"
@@ -605,24 +607,10 @@ void Reader::read_candidate(Conn& c) {
 // Lines {"attach": {...}} from the home daemon, each with the attaching shepherd's stream.
 void Reader::read_control() {
   char buf[4096];
-  alignas(cmsghdr) char cbuf[CMSG_SPACE(4 * sizeof(int))];
-  iovec iov{buf, sizeof buf};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = cbuf;
-  msg.msg_controllen = sizeof cbuf;
-  const ssize_t n = ::recvmsg(control_fd_, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
-  if (n < 0 && (errno == EINTR || errno == EAGAIN)) return;
-  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
-    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-    const std::size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-    for (std::size_t i = 0; i < count; ++i) {
-      int fd;
-      std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
-      control_fds_.emplace_back(fd);
-    }
-  }
+  platform::ReceivedFds fds;
+  const ssize_t n = platform::recv_with_fds(control_fd_, buf, sizeof buf, &fds, MSG_DONTWAIT);
+  if (n < 0 && errno == EAGAIN) return;
+  for (std::size_t i = 0; i < fds.count; ++i) control_fds_.push_back(fds.take(i));
   if (n <= 0) {
     // The daemon went away (a restart): re-register when it is back.
     owned_control_.reset();

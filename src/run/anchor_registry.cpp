@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "daemon/control_client.hpp"
+#include "platform/linux/socket.hpp"
 
 namespace osmo::run {
 
@@ -54,8 +55,7 @@ Status AnchorRegistry::can_register(const std::string& id, const std::string& to
 
 void AnchorRegistry::add(const std::string& id, const std::string& token, uid_t uid, UniqueFd conn) {
   // A stopped `osmo run` (Ctrl-Z) does not read: a passed stream must not block the daemon.
-  const timeval tv{2, 0};
-  (void)::setsockopt(conn.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  platform::set_send_timeout(conn.get(), 2000);
   std::lock_guard lk(mu_);
   by_id_[id].push_back(Entry{token, uid, std::move(conn)});
 }

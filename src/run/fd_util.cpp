@@ -41,32 +41,6 @@ Status set_nonblocking(int fd, bool on) {
   return ok_status();
 }
 
-Status write_all(int fd, std::string_view data) {
-  while (!data.empty()) {
-    const ssize_t n = ::write(fd, data.data(), data.size());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return errno_error("write to fd {}", fd);
-    }
-    data.remove_prefix(static_cast<std::size_t>(n));
-  }
-  return ok_status();
-}
-
-std::string_view read_small_file(const char* path, char* buf, std::size_t cap) {
-  const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return {};
-  std::size_t n = 0;
-  while (n < cap) {
-    const ssize_t r = ::read(fd, buf + n, cap - n);
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) break;
-    n += static_cast<std::size_t>(r);
-  }
-  ::close(fd);
-  return {buf, n};
-}
-
 void set_stream_liveness(int fd) {
   int domain = 0;
   socklen_t len = sizeof domain;

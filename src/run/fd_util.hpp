@@ -6,6 +6,7 @@
 #include <initializer_list>
 #include <string_view>
 
+#include "base/fd_io.hpp"  // write_all and the other whole reads/writes, shared by every part
 #include "base/result.hpp"
 
 namespace osmo::run {
@@ -15,15 +16,8 @@ namespace osmo::run {
 void close_fds_except(std::initializer_list<int> keep);
 
 Status set_nonblocking(int fd, bool on);
-// Writes all of `data` to a blocking fd, retrying on EINTR.
-Status write_all(int fd, std::string_view data);
 // Configures liveness detection on a TCP stream: keepalive with short timers, so an idle stream
 // to a vanished peer breaks within seconds. No-op on other sockets.
 void set_stream_liveness(int fd);
-
-// Reads a small file (a /proc entry) whole into `buf` with plain syscalls, no allocation: the
-// shepherd does this on a job's start path, where every fresh page costs a fault. Returns the
-// bytes read (empty if the file cannot be read; truncated at `cap`).
-std::string_view read_small_file(const char* path, char* buf, std::size_t cap);
 
 }  // namespace osmo::run

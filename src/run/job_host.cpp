@@ -3,29 +3,17 @@
 #include "run/job_host.hpp"
 
 #include <signal.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
 
+#include "platform/linux/pidfd.hpp"
 #include "run/fd_util.hpp"
 #include "run/frame.hpp"
 #include "run/job_init.hpp"
 
 namespace osmo::run {
-
-namespace {
-
-// pidfd_send_signal's flag for "the process group this pidfd's process leads" (Linux 6.9); older
-// uapi headers lack it.
-constexpr unsigned kPidfdSignalProcessGroup = 1u << 2;
-
-int pidfd_send(int pidfd, int signo, unsigned flags) {
-  return static_cast<int>(::syscall(SYS_pidfd_send_signal, pidfd, signo, nullptr, flags));
-}
-
-}  // namespace
 
 InitHost::InitHost(UniqueFd report, UniqueFd control, pid_t init_pid, pid_t job_pid)
     : report_(std::move(report)), control_(std::move(control)), init_pid_(init_pid), job_pid_(job_pid) {
@@ -66,7 +54,7 @@ void InitHost::kill() {
 
 PidfdHost::PidfdHost(pid_t init_pid, pid_t job_pid, UniqueFd job_pidfd)
     : init_pid_(init_pid), job_pid_(job_pid), job_pidfd_(std::move(job_pidfd)),
-      init_pidfd_(static_cast<int>(::syscall(SYS_pidfd_open, init_pid, 0))) {}
+      init_pidfd_(platform::pidfd_open(init_pid)) {}
 
 PidfdHost::~PidfdHost() { kill(); }
 
@@ -84,17 +72,17 @@ std::optional<int> PidfdHost::on_event() {
 void PidfdHost::signal(int signo, bool group) {
   if (!job_pidfd_.valid()) return;
   if (group) {
-    if (pidfd_send(job_pidfd_.get(), signo, kPidfdSignalProcessGroup) == 0) return;
+    if (platform::pidfd_signal(job_pidfd_.get(), signo, platform::kPidfdSignalProcessGroup) == 0) return;
     // An older kernel, or the job no longer leads its group: the group as the node sees it.
     if (errno == EINVAL && ::kill(-job_pid_, signo) == 0) return;
   }
-  (void)pidfd_send(job_pidfd_.get(), signo, 0);
+  (void)platform::pidfd_signal(job_pidfd_.get(), signo);
 }
 
 void PidfdHost::kill() {
   if (init_pid_ <= 0) return;
   if (init_pidfd_.valid())
-    (void)pidfd_send(init_pidfd_.get(), SIGKILL, 0);
+    (void)platform::pidfd_signal(init_pidfd_.get(), SIGKILL);
   else
     ::kill(init_pid_, SIGKILL);
   ::waitpid(init_pid_, nullptr, 0);

@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "base/fd_io.hpp"
 #include "run/fd_util.hpp"
 #include "run/frame.hpp"
 
@@ -143,17 +144,6 @@ int become_job(void* arg) {
   ::_exit(exec_errno == ENOENT ? 127 : 126);
 }
 
-bool read_exact(int fd, char* p, std::size_t n) {
-  while (n > 0) {
-    const ssize_t r = ::read(fd, p, n);
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) return false;
-    p += r;
-    n -= static_cast<std::size_t>(r);
-  }
-  return true;
-}
-
 // Maps a stack of `stack_bytes` for the job's clone with `extra_bytes` above its top (the launch
 // buffer), faulted in now, and an inaccessible guard below it, large enough that even a big
 // stack frame (a VLA) that overruns it faults instead of writing into init's memory, which the
@@ -174,7 +164,7 @@ char* map_child_stack(std::size_t stack_bytes, std::size_t extra_bytes) {
 // False if the shepherd is gone or the block is malformed.
 bool receive_launch(int fd, char* buf, std::size_t cap, Launch* out) {
   LaunchBlockHeader h;
-  if (!read_exact(fd, reinterpret_cast<char*>(&h), sizeof h)) return false;
+  if (read_full(fd, &h, sizeof h).bytes != sizeof h) return false;  // EOF or error: the shepherd is gone
   if (h.magic != kLaunchBlockMagic || h.bytes < sizeof h || h.bytes > kMaxLaunchBlockBytes ||
       h.argc == 0 || h.argc > h.bytes || h.envc > h.bytes || h.ngroups > 65536 ||
       h.nrlimits > RLIM_NLIMITS)
@@ -187,7 +177,7 @@ bool receive_launch(int fd, char* buf, std::size_t cap, Launch* out) {
     buf = static_cast<char*>(big);  // lives until init exits
   }
   std::memcpy(buf, &h, sizeof h);
-  if (!read_exact(fd, buf + sizeof h, h.bytes - sizeof h)) return false;
+  if (read_full(fd, buf + sizeof h, h.bytes - sizeof h).bytes != h.bytes - sizeof h) return false;
   out->h = reinterpret_cast<const LaunchBlockHeader*>(buf);
   std::size_t off = sizeof h;
   const std::size_t fixed = std::size_t{h.ngroups} * sizeof(std::uint32_t) + std::size_t{h.nrlimits} * sizeof(LaunchRlimit);
@@ -330,11 +320,10 @@ Status send_launch_block(int control_fd, const std::string& block) {
   ::close(fds.job_stderr);
 
   StageError e{};
-  ssize_t n;
-  do n = ::read(errpipe[0], &e, sizeof e);
-  while (n < 0 && errno == EINTR);
+  // End of file: the job's exec closed the pipe (close-on-exec), so it runs.
+  const std::size_t n = read_full(errpipe[0], &e, sizeof e).bytes;
   ::close(errpipe[0]);
-  if (n == static_cast<ssize_t>(sizeof e)) {
+  if (n == sizeof e) {
     int st = 0;
     ::waitpid(job, &st, 0);
     if (static_cast<int>(e.stage) == 0)
@@ -349,9 +338,7 @@ Status send_launch_block(int control_fd, const std::string& block) {
   // with an empty request.
   for (;;) {
     InitSignalRequest ack;
-    const ssize_t r = ::read(fds.control, &ack, sizeof ack);
-    if (r < 0 && errno == EINTR) continue;
-    if (r != static_cast<ssize_t>(sizeof ack)) ::_exit(1);  // shepherd gone
+    if (read_full(fds.control, &ack, sizeof ack).bytes != sizeof ack) ::_exit(1);  // shepherd gone
     if (ack.signo == 0) break;
   }
 

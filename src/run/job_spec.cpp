@@ -7,10 +7,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <fstream>
-#include <sstream>
-
 #include <fmt/format.h>
+
+#include "platform/linux/proc_parse.hpp"
+#include "platform/linux/sysfs_io.hpp"
 
 extern char** environ;
 
@@ -77,18 +77,12 @@ Result<JobSpec> capture_local_spec(std::vector<std::string> argv) {
 
 Result<std::vector<gid_t>> read_process_groups(pid_t pid) {
   const std::string path = fmt::format("/proc/{}/status", pid);
-  std::ifstream in(path);
-  if (!in) return errno_error("cannot open {}", path);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("Groups:", 0) != 0) continue;
-    std::istringstream ss(line.substr(7));
-    std::vector<gid_t> groups;
-    unsigned long g = 0;
-    while (ss >> g) groups.push_back(static_cast<gid_t>(g));
-    return groups;
-  }
-  return make_error("{} has no Groups line (process {} gone?)", path, pid);
+  auto text = platform::read_text_file(path);
+  if (!text.ok()) return Error{text.error().code, fmt::format("cannot open {}", path)};
+  auto st = platform::parse_pid_status(*text);
+  if (!st.ok()) return make_error("{}: {}", path, st.error().message);
+  if (!st->has_groups) return make_error("{} has no Groups line (process {} gone?)", path, pid);
+  return std::vector<gid_t>(st->groups.begin(), st->groups.end());
 }
 
 std::string command_line(const std::vector<std::string>& argv) {

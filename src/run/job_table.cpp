@@ -4,22 +4,20 @@
 
 #include <fcntl.h>
 #include <pwd.h>
-#include <signal.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
-#include <charconv>
+#include <cerrno>
 #include <chrono>
-#include <cstdio>
-#include <string_view>
 #include <fstream>
-#include <sstream>
 #include <system_error>
 
 #include <fmt/format.h>
 
+#include "base/fd_io.hpp"
 #include "base/unique_fd.hpp"
-#include "run/fd_util.hpp"
+#include "platform/linux/pidfd.hpp"
+#include "platform/linux/proc_files.hpp"
+#include "platform/linux/process.hpp"
 
 namespace osmo::run {
 
@@ -27,39 +25,6 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 namespace {
-
-struct ProcStat {
-  char state = '?';
-  std::uint64_t utime = 0, stime = 0, cutime = 0, cstime = 0, start = 0;
-  std::int64_t rss_pages = 0;
-};
-
-bool read_proc_stat(pid_t pid, ProcStat* out) {
-  char path[64];
-  std::snprintf(path, sizeof path, "/proc/%d/stat", static_cast<int>(pid));
-  char buf[1024];
-  const std::string_view text = read_small_file(path, buf, sizeof buf);
-  // The command name (field 2) may contain spaces and parentheses: fields resume after the last ')'.
-  const auto close = text.rfind(')');
-  if (close == std::string_view::npos) return false;
-  // f[0] is field 3 (state); we need up to field 24 (rss), f[21].
-  std::string_view f[22];
-  std::size_t nf = 0, i = close + 1;
-  while (nf < 22 && i < text.size()) {
-    while (i < text.size() && text[i] == ' ') ++i;
-    const std::size_t start = i;
-    while (i < text.size() && text[i] != ' ' && text[i] != '\n') ++i;
-    if (i > start) f[nf++] = text.substr(start, i - start);
-    if (i < text.size() && text[i] == '\n') break;
-  }
-  if (nf < 22) return false;
-  auto num = [](std::string_view v, auto* dst) {
-    return std::from_chars(v.data(), v.data() + v.size(), *dst).ec == std::errc{};
-  };
-  out->state = f[0].empty() ? '?' : f[0][0];
-  return num(f[11], &out->utime) && num(f[12], &out->stime) && num(f[13], &out->cutime) &&
-         num(f[14], &out->cstime) && num(f[19], &out->start) && num(f[21], &out->rss_pages);
-}
 
 const char* state_name(char s) {
   switch (s) {
@@ -123,11 +88,6 @@ Result<JobRecord> read_record(const fs::path& path) {
 
 }  // namespace
 
-std::uint64_t process_start_time(pid_t pid) {
-  ProcStat st;
-  return read_proc_stat(pid, &st) ? st.start : 0;
-}
-
 json to_json(const JobInfo& i) {
   return json{{"id", i.rec.id},         {"owner", i.user},     {"uid", i.rec.uid},
               {"home", i.rec.home},     {"node", i.rec.node},  {"pid", i.rec.job_pid},
@@ -153,16 +113,9 @@ Status write_job_record(const fs::path& state_dir, const JobRecord& rec) {
   }
   if (!fd.valid()) return errno_error("cannot create job record {}", tmp);
   const std::string text = record_to_json(rec).dump() + "\n";
-  std::string_view rest = text;
-  while (!rest.empty()) {
-    const ssize_t n = ::write(fd.get(), rest.data(), rest.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      const int err = errno;
-      ::unlink(tmp.c_str());
-      return Error{err, fmt::format("cannot write job record {}", tmp)};
-    }
-    rest.remove_prefix(static_cast<std::size_t>(n));
+  if (const IoResult w = write_full(fd.get(), text.data(), text.size()); !w.ok()) {
+    ::unlink(tmp.c_str());
+    return Error{w.error, fmt::format("cannot write job record {}", tmp)};
   }
   fd.reset();
   // Readers never see a half-written record.
@@ -195,17 +148,16 @@ Result<std::vector<JobInfo>> list_jobs(const fs::path& state_dir) {
     auto rec = read_record(p);
     if (!rec.ok()) continue;  // being replaced, or garbage: not a job we can show
     // A record outlives its shepherd only if the shepherd died without cleaning up.
-    if (process_start_time(rec->shepherd_pid) != rec->shepherd_start) {
+    if (platform::process_start_ticks(rec->shepherd_pid) != rec->shepherd_start) {
       fs::remove(p, ec);
       continue;
     }
     JobInfo info;
     info.rec = *rec;
-    ProcStat st;
-    if (read_proc_stat(rec->job_pid, &st) && st.start == rec->job_start) {
-      info.state = state_name(st.state);
-      info.cpu_s = static_cast<double>(st.utime + st.stime + st.cutime + st.cstime) / tick;
-      info.rss_mb = static_cast<double>(st.rss_pages) * page_mb;
+    if (auto st = platform::read_pid_stat(rec->job_pid); st.ok() && st->start_ticks == rec->job_start) {
+      info.state = state_name(st->state);
+      info.cpu_s = static_cast<double>(st->utime + st->stime + st->cutime + st->cstime) / tick;
+      info.rss_mb = static_cast<double>(st->rss_pages) * page_mb;
     } else {
       info.state = "exiting";  // the job ended; its shepherd is flushing output
     }
@@ -236,12 +188,11 @@ Result<bool> signal_job(const fs::path& state_dir, const std::string& id, int si
   if (requester_uid != 0 && requester_uid != match->uid)
     return make_error("job {} belongs to uid {}, not to uid {}", match->id, match->uid,
                       requester_uid);
-  // pidfd first, then check it is still our job: a recycled pid can no longer be hit after that.
-  UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, match->job_pid, 0)));
-  if (!pidfd.valid()) return errno_error("job {}: pidfd_open({})", match->id, match->job_pid);
-  if (process_start_time(match->job_pid) != match->job_start)
-    return make_error("job {} has just ended", match->id);
-  if (::syscall(SYS_pidfd_send_signal, pidfd.get(), signo, nullptr, 0) != 0)
+  // Pinned first, then signalled: a recycled pid can no longer be hit after that.
+  auto pidfd = platform::pin_process({match->job_pid, match->job_start});
+  if (!pidfd.ok() && pidfd.error().code == ESRCH) return make_error("job {} has just ended", match->id);
+  if (!pidfd.ok()) return Error{pidfd.error().code, fmt::format("job {}: {}", match->id, pidfd.error().message)};
+  if (platform::pidfd_signal(pidfd->get(), signo) != 0)
     return errno_error("job {}: cannot send signal {} to pid {}", match->id, signo, match->job_pid);
   return true;
 }

@@ -56,7 +56,4 @@ Result<std::vector<JobInfo>> list_jobs(const std::filesystem::path& state_dir);
 Result<bool> signal_job(const std::filesystem::path& state_dir, const std::string& id, int signo,
                         uid_t requester_uid);
 
-// Field 22 of /proc/<pid>/stat (start time in clock ticks since boot); 0 if the process is gone.
-std::uint64_t process_start_time(pid_t pid);
-
 }  // namespace osmo::run

@@ -3,7 +3,6 @@
 #include "run/launcher.hpp"
 
 #include <dirent.h>
-#include <poll.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -13,6 +12,7 @@
 
 #include <cstring>
 
+#include "base/fd_io.hpp"
 #include "run/fd_util.hpp"
 #include "run/shepherd.hpp"
 
@@ -68,10 +68,7 @@ Warm spawn_warm(int launcher_sock) {
 // Hands the job to the warm shepherd once it is ready. False: it failed, or is not ready in time.
 bool hand_to_warm(Warm& warm, int stream_fd, int spec_fd) {
   if (!warm.sock.valid()) return false;
-  pollfd p{warm.sock.get(), POLLIN, 0};
-  int rc;
-  do rc = ::poll(&p, 1, kWarmReadyTimeoutMs);
-  while (rc < 0 && errno == EINTR);
+  const int rc = wait_readable(warm.sock.get(), kWarmReadyTimeoutMs);
   char ready = 0;
   if (rc != 1 || ::recv(warm.sock.get(), &ready, 1, MSG_DONTWAIT) != 1 || ready != 'R') return false;
   return send_job_request(warm.sock.get(), stream_fd, spec_fd).ok();
@@ -145,10 +142,7 @@ Status ShepherdLauncher::launch(int stream_fd, const JobSpec& spec) {
   if (auto st = send_job_request(sock_.get(), stream_fd, memfd.get()); !st.ok())
     return Error{st.error().code, fmt::format("job {}: the shepherd launcher (pid {}) is gone", spec.id, pid_)};
   int result = 0;
-  ssize_t n;
-  do n = ::recv(sock_.get(), &result, sizeof result, 0);
-  while (n < 0 && errno == EINTR);
-  if (n != static_cast<ssize_t>(sizeof result))
+  if (read_full(sock_.get(), &result, sizeof result).bytes != sizeof result)
     return make_error("job {}: the shepherd launcher (pid {}) did not answer", spec.id, pid_);
   if (result != 0) {
     errno = result;

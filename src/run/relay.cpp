@@ -42,6 +42,7 @@
 
 #include <fmt/format.h>
 
+#include "platform/linux/socket.hpp"
 #include "run/exit_status.hpp"
 #include "run/fd_util.hpp"
 
@@ -266,10 +267,8 @@ Relay::~Relay() {
 }
 
 Status Relay::open_control_endpoint(const std::string& path) {
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (path.size() >= sizeof addr.sun_path) return make_error("control endpoint path too long: {}", path);
-  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  sockaddr_un addr;
+  if (!platform::make_unix_address(path, &addr)) return make_error("control endpoint path too long: {}", path);
   std::error_code ec;
   std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
   UniqueFd fd(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));

@@ -7,18 +7,20 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <fstream>
 #include <future>
 #include <memory>
 #include <mutex>
-#include <sstream>
 
 #include <fmt/format.h>
 
+#include "base/fd_io.hpp"
 #include "base/log.hpp"
 #include "cluster_view/decisions.hpp"
 #include "env/clock.hpp"
 #include "env/random.hpp"
+#include "platform/linux/proc_parse.hpp"
+#include "platform/linux/socket.hpp"
+#include "platform/linux/sysfs_io.hpp"
 #include "policy/placement.hpp"
 #include "run/anchor_registry.hpp"
 #include "run/fd_util.hpp"
@@ -59,46 +61,23 @@ struct Credentials {
 // pid that was recycled in between is noticed).
 Result<Credentials> peer_credentials(const ucred& peer) {
   const std::string path = fmt::format("/proc/{}/status", peer.pid);
-  std::ifstream in(path);
-  if (!in) return errno_error("cannot read {} for the caller's groups", path);
-  std::string line;
-  bool uid_ok = false, gid_ok = false;
-  Credentials c{peer.uid, peer.gid, {}};
-  while (std::getline(in, line)) {
-    std::istringstream ss(line.substr(line.find(':') + 1));
-    if (line.rfind("Uid:", 0) == 0) {
-      unsigned long real = 0, eff = 0;
-      ss >> real >> eff;
-      uid_ok = eff == peer.uid;
-    } else if (line.rfind("Gid:", 0) == 0) {
-      unsigned long real = 0, eff = 0;
-      ss >> real >> eff;
-      gid_ok = eff == peer.gid;
-    } else if (line.rfind("Groups:", 0) == 0) {
-      unsigned long g = 0;
-      while (ss >> g) c.groups.push_back(static_cast<gid_t>(g));
-    }
-  }
-  if (!uid_ok || !gid_ok)
+  auto text = platform::read_text_file(path);
+  if (!text.ok()) return Error{text.error().code, fmt::format("cannot read {} for the caller's groups", path)};
+  auto st = platform::parse_pid_status(*text);
+  if (!st.ok()) return make_error("{}: {}", path, st.error().message);
+  if (!st->has_uid || st->uid[1] != peer.uid || !st->has_gid || st->gid[1] != peer.gid)
     return make_error("caller pid {} changed credentials or exited during the request", peer.pid);
-  return c;
+  return Credentials{peer.uid, peer.gid, std::vector<gid_t>(st->groups.begin(), st->groups.end())};
 }
 
 Status write_line(int fd, const Json& j) { return write_all(fd, j.dump() + "\n"); }
 
 Result<Json> read_reply(int fd, int timeout_ms) {
-  timeval tv{timeout_ms / 1000, (timeout_ms % 1000) * 1000};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  platform::set_receive_timeout(fd, timeout_ms);
   std::string text;
-  char buf[65536];
-  for (;;) {
-    const ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return errno_error("reading a peer's reply");
-    if (n == 0) break;
-    text.append(buf, static_cast<std::size_t>(n));
-    if (text.size() > (64u << 20)) return make_error("a peer's reply exceeds 64 MiB");
-  }
+  const IoResult r = read_to_end(fd, &text, 64u << 20);
+  if (r.error == EFBIG) return make_error("a peer's reply exceeds 64 MiB");
+  if (!r.ok()) return Error{r.error, "reading a peer's reply"};
   Json j = Json::parse(text, nullptr, false);
   if (j.is_discarded()) return make_error("a peer sent a malformed reply");
   return j;

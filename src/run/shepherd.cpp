@@ -15,7 +15,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <optional>
@@ -23,8 +22,11 @@
 
 #include <fmt/format.h>
 
+#include "base/fd_io.hpp"
 #include "base/log.hpp"
 #include "base/scope_guard.hpp"
+#include "platform/linux/fd_passing.hpp"
+#include "platform/linux/proc_files.hpp"
 #include "run/exit_status.hpp"
 #include "run/fd_util.hpp"
 #include "run/frame.hpp"
@@ -47,14 +49,13 @@ std::int64_t unix_ms() {
       .count();
 }
 
-// The pid (as this node sees it) of init's only child, the job.
+// The pid (as this node sees it) of init's only child, the job; 0 if it has none.
 pid_t find_job_pid(pid_t init_pid) {
   char path[64], buf[64];
   std::snprintf(path, sizeof path, "/proc/%d/task/%d/children", static_cast<int>(init_pid),
                 static_cast<int>(init_pid));
-  const std::string_view text = read_small_file(path, buf, sizeof buf);
   pid_t pid = 0;
-  std::from_chars(text.data(), text.data() + text.size(), pid);
+  (void)platform::parse_pid_list(platform::read_small_file(path, buf, sizeof buf), {&pid, 1});
   return pid;
 }
 
@@ -83,10 +84,10 @@ JobRecord make_record(const JobSpec& spec, const JobHost& host) {
   r.uid = spec.uid;
   r.cmd = command_line(spec.argv);
   r.shepherd_pid = ::getpid();
-  r.shepherd_start = process_start_time(::getpid());
+  r.shepherd_start = platform::process_start_ticks(::getpid());
   r.init_pid = host.init_pid();
   r.job_pid = host.job_pid();
-  r.job_start = process_start_time(r.job_pid);
+  r.job_start = platform::process_start_ticks(r.job_pid);
   r.started_unix_ms = unix_ms();
   return r;
 }
@@ -213,11 +214,9 @@ Result<PreparedJob> PreparedJob::create() {
   for (UniqueFd* child_end : {&in_r, &out_w, &err_w, &rep_w, &ctl_r}) child_end->reset();
 
   InitReport r{};
-  ssize_t n;
-  do n = ::read(p.report.get(), &r, sizeof r);
-  while (n < 0 && errno == EINTR);
-  if (n == static_cast<ssize_t>(sizeof r) && r.kind == InitReportKind::kReady) return p;
-  if (n == static_cast<ssize_t>(sizeof r) && r.kind == InitReportKind::kSetupFailed)
+  const std::size_t n = read_full(p.report.get(), &r, sizeof r).bytes;  // less: init died
+  if (n == sizeof r && r.kind == InitReportKind::kReady) return p;
+  if (n == sizeof r && r.kind == InitReportKind::kSetupFailed)
     return Error{r.b, fmt::format("cannot {}", to_string(static_cast<JobSetupStage>(r.a)))};
   int st = 0;
   ::waitpid(std::exchange(p.init_pid, -1), &st, 0);
@@ -276,10 +275,7 @@ Result<LaunchedJob> launch_job(const JobSpec& spec, std::optional<PreparedJob> p
   if (auto s = send_launch_block(control.get(), *block); !s.ok())
     return Error{s.error().code, fmt::format("node {}: {}", spec.node, s.error().message)};
   InitReport r{};
-  ssize_t n;
-  do n = ::read(report.get(), &r, sizeof r);
-  while (n < 0 && errno == EINTR);
-  if (n != static_cast<ssize_t>(sizeof r)) {
+  if (read_full(report.get(), &r, sizeof r).bytes != sizeof r) {
     int st = 0;
     ::waitpid(init_pid, &st, 0);
     init_pid = -1;
@@ -365,13 +361,7 @@ int run_from_spec_fd(UniqueFd stream, int spec_fd, std::optional<PreparedJob> pr
   std::string text;
   {
     UniqueFd spec_file(spec_fd);
-    char buf[65536];
-    for (;;) {
-      const ssize_t n = ::read(spec_file.get(), buf, sizeof buf);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) break;
-      text.append(buf, static_cast<std::size_t>(n));
-    }
+    (void)read_to_end(spec_file.get(), &text);  // a read error leaves a partial spec, refused as not JSON
   }
   auto j = nlohmann::json::parse(text, nullptr, false);
   auto spec = j.is_discarded() ? Result<JobSpec>(make_error("job spec is not JSON"))
@@ -416,7 +406,7 @@ void rehearse_job_start() {
     (void)command_line(spec->argv);
   }
   (void)::getpwuid(0);
-  (void)process_start_time(::getpid());
+  (void)platform::process_start_ticks(::getpid());
   (void)find_job_pid(::getpid());
   // The relay's start (its buffers are allocated per job, but its code pages are touched here).
   int sp[2];
@@ -454,42 +444,20 @@ int warm_shepherd_main(int sock) {
 
 bool recv_job_request(int sock, int fds[2]) {
   char byte = 0;
-  iovec iov{&byte, 1};
-  alignas(cmsghdr) char control[CMSG_SPACE(2 * sizeof(int))];
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof control;
-  ssize_t n;
-  do n = ::recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
-  while (n < 0 && errno == EINTR);
-  if (n <= 0) return false;
+  platform::ReceivedFds got;
+  if (platform::recv_with_fds(sock, &byte, 1, &got) <= 0) return false;
   fds[0] = fds[1] = -1;
-  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
-    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
-        c->cmsg_len == CMSG_LEN(2 * sizeof(int)))
-      std::memcpy(fds, CMSG_DATA(c), 2 * sizeof(int));
+  if (got.count == 2) {  // anything else is not a job request: what came is closed with `got`
+    fds[0] = got.take(0).release();
+    fds[1] = got.take(1).release();
   }
   return true;
 }
 
 Status send_job_request(int sock, int stream_fd, int spec_fd) {
   const int fds[2] = {stream_fd, spec_fd};
-  char byte = 'J';
-  iovec iov{&byte, 1};
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof fds)] = {};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof control;
-  cmsghdr* c = CMSG_FIRSTHDR(&msg);
-  c->cmsg_level = SOL_SOCKET;
-  c->cmsg_type = SCM_RIGHTS;
-  c->cmsg_len = CMSG_LEN(sizeof fds);
-  std::memcpy(CMSG_DATA(c), fds, sizeof fds);
-  if (::sendmsg(sock, &msg, MSG_NOSIGNAL) != 1) return errno_error("sending a job to a shepherd");
+  const char byte = 'J';
+  if (platform::send_with_fds(sock, &byte, 1, fds) != 1) return errno_error("sending a job to a shepherd");
   return ok_status();
 }
 

@@ -3,11 +3,12 @@
 #include "wire/sealed_stream.hpp"
 
 #include <sodium.h>
-#include <sys/uio.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
+
+#include "base/fd_io.hpp"
 
 namespace osmo::wire {
 namespace {
@@ -36,47 +37,11 @@ void compute_tag(SealSuite suite, const Key& key, const std::array<std::uint8_t,
                                               nonce.data(), key.data());
 }
 
-Status writev_all(int fd, iovec* iov, int n) {
-  while (n > 0) {
-    ssize_t w = ::writev(fd, iov, n);
-    if (w < 0 && errno == EINTR) continue;
-    if (w < 0) return errno_error("cannot write a sealed chunk");
-    auto left = static_cast<std::size_t>(w);
-    while (n > 0 && left >= iov->iov_len) {
-      left -= iov->iov_len;
-      ++iov;
-      --n;
-    }
-    if (n > 0) {
-      iov->iov_base = static_cast<char*>(iov->iov_base) + left;
-      iov->iov_len -= left;
-    }
-  }
-  return ok_status();
-}
-
 // Reads exactly n bytes; returns how many were read before EOF (n when complete).
 Result<std::size_t> read_exact(int fd, void* p, std::size_t n) {
-  std::size_t got = 0;
-  while (got < n) {
-    ssize_t r = ::read(fd, static_cast<char*>(p) + got, n - got);
-    if (r < 0 && errno == EINTR) continue;
-    if (r < 0) return errno_error("cannot read a sealed chunk");
-    if (r == 0) break;
-    got += static_cast<std::size_t>(r);
-  }
-  return got;
-}
-
-Status write_plain(int fd, const std::uint8_t* p, std::size_t n) {
-  while (n > 0) {
-    ssize_t w = ::write(fd, p, n);
-    if (w < 0 && errno == EINTR) continue;
-    if (w < 0) return errno_error("cannot write the opened stream");
-    p += w;
-    n -= static_cast<std::size_t>(w);
-  }
-  return ok_status();
+  const IoResult r = read_full(fd, p, n);
+  if (!r.ok()) return Error{r.error, "cannot read a sealed chunk"};
+  return r.bytes;
 }
 
 }  // namespace
@@ -134,7 +99,7 @@ Status ChunkSealer::write(int fd, ChunkType type, std::span<const std::uint8_t> 
   if (type == ChunkType::kData && data_chunks_++ == damage_at_ && !payload.empty())
     buf_[kChunkHeaderBytes + payload.size() / 2] ^= 0x01;
   iovec iov[2] = {{buf_.data(), buf_.size()}, {tag, sizeof tag}};
-  OSMO_TRY(writev_all(fd, iov, 2));
+  if (const IoResult w = writev_full(fd, iov, 2); !w.ok()) return Error{w.error, "cannot write a sealed chunk"};
   ++seq_;
   return ok_status();
 }
@@ -209,7 +174,8 @@ Status open_pump(int sealed_fd, int plain_fd, ChunkOpener& opener, std::uint64_t
     if (c.type == ChunkType::kEnd) break;
     if (c.type != ChunkType::kData)
       return make_error("sealed stream: a message chunk inside the data stream (chunk {})", opener.chunks() - 1);
-    OSMO_TRY(write_plain(plain_fd, c.payload.data(), c.payload.size()));
+    if (const IoResult w = write_full(plain_fd, c.payload.data(), c.payload.size()); !w.ok())
+      return Error{w.error, "cannot write the opened stream"};
     total += c.payload.size();
   }
   if (bytes != nullptr) *bytes = total;

@@ -21,6 +21,7 @@
 #include "platform/linux/netns.hpp"
 #include "platform/linux/process.hpp"
 #include "platform/linux/sysfs_io.hpp"
+#include "eventually.hpp"
 #include "require_root.hpp"
 
 namespace osmo::platform {
@@ -53,16 +54,7 @@ void kill_and_reap(pid_t pid) {
   ::waitpid(pid, nullptr, 0);
 }
 
-// Polls `cond` every 10 ms for at most `limit`.
-template <typename F>
-bool eventually(F cond, std::chrono::milliseconds limit = 5000ms) {
-  auto end = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < end) {
-    if (cond()) return true;
-    std::this_thread::sleep_for(10ms);
-  }
-  return cond();
-}
+using osmo::testing::eventually;
 
 TEST(CgroupReal, QuotaUsageProcessesAndRemoval) {
   OSMO_REQUIRE_ROOT("creating a cgroup");

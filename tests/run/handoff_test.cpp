@@ -28,6 +28,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "platform/linux/proc_files.hpp"
 #include "relay_harness.hpp"
 #include "run/exit_status.hpp"
 #include "run/fd_util.hpp"
@@ -53,7 +54,7 @@ std::atomic<int> g_busy{0};  // handler commands between their call and their re
 char job_state(pid_t pid) {
   char path[64], buf[512];
   std::snprintf(path, sizeof path, "/proc/%d/stat", pid);
-  const std::string_view t = read_small_file(path, buf, sizeof buf);
+  const std::string_view t = platform::read_small_file(path, buf, sizeof buf);
   const auto close = t.rfind(')');
   return close == std::string_view::npos || close + 2 >= t.size() ? '?' : t[close + 2];
 }

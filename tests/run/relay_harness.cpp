@@ -18,6 +18,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "platform/linux/fd_passing.hpp"
 #include "run/anchor.hpp"
 #include "run/fd_util.hpp"
 #include "run/shepherd.hpp"
@@ -83,20 +84,9 @@ UniqueFd route_attach(int home_fd, const std::string& id, std::uint32_t epoch, c
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) != 0) return UniqueFd();
   UniqueFd mine(sp[0]), theirs(sp[1]);
   const std::string line = nlohmann::json{{"attach", {{"id", id}, {"epoch", epoch}, {"node", node}}}}.dump() + "\n";
-  iovec iov{const_cast<char*>(line.data()), line.size()};
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof control;
-  cmsghdr* c = CMSG_FIRSTHDR(&msg);
-  c->cmsg_level = SOL_SOCKET;
-  c->cmsg_type = SCM_RIGHTS;
-  c->cmsg_len = CMSG_LEN(sizeof(int));
   const int fd = theirs.get();
-  std::memcpy(CMSG_DATA(c), &fd, sizeof fd);
-  if (::sendmsg(home_fd, &msg, MSG_NOSIGNAL) != static_cast<ssize_t>(line.size())) return UniqueFd();
+  if (platform::send_with_fds(home_fd, line.data(), line.size(), {&fd, 1}) != static_cast<ssize_t>(line.size()))
+    return UniqueFd();
   return mine;
 }
 

@@ -18,6 +18,7 @@
 
 #include <gtest/gtest.h>
 
+#include "platform/linux/proc_files.hpp"
 #include "relay_harness.hpp"
 #include "run/exit_status.hpp"
 #include "run/fd_util.hpp"
@@ -254,7 +255,7 @@ TEST_F(Relay, RecordListedWhileRunningAndRemovedAfter) {
   EXPECT_GT(j.rec.job_pid, 0);
   EXPECT_NE(j.rec.job_pid, r.shepherd);
   // The pid is the one this node sees: its NSpid line lists it and then 2 inside the job.
-  EXPECT_EQ(process_start_time(j.rec.job_pid), j.rec.job_start);
+  EXPECT_EQ(platform::process_start_ticks(j.rec.job_pid), j.rec.job_start);
   auto o = finish_job(r, "x\n");
   EXPECT_EQ(o.code, 0);
   EXPECT_TRUE(list_jobs(dir_.path)->empty());
@@ -287,7 +288,7 @@ TEST_F(Relay, AnchorKilledKillsTheJob) {
   auto o = finish_job(r, "");
   EXPECT_EQ(o.code, 1000 + SIGKILL);
   // finish_job reaped the shepherd, which kills the job's namespace before it exits.
-  EXPECT_NE(process_start_time(job), start) << "job pid " << job << " survived its anchor";
+  EXPECT_NE(platform::process_start_ticks(job), start) << "job pid " << job << " survived its anchor";
   EXPECT_TRUE(list_jobs(dir_.path)->empty());
 }
 
@@ -409,7 +410,7 @@ std::vector<pid_t> children_of(pid_t pid) {
   char path[64], buf[256];
   std::snprintf(path, sizeof path, "/proc/%d/task/%d/children", pid, pid);
   std::vector<pid_t> out;
-  std::string text(read_small_file(path, buf, sizeof buf));
+  std::string text(platform::read_small_file(path, buf, sizeof buf));
   for (std::size_t at = 0; at < text.size();) {
     const auto end = text.find(' ', at);
     out.push_back(std::atoi(text.substr(at, end - at).c_str()));

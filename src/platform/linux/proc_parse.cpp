@@ -3,6 +3,7 @@
 #include "platform/linux/proc_parse.hpp"
 
 #include <cctype>
+#include <charconv>
 
 #include "platform/linux/sysfs_io.hpp"
 
@@ -35,6 +36,19 @@ std::vector<std::string_view> fields(std::string_view s) {
     if (i > b) out.push_back(s.substr(b, i - b));
   }
   return out;
+}
+
+// Calls f(word) for each whitespace-separated word; allocates nothing (unlike fields()).
+template <typename F>
+void for_each_word(std::string_view s, F f) {
+  std::size_t i = 0;
+  for (;;) {
+    while (i < s.size() && std::isspace(static_cast<unsigned char>(s[i]))) ++i;
+    if (i >= s.size()) return;
+    const std::size_t b = i;
+    while (i < s.size() && !std::isspace(static_cast<unsigned char>(s[i]))) ++i;
+    f(s.substr(b, i - b));
+  }
 }
 
 // Calls f(line) for each line; stops early when f returns true.
@@ -150,17 +164,162 @@ Result<std::vector<CgroupMembership>> parse_proc_cgroup(std::string_view text) {
   return out;
 }
 
+std::size_t split_pid_stat(std::string_view text, std::span<std::string_view> out) {
+  for (auto& f : out) f = {};
+  const auto open = text.find('(');
+  const auto close = text.rfind(')');
+  if (open == std::string_view::npos || close == std::string_view::npos || close < open || out.size() < 3)
+    return 0;
+  out[1] = trim(text.substr(0, open));
+  out[2] = text.substr(open + 1, close - open - 1);
+  std::size_t n = 2, i = close + 1;
+  while (n + 1 < out.size()) {
+    while (i < text.size() && std::isspace(static_cast<unsigned char>(text[i]))) ++i;
+    if (i >= text.size()) break;
+    const std::size_t b = i;
+    while (i < text.size() && !std::isspace(static_cast<unsigned char>(text[i]))) ++i;
+    out[++n] = text.substr(b, i - b);
+  }
+  return n;
+}
+
 Result<PidStat> parse_pid_stat(std::string_view text) {
-  auto close = text.rfind(')');
-  if (close == std::string_view::npos) return make_error("bad /proc/PID/stat: no ')'");
-  auto f = fields(text.substr(close + 1));
-  // After ')': field 3 (state) is f[0], so field k is f[k-3].
-  if (f.size() < 20 || f[0].size() != 1) return make_error("bad /proc/PID/stat: too few fields");
+  std::array<std::string_view, 25> f;  // up to field 24 (rss)
+  const std::size_t n = split_pid_stat(text, f);
+  if (n == 0) return make_error("bad /proc/PID/stat: no ')'");
+  if (n < 24 || f[3].size() != 1) return make_error("bad /proc/PID/stat: too few fields");
   PidStat st;
-  st.state = f[0][0];
-  if (!parse_u64(f[19], &st.start_ticks))
-    return make_error("bad /proc/PID/stat: start time '{}'", f[19]);
+  st.state = f[3][0];
+  if (!parse_u64(f[22], &st.start_ticks)) return make_error("bad /proc/PID/stat: start time '{}'", f[22]);
+  std::uint64_t* const times[] = {&st.utime, &st.stime, &st.cutime, &st.cstime};
+  for (std::size_t k = 0; k < 4; ++k)
+    if (!parse_u64(f[14 + k], times[k])) return make_error("bad /proc/PID/stat: field {} '{}'", 14 + k, f[14 + k]);
+  if (!parse_i64(f[24], &st.rss_pages)) return make_error("bad /proc/PID/stat: rss '{}'", f[24]);
   return st;
+}
+
+namespace {
+
+// Calls add(token) for each whitespace-separated number of `value` parsed in `base`; false on a
+// token that is not one, or one that does not fit T.
+// Allocates nothing (parse_pid_list is on the job start path).
+template <typename T, typename Add>
+bool for_each_number(std::string_view value, int base, Add add) {
+  bool ok = true;
+  for_each_word(value, [&](std::string_view w) {
+    if (!ok) return;
+    T v{};
+    auto [p, ec] = std::from_chars(w.data(), w.data() + w.size(), v, base);
+    ok = ec == std::errc() && p == w.data() + w.size();
+    if (ok) add(v);
+  });
+  return ok;
+}
+
+template <typename T>
+bool list_of(std::string_view value, std::vector<T>* out) {
+  return for_each_number<T>(value, 10, [&](T v) { out->push_back(v); });
+}
+
+template <typename T>
+bool one_number(std::string_view value, int base, T* out) {
+  int n = 0;
+  return for_each_number<T>(value, base, [&](T v) {
+    *out = v;
+    ++n;
+  }) && n == 1;
+}
+
+}  // namespace
+
+Result<PidStatus> parse_pid_status(std::string_view text) {
+  PidStatus s;
+  std::optional<Error> err;
+  for_each_line(text, [&](std::string_view line) {
+    const auto colon = line.find(':');
+    if (colon == std::string_view::npos) return false;
+    const std::string_view key = line.substr(0, colon), value = line.substr(colon + 1);
+    bool ok = true;
+    if (key == "State") {
+      const std::string_view st = trim(value);
+      s.state = st.empty() ? '?' : st[0];
+    } else if (key == "Threads") {
+      ok = one_number(value, 10, &s.threads);
+    } else if (key == "TracerPid") {
+      ok = one_number(value, 10, &s.tracer_pid);
+    } else if (key == "Uid" || key == "Gid") {
+      auto& ids = key == "Uid" ? s.uid : s.gid;
+      std::size_t k = 0;
+      ok = for_each_number<std::uint32_t>(value, 10, [&](std::uint32_t v) {
+             if (k < ids.size()) ids[k] = v;
+             ++k;
+           }) && k == ids.size();
+      (key == "Uid" ? s.has_uid : s.has_gid) = ok;
+    } else if (key == "Groups") {
+      ok = s.has_groups = list_of(value, &s.groups);
+    } else if (key == "Umask") {
+      ok = one_number(value, 8, &s.umask);
+    } else if (key == "NSpid" || key == "NSpgid" || key == "NSsid") {
+      ok = list_of(value, key == "NSpid" ? &s.nspid : key == "NSpgid" ? &s.nspgid : &s.nssid);
+    } else if (key == "CapInh" || key == "CapPrm" || key == "CapEff" || key == "CapBnd" || key == "CapAmb") {
+      ok = one_number(value, 16,
+                      &(key == "CapInh"   ? s.cap_inh
+                        : key == "CapPrm" ? s.cap_prm
+                        : key == "CapEff" ? s.cap_eff
+                        : key == "CapBnd" ? s.cap_bnd
+                                          : s.cap_amb));
+    }
+    if (!ok) err = make_error("malformed /proc status line '{}'", line);
+    return !ok;
+  });
+  if (err) return *err;
+  return s;
+}
+
+Result<std::vector<SmapsVma>> parse_smaps(std::string_view text) {
+  std::vector<SmapsVma> out;
+  std::optional<Error> err;
+  for_each_line(text, [&](std::string_view line) {
+    if (auto flags = after_key(line, "VmFlags")) {
+      if (!out.empty()) out.back().vm_flags = std::string(trim(*flags));
+      return false;
+    }
+    // A mapping's first line, "start-end perms offset dev inode [path]"; the others are
+    // "Key:   value" lines, whose key never holds '-' before its first space.
+    const auto dash = line.find('-'), space = line.find(' ');
+    if (line.empty() || !std::isxdigit(static_cast<unsigned char>(line[0])) || dash == std::string_view::npos ||
+        space == std::string_view::npos || dash > space)
+      return false;
+    SmapsVma v;
+    const char* const e1 = line.data() + dash;
+    const char* const e2 = line.data() + space;
+    auto [p1, ec1] = std::from_chars(line.data(), e1, v.start, 16);
+    auto [p2, ec2] = std::from_chars(e1 + 1, e2, v.end, 16);
+    if (ec1 != std::errc() || p1 != e1 || ec2 != std::errc() || p2 != e2 || v.end < v.start) {
+      err = make_error("malformed smaps line '{}'", line);
+      return true;
+    }
+    out.push_back(std::move(v));
+    return false;
+  });
+  if (err) return *err;
+  return out;
+}
+
+bool has_vm_flag(std::string_view vm_flags, std::string_view name) {
+  bool found = false;
+  for_each_word(vm_flags, [&](std::string_view w) { found = found || w == name; });
+  return found;
+}
+
+std::optional<std::size_t> parse_pid_list(std::string_view text, std::span<pid_t> out) {
+  std::size_t n = 0;
+  const bool ok = for_each_number<pid_t>(text, 10, [&](pid_t p) {
+    if (n < out.size()) out[n] = p;
+    ++n;
+  });
+  if (!ok) return std::nullopt;
+  return n;
 }
 
 Result<std::optional<double>> parse_cpu_max(std::string_view text) {

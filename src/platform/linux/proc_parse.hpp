@@ -5,8 +5,10 @@
 
 #include <sys/types.h>
 
+#include <array>
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -41,13 +43,55 @@ struct CgroupMembership {
 };
 Result<std::vector<CgroupMembership>> parse_proc_cgroup(std::string_view text);
 
-// The fields of /proc/PID/stat we need. The command name may contain spaces and parentheses,
-// so fields are counted from the last ')'.
+// /proc/PID/stat split into its fields, numbered from 1 as in proc(5): out[1] is the pid, out[2]
+// the command name without its parentheses (it may itself contain spaces and parentheses, so it
+// ends at the last ')'), out[3] the state, and so on; out[0] stays empty. Returns the number of
+// the last field stored (fields past out.size() - 1 are not counted), 0 when the text has no
+// "(name)". Views into `text`; allocates nothing.
+std::size_t split_pid_stat(std::string_view text, std::span<std::string_view> out);
+
+// The fields of /proc/PID/stat we need (times in clock ticks). Parsed without allocating when
+// the text is good: the shepherd reads its own and its job's on the job start path.
 struct PidStat {
-  char state = '?';               // R, S, D, T, t, Z, X, I...
-  std::uint64_t start_ticks = 0;  // field 22: start time since boot, in clock ticks
+  char state = '?';               // field 3: R, S, D, T, t, Z, X, I...
+  std::uint64_t utime = 0, stime = 0, cutime = 0, cstime = 0;  // fields 14-17
+  std::uint64_t start_ticks = 0;  // field 22: start time since boot
+  std::int64_t rss_pages = 0;     // field 24
 };
 Result<PidStat> parse_pid_stat(std::string_view text);
+
+// The lines of /proc/PID/status that we use. A line that is absent leaves its default (a process
+// that is exiting loses some: has_* say whether the credential lines were there); a line that is
+// present but malformed is an error.
+struct PidStatus {
+  char state = '?';
+  int threads = 0;
+  pid_t tracer_pid = 0;
+  std::array<std::uint32_t, 4> uid{}, gid{};  // real, effective, saved, fs
+  std::vector<std::uint32_t> groups;
+  std::vector<pid_t> nspid;          // outermost first
+  std::vector<pid_t> nspgid, nssid;  // process group and session, outermost first (0: not visible)
+  std::uint32_t umask = 022;
+  // Capability sets (CapInh, CapPrm, CapEff, CapBnd, CapAmb), bit N = capability N.
+  std::uint64_t cap_inh = 0, cap_prm = 0, cap_eff = 0, cap_bnd = 0, cap_amb = 0;
+  bool has_uid = false, has_gid = false, has_groups = false;
+};
+Result<PidStatus> parse_pid_status(std::string_view text);
+
+// One mapping of /proc/PID/smaps: its range and its VmFlags, the two-letter names as the kernel
+// writes them ("rd wr mr mw me ac sd"). The other lines of a mapping are not kept.
+struct SmapsVma {
+  std::uint64_t start = 0, end = 0;
+  std::string vm_flags;
+};
+Result<std::vector<SmapsVma>> parse_smaps(std::string_view text);
+// Whether a VmFlags text holds the flag `name` ("dp", "gd", ...) as a whole word.
+bool has_vm_flag(std::string_view vm_flags, std::string_view name);
+
+// Decimal pids separated by spaces or newlines (/proc/PID/task/TID/children): returns how many
+// the text holds, of which the first out.size() are stored in out; nullopt when the text is not
+// such a list. Allocates nothing.
+std::optional<std::size_t> parse_pid_list(std::string_view text, std::span<pid_t> out);
 
 // v2 cpu.max: "max 100000" or "QUOTA PERIOD". nullopt = no quota; else quota/period in CPUs.
 Result<std::optional<double>> parse_cpu_max(std::string_view text);

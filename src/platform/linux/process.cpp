@@ -14,9 +14,11 @@
 #include <cstring>
 #include <map>
 
+#include "base/fd_io.hpp"
 #include "base/unique_fd.hpp"
 #include "platform/linux/netns.hpp"
-#include "platform/linux/proc_parse.hpp"
+#include "platform/linux/pidfd.hpp"
+#include "platform/linux/proc_files.hpp"
 #include "platform/linux/sysfs_io.hpp"
 
 extern char** environ;
@@ -72,38 +74,22 @@ std::size_t format_pid(pid_t pid, char* buf) {
   return n;
 }
 
-void write_all(int fd, const void* data, std::size_t len) {
-  const char* p = static_cast<const char*>(data);
-  while (len > 0) {
-    ssize_t n = ::write(fd, p, len);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return;
-    p += n;
-    len -= static_cast<std::size_t>(n);
-  }
-}
-
 [[noreturn]] void child_fail(int report_fd, int stage) {
   ChildReport r{::getpid(), stage, errno};
-  write_all(report_fd, &r, sizeof r);
+  (void)write_full(report_fd, &r, sizeof r);  // best effort: the parent also sees our exit
   ::_exit(127);
 }
 
 }  // namespace
 
 Result<ProcessIdentity> identify_process(pid_t pid) {
-  std::string path = fmt::format("/proc/{}/stat", pid);
-  OSMO_ASSIGN_OR_RETURN(std::string text, read_text_file(path));
-  auto st = parse_pid_stat(text);
-  if (!st.ok()) return make_error("{}: {}", path, st.error().message);
-  return ProcessIdentity{pid, st->start_ticks};
+  OSMO_ASSIGN_OR_RETURN(PidStat st, read_pid_stat(pid));
+  return ProcessIdentity{pid, st.start_ticks};
 }
 
 ProcessState process_state(const ProcessIdentity& id) {
   if (id.pid <= 0) return ProcessState::kGone;
-  auto text = read_text_file(fmt::format("/proc/{}/stat", id.pid));
-  if (!text.ok()) return ProcessState::kGone;
-  auto st = parse_pid_stat(*text);
+  auto st = read_pid_stat(id.pid);
   if (!st.ok() || st->start_ticks != id.start_ticks) return ProcessState::kGone;
   switch (st->state) {
     case 'Z':
@@ -131,17 +117,19 @@ const char* process_state_name(ProcessState s) {
   return "?";
 }
 
+Result<UniqueFd> pin_process(const ProcessIdentity& id) {
+  // The pidfd pins one process: once open, a recycled pid cannot redirect what we do with it.
+  // Checking the start time after opening it tells whether that process is the one we mean.
+  UniqueFd pidfd = pidfd_open(id.pid);
+  if (!pidfd && errno != ESRCH) return errno_error("pidfd_open pid {}", id.pid);
+  if (!pidfd || process_start_ticks(id.pid) != id.start_ticks)
+    return Error{ESRCH, fmt::format("pid {} is no longer the process we started", id.pid)};
+  return pidfd;
+}
+
 Status signal_process(const ProcessIdentity& id, int sig) {
-  // The pidfd pins one process: once open, a recycled pid cannot redirect the signal.
-  UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, id.pid, 0)));
-  if (!pidfd) return errno_error("pidfd_open pid {}", id.pid);
-  auto now = identify_process(id.pid);
-  if (!now.ok() || now->start_ticks != id.start_ticks) {
-    errno = ESRCH;
-    return errno_error("pid {} is no longer the process we started", id.pid);
-  }
-  if (::syscall(SYS_pidfd_send_signal, pidfd.get(), sig, nullptr, 0) != 0)
-    return errno_error("signal {} to pid {}", sig, id.pid);
+  OSMO_ASSIGN_OR_RETURN(UniqueFd pidfd, pin_process(id));
+  if (pidfd_signal(pidfd.get(), sig) != 0) return errno_error("signal {} to pid {}", sig, id.pid);
   return ok_status();
 }
 
@@ -230,7 +218,7 @@ Result<ProcessIdentity> spawn_detached(const DetachedSpawnOptions& o) {
     if (d < 0) child_fail(wr.get(), kStageFork);
     if (d > 0) ::_exit(0);
     ChildReport hello{::getpid(), kStageNone, 0};
-    write_all(wr.get(), &hello, sizeof hello);
+    (void)write_full(wr.get(), &hello, sizeof hello);
     char buf[16];
     std::size_t n = format_pid(::getpid(), buf);
     for (auto& f : procs_files)
@@ -268,14 +256,7 @@ Result<ProcessIdentity> spawn_detached(const DetachedSpawnOptions& o) {
 
   // First report: the daemon's pid. Then EOF (exec closed the CLOEXEC pipe) or a failure report.
   ChildReport reports[2]{};
-  std::size_t got = 0;
-  char* dst = reinterpret_cast<char*>(reports);
-  while (got < sizeof reports) {
-    ssize_t n = ::read(rd.get(), dst + got, sizeof reports - got);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    got += static_cast<std::size_t>(n);
-  }
+  const std::size_t got = read_full(rd.get(), reports, sizeof reports).bytes;  // an error ends it like EOF
   if (got < sizeof(ChildReport))
     return make_error("spawn {}: the daemon process vanished before reporting", o.exe);
   if (reports[0].stage != kStageNone) {

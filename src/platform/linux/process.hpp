@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "base/result.hpp"
+#include "base/unique_fd.hpp"
 #include "platform/linux/cgroup.hpp"
 
 namespace osmo::platform {
@@ -30,9 +31,14 @@ enum class ProcessState { kGone, kRunning, kStopped, kZombie };
 ProcessState process_state(const ProcessIdentity& id);
 const char* process_state_name(ProcessState s);
 
-// Sends `sig` only if `id` still names the same process (checked through a pidfd, so the check
-// and the signal refer to one process even if the pid is recycled in between). ESRCH-style
-// "already gone" is reported as an error with code ESRCH.
+// A pidfd for the process `id` names: opened first, then the start time checked, so that from
+// then on the fd refers to that one process even if the pid is recycled. A process that is gone,
+// or a pid that now names another process, is an error with code ESRCH ("pid N is no longer the
+// process we started").
+Result<UniqueFd> pin_process(const ProcessIdentity& id);
+
+// Sends `sig` only if `id` still names the same process (through pin_process, so the check and
+// the signal refer to one process). "Already gone" is an error with code ESRCH.
 Status signal_process(const ProcessIdentity& id, int sig);
 
 // Pid file: "PID START_TICKS\n", written atomically (temporary file + rename).

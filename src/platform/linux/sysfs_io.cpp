@@ -9,24 +9,16 @@
 
 #include <charconv>
 
+#include "base/fd_io.hpp"
 #include "base/unique_fd.hpp"
 
 namespace osmo::platform {
 
 Result<std::string> read_text_file(const std::string& path) {
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd) return errno_error("open {}", path);
+  if (!fd) return errno_error("cannot open {}", path);
   std::string out;
-  char buf[8192];
-  for (;;) {
-    ssize_t n = ::read(fd.get(), buf, sizeof buf);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return errno_error("read {}", path);
-    }
-    if (n == 0) break;
-    out.append(buf, static_cast<std::size_t>(n));
-  }
+  if (const IoResult r = read_to_end(fd.get(), &out); !r.ok()) return Error{r.error, fmt::format("cannot read {}", path)};
   return out;
 }
 
