@@ -10,7 +10,7 @@ if [ -n "${OSMO_DEMO_PREBUILT:-}" ]; then
   OSMO_BUILD=$OSMO_DEMO_PREBUILT  # the test suite runs the demo on its own build (tests/demo)
 else
   osmo_install_deps
-  osmo_build
+  osmo_build osmo  # the demo needs only the binary; scripts/test.sh builds the tests
 fi
 OSMO="$OSMO_BUILD/osmo"
 

@@ -12,6 +12,7 @@ OSMO_DEBS=(
   libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libtomlplusplus-dev
   libsodium-dev liblz4-dev libzstd-dev libxxhash-dev libseccomp-dev
   iproute2 procps util-linux python3 bc xz-utils coreutils
+  systemd help2man lintian dpkg-dev
 )
 
 osmo_log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
@@ -33,8 +34,14 @@ osmo_install_deps() {
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
+# osmo_build [TARGET...]: configure (warnings are errors in the project's own builds and CI, not in
+# a user's plain cmake build) and build the given targets, or everything.
 osmo_build() {
-  osmo_log "building in $OSMO_BUILD"
-  cmake -S "$OSMO_ROOT" -B "$OSMO_BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-  cmake --build "$OSMO_BUILD" -j "$(nproc)"
+  osmo_log "building ${*:-everything} in $OSMO_BUILD"
+  cmake -S "$OSMO_ROOT" -B "$OSMO_BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DOSMO_WERROR=ON >/dev/null
+  if [ $# -gt 0 ]; then
+    cmake --build "$OSMO_BUILD" -j "$(nproc)" --target "$@"
+  else
+    cmake --build "$OSMO_BUILD" -j "$(nproc)"
+  fi
 }

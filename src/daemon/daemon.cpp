@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 #include "daemon/daemon.hpp"
+#include "daemon/service_manager.hpp"
 
 #include <signal.h>
 #include <sys/epoll.h>
@@ -234,6 +235,7 @@ int Daemon::run() {
           if (si.ssi_signo == SIGPIPE || si.ssi_signo == SIGHUP) continue;
           if (leave_deadline < 0) {
             log_.info("signal {}: leaving the cluster", strsignal(static_cast<int>(si.ssi_signo)));
+            (void)notify_service_manager("STOPPING=1");
             std::lock_guard lk(gossip_mu_);
             node_->leave();
             leave_deadline = clock_.now_ms() + kLeaveLingerMs;
@@ -248,6 +250,7 @@ int Daemon::run() {
     env::TimeMs now = clock_.now_ms();
     if (leave_requested_.load() && leave_deadline < 0) {
       log_.info("leave requested over the control socket: leaving the cluster");
+      (void)notify_service_manager("STOPPING=1");
       std::lock_guard lk(gossip_mu_);
       node_->leave();
       leave_deadline = now + kLeaveLingerMs;

@@ -11,6 +11,7 @@
 #include "daemon/config.hpp"
 #include "daemon/control_client.hpp"
 #include "daemon/daemon.hpp"
+#include "daemon/service_manager.hpp"
 
 namespace osmo::cli {
 namespace {
@@ -72,6 +73,9 @@ void add_daemon(CLI::App& app, GlobalOptions& global, int* exit_code) {
       *exit_code = 1;
       return;
     }
+    // Readiness for systemd's Type=notify (contrib/systemd/osmod.service): everything is listening.
+    if (auto n = daemon::notify_service_manager("READY=1\nSTATUS=serving"); !n.ok())
+      std::cerr << "osmo daemon: " << n.error().str() << "\n";
     int status = (*d)->run();
     // Peer and control connections are served on detached threads (a job relay lives as long as
     // its job); returning from main would run static destructors (the log backend) under them.

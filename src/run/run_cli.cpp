@@ -39,7 +39,8 @@ Exit status: PROG's own; 128+N if PROG was killed by signal N; and
   126  PROG could not be executed (e.g. permission denied)
   127  PROG was not found
   249  the local osmo daemon could not be reached or refused the request
-  250  no node reachable to run PROG (--node names an unknown, dead or unreachable node)
+  250  no node can take PROG (--node names an unknown, dead or unreachable node, or placement
+       found no node able to run it)
   251  the target node refused the job (bad cluster secret, unknown user, missing working
        directory, namespace or credential setup failed)
   252  the node running PROG died, or the connection to it broke, while PROG ran
