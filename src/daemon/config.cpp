@@ -4,15 +4,21 @@
 #include <arpa/inet.h>
 #include <ifaddrs.h>
 #include <net/if.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <iterator>
 
+#include <fmt/ranges.h>
 #include <toml++/toml.h>
 
+#include "base/unique_fd.hpp"
 #include "wire/mac.hpp"
 
 namespace osmo::daemon {
@@ -40,9 +46,18 @@ std::optional<std::string> first_routable_ipv4() {
 
 }  // namespace
 
+// Every key the TOML file may hold (the branches below), for the message about an unknown one.
+constexpr std::array<std::string_view, 10> kConfigKeys = {
+    "name", "listen", "advertise", "join", "secret_file", "state_dir", "socket", "load_scope", "speed", "log_level"};
+
 Status apply_config_file(const std::string& path, const std::vector<std::string>& set_on_cli,
                          DaemonConfig* config) {
   toml::table table;
+  // toml++ says only "File could not be opened for reading"; the reason (missing, permission) is
+  // what the administrator needs.
+  if (UniqueFd probe(::open(path.c_str(), O_RDONLY | O_CLOEXEC)); !probe)
+    return make_error("config {}: cannot open it: {} (fix the path given to --config)", path,
+                      std::strerror(errno));
   try {
     table = toml::parse_file(path);
   } catch (const toml::parse_error& e) {
@@ -86,7 +101,8 @@ Status apply_config_file(const std::string& path, const std::vector<std::string>
       if (!v) return make_error("config {}: 'speed' must be a number", path);
       if (!cli_has(set_on_cli, k)) config->speed = *v;
     } else {
-      return make_error("config {}: unknown key '{}'", path, k);
+      return make_error("config {}: unknown key '{}' (known keys: {})", path, k,
+                        fmt::join(kConfigKeys, ", "));
     }
   }
   return ok_status();

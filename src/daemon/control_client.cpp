@@ -61,6 +61,16 @@ Result<ControlClient> ControlClient::connect(const std::string& socket_path) {
   if (!fd && errno == ENAMETOOLONG) return make_error("control socket path too long: {}", socket_path);
   if (!fd) {
     int e = errno;
+    // Each cause gets the advice that fits it: a missing daemon is not a permission problem.
+    if (e == EACCES || e == EPERM)
+      return Error{e, fmt::format("no permission to talk to the osmo daemon at {} (the socket is "
+                                  "mode 0666 unless changed; check the directory's permissions, or "
+                                  "run as a user that may open it)",
+                                  socket_path)};
+    if (e == ECONNREFUSED)
+      return Error{e, fmt::format("the osmo daemon at {} is not running (the socket is left from an "
+                                  "earlier one; start `osmo daemon`, or `systemctl start osmod`)",
+                                  socket_path)};
     return Error{e, fmt::format("cannot reach the osmo daemon at {} (is `osmo daemon` running? "
                                 "set --socket or OSMO_SOCKET)",
                                 socket_path)};
