@@ -10,9 +10,9 @@ OSMO_DEBS=(
   g++ cmake ninja-build pkg-config git
   libgtest-dev libgmock-dev libbenchmark-dev
   libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libtomlplusplus-dev
-  libsodium-dev liblz4-dev libzstd-dev libxxhash-dev libseccomp-dev
+  libsodium-dev liblz4-dev libzstd-dev libxxhash-dev libseccomp-dev libncurses-dev
   iproute2 procps util-linux python3 bc xz-utils coreutils
-  systemd help2man lintian dpkg-dev
+  systemd help2man lintian dpkg-dev tmux
 )
 
 osmo_log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }

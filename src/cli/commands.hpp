@@ -26,5 +26,7 @@ void add_ckpt_commands(CLI::App& app, GlobalOptions& global, int* exit_code);
 void add_run_commands(CLI::App& app, GlobalOptions& global, int* exit_code);
 // src/migrate: `osmo migrate`, and the hidden `osmo __job-migrate-in` (a migration's target side).
 void add_migrate_commands(CLI::App& app, GlobalOptions& global, int* exit_code);
+// src/mon: `osmo mon`, the live monitor.
+void add_mon_commands(CLI::App& app, GlobalOptions& global, int* exit_code);
 
 }  // namespace osmo::cli

@@ -395,7 +395,7 @@ void rehearse_job_start() {
   s.home = s.node = "rehearsal";
   s.argv = {"true", "--rehearsal"};
   for (char** e = environ; e != nullptr && *e != nullptr; ++e) s.env.emplace_back(*e);
-  s.cwd = std::string(1, '/');  // not = "/": GCC 12 -O3 reports a false -Wrestrict on that
+  s.cwd = "/";
   for (int r = 0; r < RLIM_NLIMITS; ++r) s.rlimits.push_back(Rlimit{r, RLIM_INFINITY, RLIM_INFINITY});
   s.uid = s.gid = 0;
   s.groups = {0};

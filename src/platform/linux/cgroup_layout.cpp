@@ -51,22 +51,14 @@ bool CgroupLayout::has_controller(std::string_view controller) const {
 
 std::string CgroupLayout::mount_dir(std::string_view controller) const {
   if (version_ == CgroupVersion::kV2) return root_;
-  // Appends rather than `"/" + std::string(...)`: GCC 12 at -O3 reports a false -Wrestrict on
-  // that operator+ (it inlines an insert at offset 0 it cannot prove disjoint).
-  std::string d = root_;
-  d.push_back('/');
-  d.append(controller);
-  return d;
+  return root_ + "/" + std::string(controller);
 }
 
 std::string CgroupLayout::dir(std::string_view controller, std::string_view path) const {
   std::string d = mount_dir(controller);
   while (!path.empty() && path.front() == '/') path.remove_prefix(1);
   while (!path.empty() && path.back() == '/') path.remove_suffix(1);
-  if (!path.empty()) {
-    d.push_back('/');
-    d.append(path);
-  }
+  if (!path.empty()) d += "/" + std::string(path);
   return d;
 }
 
