@@ -15,13 +15,14 @@
 
 namespace osmo::testbed {
 
-// The osmo-testbed directories for a testbed made by this process.
-Result<platform::CgroupDirs> testbed_cgroup_parent(const platform::CgroupLayout& layout);
+// The osmo-testbed[-INSTANCE] directories for a testbed made by this process.
+Result<platform::CgroupDirs> testbed_cgroup_parent(const platform::CgroupLayout& layout,
+                                                   std::string_view instance);
 // parent/name in each controller.
 platform::CgroupDirs child_cgroup(const platform::CgroupDirs& parent, const std::string& name);
 // Every osmo-testbed directory set a testbed could have used: the recorded one, ours, and the
 // ones at the hierarchy roots. Only directories named osmo-testbed are ever returned.
-std::vector<platform::CgroupDirs> leftover_cgroup_parents(const platform::CgroupLayout& layout,
+std::vector<platform::CgroupDirs> leftover_cgroup_parents(const platform::CgroupLayout& layout, std::string_view instance,
                                                           const platform::CgroupDirs& recorded);
 
 }  // namespace osmo::testbed

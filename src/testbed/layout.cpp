@@ -4,7 +4,10 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
+
+#include <fmt/format.h>
 
 #include "platform/linux/sysfs_io.hpp"
 
@@ -23,7 +26,71 @@ Result<int> parse_node_name(std::string_view name) {
 }
 
 std::string node_netns(int k) {
-  return std::string(kNetnsPrefix) + node_name(k);
+  return node_netns("", k);
+}
+
+Status check_instance_name(std::string_view name) {
+  if (name.empty() || name.size() > kMaxInstanceName ||
+      !std::all_of(name.begin(), name.end(), [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }))
+    return make_error("'{}' is not an instance name (1 to {} of a-z and 0-9)", name, kMaxInstanceName);
+  return ok_status();
+}
+
+std::string netns_prefix(std::string_view instance) {
+  std::string p = kNetnsPrefix;
+  if (!instance.empty()) {
+    p.append(instance);
+    p.push_back('-');
+  }
+  return p;
+}
+
+std::string node_netns(std::string_view instance, int k) {
+  return netns_prefix(instance) + node_name(k);
+}
+
+std::string bridge_netns(std::string_view instance) {
+  return netns_prefix(instance) + "br";
+}
+
+bool is_instance_netns(std::string_view instance, std::string_view netns) {
+  const std::string prefix = netns_prefix(instance);
+  if (netns.substr(0, prefix.size()) != prefix) return false;
+  std::string_view rest = netns.substr(prefix.size());
+  return rest == "br" || parse_node_name(rest).ok();
+}
+
+std::string cgroup_parent_name(std::string_view instance) {
+  std::string p = kCgroupParentName;
+  if (!instance.empty()) {
+    p.push_back('-');
+    p.append(instance);
+  }
+  return p;
+}
+
+std::string instance_state_root(std::string_view instance) {
+  std::string root = default_state_root();
+  if (!instance.empty()) {
+    root.push_back('-');
+    root.append(instance);
+  }
+  return root;
+}
+
+// The instance's subnet: 0 for the default, else 1..250 from its name, so that an address tells
+// the instance. Instances' networks never touch (each has its own bridge namespace), so two names
+// that map to one subnet would still work.
+int instance_subnet(std::string_view instance) {
+  if (instance.empty()) return 0;
+  std::uint32_t h = 2166136261u;  // FNV-1a
+  for (char c : instance) h = (h ^ static_cast<unsigned char>(c)) * 16777619u;
+  return 1 + static_cast<int>(h % kMaxInstanceSubnet);
+}
+
+std::string node_address(int subnet, int k, bool loopback) {
+  if (loopback) return "127.0.0.1";
+  return fmt::format("10.77.{}.{}", subnet, k);
 }
 
 std::string bridge_port_device(int k) {
@@ -31,7 +98,7 @@ std::string bridge_port_device(int k) {
 }
 
 std::string node_address(int k, bool loopback) {
-  return loopback ? std::string("127.0.0.1") : std::string(kSubnetPrefix) + std::to_string(k);
+  return node_address(0, k, loopback);
 }
 
 std::uint16_t node_port(int k, bool loopback, std::uint16_t base_port) {

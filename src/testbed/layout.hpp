@@ -10,11 +10,18 @@
 //   state:              /run/osmo/testbed as root, else $XDG_RUNTIME_DIR/osmo-testbed or
 //                       /tmp/osmo-testbed-$UID: testbed.json, secret (0600), nK/{osmod.sock,
 //                       state/, osmod.log, osmod.pid}
+//
+// Several testbeds run side by side as *instances* (`osmo testbed --instance NAME`, or
+// $OSMO_TESTBED_INSTANCE). The default instance (no name) is the one above. Instance NAME has
+// namespaces "osmo-tb-NAME-nK" and "osmo-tb-NAME-br", subnet 10.77.S.0/24 with S (1..250) the
+// derived from the name, cgroups <parent>/osmo-testbed-NAME/nK and
+// its state in the default state path followed by "-NAME" (/run/osmo/testbed-NAME).
 #pragma once
 
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <cstddef>
 
 #include "base/result.hpp"
 
@@ -24,8 +31,8 @@ inline constexpr const char* kNetnsPrefix = "osmo-tb-";
 inline constexpr const char* kBridgeNetns = "osmo-tb-br";
 inline constexpr const char* kBridgeDevice = "br0";
 inline constexpr const char* kNodeDevice = "eth0";
-// 10.77.0.0/24 exists only inside our namespaces; node K is host K, so the size is bounded by it.
-inline constexpr const char* kSubnetPrefix = "10.77.0.";
+// 10.77.S.0/24 (S = 0 for the default instance) exists only inside our namespaces; node K is
+// host K, so the size is bounded by it.
 inline constexpr int kSubnetBits = 24;
 inline constexpr int kMaxNodes = 200;
 inline constexpr std::uint16_t kDefaultBasePort = 7946;  // the daemon's default port
@@ -40,7 +47,23 @@ inline constexpr const char* kDaemonOverrideEnv = "OSMO_TESTBED_DAEMON";
 std::string node_name(int k);
 // "n3" -> 3; an error for anything else.
 Result<int> parse_node_name(std::string_view name);
-std::string node_netns(int k);
+std::string node_netns(int k);  // of the default instance
+
+// Instance names: 1 to 12 of [a-z0-9], so every derived name stays short and unambiguous.
+inline constexpr std::size_t kMaxInstanceName = 12;
+inline constexpr int kMaxInstanceSubnet = 250;
+inline constexpr const char* kInstanceEnv = "OSMO_TESTBED_INSTANCE";
+Status check_instance_name(std::string_view name);
+std::string netns_prefix(std::string_view instance);          // "osmo-tb-" or "osmo-tb-NAME-"
+std::string node_netns(std::string_view instance, int k);
+std::string bridge_netns(std::string_view instance);
+// Is `netns` one of the instance's namespaces (a node's or the bridge's)? The default instance's
+// prefix is also the start of every named instance's, so this is an exact match, not a prefix.
+bool is_instance_netns(std::string_view instance, std::string_view netns);
+std::string cgroup_parent_name(std::string_view instance);    // "osmo-testbed" or "osmo-testbed-NAME"
+std::string instance_state_root(std::string_view instance);   // default_state_root() [+ "-NAME"]
+std::string node_address(int subnet, int k, bool loopback);   // 10.77.<subnet>.<k>
+int instance_subnet(std::string_view instance);               // 0, or 1..250 from the name
 std::string bridge_port_device(int k);  // "v3", the bridge end of node 3's veth pair
 std::string node_address(int k, bool loopback);
 std::uint16_t node_port(int k, bool loopback, std::uint16_t base_port);

@@ -7,16 +7,19 @@
 #include <string>
 #include <vector>
 
+#include <string_view>
+
 #include "base/result.hpp"
 
 namespace osmo::testbed {
 
-// Creates the bridge namespace (osmo-tb-br) with br0 and lo up.
-Status create_bridge_network();
-// Creates node k's namespace, its veth pair to the bridge, its address, and brings lo and eth0 up.
-Status add_node_network(int k);
-// Deletes every namespace whose name starts with osmo-tb- (nodes first, the bridge last);
-// the names removed are appended to *removed. Idempotent.
-Status remove_testbed_networks(std::vector<std::string>* removed);
+// Creates the instance's bridge namespace (osmo-tb-[NAME-]br) with br0 and lo up.
+Status create_bridge_network(std::string_view instance);
+// Creates node k's namespace, its veth pair to the bridge, its address 10.77.<subnet>.k, and
+// brings lo and eth0 up.
+Status add_node_network(std::string_view instance, int subnet, int k);
+// Deletes every namespace of the instance (is_instance_netns: nodes first, the bridge last, never
+// another instance's); the names removed are appended to *removed. Idempotent.
+Status remove_testbed_networks(std::string_view instance, std::vector<std::string>* removed);
 
 }  // namespace osmo::testbed

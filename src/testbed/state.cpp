@@ -46,6 +46,8 @@ std::string encode_state(const TestbedState& s) {
                      {"netns", n.netns},
                      {"cgroup", dirs_to_json(n.cgroup)}});
   Json j{{"version", kStateVersion},
+         {"instance", s.instance},
+         {"subnet", s.subnet},
          {"mode", s.loopback ? "loopback" : "netns"},
          {"base_port", s.base_port},
          {"cpus_per_node", s.cpus_per_node ? Json(*s.cpus_per_node) : Json(nullptr)},
@@ -66,6 +68,9 @@ Result<TestbedState> decode_state(const std::string& text) {
     if (mode != "loopback" && mode != "netns")
       return make_error("testbed state: bad mode '{}'", mode);
     s.loopback = mode == "loopback";
+    // Records from before instances existed are the default instance's.
+    s.instance = j.value("instance", "");
+    s.subnet = j.value("subnet", 0);
     s.base_port = j.at("base_port").get<std::uint16_t>();
     if (!j.at("cpus_per_node").is_null()) s.cpus_per_node = j.at("cpus_per_node").get<double>();
     s.daemon_override = j.value("daemon_override", "");

@@ -23,6 +23,8 @@ struct NodeRecord {
 };
 
 struct TestbedState {
+  std::string instance;  // empty: the default instance
+  int subnet = 0;        // 10.77.<subnet>.0/24 (namespaces only)
   bool loopback = false;
   std::uint16_t base_port = 0;
   std::optional<double> cpus_per_node;

@@ -129,28 +129,29 @@ Status testbed_up(const std::string& root, const UpOptions& o, std::ostream& out
     for (int k = 1; k <= o.nodes; ++k)
       OSMO_TRY(check_loopback_port_free(node_port(k, true, o.base_port)));
   }
+  if (!o.instance.empty()) OSMO_TRY(check_instance_name(o.instance));
+  const std::string down_hint = o.instance.empty() ? "`osmo testbed down`"
+                                                   : fmt::format("`osmo testbed --instance {} down`", o.instance);
   if (!o.loopback) {
-    OSMO_ASSIGN_OR_RETURN(auto leftovers, platform::list_netns(kNetnsPrefix));
-    if (!leftovers.empty())
-      return make_error(
-          "network namespace {} is left over from an earlier testbed; run `osmo "
-          "testbed down` first",
-          leftovers.front());
+    OSMO_ASSIGN_OR_RETURN(auto candidates, platform::list_netns(netns_prefix(o.instance)));
+    for (const auto& n : candidates)
+      if (is_instance_netns(o.instance, n))
+        return make_error("network namespace {} is left over from an earlier testbed; run {} first", n, down_hint);
   }
 
   if (is_root()) {
     // A node cgroup left by a crashed run would be adopted with whatever still runs in it.
     OSMO_ASSIGN_OR_RETURN(auto cg_layout, platform::CgroupLayout::detect());
-    for (const auto& parent : leftover_cgroup_parents(cg_layout, {})) {
+    for (const auto& parent : leftover_cgroup_parents(cg_layout, o.instance, {})) {
       if (platform::Cgroup::open(cg_layout, parent).exists())
-        return make_error(
-            "cgroup {} is left over from an earlier testbed; run `osmo testbed down` "
-            "first",
-            parent.distinct().front());
+        return make_error("cgroup {} is left over from an earlier testbed; run {} first",
+                          parent.distinct().front(), down_hint);
     }
   }
 
   TestbedState s;
+  s.instance = o.instance;
+  s.subnet = instance_subnet(o.instance);
   s.loopback = o.loopback;
   s.base_port = o.base_port;
   s.cpus_per_node = o.cpus_per_node;
@@ -158,14 +159,14 @@ Status testbed_up(const std::string& root, const UpOptions& o, std::ostream& out
   std::optional<platform::CgroupLayout> layout;
   if (is_root()) {
     OSMO_ASSIGN_OR_RETURN(layout, platform::CgroupLayout::detect());
-    OSMO_ASSIGN_OR_RETURN(s.cgroup_parent, testbed_cgroup_parent(*layout));
+    OSMO_ASSIGN_OR_RETURN(s.cgroup_parent, testbed_cgroup_parent(*layout, o.instance));
   }
   for (int k = 1; k <= o.nodes; ++k) {
     NodeRecord n;
     n.name = node_name(k);
-    n.address = node_address(k, o.loopback);
+    n.address = node_address(s.subnet, k, o.loopback);
     n.port = node_port(k, o.loopback, o.base_port);
-    if (!o.loopback) n.netns = node_netns(k);
+    if (!o.loopback) n.netns = node_netns(o.instance, k);
     if (layout) n.cgroup = child_cgroup(s.cgroup_parent, n.name);
     s.nodes.push_back(std::move(n));
   }
@@ -175,14 +176,15 @@ Status testbed_up(const std::string& root, const UpOptions& o, std::ostream& out
   Status made = make_testbed(root, o, s, layout);
   if (!made.ok()) {
     std::ostringstream undo;
-    Status down = testbed_down(root, undo);
+    Status down = testbed_down(root, o.instance, undo);
     Error e = made.take_error();
     e.message += "\n(undone: " + std::string(platform::trim(undo.str())) +
                  (down.ok() ? ")" : "; " + down.error().str() + ")");
     return e;
   }
-  out << "testbed up: " << o.nodes << " node(s), "
-      << (o.loopback ? "loopback (127.0.0.1)" : "namespaces on 10.77.0.0/24")
+  out << "testbed up" << (o.instance.empty() ? "" : " (instance " + o.instance + ")") << ": " << o.nodes
+      << " node(s), "
+      << (o.loopback ? "loopback (127.0.0.1)" : fmt::format("namespaces on 10.77.{}.0/24", s.subnet))
       << (o.cpus_per_node ? fmt::format(", {:g} CPU per node", *o.cpus_per_node) : std::string())
       << "; state in " << root << "\n";
   return ok_status();
@@ -197,8 +199,8 @@ Status make_testbed(const std::string& root, const UpOptions& o, const TestbedSt
   OSMO_TRY(save_state(state_file(root), s));
   OSMO_TRY(write_secret(secret_file(root)));
   if (!o.loopback) {
-    OSMO_TRY(create_bridge_network());
-    for (int k = 1; k <= o.nodes; ++k) OSMO_TRY(add_node_network(k));
+    OSMO_TRY(create_bridge_network(o.instance));
+    for (int k = 1; k <= o.nodes; ++k) OSMO_TRY(add_node_network(o.instance, s.subnet, k));
   }
   if (layout) {
     for (const auto& n : s.nodes) {
@@ -216,7 +218,7 @@ Status make_testbed(const std::string& root, const UpOptions& o, const TestbedSt
 
 }  // namespace
 
-Status testbed_down(const std::string& root, std::ostream& out) {
+Status testbed_down(const std::string& root, std::string_view instance, std::ostream& out) {
   std::optional<Error> first_error;
   auto note = [&](Status s) {
     if (!s.ok() && !first_error) first_error = s.take_error();
@@ -260,7 +262,7 @@ Status testbed_down(const std::string& root, std::ostream& out) {
       std::set<std::string> node_cgroups;
       bool any_parent = false;
       for (const auto& parent : leftover_cgroup_parents(
-               *layout, state ? state->cgroup_parent : platform::CgroupDirs{})) {
+               *layout, instance, state ? state->cgroup_parent : platform::CgroupDirs{})) {
         auto cg = platform::Cgroup::open(*layout, parent);
         if (!cg.exists()) continue;
         any_parent = true;
@@ -275,8 +277,8 @@ Status testbed_down(const std::string& root, std::ostream& out) {
     } else {
       note(layout.take_error());
     }
-    // 3. Namespaces by prefix.
-    note(remove_testbed_networks(&namespaces));
+    // 3. Namespaces by name (the instance's only).
+    note(remove_testbed_networks(instance, &namespaces));
   }
 
   // 4. Files. Only once nothing can write into them any more.

@@ -9,6 +9,7 @@
 #include <optional>
 #include <ostream>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "base/result.hpp"
@@ -24,6 +25,7 @@ struct UpOptions {
   bool loopback = false;                // 127.0.0.1, ports base.., no namespaces
   std::uint16_t base_port = kDefaultBasePort;
   int timeout_ms = 15000;  // for all control sockets together
+  std::string instance;    // empty: the default instance (layout.hpp)
 };
 
 // Makes the testbed. On any failure everything made so far is removed again (after printing
@@ -31,7 +33,9 @@ struct UpOptions {
 Status testbed_up(const std::string& root, const UpOptions& options, std::ostream& out);
 // Removes every namespace, cgroup, process and file of the testbed, including leftovers of a
 // crashed earlier run found by name. Idempotent; prints what it removed.
-Status testbed_down(const std::string& root, std::ostream& out);
+// Removes the instance's daemons, processes, cgroups, namespaces and files (never another
+// instance's).
+Status testbed_down(const std::string& root, std::string_view instance, std::ostream& out);
 
 struct NodeStatus {
   NodeRecord node;

@@ -11,7 +11,12 @@
 namespace osmo::cli {
 namespace {
 
-using testbed::default_state_root;
+// The instance every testbed subcommand acts on: --instance (before or after the subcommand),
+// else $OSMO_TESTBED_INSTANCE, else the default instance.
+struct InstanceOption {
+  std::string name;
+  std::string root() const { return testbed::instance_state_root(name); }
+};
 
 constexpr const char* kTestbedHelp =
     "N osmo nodes on this machine. Each node nK is a network namespace osmo-tb-nK with address\n"
@@ -19,7 +24,10 @@ constexpr const char* kTestbedHelp =
     "the root namespace), its own daemon, and a cgroup (optionally with a CPU quota). Without\n"
     "root, --loopback runs the daemons on 127.0.0.1 with consecutive ports instead.\n"
     "State: /run/osmo/testbed (root), else $XDG_RUNTIME_DIR/osmo-testbed or "
-    "/tmp/osmo-testbed-$UID.";
+    "/tmp/osmo-testbed-$UID.\n"
+    "Several testbeds run side by side as instances: --instance NAME (or $OSMO_TESTBED_INSTANCE)\n"
+    "gives namespaces osmo-tb-NAME-nK, subnet 10.77.S.0/24 (S from the name), its own cgroups and\n"
+    "state (the path above followed by -NAME).";
 
 int report(const char* what, const Status& s) {
   if (s.ok()) return 0;
@@ -27,7 +35,7 @@ int report(const char* what, const Status& s) {
   return 1;
 }
 
-void add_up(CLI::App& tb, int* exit_code) {
+void add_up(CLI::App& tb, std::shared_ptr<InstanceOption> inst, int* exit_code) {
   auto* cmd = tb.add_subcommand("up",
                                 "Create the nodes and start their daemons; waits until "
                                 "every control socket exists");
@@ -52,27 +60,28 @@ void add_up(CLI::App& tb, int* exit_code) {
     testbed::UpOptions o = *opt;
     if (cpus_opt->count() > 0) o.cpus_per_node = *cpus;
     o.timeout_ms = static_cast<int>(*timeout_s * 1000);
-    *exit_code = report("up", testbed::testbed_up(default_state_root(), o, std::cout));
+    o.instance = inst->name;
+    *exit_code = report("up", testbed::testbed_up(inst->root(), o, std::cout));
   });
 }
 
-void add_down(CLI::App& tb, int* exit_code) {
+void add_down(CLI::App& tb, std::shared_ptr<InstanceOption> inst, int* exit_code) {
   auto* cmd = tb.add_subcommand(
       "down",
       "Kill every daemon and process of the testbed and remove its namespaces, cgroups "
       "and files, also leftovers of a crashed run; safe to repeat");
   cmd->callback(
-      [=] { *exit_code = report("down", testbed::testbed_down(default_state_root(), std::cout)); });
+      [=] { *exit_code = report("down", testbed::testbed_down(inst->root(), inst->name, std::cout)); });
 }
 
-void add_list(CLI::App& tb, int* exit_code) {
+void add_list(CLI::App& tb, std::shared_ptr<InstanceOption> inst, int* exit_code) {
   auto* cmd = tb.add_subcommand("list",
                                 "Show each node: address, daemon pid, state "
                                 "(running/stopped/paused), CPU quota");
   auto json = std::make_shared<bool>(false);
   cmd->add_flag("--json", *json, "Print a JSON array");
   cmd->callback([=] {
-    auto nodes = testbed::testbed_list(default_state_root());
+    auto nodes = testbed::testbed_list(inst->root());
     if (!nodes.ok()) {
       *exit_code = report("list", nodes.error());
       return;
@@ -85,6 +94,8 @@ void add_list(CLI::App& tb, int* exit_code) {
              {"address", n.node.address},
              {"port", n.node.port},
              {"netns", n.node.netns},
+             {"bridge_netns", n.node.netns.empty() ? nlohmann::json(nullptr)
+                                                   : nlohmann::json(testbed::bridge_netns(inst->name))},
              {"pid", n.pid ? nlohmann::json(*n.pid) : nlohmann::json(nullptr)},
              {"state", testbed::node_state_name(n.state)},
              {"cpu_quota", n.cpu_quota ? nlohmann::json(*n.cpu_quota) : nlohmann::json(nullptr)},
@@ -104,7 +115,7 @@ void add_list(CLI::App& tb, int* exit_code) {
   });
 }
 
-void add_exec(CLI::App& tb, int* exit_code) {
+void add_exec(CLI::App& tb, std::shared_ptr<InstanceOption> inst, int* exit_code) {
   auto* cmd = tb.add_subcommand(
       "exec",
       "Run a command inside a node (its namespace and cgroup, with OSMO_SOCKET set to the "
@@ -115,20 +126,20 @@ void add_exec(CLI::App& tb, int* exit_code) {
   cmd->add_option("command", *argv, "Command and arguments, after --")->required();
   cmd->callback([=] {
     std::string error;
-    int code = testbed::testbed_exec(default_state_root(), *node, *argv, &error);
+    int code = testbed::testbed_exec(inst->root(), *node, *argv, &error);
     std::cerr << "osmo testbed exec: " << error << "\n";
     *exit_code = code;
   });
 }
 
-void add_node_control(CLI::App& tb, int* exit_code) {
+void add_node_control(CLI::App& tb, std::shared_ptr<InstanceOption> inst, int* exit_code) {
   auto* stop = tb.add_subcommand("stop", "Kill a node's daemon with SIGKILL (a crash of the node)");
   auto stop_node = std::make_shared<std::string>();
   auto all = std::make_shared<bool>(false);
   stop->add_option("node", *stop_node, "Node name")->required();
   stop->add_flag("--all", *all, "Also kill every other process in the node's cgroup");
   stop->callback([=] {
-    *exit_code = report("stop", testbed::testbed_stop(default_state_root(), *stop_node, *all));
+    *exit_code = report("stop", testbed::testbed_stop(inst->root(), *stop_node, *all));
   });
 
   auto* start = tb.add_subcommand("start",
@@ -140,7 +151,7 @@ void add_node_control(CLI::App& tb, int* exit_code) {
   start->add_option("--timeout", *timeout_s, "Seconds to wait for the control socket")
       ->capture_default_str();
   start->callback([=] {
-    *exit_code = report("start", testbed::testbed_start(default_state_root(), *start_node,
+    *exit_code = report("start", testbed::testbed_start(inst->root(), *start_node,
                                                         static_cast<int>(*timeout_s * 1000)));
   });
 
@@ -149,14 +160,14 @@ void add_node_control(CLI::App& tb, int* exit_code) {
   auto pause_node = std::make_shared<std::string>();
   pause->add_option("node", *pause_node, "Node name")->required();
   pause->callback([=] {
-    *exit_code = report("pause", testbed::testbed_pause(default_state_root(), *pause_node));
+    *exit_code = report("pause", testbed::testbed_pause(inst->root(), *pause_node));
   });
 
   auto* resume = tb.add_subcommand("resume", "Let a paused node's daemon run again (SIGCONT)");
   auto resume_node = std::make_shared<std::string>();
   resume->add_option("node", *resume_node, "Node name")->required();
   resume->callback([=] {
-    *exit_code = report("resume", testbed::testbed_resume(default_state_root(), *resume_node));
+    *exit_code = report("resume", testbed::testbed_resume(inst->root(), *resume_node));
   });
 }
 
@@ -168,11 +179,21 @@ void add_testbed_commands(CLI::App& app, GlobalOptions& /*global*/, int* exit_co
                                 "bridge, CPU-quota cgroups)");
   tb->footer(kTestbedHelp);
   tb->require_subcommand(1);
-  add_up(*tb, exit_code);
-  add_down(*tb, exit_code);
-  add_list(*tb, exit_code);
-  add_exec(*tb, exit_code);
-  add_node_control(*tb, exit_code);
+  tb->fallthrough();  // --instance may also follow the subcommand
+  auto inst = std::make_shared<InstanceOption>();
+  tb->add_option("--instance", inst->name, "Which testbed: a name for one beside the default (see below)")
+      ->envname(testbed::kInstanceEnv)
+      ->check(CLI::Validator(
+          [](std::string& name) {
+            auto st = testbed::check_instance_name(name);
+            return st.ok() ? std::string() : st.error().str();
+          },
+          "NAME"));
+  add_up(*tb, inst, exit_code);
+  add_down(*tb, inst, exit_code);
+  add_list(*tb, inst, exit_code);
+  add_exec(*tb, inst, exit_code);
+  add_node_control(*tb, inst, exit_code);
 }
 
 }  // namespace osmo::cli

@@ -13,11 +13,27 @@ import time
 
 OSMO = os.environ.get("OSMO_BIN", "osmo")
 SKIP = 77
-# The testbed is one per machine: every test that brings one up holds this lock for its whole run
-# (ctest's RESOURCE_LOCK only orders the tests of one ctest run; this also covers two runs).
-LOCK_FILE = "/run/osmo-testbed-tests.lock"
+# The suite runs its own testbed instance ("suite", docs/testbed.md), so a demo or a developer's
+# testbed (the default instance) can run beside it; OSMO_TESTBED_INSTANCE picks another one (two
+# engineers on one machine each use their own). Every `osmo testbed` command the tests run
+# inherits the variable. OSMO_TESTBED_INSTANCE= (empty) is the default instance.
+INSTANCE = os.environ.setdefault("OSMO_TESTBED_INSTANCE", "suite")
+# One testbed per instance: every test that brings one up holds the instance's lock for its whole
+# run (ctest's RESOURCE_LOCK only orders the tests of one ctest run; this also covers two runs).
+# The default instance's lock keeps its old name (the testbed mechanics test and benches use it).
+LOCK_FILE = "/run/osmo-testbed-tests.lock" if not INSTANCE else f"/run/osmo-testbed-tests-{INSTANCE}.lock"
 # OSMO_TESTBED_LOCK_WAIT (seconds) lets engineers sharing one machine wait longer.
 LOCK_WAIT_S = int(os.environ.get("OSMO_TESTBED_LOCK_WAIT", "300"))
+
+
+def state_root():
+    """The instance's state directory (docs/testbed.md: the default path, plus -NAME)."""
+    return f"/run/osmo/testbed-{INSTANCE}" if INSTANCE else "/run/osmo/testbed"
+
+
+def bridge_netns():
+    """The namespace holding the instance's bridge (and the host ends vK of the nodes' links)."""
+    return f"osmo-tb-{INSTANCE}-br" if INSTANCE else "osmo-tb-br"
 
 
 def require_root(what):

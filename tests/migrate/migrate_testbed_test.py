@@ -18,7 +18,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "cluster"))
-from testbed import OSMO, Testbed, on, osmo, require_root, run_cases, wait_until  # noqa: E402
+from testbed import OSMO, Testbed, bridge_netns, state_root, on, osmo, require_root, run_cases, wait_until  # noqa: E402
 
 CPUS = 0.5  # per node: programs run long enough to be moved several times
 
@@ -319,7 +319,7 @@ def fault_case(during, expect, setup=None):
 def image_flowing(job_id, node="n3"):
     """Returns once `node`'s daemon has started the incoming shepherd of `job_id` (its log says so):
     the image is then on its way (1 GiB at half a CPU takes seconds), and a fault hits it mid-stream."""
-    log = "/run/osmo/testbed/%s/osmod.log" % node
+    log = "%s/%s/osmod.log" % (state_root(), node)
     wait_until(f"job {job_id} arriving at {node}",
                lambda: f"job={job_id} arriving" in open(log, errors="replace").read(), 30, interval_s=0.02)
     time.sleep(0.2)
@@ -333,9 +333,9 @@ def link_cut():
     # n3's cable, unplugged mid-stream (the bridge end of its veth pair), and plugged back after.
     def cut(job_id):
         image_flowing(job_id)
-        subprocess.run(["ip", "-n", "osmo-tb-br", "link", "set", "v3", "down"], check=True)
+        subprocess.run(["ip", "-n", bridge_netns(), "link", "set", "v3", "down"], check=True)
         time.sleep(15)
-        subprocess.run(["ip", "-n", "osmo-tb-br", "link", "set", "v3", "up"], check=True)
+        subprocess.run(["ip", "-n", bridge_netns(), "link", "set", "v3", "up"], check=True)
     fault_case(cut, "n3")
 
 
@@ -360,7 +360,7 @@ def target_out_of_memory():
         limit_file = "memory.limit_in_bytes" if os.path.exists(os.path.join(cg, "memory.limit_in_bytes")) else "memory.max"
         with open(os.path.join(cg, limit_file), "w") as f:
             f.write(str(256 << 20))
-        pid = open("/run/osmo/testbed/n3/osmod.pid").read().split()[0]
+        pid = open(state_root() + "/n3/osmod.pid").read().split()[0]
         with open(os.path.join(cg, "cgroup.procs"), "w") as f:
             f.write(pid)
     try:

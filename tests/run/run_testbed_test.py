@@ -13,7 +13,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "cluster"))
-from testbed import OSMO, Testbed, on, osmo, require_root, run_cases, wait_until  # noqa: E402
+from testbed import OSMO, Testbed, on, state_root, osmo, require_root, run_cases, wait_until  # noqa: E402
 
 # Exit statuses of `osmo run` (src/run/exit_status.hpp).
 NO_NODE, NODE_DIED = 250, 252
@@ -156,7 +156,7 @@ def node_killed():
             line = read_line(p.stdout)
             assert line == "ready\n", line
             # The whole node dies: every process in its cgroup (daemon, shepherd, job) is killed.
-            state = json.load(open("/run/osmo/testbed/testbed.json"))
+            state = json.load(open(state_root() + "/testbed.json"))
             cg = next(n["cgroup"]["cpu"] for n in state["nodes"] if n["name"] == "n2")
             for _ in range(5):
                 for pid in open(os.path.join(cg, "cgroup.procs")).read().split():
@@ -197,7 +197,7 @@ def attach_routing():
     attaching shepherd against n1's real daemon)."""
     with Testbed(3):
         probe = os.environ["OSMO_ATTACH_PROBE"]
-        r = osmo("testbed", "exec", "n1", "--", probe, "/run/osmo/testbed/secret", check=False, timeout=60)
+        r = osmo("testbed", "exec", "n1", "--", probe, state_root() + "/secret", check=False, timeout=60)
         assert r.returncode == 0 and r.stdout == "ok\n", (r.returncode, r.stdout, r.stderr)
 
 

@@ -20,6 +20,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <functional>
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -39,6 +40,8 @@ using namespace std::chrono_literals;
 using platform::CommandResult;
 
 const std::string kRoot = "/run/osmo/testbed";
+// A second instance beside the default one (TwoInstancesSideBySide).
+constexpr const char* kSecondInstance = "mech2";
 
 CommandResult osmo(std::vector<std::string> args) {
   args.insert(args.begin(), OSMO_BIN);
@@ -165,11 +168,15 @@ class TestbedMechanics : public ::testing::Test {
     ::unsetenv("FAKE_OSMOD_FAIL");
     auto r = tb({"down"});  // a testbed left by an earlier, interrupted run
     ASSERT_EQ(r.exit_status, 0) << r.out;
+    r = tb({"--instance", kSecondInstance, "down"});
+    ASSERT_EQ(r.exit_status, 0) << r.out;
     armed_ = true;
   }
   void TearDown() override {
     if (armed_) {
       auto r = tb({"down"});
+      EXPECT_EQ(r.exit_status, 0) << r.out;
+      r = tb({"--instance", kSecondInstance, "down"});
       EXPECT_EQ(r.exit_status, 0) << r.out;
       ::unsetenv(kDaemonOverrideEnv);
       ::unsetenv("FAKE_OSMOD_FAIL");
@@ -383,6 +390,69 @@ TEST_F(TestbedMechanics, DaemonThatFailsMakesUpFailClearlyAndCleanUp) {
   EXPECT_NE(up.out.find("refusing to start node n2"), std::string::npos)
       << "no log tail: " << up.out;
   expect_nothing_left(Footprint{});
+}
+
+// Two testbeds at once: the default instance and a named one have their own namespaces, subnets,
+// cgroups and state; each reaches only its own nodes, and taking one down leaves the other whole.
+TEST_F(TestbedMechanics, TwoInstancesSideBySide) {
+  ASSERT_EQ(tb({"up", "-n", "2", "--cpus-per-node", "0.5"}).exit_status, 0);
+  auto up2 = tb({"--instance", kSecondInstance, "up", "-n", "2", "--cpus-per-node", "0.5"});
+  ASSERT_EQ(up2.exit_status, 0) << up2.out;
+  const int subnet = instance_subnet(kSecondInstance);
+  ASSERT_GE(subnet, 1);
+  const std::string addr1 = fmt::format("10.77.{}.1", subnet), addr2 = fmt::format("10.77.{}.2", subnet);
+  EXPECT_NE(up2.out.find(fmt::format("(instance {}): 2 node(s), namespaces on 10.77.{}.0/24", kSecondInstance, subnet)),
+            std::string::npos) << up2.out;
+
+  // --instance after the subcommand and $OSMO_TESTBED_INSTANCE name the same testbed.
+  auto second = tb({"list", "--json", "--instance", kSecondInstance});
+  ASSERT_EQ(second.exit_status, 0) << second.out;
+  auto nodes = nlohmann::json::parse(second.out);
+  ASSERT_EQ(nodes.size(), 2u);
+  EXPECT_EQ(nodes[0]["address"], addr1);
+  EXPECT_EQ(nodes[0]["netns"], std::string("osmo-tb-") + kSecondInstance + "-n1");
+  EXPECT_EQ(nodes[0]["bridge_netns"], std::string("osmo-tb-") + kSecondInstance + "-br");
+  EXPECT_EQ(nodes[1]["state"], "running");
+  auto env_list = sh(std::string("OSMO_TESTBED_INSTANCE=") + kSecondInstance + " " + OSMO_BIN + " testbed list");
+  EXPECT_NE(env_list.out.find(addr2), std::string::npos) << env_list.out;
+  auto first = list_json();
+  ASSERT_EQ(first.size(), 2u);
+  EXPECT_EQ(first[1]["address"], "10.77.0.2");
+
+  // Each instance's nodes reach each other, on their own subnet, in their own cgroups.
+  auto probe = tb({"--instance", kSecondInstance, "exec", "n1", "--", FAKE_OSMOD, "probe", addr2 + ":7946"});
+  EXPECT_EQ(probe.out, "n2\n") << probe.out;
+  probe = tb({"exec", "n1", "--", FAKE_OSMOD, "probe", "10.77.0.2:7946"});
+  EXPECT_EQ(probe.out, "n2\n") << probe.out;
+  auto cg = tb({"--instance", kSecondInstance, "exec", "n2", "--", "cat", "/proc/self/cgroup"});
+  EXPECT_NE(cg.out.find(std::string("osmo-testbed-") + kSecondInstance + "/n2"), std::string::npos) << cg.out;
+  // The instances' networks never touch: no route from one to the other.
+  auto routes = tb({"--instance", kSecondInstance, "exec", "n1", "--", "ip", "-o", "route", "show"});
+  EXPECT_EQ(routes.out.rfind(fmt::format("10.77.{}.0/24 dev eth0 ", subnet), 0), 0u) << routes.out;
+  EXPECT_EQ(std::count(routes.out.begin(), routes.out.end(), '\n'), 1) << routes.out;
+
+  // A bad name is refused before anything is made.
+  auto bad = tb({"--instance", "Bad_Name", "up", "-n", "1"});
+  EXPECT_NE(bad.exit_status, 0);
+  EXPECT_NE(bad.out.find("not an instance name"), std::string::npos) << bad.out;
+
+  // Down of the default instance leaves the second one running, and the other way round.
+  Footprint fp = capture();
+  auto down = tb({"down"});
+  ASSERT_EQ(down.exit_status, 0) << down.out;
+  EXPECT_EQ(down.out.find(kSecondInstance), std::string::npos) << down.out;
+  for (const auto& id : fp.daemons) EXPECT_NE(platform::process_state(id), platform::ProcessState::kRunning);
+  EXPECT_FALSE(platform::path_exists(kRoot));
+  EXPECT_TRUE(platform::path_exists(platform::netns_path(std::string("osmo-tb-") + kSecondInstance + "-n2")));
+  probe = tb({"--instance", kSecondInstance, "exec", "n2", "--", FAKE_OSMOD, "probe", addr1 + ":7946"});
+  EXPECT_EQ(probe.out, "n1\n") << probe.out;
+  down = tb({"--instance", kSecondInstance, "down"});
+  ASSERT_EQ(down.exit_status, 0) << down.out;
+  EXPECT_NE(down.out.find("3 namespace(s)"), std::string::npos) << down.out;  // two nodes and the bridge
+  EXPECT_NE(down.out.find(std::string("osmo-tb-") + kSecondInstance + "-br"), std::string::npos) << down.out;
+  auto ns = platform::list_netns(kNetnsPrefix);
+  ASSERT_TRUE(ns.ok());
+  EXPECT_TRUE(ns->empty()) << ns->front();
 }
 
 TEST_F(TestbedMechanics, LoopbackWithCgroups) {
