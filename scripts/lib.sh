@@ -12,6 +12,9 @@ OSMO_DEBS=(
   libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libtomlplusplus-dev
   libsodium-dev liblz4-dev libzstd-dev libxxhash-dev libseccomp-dev
   iproute2 procps util-linux python3 bc xz-utils coreutils
+  # The terminal tests (tests/run/tty_testbed_test.py) type into tmux panes; their jobs include vi
+  # (vim) and top (procps).
+  tmux vim
 )
 
 osmo_log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
