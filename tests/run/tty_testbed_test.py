@@ -148,6 +148,13 @@ def python_prompt():
         p.wait_for("42", lambda s: "\n42\n" in s)
         p.line("import os, sys; print(os.ttyname(0), sys.stdout.isatty(), os.get_terminal_size())")
         p.wait_text("True os.terminal_size(columns=100, lines=30)")
+        # A window change reaches the running job (SIGWINCH, window-size frame).
+        p.resize(90, 25)
+        time.sleep(0.5)
+        p.line("os.get_terminal_size()")
+        p.wait_text("os.terminal_size(columns=90, lines=25)")
+        p.resize(100, 30)
+        time.sleep(0.5)
         p.keys("C-d")
         assert p.wait_rc() == 0
 
@@ -303,6 +310,24 @@ def killed_and_lost():
         assert p.wait_rc(30) == NODE_DIED
 
 
+# A job that makes a child of its own the foreground process group of its terminal, then waits.
+FOREGROUND_CHILD = """
+import os, signal, time
+signal.signal(signal.SIGINT, lambda *a: print("parent-int", flush=True))
+pid = os.fork()
+if pid == 0:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    os.setpgid(0, 0)
+    time.sleep(100)
+    os._exit(0)
+os.setpgid(pid, pid)
+os.tcsetpgrp(1, pid)
+print("ready", flush=True)
+_, st = os.waitpid(pid, 0)
+print("child-signal", os.WTERMSIG(st) if os.WIFSIGNALED(st) else None, flush=True)
+"""
+
+
 def pipes_stay_pipes():
     """Only the streams that are terminals get the pty; -T refuses one, -t forces one; osmo ps shows
     the terminal, and the job is not movable, with the reason."""
@@ -315,6 +340,19 @@ def pipes_stay_pipes():
         assert p.run(run_n2(f"-T -- {probe}")) == 0
         assert "False False False" in p.screen(history=True)
         assert p.run(f"test $({run_n2('ls /usr/bin')} | wc -l) -eq $(ls /usr/bin | wc -l)") == 0
+        # stdin not a terminal: ours stays cooked, so Ctrl-C is a signal, which must reach the
+        # foreground process group of the job's pty (here a child the job put there), not the job.
+        script = os.path.join(p.dir, "fg.py")
+        with open(script, "w") as f:
+            f.write(FOREGROUND_CHILD)
+        os.chmod(p.dir, 0o755)
+        p.clear()
+        p.line(run_n2(f"python3 {script} < /dev/null") + "; echo rc=$?")
+        p.wait_text("ready")
+        p.keys("C-c")
+        rc = p.wait_rc(20)
+        screen = p.screen(history=True)
+        assert rc == 0 and "child-signal 2" in screen and "parent-int" not in screen, (rc, screen)
         # No terminal at all (not from the pane): -t forces one, with all three streams on it.
         for flag, want in (("-t", b"True True True\r\n"), ("-v", b"False False False\n")):
             r = subprocess.run([OSMO, "testbed", "exec", "n1", "--", OSMO, "run", flag, "--node", "n2", "--", "sh",
