@@ -33,7 +33,10 @@ using nlohmann::json;
 const char* const kRunFooter = R"(
 PROG runs with your uid, gid, groups, environment, working directory, umask and resource limits
 on whichever node runs it, in a PID/mount/time namespace of its own. stdin, stdout and stderr,
-Ctrl-C (SIGINT), SIGTERM, SIGHUP, SIGQUIT, SIGUSR1/2 and Ctrl-Z/fg are relayed.
+Ctrl-C (SIGINT), SIGTERM, SIGHUP, SIGQUIT, SIGUSR1/2 and Ctrl-Z/fg are relayed. Started from a
+terminal, PROG gets a terminal of its own on its node for the streams that are terminals here
+(your settings and window size; your terminal is raw meanwhile and restored after): -t forces
+one, -T refuses one.
 
 Exit status: PROG's own; 128+N if PROG was killed by signal N; and
   126  PROG could not be executed (e.g. permission denied)
