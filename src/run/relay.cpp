@@ -865,6 +865,12 @@ void Relay::start_command(const std::shared_ptr<Command>& cmd) {
   using Kind = Command::Kind;
   switch (cmd->kind) {
     case Kind::kBegin:
+      if (tty_ctl_.valid()) {
+        // The stream carries no pty state (settings, window, foreground group, unread input), and
+        // the anchor could not hand a target its terminal: refused, the job stays here untouched.
+        complete(cmd, make_error("job {} has a terminal; moving a terminal is not supported yet", id_));
+        return;
+      }
       if (phase_ != Phase::kRunning) {
         complete(cmd, make_error("job {} cannot be handed off while its relay is {}", id_,
                                  phase_ == Phase::kDraining ? "draining (the job has ended)" : to_string(phase_)));
