@@ -38,7 +38,8 @@ Result<JobPty> open_job_pty(const TtySpec& tty, uid_t uid) {
   p.master.reset(::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC));
   if (!p.master.valid()) return errno_error("cannot open a pseudo-terminal (/dev/ptmx)");
   int n = -1;
-  if (::ioctl(p.master.get(), TIOCGPTN, &n) != 0) return errno_error("cannot read the pty's number");
+  if (::ioctl(p.master.get(), TIOCGPTN, &n) != 0)
+    return errno_error("cannot read the pty's number");
   p.index = n;
   // Settings on the master apply to the pair (the kernel redirects termios ioctls to the slave).
   // No settings (`osmo run -t` without a terminal): the kernel's defaults, as ssh -tt gives.
@@ -53,7 +54,8 @@ Result<JobPty> open_job_pty(const TtySpec& tty, uid_t uid) {
     if (!slave.valid()) return errno_error("cannot open the slave of /dev/pts/{}", n);
     const group* g = ::getgrnam("tty");
     const gid_t gid = g != nullptr ? g->gr_gid : static_cast<gid_t>(-1);
-    if (::fchown(slave.get(), uid, gid) != 0) return errno_error("cannot give /dev/pts/{} to uid {}", n, uid);
+    if (::fchown(slave.get(), uid, gid) != 0)
+      return errno_error("cannot give /dev/pts/{} to uid {}", n, uid);
     if (::fchmod(slave.get(), 0620) != 0) return errno_error("cannot chmod /dev/pts/{}", n);
   }
   return p;
@@ -66,7 +68,8 @@ Status set_window_size(int master, std::uint16_t rows, std::uint16_t cols, std::
   ws.ws_col = cols;
   ws.ws_xpixel = xpixel;
   ws.ws_ypixel = ypixel;
-  if (::ioctl(master, TIOCSWINSZ, &ws) != 0) return errno_error("cannot set the pty's window size to {}x{}", cols, rows);
+  if (::ioctl(master, TIOCSWINSZ, &ws) != 0)
+    return errno_error("cannot set the pty's window size to {}x{}", cols, rows);
   return ok_status();
 }
 

@@ -23,8 +23,8 @@ class RawTerminal {
   RawTerminal& operator=(const RawTerminal&) = delete;
 
   // Saves the terminal's current settings and switches it to raw mode (no echo, no line editing,
-  // no signal keys; no output processing unless `output` is false). Called again after leave() (a resumed `osmo run`), it
-  // saves afresh: the shell may have changed the settings meanwhile.
+  // no signal keys; no output processing unless `output` is false). Called again after leave() (a
+  // resumed `osmo run`), it saves afresh: the shell may have changed the settings meanwhile.
   Status enter();
   // Puts back the settings enter() saved; idempotent. Async-signal-safe (tcsetattr only).
   void leave();

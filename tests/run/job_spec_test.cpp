@@ -1,11 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 // The job spec's terminal part (issue 12) as it travels in JSON, strict on what a peer sends, and
 // the job record's verdict on moving a job with a terminal.
-#include <termios.h>
+#include "run/job_spec.hpp"
 
 #include <gtest/gtest.h>
+#include <termios.h>
 
-#include "run/job_spec.hpp"
 #include "run/job_table.hpp"
 
 namespace osmo::run {
