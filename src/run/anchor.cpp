@@ -407,7 +407,8 @@ bool Reader::handle_frame(FrameType type, std::string_view payload) {
       // The job's terminal output: to the caller's terminal (not counted in stdout: a job with a
       // pty does not move yet). A terminal we cannot write to any more drops it, as a hung-up one.
       if (handed_off) return out_of_place();
-      if (!sh_.tty_closed && !write_all(sh_.opt.tty_out_fd >= 0 ? sh_.opt.tty_out_fd : sh_.opt.out_fd, payload).ok())
+      if (!sh_.tty_closed &&
+          !write_all(sh_.opt.tty_out_fd >= 0 ? sh_.opt.tty_out_fd : sh_.opt.out_fd, payload).ok())
         sh_.tty_closed = true;
       return true;
     case FrameType::kStdoutEof:
@@ -433,8 +434,8 @@ bool Reader::handle_frame(FrameType type, std::string_view payload) {
         sh_.job_id = j.value("id", "");
         sh_.node = j.value("node", sh_.node);
         if (sh_.opt.verbose)
-          sh_.say(fmt::format("osmo run: job {} runs on {} as pid {}", sh_.job_id,
-                                                      sh_.node, j.value("pid", 0)));
+          sh_.say(fmt::format("osmo run: job {} runs on {} as pid {}", sh_.job_id, sh_.node,
+                              j.value("pid", 0)));
       }
       started_ = true;
       return true;
@@ -500,8 +501,7 @@ bool Reader::handle_frame(FrameType type, std::string_view payload) {
       resend_closed_locked();
       for (const auto& s : std::exchange(sh_.held_signals, {})) sh_.signal_locked(s.signo, s.flags);
       if (sh_.opt.verbose)
-        sh_.say(fmt::format("osmo run: job {} stays on node {} (move cancelled)",
-                                                    sh_.job_id, sh_.node));
+        sh_.say(fmt::format("osmo run: job {} stays on node {} (move cancelled)", sh_.job_id, sh_.node));
       return true;
     }
     default:
@@ -576,7 +576,7 @@ void Reader::decide_attach(Conn& c, const AttachMsg& a) {
   quiet_since_ = now_ms();
   if (sh_.opt.verbose)
     sh_.say(fmt::format("osmo run: job {} moved from node {} to node {}", sh_.job_id,
-                                                moving_from_.empty() ? "?" : moving_from_, a.node));
+                        moving_from_.empty() ? "?" : moving_from_, a.node));
 }
 
 void Reader::reject(Conn& c, const std::string& why) {
@@ -757,7 +757,8 @@ void send_window_size(Shared& sh, int term_fd) {
   if (term_fd < 0 || ::ioctl(term_fd, TIOCGWINSZ, &w) != 0 || w.ws_row == 0 || w.ws_col == 0) return;
   std::lock_guard lk(sh.mu);
   if (sh.link != Link::kStreaming) return;
-  (void)sh.send_frame_locked(FrameType::kWindowSize, window_size_payload(WindowSize{w.ws_row, w.ws_col, w.ws_xpixel, w.ws_ypixel}).view());
+  const WindowSize ws{w.ws_row, w.ws_col, w.ws_xpixel, w.ws_ypixel};
+  (void)sh.send_frame_locked(FrameType::kWindowSize, window_size_payload(ws).view());
 }
 
 }  // namespace
