@@ -12,6 +12,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -105,6 +106,7 @@ class Pane:
 
     def close(self):
         self.tmux("kill-server", check=False)
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 class Session:
