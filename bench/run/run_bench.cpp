@@ -3,6 +3,7 @@
 //   start latency: p50 of `osmo run --node REMOTE true` vs p50 of a local fork+exec of `true`
 //   stdout throughput: `osmo run --node REMOTE head -c N /dev/zero` read through a pipe vs the
 //   same `head` writing into a local pipe
+//   start latency from a terminal: the same `true`, on a fresh pty each (the job gets a pty too)
 //   keystroke round trip: a byte typed into the terminal of `osmo run --node REMOTE cat` (a pty:
 //   the job gets one of its own, whose line discipline echoes) until its echo is back, vs the same
 //   on a local pty running cat (issue 12; target: under 1 ms more than local)
@@ -232,6 +233,26 @@ int main(int argc, char** argv) {
   }
   std::printf("stdout throughput (%.1f GiB, best of 3): osmo run --node %s %.2f GB/s, local pipe %.2f GB/s, ratio %.2f\n",
               static_cast<double>(bytes) / (1 << 30), node.c_str(), rbest, lbest, rbest / lbest);
+
+  // Start latency from a terminal (the job gets a pty: opened, configured and given to the user on
+  // the node; our terminal goes raw and back), interleaved as above.
+  std::vector<double> tlocal, tremote;
+  for (int i = 0; i < std::max(10, starts / 4); ++i) {
+    for (bool through_osmo : {false, true}) {
+      const double t0 = now_s();
+      PtyChild c = through_osmo ? spawn_on_pty({osmo, "run", "--node", node, "true"})
+                                : spawn_on_pty({"true"});
+      const int st = finish_pty(c);
+      if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+        std::fprintf(stderr, "%s true on a pty ended with wait status %#x\n",
+                     through_osmo ? "osmo run" : "local", st);
+        return 1;
+      }
+      (through_osmo ? tremote : tlocal).push_back(now_s() - t0);
+    }
+  }
+  std::printf("start latency from a terminal p50 (%zu starts): osmo run --node %s true %.2f ms, local %.2f ms\n",
+              tremote.size(), node.c_str(), p50(tremote) * 1e3, p50(tlocal) * 1e3);
 
   // Keystroke round trip: local pty first, then through osmo run; each a session of its own.
   constexpr int kKeys = 300;
