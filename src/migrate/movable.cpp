@@ -10,6 +10,7 @@
 namespace osmo::migrate {
 
 Status check_movable(const run::JobRecord& rec) {
+  OSMO_TRY(run::record_movable(rec));  // a job with a terminal cannot move yet (run/job_table.hpp)
   if (rec.job_pid <= 0 || platform::process_start_ticks(rec.job_pid) != rec.job_start)
     return make_error("its process has exited");
   // The engine carries one process. A job's PID namespace holds its init and the job; anything

@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/signalfd.h>
 #include <fcntl.h>
 #include <sys/socket.h>
@@ -32,6 +33,7 @@
 #include "run/fd_util.hpp"
 #include "run/frame.hpp"
 #include "run/handoff_frames.hpp"
+#include "run/raw_terminal.hpp"
 
 namespace osmo::run {
 
@@ -94,6 +96,15 @@ struct Shared {
 
   bool out_is_pipe = false;
   bool err_is_pipe = false;
+  // The caller's terminal is in raw mode (RawTerminal): our own lines need "\r\n".
+  std::atomic<bool> raw{false};
+  bool tty_closed = false;  // writing the job's terminal output failed: dropped from then on
+
+  // One line of ours for the caller's stderr.
+  void say(std::string line) {
+    line += raw.load() ? "\r\n" : "\n";
+    (void)write_all(opt.err_fd, line);
+  }
 
   std::string node_name() const { return node.empty() ? "the node" : "node " + node; }
 
@@ -392,6 +403,14 @@ bool Reader::handle_frame(FrameType type, std::string_view payload) {
       stderr_recv_ += len;
       deliver(sh_.opt.err_fd, err_closed_, FrameType::kStderrClosed, pl, len);
       return true;
+    case FrameType::kTty:
+      // The job's terminal output: to the caller's terminal (not counted in stdout: a job with a
+      // pty does not move yet). A terminal we cannot write to any more drops it, as a hung-up one.
+      if (handed_off) return out_of_place();
+      if (!sh_.tty_closed &&
+          !write_all(sh_.opt.tty_out_fd >= 0 ? sh_.opt.tty_out_fd : sh_.opt.out_fd, payload).ok())
+        sh_.tty_closed = true;
+      return true;
     case FrameType::kStdoutEof:
     case FrameType::kStderrEof:
       if (handed_off) return out_of_place();
@@ -415,14 +434,14 @@ bool Reader::handle_frame(FrameType type, std::string_view payload) {
         sh_.job_id = j.value("id", "");
         sh_.node = j.value("node", sh_.node);
         if (sh_.opt.verbose)
-          (void)write_all(sh_.opt.err_fd, fmt::format("osmo run: job {} runs on {} as pid {}\n", sh_.job_id,
-                                                      sh_.node, j.value("pid", 0)));
+          sh_.say(fmt::format("osmo run: job {} runs on {} as pid {}", sh_.job_id, sh_.node,
+                              j.value("pid", 0)));
       }
       started_ = true;
       return true;
     }
     case FrameType::kNotice:
-      (void)write_all(sh_.opt.err_fd, fmt::format("osmo run: {}\n", payload));
+      sh_.say(fmt::format("osmo run: {}", payload));
       return true;
     case FrameType::kRefused:
       if (sh_.link != Link::kStreaming) return out_of_place();
@@ -482,8 +501,7 @@ bool Reader::handle_frame(FrameType type, std::string_view payload) {
       resend_closed_locked();
       for (const auto& s : std::exchange(sh_.held_signals, {})) sh_.signal_locked(s.signo, s.flags);
       if (sh_.opt.verbose)
-        (void)write_all(sh_.opt.err_fd, fmt::format("osmo run: job {} stays on node {} (move cancelled)\n",
-                                                    sh_.job_id, sh_.node));
+        sh_.say(fmt::format("osmo run: job {} stays on node {} (move cancelled)", sh_.job_id, sh_.node));
       return true;
     }
     default:
@@ -557,8 +575,8 @@ void Reader::decide_attach(Conn& c, const AttachMsg& a) {
   if (c.in.size() > 0) in_.append(c.in.data(), c.in.size());
   quiet_since_ = now_ms();
   if (sh_.opt.verbose)
-    (void)write_all(sh_.opt.err_fd, fmt::format("osmo run: job {} moved from node {} to node {}\n", sh_.job_id,
-                                                moving_from_.empty() ? "?" : moving_from_, a.node));
+    sh_.say(fmt::format("osmo run: job {} moved from node {} to node {}", sh_.job_id,
+                        moving_from_.empty() ? "?" : moving_from_, a.node));
 }
 
 void Reader::reject(Conn& c, const std::string& why) {
@@ -732,6 +750,17 @@ void send_signal(Shared& sh, int signo, bool group) {
   sh.signal_locked(static_cast<std::uint32_t>(signo), group ? kSignalToGroup : 0);
 }
 
+// The caller's window size, for the job's pty (after SIGWINCH, and after a stop: it may have
+// changed meanwhile). Not sent during a move (nothing is, but heartbeats).
+void send_window_size(Shared& sh, int term_fd) {
+  winsize w{};
+  if (term_fd < 0 || ::ioctl(term_fd, TIOCGWINSZ, &w) != 0 || w.ws_row == 0 || w.ws_col == 0) return;
+  std::lock_guard lk(sh.mu);
+  if (sh.link != Link::kStreaming) return;
+  const WindowSize ws{w.ws_row, w.ws_col, w.ws_xpixel, w.ws_ypixel};
+  (void)sh.send_frame_locked(FrameType::kWindowSize, window_size_payload(ws).view());
+}
+
 }  // namespace
 
 int run_anchor(UniqueFd stream, const AnchorOptions& options) {
@@ -757,11 +786,26 @@ int run_anchor(UniqueFd stream, const AnchorOptions& options) {
   sigset_t fwd, old;
   sigemptyset(&fwd);
   for (int s : kForwardedSignals) sigaddset(&fwd, s);
+  if (options.term_fd >= 0) sigaddset(&fwd, SIGWINCH);
   UniqueFd sfd;
   if (options.forward_signals) {
     pthread_sigmask(SIG_BLOCK, &fwd, &old);
     sfd.reset(::signalfd(-1, &fwd, SFD_CLOEXEC));
   }
+  // A job with a pty that reads our terminal: the terminal is raw until we return (the guard
+  // restores it on every path out of here; `osmo run` killed outright cannot, as with ssh).
+  RawTerminal terminal(options.raw_fd, options.raw_output);
+  auto enter_raw = [&] {
+    if (options.raw_fd < 0) return;
+    if (auto st = terminal.enter(); !st.ok())
+      (void)write_all(options.err_fd, fmt::format("osmo run: {}\n", st.error().str()));
+    sh->raw = terminal.raw();
+  };
+  auto leave_raw = [&] {
+    terminal.leave();
+    sh->raw = false;
+  };
+  enter_raw();
 
   std::thread reader([sh] { Reader(*sh).run(); });
   std::thread(stdin_loop, sh).detach();
@@ -776,12 +820,19 @@ int run_anchor(UniqueFd stream, const AnchorOptions& options) {
     // A signal the terminal generated (Ctrl-C, Ctrl-\) goes to the job's whole process group, as
     // the terminal would have done; one sent with kill(2) goes to the job process only.
     const bool from_tty = si.ssi_code == SI_KERNEL;
-    if (signo == SIGTSTP) {
-      // Ctrl-Z: stop the job (SIGSTOP: a remote job has no terminal, and SIGTSTP could be
-      // ignored there), then stop ourselves so the shell sees a stopped job. `fg` sends SIGCONT.
+    if (signo == SIGWINCH) {
+      send_window_size(*sh, options.term_fd);
+    } else if (signo == SIGTSTP) {
+      // Ctrl-Z (or, with a raw terminal, a SIGTSTP from elsewhere: Ctrl-Z is then a byte for the
+      // job's pty): stop the job (SIGSTOP: SIGTSTP could be ignored there), give the terminal
+      // back as we found it, then stop ourselves so the shell sees a stopped job.
       send_signal(*sh, SIGSTOP, true);
+      leave_raw();
       ::kill(::getpid(), SIGSTOP);
     } else if (signo == SIGCONT) {
+      // `fg` (or `bg`: then taking the terminal stops us again with SIGTTOU, as it should).
+      enter_raw();
+      send_window_size(*sh, options.term_fd);
       send_signal(*sh, SIGCONT, true);
     } else {
       send_signal(*sh, signo, from_tty);
@@ -793,6 +844,7 @@ int run_anchor(UniqueFd stream, const AnchorOptions& options) {
     std::lock_guard lk(sh->mu);
     if (sh->sock.valid()) ::shutdown(sh->sock.get(), SHUT_RDWR);
   }
+  leave_raw();
   if (!sh->message.empty()) (void)write_all(options.err_fd, sh->message + "\n");
   if (options.forward_signals) pthread_sigmask(SIG_SETMASK, &old, nullptr);
   return sh->exit_code;

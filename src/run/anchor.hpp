@@ -53,6 +53,14 @@ struct AnchorOptions {
   // a new registered connection, or an invalid fd to be tried again later.
   std::function<UniqueFd()> reregister;
   int handoff_wait_ms = kHandoffWaitMs;
+  // The job has a pty (JobSpec::tty). term_fd: the caller's terminal, whose window size the job
+  // follows (SIGWINCH); -1 if none. tty_out_fd: where the pty's output (`tty` frames) goes; -1:
+  // out_fd. raw_fd: the terminal to keep in raw mode while the job runs (our stdin, when the job's
+  // stdin is the pty); -1: none, then Ctrl-C and Ctrl-Z are signals as without a pty.
+  int term_fd = -1;
+  int tty_out_fd = -1;
+  int raw_fd = -1;
+  bool raw_output = true;  // the job's stdout is the pty (RawTerminal's `output`)
 };
 
 // Runs until the job ends or the stream fails; returns the exit status `osmo run` should have.

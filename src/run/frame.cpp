@@ -15,6 +15,8 @@ const char* frame_name(FrameType t) {
     case FrameType::kResumed: return "resumed";
     case FrameType::kAttached: return "attached";
     case FrameType::kRejected: return "rejected";
+    case FrameType::kWindowSize: return "window-size";
+    case FrameType::kTty: return "tty";
     case FrameType::kStarted: return "started";
     case FrameType::kStdout: return "stdout";
     case FrameType::kStderr: return "stderr";
@@ -77,6 +79,26 @@ U32Payload u32_pair_payload(std::uint32_t a, std::uint32_t b) {
   write_u32(p.bytes + 4, b);
   p.size = 8;
   return p;
+}
+
+U32Payload window_size_payload(const WindowSize& ws) {
+  U32Payload p{};
+  const std::uint16_t v[4] = {ws.rows, ws.cols, ws.xpixel, ws.ypixel};
+  for (int i = 0; i < 4; ++i) {
+    p.bytes[2 * i] = static_cast<char>(v[i] & 0xff);
+    p.bytes[2 * i + 1] = static_cast<char>(v[i] >> 8);
+  }
+  p.size = 8;
+  return p;
+}
+
+Result<WindowSize> decode_window_size(std::string_view payload) {
+  if (payload.size() != 8) return make_error("relay stream: window-size frame of {} bytes (8 expected)", payload.size());
+  std::uint16_t v[4];
+  for (int i = 0; i < 4; ++i)
+    v[i] = static_cast<std::uint16_t>(static_cast<unsigned char>(payload[2 * i]) |
+                                      (static_cast<unsigned char>(payload[2 * i + 1]) << 8));
+  return WindowSize{v[0], v[1], v[2], v[3]};
 }
 
 void append_u32_pair_frame(std::vector<char>& out, FrameType type, std::uint32_t a,

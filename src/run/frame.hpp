@@ -36,6 +36,9 @@ enum class FrameType : std::uint8_t {
   kAttached = 8,       // JSON {"stdin", "signals"}: the anchor accepted `attach`; the stream is live
   kRejected = 9,       // JSON {"message"}: the anchor chose the other copy (or refuses this stream):
                        // the copy of the job behind this stream must die; last frame
+  // A job with a terminal (issue 12, job_pty.hpp).
+  kWindowSize = 10,    // payload: u16 rows, u16 cols, u16 xpixel, u16 ypixel (little-endian): the
+                       // caller's window changed; the job's pty takes it (SIGWINCH in the job)
   // shepherd -> anchor
   kStarted = 16,       // payload: JSON {"id", "node", "pid"}; the job runs
   kStdout = 17,        // payload: bytes the job wrote to stdout
@@ -54,7 +57,12 @@ enum class FrameType : std::uint8_t {
   kResume = 28,        // the move failed: the old copy wants to continue on this stream
   kAttach = 29,        // JSON {"id", "epoch", "node", "stdout", "stderr", "stdin", "signals"}: first
                        // frame of a new shepherd's stream to the home anchor
+  kTty = 30,           // payload: bytes read from the job's pty master (what the job wrote to its
+                       // terminal, and the line discipline's echo): for the caller's terminal
 };
+
+// Not a frame: an OutputPipe with no end-of-file frame (the pty's output).
+inline constexpr FrameType kNoFrame = FrameType{0};
 
 inline constexpr std::uint32_t kSignalToGroup = 1;  // deliver to the job's process group
 inline constexpr std::uint32_t kExitCode = 0;
@@ -98,6 +106,14 @@ struct U32Payload {
 };
 U32Payload u32_payload(std::uint32_t a);
 U32Payload u32_pair_payload(std::uint32_t a, std::uint32_t b);
+
+// The window size frame's payload: rows, cols, xpixel, ypixel.
+struct WindowSize {
+  std::uint16_t rows = 0, cols = 0, xpixel = 0, ypixel = 0;
+};
+U32Payload window_size_payload(const WindowSize& ws);
+// Fails unless the payload is exactly 8 bytes.
+Result<WindowSize> decode_window_size(std::string_view payload);
 
 const char* frame_name(FrameType t);
 

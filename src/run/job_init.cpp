@@ -8,6 +8,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -44,6 +45,7 @@ const char* to_string(JobSetupStage stage) {
     case JobSetupStage::kSignals: return "reset signal handling";
     case JobSetupStage::kStdio: return "set up stdin/stdout/stderr";
     case JobSetupStage::kSpec: return "receive the job spec";
+    case JobSetupStage::kTty: return "make the job's pty its controlling terminal";
   }
   return "set up the job";
 }
@@ -117,11 +119,31 @@ int become_job(void* arg) {
   struct sigaction dfl {};
   dfl.sa_handler = SIG_DFL;
   for (int s = 1; s < NSIG; ++s) ::sigaction(s, &dfl, nullptr);
-  // Its own process group, so that a terminal-style signal reaches its children too.
-  ::setpgid(0, 0);
-  if (::dup2(c.fds->job_stdin, 0) < 0 || ::dup2(c.fds->job_stdout, 1) < 0 ||
-      ::dup2(c.fds->job_stderr, 2) < 0)
-    fail(JobSetupStage::kStdio);
+  int pty = -1;
+  if (l.h->tty_streams != 0) {
+    // A session of its own with the pty as its controlling terminal (as login and sshd do), so
+    // that the terminal's line discipline and job control work inside the job (Ctrl-C, Ctrl-Z,
+    // a shell's fg/bg). Opened by number, as root still: the shepherd made it the user's.
+    if (::setsid() < 0) fail(JobSetupStage::kTty);
+    char path[32] = "/dev/pts/";
+    char digits[12];
+    int nd = 0;
+    for (std::uint32_t v = l.h->tty_index; nd == 0 || v != 0; v /= 10) digits[nd++] = static_cast<char>('0' + v % 10);
+    std::size_t at = 9;
+    while (nd > 0) path[at++] = digits[--nd];
+    path[at] = '\0';
+    pty = ::open(path, O_RDWR);  // no O_NOCTTY: a session leader without one acquires it
+    if (pty < 0 || ::ioctl(pty, TIOCSCTTY, 0) != 0) fail(JobSetupStage::kTty);
+    if (pty < 3) pty = ::fcntl(pty, F_DUPFD, 3);  // out of the way of the dup2s below
+  } else {
+    // Its own process group, so that a terminal-style signal reaches its children too.
+    ::setpgid(0, 0);
+  }
+  const int std_src[3] = {(l.h->tty_streams & kTtyStdin) != 0 ? pty : c.fds->job_stdin,
+                          (l.h->tty_streams & kTtyStdout) != 0 ? pty : c.fds->job_stdout,
+                          (l.h->tty_streams & kTtyStderr) != 0 ? pty : c.fds->job_stderr};
+  for (int i = 0; i < 3; ++i)
+    if (::dup2(std_src[i], i) < 0) fail(JobSetupStage::kStdio);
   close_fds_except({0, 1, 2, err_fd});
   // Limits first, while still root: raising a hard limit needs CAP_SYS_RESOURCE.
   for (std::uint32_t i = 0; i < l.h->nrlimits; ++i) {
@@ -214,9 +236,14 @@ bool receive_launch(int fd, char* buf, std::size_t cap, Launch* out) {
 
 }  // namespace
 
-Result<std::string> encode_launch_block(const JobSpec& spec) {
+Result<std::string> encode_launch_block(const JobSpec& spec, int tty_index) {
   LaunchBlockHeader h;
   h.magic = kLaunchBlockMagic;
+  if (spec.tty) {
+    if (tty_index < 0) return make_error("job {}: a terminal was asked for but none was opened", spec.id);
+    h.tty_streams = (spec.tty->in ? kTtyStdin : 0) | (spec.tty->out ? kTtyStdout : 0) | (spec.tty->err ? kTtyStderr : 0);
+    h.tty_index = static_cast<std::uint32_t>(tty_index);
+  }
   h.umask = spec.umask;
   h.uid = spec.uid;
   h.gid = spec.gid;

@@ -26,7 +26,7 @@ enum class InitReportKind : std::int32_t {
 };
 
 enum class JobSetupStage : std::int32_t {
-  kMountNs = 1, kProcMount, kFork, kRlimit, kGroups, kGid, kUid, kChdir, kSignals, kStdio, kSpec,
+  kMountNs = 1, kProcMount, kFork, kRlimit, kGroups, kGid, kUid, kChdir, kSignals, kStdio, kSpec, kTty,
 };
 const char* to_string(JobSetupStage stage);
 
@@ -54,8 +54,14 @@ struct LaunchBlockHeader {
   std::uint32_t argc = 0;
   std::uint32_t envc = 0;
   std::uint32_t reserved = 0;
+  // The job's terminal (job_pty.hpp): which of fds 0, 1, 2 are /dev/pts/<tty_index> (kTtyStdin,
+  // ...); 0: no terminal, all three are pipes. With a terminal the job starts a session of its own
+  // whose controlling terminal it is.
+  std::uint32_t tty_streams = 0;
+  std::uint32_t tty_index = 0;
 };
-static_assert(sizeof(LaunchBlockHeader) == 40);
+static_assert(sizeof(LaunchBlockHeader) == 48);
+inline constexpr std::uint32_t kTtyStdin = 1, kTtyStdout = 2, kTtyStderr = 4;
 struct LaunchRlimit {
   std::int32_t resource = 0;
   std::uint32_t reserved = 0;
@@ -66,8 +72,9 @@ static_assert(sizeof(LaunchRlimit) == 24);
 inline constexpr std::uint32_t kLaunchBlockMagic = 0x4e4c534f;  // "OSLN"
 inline constexpr std::uint32_t kMaxLaunchBlockBytes = 16u << 20;
 
-// The launch block for `spec` (fails if it would exceed kMaxLaunchBlockBytes).
-Result<std::string> encode_launch_block(const JobSpec& spec);
+// The launch block for `spec` (fails if it would exceed kMaxLaunchBlockBytes); `tty_index` is the
+// number of the job's pty when spec.tty is set.
+Result<std::string> encode_launch_block(const JobSpec& spec, int tty_index = -1);
 
 // Requests from the shepherd to init (one write each), after the spec.
 struct InitSignalRequest {

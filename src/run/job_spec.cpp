@@ -4,7 +4,9 @@
 
 #include <sys/random.h>
 #include <sys/resource.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include <fmt/format.h>
@@ -18,13 +20,46 @@ namespace osmo::run {
 
 using nlohmann::json;
 
+namespace {
+
+json tty_to_json(const TtySpec& t) {
+  return json{{"in", t.in},         {"out", t.out},         {"err", t.err},       {"iflag", t.iflag},
+              {"oflag", t.oflag},   {"cflag", t.cflag},     {"lflag", t.lflag},   {"cc", t.cc},
+              {"ispeed", t.ispeed}, {"ospeed", t.ospeed},   {"rows", t.rows},     {"cols", t.cols},
+              {"xpixel", t.xpixel}, {"ypixel", t.ypixel}};
+}
+
+// Strict: a tty object with a missing or mistyped field is refused (json::at / get throw).
+TtySpec tty_from_json(const json& j) {
+  TtySpec t;
+  t.in = j.at("in").get<bool>();
+  t.out = j.at("out").get<bool>();
+  t.err = j.at("err").get<bool>();
+  t.iflag = j.at("iflag").get<std::uint32_t>();
+  t.oflag = j.at("oflag").get<std::uint32_t>();
+  t.cflag = j.at("cflag").get<std::uint32_t>();
+  t.lflag = j.at("lflag").get<std::uint32_t>();
+  t.cc = j.at("cc").get<std::vector<std::uint8_t>>();
+  t.ispeed = j.at("ispeed").get<std::uint32_t>();
+  t.ospeed = j.at("ospeed").get<std::uint32_t>();
+  t.rows = j.at("rows").get<std::uint16_t>();
+  t.cols = j.at("cols").get<std::uint16_t>();
+  t.xpixel = j.value("xpixel", std::uint16_t{0});
+  t.ypixel = j.value("ypixel", std::uint16_t{0});
+  return t;
+}
+
+}  // namespace
+
 json to_json(const JobSpec& s) {
   json rl = json::array();
   for (const auto& r : s.rlimits) rl.push_back({r.resource, r.cur, r.max});
-  return json{{"id", s.id},     {"home", s.home},   {"node", s.node},           {"argv", s.argv},
+  json out = json{{"id", s.id},     {"home", s.home},   {"node", s.node},           {"argv", s.argv},
               {"env", s.env},   {"cwd", s.cwd},     {"umask", s.umask},         {"rlimits", rl},
               {"uid", s.uid},   {"gid", s.gid},     {"groups", s.groups},       {"state_dir", s.state_dir},
               {"attach_token", s.attach_token}};
+  if (s.tty) out["tty"] = tty_to_json(*s.tty);
+  return out;
 }
 
 Result<JobSpec> job_spec_from_json(const json& j) {
@@ -45,10 +80,15 @@ Result<JobSpec> job_spec_from_json(const json& j) {
     s.groups = j.value("groups", std::vector<gid_t>{});
     s.state_dir = j.value("state_dir", "");
     s.attach_token = j.value("attach_token", "");
+    if (j.contains("tty") && !j["tty"].is_null()) s.tty = tty_from_json(j["tty"]);
   } catch (const json::exception& e) {
     return make_error("malformed job spec: {}", e.what());
   }
   if (s.argv.empty() || s.argv[0].empty()) return make_error("malformed job spec: empty argv");
+  if (s.tty && s.tty->cc.size() > NCCS)
+    return make_error("malformed job spec: {} terminal control characters (at most {})", s.tty->cc.size(), NCCS);
+  if (s.tty && !s.tty->in && !s.tty->out && !s.tty->err)
+    return make_error("malformed job spec: a terminal that none of stdin, stdout, stderr uses");
   for (const auto& r : s.rlimits)
     if (r.resource < 0 || r.resource >= RLIM_NLIMITS)
       return make_error("malformed job spec: unknown rlimit resource {}", r.resource);
@@ -73,6 +113,27 @@ Result<JobSpec> capture_local_spec(std::vector<std::string> argv) {
   s.uid = getuid();
   s.gid = getgid();
   return s;
+}
+
+Result<TtySpec> capture_tty(int fd) {
+  termios tio{};
+  if (::tcgetattr(fd, &tio) != 0) return errno_error("cannot read the terminal settings of fd {}", fd);
+  TtySpec t;
+  t.iflag = tio.c_iflag;
+  t.oflag = tio.c_oflag;
+  t.cflag = tio.c_cflag;
+  t.lflag = tio.c_lflag;
+  t.cc.assign(std::begin(tio.c_cc), std::end(tio.c_cc));
+  t.ispeed = ::cfgetispeed(&tio);
+  t.ospeed = ::cfgetospeed(&tio);
+  winsize ws{};
+  if (::ioctl(fd, TIOCGWINSZ, &ws) == 0 && ws.ws_row > 0 && ws.ws_col > 0) {
+    t.rows = ws.ws_row;
+    t.cols = ws.ws_col;
+    t.xpixel = ws.ws_xpixel;
+    t.ypixel = ws.ws_ypixel;
+  }
+  return t;
 }
 
 Result<std::vector<gid_t>> read_process_groups(pid_t pid) {

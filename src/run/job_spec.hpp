@@ -8,6 +8,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,18 @@ struct Rlimit {
   int resource = 0;
   std::uint64_t cur = 0;  // RLIM_INFINITY travels as UINT64_MAX, which it is on Linux
   std::uint64_t max = 0;
+};
+
+// The job's terminal (issue 12): set when `osmo run` was started from a terminal (or with -t).
+// The shepherd then gives the job a pseudo-terminal with the caller's settings and window size;
+// only the streams named here use it, the others stay pipes (`osmo run ls | wc -l`).
+struct TtySpec {
+  bool in = false, out = false, err = false;  // which of the job's stdin/stdout/stderr is the pty
+  // The caller's termios (before `osmo run` put its terminal in raw mode), as struct termios.
+  std::uint32_t iflag = 0, oflag = 0, cflag = 0, lflag = 0;
+  std::vector<std::uint8_t> cc;  // c_cc, NCCS entries (fewer: the rest keep the pty's defaults)
+  std::uint32_t ispeed = 0, ospeed = 0;  // B38400 style constants, as cfgetispeed returns them
+  std::uint16_t rows = 24, cols = 80, xpixel = 0, ypixel = 0;
 };
 
 struct JobSpec {
@@ -39,6 +52,7 @@ struct JobSpec {
   // A secret the home daemon makes at run.start: a shepherd that attaches to the job's anchor
   // after a move proves with it that it holds the job's spec (job.attach, run_service.hpp).
   std::string attach_token;
+  std::optional<TtySpec> tty;  // the job gets a pty (see TtySpec)
 };
 
 nlohmann::json to_json(const JobSpec& spec);
@@ -47,6 +61,9 @@ Result<JobSpec> job_spec_from_json(const nlohmann::json& j);
 // The parts an `osmo run` process sends about itself: argv (given), its environment, cwd, umask
 // and all resource limits.
 Result<JobSpec> capture_local_spec(std::vector<std::string> argv);
+
+// The terminal settings and window size of `fd` (a terminal), for JobSpec::tty.
+Result<TtySpec> capture_tty(int fd);
 
 // The supplementary groups of process `pid` (from /proc/<pid>/status), for credentials the
 // daemon takes from the kernel rather than the client.

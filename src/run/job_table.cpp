@@ -52,7 +52,8 @@ json record_to_json(const JobRecord& r) {
               {"job_pid", r.job_pid},
               {"job_start", r.job_start},
               {"started_unix_ms", r.started_unix_ms},
-              {"migrations", r.migrations}};
+              {"migrations", r.migrations},
+              {"tty", r.tty}};
 }
 
 Result<JobRecord> record_from_json(const json& j) {
@@ -70,6 +71,7 @@ Result<JobRecord> record_from_json(const json& j) {
     r.job_start = j.at("job_start").get<std::uint64_t>();
     r.started_unix_ms = j.value("started_unix_ms", std::int64_t{0});
     r.migrations = j.value("migrations", 0);
+    r.tty = j.value("tty", "");
   } catch (const json::exception& e) {
     return make_error("malformed job record: {}", e.what());
   }
@@ -93,7 +95,14 @@ json to_json(const JobInfo& i) {
               {"home", i.rec.home},     {"node", i.rec.node},  {"pid", i.rec.job_pid},
               {"state", i.state},       {"cpu_s", i.cpu_s},    {"rss_mb", i.rss_mb},
               {"migrations", i.rec.migrations},                {"cmd", i.rec.cmd},
-              {"started_unix_ms", i.rec.started_unix_ms}};
+              {"started_unix_ms", i.rec.started_unix_ms},
+              {"interactive", i.rec.interactive()},
+              {"tty", i.rec.tty.empty() ? json(nullptr) : json(i.rec.tty)}};
+}
+
+Status record_movable(const JobRecord& rec) {
+  if (rec.interactive()) return make_error("the job has a terminal; moving a terminal is not supported yet");
+  return ok_status();
 }
 
 fs::path jobs_dir(const fs::path& state_dir) { return state_dir / "jobs"; }

@@ -31,6 +31,10 @@ struct JobRecord {
   std::uint64_t job_start = 0;
   std::int64_t started_unix_ms = 0;
   int migrations = 0;
+  // The job's terminal on its node ("pts/5"), empty if it has none. A job with a terminal is
+  // interactive: balancing treats it so, and it cannot move yet (record_movable).
+  std::string tty;
+  bool interactive() const { return !tty.empty(); }
 };
 
 // What `osmo ps` shows for one job.
@@ -47,6 +51,11 @@ nlohmann::json to_json(const JobInfo& info);
 std::filesystem::path jobs_dir(const std::filesystem::path& state_dir);
 Status write_job_record(const std::filesystem::path& state_dir, const JobRecord& rec);
 void remove_job_record(const std::filesystem::path& state_dir, const std::string& id);
+
+// What the job record alone says about moving the job (the run side's part of `osmo migrate
+// --check` and of `movable`/`why_not` in `osmo ps --json`): a job with a terminal cannot move
+// until the engine carries a pty.
+Status record_movable(const JobRecord& rec);
 
 // Live jobs of this node; stale records are deleted on the way.
 Result<std::vector<JobInfo>> list_jobs(const std::filesystem::path& state_dir);

@@ -45,6 +45,7 @@
 #include "platform/linux/socket.hpp"
 #include "run/exit_status.hpp"
 #include "run/fd_util.hpp"
+#include "run/job_pty.hpp"
 
 namespace osmo::run {
 
@@ -251,13 +252,23 @@ Relay::Relay(UniqueFd stream, JobPipes pipes, JobHost* host, std::string job_id,
       job_in_(std::move(pipes.in)),
       out_pipe_{std::move(pipes.out), FrameType::kStdout, FrameType::kStdoutEof},
       err_pipe_{std::move(pipes.err), FrameType::kStderr, FrameType::kStderrEof},
+      tty_pipe_{std::move(pipes.tty), FrameType::kTty, kNoFrame},
       control_(std::make_shared<Control>(this)) {
+  tty_pipe_.is_tty = true;
+  if (tty_pipe_.fd.valid()) {
+    tty_ctl_.reset(::fcntl(tty_pipe_.fd.get(), F_DUPFD_CLOEXEC, 3));
+    if (pipes.tty_stdin) {
+      // stdin frames go into the pty; the stdin pipe (the job does not have it) is dropped.
+      job_in_.reset(::fcntl(tty_pipe_.fd.get(), F_DUPFD_CLOEXEC, 3));
+      stdin_tty_ = job_in_.valid();
+    }
+  }
   set_stream_liveness(sock_.get());
   tcp_ = ::setsockopt(sock_.get(), IPPROTO_TCP, TCP_NOTSENT_LOWAT, &kNotSentLowatBytes,
                       sizeof kNotSentLowatBytes) == 0;
   if (auto s = set_nonblocking(sock_.get(), true); !s.ok())
     log_.warn("job={} {}", id_, s.error().str());
-  for (int fd : {job_in_.get(), out_pipe_.fd.get(), err_pipe_.fd.get()})
+  for (int fd : {job_in_.get(), out_pipe_.fd.get(), err_pipe_.fd.get(), tty_pipe_.fd.get()})
     if (fd >= 0) (void)set_nonblocking(fd, true);
 }
 
@@ -286,7 +297,8 @@ Status Relay::open_control_endpoint(const std::string& path) {
 }
 
 JobPipes Relay::take_pipes() {
-  return JobPipes{std::move(job_in_), std::move(out_pipe_.fd), std::move(err_pipe_.fd)};
+  return JobPipes{std::move(job_in_), std::move(out_pipe_.fd), std::move(err_pipe_.fd), std::move(tty_pipe_.fd),
+                  stdin_tty_};
 }
 
 void Relay::start_attach(std::uint32_t epoch, const std::string& node, const HandoffState& state,
@@ -345,7 +357,7 @@ void Relay::queue_frame(FrameType type, Payload payload) {
 // full.
 bool Relay::try_start_splice(OutputPipe& p) {
   int avail = 0;
-  if (!out_.empty() || splice_from_ != nullptr || ::ioctl(p.fd.get(), FIONREAD, &avail) != 0 ||
+  if (p.is_tty || !out_.empty() || splice_from_ != nullptr || ::ioctl(p.fd.get(), FIONREAD, &avail) != 0 ||
       avail < kSpliceMinBytes)
     return false;
   const auto n = static_cast<std::uint32_t>(std::min<int>(avail, kMaxFramePayload));
@@ -366,14 +378,18 @@ void Relay::read_output_in_place(OutputPipe& p) {
   const ssize_t n = ::read(p.fd.get(), t + kFrameHeaderBytes, kMaxFramePayload);
   if (n < 0 && (errno == EINTR || errno == EAGAIN)) return;
   if (n <= 0) {
+    // A pty master reads EIO once the job's last process has closed the slave: its end of file.
     p.fd.reset();
-    encode_header(t, p.eof, 0);
-    out_.commit(kFrameHeaderBytes);
+    if (p.eof != kNoFrame) {
+      encode_header(t, p.eof, 0);
+      out_.commit(kFrameHeaderBytes);
+    }
     return;
   }
   encode_header(t, p.data, static_cast<std::uint32_t>(n));
   out_.commit(kFrameHeaderBytes + static_cast<std::size_t>(n));
-  (p.data == FrameType::kStdout ? at_.stdout_bytes : at_.stderr_bytes) += static_cast<std::uint64_t>(n);
+  if (p.data == FrameType::kStdout) at_.stdout_bytes += static_cast<std::uint64_t>(n);
+  if (p.data == FrameType::kStderr) at_.stderr_bytes += static_cast<std::uint64_t>(n);
 }
 
 // ---- the job's side ----------------------------------------------------------------------------
@@ -434,7 +450,15 @@ void Relay::write_job_stdin() {
 
 void Relay::set_job_spec(const JobSpec& spec) { control_->set_job(spec, host_->job_pid()); }
 
-void Relay::deliver_signal(int signo, bool group) { host_->signal(signo, group); }
+void Relay::deliver_signal(int signo, bool group) {
+  // A job with a pty: a terminal's signal goes to the terminal's foreground process group (a
+  // shell's foreground job, not the shell), as the terminal itself would send it. The pgrp is
+  // read through the master, so it comes in this node's pid numbering.
+  pid_t fg = 0;
+  if (group && tty_ctl_.valid() && ::ioctl(tty_ctl_.get(), TIOCGPGRP, &fg) == 0 && fg > 0 && ::kill(-fg, signo) == 0)
+    return;
+  host_->signal(signo, group);
+}
 
 void Relay::deliver_held_signals() {
   for (const auto& s : held_signals_) deliver_signal(s.signo, s.group);
@@ -444,7 +468,7 @@ void Relay::deliver_held_signals() {
 // The exit frame follows the job's last output: it is queued once the job has ended and both of
 // its output pipes are closed.
 void Relay::check_job_end() {
-  if (phase_ != Phase::kDraining || out_pipe_.fd.valid() || err_pipe_.fd.valid()) return;
+  if (phase_ != Phase::kDraining || out_pipe_.fd.valid() || err_pipe_.fd.valid() || tty_pipe_.fd.valid()) return;
   const int st = *wait_status_;
   const std::uint32_t kind = WIFSIGNALED(st) ? kExitSignal : kExitCode;
   const auto value = static_cast<std::uint32_t>(WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
@@ -564,6 +588,7 @@ bool Relay::handle_frame(FrameType type, const char* p, std::uint32_t n) {
     case FrameType::kStdin:
       if (phase_ == Phase::kAttaching) return unexpected();
       at_.stdin_bytes += n;
+      if (n > 0) stdin_last_byte_ = p[n - 1];
       if (stdin_state_ == StdinState::kClosed)
         send_credit(n, true);
       else
@@ -571,7 +596,19 @@ bool Relay::handle_frame(FrameType type, const char* p, std::uint32_t n) {
       return true;
     case FrameType::kStdinEof:
       if (phase_ == Phase::kAttaching) return unexpected();
-      if (stdin_state_ == StdinState::kOpen) stdin_state_ = StdinState::kEofPending;
+      if (stdin_state_ == StdinState::kOpen) {
+        stdin_state_ = StdinState::kEofPending;
+        // A pty has no end of file to close: the job reads EOF when its line discipline gets the
+        // EOF character (Ctrl-D) at the start of a line, so that is what we type (once more to
+        // end an unterminated line first). Not canonical (a full-screen program): nothing.
+        if (stdin_tty_ && tty_ctl_.valid()) {
+          if (const unsigned char eof = pty_eof_char(tty_ctl_.get()); eof != 0) {
+            const char c = static_cast<char>(eof);
+            if (stdin_last_byte_ != '\n' && stdin_last_byte_ != '\r' && stdin_last_byte_ != c) stdin_.append(&c, 1);
+            stdin_.append(&c, 1);
+          }
+        }
+      }
       return true;
     case FrameType::kSignal:
       if (phase_ == Phase::kAttaching) return unexpected();
@@ -584,6 +621,18 @@ bool Relay::handle_frame(FrameType type, const char* p, std::uint32_t n) {
         deliver_signal(static_cast<int>(read_u32(p)), (read_u32(p + 4) & kSignalToGroup) != 0);
       return true;
     // During a move these wait: the anchor repeats them once it has decided.
+    case FrameType::kWindowSize: {
+      if (phase_ == Phase::kAttaching) return unexpected();
+      auto ws = decode_window_size(payload);
+      if (!ws.ok()) {
+        log_.warn("job={} {}", id_, ws.error().message);
+        return false;
+      }
+      if (tty_ctl_.valid())  // a job without a pty has no window: ignored
+        if (auto st = set_window_size(tty_ctl_.get(), ws->rows, ws->cols, ws->xpixel, ws->ypixel); !st.ok())
+          log_.warn("job={} {}", id_, st.error().str());
+      return true;
+    }
     case FrameType::kStdoutClosed:
       if (phase_ == Phase::kAttaching) return unexpected();
       if (!moving()) close_output(out_pipe_);
@@ -816,6 +865,12 @@ void Relay::start_command(const std::shared_ptr<Command>& cmd) {
   using Kind = Command::Kind;
   switch (cmd->kind) {
     case Kind::kBegin:
+      if (tty_ctl_.valid()) {
+        // The stream carries no pty state (settings, window, foreground group, unread input), and
+        // the anchor could not hand a target its terminal: refused, the job stays here untouched.
+        complete(cmd, make_error("job {} has a terminal; moving a terminal is not supported yet", id_));
+        return;
+      }
       if (phase_ != Phase::kRunning) {
         complete(cmd, make_error("job {} cannot be handed off while its relay is {}", id_,
                                  phase_ == Phase::kDraining ? "draining (the job has ended)" : to_string(phase_)));
@@ -891,7 +946,7 @@ void Relay::loop_once(std::int64_t deadline_ms) {
   }
   if (ended()) return;
 
-  pollfd pfd[8];
+  pollfd pfd[9];
   int n = 0;
   const bool reading_output = phase_ == Phase::kRunning || phase_ == Phase::kDraining || phase_ == Phase::kHandingOff;
   // Output is read only while there is room (TCP back-pressure reaches the job through its
@@ -907,6 +962,8 @@ void Relay::loop_once(std::int64_t deadline_ms) {
   if (i_out >= 0) pfd[n++] = {out_pipe_.fd.get(), POLLIN, 0};
   const int i_err = (err_pipe_.fd.valid() && room) ? n : -1;
   if (i_err >= 0) pfd[n++] = {err_pipe_.fd.get(), POLLIN, 0};
+  const int i_tty = (tty_pipe_.fd.valid() && room) ? n : -1;
+  if (i_tty >= 0) pfd[n++] = {tty_pipe_.fd.get(), POLLIN, 0};
   const bool feeding = phase_ == Phase::kRunning || phase_ == Phase::kDraining;
   const int i_in = (feeding && job_in_.valid() && !stdin_.empty()) ? n : -1;
   if (i_in >= 0) pfd[n++] = {job_in_.get(), POLLOUT, 0};
@@ -934,6 +991,9 @@ void Relay::loop_once(std::int64_t deadline_ms) {
     queue_frame(out_pipe_.data, Payload{{}, &out_pipe_});
   if (i_err >= 0 && pfd[i_err].revents != 0 && splice_from_ == nullptr && frame_allowed(err_pipe_.data))
     queue_frame(err_pipe_.data, Payload{{}, &err_pipe_});
+  if (i_tty >= 0 && pfd[i_tty].revents != 0 && splice_from_ == nullptr && tty_pipe_.fd.valid() &&
+      frame_allowed(tty_pipe_.data))
+    queue_frame(tty_pipe_.data, Payload{{}, &tty_pipe_});
   if (i_in >= 0 && pfd[i_in].revents != 0 && job_in_.valid()) write_job_stdin();
   if (i_host >= 0 && pfd[i_host].revents != 0) {
     if (auto st = host_->on_event()) {

@@ -42,6 +42,11 @@ struct JobPipes {
   UniqueFd in;   // write end of the job's stdin
   UniqueFd out;  // read end of its stdout
   UniqueFd err;  // read end of its stderr
+  // The master of the job's pty (job_pty.hpp), if it has one: its output travels as `tty`
+  // frames, `window-size` frames resize it, and when the job's stdin is the pty (tty_stdin),
+  // `stdin` frames are written into it (then `in` is unused).
+  UniqueFd tty;
+  bool tty_stdin = false;
 };
 
 // A signal the anchor sent that the job has not received yet (held during a move).
@@ -195,6 +200,7 @@ class Relay {
     FrameType eof;
     // The anchor asked us to close it while a spliced frame from it was still unfinished.
     bool close_after_splice = false;
+    bool is_tty = false;  // a pty master: never spliced, and EIO is its end of file
   };
 
   class Control;  // MigrationControl's implementation (relay.cpp)
@@ -252,6 +258,10 @@ class Relay {
   UniqueFd job_in_;
   OutputPipe out_pipe_;
   OutputPipe err_pipe_;
+  OutputPipe tty_pipe_;  // the pty master's output (kTty frames), if the job has a pty
+  UniqueFd tty_ctl_;     // the pty master, for window sizes (tty_pipe_ closes at the job's end)
+  bool stdin_tty_ = false;       // job_in_ is the pty master
+  char stdin_last_byte_ = '\n';  // the last byte written into the pty (see close_job_stdin)
   StdinState stdin_state_ = StdinState::kOpen;
 
   ByteBuffer out_{4 << 20};              // frames to the anchor

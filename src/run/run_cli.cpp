@@ -33,7 +33,10 @@ using nlohmann::json;
 const char* const kRunFooter = R"(
 PROG runs with your uid, gid, groups, environment, working directory, umask and resource limits
 on whichever node runs it, in a PID/mount/time namespace of its own. stdin, stdout and stderr,
-Ctrl-C (SIGINT), SIGTERM, SIGHUP, SIGQUIT, SIGUSR1/2 and Ctrl-Z/fg are relayed.
+Ctrl-C (SIGINT), SIGTERM, SIGHUP, SIGQUIT, SIGUSR1/2 and Ctrl-Z/fg are relayed. Started from a
+terminal, PROG gets a terminal of its own on its node for the streams that are terminals here
+(your settings and window size; your terminal is raw meanwhile and restored after): -t forces
+one, -T refuses one.
 
 Exit status: PROG's own; 128+N if PROG was killed by signal N; and
   126  PROG could not be executed (e.g. permission denied)
@@ -67,7 +70,33 @@ struct RunOpts {
   bool home = false;
   bool no_migrate = false;
   bool verbose = false;
+  bool force_tty = false;  // -t: a pty even if none of our stdio is a terminal
+  bool no_tty = false;     // -T: never a pty
 };
+
+// The job's terminal, as `ssh -t` decides it: the job gets a pty when one of our stdin, stdout,
+// stderr is a terminal (or with -t), and exactly those streams use it (all three with -t and no
+// terminal); the others stay pipes. Fills the anchor's side of it in `opt`.
+Result<std::optional<run::TtySpec>> decide_tty(const RunOpts& o, run::AnchorOptions& opt) {
+  const bool is_tty[3] = {::isatty(0) == 1, ::isatty(1) == 1, ::isatty(2) == 1};
+  if (o.no_tty || (!o.force_tty && !is_tty[0] && !is_tty[1] && !is_tty[2])) return std::optional<run::TtySpec>();
+  int term = -1;
+  for (int fd : {0, 1, 2})
+    if (term < 0 && is_tty[fd]) term = fd;
+  run::TtySpec t;
+  if (term >= 0) {
+    OSMO_ASSIGN_OR_RETURN(t, run::capture_tty(term));
+  }
+  t.in = is_tty[0];
+  t.out = is_tty[1];
+  t.err = is_tty[2];
+  if (!t.in && !t.out && !t.err) t.in = t.out = t.err = true;
+  opt.term_fd = term;
+  opt.tty_out_fd = is_tty[1] ? 1 : is_tty[2] ? 2 : term;
+  opt.raw_fd = is_tty[0] ? 0 : -1;
+  opt.raw_output = t.out;
+  return std::optional<run::TtySpec>(t);
+}
 
 // `osmo run` once its options are known: the same for the CLI11 path and the fast path.
 int run_command(const RunOpts& o, const std::string& socket_path, std::vector<std::string> argv) {
@@ -76,11 +105,22 @@ int run_command(const RunOpts& o, const std::string& socket_path, std::vector<st
     std::cerr << "osmo run: no program given (usage: osmo run [options] [--] PROG [ARGS...])\n";
     return run::kExitUsage;
   }
+  if (o.force_tty && o.no_tty) {
+    std::cerr << "osmo run: -t (force a terminal) and -T (no terminal) exclude each other\n";
+    return run::kExitUsage;
+  }
   auto spec = run::capture_local_spec(argv);
   if (!spec.ok()) {
     std::cerr << "osmo run: " << spec.error().str() << "\n";
     return run::kExitUsage;
   }
+  run::AnchorOptions opt;
+  auto tty = decide_tty(o, opt);
+  if (!tty.ok()) {
+    std::cerr << "osmo run: " << tty.error().str() << "\n";
+    return run::kExitUsage;
+  }
+  spec->tty = *tty;
   json req = run::to_json(*spec);
   for (const char* k : {"id", "home", "node", "uid", "gid", "groups", "state_dir", "attach_token"}) req.erase(k);
   req["op"] = "run.start";
@@ -109,7 +149,6 @@ int run_command(const RunOpts& o, const std::string& socket_path, std::vector<st
   // The connection is now the job's anchor registration: the daemon passes on it the streams of
   // shepherds that take the job over after a move. If the daemon restarts, register again.
   UniqueFd registration = client->release();
-  run::AnchorOptions opt;
   opt.verbose = o.verbose;
   opt.node = r->value("node", "");
   opt.control_fd = registration.get();
@@ -125,12 +164,14 @@ int run_command(const RunOpts& o, const std::string& socket_path, std::vector<st
 void add_run(CLI::App& app, GlobalOptions& global, int* exit_code) {
   auto o = std::make_shared<RunOpts>();
   auto* cmd = app.add_subcommand("run", "Run a program on the best node of the cluster, as if here");
-  cmd->footer(std::string("\nUsage: osmo run [--node NAME | --home] [--no-migrate] [-v] [--] PROG [ARGS...]\n") +
+  cmd->footer(std::string("\nUsage: osmo run [--node NAME | --home] [--no-migrate] [-t | -T] [-v] [--] PROG [ARGS...]\n") +
               kRunFooter);
   auto* node = cmd->add_option("--node", o->node, "Run on this node instead of letting the cluster choose");
   cmd->add_flag("--home", o->home, "Run on this (the home) node")->excludes(node);
   cmd->add_flag("--no-migrate", o->no_migrate, "Never migrate the job (jobs do not migrate yet in any case)");
   cmd->add_flag("-v,--verbose", o->verbose, "Say where the job runs and how it ended, on stderr");
+  auto* force = cmd->add_flag("-t,--tty", o->force_tty, "Give the job a terminal even if none of stdin/stdout/stderr is one");
+  cmd->add_flag("-T,--no-tty", o->no_tty, "Never give the job a terminal (pipes only)")->excludes(force);
   cmd->prefix_command();
   cmd->fallthrough(false);  // PROG and its arguments stay ours, not the parent's
   cmd->callback([cmd, o, &global, exit_code] {
@@ -162,16 +203,18 @@ void add_ps(CLI::App& app, GlobalOptions& global, int* exit_code) {
       std::cout << jobs.dump(2) << "\n";
       return;
     }
-    std::cout << fmt::format("{:<12} {:<10} {:<10} {:<10} {:>8} {:<9} {:>8} {:>8} {:>3} {:<4} {}\n", "ID",
-                             "OWNER", "HOME", "NODE", "PID", "STATE", "CPU_S", "RSS_MB", "MIG", "MOVE", "CMD");
+    std::cout << fmt::format("{:<12} {:<10} {:<10} {:<10} {:>8} {:<9} {:>8} {:>8} {:>3} {:<4} {:<7} {}\n", "ID",
+                             "OWNER", "HOME", "NODE", "PID", "STATE", "CPU_S", "RSS_MB", "MIG", "MOVE", "TTY", "CMD");
     for (const auto& j : jobs) {
       // MOVE: can `osmo migrate` move it now (the reason is in --json's why_not)?
       const char* move = !j.contains("movable") ? "?" : j.value("movable", false) ? "yes" : "no";
-      std::cout << fmt::format("{:<12} {:<10} {:<10} {:<10} {:>8} {:<9} {:>8.2f} {:>8.1f} {:>3} {:<4} {}\n",
+      // TTY: the job's terminal on its node (an interactive job), "-" for none.
+      const std::string tty = j.contains("tty") && j["tty"].is_string() ? j["tty"].get<std::string>() : "-";
+      std::cout << fmt::format("{:<12} {:<10} {:<10} {:<10} {:>8} {:<9} {:>8.2f} {:>8.1f} {:>3} {:<4} {:<7} {}\n",
                                j.value("id", ""), j.value("owner", ""), j.value("home", ""),
                                j.value("node", ""), j.value("pid", 0), j.value("state", ""),
                                j.value("cpu_s", 0.0), j.value("rss_mb", 0.0), j.value("migrations", 0), move,
-                               j.value("cmd", ""));
+                               tty, j.value("cmd", ""));
     }
   });
 }
@@ -274,12 +317,17 @@ std::optional<int> run_fast_path(int argc, char** argv) {
       o.no_migrate = true;
     } else if (a == "-v" || a == "--verbose") {
       o.verbose = true;
+    } else if (a == "-t" || a == "--tty") {
+      o.force_tty = true;
+    } else if (a == "-T" || a == "--no-tty") {
+      o.no_tty = true;
     } else {
       return std::nullopt;  // --help, a typo, a combined flag: CLI11 answers those
     }
   }
   // Whatever CLI11 would reject or explain: let it.
-  if ((node_given && o.home) || (node_given && o.node.empty()) || i >= argc) return std::nullopt;
+  if ((node_given && o.home) || (node_given && o.node.empty()) || (o.force_tty && o.no_tty) || i >= argc)
+    return std::nullopt;
   LogLevel level{};
   if (have_level && !Logger::parse_level(log_level, &level)) return std::nullopt;
   if (have_level) Logger::set_level(level);

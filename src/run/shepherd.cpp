@@ -31,6 +31,7 @@
 #include "run/fd_util.hpp"
 #include "run/frame.hpp"
 #include "run/job_init.hpp"
+#include "run/job_pty.hpp"
 #include "run/job_table.hpp"
 #include "run/relay.hpp"
 
@@ -76,7 +77,7 @@ class NoJobHost final : public JobHost {
   void kill() override {}
 };
 
-JobRecord make_record(const JobSpec& spec, const JobHost& host) {
+JobRecord make_record(const JobSpec& spec, const JobHost& host, int tty_index) {
   JobRecord r;
   r.id = spec.id;
   r.home = spec.home;
@@ -88,6 +89,7 @@ JobRecord make_record(const JobSpec& spec, const JobHost& host) {
   r.init_pid = host.init_pid();
   r.job_pid = host.job_pid();
   r.job_start = platform::process_start_ticks(r.job_pid);
+  if (tty_index >= 0) r.tty = fmt::format("pts/{}", tty_index);
   r.started_unix_ms = unix_ms();
   return r;
 }
@@ -144,7 +146,7 @@ int Shepherd::run() {
   if (launched.ok() && !launched->exec_failed_status) {
     // The record is written before `started` is sent: a job the caller has been told about is
     // always listed.
-    record = make_record(spec_, host);
+    record = make_record(spec_, host, launched->tty_index);
     if (!spec_.state_dir.empty()) {
       if (auto s = write_job_record(spec_.state_dir, record); !s.ok())
         log_.warn("job={} not listed by osmo ps: {}", spec_.id, s.error().str());
@@ -270,7 +272,18 @@ Result<LaunchedJob> launch_job(const JobSpec& spec, std::optional<PreparedJob> p
     }
   });
 
-  auto block = encode_launch_block(spec);
+  if (spec.tty) {
+    auto pty = open_job_pty(*spec.tty, spec.uid);
+    if (!pty.ok()) return Error{pty.error().code, fmt::format("node {}: {}", spec.node, pty.error().message)};
+    job.tty_index = pty->index;
+    job.pipes.tty = std::move(pty->master);
+    job.pipes.tty_stdin = spec.tty->in;
+    // The pipes the pty replaces: the job never gets their other ends.
+    if (spec.tty->in) job.pipes.in.reset();
+    if (spec.tty->out) job.pipes.out.reset();
+    if (spec.tty->err) job.pipes.err.reset();
+  }
+  auto block = encode_launch_block(spec, job.tty_index);
   if (!block.ok()) return block.take_error();
   if (auto s = send_launch_block(control.get(), *block); !s.ok())
     return Error{s.error().code, fmt::format("node {}: {}", spec.node, s.error().message)};
@@ -334,7 +347,7 @@ int adopt_shepherd_main(const std::function<Result<UniqueFd>()>& dial_home, cons
   bool recorded = false;
   // Listed as soon as the anchor has accepted us, before the job runs again.
   auto attached = [&]() -> Status {
-    JobRecord record = make_record(spec, host);
+    JobRecord record = make_record(spec, host, -1);
     record.migrations = job.migrations;
     if (job.started_unix_ms > 0) record.started_unix_ms = job.started_unix_ms;
     if (!spec.state_dir.empty()) {

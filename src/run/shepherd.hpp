@@ -48,6 +48,7 @@ struct LaunchedJob {
   std::unique_ptr<InitHost> host;
   std::optional<int> exec_failed_status;  // the exec failed: the wait status 126/127 stand for
   std::string notice;                     // ... and the line saying why
+  int tty_index = -1;                     // the job's pty is /dev/pts/<tty_index> (spec.tty)
 };
 // Starts the job of `spec` in `prepared` (else in a job it prepares): checks that the user exists,
 // hands init the launch block and waits for its report. An error means nothing runs.

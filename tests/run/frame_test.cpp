@@ -24,6 +24,19 @@ TEST(Frame, RoundTrip) {
   EXPECT_EQ(read_u32(buf.data() + 2 * kFrameHeaderBytes + 9), 9u);
 }
 
+TEST(Frame, WindowSizeRoundTripAndStrictLength) {
+  const WindowSize ws{50, 132, 1320, 1000};
+  auto p = window_size_payload(ws);
+  auto back = decode_window_size(p.view());
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(back->rows, 50);
+  EXPECT_EQ(back->cols, 132);
+  EXPECT_EQ(back->xpixel, 1320);
+  EXPECT_EQ(back->ypixel, 1000);
+  EXPECT_FALSE(decode_window_size(p.view().substr(0, 7)).ok());
+  EXPECT_FALSE(decode_window_size(std::string(9, '\0')).ok());
+}
+
 TEST(Frame, RejectsUnknownTypeReservedBytesAndOversize) {
   char h[kFrameHeaderBytes];
   encode_header(h, FrameType::kStdin, 1);

@@ -398,6 +398,23 @@ TEST_F(RunHandoff, CounterMovesWithoutLosingOrRepeatingOutput) {
   EXPECT_TRUE(WIFEXITED(node_status_) && WEXITSTATUS(node_status_) == 0) << node_status_;
 }
 
+TEST_F(RunHandoff, AJobWithATerminalIsNotHandedOff) {
+  // The stream carries no pty state: begin_handoff refuses, and the anchor saw no `migrating`.
+  JobSpec s = spec({"sh", "-c", "echo ready; exec sleep 30"});
+  s.tty = TtySpec{};
+  s.tty->out = true;
+  start(s);
+  ASSERT_TRUE(wait_output("ready")) << err();
+  connect_control();
+  json st = command("begin");
+  ASSERT_TRUE(st.contains("error")) << st.dump();
+  EXPECT_NE(st["error"].get<std::string>().find("has a terminal; moving a terminal is not supported yet"),
+            std::string::npos) << st.dump();
+  ::kill(run_.anchor, SIGKILL);  // the stream ends: the shepherd kills the job (the handler froze it)
+  finish();
+  EXPECT_EQ(err().find("moved"), std::string::npos) << err();
+}
+
 TEST_F(RunHandoff, EchoJobGetsEveryStdinLineOnceAndHeldSignalsAfterTheMove) {
   // Echoes each line; SIGUSR1 prints a mark; EOF exits 3.
   start(spec({"python3", "-u", "-c",

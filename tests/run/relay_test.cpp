@@ -195,6 +195,48 @@ TEST_F(Relay, InteractiveStdin) {
   EXPECT_EQ(o.code, 0);
 }
 
+// A job with a terminal (JobSpec::tty; the anchor's end of it is covered by the tmux tests on the
+// testbed): only the streams named get the pty, which is the job's controlling terminal with the
+// given size, and its output reaches the anchor's stdout as `tty` frames.
+JobSpec with_tty(JobSpec s, bool in, bool out, bool err) {
+  TtySpec t;
+  t.in = in;
+  t.out = out;
+  t.err = err;
+  t.rows = 33;
+  t.cols = 77;
+  s.tty = t;
+  return s;
+}
+
+TEST_F(Relay, PtyOnlyForTheStreamsNamed) {
+  auto o = run_job(with_tty(spec({"sh", "-c", "readlink /proc/self/fd/1; stty size </dev/tty; test -t 0 || echo stdin-pipe; echo to-err >&2"}),
+                            false, true, false));
+  EXPECT_EQ(o.code, 0) << o.err;
+  EXPECT_NE(o.out.find("/dev/pts/"), std::string::npos) << o.out;
+  // Output processing is the pty's own (the kernel's defaults here: \n becomes \r\n).
+  EXPECT_NE(o.out.find("\r\n33 77\r\nstdin-pipe\r\n"), std::string::npos) << o.out;
+  EXPECT_EQ(o.err, "to-err\n");
+}
+
+TEST_F(Relay, PtyIsTheControllingTerminalOfANewSession) {
+  auto o = run_job(with_tty(spec({"python3", "-c",
+                                  "import os; print(os.getsid(0) == os.getpid(), os.tcgetpgrp(0) == os.getpgrp(),"
+                                  " os.stat(os.ttyname(0)).st_uid == os.getuid())"}),
+                            true, true, true));
+  EXPECT_EQ(o.code, 0) << o.out;
+  EXPECT_NE(o.out.find("True True True"), std::string::npos) << o.out;
+}
+
+TEST_F(Relay, EndOfInputOnAPtyIsTheEofCharacter) {
+  // The anchor's stdin ends: the job reads EOF from its terminal, also after an unfinished line.
+  auto o = run_job(with_tty(spec({"cat"}), true, true, false), "one\ntwo");
+  EXPECT_EQ(o.code, 0) << o.out;
+  EXPECT_NE(o.out.find("one\r\n"), std::string::npos) << o.out;
+  // The unfinished line came through too: echoed, and copied by cat.
+  EXPECT_EQ(o.out.find("two", o.out.find("two") + 3) != std::string::npos, true) << o.out;
+}
+
 TEST_F(Relay, SigtermForwarded) {
   JobRun r = start_job(spec({"sh", "-c", "echo ready; exec sleep 60"}));
   EXPECT_EQ(read_until(r.stdout_r, "ready\n"), "ready\n");
