@@ -23,7 +23,8 @@ work=$(mktemp -d /tmp/osmo-package.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 root=$work/root
 mkdir -p "$root/DEBIAN" "$root/usr/bin" "$root/lib/systemd/system" "$root/etc/osmo" \
-  "$root/usr/share/man/man1" "$root/usr/share/bash-completion/completions" "$root/usr/share/doc/osmo"
+  "$root/usr/share/man/man1" "$root/usr/share/bash-completion/completions" "$root/usr/share/doc/osmo" \
+  "$root/usr/share/lintian/overrides"
 
 install -m 0755 "$bin" "$root/usr/bin/osmo"
 strip --remove-section=.comment --remove-section=.note --strip-unneeded "$root/usr/bin/osmo"
@@ -31,6 +32,7 @@ install -m 0644 "$OSMO_ROOT/contrib/systemd/osmod.service" "$root/lib/systemd/sy
 install -m 0644 "$OSMO_ROOT/contrib/config/osmod.toml" "$root/etc/osmo/osmod.toml"
 install -m 0644 "$OSMO_ROOT/contrib/bash-completion/osmo" "$root/usr/share/bash-completion/completions/osmo"
 install -m 0644 "$OSMO_ROOT/contrib/debian/copyright" "$root/usr/share/doc/osmo/copyright"
+grep -v '^#' "$OSMO_ROOT/contrib/debian/lintian-overrides" >"$root/usr/share/lintian/overrides/osmo"
 
 # Man pages: help2man runs each command's --help through a wrapper named osmo-<command>.
 wrappers=$work/wrappers
