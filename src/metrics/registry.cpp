@@ -163,6 +163,15 @@ Status Registry::gauge_callback(const std::string& name, const std::string& help
   return ok_status();
 }
 
+Status Registry::counter_callback(const std::string& name, const std::string& help,
+                                  std::function<std::vector<std::pair<Labels, double>>()> collect) {
+  std::lock_guard lk(mu_);
+  if (families_.count(name) != 0) return make_error("metric '{}' is already registered", name);
+  OSMO_ASSIGN_OR_RETURN(Family * f, family(name, help, Type::kCounter, {}));
+  f->collect = std::move(collect);
+  return ok_status();
+}
+
 std::string Registry::expose() const {
   std::lock_guard lk(mu_);
   std::string out;

@@ -76,6 +76,10 @@ class Registry {
   // A gauge family computed at scrape time: the callback returns its samples (labels, value).
   Status gauge_callback(const std::string& name, const std::string& help,
                         std::function<std::vector<std::pair<Labels, double>>()> collect);
+  // The same for a counter kept elsewhere (e.g. the gossip node's own counters, read under its
+  // lock): the callback returns its current totals.
+  Status counter_callback(const std::string& name, const std::string& help,
+                          std::function<std::vector<std::pair<Labels, double>>()> collect);
 
   // The text exposition of everything, families sorted by name.
   std::string expose() const;

@@ -67,6 +67,11 @@ TEST(Metrics, RefusesWhatPrometheusWouldNot) {
   ASSERT_TRUE(r.gauge("osmo_y", "a gauge").ok());
   EXPECT_FALSE(r.counter("osmo_y", "now a counter?").ok());
   EXPECT_FALSE(r.gauge_callback("osmo_y", "twice", [] { return std::vector<std::pair<Labels, double>>{}; }).ok());
+  EXPECT_FALSE(r.counter_callback("osmo_sent", "no _total", [] { return std::vector<std::pair<Labels, double>>{}; }).ok());
+  ASSERT_TRUE(r.counter_callback("osmo_sent_total", "kept elsewhere", [] {
+                 return std::vector<std::pair<Labels, double>>{{{}, 12}};
+               }).ok());
+  EXPECT_NE(r.expose().find("# TYPE osmo_sent_total counter\nosmo_sent_total 12\n"), std::string::npos);
   // Label values are escaped.
   auto g = r.gauge("osmo_z", "escapes", {{"path", "a\"b\\c\nd"}});
   ASSERT_TRUE(g.ok());
