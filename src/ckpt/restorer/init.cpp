@@ -56,6 +56,12 @@ void init_forward(int sig) {
     while (::waitpid(st.tid, &ws, 0) < 0 && errno == EINTR) {
     }
   }
+  // The other processes of a tree without a parent in it (the original's orphans, adopted by
+  // the job's PID 1) are ours too (tree_nodes.cpp).
+  if (plan.tree != nullptr)
+    for (std::size_t i = 1; i < plan.tree->nodes.size(); i++)
+      if (plan.tree->nodes[i].p.ppid == 0)
+        if (auto s = spawn_node(sock, *plan.tree, i); !s.ok()) die_with(sock, s.error());
   g_init_child = child;
   struct sigaction sa {};
   sa.sa_handler = init_forward;
