@@ -269,7 +269,7 @@ Status fds_dump(DumpContext& c) {
   return fault("dump.fds");
 }
 
-Status fds_link_tree(const std::vector<std::pair<pid_t, ProcessImage*>>& procs) {
+Status fds_link_tree(const std::vector<std::pair<pid_t, ProcessImage*>>& procs, bool read_bytes) {
   // 1. Open file descriptions shared with an earlier process (inherited fds: a shell's stdout,
   // a pipe end): the later process refers to the first holder's fd. kcmp across processes
   // answers; fds with different link text cannot be the same description.
@@ -315,6 +315,7 @@ Status fds_link_tree(const std::vector<std::pair<pid_t, ProcessImage*>>& procs) 
     FdImage& w = procs[e.wp].second->fds[e.wf];
     r.kind = w.kind = FdKind::kPipeInternal;
     r.pipe_id = w.pipe_id = std::stoull(path.substr(6));
+    if (!read_bytes) continue;
     pid_t host = procs[e.rp].first;
     UniqueFd pidfd = platform::pidfd_open(host);
     if (!pidfd) return errno_error("cannot open a pidfd for pid {}", host);
@@ -322,6 +323,24 @@ Status fds_link_tree(const std::vector<std::pair<pid_t, ProcessImage*>>& procs) 
     w.pipe_size = r.pipe_size;
   }
   return ok_status();
+}
+
+Result<std::vector<std::string>> tree_stand_ins_beyond_stdio(const std::vector<pid_t>& hosts,
+                                                              const std::vector<std::int32_t>& image_pids,
+                                                              const CheckpointOptions& options) {
+  std::vector<ProcessImage> imgs(hosts.size());
+  std::vector<std::pair<pid_t, ProcessImage*>> procs;
+  for (std::size_t i = 0; i < hosts.size(); i++) {
+    OSMO_ASSIGN_OR_RETURN(imgs[i].fds, survey_fds(hosts[i], options));
+    imgs[i].task.pid = image_pids[i];
+    procs.emplace_back(hosts[i], &imgs[i]);
+  }
+  OSMO_TRY(fds_link_tree(procs, false));
+  std::vector<std::string> out;
+  for (const ProcessImage& img : imgs)
+    for (const FdImage& f : img.fds)
+      if (needs_stand_in(f) && f.fd > 2) out.push_back(fmt::format("{} of process {}", describe_fd(f), img.task.pid));
+  return out;
 }
 
 void fds_encode(const ProcessImage& img, Encoder& e) {

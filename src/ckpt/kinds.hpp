@@ -213,7 +213,15 @@ Result<std::vector<FdPlanEntry>> fds_plan(const ProcessImage&, FdResolver&, bool
 // At a tree dump, once every process is collected: an fd that shares the open file description
 // of an fd of an earlier process becomes kShared; a pipe whose read and write ends are both in
 // the tree becomes kPipeInternal, with its buffered bytes. {host pid, image} in tree order.
-Status fds_link_tree(const std::vector<std::pair<pid_t, ProcessImage*>>& procs);
+// read_bytes: also read the bytes buffered in pipes between processes (the dump; preflight
+// only needs to know which pipes they are).
+Status fds_link_tree(const std::vector<std::pair<pid_t, ProcessImage*>>& procs, bool read_bytes);
+// For preflight: the fds of a tree's live processes (host pids, with their image pids) that a
+// restore would need a stand-in for above fd 2, once pipes between the processes are known
+// ("fd 5 (pipe pipe:[1], write-only) of process 12"). /proc and kcmp only.
+Result<std::vector<std::string>> tree_stand_ins_beyond_stdio(const std::vector<pid_t>& hosts,
+                                                              const std::vector<std::int32_t>& image_pids,
+                                                              const CheckpointOptions& options);
 // In the new process: installs the plan. `keep` lists fds that must survive (moved above the
 // targets; updated in place). Returns the first fd above every target.
 Result<int> fds_child_install(const std::vector<FdPlanEntry>& plan, std::vector<int*> keep);

@@ -136,13 +136,28 @@ Status check_rebuildable(const std::vector<Member>& ms) {
   return ok_status();
 }
 
-Status preflight_members(const std::vector<Member>& ms, const CheckpointOptions& opts) {
+Status preflight_members(const std::vector<Member>& ms, const CheckpointOptions& tree_opts) {
+  // Stand-ins are counted for the tree as a whole (a pipe between two of its processes needs none).
+  CheckpointOptions opts = tree_opts;
+  opts.refuse_stand_ins_beyond_stdio = false;
+  opts.refuse_stand_ins_beyond_stdio = false;
+  std::vector<pid_t> hosts;
+  std::vector<std::int32_t> pids;
   for (const Member& m : ms) {
     if (m.p.zombie) continue;
     if (Status s = preflight_checks(m.host, opts); !s.ok())
       return make_error("{}: {}", name_of(m), s.error().message);
+    hosts.push_back(m.host);
+    pids.push_back(m.p.pid);
   }
-  return check_rebuildable(ms);
+  OSMO_TRY(check_rebuildable(ms));
+  if (tree_opts.refuse_stand_ins_beyond_stdio) {
+    OSMO_ASSIGN_OR_RETURN(std::vector<std::string> need, tree_stand_ins_beyond_stdio(hosts, pids, opts));
+    if (!need.empty())
+      return make_error("its restore would need a stand-in for {}, and a restore gives stand-ins only for fds 0-2",
+                        fmt::join(need, ", "));
+  }
+  return ok_status();
 }
 
 }  // namespace
@@ -155,7 +170,7 @@ Status tree_preflight(pid_t root, const CheckpointOptions& opts) {
 Result<FrozenDump> dump_tree_and_freeze(pid_t root, int out_fd, const CheckpointOptions& tree_opts,
                                         CheckpointStats* stats) {
   // Stand-ins are known only once the pipes between the processes are found (below): each
-  // process alone would count them.
+  // process alone would count them (preflight_members counts them for the tree).
   CheckpointOptions opts = tree_opts;
   opts.refuse_stand_ins_beyond_stdio = false;
   std::vector<Member> members;
@@ -170,13 +185,13 @@ Result<FrozenDump> dump_tree_and_freeze(pid_t root, int out_fd, const Checkpoint
                         "freeze it", kFreezeAttempts);
     OSMO_ASSIGN_OR_RETURN(Survey s, survey(root, opts.scope));
     if (s.vanished) continue;
-    OSMO_TRY(preflight_members(s.members, opts));
+    OSMO_TRY(preflight_members(s.members, tree_opts));
     bool retry = false;
     for (const Member& m : s.members) {
       if (m.p.zombie) continue;
       auto d = std::make_unique<ProcDump>();
       d->pid = m.host;
-      d->options = &opts;
+      d->options = &opts;  // refuse_stand_ins_beyond_stdio off: checked for the tree below
       if (Status st = d->seize(); !st.ok()) {
         // Gone (exited) or turned into a zombie since the survey: try again. Anything else is a
         // real refusal.
@@ -212,7 +227,7 @@ Result<FrozenDump> dump_tree_and_freeze(pid_t root, int out_fd, const Checkpoint
     }
     std::vector<std::pair<pid_t, ProcessImage*>> procs;
     for (auto& d : live) procs.emplace_back(d->pid, &d->img);
-    OSMO_TRY(fds_link_tree(procs));
+    OSMO_TRY(fds_link_tree(procs, true));
     if (tree_opts.refuse_stand_ins_beyond_stdio) {
       std::string list;
       for (const auto& [host, img] : procs)
@@ -220,8 +235,8 @@ Result<FrozenDump> dump_tree_and_freeze(pid_t root, int out_fd, const Checkpoint
           if (needs_stand_in(f) && f.fd > 2)
             list += fmt::format("{}{} of process {}", list.empty() ? "" : ", ", describe_fd(f), img->task.pid);
       if (!list.empty())
-        return make_error("its restore would need a stand-in for {}, and a plain restore gives stand-ins only "
-                          "for fds 0-2", list);
+        return make_error("its restore would need a stand-in for {}, and a restore gives stand-ins only for fds 0-2",
+                          list);
     }
     TreeImage tree;
     for (const Member& m : members) tree.procs.push_back(m.p);

@@ -15,6 +15,9 @@ Status check_movable(const run::JobRecord& rec) {
   // refusal names the one it refuses ("process 12 (worker): it has 2 threads ...").
   ckpt::CheckpointOptions opts;  // pipes and ttys: the job's stdio, carried by stand-ins
   opts.scope = ckpt::TreeScope::kNamespace;
+  // The target gives stand-ins for the job's stdio (fds 0-2) only: a pipe to a program outside
+  // the job is refused now, before the freeze, not by the target's restore.
+  opts.refuse_stand_ins_beyond_stdio = true;
   return ckpt::preflight(rec.job_pid, opts);
 }
 
