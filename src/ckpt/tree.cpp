@@ -136,7 +136,14 @@ Status check_rebuildable(const std::vector<Member>& ms) {
   return ok_status();
 }
 
-Status preflight_members(const std::vector<Member>& ms, const CheckpointOptions& tree_opts) {
+// Gone, or a zombie, since it was surveyed: the tree changed (worth another try), not a refusal.
+bool vanished(pid_t host) {
+  auto now = read_status(host);
+  return !now.ok() || now->state == 'Z' || now->state == 'X';
+}
+
+// *changed is set (and ok returned) when a member vanished while being checked.
+Status preflight_members(const std::vector<Member>& ms, const CheckpointOptions& tree_opts, bool* changed) {
   // Stand-ins are counted for the tree as a whole (a pipe between two of its processes needs none).
   CheckpointOptions opts = tree_opts;
   opts.refuse_stand_ins_beyond_stdio = false;
@@ -145,8 +152,13 @@ Status preflight_members(const std::vector<Member>& ms, const CheckpointOptions&
   std::vector<std::int32_t> pids;
   for (const Member& m : ms) {
     if (m.p.zombie) continue;
-    if (Status s = preflight_checks(m.host, opts); !s.ok())
+    if (Status s = preflight_checks(m.host, opts); !s.ok()) {
+      if (m.host != ms.front().host && vanished(m.host)) {
+        *changed = true;
+        return ok_status();
+      }
       return make_error("{}: {}", name_of(m), s.error().message);
+    }
     hosts.push_back(m.host);
     pids.push_back(m.p.pid);
   }
@@ -163,8 +175,14 @@ Status preflight_members(const std::vector<Member>& ms, const CheckpointOptions&
 }  // namespace
 
 Status tree_preflight(pid_t root, const CheckpointOptions& opts) {
-  OSMO_ASSIGN_OR_RETURN(Survey s, survey(root, opts.scope));
-  return preflight_members(s.members, opts);
+  // A process that exits while it is being checked is simply not part of the tree any more.
+  for (int attempt = 0; attempt < kFreezeAttempts; attempt++) {
+    OSMO_ASSIGN_OR_RETURN(Survey s, survey(root, opts.scope));
+    bool changed = s.vanished;
+    if (!changed) OSMO_TRY(preflight_members(s.members, opts, &changed));
+    if (!changed) return ok_status();
+  }
+  return make_error("the process tree kept changing (processes forking or exiting) while it was checked");
 }
 
 Result<FrozenDump> dump_tree_and_freeze(pid_t root, int out_fd, const CheckpointOptions& tree_opts,
@@ -185,7 +203,9 @@ Result<FrozenDump> dump_tree_and_freeze(pid_t root, int out_fd, const Checkpoint
                         "freeze it", kFreezeAttempts);
     OSMO_ASSIGN_OR_RETURN(Survey s, survey(root, opts.scope));
     if (s.vanished) continue;
-    OSMO_TRY(preflight_members(s.members, tree_opts));
+    bool changed = false;
+    OSMO_TRY(preflight_members(s.members, tree_opts, &changed));
+    if (changed) continue;
     bool retry = false;
     for (const Member& m : s.members) {
       if (m.p.zombie) continue;
@@ -195,9 +215,8 @@ Result<FrozenDump> dump_tree_and_freeze(pid_t root, int out_fd, const Checkpoint
       if (Status st = d->seize(); !st.ok()) {
         // Gone (exited) or turned into a zombie since the survey: try again. Anything else is a
         // real refusal.
-        auto now = read_status(m.host);
         release_all();
-        if (!now.ok() || now->state == 'Z' || now->state == 'X') {
+        if (vanished(m.host)) {
           retry = true;
           break;
         }
