@@ -41,6 +41,13 @@
 // running before init stopped depending on the caller was the `restore --detach` race: the
 // command printed the pid and exited before init read "go", and killed what it had restored
 // (144 of 200 detached restores of `sleep` before this order; tests/ckpt/cli_detach.sh).
+//
+// A tree image (docs/engine.md "Process trees") goes the same way with several processes: the
+// metadata of every process is read and every refusal made first; the new process above is the
+// tree's main process, which clones its children before it parks (they clone theirs, zombies die
+// at once), and init clones the tree's other top-level processes (restorer/tree_nodes.cpp); the
+// caller waits for every pidfd and kReady, seizes every process, then restores each in image
+// order while the pages stream by; the commit detaches all of them, an abort kills all of them.
 #include <fcntl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -144,9 +151,7 @@ Status wait_parked(int sock, std::vector<std::unique_ptr<ProcRestore>>& procs, c
         OSMO_ASSIGN_OR_RETURN(std::int32_t pid, restorer::report_pid(m.body));
         ProcRestore* p = find(pid);
         if (p == nullptr || p->report) return make_error("internal: unexpected report of pid {}", pid);
-        std::size_t idx = static_cast<std::size_t>(p - procs.front().get());
-        (void)idx;
-        std::size_t nfiles = 0;
+        std::size_t nfiles = 0;  // how many kept files its report lists: its plan's
         for (std::size_t i = 0; i < procs.size(); i++)
           if (procs[i].get() == p) nfiles = tree.plans[i].files.size();
         OSMO_ASSIGN_OR_RETURN(restorer::ParkedReport rep, restorer::decode_report(m.body, nfiles));

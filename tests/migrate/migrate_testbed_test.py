@@ -252,13 +252,17 @@ def pipeline_three_hops():
 
 
 # Two children still running (each a subshell forking `sleep` over and over) while the job moves;
-# the shell collects their exit statuses afterwards, and its own (9) is the job's at home.
-CHILDREN = ('w() { i=0; while [ $i -lt 60 ]; do i=$((i+1)); sleep 0.1; done; exit $1; }; '
+# the shell collects their exit statuses afterwards, and its own (9) is the job's at home. And an
+# orphan: a subshell whose parent exited at once, adopted by the job's init (after a move: by the
+# restorer's init), prints a line of its own after 2 s.
+CHILDREN = ('sh -c "(sleep 2; echo orphan) &"; '
+            'w() { i=0; while [ $i -lt 60 ]; do i=$((i+1)); sleep 0.1; done; exit $1; }; '
             'w 3 & a=$!; w 4 & b=$!; wait $a; echo "a=$?"; wait $b; echo "b=$?"; exit 9')
 
 
 def children_running():
-    """A job whose children are still running moves twice (n3, home) and its shell collects them."""
+    """A job whose children are still running (and an orphan) moves twice (n3, home); its shell
+    collects its children, the orphan finishes, the job's exit status reaches home."""
     with Testbed(3, cpus=CPUS):
         p = popen_run("n1", "--node", "n2", "sh", "-c", CHILDREN, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
@@ -269,7 +273,7 @@ def children_running():
                 moved_to("n1", "sh -c", "n1" if to == "home" else to, k)
             rc, out, err = finish(p, 120)
             assert rc == 9, (rc, err)
-            assert out == b"a=3\nb=4\n", out
+            assert out == b"orphan\na=3\nb=4\n", out
         finally:
             kill_started(p)
 
