@@ -13,6 +13,8 @@
 //   timers          timers.cpp        kTimers
 //   rseq/futex/tid  thread_misc.cpp   kThreadMisc
 //   clocks          timens.cpp        (in kTask; the restored process's time namespace)
+//   process tree    tree.cpp          kTree, kProcess, kProcessPages (tree images only; shared
+//                                     fds and pipes between processes: fds.cpp)
 //
 // What runs inside the processes a restore builds (init, placeholders, the new process before
 // it is seized) lives apart in restorer/ (CRIU's pie/); restore.cpp only drives it.
