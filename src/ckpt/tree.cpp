@@ -15,7 +15,10 @@
 //   collect each -> link fds across processes (shared open files, pipes between processes:
 //   fds.cpp) -> header, TREE, per live process {PROCESS, metadata, blobs}, per live process
 //   {PROCESS_PAGES, pages}, END -> put back each (still stopped) -> held / released together.
+#include <linux/kcmp.h>
 #include <signal.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -136,6 +139,22 @@ Status check_rebuildable(const std::vector<Member>& ms) {
   return ok_status();
 }
 
+// Two live processes of the tree sharing one address space (CLONE_VM without CLONE_THREAD: a
+// vfork or posix_spawn child before its exec): they cannot be carried as two images. Usually
+// over in microseconds (the child execs), so the dump tries again; persistent sharing is refused.
+Status check_no_shared_vm(const std::vector<Member>& ms) {
+  for (std::size_t i = 0; i < ms.size(); i++) {
+    if (ms[i].p.zombie) continue;
+    for (std::size_t j = i + 1; j < ms.size(); j++) {
+      if (ms[j].p.zombie) continue;
+      if (::syscall(SYS_kcmp, ms[i].host, ms[j].host, KCMP_VM, 0, 0) == 0)
+        return make_error("{} and {} share one address space (a vfork or CLONE_VM child before its exec), "
+                          "which cannot be carried", name_of(ms[i]), name_of(ms[j]));
+    }
+  }
+  return ok_status();
+}
+
 // Gone, or a zombie, since it was surveyed: the tree changed (worth another try), not a refusal.
 bool vanished(pid_t host) {
   auto now = read_status(host);
@@ -163,6 +182,7 @@ Status preflight_members(const std::vector<Member>& ms, const CheckpointOptions&
     pids.push_back(m.p.pid);
   }
   OSMO_TRY(check_rebuildable(ms));
+  OSMO_TRY(check_no_shared_vm(ms));
   if (tree_opts.refuse_stand_ins_beyond_stdio) {
     OSMO_ASSIGN_OR_RETURN(std::vector<std::string> need, tree_stand_ins_beyond_stdio(hosts, pids, opts));
     if (!need.empty())
@@ -197,14 +217,23 @@ Result<FrozenDump> dump_tree_and_freeze(pid_t root, int out_fd, const Checkpoint
     for (auto it = live.rbegin(); it != live.rend(); ++it) (*it)->release_unchanged();
     live.clear();
   };
+  Status transient = ok_status();  // the last refusal that another try may cure (shared memory)
   for (int attempt = 1;; attempt++) {
-    if (attempt > kFreezeAttempts)
+    if (attempt > kFreezeAttempts) {
+      if (!transient.ok()) return transient.take_error();
       return make_error("the process tree kept changing (processes forking or exiting) during {} attempts to "
                         "freeze it", kFreezeAttempts);
+    }
+    if (!transient.ok()) ::usleep(2000);  // let a vfork child reach its exec
     OSMO_ASSIGN_OR_RETURN(Survey s, survey(root, opts.scope));
     if (s.vanished) continue;
     bool changed = false;
-    OSMO_TRY(preflight_members(s.members, tree_opts, &changed));
+    Status pre = preflight_members(s.members, tree_opts, &changed);
+    if (!pre.ok()) {
+      if (check_no_shared_vm(s.members).ok()) return pre.take_error();
+      transient = std::move(pre);
+      continue;
+    }
     if (changed) continue;
     bool retry = false;
     for (const Member& m : s.members) {
@@ -227,6 +256,12 @@ Result<FrozenDump> dump_tree_and_freeze(pid_t root, int out_fd, const Checkpoint
     if (retry) continue;
     // Everything is stopped: nothing can fork, exit or reap any more. Same tree as surveyed?
     auto again = survey(root, opts.scope);
+    if (again.ok() && !again->vanished && same_tree(s.members, again->members))
+      if (Status v = check_no_shared_vm(again->members); !v.ok()) {
+        release_all();
+        transient = std::move(v);
+        continue;
+      }
     if (!again.ok() || again->vanished || !same_tree(s.members, again->members)) {
       engine_log().info("tree of pid {} changed while it was being frozen (attempt {}): again", root, attempt);
       release_all();

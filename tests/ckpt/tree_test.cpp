@@ -3,6 +3,7 @@
 // tree is frozen, resumed and killed as one; a tree restored and held is stopped as a whole until
 // commit, and abort leaves nothing; the exit status is the main process's; a tree that keeps
 // forking is frozen whole or refused, never in part.
+#include <sched.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -235,6 +236,44 @@ TEST(Tree, ForkingTreeIsFrozenWholeOrRefused) {
   EXPECT_GT(ok, 0) << "never frozen in 10 tries (" << refused << " refused)";
   ::kill(pid, SIGKILL);
   wait_status(pid);
+}
+
+int sleep_forever(void*) {
+  for (;;) pause();
+}
+
+// A child sharing its parent's address space without being a thread (clone(CLONE_VM), as a vfork
+// child before its exec) cannot be carried as a process of its own: refused, naming both, after
+// the dump tried again in case it was a vfork about to exec; the tree goes on untouched.
+TEST(Tree, SharedAddressSpaceIsRefused) {
+  REQUIRE_ROOT();
+  pid_t pid = fork();
+  if (pid == 0) {
+    syscall(SYS_close_range, 3u, ~0u, 0u);
+    static char stack[64 * 1024];
+    if (clone(sleep_forever, stack + sizeof stack, CLONE_VM | SIGCHLD, nullptr) < 0) _exit(1);
+    for (;;) pause();
+  }
+  KillOnExit guard(pid);
+  std::vector<pid_t> kids;
+  for (int i = 0; i < 2000 && kids.empty(); i++) {
+    kids = platform::process_children(pid);
+    usleep(1000);
+  }
+  ASSERT_EQ(kids.size(), 1u);
+  KillOnExit kid_guard(kids[0]);
+  CheckpointOptions o;
+  o.scope = TreeScope::kTree;
+  Status pre = preflight(pid, o);
+  ASSERT_FALSE(pre.ok());
+  EXPECT_NE(pre.error().message.find("share one address space"), std::string::npos) << pre.error().str();
+  UniqueFd img(memfd_create("image", MFD_CLOEXEC));
+  Status s = checkpoint(pid, img.get(), o);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.error().message.find("share one address space"), std::string::npos) << s.error().str();
+  expect_untouched(pid);
+  expect_untouched(kids[0]);
+  ::kill(kids[0], SIGKILL);
 }
 
 }  // namespace
