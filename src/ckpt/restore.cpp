@@ -245,6 +245,27 @@ Result<HeldRestore> restore_until_commit(int in_fd, const RestoreOptions& opts) 
       node_of[p.pid] = plan.nodes.size();
       plan.nodes.push_back(std::move(n));
     }
+    // A process group whose leader is gone (it exited and was reaped) while members of it are in
+    // the tree: a group placeholder with the leader's pid is created just before the first
+    // member, by the same parent (so in the same session); it leads the group, dies at once, and
+    // the parent reaps it once the member has joined (tree_nodes.cpp). The main process's group
+    // has its own placeholder (session.cpp).
+    const std::size_t real_nodes = plan.nodes.size();
+    for (std::size_t i = 1; i < real_nodes; i++) {
+      const TreeProcess p = plan.nodes[i].p;
+      if (p.pgid == 0 || p.pgid == p.pid || p.pgid == tree.procs[0].pgid || node_of.count(p.pgid) != 0) continue;
+      if (p.pgid == 1) return make_error("process group 1 of pid {} cannot be rebuilt (pid 1 is the restore's init)", p.pid);
+      restorer::TreeNodePlan ph;
+      ph.p = TreeProcess{p.pgid, p.ppid, p.sid, p.pgid, true, 0};
+      ph.placeholder = true;
+      const std::size_t idx = plan.nodes.size();
+      node_of[p.pgid] = idx;
+      if (p.ppid != 0) {
+        auto& kids = plan.nodes[node_of.at(p.ppid)].children;
+        kids.insert(kids.begin(), idx);
+      }
+      plan.nodes.push_back(std::move(ph));
+    }
   }
   UniqueFd netns;
   if (!opts.netns_path.empty()) {

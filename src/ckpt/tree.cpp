@@ -120,9 +120,9 @@ bool same_tree(const std::vector<Member>& a, const std::vector<Member>& b) {
   return true;
 }
 
-// What the restore cannot rebuild, found before anything is touched: a session or group whose
-// leader is not in the tree, for a process other than the main one (the main process's session
-// and group are rebuilt with placeholders, session.cpp).
+// What the restore cannot rebuild, found before anything is touched: a session whose leader is
+// not in the tree, for a process other than the main one (the main process's session and group
+// are rebuilt with placeholders, session.cpp; other groups whose leader is gone too, restore.cpp).
 Status check_rebuildable(const std::vector<Member>& ms) {
   std::set<std::int32_t> pids;
   for (const Member& m : ms) pids.insert(m.p.pid);
@@ -132,9 +132,8 @@ Status check_rebuildable(const std::vector<Member>& ms) {
     if (p.sid != 0 && p.sid != 1 && p.sid != main.sid && pids.count(p.sid) == 0)
       return make_error("{}: its session {} has no leader in the tree, which the restore cannot rebuild",
                         name_of(ms[i]), p.sid);
-    if (p.pgid != 0 && p.pgid != main.pgid && pids.count(p.pgid) == 0)
-      return make_error("{}: its process group {} has no leader in the tree, which the restore cannot rebuild",
-                        name_of(ms[i]), p.pgid);
+    // A group whose leader is gone is rebuilt with a placeholder (restore.cpp), in the session of
+    // its first member's parent: refused when that is not the member's session.
   }
   return ok_status();
 }

@@ -43,6 +43,8 @@ struct ChildPlan {
 struct TreeNodePlan {
   TreeProcess p;
   int plan = -1;                      // index into TreePlan::plans; -1 for a zombie
+  bool placeholder = false;           // a zombie that only holds a process group id for its
+                                      // members; reaped by its parent once they joined
   std::vector<std::size_t> children;  // node indexes, in creation order
 };
 struct TreePlan {
@@ -56,6 +58,8 @@ struct TreePlan {
 Status spawn_node(int sock, const TreePlan& tree, std::size_t i);
 // In a node's new process: its session and group (setsid / setpgid), before it creates anything.
 Status node_ids(const TreeProcess& p);
+// Reaps a group placeholder (a zombie child) once its group has its members.
+Status reap_placeholder(pid_t pid);
 // In a node's process, before it parks: creates its children, waits for its zombies to be
 // zombies, and drops the SIGCHLD they sent (the image's pending signals carry the original's).
 Status spawn_children(int sock, const TreePlan& tree, std::size_t node);

@@ -13,7 +13,10 @@
 // pid order, so a pipeline's leader exists before its members. A zombie node does the same,
 // then dies at once with its recorded wait status; its parent waits (WNOWAIT, without reaping
 // it) until it is a zombie before it goes on, and drops the SIGCHLD it got: the image's pending
-// signals carry whatever the original had pending.
+// signals carry whatever the original had pending. A process group whose leader is gone gets a
+// placeholder: a zombie node with the leader's pid, created by the first member's parent just
+// before its other children, reaped by it once they are all created (the group lives on in its
+// members, as it did in the original).
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -51,6 +54,13 @@ namespace {
 }
 
 }  // namespace
+
+Status reap_placeholder(pid_t pid) {
+  int st = 0;
+  while (::waitpid(pid, &st, 0) < 0)
+    if (errno != EINTR) return errno_error("cannot reap the placeholder of process group {}", pid);
+  return ok_status();
+}
 
 Status node_ids(const TreeProcess& p) {
   if (p.sid == p.pid) {
@@ -108,6 +118,9 @@ Status spawn_children(int sock, const TreePlan& tree, std::size_t node) {
   const auto& kids = tree.nodes[node].children;
   if (kids.empty()) return ok_status();
   for (std::size_t c : kids) OSMO_TRY(spawn_node(sock, tree, c));
+  // Group placeholders (created first) have done their work: the members joined their groups.
+  for (std::size_t c : kids)
+    if (tree.nodes[c].placeholder) OSMO_TRY(reap_placeholder(tree.nodes[c].p.pid));
   // Every signal is blocked here: the SIGCHLDs of the zombies are pending. Drop them.
   sigset_t chld;
   sigemptyset(&chld);
