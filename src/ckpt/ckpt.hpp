@@ -39,8 +39,19 @@ enum class AfterDump {
   kKill,    // the original is killed once a complete image has been written (migration)
 };
 
+// What a checkpoint takes: one process, or a whole process tree as one unit (docs/engine.md,
+// "Process trees"). A tree image is restored as a tree: parents clone their children, pipes
+// between the processes are recreated with their bytes, zombies stay zombies of their parents.
+enum class TreeScope {
+  kProcess,    // the process alone (its children, if any, are not in the image)
+  kTree,       // the process and all its descendants
+  kNamespace,  // every process of the process's PID namespace except that namespace's PID 1
+               // (a job of `osmo run`: pid is the job's first process, a child of the job's init)
+};
+
 struct CheckpointOptions {
   AfterDump after = AfterDump::kResume;
+  TreeScope scope = TreeScope::kProcess;
   bool compress = false;  // LZ4 on page and blob sections
   // Which non-portable fd kinds are accepted at dump (recorded for a stand-in at restore).
   // Pipes and ttys by default; sockets only when the caller will supply stand-ins for them.
@@ -83,6 +94,8 @@ Status checkpoint(pid_t pid, int out_fd, const CheckpointOptions& options,
 // are supported)"); checkpoint() reports the same reason as "cannot checkpoint pid N: <reason>".
 // A process that passes can still be refused by checkpoint() if it changes in between (a new
 // thread, a new fd): checkpoint() checks again once it is stopped.
+// With options.scope a tree, every process of the tree is checked and a refusal names the
+// process ("process 12 (worker): it has 2 threads ...").
 Status preflight(pid_t pid, const CheckpointOptions& options);
 
 // checkpoint() that keeps the original seized and stopped after END is written, exactly as it
@@ -99,6 +112,8 @@ class HeldProcess {
   ~HeldProcess();  // resume() if neither was called
 
   pid_t pid() const;
+  // Every process held (the main one first); one for a single-process checkpoint.
+  std::vector<pid_t> pids() const;
   // The original continues exactly as if never checkpointed (as kResume): registers, mask and
   // signals that arrived meanwhile are delivered. Once only; an error if already released.
   Status resume();
@@ -196,6 +211,7 @@ struct RestoredProcess {
   pid_t init_pid = -1;  // our init (PID 1 of the new pid namespace), a child of the caller
   int pidfd = -1;       // pidfd of the restored process, owned by the caller
   std::int32_t image_pid = 0;  // the pid it has inside its namespace (= the original's)
+  std::size_t processes = 1;   // a tree image: how many processes were restored (live ones)
   double total_ms = 0;
   std::uint64_t pages_written = 0;
 };

@@ -46,8 +46,9 @@ void add_ckpt_commands(CLI::App& app, GlobalOptions&, int* exit_code) {
   static int pid = 0;
   static std::string out;
   static bool leave_running = false, kill_after = false, compress = false, list_faults = false;
-  static bool stand_ins_ok = false;
+  static bool stand_ins_ok = false, tree = false;
   ck->add_option("pid", pid, "Process to checkpoint");
+  ck->add_flag("--tree", tree, "Checkpoint the process with all its descendants, as one unit (restored as a tree)");
   ck->add_option("-o,--output", out, "Image file, or - for stdout");
   auto* lr = ck->add_flag("--leave-running", leave_running, "Resume the process after the dump (default)");
   auto* kl = ck->add_flag("--kill", kill_after, "Kill the process once a complete image is written (migration)")
@@ -75,11 +76,13 @@ void add_ckpt_commands(CLI::App& app, GlobalOptions&, int* exit_code) {
     ckpt::CheckpointOptions opts;
     opts.after = kill_after ? ckpt::AfterDump::kKill : ckpt::AfterDump::kResume;
     opts.compress = compress;
+    opts.scope = tree ? ckpt::TreeScope::kTree : ckpt::TreeScope::kProcess;
     // A checkpoint that kills must leave an image that a plain `osmo restore` brings back, or say
     // first what that restore will need: refused here, before the process (or the output file)
     // is touched; the engine checks again once the process is stopped.
     opts.refuse_stand_ins_beyond_stdio = kill_after && !stand_ins_ok;
-    if (opts.refuse_stand_ins_beyond_stdio) {
+    // (A tree's pipes between its processes need none: the engine checks the tree once frozen.)
+    if (opts.refuse_stand_ins_beyond_stdio && !tree) {
       auto need = ckpt::stand_ins_needed(pid, opts);
       if (need.ok() && !restore_options_needed(*need).empty()) {
         *exit_code = fail("checkpoint", fmt::format("cannot checkpoint pid {} with --kill: `osmo restore` could not "

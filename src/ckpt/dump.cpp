@@ -113,85 +113,124 @@ Status preflight_checks(pid_t pid, const CheckpointOptions& opts) {
   return fds_preflight(pid, opts);
 }
 
+Status ProcDump::seize() {
+  c.pid = pid;
+  c.options = options;
+  c.img = &img;
+  OSMO_ASSIGN_OR_RETURN(Tracee t, Tracee::seize_and_stop(pid, Tracee::OnRelease::kDetach, false, &c.stolen));
+  tracee.emplace(std::move(t));
+  frozen_at = std::chrono::steady_clock::now();
+  c.tracee = &*tracee;
+  return ok_status();
+}
+
+Status ProcDump::collect() {
+  Tracee& t = *tracee;
+  OSMO_ASSIGN_OR_RETURN(c.original_regs, t.get_regs());
+  OSMO_ASSIGN_OR_RETURN(c.original_xstate, t.get_xstate());
+  OSMO_ASSIGN_OR_RETURN(c.original_sigmask, t.get_sigmask());
+  armed_regs = true;
+  OSMO_TRY(fault("dump.after_seize"));
+  // A thread may have been created between preflight and seize.
+  OSMO_ASSIGN_OR_RETURN(c.status, read_status(pid));
+  if (c.status.threads != 1)
+    return make_error("it has {} threads (only single-threaded processes are supported)", c.status.threads);
+  OSMO_ASSIGN_OR_RETURN(c.maps, read_maps(pid));
+  OSMO_TRY(mem_preflight(pid, c.maps));
+  OSMO_ASSIGN_OR_RETURN(std::uint64_t gate, find_syscall_insn(t, c.maps));
+  t.set_gate(gate, GateKind::kSyscallStops);
+  OSMO_TRY(t.set_sigmask(~0ull));
+  OSMO_ASSIGN_OR_RETURN(long scratch, t.syscall_ok("mmap (scratch)", SYS_mmap, 0, kTrampSize,
+                                                   PROT_READ | PROT_WRITE | PROT_EXEC,
+                                                   MAP_PRIVATE | MAP_ANONYMOUS, static_cast<std::uint64_t>(-1), 0));
+  c.scratch = static_cast<std::uint64_t>(scratch);
+  OSMO_TRY(t.write_mem(c.scratch, injected_code().data(), injected_code().size()));
+  OSMO_TRY(sig_save_sigtrap(c));  // still through [vdso]'s syscall: before our first int3
+  t.set_gate(c.scratch, GateKind::kInt3);
+  t.set_executor(c.scratch + kExecutorOffset, c.scratch + kTrampTableOffset, kTrampTableEntries);
+  for (const KindOps& k : kinds()) {
+    auto tk = std::chrono::steady_clock::now();
+    OSMO_TRY(k.dump(c));
+    engine_log().debug("dump pid={} kind={} ms={:.2f}", pid, k.name, ms_since(tk));
+  }
+  if (options->sync_written_files) OSMO_TRY(sync_written_files(c));
+  return ok_status();
+}
+
+Status ProcDump::write_metadata(ImageWriter& w) {
+  for (const KindOps& k : kinds()) {
+    Encoder e;
+    k.encode(img, e);
+    OSMO_TRY(w.write_section(k.section, e.buffer()));
+  }
+  return ok_status();
+}
+
+Status ProcDump::write_blobs(ImageWriter& w) { return mem_write_blobs(c, w); }
+
+Status ProcDump::write_pages(ImageWriter& w, CheckpointStats* stats) { return mem_write_pages(c, w, stats); }
+
+Status ProcDump::put_back() {
+  if (!tracee) return ok_status();
+  PutBack pb(c);
+  if (armed_regs) pb.arm_regs();
+  armed_regs = false;
+  return pb.run();
+}
+
+void ProcDump::release_unchanged() {
+  if (!tracee) return;
+  (void)put_back();
+  (void)tracee->detach();
+  tracee.reset();
+}
+
 Result<FrozenDump> dump_and_freeze(pid_t pid, int out_fd, const CheckpointOptions& opts, CheckpointStats* stats) {
+  if (opts.scope != TreeScope::kProcess) return dump_tree_and_freeze(pid, out_fd, opts, stats);
   // 1. Preflight: /proc only. The process is not touched if anything is unsupported.
   OSMO_TRY(preflight_checks(pid, opts));
 
   // 2. Seize and stop.
-  ProcessImage img;
-  DumpContext c;
-  c.pid = pid;
-  c.options = &opts;
-  c.img = &img;
-  OSMO_ASSIGN_OR_RETURN(Tracee tracee,
-                        Tracee::seize_and_stop(pid, Tracee::OnRelease::kDetach, false, &c.stolen));
-  auto t_frozen = std::chrono::steady_clock::now();
-  c.tracee = &tracee;
-  PutBack put_back(c);
+  ProcDump d;
+  d.pid = pid;
+  d.options = &opts;
+  OSMO_TRY(d.seize());
   Status result = [&]() -> Status {
-    OSMO_ASSIGN_OR_RETURN(c.original_regs, tracee.get_regs());
-    OSMO_ASSIGN_OR_RETURN(c.original_xstate, tracee.get_xstate());
-    OSMO_ASSIGN_OR_RETURN(c.original_sigmask, tracee.get_sigmask());
-    put_back.arm_regs();
-    OSMO_TRY(fault("dump.after_seize"));
-    // A thread may have been created between preflight and seize.
-    OSMO_ASSIGN_OR_RETURN(c.status, read_status(pid));
-    if (c.status.threads != 1)
-      return make_error("it has {} threads (only single-threaded processes are supported)", c.status.threads);
-    OSMO_ASSIGN_OR_RETURN(c.maps, read_maps(pid));
-    OSMO_TRY(mem_preflight(pid, c.maps));
-    OSMO_ASSIGN_OR_RETURN(std::uint64_t gate, find_syscall_insn(tracee, c.maps));
-    tracee.set_gate(gate, GateKind::kSyscallStops);
-    OSMO_TRY(tracee.set_sigmask(~0ull));
-    OSMO_ASSIGN_OR_RETURN(long scratch, tracee.syscall_ok("mmap (scratch)", SYS_mmap, 0, kTrampSize,
-                                                          PROT_READ | PROT_WRITE | PROT_EXEC,
-                                                          MAP_PRIVATE | MAP_ANONYMOUS, static_cast<std::uint64_t>(-1), 0));
-    c.scratch = static_cast<std::uint64_t>(scratch);
-    OSMO_TRY(tracee.write_mem(c.scratch, injected_code().data(), injected_code().size()));
-    OSMO_TRY(sig_save_sigtrap(c));  // still through [vdso]'s syscall: before our first int3
-    tracee.set_gate(c.scratch, GateKind::kInt3);
-    tracee.set_executor(c.scratch + kExecutorOffset, c.scratch + kTrampTableOffset, kTrampTableEntries);
-
     // 3. Collect every kind, then stream.
-    for (const KindOps& k : kinds()) {
-      auto tk = std::chrono::steady_clock::now();
-      OSMO_TRY(k.dump(c));
-      engine_log().debug("dump pid={} kind={} ms={:.2f}", pid, k.name, ms_since(tk));
-    }
-    if (opts.sync_written_files) OSMO_TRY(sync_written_files(c));
+    OSMO_TRY(d.collect());
     auto tw = std::chrono::steady_clock::now();
     ImageWriter w(out_fd, opts.compress);
     OSMO_TRY(w.write_header());
-    for (const KindOps& k : kinds()) {
-      Encoder e;
-      k.encode(img, e);
-      OSMO_TRY(w.write_section(k.section, e.buffer()));
-    }
+    OSMO_TRY(d.write_metadata(w));
     OSMO_TRY(fault("dump.metadata"));
-    OSMO_TRY(mem_write_blobs(c, w));
-    engine_log().debug("dump pid={} metadata+blobs ms={:.2f} since_freeze_ms={:.2f}", pid, ms_since(tw), ms_since(t_frozen));
+    OSMO_TRY(d.write_blobs(w));
+    engine_log().debug("dump pid={} metadata+blobs ms={:.2f} since_freeze_ms={:.2f}", pid, ms_since(tw),
+                       ms_since(d.frozen_at));
     tw = std::chrono::steady_clock::now();
-    OSMO_TRY(mem_write_pages(c, w, stats));
+    OSMO_TRY(d.write_pages(w, stats));
     engine_log().debug("dump pid={} pages ms={:.2f}", pid, ms_since(tw));
     OSMO_TRY(fault("dump.before_end"));
     OSMO_TRY(w.write_end());
     if (stats != nullptr) {
       stats->image_bytes = w.totals().stored_bytes + kImageHeaderSize;
       stats->stand_ins.clear();
-      for (const FdImage& f : img.fds)
+      for (const FdImage& f : d.img.fds)
         if (needs_stand_in(f)) stats->stand_ins.push_back(f);
     }
     return ok_status();
   }();
   // 4. Put back as it was, still stopped; released (resumed) here only if anything failed.
-  Status back = put_back.run();
+  Status back = d.put_back();
   if (result.ok()) result = std::move(back);
   if (result.ok()) result = fault("dump.held");
   if (!result.ok()) {
-    (void)tracee.detach();
+    (void)d.tracee->detach();
     return result.take_error();
   }
-  return FrozenDump{std::move(tracee), t_frozen};
+  FrozenDump out;
+  out.tracees.push_back(std::move(*d.tracee));
+  out.frozen_at = d.frozen_at;
+  return out;
 }
 
 Status checkpoint(pid_t pid, int out_fd, const CheckpointOptions& opts, CheckpointStats* stats) {
@@ -202,8 +241,8 @@ Status checkpoint(pid_t pid, int out_fd, const CheckpointOptions& opts, Checkpoi
     s = frozen.take_error();
   } else {
     // Kill only after a complete image (END written): never a process lost to a failed dump.
-    if (opts.after == AfterDump::kKill) frozen->tracee.kill_now();
-    else s = frozen->tracee.detach();
+    if (opts.after == AfterDump::kKill) frozen->kill_all();
+    else s = frozen->detach_all();
     if (stats != nullptr) {
       stats->freeze_ms = ms_since(frozen->frozen_at);
       stats->total_ms = ms_since(t0);
@@ -216,6 +255,9 @@ Status checkpoint(pid_t pid, int out_fd, const CheckpointOptions& opts, Checkpoi
   return ok_status();
 }
 
-Status preflight(pid_t pid, const CheckpointOptions& options) { return preflight_checks(pid, options); }
+Status preflight(pid_t pid, const CheckpointOptions& options) {
+  if (options.scope != TreeScope::kProcess) return tree_preflight(pid, options);
+  return preflight_checks(pid, options);
+}
 
 }  // namespace osmo::ckpt

@@ -38,6 +38,7 @@ const char* fd_kind_name(FdKind k) {
     case FdKind::kSocket: return "socket";
     case FdKind::kDup: return "dup";
     case FdKind::kPipeInternal: return "pipe (both ends held)";
+    case FdKind::kShared: return "shared with another process";
   }
   return "?";
 }
@@ -179,8 +180,29 @@ Result<std::vector<FdImage>> survey_fds(pid_t pid, const CheckpointOptions& opt)
   return out;
 }
 
-// The bytes buffered in each internal pipe, copied with tee() from the read end (taken with
-// pidfd_getfd), which does not consume them; and the pipe's capacity.
+// The bytes buffered in the pipe behind fd r.fd of pid (its read end), copied with tee() from a
+// copy of the fd (taken with pidfd_getfd), which does not consume them; and the pipe's capacity.
+Status read_pipe_bytes(int pidfd, pid_t pid, FdImage& r) {
+  UniqueFd rd = platform::pidfd_getfd(pidfd, r.fd);
+  if (!rd) return errno_error("cannot take a copy of pipe fd {} of pid {}", r.fd, pid);
+  int cap = ::fcntl(rd.get(), F_GETPIPE_SZ);
+  r.pipe_size = cap > 0 ? static_cast<std::uint32_t>(cap) : 0;
+  int tmp[2];
+  if (::pipe2(tmp, O_CLOEXEC | O_NONBLOCK) != 0) return errno_error("cannot create a pipe");
+  UniqueFd tr(tmp[0]), tw(tmp[1]);
+  ::fcntl(tw.get(), F_SETPIPE_SZ, 1 << 20);
+  ssize_t n = ::tee(rd.get(), tw.get(), 1 << 20, SPLICE_F_NONBLOCK);
+  if (n < 0 && errno != EAGAIN) return errno_error("cannot copy the bytes buffered in pipe fd {} of pid {}", r.fd, pid);
+  r.data.clear();
+  if (n > 0) {
+    r.data.resize(static_cast<std::size_t>(n));
+    if (::read(tr.get(), r.data.data(), r.data.size()) != n)
+      return errno_error("cannot read the bytes buffered in pipe fd {} of pid {}", r.fd, pid);
+  }
+  return ok_status();
+}
+
+// The bytes buffered in each internal pipe of one process, and the pipe's capacity.
 Status read_internal_pipes(pid_t pid, std::vector<FdImage>* fds) {
   UniqueFd pidfd;
   for (FdImage& r : *fds) {
@@ -189,23 +211,9 @@ Status read_internal_pipes(pid_t pid, std::vector<FdImage>* fds) {
       pidfd = platform::pidfd_open(pid);
       if (!pidfd) return errno_error("cannot open a pidfd for pid {}", pid);
     }
-    UniqueFd rd = platform::pidfd_getfd(pidfd.get(), r.fd);
-    if (!rd) return errno_error("cannot take a copy of pipe fd {} of pid {}", r.fd, pid);
-    int cap = ::fcntl(rd.get(), F_GETPIPE_SZ);
-    r.pipe_size = cap > 0 ? static_cast<std::uint32_t>(cap) : 0;
+    OSMO_TRY(read_pipe_bytes(pidfd.get(), pid, r));
     for (FdImage& w : *fds)
       if (w.kind == FdKind::kPipeInternal && w.pipe_id == r.pipe_id) w.pipe_size = r.pipe_size;
-    int tmp[2];
-    if (::pipe2(tmp, O_CLOEXEC | O_NONBLOCK) != 0) return errno_error("cannot create a pipe");
-    UniqueFd tr(tmp[0]), tw(tmp[1]);
-    ::fcntl(tw.get(), F_SETPIPE_SZ, 1 << 20);
-    ssize_t n = ::tee(rd.get(), tw.get(), 1 << 20, SPLICE_F_NONBLOCK);
-    if (n < 0 && errno != EAGAIN) return errno_error("cannot copy the bytes buffered in pipe fd {}", r.fd);
-    if (n > 0) {
-      r.data.resize(static_cast<std::size_t>(n));
-      if (::read(tr.get(), r.data.data(), r.data.size()) != n)
-        return errno_error("cannot read the bytes buffered in pipe fd {}", r.fd);
-    }
   }
   return ok_status();
 }
@@ -261,6 +269,80 @@ Status fds_dump(DumpContext& c) {
   return fault("dump.fds");
 }
 
+Status fds_link_tree(const std::vector<std::pair<pid_t, ProcessImage*>>& procs, bool read_bytes) {
+  // 1. Open file descriptions shared with an earlier process (inherited fds: a shell's stdout,
+  // a pipe end): the later process refers to the first holder's fd. kcmp across processes
+  // answers; fds with different link text cannot be the same description.
+  for (std::size_t i = 0; i < procs.size(); i++) {
+    for (FdImage& f : procs[i].second->fds) {
+      if (f.kind == FdKind::kDup) continue;
+      bool found = false;
+      for (std::size_t j = 0; j < i && !found; j++) {
+        for (const FdImage& g : procs[j].second->fds) {
+          if (g.kind == FdKind::kDup || g.kind == FdKind::kShared || g.path != f.path) continue;
+          if (::syscall(SYS_kcmp, procs[i].first, procs[j].first, KCMP_FILE, f.fd, g.fd) != 0) continue;
+          f.kind = FdKind::kShared;
+          f.share_pid = procs[j].second->task.pid;
+          f.dup_of = g.fd;
+          f.data.clear();
+          f.pipe_id = 0;
+          found = true;
+          break;
+        }
+      }
+    }
+  }
+  // 2. Pipes between processes of the tree: a read end and a write end both held in the tree
+  // (by first holders: the others are kShared now). Recreated at restore with their bytes; a
+  // pipe with only one end in the tree (the job's stdio) keeps its stand-in.
+  struct Ends {
+    std::size_t rp = SIZE_MAX, rf = 0, wp = SIZE_MAX, wf = 0;
+  };
+  std::map<std::string, Ends> ends;
+  for (std::size_t i = 0; i < procs.size(); i++) {
+    auto& fds = procs[i].second->fds;
+    for (std::size_t k = 0; k < fds.size(); k++) {
+      const FdImage& f = fds[k];
+      if (f.kind != FdKind::kPipe || f.path.rfind("pipe:", 0) != 0) continue;
+      Ends& e = ends[f.path];
+      if ((f.flags & O_ACCMODE) == O_RDONLY) e.rp = i, e.rf = k;
+      if ((f.flags & O_ACCMODE) == O_WRONLY) e.wp = i, e.wf = k;
+    }
+  }
+  for (auto& [path, e] : ends) {
+    if (e.rp == SIZE_MAX || e.wp == SIZE_MAX) continue;
+    FdImage& r = procs[e.rp].second->fds[e.rf];
+    FdImage& w = procs[e.wp].second->fds[e.wf];
+    r.kind = w.kind = FdKind::kPipeInternal;
+    r.pipe_id = w.pipe_id = std::stoull(path.substr(6));
+    if (!read_bytes) continue;
+    pid_t host = procs[e.rp].first;
+    UniqueFd pidfd = platform::pidfd_open(host);
+    if (!pidfd) return errno_error("cannot open a pidfd for pid {}", host);
+    OSMO_TRY(read_pipe_bytes(pidfd.get(), host, r));
+    w.pipe_size = r.pipe_size;
+  }
+  return ok_status();
+}
+
+Result<std::vector<std::string>> tree_stand_ins_beyond_stdio(const std::vector<pid_t>& hosts,
+                                                              const std::vector<std::int32_t>& image_pids,
+                                                              const CheckpointOptions& options) {
+  std::vector<ProcessImage> imgs(hosts.size());
+  std::vector<std::pair<pid_t, ProcessImage*>> procs;
+  for (std::size_t i = 0; i < hosts.size(); i++) {
+    OSMO_ASSIGN_OR_RETURN(imgs[i].fds, survey_fds(hosts[i], options));
+    imgs[i].task.pid = image_pids[i];
+    procs.emplace_back(hosts[i], &imgs[i]);
+  }
+  OSMO_TRY(fds_link_tree(procs, false));
+  std::vector<std::string> out;
+  for (const ProcessImage& img : imgs)
+    for (const FdImage& f : img.fds)
+      if (needs_stand_in(f) && f.fd > 2) out.push_back(fmt::format("{} of process {}", describe_fd(f), img.task.pid));
+  return out;
+}
+
 void fds_encode(const ProcessImage& img, Encoder& e) {
   e.u32(static_cast<std::uint32_t>(img.fds.size()));
   for (const FdImage& f : img.fds) {
@@ -276,6 +358,7 @@ void fds_encode(const ProcessImage& img, Encoder& e) {
     e.u64(f.pipe_id);
     e.bytes(f.data);
     e.u32(f.pipe_size);
+    e.u32(static_cast<std::uint32_t>(f.share_pid));
   }
 }
 
@@ -286,7 +369,7 @@ Status fds_decode(Decoder& d, ProcessImage& img) {
     OSMO_ASSIGN_OR_RETURN(std::uint32_t fd, d.u32());
     f.fd = static_cast<std::int32_t>(fd);
     OSMO_ASSIGN_OR_RETURN(std::uint32_t kind, d.u32());
-    if (kind < 1 || kind > 9) return make_error("image corrupted: fd {} has kind {}", fd, kind);
+    if (kind < 1 || kind > 10) return make_error("image corrupted: fd {} has kind {}", fd, kind);
     f.kind = static_cast<FdKind>(kind);
     OSMO_ASSIGN_OR_RETURN(f.path, d.str());
     OSMO_TRY(decode_identity(d, &f.file));
@@ -300,6 +383,10 @@ Status fds_decode(Decoder& d, ProcessImage& img) {
     OSMO_ASSIGN_OR_RETURN(f.pipe_id, d.u64());
     OSMO_ASSIGN_OR_RETURN(f.data, d.bytes());
     OSMO_ASSIGN_OR_RETURN(f.pipe_size, d.u32());
+    OSMO_ASSIGN_OR_RETURN(std::uint32_t share, d.u32());
+    f.share_pid = static_cast<std::int32_t>(share);
+    if (f.kind == FdKind::kShared && f.share_pid <= 0)
+      return make_error("image corrupted: fd {} is shared with pid {}", f.fd, f.share_pid);
     if (f.fd < 0 || f.fd > (1 << 20)) return make_error("image corrupted: fd number {}", f.fd);
   }
   return d.finish();
@@ -312,6 +399,7 @@ void fds_describe(const ProcessImage& img, nlohmann::json& j) {
     nlohmann::json o{{"fd", f.fd}, {"kind", fd_kind_name(f.kind)}, {"path", f.path},
                      {"flags", fmt::format("{:#o}", f.flags)}, {"cloexec", f.cloexec}, {"pos", f.pos}};
     if (f.kind == FdKind::kDup) o["dup_of"] = f.dup_of;
+    if (f.kind == FdKind::kShared) o["shared_with"] = fmt::format("pid {} fd {}", f.share_pid, f.dup_of);
     if (f.kind == FdKind::kBlob) o["blob"] = f.blob;
     if (f.kind == FdKind::kPipeInternal) o["buffered_bytes"] = f.data.size();
     a.push_back(std::move(o));
@@ -320,10 +408,13 @@ void fds_describe(const ProcessImage& img, nlohmann::json& j) {
 
 Result<std::vector<FdPlanEntry>> fds_plan(const ProcessImage& img, FdResolver& resolver, bool verify_inode,
                                           const std::vector<UniqueFd>& blob_fds,
-                                          std::vector<UniqueFd>* owned) {
+                                          std::vector<UniqueFd>* owned, FdTreeState* tree) {
   std::vector<FdPlanEntry> plan;
   std::vector<FdPlanEntry> dups;
-  std::map<std::uint64_t, std::pair<int, int>> pipes;  // pipe id -> {read, write} in the caller
+  FdTreeState alone;
+  FdTreeState& ts = tree != nullptr ? *tree : alone;
+  auto& pipes = ts.pipes;  // pipe id -> {read, write} in the caller
+  const std::int32_t me = img.task.pid;
   for (const FdImage& f : img.fds) {
     FdPlanEntry e;
     e.target = f.fd;
@@ -390,7 +481,7 @@ Result<std::vector<FdPlanEntry>> fds_plan(const ProcessImage& img, FdResolver& r
         }
         bool read_end = (f.flags & O_ACCMODE) == O_RDONLY;
         int mine = read_end ? it->second.first : it->second.second;
-        if (!f.data.empty()) {
+        if (!f.data.empty() && ts.filled.insert(f.pipe_id).second) {
           if (f.data.size() > 65536) ::fcntl(it->second.second, F_SETPIPE_SZ, static_cast<int>(f.data.size()));
           if (::write(it->second.second, f.data.data(), f.data.size()) != static_cast<ssize_t>(f.data.size()))
             return errno_error("cannot refill pipe of fd {} with {} bytes", f.fd, f.data.size());
@@ -401,15 +492,27 @@ Result<std::vector<FdPlanEntry>> fds_plan(const ProcessImage& img, FdResolver& r
         e.source = mine;
         break;
       }
-      case FdKind::kDup:
+      case FdKind::kDup: {
         e.how = FdPlanEntry::How::kDup;
         e.source = f.dup_of;
         dups.push_back(e);
+        auto d = ts.described.find({me, f.dup_of});
+        if (d != ts.described.end()) ts.described[{me, f.fd}] = d->second;
         continue;
+      }
+      case FdKind::kShared: {
+        auto d = ts.described.find({f.share_pid, f.dup_of});
+        if (d == ts.described.end())
+          return make_error("image corrupted: fd {} of pid {} shares fd {} of pid {}, which is not restored before it",
+                            f.fd, me, f.dup_of, f.share_pid);
+        e.how = FdPlanEntry::How::kInherit;
+        e.source = d->second;
+        break;
+      }
     }
+    ts.described[{me, f.fd}] = e.source;
     plan.push_back(e);
   }
-  OSMO_TRY(resolver.finish(img.fds));  // e.g. a stand-in given for an fd that needs none
   plan.insert(plan.end(), dups.begin(), dups.end());  // duplicates after their originals
   return plan;
 }

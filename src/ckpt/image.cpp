@@ -29,6 +29,9 @@ const char* section_name(SectionType t) {
     case SectionType::kFds: return "fds";
     case SectionType::kTimers: return "timers";
     case SectionType::kThreadMisc: return "thread-misc";
+    case SectionType::kTree: return "tree";
+    case SectionType::kProcess: return "process";
+    case SectionType::kProcessPages: return "process-pages";
     case SectionType::kBlob: return "blob";
     case SectionType::kPages: return "pages";
     case SectionType::kEnd: return "end";
@@ -125,7 +128,8 @@ bool known_type(std::uint32_t t) {
     case SectionType::kTask: case SectionType::kMm: case SectionType::kVmas:
     case SectionType::kRegs: case SectionType::kSignals: case SectionType::kFds:
     case SectionType::kTimers: case SectionType::kThreadMisc: case SectionType::kBlob:
-    case SectionType::kPages: case SectionType::kEnd:
+    case SectionType::kPages: case SectionType::kEnd: case SectionType::kTree:
+    case SectionType::kProcess: case SectionType::kProcessPages:
       return true;
   }
   return false;

@@ -13,6 +13,8 @@
 //   timers          timers.cpp        kTimers
 //   rseq/futex/tid  thread_misc.cpp   kThreadMisc
 //   clocks          timens.cpp        (in kTask; the restored process's time namespace)
+//   process tree    tree.cpp          kTree, kProcess, kProcessPages (tree images only; shared
+//                                     fds and pipes between processes: fds.cpp)
 //
 // What runs inside the processes a restore builds (init, placeholders, the new process before
 // it is seized) lives apart in restorer/ (CRIU's pie/); restore.cpp only drives it.
@@ -24,6 +26,8 @@
 #include <algorithm>
 #include <csignal>
 #include <cstdint>
+#include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -196,9 +200,30 @@ struct FdPlanEntry {
   std::uint64_t pos = 0;
   bool seek = false;
 };
+// What the fd plans of a tree's processes share: the pipes created so far (pipe id -> {read,
+// write} fds of the caller, and whether their bytes went in), and the caller's fd behind each
+// (image pid, fd), so that a kShared fd gets the very open file description of its owner.
+struct FdTreeState {
+  std::map<std::uint64_t, std::pair<int, int>> pipes;
+  std::set<std::uint64_t> filled;
+  std::map<std::pair<std::int32_t, std::int32_t>, int> described;
+};
+// The resolver's finish() is the caller's to call, once, with every recorded fd (of every process).
 Result<std::vector<FdPlanEntry>> fds_plan(const ProcessImage&, FdResolver&, bool verify_inode,
                                           const std::vector<UniqueFd>& blob_fds,
-                                          std::vector<UniqueFd>* owned);
+                                          std::vector<UniqueFd>* owned, FdTreeState* tree);
+// At a tree dump, once every process is collected: an fd that shares the open file description
+// of an fd of an earlier process becomes kShared; a pipe whose read and write ends are both in
+// the tree becomes kPipeInternal, with its buffered bytes. {host pid, image} in tree order.
+// read_bytes: also read the bytes buffered in pipes between processes (the dump; preflight
+// only needs to know which pipes they are).
+Status fds_link_tree(const std::vector<std::pair<pid_t, ProcessImage*>>& procs, bool read_bytes);
+// For preflight: the fds of a tree's live processes (host pids, with their image pids) that a
+// restore would need a stand-in for above fd 2, once pipes between the processes are known
+// ("fd 5 (pipe pipe:[1], write-only) of process 12"). /proc and kcmp only.
+Result<std::vector<std::string>> tree_stand_ins_beyond_stdio(const std::vector<pid_t>& hosts,
+                                                              const std::vector<std::int32_t>& image_pids,
+                                                              const CheckpointOptions& options);
 // In the new process: installs the plan. `keep` lists fds that must survive (moved above the
 // targets; updated in place). Returns the first fd above every target.
 Result<int> fds_child_install(const std::vector<FdPlanEntry>& plan, std::vector<int*> keep);
@@ -237,6 +262,12 @@ struct SessionPlan {
   bool target_setpgid = false;    // the process led its group: it calls setpgid(0, 0) itself
 };
 Result<SessionPlan> plan_session(pid_t pid, pid_t sid, pid_t pgid);
+
+// Process trees (tree.cpp).
+Status tree_preflight(pid_t root, const CheckpointOptions& options);
+void tree_encode(const TreeImage&, Encoder&);
+Status tree_decode(Decoder&, TreeImage&);
+void tree_describe(const TreeImage&, nlohmann::json&);
 
 // Helpers shared by kinds.
 std::uint32_t add_blob(DumpContext& c, const std::string& name, const std::string& source,

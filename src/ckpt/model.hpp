@@ -149,7 +149,9 @@ enum class FdKind : std::uint32_t {
   kTty = 6,      // needs a stand-in at restore
   kSocket = 7,   // needs a stand-in at restore (dump refuses unless allowed)
   kDup = 8,      // shares the open file description of another fd (dup_of)
-  kPipeInternal = 9,  // one end of a pipe whose both ends the process holds: recreated, data carried
+  kPipeInternal = 9,  // one end of a pipe whose both ends the process (or its tree) holds: recreated, data carried
+  kShared = 10,       // shares the open file description of fd dup_of of another process of the tree
+                      // (share_pid): a shell's fds inherited by its children, with one offset
 };
 const char* fd_kind_name(FdKind k);
 
@@ -166,6 +168,7 @@ struct FdImage {
   std::uint64_t pipe_id = 0;         // kPipeInternal: the pipe's inode (pairs the two ends)
   std::vector<std::uint8_t> data;    // kPipeInternal read end: bytes buffered in the pipe
   std::uint32_t pipe_size = 0;       // kPipeInternal: capacity (F_GETPIPE_SZ)
+  std::int32_t share_pid = 0;        // kShared: the process (image pid) holding the description first
 };
 
 // ---- timers (timers.cpp) ----
@@ -181,6 +184,22 @@ struct ThreadMiscImage {
   std::uint32_t rseq_sig = 0;
   std::uint64_t robust_list = 0, robust_len = 0;
   std::uint64_t clear_tid = 0;
+};
+
+// ---- process tree (tree.cpp) ----
+// One process of a checkpointed tree. Pids are in the tree's own (innermost) pid namespace.
+struct TreeProcess {
+  std::int32_t pid = 0;
+  std::int32_t ppid = 0;   // 0: not in the tree (the restore's init becomes its parent)
+  std::int32_t sid = 0, pgid = 0;  // 0: leader not visible in the namespace
+  bool zombie = false;     // exited, not yet reaped by its parent: no process image follows
+  std::int32_t exit_status = 0;  // zombie: its wait status as waitpid(2) reports it
+};
+struct TreeImage {
+  // procs[0] is the main process (the root; the job's first process): its exit status is the
+  // restore's. Parents come before their children. Live processes have a ProcessImage each, in
+  // this order.
+  std::vector<TreeProcess> procs;
 };
 
 struct ProcessImage {

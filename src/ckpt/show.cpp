@@ -16,6 +16,15 @@ Result<nlohmann::json> show_image(int in_fd) {
   nlohmann::json j;
   j["format"] = {{"magic", "OSMOCKPT"}, {"version", version}};
   ProcessImage img;
+  nlohmann::json proc;  // the kinds of the process being read (a tree image: one per process)
+  bool tree = false;
+  auto flush = [&] {
+    if (proc.is_null()) return;
+    if (tree) j["processes"].push_back(std::move(proc));
+    else j.update(proc);
+    proc = nlohmann::json();
+    img = ProcessImage{};
+  };
   std::vector<std::uint8_t> payload;
   std::map<std::string, std::array<std::uint64_t, 4>> per_type;  // count, stored, raw, lz4 sections
   std::uint64_t page_bytes = 0;
@@ -28,6 +37,19 @@ Result<nlohmann::json> show_image(int in_fd) {
     t[2] += h.raw_length;
     if (h.flags & kSectionLz4) t[3]++;
     if (h.type == SectionType::kEnd) break;
+    if (h.type == SectionType::kTree) {
+      TreeImage ti;
+      Decoder d(payload.data(), payload.size(), "tree");
+      OSMO_TRY(tree_decode(d, ti));
+      tree_describe(ti, j);
+      tree = true;
+      j["processes"] = nlohmann::json::array();
+      continue;
+    }
+    if (h.type == SectionType::kProcess || h.type == SectionType::kProcessPages) {
+      flush();
+      continue;
+    }
     if (h.type == SectionType::kPages) {
       std::uint32_t n = 0;
       if (payload.size() >= 4) std::memcpy(&n, payload.data(), 4);
@@ -38,9 +60,10 @@ Result<nlohmann::json> show_image(int in_fd) {
       if (k.section == h.type) {
         Decoder d(payload.data(), payload.size(), k.name);
         OSMO_TRY(k.decode(d, img));
-        k.describe(img, j);
+        k.describe(img, proc);
       }
   }
+  flush();
   auto& s = j["sections"];
   s = nlohmann::json::object();
   for (auto& [name, t] : per_type)

@@ -29,6 +29,7 @@ struct HeldProcess::State {
   std::unique_ptr<OwnerThread> owner;
   std::optional<FrozenDump> frozen;  // created, used and destroyed on owner's thread only
   pid_t pid = -1;
+  std::vector<pid_t> pids;
 };
 
 HeldProcess::HeldProcess(std::unique_ptr<State> s) : s_(std::move(s)) {}
@@ -47,11 +48,12 @@ HeldProcess::~HeldProcess() {
 }
 
 pid_t HeldProcess::pid() const { return s_ ? s_->pid : -1; }
+std::vector<pid_t> HeldProcess::pids() const { return s_ ? s_->pids : std::vector<pid_t>{}; }
 
 Status HeldProcess::resume() {
   if (!s_ || !s_->frozen) return make_error("pid {} is no longer held", pid());
   Status r = s_->owner->run([&] {
-    Status d = s_->frozen->tracee.detach();
+    Status d = s_->frozen->detach_all();
     s_->frozen.reset();
     return d;
   });
@@ -65,7 +67,7 @@ Status HeldProcess::kill() {
   s_->owner->run([&] {
     // SIGKILL takes a process out of its ptrace stop straight to its exit: it does not return
     // to user space first.
-    s_->frozen->tracee.kill_now();
+    s_->frozen->kill_all();
     s_->frozen.reset();
     return 0;
   });
@@ -90,6 +92,7 @@ Result<HeldProcess> checkpoint_and_hold(pid_t pid, int out_fd, const CheckpointO
       stats->freeze_ms = ms_since(f.frozen_at);
       stats->total_ms = ms_since(t0);
     }
+    for (const Tracee& t : f.tracees) state->pids.push_back(t.pid());
     state->frozen.emplace(std::move(f));
     return ok_status();
   });

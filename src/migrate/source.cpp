@@ -116,6 +116,7 @@ class SourceRun {
     freeze_start_ = SteadyClock::now();
     ckpt::CheckpointOptions co;      // stdio pipes are recorded for the target's stand-ins
     co.sync_written_files = true;    // the target reopens them by path: all written must be there
+    co.scope = ckpt::TreeScope::kNamespace;  // the job is its whole process tree
     ckpt::CheckpointStats stats;
     auto held = ckpt::checkpoint_and_hold(sh_.job_pid(), img_w.get(), co, &stats);
     img_w.reset();  // the pump sees EOF and ends the sealed image

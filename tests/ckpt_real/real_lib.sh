@@ -9,6 +9,7 @@
 #   real_run_reference ARGS...      runs "$exe ARGS" <"$work/in" >"$work/ref.out"
 #   real_run_checkpointed PROGRESS ARGS...
 #                                   the same, checkpointed once PROGRESS PID succeeds
+#                                   (with `osmo checkpoint $REAL_CHECKPOINT_ARGS`, e.g. --tree)
 # Progress helpers: progress_read_bytes N, progress_cpu_ticks N, progress_out_lines N.
 set -u
 real_here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -92,7 +93,8 @@ real_run_checkpointed() {
     [ "$i" -le $((PROGRESS_TIMEOUT * 20)) ] || finish fail "no progress ($progress) within ${PROGRESS_TIMEOUT}s"
     sleep 0.05
   done
-  timeout -s KILL "$DUMP_TIMEOUT" "$osmo" checkpoint "$orig" -o "$work/img" --kill \
+  # shellcheck disable=SC2086
+  timeout -s KILL "$DUMP_TIMEOUT" "$osmo" checkpoint ${REAL_CHECKPOINT_ARGS:-} "$orig" -o "$work/img" --kill \
     >"$work/dump.out" 2>"$work/dump.err"
   local rc=$?
   [ "$rc" = 0 ] || finish fail "checkpoint exit status $rc: $(head -c 400 "$work/dump.err")"

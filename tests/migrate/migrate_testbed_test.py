@@ -227,18 +227,121 @@ def ctrl_c_at_home():
             os.close(master)
 
 
-def tree_refused():
-    """A job that is a process tree is refused before it is touched, with the reason; it finishes intact."""
-    with Testbed(3, cpus=CPUS):
-        want = subprocess.run("seq 1 5000000 | sha256sum", shell=True, capture_output=True, text=True).stdout
-        p = popen_run("n1", "--node", "n2", "sh", "-c", "sleep 1; seq 1 5000000 | sha256sum",
-                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+PIPELINE = "seq 1 50000000 | sha256sum"
+
+
+def pipeline_three_hops():
+    """`sh -c 'seq 1 50000000 | sha256sum'` (a tree of three processes and a pipe): n2 -> n3 -> home
+    -> n2 while it runs; the digest is the undisturbed run's."""
+    with Testbed(3, cpus=0.25):
+        want = subprocess.run(PIPELINE, shell=True, capture_output=True, check=True, timeout=300).stdout
+        p = popen_run("n1", "--node", "n2", "sh", "-c", PIPELINE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
             job = wait_job("n1", "sh -c")
+            time.sleep(1)
+            for k, (asker, to, where) in enumerate([("n1", "n3", "n3"), ("n3", "home", "n1"), ("n2", "n2", "n2")], 1):
+                migrate(asker, job["id"], to)
+                moved_to("n3", "sh -c", where, k)
+                time.sleep(0.5)
+            rc, out, err = finish(p)
+            assert rc == 0, (rc, err)
+            assert out == want, f"output differs after 3 moves: {out!r} vs {want!r}"
+            assert err == b"", err
+        finally:
+            kill_started(p)
+
+
+# Two children still running (each a subshell forking `sleep` over and over) while the job moves;
+# the shell collects their exit statuses afterwards, and its own (9) is the job's at home. And an
+# orphan: a subshell whose parent exited at once, adopted by the job's init (after a move: by the
+# restorer's init), prints a line of its own after 2 s.
+CHILDREN = ('sh -c "(sleep 2; echo orphan) &"; '
+            'w() { i=0; while [ $i -lt 60 ]; do i=$((i+1)); sleep 0.1; done; exit $1; }; '
+            'w 3 & a=$!; w 4 & b=$!; wait $a; echo "a=$?"; wait $b; echo "b=$?"; exit 9')
+
+
+def children_running():
+    """A job whose children are still running (and an orphan) moves twice (n3, home); its shell
+    collects its children, the orphan finishes, the job's exit status reaches home."""
+    with Testbed(3, cpus=CPUS):
+        p = popen_run("n1", "--node", "n2", "sh", "-c", CHILDREN, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            job = wait_job("n1", "sh -c")
+            time.sleep(1)
+            for k, to in enumerate(["n3", "home"], 1):
+                migrate("n1", job["id"], to)
+                moved_to("n1", "sh -c", "n1" if to == "home" else to, k)
+            rc, out, err = finish(p, 120)
+            assert rc == 9, (rc, err)
+            assert out == b"orphan\na=3\nb=4\n", out
+        finally:
+            kill_started(p)
+
+
+ZOMBIE = r"""
+import os, time
+pid = os.fork()
+if pid == 0:
+    os._exit(7)
+def state():
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()[0]
+while state() != "Z":
+    time.sleep(0.01)
+for i in range(40):
+    print("tick", i, flush=True)
+    time.sleep(0.1)
+before = state()
+_, status = os.waitpid(pid, 0)
+print("zombie", before, os.waitstatus_to_exitcode(status), flush=True)
+"""
+
+
+def zombie_kept():
+    """A job holding a zombie child moves twice; the zombie is still its zombie and waitpid() gets 7."""
+    with Testbed(3, cpus=CPUS):
+        p = popen_run("n1", "--node", "n2", "python3", "-c", ZOMBIE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            job = wait_job("n1", "python3 -c")
+            time.sleep(0.5)
+            for k, to in enumerate(["n3", "home"], 1):
+                migrate("n1", job["id"], to)
+                moved_to("n1", "python3 -c", "n1" if to == "home" else to, k)
+            rc, out, err = finish(p, 120)
+            assert rc == 0, (rc, err)
+            lines = out.decode().splitlines()
+            assert lines[:-1] == [f"tick {i}" for i in range(40)], lines
+            assert lines[-1] == "zombie Z 7", lines[-1]
+        finally:
+            kill_started(p)
+
+
+THREADED = r"""
+import threading, time
+t = threading.Thread(target=time.sleep, args=(4,))
+t.start()
+t.join()
+print("joined", flush=True)
+"""
+
+
+def threads_refused():
+    """A job with a threaded process is refused before it is touched, with the reason (migrate,
+    --check, ps --json); it finishes intact where it was."""
+    with Testbed(3, cpus=CPUS):
+        p = popen_run("n1", "--node", "n2", "python3", "-c", THREADED, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                      text=True)
+        try:
+            job = wait_job("n1", "python3 -c")
+            time.sleep(0.5)
+            r = on("n3", "migrate", "--check", job["id"], "n3", check=False)
+            assert r.returncode != 0 and "2 threads" in r.stderr and "python3" in r.stderr, (r.returncode, r.stderr)
+            j = job_where("n1", "python3 -c")
+            assert j["movable"] is False and "2 threads" in j["why_not"], j
             line = one_line_error(migrate("n1", job["id"], "n3", check=False))
-            assert "tree" in line and "n2" in line, line
+            assert "2 threads" in line and "n2" in line, line
             rc, out, _ = finish(p)
-            assert rc == 0 and out == want, (rc, out)
+            assert rc == 0 and out == "joined\n", (rc, out)
         finally:
             kill_started(p)
 
@@ -397,5 +500,6 @@ def source_daemon_restart():
 if __name__ == "__main__":
     require_root("the migration testbed")
     run_cases({f.__name__: f for f in (bc_pi_three_hops, xz_to_file, python_stdin, kill_after_each_move,
-                                       ctrl_c_at_home, tree_refused, check_and_ps, target_daemon_killed, link_cut,
+                                       ctrl_c_at_home, pipeline_three_hops, children_running,
+                                       zombie_kept, threads_refused, check_and_ps, target_daemon_killed, link_cut,
                                        flipped_chunk, target_out_of_memory, source_daemon_restart)})

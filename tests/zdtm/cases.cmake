@@ -107,3 +107,14 @@ zdtm_case(refuse_file_changed KIND refuse-restore REASON "changed since the chec
 
 # Stdio that cannot move: pipes to the outside get stand-ins from the restoring command.
 zdtm_case(stdio_pipes HOOK stdio-pipes)
+
+# Process trees (checkpoint --tree): pipes between processes, parents and children, zombies,
+# sessions and groups over several processes, shared open files. refuse_tree_thread: a tree is
+# refused when one of its processes is (the refusal names the process).
+zdtm_case(tree_pipeline TREE)
+zdtm_case(tree_children TREE)
+zdtm_case(tree_zombie TREE)
+zdtm_case(tree_session TREE)
+zdtm_case(tree_shared_offset TREE)
+zdtm_case(tree_pgrp_orphaned TREE)
+zdtm_case(refuse_tree_thread TREE KIND refuse-dump REASON "process [0-9]+ \\(refuse_tree_thr.*has 2 threads" LIBS Threads::Threads)

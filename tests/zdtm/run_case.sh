@@ -10,6 +10,7 @@
 #   plain   no checkpoint at all: validates the case program itself (ready -> go -> PASS).
 #   samens  checkpoint --kill, restore into a new process in this network namespace.
 #   netns   the same, restored into a network namespace of our own (osmo restore --netns).
+#   (--tree: the case is a process tree, checkpointed with `osmo checkpoint --tree`.)
 #   leave   checkpoint without --kill (the default: resume after the dump); the original must go
 #           on untouched (running, untraced, its state intact when told go) and the image must
 #           be readable by `osmo image show`. Restore kind only.
@@ -46,7 +47,7 @@ usage() {
 }
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-osmo="" bin="" name="" mode="" kind=restore reason="" hook="" tracer=""
+osmo="" bin="" name="" mode="" kind=restore reason="" hook="" tracer="" tree=()
 xfail_file="$here/expected_failures.txt"
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -58,6 +59,7 @@ while [ $# -gt 0 ]; do
     --reason) reason=$2; shift 2 ;;
     --hook) hook=$2; shift 2 ;;
     --tracer) tracer=$2; shift 2 ;;
+    --tree) tree=(--tree); shift ;;
     --xfail-file) xfail_file=$2; shift 2 ;;
     *) usage ;;
   esac
@@ -100,7 +102,7 @@ fi
 
 # --- checkpoint ----------------------------------------------------------------------------------
 if [ "$mode" = leave ]; then
-  timeout -s KILL "$DUMP_TIMEOUT" "$osmo" checkpoint "$orig_pid" -o "$work/img" \
+  timeout -s KILL "$DUMP_TIMEOUT" "$osmo" checkpoint "${tree[@]}" "$orig_pid" -o "$work/img" \
     >"$work/dump.out" 2>"$work/dump.err"
   rc=$?
   [ "$rc" = 0 ] || finish fail "checkpoint (leave running) exit status $rc: $(head -c 400 "$work/dump.err")"
@@ -111,7 +113,7 @@ if [ "$mode" = leave ]; then
   case_pid=""
   finish pass "checkpointed, left running, and the original completed with its state intact"
 fi
-timeout -s KILL "$DUMP_TIMEOUT" "$osmo" checkpoint "$orig_pid" -o "$work/img" --kill \
+timeout -s KILL "$DUMP_TIMEOUT" "$osmo" checkpoint "${tree[@]}" "$orig_pid" -o "$work/img" --kill \
   >"$work/dump.out" 2>"$work/dump.err"
 dump_rc=$?
 

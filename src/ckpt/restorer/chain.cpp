@@ -66,7 +66,8 @@ Status chain_spawn(int sock, ChildPlan& plan, const std::vector<ChainStep>& step
   if (child < 0) return errno_error("cannot create pid {} ({}, clone3 with set_tid)", want, role_name(st.role));
   if (child == 0) chain_main(sock, plan, steps, i);
   if (target) {
-    Status s = send_msg(sock, MsgTag::kPidfd, nullptr, 0, pidfd);
+    const std::int32_t image_pid = plan.img->task.pid;
+    Status s = send_msg(sock, MsgTag::kPidfd, &image_pid, sizeof image_pid, pidfd);
     ::close(pidfd);
     return s;
   }

@@ -15,20 +15,29 @@
 namespace osmo::ckpt::restorer {
 
 std::string encode_report(const ParkedReport& r) {
-  std::vector<std::uint64_t> words{r.tramp, static_cast<std::uint64_t>(r.helper_fd_base)};
+  std::vector<std::uint64_t> words{static_cast<std::uint64_t>(r.pid), r.tramp,
+                                   static_cast<std::uint64_t>(r.helper_fd_base)};
   for (int f : r.files) words.push_back(static_cast<std::uint64_t>(f));
   return std::string(reinterpret_cast<const char*>(words.data()), words.size() * 8);
 }
 
+Result<std::int32_t> report_pid(const std::string& body) {
+  if (body.size() < 8) return make_error("internal: the new process reported {} bytes", body.size());
+  std::uint64_t w = 0;
+  std::memcpy(&w, body.data(), 8);
+  return static_cast<std::int32_t>(w);
+}
+
 Result<ParkedReport> decode_report(const std::string& body, std::size_t nfiles) {
-  if (body.size() != (2 + nfiles) * 8)
-    return make_error("internal: the new process reported {} bytes, expected {}", body.size(), (2 + nfiles) * 8);
+  if (body.size() != (3 + nfiles) * 8)
+    return make_error("internal: the new process reported {} bytes, expected {}", body.size(), (3 + nfiles) * 8);
   std::vector<std::uint64_t> words(body.size() / 8);
   std::memcpy(words.data(), body.data(), body.size());
   ParkedReport r;
-  r.tramp = words[0];
-  r.helper_fd_base = static_cast<int>(words[1]);
-  for (std::size_t i = 0; i < nfiles; i++) r.files.push_back(static_cast<int>(words[2 + i]));
+  r.pid = static_cast<std::int32_t>(words[0]);
+  r.tramp = words[1];
+  r.helper_fd_base = static_cast<int>(words[2]);
+  for (std::size_t i = 0; i < nfiles; i++) r.files.push_back(static_cast<int>(words[3 + i]));
   return r;
 }
 
@@ -40,6 +49,10 @@ void child_main(int sock, ChildPlan& plan) {
     die_with(sock, errno_error("cannot make pid {} a session leader (setsid)", plan.img->task.pid));
   if (plan.session.target_setpgid && ::setpgid(0, 0) != 0)
     die_with(sock, errno_error("cannot make pid {} a process group leader (setpgid)", plan.img->task.pid));
+  // Its children first, while it still holds every fd the caller opened for the whole tree
+  // (each child keeps its own share of them).
+  if (plan.tree != nullptr)
+    if (auto s = spawn_children(sock, *plan.tree, plan.node); !s.ok()) die_with(sock, s.error());
   if (plan.netns_fd >= 0 && ::setns(plan.netns_fd, CLONE_NEWNET) != 0)
     die_with(sock, errno_error("cannot join network namespace"));
   std::vector<int*> keep{&sock};
@@ -60,7 +73,7 @@ void child_main(int sock, ChildPlan& plan) {
   }
   if (tramp == 0) die_with(sock, make_error("no free address for the restore trampoline"));
   std::memcpy(reinterpret_cast<void*>(tramp), injected_code().data(), injected_code().size());
-  ParkedReport report{tramp, *base, plan.files};
+  ParkedReport report{plan.img->task.pid, tramp, *base, plan.files};
   std::string body = encode_report(report);
   if (!send_msg(sock, MsgTag::kReady, body.data(), body.size()).ok()) ::_exit(127);
   for (;;) ::syscall(SYS_pause);  // all signals blocked: only our PTRACE_INTERRUPT gets us out

@@ -56,6 +56,19 @@ void init_forward(int sig) {
     while (::waitpid(st.tid, &ws, 0) < 0 && errno == EINTR) {
     }
   }
+  // The other processes of a tree without a parent in it (the original's orphans, adopted by
+  // the job's PID 1) are ours too (tree_nodes.cpp).
+  // Group placeholders among them first (their members join them), reaped once all exist.
+  if (plan.tree != nullptr) {
+    const auto& nodes = plan.tree->nodes;
+    for (bool placeholders : {true, false})
+      for (std::size_t i = 1; i < nodes.size(); i++)
+        if (nodes[i].p.ppid == 0 && nodes[i].placeholder == placeholders)
+          if (auto s = spawn_node(sock, *plan.tree, i); !s.ok()) die_with(sock, s.error());
+    for (std::size_t i = 1; i < nodes.size(); i++)
+      if (nodes[i].p.ppid == 0 && nodes[i].placeholder)
+        if (auto s = reap_placeholder(nodes[i].p.pid); !s.ok()) die_with(sock, s.error());
+  }
   g_init_child = child;
   struct sigaction sa {};
   sa.sa_handler = init_forward;
