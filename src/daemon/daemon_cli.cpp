@@ -26,7 +26,7 @@ void add_daemon(CLI::App& app, GlobalOptions& global, int* exit_code) {
   cmd->add_option("--advertise", cfg->advertise, "Address[:port] other nodes use to reach this one");
   cmd->add_option("--join", cfg->join, "Address[:port] of a live member to join through (repeatable)")
       ->allow_extra_args(false);
-  cmd->add_option("--secret-file", cfg->secret_file, "Cluster secret (mode 0600, >= 16 bytes)")->capture_default_str();
+  cmd->add_option("--secret-file", cfg->secret_file, "Cluster secret: 32 random bytes, mode 0600 (head -c 32 /dev/urandom > FILE)")->capture_default_str();
   cmd->add_option("--state-dir", cfg->state_dir, "Directory for the daemon's state")->capture_default_str();
   cmd->add_option("--load-scope", cfg->load_scope,
                   "Whose load to report: machine, cgroup (this daemon's cgroup and its jobs), or auto "

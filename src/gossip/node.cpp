@@ -28,6 +28,7 @@
 #include <utility>
 
 #include "gossip/broadcast_queue.hpp"
+#include "gossip/replay_guard.hpp"
 #include "gossip/messages.hpp"
 #include "wire/mac.hpp"
 
@@ -102,12 +103,20 @@ LoadInfo sanitized(LoadInfo l) {
 }  // namespace
 
 struct Node::Impl {
-  Impl(Config c, const env::Clock& clk, env::Transport& t, env::Random& r, Logger l)
-      : cfg(std::move(c)), clock(clk), transport(t), random(r), log(std::move(l)) {
+  Impl(Config c, const env::Clock& clk, env::Transport& t, env::Random& r, Logger l, const env::Clock* wall)
+      : cfg(std::move(c)),
+        clock(clk),
+        wall_clock(wall != nullptr ? *wall : clk),
+        transport(t),
+        random(r),
+        log(std::move(l)),
+        replay(kReplayWindowMs, kReplayCacheSenders, kReplayCachePerSender) {
     if (Status st = validate(cfg); !st.ok()) {
       log.error("invalid configuration, node stays inert: {}", st.error().str());
     } else {
-      std::copy(cfg.key.begin(), cfg.key.end(), key.begin());
+      wire::Key cluster_key{};
+      std::copy(cfg.key.begin(), cfg.key.end(), cluster_key.begin());
+      key = msg::gossip_key(cluster_key);
       valid = true;
     }
     self.name = cfg.node_name;
@@ -124,12 +133,16 @@ struct Node::Impl {
 
   Config cfg;
   const env::Clock& clock;
+  const env::Clock& wall_clock;  // send times in envelopes; judging received ones
   env::Transport& transport;
   env::Random& random;
   Logger log;
-  wire::Key key{};
+  wire::Key key{};  // the gossip subkey of the cluster key
   bool valid = false;
   Counters counters;
+  ReplayGuard replay;
+
+  wire::DatagramMode mode() const { return cfg.encrypt ? wire::DatagramMode::kSealed : wire::DatagramMode::kClear; }
 
   Member self;
   std::vector<std::unique_ptr<Member>> members;  // everyone but us, in probe order
@@ -217,7 +230,7 @@ struct Node::Impl {
   env::Endpoint own_addr() const { return leaving ? env::Endpoint{} : self.addr; }
 
   void send(const env::Endpoint& to, const msg::Builder& b) {
-    auto datagram = b.seal(key);
+    auto datagram = b.seal(key, wall_clock.now_ms(), mode());
     transport.send(to, datagram);
     ++counters.sent;
   }
@@ -770,7 +783,7 @@ struct Node::Impl {
       ++counters.dropped_foreign;
       return;
     }
-    msg::Decoded d = msg::decode(key, datagram);
+    msg::Decoded d = msg::decode(key, datagram, mode());
     switch (d.status) {
       case msg::DecodeStatus::kOk:
         break;
@@ -786,6 +799,9 @@ struct Node::Impl {
       case msg::DecodeStatus::kUnknownType:
         ++counters.dropped_foreign;
         break;
+      case msg::DecodeStatus::kModeMismatch:
+        ++counters.dropped_encryption_mismatch;
+        break;
     }
     if (d.status != msg::DecodeStatus::kOk) {
       log.debug("dropped datagram from {} ({} bytes): {}", from.str(), datagram.size(), d.why);
@@ -794,6 +810,15 @@ struct Node::Impl {
     const msg::Message& m = d.msg;
     if (m.sender == self.name) {
       ++counters.dropped_foreign;  // our own datagram (a seed that is us under another name)
+      return;
+    }
+    // Authentic: now fresh? (A replayed load, ping or death changes nothing.)
+    const env::TimeMs wall_now = wall_clock.now_ms();
+    if (auto v = replay.admit(m.sender, d.sent_ms, d.nonce, wall_now); v != ReplayGuard::Verdict::kFresh) {
+      ++counters.dropped_replay;
+      log.debug("dropped datagram from {} ({}): {} (sent {} ms from our clock)", from.str(), m.sender,
+                v == ReplayGuard::Verdict::kReplayed ? "replayed" : "outside the replay window",
+                d.sent_ms - wall_now);
       return;
     }
     env::TimeMs now = clock.now_ms();
@@ -929,8 +954,8 @@ struct Node::Impl {
 };
 
 Node::Node(Config config, const env::Clock& clock, env::Transport& transport, env::Random& random,
-           Logger log)
-    : impl_(std::make_unique<Impl>(std::move(config), clock, transport, random, std::move(log))) {}
+           Logger log, const env::Clock* wall_clock)
+    : impl_(std::make_unique<Impl>(std::move(config), clock, transport, random, std::move(log), wall_clock)) {}
 
 Node::~Node() = default;
 
