@@ -93,15 +93,18 @@ void Cluster::start_node(std::uint32_t i) {
   for (std::size_t k = 0; k < gc.key.size(); ++k)
     gc.key[k] = static_cast<std::uint8_t>(mix(config_.seed, k) & 0xff);
   s.random = std::make_unique<env::SeededRandom>(mix(mix(config_.seed, i + 1), s.generation));
+  s.nonces = std::make_unique<env::SeededRandom>(mix(mix(config_.seed ^ 0x6e6f6e6365ULL, i + 1), s.generation));
   const env::ManualClock* clock = &clock_;
   // The machine comes up with a fresh socket: datagrams sent to the old one were lost with it.
   env::Transport& transport = net_->add_endpoint(
       s.addr, [this, i](const env::Endpoint& from, std::span<const std::uint8_t> d) {
         deliver(i, from, d);
       });
+  // One virtual timeline is every node's wall clock too (send times in the envelopes).
   s.node = std::make_unique<gossip::Node>(std::move(gc), clock_, transport,
                                           *s.random,
-                                          Logger(s.name, "gossip", [clock] { return clock->now_ms(); }));
+                                          Logger(s.name, "gossip", [clock] { return clock->now_ms(); }),
+                                          nullptr, s.nonces.get());
   s.up = true;
   s.up_since_ms = now();
   s.node->start();

@@ -105,13 +105,13 @@ bool Builder::add_record(wire::FieldTag t, const wire::Writer& rec) {
 }
 
 std::vector<std::uint8_t> Builder::seal(const wire::Key& key, env::TimeMs sent_ms,
-                                        wire::DatagramMode mode) const {
+                                        wire::DatagramMode mode, const wire::DatagramNonce* nonce) const {
   wire::DatagramHeader h;
   h.type = static_cast<std::uint8_t>(type_);
   h.mode = mode;
   h.sent_ms = static_cast<std::uint64_t>(std::max<env::TimeMs>(sent_ms, 0));
   h.sender = sender_;
-  h.nonce = wire::random_datagram_nonce();
+  h.nonce = nonce != nullptr ? *nonce : wire::random_datagram_nonce();
   return wire::seal_datagram(key, datagram_spec(), h, body_.data());
 }
 

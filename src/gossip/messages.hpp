@@ -139,9 +139,11 @@ class Builder {
   // The datagram: body sealed under `key` (the gossip key, gossip_key()) with the sender's name,
   // the send time (wall clock, ms) and a fresh nonce in the envelope; encrypted unless `mode` is
   // kClear.
-  // (sent_ms 0 suits codec tests; a node always passes its wall clock.)
+  // (sent_ms 0 suits codec tests; a node always passes its wall clock.) Without `nonce`, a fresh
+  // one comes from libsodium's CSPRNG.
   std::vector<std::uint8_t> seal(const wire::Key& key, env::TimeMs sent_ms = 0,
-                                 wire::DatagramMode mode = wire::DatagramMode::kSealed) const;
+                                 wire::DatagramMode mode = wire::DatagramMode::kSealed,
+                                 const wire::DatagramNonce* nonce = nullptr) const;
 
   static wire::Writer encode(const MemberRecord& r);
   static wire::Writer encode(const LoadRecord& r);

@@ -103,12 +103,14 @@ LoadInfo sanitized(LoadInfo l) {
 }  // namespace
 
 struct Node::Impl {
-  Impl(Config c, const env::Clock& clk, env::Transport& t, env::Random& r, Logger l, const env::Clock* wall)
+  Impl(Config c, const env::Clock& clk, env::Transport& t, env::Random& r, Logger l, const env::Clock* wall,
+       env::Random* n)
       : cfg(std::move(c)),
         clock(clk),
         wall_clock(wall != nullptr ? *wall : clk),
         transport(t),
         random(r),
+        nonces(n),
         log(std::move(l)),
         replay(kReplayWindowMs, kReplayCacheSenders, kReplayCachePerSender) {
     if (Status st = validate(cfg); !st.ok()) {
@@ -136,6 +138,7 @@ struct Node::Impl {
   const env::Clock& wall_clock;  // send times in envelopes; judging received ones
   env::Transport& transport;
   env::Random& random;
+  env::Random* nonces;  // envelope nonces; nullptr: libsodium's CSPRNG
   Logger log;
   wire::Key key{};  // the gossip subkey of the cluster key
   bool valid = false;
@@ -230,7 +233,17 @@ struct Node::Impl {
   env::Endpoint own_addr() const { return leaving ? env::Endpoint{} : self.addr; }
 
   void send(const env::Endpoint& to, const msg::Builder& b) {
-    auto datagram = b.seal(key, wall_clock.now_ms(), mode());
+    std::vector<std::uint8_t> datagram;
+    if (nonces != nullptr) {
+      wire::DatagramNonce n;
+      for (std::size_t i = 0; i < n.size(); i += 8) {
+        const std::uint64_t r = nonces->next_u64();
+        for (std::size_t k = 0; k < 8; ++k) n[i + k] = static_cast<std::uint8_t>(r >> (8 * k));
+      }
+      datagram = b.seal(key, wall_clock.now_ms(), mode(), &n);
+    } else {
+      datagram = b.seal(key, wall_clock.now_ms(), mode());
+    }
     transport.send(to, datagram);
     ++counters.sent;
   }
@@ -954,8 +967,9 @@ struct Node::Impl {
 };
 
 Node::Node(Config config, const env::Clock& clock, env::Transport& transport, env::Random& random,
-           Logger log, const env::Clock* wall_clock)
-    : impl_(std::make_unique<Impl>(std::move(config), clock, transport, random, std::move(log), wall_clock)) {}
+           Logger log, const env::Clock* wall_clock, env::Random* nonces)
+    : impl_(std::make_unique<Impl>(std::move(config), clock, transport, random, std::move(log), wall_clock,
+                                   nonces)) {}
 
 Node::~Node() = default;
 

@@ -107,8 +107,12 @@ class Node {
   // `wall_clock` gives the send times in datagram envelopes and judges those received (replay
   // window): wall-clock ms, comparable between nodes. nullptr: `clock` serves (the simulator and
   // the tests run every node on one virtual timeline). The daemon passes CLOCK_REALTIME.
+  // `nonces` draws the envelopes' nonces; nullptr: libsodium's CSPRNG (the daemon). The simulator
+  // passes a seeded Random of its own, so that a seed replays byte for byte; it must never be
+  // `random` itself, whose draws are the protocol's. Nonces must not repeat under one key:
+  // 192 random bits per datagram make that a non-event.
   Node(Config config, const env::Clock& clock, env::Transport& transport, env::Random& random,
-       Logger log, const env::Clock* wall_clock = nullptr);
+       Logger log, const env::Clock* wall_clock = nullptr, env::Random* nonces = nullptr);
   ~Node();
   Node(const Node&) = delete;
   Node& operator=(const Node&) = delete;
