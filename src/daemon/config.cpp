@@ -100,7 +100,7 @@ Status apply_config_file(const std::string& path, const std::vector<std::string>
     } else if (k == "gossip_encryption") {
       auto v = node.value<bool>();
       if (!v) return make_error("config {}: 'gossip_encryption' must be true or false", path);
-      config->gossip_encryption = *v;
+      if (!cli_has(set_on_cli, k)) config->gossip_encryption = *v;
     } else if (k == "speed") {
       auto v = node.value<double>();
       if (!v) return make_error("config {}: 'speed' must be a number", path);
