@@ -145,6 +145,15 @@ struct Node::Impl {
   Counters counters;
   ReplayGuard replay;
 
+  env::TimeMs next_skew_warning_ms = 0;
+  // True at most once per 10 s: the warning about datagrams outside the replay window.
+  bool now_for_skew_warning() {
+    const env::TimeMs now = clock.now_ms();
+    if (now < next_skew_warning_ms) return false;
+    next_skew_warning_ms = now + 10'000;
+    return true;
+  }
+
   wire::DatagramMode mode() const { return cfg.encrypt ? wire::DatagramMode::kSealed : wire::DatagramMode::kClear; }
 
   Member self;
@@ -829,9 +838,16 @@ struct Node::Impl {
     const env::TimeMs wall_now = wall_clock.now_ms();
     if (auto v = replay.admit(m.sender, d.sent_ms, d.nonce, wall_now); v != ReplayGuard::Verdict::kFresh) {
       ++counters.dropped_replay;
-      log.debug("dropped datagram from {} ({}): {} (sent {} ms from our clock)", from.str(), m.sender,
-                v == ReplayGuard::Verdict::kReplayed ? "replayed" : "outside the replay window",
-                d.sent_ms - wall_now);
+      if (v == ReplayGuard::Verdict::kOutsideWindow && now_for_skew_warning()) {
+        // Most likely a clock out of sync (NTP), which cuts the node off: say so, once in a while.
+        log.warn("dropping datagrams from {} ({}) sent {} ms from our clock, outside the {} ms replay "
+                 "window: are the clocks synchronised?",
+                 m.sender, from.str(), d.sent_ms - wall_now, kReplayWindowMs);
+      } else {
+        log.debug("dropped datagram from {} ({}): {} (sent {} ms from our clock)", from.str(), m.sender,
+                  v == ReplayGuard::Verdict::kReplayed ? "replayed" : "outside the replay window",
+                  d.sent_ms - wall_now);
+      }
       return;
     }
     env::TimeMs now = clock.now_ms();
