@@ -30,6 +30,8 @@ void add_counters(gossip::Counters& to, const gossip::Counters& c) {
   to.dropped_bad_version += c.dropped_bad_version;
   to.dropped_malformed += c.dropped_malformed;
   to.dropped_foreign += c.dropped_foreign;
+  to.dropped_replay += c.dropped_replay;
+  to.dropped_encryption_mismatch += c.dropped_encryption_mismatch;
   to.probes_sent += c.probes_sent;
   to.indirect_probes += c.indirect_probes;
   to.suspicions += c.suspicions;
