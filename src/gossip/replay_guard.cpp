@@ -18,16 +18,17 @@ void ReplayGuard::make_room(env::TimeMs now_ms) {
   const env::TimeMs oldest_useful = now_ms - window_ms_;
   std::erase_if(senders_, [&](const auto& kv) { return kv.second.newest_ms < oldest_useful; });
   if (senders_.size() < max_senders_) return;
-  auto victim = std::min_element(senders_.begin(), senders_.end(), [](const auto& a, const auto& b) {
-    return a.second.newest_ms < b.second.newest_ms;
-  });
+  auto victim = std::min_element(
+      senders_.begin(), senders_.end(),
+      [](const auto& a, const auto& b) { return a.second.newest_ms < b.second.newest_ms; });
   forgotten_floor_ms_ = std::max(forgotten_floor_ms_, victim->second.newest_ms);
   senders_.erase(victim);
 }
 
 ReplayGuard::Verdict ReplayGuard::admit(std::string_view sender, env::TimeMs sent_ms,
                                         const wire::DatagramNonce& nonce, env::TimeMs now_ms) {
-  if (sent_ms < now_ms - window_ms_ || sent_ms > now_ms + window_ms_) return Verdict::kOutsideWindow;
+  if (sent_ms < now_ms - window_ms_ || sent_ms > now_ms + window_ms_)
+    return Verdict::kOutsideWindow;
   auto it = senders_.find(std::string(sender));
   if (it == senders_.end()) {
     if (senders_.size() >= max_senders_) make_room(now_ms);
@@ -39,7 +40,8 @@ ReplayGuard::Verdict ReplayGuard::admit(std::string_view sender, env::TimeMs sen
   const std::pair<env::TimeMs, wire::DatagramNonce> key{sent_ms, nonce};
   if (s.seen.contains(key)) return Verdict::kReplayed;
   // Entries that left the window are refused by the window check from now on.
-  while (!s.seen.empty() && s.seen.begin()->first < now_ms - window_ms_) s.seen.erase(s.seen.begin());
+  while (!s.seen.empty() && s.seen.begin()->first < now_ms - window_ms_)
+    s.seen.erase(s.seen.begin());
   s.seen.insert(key);
   s.newest_ms = std::max(s.newest_ms, sent_ms);
   while (s.seen.size() > max_per_sender_) {

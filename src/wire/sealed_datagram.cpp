@@ -57,7 +57,8 @@ std::vector<std::uint8_t> seal_datagram(const Key& key, const DatagramSpec& spec
                                         const DatagramHeader& header,
                                         std::span<const std::uint8_t> body) {
   ensure_sodium();
-  const std::string_view sender = std::string_view(header.sender).substr(0, std::min<std::size_t>(spec.max_sender_bytes, 255));
+  const std::string_view sender =
+      std::string_view(header.sender).substr(0, std::min<std::size_t>(spec.max_sender_bytes, 255));
   Writer w;
   w.u32(spec.magic);
   w.u8(spec.version);
@@ -75,14 +76,14 @@ std::vector<std::uint8_t> seal_datagram(const Key& key, const DatagramSpec& spec
   std::uint8_t* tag = out.data() + out.size() - kDatagramTagBytes;
   if (header.mode == DatagramMode::kSealed) {
     std::uint8_t* plain = out.data() + kDatagramClearHeaderBytes;
-    crypto_aead_xchacha20poly1305_ietf_encrypt_detached(plain, tag, nullptr, plain, plain_len, out.data(),
-                                                        kDatagramClearHeaderBytes, nullptr,
-                                                        header.nonce.data(), key.data());
+    crypto_aead_xchacha20poly1305_ietf_encrypt_detached(plain, tag, nullptr, plain, plain_len,
+                                                        out.data(), kDatagramClearHeaderBytes,
+                                                        nullptr, header.nonce.data(), key.data());
   } else {
     std::uint8_t none = 0;  // libsodium wants non-null pointers even for an empty message
     crypto_aead_xchacha20poly1305_ietf_encrypt_detached(&none, tag, nullptr, &none, 0, out.data(),
-                                                        kDatagramClearHeaderBytes + plain_len, nullptr,
-                                                        header.nonce.data(), key.data());
+                                                        kDatagramClearHeaderBytes + plain_len,
+                                                        nullptr, header.nonce.data(), key.data());
   }
   return out;
 }
@@ -111,13 +112,13 @@ DatagramStatus open_datagram(const Key& key, const DatagramSpec& spec, DatagramM
   int rc = 0;
   if (mode == DatagramMode::kSealed) {
     rc = crypto_aead_xchacha20poly1305_ietf_decrypt_detached(
-        plain.data(), nullptr, datagram.data() + kDatagramClearHeaderBytes, sealed_len, tag, datagram.data(),
-        kDatagramClearHeaderBytes, nonce, key.data());
+        plain.data(), nullptr, datagram.data() + kDatagramClearHeaderBytes, sealed_len, tag,
+        datagram.data(), kDatagramClearHeaderBytes, nonce, key.data());
   } else {
     std::uint8_t none = 0;  // libsodium wants non-null pointers even for an empty message
-    rc = crypto_aead_xchacha20poly1305_ietf_decrypt_detached(&none, nullptr, &none, 0, tag, datagram.data(),
-                                                             datagram.size() - kDatagramTagBytes, nonce,
-                                                             key.data());
+    rc = crypto_aead_xchacha20poly1305_ietf_decrypt_detached(
+        &none, nullptr, &none, 0, tag, datagram.data(), datagram.size() - kDatagramTagBytes, nonce,
+        key.data());
     if (rc == 0 && sealed_len > 0)
       std::memcpy(plain.data(), datagram.data() + kDatagramClearHeaderBytes, sealed_len);
   }

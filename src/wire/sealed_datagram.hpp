@@ -54,7 +54,7 @@ enum class DatagramMode : std::uint8_t { kSealed = 1, kClear = 2 };
 
 struct DatagramSpec {
   std::uint32_t magic = 0;
-  std::uint8_t version = 0;         // the one version this reader speaks
+  std::uint8_t version = 0;  // the one version this reader speaks
   std::size_t max_sender_bytes = 0;
   std::size_t max_datagram_bytes = 0;
 };

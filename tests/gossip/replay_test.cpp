@@ -48,7 +48,8 @@ struct Victim {
   }
 
   // A load message from "peer" saying its load is `load`, sealed now.
-  std::vector<std::uint8_t> load_datagram(double load, wire::DatagramMode mode = wire::DatagramMode::kSealed,
+  std::vector<std::uint8_t> load_datagram(double load,
+                                          wire::DatagramMode mode = wire::DatagramMode::kSealed,
                                           env::TimeMs sent_offset_ms = 0) {
     msg::Builder b(msg::Type::kLoad, "peer", 1, from);
     LoadInfo li;
@@ -95,12 +96,15 @@ TEST(Replay, ReplayWithinTheWindowIsDroppedCountedAndChangesNothing) {
 
 TEST(Replay, SendTimeOutsideTheWindowIsDropped) {
   Victim v;
-  v.node->on_datagram(v.from, v.load_datagram(1.0, wire::DatagramMode::kSealed, -kReplayWindowMs - 1));
-  v.node->on_datagram(v.from, v.load_datagram(1.0, wire::DatagramMode::kSealed, kReplayWindowMs + 1));
+  v.node->on_datagram(v.from,
+                      v.load_datagram(1.0, wire::DatagramMode::kSealed, -kReplayWindowMs - 1));
+  v.node->on_datagram(v.from,
+                      v.load_datagram(1.0, wire::DatagramMode::kSealed, kReplayWindowMs + 1));
   EXPECT_EQ(v.node->counters().dropped_replay, 2u);
   EXPECT_FALSE(v.load_of_peer().has_value());
   // Within the window (a clock 29 s off) it is taken.
-  v.node->on_datagram(v.from, v.load_datagram(1.0, wire::DatagramMode::kSealed, -(kReplayWindowMs - 1'000)));
+  v.node->on_datagram(
+      v.from, v.load_datagram(1.0, wire::DatagramMode::kSealed, -(kReplayWindowMs - 1'000)));
   EXPECT_EQ(v.node->counters().dropped_replay, 2u);
   EXPECT_EQ(v.load_of_peer(), 1.0);
 }
@@ -133,12 +137,13 @@ TEST(Replay, DatagramResentUnderAnotherSenderNameIsDropped) {
   Victim v;
   const auto captured = v.load_datagram(0.5);
   wire::OpenedDatagram o;
-  ASSERT_EQ(wire::open_datagram(gossip_key_of_tests(), msg::datagram_spec(), wire::DatagramMode::kSealed,
-                                captured, &o),
+  ASSERT_EQ(wire::open_datagram(gossip_key_of_tests(), msg::datagram_spec(),
+                                wire::DatagramMode::kSealed, captured, &o),
             wire::DatagramStatus::kOk);
   o.header.sender = "other";
   o.header.nonce = wire::random_datagram_nonce();
-  v.node->on_datagram(v.from, wire::seal_datagram(gossip_key_of_tests(), msg::datagram_spec(), o.header, o.body));
+  v.node->on_datagram(
+      v.from, wire::seal_datagram(gossip_key_of_tests(), msg::datagram_spec(), o.header, o.body));
   EXPECT_EQ(v.node->counters().dropped_bad_mac, 1u);
   EXPECT_FALSE(v.load_of_peer().has_value());
 
@@ -170,7 +175,8 @@ TEST(Replay, EncryptionOffStillAuthenticatesAndProtectsAgainstReplay) {
   v.node->on_datagram(v.from, v.load_datagram(9.0, wire::DatagramMode::kSealed));
   EXPECT_EQ(v.node->counters().dropped_encryption_mismatch, 1u);
   Victim sealed_node;
-  sealed_node.node->on_datagram(sealed_node.from, sealed_node.load_datagram(9.0, wire::DatagramMode::kClear));
+  sealed_node.node->on_datagram(sealed_node.from,
+                                sealed_node.load_datagram(9.0, wire::DatagramMode::kClear));
   EXPECT_EQ(sealed_node.node->counters().dropped_encryption_mismatch, 1u);
   EXPECT_EQ(v.load_of_peer(), 1.5);
   EXPECT_FALSE(sealed_node.load_of_peer().has_value());
@@ -210,7 +216,8 @@ TEST(Replay, GuardStaysBoundedAndNeverAcceptsAReplay) {
   }
   EXPECT_LE(g.entries(), 64u * 16);
   int accepted = 0;
-  for (const auto& s : sent) accepted += g.admit(s.who, s.at, s.nonce, now) == ReplayGuard::Verdict::kFresh;
+  for (const auto& s : sent)
+    accepted += g.admit(s.who, s.at, s.nonce, now) == ReplayGuard::Verdict::kFresh;
   EXPECT_EQ(accepted, 0) << "a replay was accepted after its entry was forgotten";
   // Fresh traffic still passes after the flood.
   EXPECT_EQ(g.admit("n1", now, nonce_of(99'999'999), now), ReplayGuard::Verdict::kFresh);

@@ -18,14 +18,16 @@ Key test_key() {
 
 const DatagramSpec kSpec{0x11223344, 2, 64, 1400};
 
-std::vector<std::uint8_t> seal(DatagramMode mode, const std::string& body, const std::string& sender = "node-7") {
+std::vector<std::uint8_t> seal(DatagramMode mode, const std::string& body,
+                               const std::string& sender = "node-7") {
   DatagramHeader h;
   h.type = 5;
   h.mode = mode;
   h.sent_ms = 1'765'000'123'456;
   h.sender = sender;
   h.nonce = random_datagram_nonce();
-  return seal_datagram(test_key(), kSpec, h, {reinterpret_cast<const std::uint8_t*>(body.data()), body.size()});
+  return seal_datagram(test_key(), kSpec, h,
+                       {reinterpret_cast<const std::uint8_t*>(body.data()), body.size()});
 }
 
 bool contains(const std::vector<std::uint8_t>& d, const std::string& s) {
@@ -72,20 +74,24 @@ TEST(SealedDatagram, EveryByteIsCovered) {
     }
     // Truncated or extended.
     OpenedDatagram o;
-    EXPECT_EQ(open_datagram(test_key(), kSpec, mode, std::span(d).first(d.size() - 1), &o), DatagramStatus::kBadMac);
+    EXPECT_EQ(open_datagram(test_key(), kSpec, mode, std::span(d).first(d.size() - 1), &o),
+              DatagramStatus::kBadMac);
     auto longer = d;
     longer.push_back(0);
     EXPECT_EQ(open_datagram(test_key(), kSpec, mode, longer, &o), DatagramStatus::kBadMac);
-    EXPECT_EQ(open_datagram(test_key(), kSpec, mode, std::span(d).first(20), &o), DatagramStatus::kMalformed);
+    EXPECT_EQ(open_datagram(test_key(), kSpec, mode, std::span(d).first(20), &o),
+              DatagramStatus::kMalformed);
   }
 }
 
 TEST(SealedDatagram, ModeMismatchOnlyForAuthenticDatagrams) {
   OpenedDatagram o;
-  EXPECT_EQ(open_datagram(test_key(), kSpec, DatagramMode::kSealed, seal(DatagramMode::kClear, "x"), &o),
-            DatagramStatus::kModeMismatch);
-  EXPECT_EQ(open_datagram(test_key(), kSpec, DatagramMode::kClear, seal(DatagramMode::kSealed, "x"), &o),
-            DatagramStatus::kModeMismatch);
+  EXPECT_EQ(
+      open_datagram(test_key(), kSpec, DatagramMode::kSealed, seal(DatagramMode::kClear, "x"), &o),
+      DatagramStatus::kModeMismatch);
+  EXPECT_EQ(
+      open_datagram(test_key(), kSpec, DatagramMode::kClear, seal(DatagramMode::kSealed, "x"), &o),
+      DatagramStatus::kModeMismatch);
   Key other = test_key();
   other[3] ^= 0x40;
   EXPECT_EQ(open_datagram(other, kSpec, DatagramMode::kClear, seal(DatagramMode::kSealed, "x"), &o),
