@@ -30,6 +30,8 @@ void add_counters(gossip::Counters& to, const gossip::Counters& c) {
   to.dropped_bad_version += c.dropped_bad_version;
   to.dropped_malformed += c.dropped_malformed;
   to.dropped_foreign += c.dropped_foreign;
+  to.dropped_replay += c.dropped_replay;
+  to.dropped_encryption_mismatch += c.dropped_encryption_mismatch;
   to.probes_sent += c.probes_sent;
   to.indirect_probes += c.indirect_probes;
   to.suspicions += c.suspicions;
@@ -93,15 +95,18 @@ void Cluster::start_node(std::uint32_t i) {
   for (std::size_t k = 0; k < gc.key.size(); ++k)
     gc.key[k] = static_cast<std::uint8_t>(mix(config_.seed, k) & 0xff);
   s.random = std::make_unique<env::SeededRandom>(mix(mix(config_.seed, i + 1), s.generation));
+  s.nonces = std::make_unique<env::SeededRandom>(mix(mix(config_.seed ^ 0x6e6f6e6365ULL, i + 1), s.generation));
   const env::ManualClock* clock = &clock_;
   // The machine comes up with a fresh socket: datagrams sent to the old one were lost with it.
   env::Transport& transport = net_->add_endpoint(
       s.addr, [this, i](const env::Endpoint& from, std::span<const std::uint8_t> d) {
         deliver(i, from, d);
       });
+  // One virtual timeline is every node's wall clock too (send times in the envelopes).
   s.node = std::make_unique<gossip::Node>(std::move(gc), clock_, transport,
                                           *s.random,
-                                          Logger(s.name, "gossip", [clock] { return clock->now_ms(); }));
+                                          Logger(s.name, "gossip", [clock] { return clock->now_ms(); }),
+                                          nullptr, s.nonces.get());
   s.up = true;
   s.up_since_ms = now();
   s.node->start();

@@ -53,6 +53,7 @@ struct SimNode {
   std::uint64_t generation = 0;      // bumped by every kill/restart; stale events are ignored
   env::TimeMs up_since_ms = 0;
   std::unique_ptr<env::SeededRandom> random;
+  std::unique_ptr<env::SeededRandom> nonces;  // datagram envelope nonces (not the protocol's draws)
   std::unique_ptr<gossip::Node> node;  // present while up
 };
 

@@ -149,6 +149,7 @@ void common_metrics(Cluster& c, Metrics& m) {
   m.set("gossip_refutations", k.refutations);
   m.set("gossip_dropped_bad_mac", k.dropped_bad_mac);
   m.set("gossip_dropped_malformed", k.dropped_malformed);
+  m.set("gossip_dropped_replay", k.dropped_replay);  // 0 unless a datagram outlives the window
   m.set("trace_hash", c.trace().hex());
 }
 

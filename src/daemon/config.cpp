@@ -47,8 +47,9 @@ std::optional<std::string> first_routable_ipv4() {
 }  // namespace
 
 // Every key the TOML file may hold (the branches below), for the message about an unknown one.
-constexpr std::array<std::string_view, 10> kConfigKeys = {
-    "name", "listen", "advertise", "join", "secret_file", "state_dir", "socket", "load_scope", "speed", "log_level"};
+constexpr std::array<std::string_view, 11> kConfigKeys = {
+    "name", "listen", "advertise", "join", "secret_file", "state_dir", "socket", "load_scope", "speed", "log_level",
+    "gossip_encryption"};
 
 Status apply_config_file(const std::string& path, const std::vector<std::string>& set_on_cli,
                          DaemonConfig* config) {
@@ -96,6 +97,10 @@ Status apply_config_file(const std::string& path, const std::vector<std::string>
         if (!item.is_string()) return make_error("config {}: 'join' must be an array of strings", path);
         config->join.push_back(item.as_string()->get());
       }
+    } else if (k == "gossip_encryption") {
+      auto v = node.value<bool>();
+      if (!v) return make_error("config {}: 'gossip_encryption' must be true or false", path);
+      if (!cli_has(set_on_cli, k)) config->gossip_encryption = *v;
     } else if (k == "speed") {
       auto v = node.value<double>();
       if (!v) return make_error("config {}: 'speed' must be a number", path);
@@ -145,10 +150,12 @@ Result<ResolvedConfig> resolve(const DaemonConfig& config) {
                       config.secret_file, st.st_mode & 0777);
   std::ifstream in(config.secret_file, std::ios::binary);
   out.secret.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-  if (out.secret.size() < wire::kMinSecretBytes)
-    return make_error("cluster secret {} has {} bytes; at least {} are needed", config.secret_file,
-                      out.secret.size(), wire::kMinSecretBytes);
+  if (Status key_ok = wire::check_secret(out.secret); !key_ok.ok()) {
+    std::fill(out.secret.begin(), out.secret.end(), 0);
+    return make_error("{}: {}", config.secret_file, key_ok.error().message);
+  }
   out.state_dir = config.state_dir;
+  out.gossip_encryption = config.gossip_encryption;
   out.socket = config.socket;
   return out;
 }

@@ -28,6 +28,9 @@ struct DaemonConfig {
   std::string load_scope = "auto";  // auto | machine | cgroup
   double speed = 0;                 // relative CPU speed override (0 = measured/default)
   std::string log_level;            // overrides the global --log-level when set
+  // Gossip bodies encrypted (true) or in clear for debugging with tcpdump (false; still
+  // authenticated and replay-protected). Every node must use the same value.
+  bool gossip_encryption = true;
 };
 
 // Fills fields not set on the command line from a TOML file. `set_on_cli` names the keys the
@@ -43,9 +46,11 @@ struct ResolvedConfig {
   std::vector<std::uint8_t> secret;
   std::string state_dir;
   std::string socket;
+  bool gossip_encryption = true;
 };
 
-// Validates and resolves: reads the secret (refusing one readable by group/others or too short),
+// Validates and resolves: reads the secret (refusing one readable by group/others, or that is not
+// exactly 32 bytes, or is printable text: a passphrase),
 // parses addresses, picks the advertise address.
 Result<ResolvedConfig> resolve(const DaemonConfig& config);
 

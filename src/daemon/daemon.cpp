@@ -7,6 +7,7 @@
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/timerfd.h>
+#include <time.h>
 
 #include <cmath>
 #include <cstring>
@@ -27,6 +28,18 @@ sigset_t daemon_signals() {
   for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGPIPE}) sigaddset(&mask, sig);
   return mask;
 }
+
+// The wall clock for gossip envelopes' send times (the replay window compares them between nodes;
+// the protocol's timers keep the monotonic clock_).
+class RealtimeClock final : public env::Clock {
+ public:
+  env::TimeMs now_ms() const override {
+    timespec ts{};
+    ::clock_gettime(CLOCK_REALTIME, &ts);
+    return static_cast<env::TimeMs>(ts.tv_sec) * 1000 + ts.tv_nsec / 1'000'000;
+  }
+};
+const RealtimeClock kRealtimeClock;
 
 }  // namespace
 
@@ -79,9 +92,11 @@ Status Daemon::start() {
   gc.advertise = config_.advertise;
   gc.seeds = config_.join;
   gc.key.assign(key_.begin(), key_.end());
+  gc.encrypt = config_.gossip_encryption;
   OSMO_TRY(gossip::validate(gc));
   node_ = std::make_unique<gossip::Node>(gc, clock_, transport_, random_,
-                                         Logger(config_.name, "gossip", [this] { return clock_.now_ms(); }));
+                                         Logger(config_.name, "gossip", [this] { return clock_.now_ms(); }),
+                                         &kRealtimeClock);
   load_description_ = sampler_.describe();
   sample_load();
 
@@ -193,7 +208,10 @@ Json Daemon::status_json() const {
                 {"dropped_bad_mac", c.dropped_bad_mac},
                 {"dropped_bad_version", c.dropped_bad_version},
                 {"dropped_malformed", c.dropped_malformed},
-                {"dropped_foreign", c.dropped_foreign}}},
+                {"dropped_foreign", c.dropped_foreign},
+                {"dropped_replay", c.dropped_replay},
+                {"dropped_encryption_mismatch", c.dropped_encryption_mismatch},
+                {"encrypted", config_.gossip_encryption}}},
               {"peer",
                {{"accepted", p.accepted.load()},
                 {"refused_auth", p.refused_auth.load()},

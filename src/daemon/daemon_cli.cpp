@@ -26,18 +26,23 @@ void add_daemon(CLI::App& app, GlobalOptions& global, int* exit_code) {
   cmd->add_option("--advertise", cfg->advertise, "Address[:port] other nodes use to reach this one");
   cmd->add_option("--join", cfg->join, "Address[:port] of a live member to join through (repeatable)")
       ->allow_extra_args(false);
-  cmd->add_option("--secret-file", cfg->secret_file, "Cluster secret (mode 0600, >= 16 bytes)")->capture_default_str();
+  cmd->add_option("--secret-file", cfg->secret_file, "Cluster secret: 32 random bytes, mode 0600 (head -c 32 /dev/urandom > FILE)")->capture_default_str();
   cmd->add_option("--state-dir", cfg->state_dir, "Directory for the daemon's state")->capture_default_str();
   cmd->add_option("--load-scope", cfg->load_scope,
                   "Whose load to report: machine, cgroup (this daemon's cgroup and its jobs), or auto "
                   "(cgroup when it has a CPU quota)")
       ->capture_default_str();
   cmd->add_option("--speed", cfg->speed, "CPU speed of this node relative to the cluster's reference CPU (default 1.0)");
+  cmd->add_option("--gossip-encryption", cfg->gossip_encryption,
+                  "Encrypt gossip datagrams (true); false sends them in clear, still authenticated, for "
+                  "tcpdump. Every node must use the same value")
+      ->capture_default_str();
   cmd->callback([cmd, cfg, config_file, &global, exit_code] {
     daemon::DaemonConfig c = *cfg;
     if (!config_file->empty()) {
       std::vector<std::string> on_cli;
-      for (const char* key : {"name", "listen", "advertise", "join", "secret-file", "state-dir", "load-scope", "speed"}) {
+      for (const char* key : {"name", "listen", "advertise", "join", "secret-file", "state-dir", "load-scope", "speed",
+                               "gossip-encryption"}) {
         if (cmd->count(std::string("--") + key) > 0) {
           std::string k = key;
           std::replace(k.begin(), k.end(), '-', '_');

@@ -26,6 +26,14 @@ constexpr std::size_t kMaxNameBytes = 255;
 constexpr std::size_t kMaxHeaderBytes = 1 << 20;
 constexpr int kHandshakeTimeoutMs = 5000;
 constexpr int kMaxPeerStreams = 1024;  // concurrent streams served; more are refused
+// Every refusal of an unauthenticated client is the same frame, sent this long after the input
+// that failed was read: how a connection fails (a malformed hello, another version, a wrong tag,
+// a header naming no service) tells a party without the cluster key nothing, by content or by
+// timing. Long against the microseconds the checks take and the jitter of a LAN, short enough
+// that a refused connection holds its thread briefly (a silent client holds one for the 5 s
+// handshake deadline anyway).
+constexpr int kAuthRefusalDelayMs = 250;
+constexpr std::string_view kAuthRefusalText = "authentication failed";
 
 enum Verdict : std::uint8_t { kAccepted = 0, kRefusedAuth = 1, kRefusedService = 2 };
 
@@ -220,11 +228,18 @@ void PeerServer::serve(const std::shared_ptr<Shared>& shared, UniqueFd conn, env
   ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 
   // Counted last, once the refusal is logged and sent: whoever waits for the counter (a test)
-  // then finds the connection's work done.
+  // then finds the connection's work done. An authenticated client (service refusals) gets the
+  // precise reason; an unauthenticated one always the same frame after the same delay, and only
+  // our log says what was wrong.
   auto refuse = [&](Verdict v, const std::string& why) {
     sh.log.warn("peer stream from {} refused: {}", remote.str(), why);
     std::string verdict(1, static_cast<char>(v));
-    verdict += why;
+    if (v == kRefusedAuth) {
+      ::usleep(static_cast<useconds_t>(kAuthRefusalDelayMs) * 1000);
+      verdict += kAuthRefusalText;
+    } else {
+      verdict += why;
+    }
     (void)write_frame(fd, verdict);
     (v == kRefusedService ? sh.counters.refused_service : sh.counters.refused_auth)++;
   };

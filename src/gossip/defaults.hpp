@@ -60,8 +60,9 @@ inline constexpr int kDefaultRetransmitMult = 4;
 inline constexpr std::size_t kMaxNameBytes = 64;
 // Host part of an endpoint: the longest DNS name.
 inline constexpr std::size_t kMaxHostBytes = 253;
-// Body bytes available in one datagram after the frame header and MAC.
-inline constexpr std::size_t kMaxBodyBytes = env::kMaxDatagramBytes - 44;
+// Body bytes available in one datagram after the envelope (wire/sealed_datagram.hpp: 57 bytes
+// plus the sender's name, at most kMaxNameBytes).
+inline constexpr std::size_t kMaxBodyBytes = env::kMaxDatagramBytes - 57 - kMaxNameBytes;
 // Repeated records (members, load entries, updates) in one message; a record is at least ~20
 // bytes, so a full datagram cannot legitimately hold more.
 inline constexpr std::size_t kMaxRecordsPerMessage = 64;
@@ -72,6 +73,21 @@ inline constexpr int kMaxLoadWindow = 32;
 inline constexpr int kMaxIndirectProbes = 8;
 // A load entry older than a day is nonsense (or a corrupt counter): rejected by the decoder.
 inline constexpr env::TimeMs kMaxLoadAgeMs = 24LL * 3600 * 1000;
+
+// ---- replay protection (gossip/replay_guard.hpp) ----
+
+// A datagram whose send time differs from the receiver's wall clock by more than this is refused.
+// NTP keeps LAN clocks within milliseconds; 30 s tolerates a badly served clock and the longest
+// pause a datagram may spend in a queue, while a captured datagram can be replayed only within
+// that time, and then only once (the nonce cache below).
+inline constexpr env::TimeMs kReplayWindowMs = 30'000;
+// Nonces remembered per sender. A sender sends a given receiver ~10 datagrams/s (probes, acks,
+// load) in a small cluster, ~300 within the window's past half: older ones are forgotten under a
+// floor that refuses only datagrams overtaken by newer ones (see replay_guard.hpp).
+inline constexpr std::size_t kReplayCachePerSender = 256;
+// Senders remembered (each datagram's sender inside the window). Together: at most 256K nonces,
+// ~20 MB, whatever a flood sends; a cluster of 2,000 nodes stays far below.
+inline constexpr std::size_t kReplayCacheSenders = 1024;
 
 // ---- internal bounds ----
 

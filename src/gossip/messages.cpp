@@ -24,13 +24,17 @@ const char* to_string(Type t) {
   return "?";
 }
 
-wire::FrameSpec frame_spec() {
-  return wire::FrameSpec{kMagic, kMinVersion, kVersion, kMaxBodyBytes};
+wire::DatagramSpec datagram_spec() {
+  return wire::DatagramSpec{kMagic, kVersion, kMaxNameBytes, env::kMaxDatagramBytes};
+}
+
+wire::Key gossip_key(const wire::Key& cluster_key) {
+  return wire::derive_subkey(cluster_key, "gossip-datagram-v2");
 }
 
 Builder::Builder(Type type, std::string_view sender, std::uint64_t sender_incarnation,
                  const env::Endpoint& sender_addr)
-    : type_(type), body_(kMaxBodyBytes), fields_(body_) {
+    : type_(type), sender_(sender.substr(0, kMaxNameBytes)), body_(kMaxBodyBytes), fields_(body_) {
   fields_.str(tag::kSender, sender.substr(0, kMaxNameBytes));
   fields_.u64(tag::kSenderIncarnation, sender_incarnation);
   if (!sender_addr.host.empty()) {
@@ -100,12 +104,15 @@ bool Builder::add_record(wire::FieldTag t, const wire::Writer& rec) {
   return true;
 }
 
-std::vector<std::uint8_t> Builder::seal(const wire::Key& key) const {
-  wire::FrameHeader h;
-  h.magic = kMagic;
-  h.version = kVersion;
+std::vector<std::uint8_t> Builder::seal(const wire::Key& key, env::TimeMs sent_ms,
+                                        wire::DatagramMode mode, const wire::DatagramNonce* nonce) const {
+  wire::DatagramHeader h;
   h.type = static_cast<std::uint8_t>(type_);
-  return wire::seal_frame(key, h, body_.data());
+  h.mode = mode;
+  h.sent_ms = static_cast<std::uint64_t>(std::max<env::TimeMs>(sent_ms, 0));
+  h.sender = sender_;
+  h.nonce = nonce != nullptr ? *nonce : wire::random_datagram_nonce();
+  return wire::seal_datagram(key, datagram_spec(), h, body_.data());
 }
 
 namespace {
@@ -324,27 +331,31 @@ bool decode_body(std::span<const std::uint8_t> body, Message* m, Fail* fail) {
 
 }  // namespace
 
-Decoded decode(const wire::Key& key, std::span<const std::uint8_t> datagram) {
+Decoded decode(const wire::Key& key, std::span<const std::uint8_t> datagram, wire::DatagramMode mode) {
   Decoded d;
-  wire::OpenedFrame frame;
-  switch (wire::open_frame(key, frame_spec(), datagram, &frame)) {
-    case wire::FrameStatus::kOk:
+  wire::OpenedDatagram frame;
+  switch (wire::open_datagram(key, datagram_spec(), mode, datagram, &frame)) {
+    case wire::DatagramStatus::kOk:
       break;
-    case wire::FrameStatus::kMalformed:
+    case wire::DatagramStatus::kMalformed:
       d.status = DecodeStatus::kMalformed;
-      d.why = "bad frame size or length";
+      d.why = "bad envelope size or field";
       return d;
-    case wire::FrameStatus::kBadMagic:
+    case wire::DatagramStatus::kBadMagic:
       d.status = DecodeStatus::kBadVersion;
       d.why = "bad magic";
       return d;
-    case wire::FrameStatus::kBadVersion:
+    case wire::DatagramStatus::kBadVersion:
       d.status = DecodeStatus::kBadVersion;
       d.why = "unsupported protocol version";
       return d;
-    case wire::FrameStatus::kBadMac:
+    case wire::DatagramStatus::kBadMac:
       d.status = DecodeStatus::kBadMac;
       d.why = "bad MAC";
+      return d;
+    case wire::DatagramStatus::kModeMismatch:
+      d.status = DecodeStatus::kModeMismatch;
+      d.why = mode == wire::DatagramMode::kSealed ? "sent in clear, we encrypt" : "encrypted, we run in clear";
       return d;
   }
   if (frame.header.type == 0 || frame.header.type > kMaxKnownType) {
@@ -360,6 +371,16 @@ Decoded decode(const wire::Key& key, std::span<const std::uint8_t> datagram) {
     d.msg = Message{};
     return d;
   }
+  if (d.msg.sender != frame.header.sender) {
+    // The envelope's sender is what the send time and nonce are bound to: a body that claims
+    // another name is not that sender's word.
+    d.status = DecodeStatus::kBadMac;
+    d.why = "sender in the envelope differs from the message's";
+    d.msg = Message{};
+    return d;
+  }
+  d.sent_ms = static_cast<env::TimeMs>(std::min<std::uint64_t>(frame.header.sent_ms, INT64_MAX));
+  d.nonce = frame.header.nonce;
   d.status = DecodeStatus::kOk;
   return d;
 }

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 // The gossip datagram protocol: message types, field tags, and the encoder/decoder. A datagram
-// is a wire frame (wire/frame.hpp: magic "OSMG", version, type, MAC) whose body is tagged fields
+// is a sealed datagram (wire/sealed_datagram.hpp: magic "OSMG", version, type, nonce, then the
+// sender's name, send time and body under XChaCha20-Poly1305) whose body is tagged fields
 // (wire/fields.hpp). All message types share one tag space, so a field means the same thing in
 // every message. Both the type numbers and the tag numbers ARE the protocol: append only, never
 // renumber, never reuse. docs/protocol.md describes each message.
@@ -18,16 +19,17 @@
 #include "gossip/node.hpp"
 #include "wire/bytes.hpp"
 #include "wire/fields.hpp"
-#include "wire/frame.hpp"
+#include "wire/sealed_datagram.hpp"
 
 namespace osmo::gossip::msg {
 
 // "OSMG" in the first four bytes of every gossip datagram.
 inline constexpr std::uint32_t kMagic = 0x474d534f;
-// Version 1 is the only one so far. Compatible additions are new tags and new types (readers skip
-// and ignore them); the version changes only if an existing meaning has to change.
-inline constexpr std::uint8_t kVersion = 1;
-inline constexpr std::uint8_t kMinVersion = 1;
+// Version 2: the sealed envelope (encrypted, bound to sender and send time). Version 1 (a
+// cleartext body under a BLAKE2b MAC) is no longer accepted: such datagrams are counted as
+// dropped_bad_version. Compatible additions are new tags and new types (readers skip and ignore
+// them); the version changes only if an existing meaning has to change.
+inline constexpr std::uint8_t kVersion = 2;
 
 // Message types. The numbers are the protocol: append only, never renumber or reuse.
 enum class Type : std::uint8_t {
@@ -134,7 +136,14 @@ class Builder {
   std::size_t body_bytes() const { return body_.size(); }
   Type type() const { return type_; }
 
-  std::vector<std::uint8_t> seal(const wire::Key& key) const;
+  // The datagram: body sealed under `key` (the gossip key, gossip_key()) with the sender's name,
+  // the send time (wall clock, ms) and a fresh nonce in the envelope; encrypted unless `mode` is
+  // kClear.
+  // (sent_ms 0 suits codec tests; a node always passes its wall clock.) Without `nonce`, a fresh
+  // one comes from libsodium's CSPRNG.
+  std::vector<std::uint8_t> seal(const wire::Key& key, env::TimeMs sent_ms = 0,
+                                 wire::DatagramMode mode = wire::DatagramMode::kSealed,
+                                 const wire::DatagramNonce* nonce = nullptr) const;
 
   static wire::Writer encode(const MemberRecord& r);
   static wire::Writer encode(const LoadRecord& r);
@@ -143,6 +152,7 @@ class Builder {
   bool add_record(wire::FieldTag t, const wire::Writer& rec);
 
   Type type_;
+  std::string sender_;  // also in the envelope, which binds send time and nonce to it
   wire::Writer body_;
   wire::FieldWriter fields_;
   std::size_t records_ = 0;
@@ -151,19 +161,28 @@ class Builder {
 // Frame status plus body decoding, as one verdict for the receive path.
 // kUnknownType: authentic and well-framed, but a type this version does not know (a newer
 // node's addition): ignored, counted as foreign, never as an error.
-enum class DecodeStatus : std::uint8_t { kOk, kBadMac, kBadVersion, kMalformed, kUnknownType };
+// kModeMismatch: authentic, but encrypted while we run in clear or the other way round.
+enum class DecodeStatus : std::uint8_t { kOk, kBadMac, kBadVersion, kMalformed, kUnknownType, kModeMismatch };
 
 struct Decoded {
   DecodeStatus status = DecodeStatus::kMalformed;
   const char* why = "";  // static text for logs when status != kOk
   Message msg;
+  env::TimeMs sent_ms = 0;        // from the envelope (sender's wall clock), when status is kOk
+  wire::DatagramNonce nonce{};    // from the envelope, when status is kOk
 };
 
-// Authenticates and decodes one datagram. Unknown tags are skipped; an unknown type, a missing
-// required field, a value of the wrong shape or outside its limit makes the datagram malformed.
-Decoded decode(const wire::Key& key, std::span<const std::uint8_t> datagram);
+// Authenticates, decrypts and decodes one datagram. A sender name in the envelope that differs
+// from the message's own sender field is a forgery (kBadMac). Unknown tags are skipped; an unknown
+// type, a missing required field, a value of the wrong shape or outside its limit makes the
+// datagram malformed. Freshness (send time, nonce) is the caller's check (replay_guard.hpp).
+Decoded decode(const wire::Key& key, std::span<const std::uint8_t> datagram,
+               wire::DatagramMode mode = wire::DatagramMode::kSealed);
 
-// The frame spec of gossip datagrams (for wire::open_frame).
-wire::FrameSpec frame_spec();
+// The envelope spec of gossip datagrams (for wire::seal_datagram/open_datagram).
+wire::DatagramSpec datagram_spec();
+
+// The gossip key: the cluster key narrowed to gossip datagrams (wire::derive_subkey).
+wire::Key gossip_key(const wire::Key& cluster_key);
 
 }  // namespace osmo::gossip::msg

@@ -28,6 +28,7 @@
 #include <utility>
 
 #include "gossip/broadcast_queue.hpp"
+#include "gossip/replay_guard.hpp"
 #include "gossip/messages.hpp"
 #include "wire/mac.hpp"
 
@@ -102,12 +103,22 @@ LoadInfo sanitized(LoadInfo l) {
 }  // namespace
 
 struct Node::Impl {
-  Impl(Config c, const env::Clock& clk, env::Transport& t, env::Random& r, Logger l)
-      : cfg(std::move(c)), clock(clk), transport(t), random(r), log(std::move(l)) {
+  Impl(Config c, const env::Clock& clk, env::Transport& t, env::Random& r, Logger l, const env::Clock* wall,
+       env::Random* n)
+      : cfg(std::move(c)),
+        clock(clk),
+        wall_clock(wall != nullptr ? *wall : clk),
+        transport(t),
+        random(r),
+        nonces(n),
+        log(std::move(l)),
+        replay(kReplayWindowMs, kReplayCacheSenders, kReplayCachePerSender) {
     if (Status st = validate(cfg); !st.ok()) {
       log.error("invalid configuration, node stays inert: {}", st.error().str());
     } else {
-      std::copy(cfg.key.begin(), cfg.key.end(), key.begin());
+      wire::Key cluster_key{};
+      std::copy(cfg.key.begin(), cfg.key.end(), cluster_key.begin());
+      key = msg::gossip_key(cluster_key);
       valid = true;
     }
     self.name = cfg.node_name;
@@ -124,12 +135,26 @@ struct Node::Impl {
 
   Config cfg;
   const env::Clock& clock;
+  const env::Clock& wall_clock;  // send times in envelopes; judging received ones
   env::Transport& transport;
   env::Random& random;
+  env::Random* nonces;  // envelope nonces; nullptr: libsodium's CSPRNG
   Logger log;
-  wire::Key key{};
+  wire::Key key{};  // the gossip subkey of the cluster key
   bool valid = false;
   Counters counters;
+  ReplayGuard replay;
+
+  env::TimeMs next_skew_warning_ms = 0;
+  // True at most once per 10 s: the warning about datagrams outside the replay window.
+  bool now_for_skew_warning() {
+    const env::TimeMs now = clock.now_ms();
+    if (now < next_skew_warning_ms) return false;
+    next_skew_warning_ms = now + 10'000;
+    return true;
+  }
+
+  wire::DatagramMode mode() const { return cfg.encrypt ? wire::DatagramMode::kSealed : wire::DatagramMode::kClear; }
 
   Member self;
   std::vector<std::unique_ptr<Member>> members;  // everyone but us, in probe order
@@ -217,7 +242,17 @@ struct Node::Impl {
   env::Endpoint own_addr() const { return leaving ? env::Endpoint{} : self.addr; }
 
   void send(const env::Endpoint& to, const msg::Builder& b) {
-    auto datagram = b.seal(key);
+    std::vector<std::uint8_t> datagram;
+    if (nonces != nullptr) {
+      wire::DatagramNonce n;
+      for (std::size_t i = 0; i < n.size(); i += 8) {
+        const std::uint64_t r = nonces->next_u64();
+        for (std::size_t k = 0; k < 8; ++k) n[i + k] = static_cast<std::uint8_t>(r >> (8 * k));
+      }
+      datagram = b.seal(key, wall_clock.now_ms(), mode(), &n);
+    } else {
+      datagram = b.seal(key, wall_clock.now_ms(), mode());
+    }
     transport.send(to, datagram);
     ++counters.sent;
   }
@@ -770,7 +805,7 @@ struct Node::Impl {
       ++counters.dropped_foreign;
       return;
     }
-    msg::Decoded d = msg::decode(key, datagram);
+    msg::Decoded d = msg::decode(key, datagram, mode());
     switch (d.status) {
       case msg::DecodeStatus::kOk:
         break;
@@ -786,6 +821,9 @@ struct Node::Impl {
       case msg::DecodeStatus::kUnknownType:
         ++counters.dropped_foreign;
         break;
+      case msg::DecodeStatus::kModeMismatch:
+        ++counters.dropped_encryption_mismatch;
+        break;
     }
     if (d.status != msg::DecodeStatus::kOk) {
       log.debug("dropped datagram from {} ({} bytes): {}", from.str(), datagram.size(), d.why);
@@ -794,6 +832,22 @@ struct Node::Impl {
     const msg::Message& m = d.msg;
     if (m.sender == self.name) {
       ++counters.dropped_foreign;  // our own datagram (a seed that is us under another name)
+      return;
+    }
+    // Authentic: now fresh? (A replayed load, ping or death changes nothing.)
+    const env::TimeMs wall_now = wall_clock.now_ms();
+    if (auto v = replay.admit(m.sender, d.sent_ms, d.nonce, wall_now); v != ReplayGuard::Verdict::kFresh) {
+      ++counters.dropped_replay;
+      if (v == ReplayGuard::Verdict::kOutsideWindow && now_for_skew_warning()) {
+        // Most likely a clock out of sync (NTP), which cuts the node off: say so, once in a while.
+        log.warn("dropping datagrams from {} ({}) sent {} ms from our clock, outside the {} ms replay "
+                 "window: are the clocks synchronised?",
+                 m.sender, from.str(), d.sent_ms - wall_now, kReplayWindowMs);
+      } else {
+        log.debug("dropped datagram from {} ({}): {} (sent {} ms from our clock)", from.str(), m.sender,
+                  v == ReplayGuard::Verdict::kReplayed ? "replayed" : "outside the replay window",
+                  d.sent_ms - wall_now);
+      }
       return;
     }
     env::TimeMs now = clock.now_ms();
@@ -929,8 +983,9 @@ struct Node::Impl {
 };
 
 Node::Node(Config config, const env::Clock& clock, env::Transport& transport, env::Random& random,
-           Logger log)
-    : impl_(std::make_unique<Impl>(std::move(config), clock, transport, random, std::move(log))) {}
+           Logger log, const env::Clock* wall_clock, env::Random* nonces)
+    : impl_(std::make_unique<Impl>(std::move(config), clock, transport, random, std::move(log), wall_clock,
+                                   nonces)) {}
 
 Node::~Node() = default;
 

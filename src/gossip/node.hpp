@@ -54,7 +54,12 @@ struct Config {
   std::string node_name;
   env::Endpoint advertise;           // how other nodes reach this one
   std::vector<env::Endpoint> seeds;  // any live members; may include ourselves
-  std::vector<std::uint8_t> key;     // 32-byte MAC key derived from the cluster secret
+  std::vector<std::uint8_t> key;     // the 32-byte cluster key (wire::derive_key of the secret);
+                                     // datagrams use a gossip subkey derived from it
+  // Encrypt datagram bodies (XChaCha20-Poly1305). false sends them in clear (for tcpdump) but
+  // still authenticated and replay-protected; every node must use the same setting (a datagram
+  // in the other mode is dropped and counted as dropped_encryption_mismatch).
+  bool encrypt = true;
   env::TimeMs probe_interval_ms = kDefaultProbeIntervalMs;  // one direct probe per interval
   env::TimeMs probe_timeout_ms = kDefaultProbeTimeoutMs;    // then indirect probes
   int indirect_probes = kDefaultIndirectProbes;
@@ -80,6 +85,11 @@ struct Counters {
   std::uint64_t dropped_bad_version = 0;
   std::uint64_t dropped_malformed = 0;
   std::uint64_t dropped_foreign = 0;  // well-formed but not for us / from ourselves
+  // Authentic, but sent outside the replay window (clock skew or a late replay) or a nonce
+  // already seen from that sender (a replay).
+  std::uint64_t dropped_replay = 0;
+  // Authentic, but encrypted while we run in clear (gossip_encryption) or the other way round.
+  std::uint64_t dropped_encryption_mismatch = 0;
   // Added by gossip: protocol events, for tests, the simulator and `osmo nodes`.
   std::uint64_t probes_sent = 0;      // direct probes started
   std::uint64_t indirect_probes = 0;  // probes that needed ping-req
@@ -94,8 +104,15 @@ Status validate(const Config& config);
 
 class Node {
  public:
+  // `wall_clock` gives the send times in datagram envelopes and judges those received (replay
+  // window): wall-clock ms, comparable between nodes. nullptr: `clock` serves (the simulator and
+  // the tests run every node on one virtual timeline). The daemon passes CLOCK_REALTIME.
+  // `nonces` draws the envelopes' nonces; nullptr: libsodium's CSPRNG (the daemon). The simulator
+  // passes a seeded Random of its own, so that a seed replays byte for byte; it must never be
+  // `random` itself, whose draws are the protocol's. Nonces must not repeat under one key:
+  // 192 random bits per datagram make that a non-event.
   Node(Config config, const env::Clock& clock, env::Transport& transport, env::Random& random,
-       Logger log);
+       Logger log, const env::Clock* wall_clock = nullptr, env::Random* nonces = nullptr);
   ~Node();
   Node(const Node&) = delete;
   Node& operator=(const Node&) = delete;

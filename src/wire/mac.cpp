@@ -3,6 +3,7 @@
 
 #include <sodium.h>
 
+#include <algorithm>
 #include <cstring>
 
 namespace osmo::wire {
@@ -38,11 +39,31 @@ Key derive_key(std::span<const std::uint8_t> secret_file_bytes) {
 }
 
 Status check_secret(std::span<const std::uint8_t> secret_file_bytes) {
-  if (secret_file_bytes.empty()) return make_error("cluster secret is empty");
-  if (secret_file_bytes.size() < kMinSecretBytes)
-    return make_error("cluster secret is {} bytes; at least {} are required",
-                      secret_file_bytes.size(), kMinSecretBytes);
+  constexpr const char* kHowTo = "make a key with: head -c 32 /dev/urandom > FILE; chmod 600 FILE";
+  if (secret_file_bytes.size() != kSecretBytes)
+    return make_error("cluster secret has {} bytes; it must be exactly {} random bytes ({})",
+                      secret_file_bytes.size(), kSecretBytes, kHowTo);
+  // 32 random bytes are all printable with probability (98/256)^32 < 1e-13: such a file was typed
+  // or generated as text (a passphrase, hex or base64 of fewer random bits).
+  const bool all_text = std::all_of(secret_file_bytes.begin(), secret_file_bytes.end(), [](std::uint8_t b) {
+    return (b >= 0x20 && b < 0x7f) || b == '\t' || b == '\n' || b == '\r';
+  });
+  if (all_text)
+    return make_error("cluster secret is printable text, a passphrase rather than a key; {}", kHowTo);
   return ok_status();
+}
+
+Key derive_subkey(const Key& cluster_key, std::string_view purpose) {
+  Mac m(cluster_key);
+  constexpr char kDomain[] = "osmo-subkey-v1";
+  m.update({reinterpret_cast<const std::uint8_t*>(kDomain), sizeof kDomain - 1});
+  const auto len = static_cast<std::uint8_t>(purpose.size() > 255 ? 255 : purpose.size());
+  m.update({&len, 1});
+  m.update({reinterpret_cast<const std::uint8_t*>(purpose.data()), len});
+  const MacTag t = m.final();
+  Key k{};
+  std::memcpy(k.data(), t.data(), k.size());
+  return k;
 }
 
 Result<Key> key_from_bytes(std::span<const std::uint8_t> bytes) {

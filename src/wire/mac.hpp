@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include <string_view>
 
 #include "base/result.hpp"
 
@@ -17,20 +18,27 @@ namespace osmo::wire {
 
 inline constexpr std::size_t kKeyBytes = 32;
 inline constexpr std::size_t kMacBytes = 32;
-// Shortest cluster secret we accept: 128 bits if the file holds random bytes. Callers refuse
-// shorter secret files before deriving a key (see check_secret).
-inline constexpr std::size_t kMinSecretBytes = 16;
+// The cluster secret is a key, not a passphrase: exactly 32 random bytes (256 bits), as
+// `head -c 32 /dev/urandom` makes. Callers refuse any other file before deriving (check_secret).
+inline constexpr std::size_t kSecretBytes = 32;
 
 using Key = std::array<std::uint8_t, kKeyBytes>;
 using MacTag = std::array<std::uint8_t, kMacBytes>;
 
 // Key = BLAKE2b-256("osmo-cluster-key-v1" || the secret file's bytes as they are). The
-// bytes are used verbatim (a trailing newline is part of the secret) so every node derives the
-// same key from the same file. Callers must refuse secrets shorter than kMinSecretBytes first.
+// bytes are used verbatim so every node derives the same key from the same file. Callers must
+// refuse a secret that check_secret refuses first.
 Key derive_key(std::span<const std::uint8_t> secret_file_bytes);
 
-// Refuses an empty or too short secret with a message naming the limit.
+// Refuses a secret that is not exactly kSecretBytes long, or whose bytes are all printable text
+// (a passphrase: far less entropy than 256 bits, and open to guessing offline from one captured
+// datagram). The message says how to make a key.
 Status check_secret(std::span<const std::uint8_t> secret_file_bytes);
+
+// A key for one purpose (e.g. "gossip-datagram-v2"): BLAKE2b-256 keyed with the cluster key over
+// ("osmo-subkey-v1" || u8 length || purpose). Keys of different purposes are unrelated, so a
+// message of one protocol can never be taken for one of another.
+Key derive_subkey(const Key& cluster_key, std::string_view purpose);
 
 // Copies a 32-byte key held in a vector (e.g. Config::key); fails on any other size.
 Result<Key> key_from_bytes(std::span<const std::uint8_t> bytes);

@@ -10,7 +10,7 @@ import json
 import subprocess
 import time
 
-from testbed import OSMO, Testbed, nodes_seen_by, on, osmo, require_root, run_cases, wait_until
+from testbed import OSMO, Testbed, bridge_netns, nodes_seen_by, on, osmo, require_root, run_cases, wait_until
 
 N = 4
 ALIVE = {f"n{i}": "alive" for i in range(1, N + 1)}
@@ -161,6 +161,78 @@ def bad_messages_dropped():
         assert set(nodes_seen_by("n2")) == set(ALIVE), nodes_seen_by("n2")
 
 
+# Runs in the bridge's namespace: a raw packet socket sees every frame crossing the testbed's
+# bridge. Prints, one per line, the hex of distinct gossip datagrams (UDP payloads starting with
+# the magic "OSMG") sent to HOST:PORT, until COUNT are seen or 10 s have passed.
+CAPTURE = r"""
+import socket, sys, time
+host, port, count = socket.inet_aton(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.ntohs(3))   # ETH_P_ALL
+s.settimeout(0.5)
+seen, deadline = [], time.monotonic() + 10
+while len(seen) < count and time.monotonic() < deadline:
+    try:
+        frame = s.recv(65535)
+    except socket.timeout:
+        continue
+    if frame[12:14] != b"\x08\x00" or frame[23] != 17 or frame[30:34] != host:
+        continue
+    udp = 14 + (frame[14] & 0x0F) * 4
+    if int.from_bytes(frame[udp + 2:udp + 4], "big") != port:
+        continue
+    payload = frame[udp + 8:]
+    if payload[:4] == b"OSMG" and payload.hex() not in seen:
+        seen.append(payload.hex())
+for h in seen:
+    print(h)
+"""
+
+REPLAY = r"""
+import socket, sys
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for h in sys.argv[3:]:
+    u.sendto(bytes.fromhex(h), (sys.argv[1], int(sys.argv[2])))
+"""
+
+
+def replay_dropped():
+    """A gossip datagram captured on the wire is unreadable, and replayed to its receiver it is
+    dropped and counted as a replay, leaving the view as it was (issue 13)."""
+    with Testbed(N, cpus=0.5) as tb:
+        wait_until("convergence", lambda: tb.all_see(ALIVE), timeout_s=5)
+        wait_until("load known everywhere", lambda: loads_known(tb), timeout_s=5)
+        seen = nodes_seen_by("n1")
+        addrs = {n: seen[n]["addr"] for n in tb.names}
+        host, port = addrs["n2"].rsplit(":", 1)
+        cap = subprocess.run(["ip", "netns", "exec", bridge_netns(), "python3", "-c", CAPTURE, host, port, "8"],
+                             capture_output=True, text=True, timeout=30)
+        assert cap.returncode == 0, f"capture failed: {cap.stderr.strip()}"
+        captured = cap.stdout.split()
+        assert len(captured) >= 4, f"captured only {len(captured)} gossip datagrams to n2"
+        for h in captured:
+            d = bytes.fromhex(h)
+            assert d[4] == 2 and d[6] == 1, f"not a sealed version-2 datagram: version {d[4]} mode {d[6]}"
+            for a in addrs.values():  # every message carries its sender's address: hidden
+                assert a.split(":")[0].encode() not in d, f"address {a} readable in a captured datagram"
+        print(f"captured {len(captured)} sealed datagrams to n2, none shows an address")
+        time.sleep(0.5)  # n2 has read the originals
+        before = json.loads(on("n2", "status").stdout)
+        view_before = {k: (v["state"], v["incarnation"]) for k, v in nodes_seen_by("n2").items()}
+        osmo("testbed", "exec", "n1", "--", "python3", "-c", REPLAY, host, port, *captured)
+        time.sleep(0.5)
+        after = json.loads(on("n2", "status").stdout)
+        g0, g1 = before["gossip"], after["gossip"]
+        print(f"n2 gossip counters after the replay: " +
+              ", ".join(f"{k}+{g1[k] - g0[k]}" for k in g1 if k.startswith("dropped")))
+        assert g1["dropped_replay"] - g0["dropped_replay"] == len(captured), \
+            f"{len(captured)} replayed, dropped_replay rose by {g1['dropped_replay'] - g0['dropped_replay']}"
+        for k in ("dropped_bad_mac", "dropped_malformed", "dropped_bad_version"):
+            assert g1[k] == g0[k], f"{k} moved: the replay was not recognised as a replay"
+        view_after = {k: (v["state"], v["incarnation"]) for k, v in nodes_seen_by("n2").items()}
+        assert view_after == view_before, f"view changed: {view_before} -> {view_after}"
+        assert tb.all_see(ALIVE), "the cluster is no longer all alive"
+
+
 if __name__ == "__main__":
     require_root("the cluster testbed")
     run_cases({
@@ -169,4 +241,5 @@ if __name__ == "__main__":
         "graceful_leave": graceful_leave,
         "load_rises": load_rises,
         "bad_messages_dropped": bad_messages_dropped,
+        "replay_dropped": replay_dropped,
     })

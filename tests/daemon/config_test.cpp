@@ -13,17 +13,24 @@
 namespace osmo::daemon {
 namespace {
 
+// 32 bytes as `head -c 32 /dev/urandom` makes them (not all printable).
+const std::string kRandomKey("\x8f\x02\xd1\x7a\x00\xe4\x19\xb3\x5c\xfe\x61\x2d\x93\x07\xc8\x44"
+                             "\x10\xaa\x3b\x7f\xd6\x58\xe2\x0c\x91\x4e\xb7\x25\x6a\xf3\x08\xcd",
+                             32);
+
 class ConfigTest : public ::testing::Test {
  protected:
   void SetUp() override {
     dir_ = std::filesystem::temp_directory_path() / ("osmo-config-test-" + std::to_string(::getpid()));
     std::filesystem::create_directories(dir_);
     secret_ = (dir_ / "key").string();
-    write(secret_, "0123456789abcdef0123456789abcdef");
+    write(secret_, kRandomKey);
     ::chmod(secret_.c_str(), 0600);
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
-  static void write(const std::string& path, const std::string& text) { std::ofstream(path) << text; }
+  static void write(const std::string& path, const std::string& text) {
+    std::ofstream(path, std::ios::binary) << text;
+  }
 
   std::filesystem::path dir_;
   std::string secret_;
@@ -68,7 +75,7 @@ TEST_F(ConfigTest, UnknownKeysAndBadTypesAreErrors) {
   EXPECT_NE(st.error().str().find("bad.toml:1"), std::string::npos) << st.error().str();
 }
 
-TEST_F(ConfigTest, SecretMustBePrivateAndLongEnough) {
+TEST_F(ConfigTest, SecretMustBePrivateAndAKey) {
   DaemonConfig c;
   c.name = "n1";
   c.listen = "127.0.0.1";
@@ -81,11 +88,36 @@ TEST_F(ConfigTest, SecretMustBePrivateAndLongEnough) {
   ::chmod(secret_.c_str(), 0600);
   r = resolve(c);
   ASSERT_FALSE(r.ok());
-  EXPECT_NE(r.error().str().find("at least 16"), std::string::npos);
+  EXPECT_NE(r.error().str().find("exactly 32 random bytes"), std::string::npos) << r.error().str();
+  // A passphrase of the right length is refused with the way to make a key.
+  write(secret_, "0123456789abcdef0123456789abcdef");
+  r = resolve(c);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().str().find("passphrase"), std::string::npos) << r.error().str();
+  EXPECT_NE(r.error().str().find("head -c 32 /dev/urandom > FILE"), std::string::npos) << r.error().str();
+  EXPECT_NE(r.error().str().find(secret_), std::string::npos) << "names the file: " << r.error().str();
+  write(secret_, kRandomKey);
+  ASSERT_TRUE(resolve(c).ok());
   c.secret_file = (dir_ / "missing").string();
   r = resolve(c);
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.error().str().find("No such file"), std::string::npos);
+}
+
+TEST_F(ConfigTest, GossipEncryptionSwitch) {
+  std::string file = (dir_ / "osmod.toml").string();
+  DaemonConfig c;
+  c.name = "n1";
+  c.listen = "127.0.0.1";
+  c.secret_file = secret_;
+  EXPECT_TRUE(resolve(c)->gossip_encryption) << "on by default";
+  write(file, "gossip_encryption = false\n");
+  ASSERT_TRUE(apply_config_file(file, {}, &c).ok());
+  EXPECT_FALSE(resolve(c)->gossip_encryption);
+  write(file, "gossip_encryption = \"no\"\n");
+  auto st = apply_config_file(file, {}, &c);
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.error().str().find("true or false"), std::string::npos) << st.error().str();
 }
 
 TEST_F(ConfigTest, BadNamesAndAddressesAreRefused) {

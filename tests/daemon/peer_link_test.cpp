@@ -5,10 +5,13 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <condition_variable>
+#include <cstdio>
 #include <future>
 
 #include <gtest/gtest.h>
@@ -117,6 +120,102 @@ TEST_F(PeerLinkTest, GarbageHelloIsRefusedAndCounted) {
   EXPECT_EQ(buf[4], 1) << "verdict byte: refused";
   wait_for_count(server_->counters().refused_auth);
   EXPECT_EQ(server_->counters().refused_auth.load(), 1u);
+}
+
+// A raw client that speaks the handshake's framing (u32 length, bytes) without the key.
+struct RawClient {
+  UniqueFd fd;
+  explicit RawClient(const env::Endpoint& ep) {
+    auto addr = resolve_endpoint(ep);
+    fd.reset(::socket(AF_INET, SOCK_STREAM, 0));
+    timeval tv{3, 0};
+    ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    int one = 1;  // the frames go out when written (Nagle would hold the second for an ACK)
+    ::setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr->first), addr->second) != 0) fd.reset();
+  }
+  void send_frame(const std::string& bytes) {
+    std::uint32_t len = static_cast<std::uint32_t>(bytes.size());
+    std::string out(reinterpret_cast<const char*>(&len), 4);
+    out += bytes;
+    ASSERT_EQ(::write(fd.get(), out.data(), out.size()), static_cast<ssize_t>(out.size()));
+  }
+  std::string read_frame() {
+    std::uint32_t len = 0;
+    if (::recv(fd.get(), &len, 4, MSG_WAITALL) != 4 || len > 4096) return "<no frame>";
+    std::string s(len, '\0');
+    if (len > 0 && ::recv(fd.get(), s.data(), len, MSG_WAITALL) != static_cast<ssize_t>(len)) return "<short frame>";
+    return s;
+  }
+  static std::string hello(std::uint16_t version, const std::string& name) {
+    std::string h;
+    const std::uint32_t magic = 0x504d534f;
+    h.append(reinterpret_cast<const char*>(&magic), 4);
+    h.append(reinterpret_cast<const char*>(&version), 2);
+    h.append(2, '\0');
+    h.append(16, '\x5a');  // client nonce
+    return h + name;
+  }
+};
+
+// Whatever an unauthenticated client gets wrong (garbage, another version, a bad name, a guessed
+// tag for a service that exists or one that does not, a tag of the wrong size), it receives the
+// same bytes after the same delay: nothing tells it how close it came or what the node serves.
+TEST_F(PeerLinkTest, NoOracleForTheUnauthenticated) {
+  using Clock = std::chrono::steady_clock;
+  struct Attempt {
+    const char* what;
+    std::string refusal;
+    double delay_ms = 0;
+  };
+  std::vector<Attempt> attempts;
+  auto run = [&](const char* what, auto&& play) {
+    RawClient c(endpoint_);
+    ASSERT_TRUE(c.fd) << what;
+    Clock::time_point last_sent;
+    std::string refusal = play(c, last_sent);
+    attempts.push_back({what, refusal,
+                        std::chrono::duration<double, std::milli>(Clock::now() - last_sent).count()});
+  };
+  auto refused_at_hello = [](std::string hello) {
+    return [hello](RawClient& c, Clock::time_point& t) {
+      c.send_frame(hello);
+      t = Clock::now();
+      return c.read_frame();
+    };
+  };
+  auto refused_at_tag = [](std::string tag, std::string header) {
+    return [tag, header](RawClient& c, Clock::time_point& t) {
+      c.send_frame(RawClient::hello(1, "guesser"));
+      std::string challenge = c.read_frame();
+      EXPECT_EQ(challenge[0], 0) << "a well-formed hello is answered with a challenge";
+      (void)c.read_frame();  // the server's tag
+      c.send_frame(tag);
+      c.send_frame(header);
+      t = Clock::now();
+      return c.read_frame();
+    };
+  };
+  run("garbage", refused_at_hello("GET / HTTP/1.1\r\n\r\n"));
+  run("other version", refused_at_hello(RawClient::hello(7, "guesser")));
+  run("empty name", refused_at_hello(RawClient::hello(1, "")));
+  run("guessed tag, existing service", refused_at_tag(std::string(32, '\x11'), R"({"service":"echo"})"));
+  run("guessed tag, unknown service", refused_at_tag(std::string(32, '\x11'), R"({"service":"nope"})"));
+  run("tag of the wrong size", refused_at_tag(std::string(31, '\x11'), R"({"service":"echo"})"));
+  ASSERT_EQ(attempts.size(), 6u);
+  double lo = 1e9, hi = 0;
+  for (const auto& a : attempts) {
+    EXPECT_EQ(a.refusal, attempts[0].refusal) << a.what;
+    lo = std::min(lo, a.delay_ms);
+    hi = std::max(hi, a.delay_ms);
+    std::printf("%-32s refused after %.1f ms\n", a.what, a.delay_ms);
+  }
+  EXPECT_EQ(attempts[0].refusal, std::string("\x01") + "authentication failed");
+  EXPECT_GE(lo, 240.0) << "refusals are delayed";
+  EXPECT_LT(hi - lo, 100.0) << "every refusal after the same delay";
+  for (int i = 0; i < 100 && server_->counters().refused_auth.load() < 6; ++i) ::usleep(10'000);
+  EXPECT_EQ(server_->counters().refused_auth.load(), 6u);
+  EXPECT_EQ(server_->counters().refused_service.load(), 0u) << "no service was looked up";
 }
 
 TEST_F(PeerLinkTest, DeadPeerFailsWithinTheTimeout) {

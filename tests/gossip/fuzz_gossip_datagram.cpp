@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 // libFuzzer entry point for the gossip receive path: any byte string handed to Node::on_datagram,
-// both as it is (bad MAC expected) and re-framed and signed with the cluster key so that the body
-// decoder and the state machine behind it are reached. Build with clang and -DOSMO_FUZZ=ON:
+// both as it is (bad MAC expected) and sealed with the gossip key (as sender "peer", at the
+// node's current time, with a fresh nonce) so that the body decoder and the state machine behind
+// it are reached. Build with clang and -DOSMO_FUZZ=ON:
 //   cmake -S . -B build-fuzz -G Ninja -DCMAKE_CXX_COMPILER=clang++ -DOSMO_FUZZ=ON
 //   ninja -C build-fuzz fuzz_gossip_datagram && ./build-fuzz/tests/gossip/fuzz_gossip_datagram
 // The seeded mutation test in robustness_test.cpp covers the same path in every normal build.
@@ -14,7 +15,7 @@
 #include "gossip/messages.hpp"
 #include "gossip/node.hpp"
 #include "sim/network.hpp"
-#include "wire/frame.hpp"
+#include "wire/sealed_datagram.hpp"
 #include "wire/mac.hpp"
 
 namespace {
@@ -54,13 +55,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   h.node->on_datagram(from, input);
   if (size >= 1) {
     // First byte picks the type, the rest is the body.
-    osmo::wire::FrameHeader hdr;
-    hdr.magic = osmo::gossip::msg::kMagic;
-    hdr.version = osmo::gossip::msg::kVersion;
+    osmo::wire::DatagramHeader hdr;
     hdr.type = data[0];
+    hdr.sender = "peer";
+    hdr.sent_ms = static_cast<std::uint64_t>(h.clock.now_ms());
+    hdr.nonce = osmo::wire::random_datagram_nonce();
     auto body = input.subspan(1);
     if (body.size() <= osmo::gossip::kMaxBodyBytes)
-      h.node->on_datagram(from, osmo::wire::seal_frame(fuzz_key(), hdr, body));
+      h.node->on_datagram(from, osmo::wire::seal_datagram(osmo::gossip::msg::gossip_key(fuzz_key()),
+                                                          osmo::gossip::msg::datagram_spec(), hdr, body));
   }
   h.clock.advance_ms(7);
   h.node->tick();

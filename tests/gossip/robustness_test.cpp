@@ -2,8 +2,9 @@
 // Hostile input: datagrams with a bad MAC, a wrong version or magic, or a malformed body are
 // dropped and counted, never crash the node and never change its view. A seeded mutation fuzzer
 // corrupts thousands of valid datagrams captured from a live cluster (bit flips, truncation,
-// extension, byte overwrites, splices), both unsigned (as an attacker would send them) and
-// re-signed with the cluster key (as a buggy peer would), and feeds them to a node.
+// extension, byte overwrites, splices), both as they are (as an attacker would send them) and
+// with the body mutated and sealed again with the gossip key (as a buggy peer would), and feeds
+// them to a node.
 #include <gtest/gtest.h>
 
 #include <cstdio>
@@ -11,7 +12,7 @@
 
 #include "cluster_harness.hpp"
 #include "gossip/messages.hpp"
-#include "wire/frame.hpp"
+#include "wire/sealed_datagram.hpp"
 
 namespace osmo::gossip {
 namespace {
@@ -44,11 +45,25 @@ std::string fingerprint(const Node& n) {
   return s;
 }
 
+// The key datagrams are sealed with: the gossip subkey of the tests' cluster key.
 wire::Key cluster_key() {
   auto v = testing::test_key();
   wire::Key k{};
   std::copy(v.begin(), v.end(), k.begin());
-  return k;
+  return msg::gossip_key(k);
+}
+
+std::vector<std::uint8_t> seal_raw(const wire::Key& key, std::uint8_t version, msg::Type type,
+                                   const std::string& sender, env::TimeMs sent_ms,
+                                   std::span<const std::uint8_t> body) {
+  wire::DatagramSpec spec = msg::datagram_spec();
+  spec.version = version;
+  wire::DatagramHeader h;
+  h.type = static_cast<std::uint8_t>(type);
+  h.sender = sender;
+  h.sent_ms = static_cast<std::uint64_t>(sent_ms);
+  h.nonce = wire::random_datagram_nonce();
+  return wire::seal_datagram(key, spec, h, body);
 }
 
 TEST(Robustness, BadDatagramsAreCountedAndIgnored) {
@@ -65,19 +80,17 @@ TEST(Robustness, BadDatagramsAreCountedAndIgnored) {
   ASSERT_TRUE(b.add_update({"n1", Cluster::addr(1), 1000, MemberState::kDead}));
   wire::Key wrong = cluster_key();
   wrong[7] ^= 0x10;
-  n.on_datagram(evil, b.seal(wrong));
+  n.on_datagram(evil, b.seal(wrong, c.now()));
   EXPECT_EQ(n.counters().dropped_bad_mac, base.dropped_bad_mac + 1);
 
-  // Same message, correct key, but a version we do not speak: the header's version byte is
-  // covered by the MAC, so re-sign after changing it.
-  auto v2 = b.seal(cluster_key());
-  v2[4] = msg::kVersion + 1;
-  auto tag = wire::mac(cluster_key(), std::span(v2).first(v2.size() - wire::kMacBytes));
-  std::memcpy(v2.data() + v2.size() - wire::kMacBytes, tag.data(), tag.size());
-  n.on_datagram(evil, v2);
+  // Same message, correct key, but a version we do not speak (authentic under that version).
+  wire::Writer gossip_body;
+  wire::FieldWriter(gossip_body).str(msg::tag::kSender, "n2");
+  n.on_datagram(evil, seal_raw(cluster_key(), msg::kVersion + 1, msg::Type::kGossip, "n2", c.now(),
+                               gossip_body.data()));
   EXPECT_EQ(n.counters().dropped_bad_version, base.dropped_bad_version + 1);
 
-  auto magic = b.seal(cluster_key());
+  auto magic = b.seal(cluster_key(), c.now());
   magic[0] = 'X';
   n.on_datagram(evil, magic);
   EXPECT_EQ(n.counters().dropped_bad_version, base.dropped_bad_version + 2);
@@ -89,14 +102,14 @@ TEST(Robustness, BadDatagramsAreCountedAndIgnored) {
   body.u8(msg::tag::kUpdate);
   body.varint(200);  // claims 200 bytes, has 3
   body.raw(std::vector<std::uint8_t>{1, 2, 3});
-  wire::FrameHeader h{msg::kMagic, msg::kVersion, static_cast<std::uint8_t>(msg::Type::kGossip), 0,
-                      0};
-  n.on_datagram(evil, wire::seal_frame(cluster_key(), h, body.data()));
+  n.on_datagram(evil, seal_raw(cluster_key(), msg::kVersion, msg::Type::kGossip, "n2", c.now(), body.data()));
   EXPECT_EQ(n.counters().dropped_malformed, base.dropped_malformed + 1);
 
-  // Empty input and a runt are malformed; big junk fails the magic check first.
+  // Empty input and a runt (right magic and version, too short for an envelope) are malformed;
+  // big junk fails the magic check first.
   n.on_datagram(evil, {});
-  std::vector<std::uint8_t> runt(wire::kFrameOverheadBytes - 1, 0);
+  std::vector<std::uint8_t> runt = b.seal(cluster_key(), c.now());
+  runt.resize(wire::datagram_overhead(1) - 1);
   n.on_datagram(evil, runt);
   EXPECT_EQ(n.counters().dropped_malformed, base.dropped_malformed + 3);
   std::vector<std::uint8_t> junk(5000, 0xab);
@@ -118,7 +131,7 @@ TEST(Robustness, SeededMutationFuzzNeverCrashesNorChangesTheView) {
   ASSERT_GT(corpus.size(), 300u);
 
   // A separate victim node, not ticked, so nothing but the fuzz input could change its view.
-  env::ManualClock clock(5'000'000);
+  env::ManualClock clock(c.now());  // the corpus's send times are within the replay window
   env::SeededRandom rnd(5);
   sim::Network quiet(clock, 5);
   Config cfg = c.config(9);
@@ -136,8 +149,7 @@ TEST(Robustness, SeededMutationFuzzNeverCrashesNorChangesTheView) {
   const wire::Key k = cluster_key();
   const int kIterations = 20'000;
   int resigned_ok = 0;
-  for (int it = 0; it < kIterations; ++it) {
-    std::vector<std::uint8_t> d = corpus[fuzz.uniform(corpus.size())];
+  auto mutate = [&](std::vector<std::uint8_t>& d) {
     int mutations = 1 + static_cast<int>(fuzz.uniform(4));
     for (int m = 0; m < mutations; ++m) {
       switch (fuzz.uniform(6)) {
@@ -179,14 +191,22 @@ TEST(Robustness, SeededMutationFuzzNeverCrashesNorChangesTheView) {
           break;
       }
     }
-    if (fuzz.uniform(2) == 0 && d.size() >= wire::kFrameOverheadBytes) {
-      // Re-sign and fix the length: the body decoder itself is under test (a buggy peer).
-      std::uint32_t body_len = static_cast<std::uint32_t>(d.size() - wire::kFrameOverheadBytes);
-      for (int i = 0; i < 4; ++i) d[8 + i] = static_cast<std::uint8_t>(body_len >> (8 * i));
-      d[0] = 0x4f, d[1] = 0x53, d[2] = 0x4d, d[3] = 0x47;
-      d[4] = msg::kVersion;
-      auto tag = wire::mac(k, std::span(d).first(d.size() - wire::kMacBytes));
-      std::memcpy(d.data() + d.size() - wire::kMacBytes, tag.data(), tag.size());
+  };
+  for (int it = 0; it < kIterations; ++it) {
+    std::vector<std::uint8_t> d = corpus[fuzz.uniform(corpus.size())];
+    if (fuzz.uniform(2) == 0) {
+      mutate(d);  // an attacker's bytes
+    } else {
+      // A buggy peer: a mutated body, sealed properly (fresh nonce, current time), so that the
+      // body decoder itself is under test.
+      wire::OpenedDatagram o;
+      ASSERT_EQ(wire::open_datagram(k, msg::datagram_spec(), wire::DatagramMode::kSealed, d, &o),
+                wire::DatagramStatus::kOk);
+      mutate(o.body);
+      if (o.body.size() > kMaxBodyBytes) o.body.resize(kMaxBodyBytes);
+      o.header.nonce = wire::random_datagram_nonce();
+      o.header.sent_ms = static_cast<std::uint64_t>(clock.now_ms());
+      d = wire::seal_datagram(k, msg::datagram_spec(), o.header, o.body);
     }
     auto verdict = msg::decode(k, d);
     if (verdict.status == msg::DecodeStatus::kOk) {
@@ -200,11 +220,12 @@ TEST(Robustness, SeededMutationFuzzNeverCrashesNorChangesTheView) {
   EXPECT_EQ(fingerprint(victim), before);
   const Counters& cn = victim.counters();
   auto drops = [](const Counters& x) {
-    return x.dropped_bad_mac + x.dropped_bad_version + x.dropped_malformed + x.dropped_foreign;
+    return x.dropped_bad_mac + x.dropped_bad_version + x.dropped_malformed + x.dropped_foreign +
+           x.dropped_replay;
   };
   // Every corrupted datagram was dropped, and counted exactly once.
   EXPECT_EQ(drops(cn) - drops(base), static_cast<std::uint64_t>(kIterations - resigned_ok));
-  EXPECT_GT(cn.dropped_malformed, 1000u) << "the re-signed half should reach the body decoder";
+  EXPECT_GT(cn.dropped_malformed, 1000u) << "the re-sealed half should reach the body decoder";
   EXPECT_GT(cn.dropped_bad_mac, 1000u);
   std::printf(
       "fuzz: %d inputs, %d still valid (skipped), bad_mac=%llu bad_version=%llu malformed=%llu\n",
@@ -258,7 +279,7 @@ wire::Key key_of_tests() {
   auto v = testing::test_key();
   wire::Key k{};
   std::copy(v.begin(), v.end(), k.begin());
-  return k;
+  return msg::gossip_key(k);
 }
 
 TEST(Robustness, PingForAnotherNameIsNotAcked) {
@@ -267,7 +288,7 @@ TEST(Robustness, PingForAnotherNameIsNotAcked) {
   msg::Builder ping(msg::Type::kPing, "prober", 1, {"10.0.0.2", 7946});
   ping.seq(77);
   ping.target("somebody-else");
-  l.me->send({"10.0.0.1", 7946}, ping.seal(key_of_tests()));
+  l.me->send({"10.0.0.1", 7946}, ping.seal(key_of_tests(), l.clock.now_ms()));
   l.deliver();
   l.deliver();
   EXPECT_EQ(l.node->counters().dropped_foreign, 1u);
@@ -276,7 +297,7 @@ TEST(Robustness, PingForAnotherNameIsNotAcked) {
   msg::Builder ok(msg::Type::kPing, "prober", 1, {"10.0.0.2", 7946});
   ok.seq(78);
   ok.target("lone");
-  l.me->send({"10.0.0.1", 7946}, ok.seal(key_of_tests()));
+  l.me->send({"10.0.0.1", 7946}, ok.seal(key_of_tests(), l.clock.now_ms()));
   l.deliver();
   l.deliver();
   bool acked = false;
@@ -294,7 +315,7 @@ TEST(Robustness, SyncIsAnsweredAtTheSignedAddressNotTheSource) {
   msg::Builder join(msg::Type::kSync, "joiner", 1, {"10.0.0.3", 7946});
   join.flags(msg::kSyncReplyWanted | msg::kSyncJoin);
   ASSERT_TRUE(join.add_member({"joiner", {"10.0.0.3", 7946}, 1, MemberState::kAlive}));
-  l.me->send({"10.0.0.1", 7946}, join.seal(key_of_tests()));  // arrives "from" 10.0.0.2
+  l.me->send({"10.0.0.1", 7946}, join.seal(key_of_tests(), l.clock.now_ms()));  // arrives "from" 10.0.0.2
   l.deliver();
   l.deliver();
   int to_signed = 0, to_source = 0;

@@ -75,18 +75,40 @@ TEST(Mac, IncrementalEqualsOneShot) {
 
 TEST(Mac, SecretChecks) {
   EXPECT_FALSE(check_secret({}).ok());
-  std::vector<std::uint8_t> short_secret(kMinSecretBytes - 1, 'x');
-  auto st = check_secret(short_secret);
+  std::vector<std::uint8_t> random_key(kSecretBytes);
+  for (std::size_t i = 0; i < random_key.size(); ++i) random_key[i] = static_cast<std::uint8_t>(i * 37 + 3);
+  EXPECT_TRUE(check_secret(random_key).ok());
+  // Not 32 bytes: too short, or a key with a newline appended.
+  auto st = check_secret(std::span(random_key).first(31));
   ASSERT_FALSE(st.ok());
-  EXPECT_NE(st.error().message.find("at least 16"), std::string::npos) << st.error().message;
-  std::vector<std::uint8_t> ok_secret(kMinSecretBytes, 'x');
-  EXPECT_TRUE(check_secret(ok_secret).ok());
+  EXPECT_NE(st.error().message.find("exactly 32"), std::string::npos) << st.error().message;
+  auto longer = random_key;
+  longer.push_back('\n');
+  EXPECT_FALSE(check_secret(longer).ok());
+  // A passphrase of exactly 32 printable bytes (hex of 128 bits, typed text) is refused, and the
+  // message says how to make a key.
+  for (const char* text : {"0123456789abcdef0123456789abcdef", "correct horse battery staple!!\n\n"}) {
+    auto p = check_secret(bytes_of(text));
+    ASSERT_FALSE(p.ok()) << text;
+    EXPECT_NE(p.error().message.find("passphrase"), std::string::npos) << p.error().message;
+    EXPECT_NE(p.error().message.find("head -c 32 /dev/urandom"), std::string::npos) << p.error().message;
+  }
 
-  EXPECT_FALSE(key_from_bytes(short_secret).ok());
+  EXPECT_FALSE(key_from_bytes(std::span(random_key).first(16)).ok());
   std::vector<std::uint8_t> k32(32, 3);
   auto k = key_from_bytes(k32);
   ASSERT_TRUE(k.ok());
   EXPECT_EQ((*k)[31], 3);
+}
+
+TEST(Mac, SubkeysArePerPurpose) {
+  const Key a = derive_subkey(test_key(), "gossip-datagram-v2");
+  EXPECT_EQ(a, derive_subkey(test_key(), "gossip-datagram-v2"));
+  EXPECT_NE(a, derive_subkey(test_key(), "gossip-datagram-v3"));
+  EXPECT_NE(a, test_key());
+  Key other = test_key();
+  other[0] ^= 1;
+  EXPECT_NE(a, derive_subkey(other, "gossip-datagram-v2"));
 }
 
 }  // namespace
