@@ -41,6 +41,8 @@ expect config_syntax "syntax.toml:1" "$osmo" daemon --config "$work/syntax.toml"
 expect config_missing "cannot open it: No such file" "$osmo" daemon --config "$work/none.toml"
 head -c 32 /dev/urandom >"$work/key" && chmod 644 "$work/key"
 expect secret_mode "chmod 600" "$osmo" daemon --secret-file "$work/key" --listen 127.0.0.1:1 --state-dir "$work/state"
+printf 'correct horse battery staple 123' >"$work/passphrase" && chmod 600 "$work/passphrase"
+expect secret_passphrase "head -c 32 /dev/urandom" "$osmo" daemon --secret-file "$work/passphrase" --listen 127.0.0.1:1 --state-dir "$work/state"
 expect secret_missing "create one" "$osmo" daemon --secret-file "$work/nokey" --listen 127.0.0.1:1 --state-dir "$work/state"
 
 [ "$failures" -eq 0 ] || { echo "FAIL: $failures error message(s) not actionable" >&2; exit 1; }
