@@ -13,6 +13,7 @@ const char* to_string(MoveReason r) {
   switch (r) {
     case MoveReason::kLoad: return "load";
     case MoveReason::kMemory: return "memory";
+    case MoveReason::kDrain: return "drain";
   }
   return "?";
 }
@@ -21,6 +22,35 @@ env::TimeMs migration_cost_ms(const JobInfo& job, const BalanceConfig& config) {
   const double bw = config.migration_mb_per_s > 0 ? config.migration_mb_per_s : 1.0;
   return config.migration_fixed_ms +
          static_cast<env::TimeMs>(static_cast<double>(job.mem_mb) / bw * 1000.0);
+}
+
+env::TimeMs expected_remaining_ms(const JobInfo& job) {
+  return job.cpu_used_ms >= 0 ? job.cpu_used_ms : job.age_ms;
+}
+
+const char* why_not_movable(const JobInfo& j, env::TimeMs now, const BalanceConfig& cfg) {
+  if (j.pinned) return "pinned (--no-migrate)";
+  if (j.age_ms < cfg.min_job_age_ms) return "too young";
+  // Per-job cool-down: the residence needed doubles with every move the job has made.
+  const int doublings = std::clamp(j.migrations, 0, std::max(cfg.residence_doubling_max, 0));
+  if (j.residence_ms < cfg.min_residence_ms * (env::TimeMs{1} << doublings)) return "arrived recently";
+  if (j.migrations >= cfg.max_migrations) return "moved too often";
+  if (j.last_attempt_ms && now - *j.last_attempt_ms < cfg.attempt_backoff_ms)
+    return "a move was refused or failed recently";
+  if (j.interactive && (j.cpu_used_ms < 0 || j.cpu_used_ms < cfg.interactive_min_cpu_ms))
+    return "interactive, little CPU used";
+  const double cost = static_cast<double>(migration_cost_ms(j, cfg));
+  if (static_cast<double>(expected_remaining_ms(j)) < cfg.min_benefit_ratio * cost)
+    return "expected to end before a move pays off";
+  return nullptr;
+}
+
+double required_gain(const JobInfo& j, const std::string& target, const BalanceConfig& cfg) {
+  double g = cfg.min_gain * (1.0 + cfg.remigration_factor * j.migrations);
+  const bool to_home = !j.home.empty() && target == j.home;
+  if (!to_home && j.relay_bytes_per_s > 0 && cfg.relay_full_bytes_per_s > 0)
+    g += cfg.relay_gain_weight * std::min(1.0, j.relay_bytes_per_s / cfg.relay_full_bytes_per_s);
+  return g;
 }
 
 namespace {
@@ -32,14 +62,6 @@ struct Target {
   double load;             // runnable / cap
   std::int64_t mem_free_mb;  // minus our pending arrivals; may go negative
 };
-
-bool job_may_move(const JobInfo& j, const BalanceConfig& cfg) {
-  if (j.age_ms < cfg.min_job_age_ms) return false;
-  if (j.residence_ms < cfg.min_residence_ms) return false;
-  if (j.migrations >= cfg.max_migrations) return false;
-  const double cost = static_cast<double>(migration_cost_ms(j, cfg));
-  return static_cast<double>(j.age_ms) >= cfg.min_benefit_ratio * cost;
-}
 
 }  // namespace
 
@@ -54,12 +76,13 @@ std::optional<Move> decide_balance(const LocalState& local, std::span<const Cand
 
   std::vector<const JobInfo*> movable;
   for (const auto& j : jobs)
-    if (job_may_move(j, config)) movable.push_back(&j);
+    if (why_not_movable(j, now, config) == nullptr) movable.push_back(&j);
   if (movable.empty()) return std::nullopt;
 
   std::vector<Target> targets;
   for (const auto& c : view) {
     if (c.is_self || c.name == local.name || !c.alive || !c.load_known) continue;
+    if (c.draining || !c.takes_auto_migrations) continue;
     const env::TimeMs age = std::max<env::TimeMs>(c.load_age_ms, 0);
     if (!config.staleness.usable(age)) continue;
     const double cap = capacity(c.cpus, c.speed);
@@ -117,10 +140,10 @@ std::optional<Move> decide_balance(const LocalState& local, std::span<const Cand
   double best_slack = 0;
   for (const JobInfo* j : movable) {
     const double src_after = std::max(0.0, src_runnable - j->cpu_share) / src_cap;
-    const double required = config.min_gain * (1.0 + config.remigration_factor * j->migrations);
     const env::TimeMs cost = migration_cost_ms(*j, config);
     for (const Target& t : targets) {
       if (!fits(t, *j)) continue;
+      const double required = required_gain(*j, t.c->name, config);
       const double dst_after = (t.runnable + j->cpu_share) / t.cap;
       const double gain = src_before - std::max(src_after, dst_after);
       const double slack = gain - required;
@@ -142,7 +165,8 @@ std::optional<Move> decide_balance(const LocalState& local, std::span<const Cand
       }
       if (take) {
         best = Move{j->id, t.c->name, MoveReason::kLoad, gain, src_after, dst_after, cost,
-                    std::max<env::TimeMs>(t.c->load_age_ms, 0)};
+                    std::max<env::TimeMs>(t.c->load_age_ms, 0), src_before, required,
+                    j->cpu_share, j->mem_mb};
         best_slack = slack;
       }
     }
@@ -170,7 +194,8 @@ std::optional<Move> decide_balance(const LocalState& local, std::span<const Cand
       const double src_after = std::max(0.0, src_runnable - j->cpu_share) / src_cap;
       return Move{j->id, t.c->name, MoveReason::kMemory, src_before - std::max(src_after, dst_after),
                   src_after, dst_after, migration_cost_ms(*j, config),
-                  std::max<env::TimeMs>(t.c->load_age_ms, 0)};
+                  std::max<env::TimeMs>(t.c->load_age_ms, 0), src_before,
+                  /*required_gain=*/-kNoCapacityLoad, j->cpu_share, j->mem_mb};
     }
   }
   return std::nullopt;

@@ -139,6 +139,7 @@ TEST(Balance, JobsThatMovedOftenNeedALargerGain) {
   // 0.5 * migrations), which must be strictly smaller: fine up to 7 migrations (0.9), refused at 8.
   std::vector<Candidate> view = {peer("one", 1.0)};
   auto v = jobs(3);
+  for (auto& j : v) j.residence_ms = 100'000;  // past the per-job cool-down (5 s * 16 at most)
   for (auto& j : v) j.migrations = 7;
   EXPECT_TRUE(decide_balance(local(3), view, v, kNoLedger, 100'000, rng));
   for (auto& j : v) j.migrations = 8;
