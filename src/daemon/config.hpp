@@ -28,7 +28,16 @@ struct DaemonConfig {
   std::string load_scope = "auto";  // auto | machine | cgroup
   double speed = 0;                 // relative CPU speed override (0 = measured/default)
   std::string log_level;            // overrides the global --log-level when set
+  // Balancing (docs/balancing.md). The loop decides once a second: a job needs 3 s of age and
+  // 5 s of residence before it can move, so deciding more often gains nothing and costs /proc reads.
+  bool balance = true;
+  int balance_interval_ms = 1000;
+  // On SIGTERM or `osmo leave`, guests have this long to move away before the node leaves (a
+  // 1 GiB stop-and-copy takes ~1.6 s here; 30 s leaves room for a dozen of them and a retry).
+  int drain_grace_ms = 30'000;
 };
+
+inline constexpr int kMinBalanceIntervalMs = 100;
 
 // Fills fields not set on the command line from a TOML file. `set_on_cli` names the keys the
 // command line already set. Unknown keys are an error (a typo must not be silently ignored).
@@ -43,6 +52,9 @@ struct ResolvedConfig {
   std::vector<std::uint8_t> secret;
   std::string state_dir;
   std::string socket;
+  bool balance = true;
+  int balance_interval_ms = 1000;
+  int drain_grace_ms = 30'000;
 };
 
 // Validates and resolves: reads the secret (refusing one readable by group/others or too short),

@@ -24,7 +24,7 @@ json to_json(const JobSpec& s) {
   return json{{"id", s.id},     {"home", s.home},   {"node", s.node},           {"argv", s.argv},
               {"env", s.env},   {"cwd", s.cwd},     {"umask", s.umask},         {"rlimits", rl},
               {"uid", s.uid},   {"gid", s.gid},     {"groups", s.groups},       {"state_dir", s.state_dir},
-              {"attach_token", s.attach_token}};
+              {"attach_token", s.attach_token}, {"no_migrate", s.no_migrate}};
 }
 
 Result<JobSpec> job_spec_from_json(const json& j) {
@@ -45,6 +45,7 @@ Result<JobSpec> job_spec_from_json(const json& j) {
     s.groups = j.value("groups", std::vector<gid_t>{});
     s.state_dir = j.value("state_dir", "");
     s.attach_token = j.value("attach_token", "");
+    s.no_migrate = j.value("no_migrate", false);
   } catch (const json::exception& e) {
     return make_error("malformed job spec: {}", e.what());
   }

@@ -39,6 +39,9 @@ struct JobSpec {
   // A secret the home daemon makes at run.start: a shepherd that attaches to the job's anchor
   // after a move proves with it that it holds the job's spec (job.attach, run_service.hpp).
   std::string attach_token;
+  // `osmo run --no-migrate`: the balancer never moves the job, `osmo migrate` only with --force.
+  // Travels with the spec, so it holds on every node the job reaches.
+  bool no_migrate = false;
 };
 
 nlohmann::json to_json(const JobSpec& spec);

@@ -86,6 +86,7 @@ int run_command(const RunOpts& o, const std::string& socket_path, std::vector<st
   req["anchor"] = true;  // this connection stays open: moved jobs reattach through it
   if (!o.node.empty()) req["node"] = o.node;
   if (o.home) req["at_home"] = true;
+  req["no_migrate"] = o.no_migrate;
   auto client = daemon::ControlClient::connect(socket_path);
   if (!client.ok()) {
     std::cerr << "osmo run: " << client.error().str() << "\n";
@@ -128,7 +129,7 @@ void add_run(CLI::App& app, GlobalOptions& global, int* exit_code) {
               kRunFooter);
   auto* node = cmd->add_option("--node", o->node, "Run on this node instead of letting the cluster choose");
   cmd->add_flag("--home", o->home, "Run on this (the home) node")->excludes(node);
-  cmd->add_flag("--no-migrate", o->no_migrate, "Never migrate the job (jobs do not migrate yet in any case)");
+  cmd->add_flag("--no-migrate", o->no_migrate, "Pin the job where it starts: the balancer never moves it, osmo migrate only with --force");
   cmd->add_flag("-v,--verbose", o->verbose, "Say where the job runs and how it ended, on stderr");
   cmd->prefix_command();
   cmd->fallthrough(false);  // PROG and its arguments stay ours, not the parent's
