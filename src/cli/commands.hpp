@@ -16,7 +16,7 @@ struct GlobalOptions {
   std::string log_level = "info";
 };
 
-// src/daemon: `osmo daemon`, `osmo nodes`.
+// src/daemon: `osmo daemon`, `osmo nodes`, `osmo leave`, `osmo drain`, `osmo status`.
 void add_daemon_commands(CLI::App& app, GlobalOptions& global, int* exit_code);
 // src/testbed: `osmo testbed up|down|exec|list`.
 void add_testbed_commands(CLI::App& app, GlobalOptions& global, int* exit_code);
@@ -26,5 +26,7 @@ void add_ckpt_commands(CLI::App& app, GlobalOptions& global, int* exit_code);
 void add_run_commands(CLI::App& app, GlobalOptions& global, int* exit_code);
 // src/migrate: `osmo migrate`, and the hidden `osmo __job-migrate-in` (a migration's target side).
 void add_migrate_commands(CLI::App& app, GlobalOptions& global, int* exit_code);
+// src/balance: the daemon's balancing loop (no command of its own; `osmo drain` is the daemon's).
+void add_balance_commands(CLI::App& app, GlobalOptions& global, int* exit_code);
 
 }  // namespace osmo::cli
