@@ -122,8 +122,13 @@ class BalanceService : public std::enable_shared_from_this<BalanceService> {
   void tick() {
     const env::TimeMs now = clock_.now_ms();
     const auto view = api_.members();
-    const auto local = cluster_view::local_state_from_view(view, last_out_ms_);
+    auto local = cluster_view::local_state_from_view(view, last_out_ms_);
     if (!local) return;  // the daemon has not sampled its load yet
+    {
+      std::lock_guard lk(book_mu_);
+      departures_.prune(now);
+      local->departed_runnable = departures_.still_counted(now);
+    }
     auto listed = run::list_jobs(api_.state_dir());
     if (!listed.ok()) {
       log_.warn("cannot list the jobs here: {}", listed.error().str());
@@ -184,6 +189,10 @@ class BalanceService : public std::enable_shared_from_this<BalanceService> {
       return;
     }
     ++moves_;
+    {
+      std::lock_guard lk(book_mu_);
+      departures_.record(done, m.cpu_share);
+    }
     log_.info("job={} moved to {} in {} ms", id, m.target, done - asked_at);
   }
 
@@ -213,7 +222,8 @@ class BalanceService : public std::enable_shared_from_this<BalanceService> {
       return Json{{"accepted", false}, {"why", "this node takes no automatic migration (balance = false)"}};
     const auto view = api_.members();
     std::lock_guard lk(book_mu_);
-    const policy::Verdict v = cluster_view::judge_offer(*offer, view, book_, now, config_);
+    const policy::Verdict v =
+        cluster_view::judge_offer(*offer, view, book_, now, config_, departures_.still_counted(now));
     if (v.accepted) {
       book_.reserve(*offer, now);
       ++reserved_;
@@ -253,6 +263,7 @@ class BalanceService : public std::enable_shared_from_this<BalanceService> {
   std::optional<env::TimeMs> last_out_ms_;
   std::mutex book_mu_;
   policy::ReservationBook book_;      // guarded by book_mu_: what we promised to take
+  policy::DepartureLog departures_;   // guarded by book_mu_: what we sent away lately
   std::atomic<std::uint32_t> guests_{0};
   std::atomic<std::uint64_t> moves_{0}, refused_{0}, failed_{0}, reserved_{0}, refusals_sent_{0};
 };

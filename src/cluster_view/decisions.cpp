@@ -2,6 +2,8 @@
 // The placement and balancing calls (see decisions.hpp).
 #include "cluster_view/decisions.hpp"
 
+#include <algorithm>
+
 #include "cluster_view/candidates.hpp"
 
 namespace osmo::cluster_view {
@@ -67,9 +69,15 @@ policy::MoveOffer offer_for(const policy::Move& move, std::string job, std::stri
 
 policy::Verdict judge_offer(const policy::MoveOffer& offer, std::span<const gossip::MemberView> view,
                             const policy::ReservationBook& book, env::TimeMs now,
-                            const policy::BalanceConfig& config) {
-  for (const auto& m : view)
-    if (m.is_self && m.load) return policy::accept_move(candidate_from_member(m), offer, book, now, config);
+                            const policy::BalanceConfig& config, double departed_runnable) {
+  for (const auto& m : view) {
+    if (!m.is_self || !m.load) continue;
+    policy::Candidate self = candidate_from_member(m);
+    const double cap = policy::capacity(self.cpus, self.speed);
+    if (cap > 0 && departed_runnable > 0)
+      self.load = std::max(0.0, self.load - departed_runnable / cap);
+    return policy::accept_move(self, offer, book, now, config);
+  }
   policy::Verdict v;
   v.why = "this node has not measured its load yet";
   return v;

@@ -67,8 +67,10 @@ policy::MoveOffer offer_for(const policy::Move& move, std::string job, std::stri
 
 // The target's answer to `offer`, on its own view (its self member, fresh), with what it promised.
 // The caller reserves on acceptance (book.reserve). A view without a self load refuses.
+// `departed_runnable`: what our own smoothed load still counts of jobs we sent away
+// (policy::DepartureLog), taken off our figure as the balancer does.
 policy::Verdict judge_offer(const policy::MoveOffer& offer, std::span<const gossip::MemberView> view,
                             const policy::ReservationBook& book, env::TimeMs now,
-                            const policy::BalanceConfig& config = {});
+                            const policy::BalanceConfig& config = {}, double departed_runnable = 0);
 
 }  // namespace osmo::cluster_view

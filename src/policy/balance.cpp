@@ -3,6 +3,7 @@
 #include "policy/balance.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <vector>
 
 #include "policy/load_estimator.hpp"
@@ -22,6 +23,23 @@ env::TimeMs migration_cost_ms(const JobInfo& job, const BalanceConfig& config) {
   const double bw = config.migration_mb_per_s > 0 ? config.migration_mb_per_s : 1.0;
   return config.migration_fixed_ms +
          static_cast<env::TimeMs>(static_cast<double>(job.mem_mb) / bw * 1000.0);
+}
+
+void DepartureLog::record(env::TimeMs now, double cpu_share) {
+  prune(now);
+  entries_.push_back(Entry{now, std::max(cpu_share, 0.0)});
+}
+
+double DepartureLog::still_counted(env::TimeMs now) const {
+  double sum = 0;
+  const double tau = static_cast<double>(std::max<env::TimeMs>(fall_tau_ms_, 1));
+  for (const auto& e : entries_)
+    sum += e.cpu * std::exp(-static_cast<double>(std::max<env::TimeMs>(now - e.at_ms, 0)) / tau);
+  return sum;
+}
+
+void DepartureLog::prune(env::TimeMs now) {
+  std::erase_if(entries_, [&](const Entry& e) { return now - e.at_ms > 6 * fall_tau_ms_; });
 }
 
 env::TimeMs expected_remaining_ms(const JobInfo& job) {
@@ -129,7 +147,7 @@ std::optional<Move> decide_balance(const LocalState& local, std::span<const Cand
   });
   if (targets.empty()) return std::nullopt;
 
-  const double src_runnable = std::max(0.0, local.runnable);
+  const double src_runnable = std::max(0.0, local.runnable - std::max(0.0, local.departed_runnable));
   const double src_before = src_runnable / src_cap;
   auto fits = [](const Target& t, const JobInfo& j) {
     return j.mem_mb == 0 || t.mem_free_mb >= static_cast<std::int64_t>(j.mem_mb);

@@ -30,9 +30,11 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "env/clock.hpp"
 #include "env/random.hpp"
+#include "policy/load_estimator.hpp"
 #include "policy/placement.hpp"
 #include "policy/view.hpp"
 
@@ -46,6 +48,30 @@ struct LocalState {
   std::uint64_t mem_free_mb = 0;
   std::uint64_t mem_total_mb = 0;
   std::optional<env::TimeMs> last_migration_out_ms;  // when we last sent a job away
+  // Runnable tasks `runnable` still counts for jobs we sent away (DepartureLog::still_counted):
+  // the estimator falls slowly (8 s), so without this a node that sent three of its four jobs
+  // away still looks overloaded for seconds and sends the fourth too (seen on the testbed).
+  double departed_runnable = 0;
+};
+
+// Jobs this node sent away, and how much of them its smoothed load still shows. After a job of
+// share s leaves at t0, a LoadEstimator with fall time constant tau still counts
+// s * exp(-(now - t0) / tau) of it (the exact decay of the estimator, load_estimator.hpp).
+class DepartureLog {
+ public:
+  explicit DepartureLog(env::TimeMs fall_tau_ms = kLoadFallTauMs) : fall_tau_ms_(fall_tau_ms) {}
+  void record(env::TimeMs now, double cpu_share);
+  double still_counted(env::TimeMs now) const;
+  void prune(env::TimeMs now);  // drops departures older than 6 time constants (< 0.25%)
+  std::size_t size() const { return entries_.size(); }
+
+ private:
+  struct Entry {
+    env::TimeMs at_ms;
+    double cpu;
+  };
+  env::TimeMs fall_tau_ms_;
+  std::vector<Entry> entries_;
 };
 
 struct JobInfo {

@@ -33,7 +33,8 @@ std::optional<Move> decide_drain(const LocalState& local, std::span<const Candid
   for (const auto& c : view)
     if (!c.is_self && c.name != local.name) others.push_back(c);
   const double src_cap = capacity(local.cpus, local.speed);
-  const double src_before = src_cap > 0 ? std::max(local.runnable, 0.0) / src_cap : 0;
+  const double src_runnable = std::max(local.runnable - std::max(local.departed_runnable, 0.0), 0.0);
+  const double src_before = src_cap > 0 ? src_runnable / src_cap : 0;
   for (const JobInfo* j : guests) {
     PlacementRequest req;
     req.cpu_demand = j->cpu_share;
@@ -59,7 +60,7 @@ std::optional<Move> decide_drain(const LocalState& local, std::span<const Candid
     m.target = target;
     m.reason = MoveReason::kDrain;
     m.source_load_before = src_before;
-    m.source_load_after = src_cap > 0 ? std::max(0.0, local.runnable - j->cpu_share) / src_cap : 0;
+    m.source_load_after = src_cap > 0 ? std::max(0.0, src_runnable - j->cpu_share) / src_cap : 0;
     m.target_load_after = target_after;
     m.target_load_age_ms = age;
     m.cpu_share = j->cpu_share;

@@ -300,3 +300,42 @@ TEST(BalanceRules, DrainMovesGuestsToThePlacementChoiceOrHome) {
 
 }  // namespace
 }  // namespace osmo::policy
+
+namespace osmo::policy {
+namespace {
+
+TEST(BalanceRules, JobsSentAwayNoLongerCountAsOurLoad) {
+  // The estimator falls with tau 8 s: 1 s after sending 3 of 4 jobs away it still shows ~3.6.
+  // The departures log takes off exactly what the estimator still counts.
+  LoadEstimator est;
+  est.add_sample(0, 4);
+  DepartureLog gone;
+  for (env::TimeMs t : {0, 0, 0}) gone.record(t, 1.0);
+  est.add_sample(1000, 1);
+  EXPECT_GT(est.smoothed(), 3.5);
+  EXPECT_NEAR(est.smoothed() - gone.still_counted(1000), 1.0, 1e-9);
+  // So the node with one job left does not send it after the others (peer at 2 jobs per CPU).
+  env::SeededRandom rng(11);
+  LocalState me;
+  me.name = "me";
+  me.runnable = est.smoothed();
+  me.cpus = 1;
+  me.mem_free_mb = me.mem_total_mb = 8000;
+  Candidate p;
+  p.name = "p";
+  p.alive = true;
+  p.load = 1.0;
+  p.cpus = 1;
+  p.mem_free_mb = p.mem_total_mb = 8000;
+  JobInfo j;
+  j.id = 1;
+  j.age_ms = j.residence_ms = 60'000;
+  EXPECT_TRUE(decide_balance(me, std::vector<Candidate>{p}, std::vector<JobInfo>{j}, PlacementLedger{}, 1000, rng));
+  me.departed_runnable = gone.still_counted(1000);
+  EXPECT_FALSE(decide_balance(me, std::vector<Candidate>{p}, std::vector<JobInfo>{j}, PlacementLedger{}, 1000, rng));
+  gone.prune(49'000);
+  EXPECT_EQ(gone.size(), 0u);
+}
+
+}  // namespace
+}  // namespace osmo::policy
