@@ -63,8 +63,12 @@ const char* why_not_movable(const JobInfo& j, env::TimeMs now, const BalanceConf
   return nullptr;
 }
 
-double required_gain(const JobInfo& j, const std::string& target, const BalanceConfig& cfg) {
-  double g = cfg.min_gain * (1.0 + cfg.remigration_factor * j.migrations);
+double required_gain(const JobInfo& j, double source_cap, const std::string& target,
+                     double target_cap, const BalanceConfig& cfg) {
+  const double larger_cap = std::max(source_cap, target_cap);
+  const double weight = larger_cap > 0 ? std::max(j.cpu_share, 0.0) / larger_cap : 0;
+  double g = std::max(cfg.min_gain, cfg.min_gain_job_fraction * weight) *
+             (1.0 + cfg.remigration_factor * j.migrations);
   const bool to_home = !j.home.empty() && target == j.home;
   if (!to_home && j.relay_bytes_per_s > 0 && cfg.relay_full_bytes_per_s > 0)
     g += cfg.relay_gain_weight * std::min(1.0, j.relay_bytes_per_s / cfg.relay_full_bytes_per_s);
@@ -161,7 +165,7 @@ std::optional<Move> decide_balance(const LocalState& local, std::span<const Cand
     const env::TimeMs cost = migration_cost_ms(*j, config);
     for (const Target& t : targets) {
       if (!fits(t, *j)) continue;
-      const double required = required_gain(*j, t.c->name, config);
+      const double required = required_gain(*j, src_cap, t.c->name, t.cap, config);
       const double dst_after = (t.runnable + j->cpu_share) / t.cap;
       const double gain = src_before - std::max(src_after, dst_after);
       const double slack = gain - required;

@@ -106,6 +106,13 @@ struct BalanceConfig {
   // Minimum reduction of the pair's peak normalised load. 0.2 keeps half a job's worth of noise on a
   // 2-CPU node from triggering moves; each earlier migration of the job raises it by 50%.
   double min_gain = 0.2;
+  // Measured loads are noisy by about one runnable task (a migration's restore, a command run on
+  // the node, the daemon's own work): on a node of 0.5 CPU that is 2.0 of normalised load, ten
+  // times min_gain. Between equal nodes a move gains whole jobs (a job weighs share / capacity),
+  // so the gain must also exceed this fraction of the job's weight on the larger of the two
+  // nodes: every real move passes, moves made of noise do not (testbed: 3 nodes of 0.5 CPU, 4
+  // jobs, 12 moves with min_gain alone, all but the first 2-3 of them noise).
+  double min_gain_job_fraction = 0.5;
   double remigration_factor = 0.5;
   int max_migrations = 16;          // a job that moved this often stays where it is
   // Per-job cool-down: a job that has moved m >= 1 times stays min_residence_ms * 2^m on the node
@@ -169,9 +176,11 @@ env::TimeMs expected_remaining_ms(const JobInfo& job);
 // nullptr when it may.
 const char* why_not_movable(const JobInfo& job, env::TimeMs now, const BalanceConfig& config);
 
-// The gain a move of `job` to `target` must exceed (min_gain, raised by earlier migrations and by
-// the job's relay traffic when the target is not its home).
-double required_gain(const JobInfo& job, const std::string& target, const BalanceConfig& config);
+// The gain a move of `job` from a node of capacity `source_cap` to `target` (capacity
+// `target_cap`) must exceed: the larger of min_gain and min_gain_job_fraction of the job's weight,
+// raised by earlier migrations, plus the job's relay traffic when the target is not its home.
+double required_gain(const JobInfo& job, double source_cap, const std::string& target,
+                     double target_cap, const BalanceConfig& config);
 
 // Decides at most one migration. `view` may contain the local node (it is skipped). `ledger`
 // counts jobs we have sent (placed or migrated) that targets may not show yet; after carrying out

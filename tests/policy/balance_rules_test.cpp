@@ -167,7 +167,7 @@ TEST(BalanceRules, DrainingOrNonBalancingTargetsRefuseAndAreNeverChosen) {
 
 TEST(BalanceRules, PerJobCoolDownDoublesWithEveryMove) {
   env::SeededRandom rng(3);
-  const std::vector<Candidate> view = {peer("idle", 0.0)};
+  const std::vector<Candidate> view = {peer("idle", 0.0, 4)};
   auto v = jobs(4);
   for (auto& j : v) {
     j.migrations = 2;
@@ -239,14 +239,17 @@ TEST(BalanceRules, RelayTrafficMakesAJobWorthLessAwayFromHome) {
   BalanceConfig cfg;
   JobInfo chatty = job(1);
   chatty.relay_bytes_per_s = 2e6;  // capped at relay_full: +0.2
-  EXPECT_NEAR(required_gain(chatty, "elsewhere", cfg), 0.4, 1e-9);
-  EXPECT_NEAR(required_gain(chatty, "me", cfg), 0.2, 1e-9);  // going home costs nothing extra
-  // 2 single-CPU jobs here vs a peer at 0.7: gain 2 - max(1, 1.7) = 0.3: a quiet job moves, a
-  // chatty one stays.
+  // Between 4-CPU nodes a job weighs 0.25, half of it is below min_gain: 0.2, +0.2 for the relay.
+  EXPECT_NEAR(required_gain(chatty, 4, "elsewhere", 4, cfg), 0.4, 1e-9);
+  EXPECT_NEAR(required_gain(chatty, 4, "me", 4, cfg), 0.2, 1e-9);  // going home costs nothing extra
+  // Between single-CPU nodes a job weighs 1: half a job (0.5) is needed, +0.2 for the relay.
+  EXPECT_NEAR(required_gain(chatty, 1, "elsewhere", 1, cfg), 0.7, 1e-9);
+  // 2 single-CPU jobs here vs a peer at 0.4: gain 2 - max(1, 1.4) = 0.6: a quiet job moves (0.6 >
+  // 0.5), a chatty one stays (0.6 < 0.7).
   JobInfo quiet = job(2);
-  EXPECT_TRUE(decide_balance(local(2), std::vector<Candidate>{peer("p", 0.7)},
+  EXPECT_TRUE(decide_balance(local(2), std::vector<Candidate>{peer("p", 0.4)},
                              std::vector<JobInfo>{quiet}, kNoLedger, kNow, rng, cfg));
-  EXPECT_FALSE(decide_balance(local(2), std::vector<Candidate>{peer("p", 0.7)},
+  EXPECT_FALSE(decide_balance(local(2), std::vector<Candidate>{peer("p", 0.4)},
                               std::vector<JobInfo>{chatty}, kNoLedger, kNow, rng, cfg));
 }
 
