@@ -172,10 +172,13 @@ class BalanceService : public std::enable_shared_from_this<BalanceService> {
       ++refused_;
       return;
     }
+    const std::string gain = m.reason == policy::MoveReason::kLoad
+                                 ? fmt::format(", gain {:.2f} > {:.2f}", m.gain, m.required_gain)
+                                 : std::string();
     log_.info("job={} moving to {} ({}): load here {:.2f} -> {:.2f}, there {:.2f} after (its own "
-              "figure, promises included; ours was {} ms old), gain {:.2f} > {:.2f}, cost ~{} ms",
+              "figure, promises included; ours was {} ms old){}, cost ~{} ms",
               id, m.target, policy::to_string(m.reason), m.source_load_before, m.source_load_after,
-              verdict->value("load_after", 0.0), m.target_load_age_ms, m.gain, m.required_gain, m.cost_ms);
+              verdict->value("load_after", 0.0), m.target_load_age_ms, gain, m.cost_ms);
     ledger_.record(m.target, asked_at, m.cpu_share, m.mem_mb);
     last_out_ms_ = asked_at;
     auto moved = migrate::migrate_local_job(api_, id, m.target);

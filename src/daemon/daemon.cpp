@@ -245,6 +245,7 @@ Json Daemon::status_json() const {
               {"load_scope", load_description_},
               {"uptime_ms", clock_.now_ms() - started_ms_},
               {"draining", draining()},
+              {"guests", guests()},
               {"balance", config_.balance},
               {"gossip",
                {{"received", c.received},

@@ -11,12 +11,13 @@ killed by the pids we started.
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "cluster"))
-from testbed import OSMO, Testbed, on, require_root, run_cases, wait_until  # noqa: E402
+from testbed import OSMO, Testbed, nodes_seen_by, on, require_root, run_cases, wait_until  # noqa: E402
 
 CPUS = 0.5  # per node
 
@@ -164,6 +165,38 @@ def drain_node():
             kill_started(procs)
 
 
+def sigterm_drains():
+    """SIGTERM to n2's daemon with a guest on it: the guest moves away first (within the drain
+    grace time), then n2 leaves the cluster; the job ends intact elsewhere."""
+    n = 40_000_000
+    with Testbed(3, cpus=CPUS):
+        procs = [popen_run("n1", "--node", "n2", "python3", "-c", JOB, str(n), "term")]
+        try:
+            wait_until("the job on n2", lambda: [j for j in ours("n1", "term") if j["node"] == "n2"], 30, 0.5)
+            time.sleep(1.5)  # one balancing tick: n2 counts its guest
+            listed = json.loads(subprocess.run([OSMO, "testbed", "list", "--json"], capture_output=True,
+                                               text=True, check=True, timeout=30).stdout)
+            pid = [x["pid"] for x in listed if x["node"] == "n2"][0]
+            assert pid, listed
+            t0 = time.monotonic()
+            os.kill(pid, signal.SIGTERM)  # the daemon this test's testbed started
+            js, took = wait_until("the job off n2", lambda: [j for j in ours("n1", "term") if j["node"] != "n2"],
+                                  30, 0.2)
+            print(f"  the guest moved to {js[0]['node']} {took:.1f} s after SIGTERM")
+            _, left = wait_until("n2 gone from the cluster",
+                                 lambda: (nodes_seen_by("n1") or {}).get("n2", {}).get("state") in ("left", "dead"),
+                                 30, 0.2)
+            print(f"  n2 left {time.monotonic() - t0:.1f} s after SIGTERM")
+            finish_all(procs, [expected(n, "term")], MAX_WALL_S)
+            log = balance_log(["n2"], words=("moving to", "drained", "leaving", "guest"))
+            log += [l.rstrip() for l in open("/run/osmo/testbed/n2/osmod.log") if "daemon:" in l and "leav" in l]
+            for line in log:
+                print("   ", line)
+            assert any("drained: no guest job left" in l for l in log), log
+        finally:
+            kill_started(procs)
+
+
 if __name__ == "__main__":
     require_root("the balancing testbed tests")
-    run_cases({"spread_four": spread_four, "drain_node": drain_node})
+    run_cases({"spread_four": spread_four, "drain_node": drain_node, "sigterm_drains": sigterm_drains})
