@@ -27,6 +27,7 @@
 #include "env/clock.hpp"
 #include "env/random.hpp"
 #include "migrate/migrate_service.hpp"
+#include "migrate/movable.hpp"
 #include "platform/linux/socket.hpp"
 #include "policy/load_estimator.hpp"
 #include "run/job_table.hpp"
@@ -93,9 +94,10 @@ class BalanceService : public std::enable_shared_from_this<BalanceService> {
         settings_(api.balance_settings()),
         log_(api.node_name(), "balance"),
         random_(env::make_system_random()),
-        sampler_(api.node_name(), [this](const std::string& id) {
-          return migrate::describe_local_job(api_.state_dir(), id);
-        }) {}
+        sampler_(
+            api.node_name(),
+            [this](const std::string& id) { return migrate::describe_local_job(api_.state_dir(), id); },
+            [](const run::JobRecord& rec) { return migrate::check_movable(rec).ok(); }) {}
 
   void install(daemon::Services& s) {
     auto self = shared_from_this();

@@ -117,9 +117,11 @@ std::vector<SampledJob> JobSampler::update(const std::vector<run::JobInfo>& jobs
     info.relay_bytes_per_s = t.relay_bytes_per_s;
     info.interactive = t.interactive;
     // A job whose spec we could not read is treated as pinned: we do not know whether it is.
-    info.pinned = t.pinned || !t.described;
+    // So is a job the migration cannot move now (several processes, threads, ...).
+    const bool movable = !movable_ || movable_(rec);
+    info.pinned = t.pinned || !t.described || !movable;
     info.last_attempt_ms = t.last_attempt_ms;
-    if (!info.home.empty() && info.home != node_ && !t.pinned) ++guests_to_move_;
+    if (!info.home.empty() && info.home != node_ && !t.pinned && movable) ++guests_to_move_;
     out.push_back(std::move(s));
   }
   std::erase_if(tracks_, [&](const auto& kv) { return seen.count(kv.first) == 0; });

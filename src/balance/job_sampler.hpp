@@ -42,8 +42,12 @@ class JobSampler {
  public:
   // `describe` returns a job's spec (migrate::describe_local_job in the daemon; tests fake it).
   using Describe = std::function<Result<nlohmann::json>(const std::string& id)>;
-  JobSampler(std::string node_name, Describe describe)
-      : node_(std::move(node_name)), describe_(std::move(describe)) {}
+  // `movable` says whether the migration could move the job now (migrate::check_movable: /proc
+  // only); a job it cannot move is not offered (it would be refused after the reservation) and is
+  // not counted as a guest to drain. Empty: every job is.
+  using Movable = std::function<bool(const run::JobRecord& rec)>;
+  JobSampler(std::string node_name, Describe describe, Movable movable = {})
+      : node_(std::move(node_name)), describe_(std::move(describe)), movable_(std::move(movable)) {}
 
   // Turns the listing into JobInfos at monotonic time `now` (and wall time `now_unix_ms`, for the
   // jobs' ages), on a node whose smoothed runnable count is `runnable` over capacity `cap`.
@@ -75,6 +79,7 @@ class JobSampler {
 
   std::string node_;
   Describe describe_;
+  Movable movable_;
   std::map<std::string, Track> tracks_;
   std::uint32_t guests_to_move_ = 0;
 };

@@ -34,11 +34,13 @@ TEST(JobSampler, TurnsTheJobTableIntoPolicyJobs) {
     nlohmann::json spec{{"home", id == "00000000000a" ? "h" : "me"}, {"no_migrate", id == "00000000000b"}};
     if (id == "00000000000a") spec["tty"] = nlohmann::json::object();
     return spec;
-  });
+  }, [](const run::JobRecord& rec) { return rec.id != "00000000000d"; });
   std::vector<run::JobInfo> jobs = {listed("00000000000a", "h", 0), listed("00000000000b", "h", 0),
-                                    listed("00000000000c", "h", 0), listed("not-an-id", "h", 0)};
+                                    listed("00000000000c", "h", 0), listed("not-an-id", "h", 0),
+                                    listed("00000000000d", "h", 0)};
   auto out = s.update(jobs, 10'000, 1'060'000, /*runnable=*/4, /*cap=*/0.5);
-  ASSERT_EQ(out.size(), 3u);  // the malformed id is not ours
+  ASSERT_EQ(out.size(), 4u);  // the malformed id is not ours
+  EXPECT_TRUE(out[3].info.pinned);    // the migration cannot move it (a tree, say): not offered
   EXPECT_EQ(out[0].info.id, 0xau);
   EXPECT_EQ(out[0].info.age_ms, 60'000);
   EXPECT_EQ(out[0].info.residence_ms, 0);
@@ -50,7 +52,7 @@ TEST(JobSampler, TurnsTheJobTableIntoPolicyJobs) {
   EXPECT_TRUE(out[1].info.pinned);    // --no-migrate
   EXPECT_TRUE(out[2].info.pinned);    // spec unknown: left alone
   EXPECT_FALSE(out[2].described);
-  EXPECT_EQ(s.guests_to_move(), 2u);  // a and c (its home from the record); b is pinned
+  EXPECT_EQ(s.guests_to_move(), 2u);  // a and c (its home from the record); b pinned, d unmovable
   // One second later, each job used 1/8 s of CPU: 4 runnable tasks on half a CPU get 1/8 each,
   // so each is a busy job (share 1) and the smoothed share stays at 1.
   for (auto& j : jobs) j.cpu_s = 0.125;
@@ -62,12 +64,12 @@ TEST(JobSampler, TurnsTheJobTableIntoPolicyJobs) {
   out = s.update(jobs, 12'000, 1'062'000, 4, 0.5);
   EXPECT_NEAR(out[0].info.cpu_share, 0.5, 1e-9);
   // Specs are read once; the failing one is asked again.
-  EXPECT_EQ(describes, 3 + 2);
+  EXPECT_EQ(describes, 4 + 2);
   s.attempt_failed("00000000000a", 12'000);
   out = s.update(jobs, 13'000, 1'063'000, 4, 0.5);
   EXPECT_EQ(out[0].info.last_attempt_ms, 12'000);
   // A job that left is forgotten: seen again, it starts its residence anew.
-  out = s.update({jobs[1]}, 14'000, 1'064'000, 4, 0.5);
+  out = s.update(std::vector<run::JobInfo>{jobs[1]}, 14'000, 1'064'000, 4, 0.5);
   EXPECT_EQ(out.size(), 1u);
   out = s.update(jobs, 15'000, 1'065'000, 4, 0.5);
   EXPECT_EQ(out[0].info.residence_ms, 0);
