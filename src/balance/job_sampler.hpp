@@ -2,7 +2,8 @@
 // The jobs of this node as the balancer sees them: each second, the job table (run::list_jobs:
 // records, CPU time, resident memory) becomes one policy::JobInfo per job, with what only
 // watching over time tells: how long the job has been on this node (first seen), the CPU share
-// it contributes (CPU time used per second of wall time, scaled by the node's contention), and
+// it contributes (1 when the kernel has it runnable, else CPU time used per second of wall time
+// scaled by the node's contention), and
 // the stdio traffic of its relay (the shepherd's read + written bytes, /proc/PID/io). Once per
 // job, its spec (from its shepherd, `describe`) says where its home is, whether it is pinned
 // (--no-migrate) and whether it has a terminal (interactive).

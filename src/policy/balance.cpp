@@ -169,7 +169,10 @@ std::optional<Move> decide_balance(const LocalState& local, std::span<const Cand
       const double dst_after = (t.runnable + j->cpu_share) / t.cap;
       const double gain = src_before - std::max(src_after, dst_after);
       const double slack = gain - required;
-      if (slack <= 0) continue;
+      // Strictly above, by more than rounding: between equal nodes a job that moved twice needs
+      // exactly the gain a move can give, and must not move again by a last-digit accident
+      // (the testbed logged "gain 0.91 > 0.91").
+      if (slack <= kGainEpsilon) continue;
       // Prefer the largest slack; then the less loaded target (when our own load after the move
       // is the peak, many targets give the same gain); then the cheaper move; then lower job id,
       // then target name.

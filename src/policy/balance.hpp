@@ -144,6 +144,9 @@ struct BalanceConfig {
   Staleness staleness;
 };
 
+// Gains closer than this to what is required count as equal (not enough).
+inline constexpr double kGainEpsilon = 1e-9;
+
 enum class MoveReason : std::uint8_t { kLoad, kMemory, kDrain };
 const char* to_string(MoveReason r);
 

@@ -76,7 +76,7 @@ Verdict accept_move(const Candidate& self, const MoveOffer& offer, const Reserva
   switch (offer.reason) {
     case MoveReason::kLoad: {
       const double gain = offer.source_load_before - std::max(offer.source_load_after, v.load_after);
-      if (gain <= offer.required_gain) {
+      if (gain <= offer.required_gain + kGainEpsilon) {
         v.why = fmt::format("not worth it any more: load here {:.2f} with {} promised job(s), {:.2f} "
                             "after; gain {:.2f} <= {:.2f} needed",
                             self.load, promised.jobs, v.load_after, gain, offer.required_gain);

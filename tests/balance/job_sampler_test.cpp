@@ -54,13 +54,17 @@ TEST(JobSampler, TurnsTheJobTableIntoPolicyJobs) {
   EXPECT_FALSE(out[2].described);
   EXPECT_EQ(s.guests_to_move(), 2u);  // a and c (its home from the record); b pinned, d unmovable
   // One second later, each job used 1/8 s of CPU: 4 runnable tasks on half a CPU get 1/8 each,
-  // so each is a busy job (share 1) and the smoothed share stays at 1.
+  // so each is a busy job (share 1) and the smoothed share stays at 1. The same from the rate
+  // alone, when the job is not seen runnable at the sample.
+  jobs[1].state = "sleeping";
   for (auto& j : jobs) j.cpu_s = 0.125;
   out = s.update(jobs, 11'000, 1'061'000, 4, 0.5);
   EXPECT_NEAR(out[0].info.cpu_share, 1.0, 1e-9);
+  EXPECT_NEAR(out[1].info.cpu_share, 1.0, 1e-9);
   EXPECT_EQ(out[0].info.residence_ms, 1000);
   EXPECT_EQ(out[0].info.cpu_used_ms, 125);
   // A job that sleeps: no CPU for a second halves its share (smoothing weight 0.5).
+  for (auto& j : jobs) j.state = "sleeping";
   out = s.update(jobs, 12'000, 1'062'000, 4, 0.5);
   EXPECT_NEAR(out[0].info.cpu_share, 0.5, 1e-9);
   // Specs are read once; the failing one is asked again.
