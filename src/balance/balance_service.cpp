@@ -16,6 +16,7 @@
 #include <chrono>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include <fmt/format.h>
@@ -107,7 +108,7 @@ class BalanceService : public std::enable_shared_from_this<BalanceService> {
     s.add_control("balance.status", [self](const Json&, daemon::ControlContext&) -> Result<Json> {
       return self->status();
     });
-    s.set_guest_counter([self] { return self->guests_.load(); });
+    s.set_guest_counter([self] { return self->count_guests(); });
     std::thread([self] { self->loop(); }).detach();
   }
 
@@ -143,6 +144,9 @@ class BalanceService : public std::enable_shared_from_this<BalanceService> {
       std::lock_guard lk(book_mu_);
       for (const auto& s : sampled) book_.arrived(s.id, now);
       book_.prune(now);
+      staying_.clear();
+      for (const auto& s : sampled)
+        if (s.described && s.info.pinned) staying_.insert(s.id);
     }
     ledger_.prune(now);
     std::vector<policy::JobInfo> infos;
@@ -201,6 +205,27 @@ class BalanceService : public std::enable_shared_from_this<BalanceService> {
     log_.info("job={} moved to {} in {} ms", id, m.target, done - asked_at);
   }
 
+  // Guest jobs a drain still has to move, counted now (the daemon asks right after `osmo drain`
+  // and while a SIGTERM waits: a guest that arrived since the last tick counts too). Jobs the
+  // last tick found pinned or unmovable do not.
+  std::uint32_t count_guests() {
+    auto listed = run::list_jobs(api_.state_dir());
+    if (!listed.ok()) return guests_.load();
+    std::uint32_t n = 0;
+    for (const auto& j : *listed) {
+      if (j.state == "exiting" || j.rec.home.empty() || j.rec.home == api_.node_name()) continue;
+      {
+        std::lock_guard lk(book_mu_);
+        if (staying_.count(j.rec.id) != 0) continue;
+      }
+      // Not seen by a tick yet: its spec says whether it is pinned (a few ms from its shepherd).
+      auto spec = migrate::describe_local_job(api_.state_dir(), j.rec.id);
+      if (spec.ok() && spec->value("no_migrate", false)) continue;
+      ++n;
+    }
+    return n;
+  }
+
   Result<Json> ask_target(const gossip::MemberView& target, const Json& header) {
     OSMO_ASSIGN_OR_RETURN(UniqueFd fd, api_.dial_peer(target.addr, "balance.reserve", header, kReserveTimeoutMs));
     platform::set_receive_timeout(fd.get(), kReserveTimeoutMs);
@@ -247,7 +272,7 @@ class BalanceService : public std::enable_shared_from_this<BalanceService> {
                 {"interval_ms", settings_.interval_ms},
                 {"drain_grace_ms", settings_.drain_grace_ms},
                 {"draining", api_.draining()},
-                {"guests", guests_.load()},
+                {"guests", guests_.load()},  // at the last tick
                 {"moves", moves_.load()},
                 {"refused", refused_.load()},
                 {"failed", failed_.load()},
@@ -269,6 +294,7 @@ class BalanceService : public std::enable_shared_from_this<BalanceService> {
   std::mutex book_mu_;
   policy::ReservationBook book_;      // guarded by book_mu_: what we promised to take
   policy::DepartureLog departures_;   // guarded by book_mu_: what we sent away lately
+  std::set<std::string> staying_;     // guarded by book_mu_: jobs pinned or unmovable (last tick)
   std::atomic<std::uint32_t> guests_{0};
   std::atomic<std::uint64_t> moves_{0}, refused_{0}, failed_{0}, reserved_{0}, refusals_sent_{0};
 };

@@ -139,6 +139,7 @@ def drain_node():
             t0 = time.monotonic()
             r = on("n1", "drain", "n2", timeout=30)
             print(f"  {r.stdout.strip()}")
+            assert "2 guest job(s) left" in r.stdout, r.stdout  # the pinned one is no guest to move
 
             def drained():
                 js = ours("n1", "drain")
