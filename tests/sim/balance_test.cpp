@@ -106,6 +106,50 @@ TEST(SimBalance, ManyOverloadedNodesDoNotFloodTheIdleOne) {
   EXPECT_GT(blind_peak, idle_peak);
 }
 
+TEST(SimBalance, ANodeThatJoinsGetsWorkWithinSecondsWithoutAStampede) {
+  // Five nodes at 8 jobs on 4 CPUs (load 2.0); a sixth joins 30 s in. It must get work within
+  // seconds, but not more than leaves it at the others' level (40 jobs / 6 nodes = 6.7).
+  ClusterConfig cc;
+  cc.nodes = 6;
+  cc.seed = 12;
+  cc.heterogeneous = false;
+  Cluster c(cc);
+  c.start_all();
+  c.run_until(cc.join_spread_ms);
+  for (int k = 0; k < 600 && !c.converged(); ++k) c.run_until(c.now() + 100);
+  ASSERT_TRUE(c.converged());
+  c.kill(5);
+  WorkloadConfig wc;
+  wc.utilization = 0;
+  wc.warmup_ms = 0;
+  wc.balance = true;
+  for (std::uint32_t i = 0; i < 5; ++i)
+    for (int k = 0; k < 8; ++k) wc.initial_jobs.push_back({i, 600'000});
+  Workload w(c, wc, 12);
+  w.install();
+  c.run_until(c.now() + 30'000);
+  EXPECT_EQ(w.jobs_per_node()[5], 0u);
+  const env::TimeMs joined = c.now();
+  c.restart(5);
+  env::TimeMs first_job_ms = -1;
+  std::size_t peak = 0;
+  for (int s = 0; s < 90; ++s) {
+    c.run_until(c.now() + 1000);
+    const std::size_t here = w.jobs_per_node()[5];
+    if (here > 0 && first_job_ms < 0) first_job_ms = c.now() - joined;
+    peak = std::max(peak, here);
+  }
+  const auto jobs = w.jobs_per_node();
+  std::printf("joined node: first job after %lld ms, peak %zu, end %zu (others %zu..%zu)\n",
+              static_cast<long long>(first_job_ms), peak, jobs[5],
+              *std::min_element(jobs.begin(), jobs.begin() + 5), *std::max_element(jobs.begin(), jobs.begin() + 5));
+  EXPECT_GE(first_job_ms, 0);
+  EXPECT_LE(first_job_ms, 10'000);
+  EXPECT_LE(peak, 8u);  // never above where the others started
+  EXPECT_GE(jobs[5], 5u);
+  EXPECT_LE(i64(w.results(), "max_job_migrations"), 2);
+}
+
 TEST(SimBalance, SameSeedSameMoves) {
   const SimRun a = run(6, {36}, 60, 9);
   const SimRun b = run(6, {36}, 60, 9);
