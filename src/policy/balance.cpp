@@ -214,8 +214,12 @@ std::optional<Move> decide_balance(const LocalState& local, std::span<const Cand
       const double free_after = static_cast<double>(t.mem_free_mb - static_cast<std::int64_t>(j->mem_mb));
       const double pressure_after = 1.0 - free_after / static_cast<double>(t.c->mem_total_mb);
       if (pressure_after > config.memory_target_max) continue;
+      // Not CPU-overloaded after: at most max(1.0, our load now), give or take half the job's
+      // own weight there (a job alone on a half-CPU node is 2.0 wherever it runs, and our
+      // measured load hovers around that).
       const double dst_after = (t.runnable + j->cpu_share) / t.cap;
-      if (dst_after > std::max(src_before, 1.0)) continue;
+      if (dst_after > std::max(src_before, 1.0) + config.min_gain_job_fraction * j->cpu_share / t.cap)
+        continue;
       const double src_after = std::max(0.0, src_runnable - j->cpu_share) / src_cap;
       return Move{j->id, t.c->name, MoveReason::kMemory, src_before - std::max(src_after, dst_after),
                   src_after, dst_after, migration_cost_ms(*j, config),

@@ -23,7 +23,8 @@
 //  - Memory ushering: when our memory pressure exceeds `memory_high`, move the job that frees the
 //    most memory to a node that stays below `memory_target_max` afterwards, even without a CPU
 //    imbalance, provided the target is not CPU-overloaded afterwards (its load stays at most
-//    max(1.0, our load now)): swapping costs more than an uneven CPU share, an overload does not.
+//    max(1.0, our load now), give or take half the job's weight there): swapping costs more than
+//    an uneven CPU share, an overload does not.
 #pragma once
 
 #include <cstdint>

@@ -94,7 +94,8 @@ Verdict accept_move(const Candidate& self, const MoveOffer& offer, const Reserva
           return v;
         }
       }
-      if (v.load_after > std::max(offer.source_load_before, 1.0)) {
+      if (v.load_after > std::max(offer.source_load_before, 1.0) +
+                             config.min_gain_job_fraction * std::max(offer.cpu_share, 0.0) / cap) {
         v.why = fmt::format("load here would be {:.2f}", v.load_after);
         return v;
       }

@@ -198,6 +198,71 @@ def sigterm_drains():
             kill_started(procs)
 
 
+# Grows to MB megabytes (touched) in its first seconds, then computes N iterations; prints a sum
+# over its memory and the computation. Bounded by MAX_WALL_S like JOB.
+MEM_JOB = """
+import sys, time
+mb, n = int(sys.argv[1]), int(sys.argv[2])
+t0 = time.monotonic()
+blocks = []
+for k in range(mb):
+    blocks.append(bytearray(b"%c" % (k % 251)) * (1 << 20))
+s = 0
+for i in range(n):
+    s += i * i
+    if i % 1000000 == 0 and time.monotonic() - t0 > MAX_WALL_S:
+        sys.exit(3)
+print("mem", sum(b[-1] for b in blocks), s)
+""".replace("MAX_WALL_S", str(MAX_WALL_S))
+
+
+def node_memory_cgroup(node):
+    """The memory cgroup directory (v1) of a testbed node's daemon, where its jobs run too."""
+    pid = open(f"/run/osmo/testbed/{node}/osmod.pid").read().split()[0]
+    for line in open(f"/proc/{pid}/cgroup"):
+        _, controllers, path = line.strip().split(":", 2)
+        if "memory" in controllers.split(","):
+            return "/sys/fs/cgroup/memory" + path
+    return None
+
+
+def memory_ushering():
+    """n2's memory cgroup is limited to 256 MiB; a job there grows to 212 MiB (with the daemon's
+    ~28 MiB, pressure ~0.94 > 0.9): once it has run long enough to repay the copy (4 x 2.2 s of
+    CPU), the balancer moves it to a node with room, before the limit hits; output intact."""
+    mb, n = 212, 250_000_000
+    with Testbed(3, cpus=CPUS):
+        cg = node_memory_cgroup("n2")
+        if cg is None or not os.path.exists(os.path.join(cg, "memory.limit_in_bytes")):
+            print("SKIP: no cgroup v1 memory controller for the testbed nodes", file=sys.stderr)
+            sys.exit(77)
+        with open(os.path.join(cg, "memory.limit_in_bytes"), "w") as f:
+            f.write(str(256 << 20))
+        want = f"mem {sum(k % 251 for k in range(mb))} {(n - 1) * n * (2 * n - 1) // 6}\n"
+        t0 = time.monotonic()
+        procs = [popen_run("n1", "--node", "n2", "python3", "-c", MEM_JOB, str(mb), str(n))]
+        try:
+            try:
+                js, took = wait_until("the job off n2", lambda: [j for j in ours("n1", "python3 -c")
+                                                                if j["node"] != "n2"], 240, 1)
+            except AssertionError:
+                print("  n2 as n1 sees it:", (nodes_seen_by("n1") or {}).get("n2"), file=sys.stderr)
+                print("  jobs:", ours("n1", "python3 -c"), file=sys.stderr)
+                for line in balance_log(["n2"], words=("job=",)):
+                    print("   ", line, file=sys.stderr)
+                raise
+            print(f"  moved to {js[0]['node']} {time.monotonic() - t0:.1f} s after the start "
+                  f"(rss {js[0].get('rss_mb', 0):.0f} MB)")
+            finish_all(procs, [want], MAX_WALL_S)
+            log = balance_log(["n2", "n1", "n3"], words=("memory",))
+            for line in log:
+                print("   ", line)
+            assert any("(memory)" in l and "moving to" in l for l in log), log
+        finally:
+            kill_started(procs)
+
+
 if __name__ == "__main__":
     require_root("the balancing testbed tests")
-    run_cases({"spread_four": spread_four, "drain_node": drain_node, "sigterm_drains": sigterm_drains})
+    run_cases({"spread_four": spread_four, "drain_node": drain_node, "sigterm_drains": sigterm_drains,
+               "memory_ushering": memory_ushering})
