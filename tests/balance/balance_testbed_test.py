@@ -227,24 +227,28 @@ def node_memory_cgroup(node):
 
 
 def memory_ushering():
-    """n2's memory cgroup is limited to 256 MiB; a job there grows to 212 MiB (with the daemon's
-    ~28 MiB, pressure ~0.94 > 0.9): once it has run long enough to repay the copy (4 x 2.2 s of
-    CPU), the balancer moves it to a node with room, before the limit hits; output intact."""
-    mb, n = 212, 250_000_000
+    """n2's memory cgroup is limited to 600 MiB; a job there grows to 540 MiB (with the ~11 MiB of
+    python and its shepherd, pressure ~0.92 > 0.9): once it has run long enough to repay the copy
+    (4 x 5.5 s of CPU), the balancer moves it to a node with room, before the limit hits; output
+    intact. (With 256 MiB and a 228 MiB job the move started but the checkpoint's own buffers,
+    charged to the same cgroup, pushed it over the limit: the kernel killed the job.)"""
+    mb, n = 540, 400_000_000
     with Testbed(3, cpus=CPUS):
         cg = node_memory_cgroup("n2")
         if cg is None or not os.path.exists(os.path.join(cg, "memory.limit_in_bytes")):
             print("SKIP: no cgroup v1 memory controller for the testbed nodes", file=sys.stderr)
             sys.exit(77)
         with open(os.path.join(cg, "memory.limit_in_bytes"), "w") as f:
-            f.write(str(256 << 20))
+            f.write(str(600 << 20))
         want = f"mem {sum(k % 251 for k in range(mb))} {(n - 1) * n * (2 * n - 1) // 6}\n"
         t0 = time.monotonic()
         procs = [popen_run("n1", "--node", "n2", "python3", "-c", MEM_JOB, str(mb), str(n))]
         try:
             try:
-                js, took = wait_until("the job off n2", lambda: [j for j in ours("n1", "python3 -c")
-                                                                if j["node"] != "n2"], 240, 1)
+                def off_n2():
+                    assert procs[0].poll() is None, f"the job ended on n2 (exit {procs[0].returncode})"
+                    return [j for j in ours("n1", "python3 -c") if j["node"] != "n2"]
+                js, took = wait_until("the job off n2", off_n2, 240, 1)
             except AssertionError:
                 print("  n2 as n1 sees it:", (nodes_seen_by("n1") or {}).get("n2"), file=sys.stderr)
                 print("  jobs:", ours("n1", "python3 -c"), file=sys.stderr)
