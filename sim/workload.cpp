@@ -71,6 +71,8 @@ void Workload::install() {
   q.push(cluster_.now() + config_.sample_ms, EventKind::kLoadSample);
   q.push(std::max(cluster_.now(), config_.warmup_ms), EventKind::kMeasure);
   if (config_.balance) q.push(cluster_.now() + config_.balance_ms, EventKind::kBalance);
+  for (const auto& j : config_.initial_jobs)
+    if (j.node < cluster_.size() && cluster_.node(j.node).up) start_job(j.node, j.runtime_ms, j.node);
   if (arrival_rate_per_ms_ > 0) {
     q.push(std::max(cluster_.now(), config_.start_ms), EventKind::kJobArrival);
   }
@@ -125,6 +127,8 @@ void Workload::sync_node(std::uint32_t i) {
   n.estimator = policy::LoadEstimator();
   n.ledger = policy::PlacementLedger();
   n.last_migration_out_ms.reset();
+  n.book = policy::ReservationBook();
+  n.departures = policy::DepartureLog();
   n.generation = s.generation;
 }
 
@@ -287,13 +291,14 @@ void Workload::place_and_start(std::uint32_t home, env::TimeMs runtime) {
     target = home;
   }
   if (target == home) ++placed_home_;
-  start_job(target, runtime);
+  start_job(target, runtime, home);
 }
 
-void Workload::start_job(std::uint32_t node, env::TimeMs runtime_ms) {
+void Workload::start_job(std::uint32_t node, env::TimeMs runtime_ms, std::uint32_t home) {
   const env::TimeMs now = cluster_.now();
   Job j;
   j.node = node;
+  j.home = home;
   j.node_generation = cluster_.node(node).generation;
   j.start_ms = now;
   j.arrived_ms = now;
@@ -331,6 +336,8 @@ void Workload::balance_all() {
     const std::uint64_t used = n.jobs.size() * config_.job_mem_mb;
     local.mem_free_mb = used < s.mem_total_mb ? s.mem_total_mb - used : 0;
     local.last_migration_out_ms = n.last_migration_out_ms;
+    n.departures.prune(now);
+    local.departed_runnable = n.departures.still_counted(now);
     std::vector<policy::JobInfo> infos;
     infos.reserve(n.jobs.size());
     for (auto id : n.jobs) {
@@ -341,6 +348,8 @@ void Workload::balance_all() {
       ji.residence_ms = now - j.arrived_ms;
       ji.mem_mb = config_.job_mem_mb;
       ji.migrations = j.migrations;
+      ji.home = cluster_.node(j.home).name;
+      ji.last_attempt_ms = j.last_attempt_ms;
       infos.push_back(ji);
     }
     auto move = cluster_view::decide_move(local, s.node->members(), infos, n.ledger, now, random_,
@@ -350,18 +359,36 @@ void Workload::balance_all() {
     if (t < 0) continue;
     const auto target = static_cast<std::uint32_t>(t);
     sync_node(target);
-    n.ledger.record(move->target, now, 1.0, config_.job_mem_mb);
-    n.last_migration_out_ms = now;
+    Job& j = jobs_[move->job_id];
     if (!cluster_.node(target).up) {
-      ++start_misses_;  // the migration fails; the job keeps running here (transactional)
+      ++start_misses_;  // no answer to the reservation: the job keeps running here
+      j.last_attempt_ms = now;
       continue;
     }
-    Job& j = jobs_[move->job_id];
+    // The target's say, on its own view and promises (balance.reserve in the daemon).
+    NodeState& tn = nodes_[target];
+    const auto offer = cluster_view::offer_for(*move, std::to_string(move->job_id), s.name);
+    const auto verdict = cluster_view::judge_offer(offer, cluster_.node(target).node->members(), tn.book,
+                                                   now, config_.balancer, tn.departures.still_counted(now));
+    if (config_.target_reserves && !verdict.accepted) {
+      ++balance_refusals_;
+      j.last_attempt_ms = now;
+      continue;
+    }
+    tn.book.reserve(offer, now);
+    tn.book.arrived(offer.job, now);  // a simulated move is instantaneous
+    n.ledger.record(move->target, now, move->cpu_share, config_.job_mem_mb);
+    n.last_migration_out_ms = now;
+    n.departures.record(now, move->cpu_share);
+    if (j.previous_node && *j.previous_node == target) ++returns_;
+    j.previous_node = i;
     remove_job(n.jobs, move->job_id);
     j.node = target;
     j.node_generation = cluster_.node(target).generation;
     j.arrived_ms = now;
     ++j.migrations;
+    max_job_migrations_ = std::max(max_job_migrations_, j.migrations);
+    last_migration_ms_ = now;
     nodes_[target].jobs.push_back(move->job_id);
     ++migrations_;
     balance_target_age_sum_ms_ += static_cast<double>(move->target_load_age_ms);
@@ -370,6 +397,13 @@ void Workload::balance_all() {
     cluster_.trace().add(move->job_id);
     cluster_.trace().add(static_cast<std::uint64_t>(target));
   }
+}
+
+std::vector<std::size_t> Workload::jobs_per_node() const {
+  std::vector<std::size_t> out;
+  out.reserve(nodes_.size());
+  for (const auto& n : nodes_) out.push_back(n.jobs.size());
+  return out;
 }
 
 void Workload::measure() {
@@ -424,6 +458,12 @@ Metrics Workload::results(const std::string& prefix) const {
   m.set(prefix + "start_misses", start_misses_);
   m.set(prefix + "migrations", migrations_);
   m.set(prefix + "memory_migrations", memory_migrations_);
+  if (config_.balance) {
+    m.set(prefix + "balance_refusals", balance_refusals_);
+    m.set(prefix + "balance_returns", returns_);
+    m.set(prefix + "max_job_migrations", static_cast<std::int64_t>(max_job_migrations_));
+    m.set(prefix + "last_migration_ms", static_cast<std::int64_t>(last_migration_ms_));
+  }
   m.set(prefix + "measurements", measurements_);
   if (view_entries_ > 0) {  // the policy mode's view of the cluster at placement time
     const double e = static_cast<double>(view_entries_);

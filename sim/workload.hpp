@@ -8,12 +8,17 @@
 // makes, so the simulator measures the daemon's rules (including what happens to a job that no
 // node can take: it is refused, not started at home).
 //
+// Balancing runs the daemon's whole decision: cluster_view::decide_move on the source (with its
+// departures log), then cluster_view::judge_offer on the target against its reservations, as the
+// peer request `balance.reserve` does (src/balance/balance_service.cpp).
+//
 // Model limits (on purpose, to keep millions of events cheap): a job's run time does not depend on
 // how loaded its node is, a migration is instantaneous, and the simulated CPU is "runnable jobs
 // over capacity" (cpus * speed) without scheduler detail.
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 #include "env/random.hpp"
@@ -21,6 +26,7 @@
 #include "policy/balance.hpp"
 #include "policy/load_estimator.hpp"
 #include "policy/placement.hpp"
+#include "policy/reservation.hpp"
 #include "sim/cluster.hpp"
 #include "sim/metrics.hpp"
 
@@ -53,7 +59,17 @@ struct WorkloadConfig {
   bool balance = false;                  // run policy::decide_balance on every node
   env::TimeMs balance_ms = 1000;
   policy::BalanceConfig balancer;
+  // The target's reservation check (judge_offer). Off only to measure what it prevents.
+  bool target_reserves = true;
   std::uint64_t job_mem_mb = 256;
+  // Jobs started at install() on a given node, pinned there for their first placement only (as
+  // `osmo run --node`): a convergence test starts them all on one node and lets balancing spread
+  // them.
+  struct InitialJob {
+    std::uint32_t node = 0;
+    env::TimeMs runtime_ms = 0;
+  };
+  std::vector<InitialJob> initial_jobs;
 };
 
 class Workload {
@@ -64,6 +80,8 @@ class Workload {
   // Figures measured so far (keys prefixed with `prefix`).
   Metrics results(const std::string& prefix = "") const;
   double total_capacity() const { return total_cap_; }
+  // Jobs running on each node now (by node index).
+  std::vector<std::size_t> jobs_per_node() const;
 
  private:
   struct Job {
@@ -73,6 +91,9 @@ class Workload {
     env::TimeMs arrived_ms = 0;   // on its current node
     int migrations = 0;
     bool done = false;
+    std::uint32_t home = 0;
+    std::optional<std::uint32_t> previous_node;     // where it ran before its last move
+    std::optional<env::TimeMs> last_attempt_ms;     // its last move the target refused
   };
   struct NodeState {
     std::uint64_t generation = 0;
@@ -80,6 +101,10 @@ class Workload {
     policy::LoadEstimator estimator;
     policy::PlacementLedger ledger;
     std::optional<env::TimeMs> last_migration_out_ms;
+    // The target's side of a move, as the daemon keeps it (balance_service.cpp): what it promised
+    // to take, and what it sent away that its own estimate still counts.
+    policy::ReservationBook book;
+    policy::DepartureLog departures;
     gossip::LoadInfo published;  // what the node last handed to set_local_load (pull baseline)
     env::TimeMs published_ms = 0;
   };
@@ -89,7 +114,7 @@ class Workload {
   void sample_all();
   void arrival();
   void place_and_start(std::uint32_t home, env::TimeMs runtime_ms);
-  void start_job(std::uint32_t node, env::TimeMs runtime_ms);
+  void start_job(std::uint32_t node, env::TimeMs runtime_ms, std::uint32_t home);
   void finish(std::uint64_t job_id);
   void balance_all();
   void measure();
@@ -109,6 +134,11 @@ class Workload {
   // Measurements.
   std::uint64_t submitted_ = 0, placed_home_ = 0, placement_failures_ = 0, start_misses_ = 0;
   std::uint64_t finished_ = 0, lost_ = 0, migrations_ = 0, memory_migrations_ = 0;
+  // Moves the target refused (reservation), and moves that sent a job straight back to the node
+  // it had just left (ping-pong); the most moves any job made; when the last move happened.
+  std::uint64_t balance_refusals_ = 0, returns_ = 0;
+  int max_job_migrations_ = 0;
+  env::TimeMs last_migration_ms_ = -1;
   std::uint64_t measurements_ = 0;
   // How stale the gossiped view is when a job is placed (alive remote members with load).
   std::uint64_t view_samples_ = 0, view_entries_ = 0, view_usable_ = 0;

@@ -16,7 +16,7 @@ struct GlobalOptions {
   std::string log_level = "info";
 };
 
-// src/daemon: `osmo daemon`, `osmo nodes`.
+// src/daemon: `osmo daemon`, `osmo nodes`, `osmo leave`, `osmo drain`, `osmo status`.
 void add_daemon_commands(CLI::App& app, GlobalOptions& global, int* exit_code);
 // src/testbed: `osmo testbed up|down|exec|list`.
 void add_testbed_commands(CLI::App& app, GlobalOptions& global, int* exit_code);
@@ -28,5 +28,7 @@ void add_run_commands(CLI::App& app, GlobalOptions& global, int* exit_code);
 void add_migrate_commands(CLI::App& app, GlobalOptions& global, int* exit_code);
 // src/mon: `osmo mon`, the live monitor.
 void add_mon_commands(CLI::App& app, GlobalOptions& global, int* exit_code);
+// src/balance: the daemon's balancing loop (no command of its own; `osmo drain` is the daemon's).
+void add_balance_commands(CLI::App& app, GlobalOptions& global, int* exit_code);
 
 }  // namespace osmo::cli

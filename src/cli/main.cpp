@@ -85,6 +85,7 @@ int main(int argc, char** argv) {
   osmo::cli::add_run_commands(app, global, &exit_code);
   osmo::cli::add_migrate_commands(app, global, &exit_code);
   osmo::cli::add_mon_commands(app, global, &exit_code);
+  osmo::cli::add_balance_commands(app, global, &exit_code);
 
   try {
     std::vector<std::string> args = drop_run_separator(argc, argv);

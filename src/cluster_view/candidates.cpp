@@ -17,6 +17,8 @@ policy::Candidate candidate_from_member(const gossip::MemberView& m) {
     c.mem_free_mb = m.load->mem_free_mb;
     c.mem_total_mb = m.load->mem_total_mb;
     c.load_age_ms = m.is_self ? 0 : m.load_age_ms;
+    c.draining = (m.load->flags & gossip::kLoadFlagDraining) != 0;
+    c.takes_auto_migrations = (m.load->flags & gossip::kLoadFlagNoAutoMigration) == 0;
   }
   return c;
 }

@@ -24,7 +24,9 @@
 #include "env/random.hpp"
 #include "gossip/node.hpp"
 #include "policy/balance.hpp"
+#include "policy/drain.hpp"
 #include "policy/placement.hpp"
+#include "policy/reservation.hpp"
 
 namespace osmo::cluster_view {
 
@@ -45,5 +47,30 @@ std::optional<policy::Move> decide_move(const policy::LocalState& local,
                                         const policy::PlacementLedger& ledger, env::TimeMs now,
                                         env::Random& random,
                                         const policy::BalanceConfig& config = {});
+
+// This node as the balancer sees itself: its own member of `view` (is_self; the figures it last
+// handed to set_local_load), plus when it last sent a job away. nullopt when the view has no self
+// entry with a load yet (the daemon has not sampled; nothing to decide).
+std::optional<policy::LocalState> local_state_from_view(std::span<const gossip::MemberView> view,
+                                                        std::optional<env::TimeMs> last_migration_out_ms);
+
+// Where the next guest of a draining node goes (policy::decide_drain on the converted view).
+std::optional<policy::Move> decide_drain_move(const policy::LocalState& local,
+                                              std::span<const gossip::MemberView> view,
+                                              std::span<const policy::JobInfo> jobs,
+                                              const policy::PlacementLedger& ledger, env::TimeMs now,
+                                              env::Random& random,
+                                              const policy::DrainConfig& config = {});
+
+// The offer a source makes for `move` of the job `job` (its cluster id) from `source`.
+policy::MoveOffer offer_for(const policy::Move& move, std::string job, std::string source);
+
+// The target's answer to `offer`, on its own view (its self member, fresh), with what it promised.
+// The caller reserves on acceptance (book.reserve). A view without a self load refuses.
+// `departed_runnable`: what our own smoothed load still counts of jobs we sent away
+// (policy::DepartureLog), taken off our figure as the balancer does.
+policy::Verdict judge_offer(const policy::MoveOffer& offer, std::span<const gossip::MemberView> view,
+                            const policy::ReservationBook& book, env::TimeMs now,
+                            const policy::BalanceConfig& config = {}, double departed_runnable = 0);
 
 }  // namespace osmo::cluster_view

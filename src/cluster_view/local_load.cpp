@@ -15,6 +15,8 @@ gossip::LoadInfo load_info_from_sample(const LocalSample& sample, env::TimeMs no
   info.mem_free_mb = sample.mem_free_mb;
   info.mem_total_mb = sample.mem_total_mb;
   info.jobs = sample.jobs;
+  info.flags = (sample.draining ? gossip::kLoadFlagDraining : 0u) |
+               (sample.auto_migrations ? 0u : gossip::kLoadFlagNoAutoMigration);
   return info;
 }
 

@@ -21,6 +21,8 @@ struct LocalSample {
   std::uint64_t mem_free_mb = 0;
   std::uint64_t mem_total_mb = 0;  // 0 when unknown
   std::uint32_t jobs = 0;          // osmo jobs running here
+  bool draining = false;           // takes no new job, no migration (gossip::kLoadFlagDraining)
+  bool auto_migrations = true;     // false: `balance = false` (gossip::kLoadFlagNoAutoMigration)
 };
 
 // Feeds `sample.runnable` taken at `now` to `estimator` and returns the figures to gossip: the

@@ -47,9 +47,9 @@ std::optional<std::string> first_routable_ipv4() {
 }  // namespace
 
 // Every key the TOML file may hold (the branches below), for the message about an unknown one.
-constexpr std::array<std::string_view, 11> kConfigKeys = {
+constexpr std::array<std::string_view, 14> kConfigKeys = {
     "name", "listen", "advertise", "join", "secret_file", "state_dir", "socket", "load_scope", "speed", "log_level",
-    "gossip_encryption"};
+    "gossip_encryption", "balance", "balance_interval_ms", "drain_grace_ms"};
 
 Status apply_config_file(const std::string& path, const std::vector<std::string>& set_on_cli,
                          DaemonConfig* config) {
@@ -101,6 +101,16 @@ Status apply_config_file(const std::string& path, const std::vector<std::string>
       auto v = node.value<bool>();
       if (!v) return make_error("config {}: 'gossip_encryption' must be true or false", path);
       if (!cli_has(set_on_cli, k)) config->gossip_encryption = *v;
+    } else if (k == "balance") {
+      auto v = node.value<bool>();
+      if (!v) return make_error("config {}: 'balance' must be true or false", path);
+      if (!cli_has(set_on_cli, k)) config->balance = *v;
+    } else if (k == "balance_interval_ms" || k == "drain_grace_ms") {
+      auto v = node.value<std::int64_t>();
+      if (!v || *v < 0 || *v > 24 * 3600 * 1000)
+        return make_error("config {}: '{}' must be a number of milliseconds", path, k);
+      if (!cli_has(set_on_cli, k))
+        (k == "balance_interval_ms" ? config->balance_interval_ms : config->drain_grace_ms) = static_cast<int>(*v);
     } else if (k == "speed") {
       auto v = node.value<double>();
       if (!v) return make_error("config {}: 'speed' must be a number", path);
@@ -157,6 +167,12 @@ Result<ResolvedConfig> resolve(const DaemonConfig& config) {
   out.state_dir = config.state_dir;
   out.gossip_encryption = config.gossip_encryption;
   out.socket = config.socket;
+  if (config.balance_interval_ms < kMinBalanceIntervalMs)
+    return make_error("balance interval {} ms: at least {} ms", config.balance_interval_ms, kMinBalanceIntervalMs);
+  if (config.drain_grace_ms < 0) return make_error("drain grace {} ms: must not be negative", config.drain_grace_ms);
+  out.balance = config.balance;
+  out.balance_interval_ms = config.balance_interval_ms;
+  out.drain_grace_ms = config.drain_grace_ms;
   return out;
 }
 

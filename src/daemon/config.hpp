@@ -31,7 +31,16 @@ struct DaemonConfig {
   // Gossip bodies encrypted (true) or in clear for debugging with tcpdump (false; still
   // authenticated and replay-protected). Every node must use the same value.
   bool gossip_encryption = true;
+  // Balancing (docs/balancing.md). The loop decides once a second: a job needs 3 s of age and
+  // 5 s of residence before it can move, so deciding more often gains nothing and costs /proc reads.
+  bool balance = true;
+  int balance_interval_ms = 1000;
+  // On SIGTERM or `osmo leave`, guests have this long to move away before the node leaves (a
+  // 1 GiB stop-and-copy takes ~1.6 s here; 30 s leaves room for a dozen of them and a retry).
+  int drain_grace_ms = 30'000;
 };
+
+inline constexpr int kMinBalanceIntervalMs = 100;
 
 // Fills fields not set on the command line from a TOML file. `set_on_cli` names the keys the
 // command line already set. Unknown keys are an error (a typo must not be silently ignored).
@@ -47,6 +56,9 @@ struct ResolvedConfig {
   std::string state_dir;
   std::string socket;
   bool gossip_encryption = true;
+  bool balance = true;
+  int balance_interval_ms = 1000;
+  int drain_grace_ms = 30'000;
 };
 
 // Validates and resolves: reads the secret (refusing one readable by group/others, or that is not

@@ -11,9 +11,12 @@
 
 #include <cmath>
 #include <cstring>
+#include <optional>
 
 #include "base/version.hpp"
 #include "cluster_view/local_load.hpp"
+#include "daemon/control_client.hpp"
+#include "platform/linux/socket.hpp"
 #include "wire/mac.hpp"
 
 namespace osmo::daemon {
@@ -40,6 +43,8 @@ class RealtimeClock final : public env::Clock {
   }
 };
 const RealtimeClock kRealtimeClock;
+// Connect + handshake + answer of a peer that is asked to drain: it answers at once.
+constexpr int kDrainRequestTimeoutMs = 3000;
 
 }  // namespace
 
@@ -110,6 +115,14 @@ Status Daemon::start() {
     leave_requested_ = true;
     return Json{{"linger_ms", kLeaveLingerMs}};
   });
+  add_control("drain", [this](const Json& r, ControlContext& ctx) { return control_drain(r, ctx); });
+  add_peer("node.drain", [this](UniqueFd conn, const Json& h, const PeerContext& ctx) {
+    const bool on = h.value("on", true);
+    log_.info("{} drain requested by {}", on ? "start" : "stop", ctx.remote_node);
+    set_draining(on);
+    (void)send_line(conn.get(),
+                    Json{{"node", config_.name}, {"draining", draining()}, {"guests", guests()}}.dump() + "\n", {});
+  });
   for (const auto& plugin : plugins()) plugin(*this, *this);
 
   OSMO_TRY(peers_.start(config_.listen));
@@ -128,6 +141,46 @@ Status Daemon::start() {
 void Daemon::add_control(std::string op, ControlHandler handler) { control_.add(std::move(op), std::move(handler)); }
 void Daemon::add_peer(std::string service, PeerHandler handler) { peers_.add(std::move(service), std::move(handler)); }
 void Daemon::set_job_counter(std::function<std::uint32_t()> counter) { job_counter_ = std::move(counter); }
+void Daemon::set_guest_counter(std::function<std::uint32_t()> counter) { guest_counter_ = std::move(counter); }
+
+BalanceSettings Daemon::balance_settings() const {
+  return BalanceSettings{config_.balance, config_.balance_interval_ms, config_.drain_grace_ms};
+}
+
+void Daemon::set_draining(bool on) {
+  if (draining_.exchange(on) != on) log_.info("{}", on ? "draining: taking no new work, moving guests away" : "drain ended: taking work again");
+  // The main loop samples at its next tick (10 ms), so the flag goes out with the next load
+  // message; the sampler and the estimator belong to the main loop's thread.
+  resample_now_ = true;
+}
+
+std::uint32_t Daemon::guests() const { return guest_counter_ ? guest_counter_() : 0; }
+
+// `osmo drain [NODE] [--stop]`: this node, or another one through its daemon (peer node.drain).
+Result<Json> Daemon::control_drain(const Json& req, ControlContext& ctx) {
+  if (ctx.peer.uid != 0 && ctx.peer.uid != ::geteuid())
+    return make_error("only root or the daemon's own user may drain a node");
+  const std::string node = req.value("node", "");
+  const bool on = req.value("on", true);
+  if (node.empty() || node == config_.name) {
+    set_draining(on);
+    return Json{{"node", config_.name}, {"draining", draining()}, {"guests", guests()}};
+  }
+  std::optional<gossip::MemberView> where;
+  for (const auto& m : members())
+    if (m.name == node) where = m;
+  if (!where) return make_error("no node named {} in the cluster", node);
+  if (where->state != gossip::MemberState::kAlive)
+    return make_error("node {} is {}", node, gossip::to_string(where->state));
+  OSMO_ASSIGN_OR_RETURN(UniqueFd fd, dial_peer(where->addr, "node.drain", Json{{"on", on}}, kDrainRequestTimeoutMs));
+  platform::set_receive_timeout(fd.get(), kDrainRequestTimeoutMs);
+  std::string pending;
+  OSMO_ASSIGN_OR_RETURN(std::string line, recv_line(fd.get(), pending, nullptr, 1u << 16));
+  auto j = Json::parse(line, nullptr, false);
+  if (line.empty() || j.is_discarded() || !j.is_object())
+    return make_error("node {} did not confirm the drain", node);
+  return j;
+}
 
 std::vector<gossip::MemberView> Daemon::members() const {
   std::lock_guard lk(gossip_mu_);
@@ -155,6 +208,8 @@ void Daemon::sample_load() {
   sample.mem_free_mb = s->mem_free_mb;
   sample.mem_total_mb = s->mem_total_mb;
   sample.jobs = job_counter_ ? job_counter_() : 0;
+  sample.draining = draining_.load();
+  sample.auto_migrations = config_.balance;
   const gossip::LoadInfo info =
       cluster_view::load_info_from_sample(sample, clock_.now_ms(), estimator_);
   std::lock_guard lk(gossip_mu_);
@@ -171,6 +226,8 @@ Json Daemon::nodes_json() const {
            {"self", m.is_self},
            {"state_age_ms", m.state_age_ms}};
     if (m.load) {
+      j["draining"] = (m.load->flags & gossip::kLoadFlagDraining) != 0;
+      j["balance"] = (m.load->flags & gossip::kLoadFlagNoAutoMigration) == 0;
       j["cpus"] = m.load->cpus;
       j["load"] = m.load->load;
       j["runnable"] = m.load->runnable;
@@ -202,6 +259,9 @@ Json Daemon::status_json() const {
               {"advertise", config_.advertise.str()},
               {"load_scope", load_description_},
               {"uptime_ms", clock_.now_ms() - started_ms_},
+              {"draining", draining()},
+              {"guests", guests()},
+              {"balance", config_.balance},
               {"gossip",
                {{"received", c.received},
                 {"sent", c.sent},
@@ -236,7 +296,36 @@ int Daemon::run() {
   }
 
   env::TimeMs next_sample = clock_.now_ms() + kLoadSampleIntervalMs;
-  env::TimeMs leave_deadline = -1;
+  env::TimeMs leave_deadline = -1;  // set by leave_now(): gossip lingers until then
+  // A leave (SIGTERM, SIGINT, `osmo leave`) first drains: guests move away (the balance plugin
+  // does it while draining() is set) until none is left or drain_grace_ms has passed. A second
+  // signal during the drain leaves at once.
+  env::TimeMs drain_deadline = -1;
+  env::TimeMs next_drain_poll = 0;
+  auto leave_now = [&](env::TimeMs now) {
+    std::lock_guard lk(gossip_mu_);
+    node_->leave();
+    leave_deadline = now + kLeaveLingerMs;
+  };
+  auto begin_leaving = [&](env::TimeMs now, const std::string& why) {
+    if (leave_deadline >= 0) return;
+    (void)notify_service_manager("STOPPING=1");  // systemd: the stop has begun (drain, then leave)
+    if (drain_deadline >= 0) {
+      log_.info("{} during the drain: leaving the cluster now ({} guest(s) left)", why, guests());
+      leave_now(now);
+      return;
+    }
+    const std::uint32_t g = guests();
+    if (config_.drain_grace_ms > 0 && g > 0) {
+      log_.info("{}: moving {} guest job(s) away (at most {} ms), then leaving the cluster", why, g,
+                config_.drain_grace_ms);
+      set_draining(true);
+      drain_deadline = now + config_.drain_grace_ms;
+      return;
+    }
+    log_.info("{}: leaving the cluster", why);
+    leave_now(now);
+  };
   std::vector<std::uint8_t> datagram;
   env::Endpoint from;
   for (;;) {
@@ -251,13 +340,7 @@ int Daemon::run() {
         signalfd_siginfo si{};
         while (::read(sfd.get(), &si, sizeof si) == sizeof si) {
           if (si.ssi_signo == SIGPIPE || si.ssi_signo == SIGHUP) continue;
-          if (leave_deadline < 0) {
-            log_.info("signal {}: leaving the cluster", strsignal(static_cast<int>(si.ssi_signo)));
-            (void)notify_service_manager("STOPPING=1");
-            std::lock_guard lk(gossip_mu_);
-            node_->leave();
-            leave_deadline = clock_.now_ms() + kLeaveLingerMs;
-          }
+          begin_leaving(clock_.now_ms(), fmt::format("signal {}", strsignal(static_cast<int>(si.ssi_signo))));
         }
       } else if (fd == transport_.fd()) {
         std::lock_guard lk(gossip_mu_);
@@ -266,18 +349,23 @@ int Daemon::run() {
       }
     }
     env::TimeMs now = clock_.now_ms();
-    if (leave_requested_.load() && leave_deadline < 0) {
-      log_.info("leave requested over the control socket: leaving the cluster");
-      (void)notify_service_manager("STOPPING=1");
-      std::lock_guard lk(gossip_mu_);
-      node_->leave();
-      leave_deadline = now + kLeaveLingerMs;
+    if (leave_requested_.exchange(false)) begin_leaving(now, "leave requested over the control socket");
+    if (drain_deadline >= 0 && leave_deadline < 0 && now >= next_drain_poll) {
+      next_drain_poll = now + kDrainPollMs;
+      const std::uint32_t g = guests();
+      if (g == 0) {
+        log_.info("drained: no guest job left; leaving the cluster");
+        leave_now(now);
+      } else if (now >= drain_deadline) {
+        log_.warn("drain grace time over with {} guest job(s) left; leaving the cluster", g);
+        leave_now(now);
+      }
     }
     {
       std::lock_guard lk(gossip_mu_);
       node_->tick();
     }
-    if (now >= next_sample && leave_deadline < 0) {
+    if ((now >= next_sample || resample_now_.exchange(false)) && leave_deadline < 0) {
       sample_load();
       next_sample = now + kLoadSampleIntervalMs;
     }

@@ -30,6 +30,8 @@ inline constexpr int kTickIntervalMs = 10;
 inline constexpr int kLoadSampleIntervalMs = 100;
 // After a graceful leave, keep gossiping this long so the announcement reaches everyone.
 inline constexpr int kLeaveLingerMs = 1500;
+// While a leave waits for the drain, how often the guests left are counted (a /proc walk).
+inline constexpr int kDrainPollMs = 250;
 
 class Daemon final : public Services, public DaemonApi {
  public:
@@ -44,6 +46,7 @@ class Daemon final : public Services, public DaemonApi {
   void add_control(std::string op, ControlHandler handler) override;
   void add_peer(std::string service, PeerHandler handler) override;
   void set_job_counter(std::function<std::uint32_t()> counter) override;
+  void set_guest_counter(std::function<std::uint32_t()> counter) override;
 
   // DaemonApi
   const std::string& node_name() const override { return config_.name; }
@@ -53,11 +56,16 @@ class Daemon final : public Services, public DaemonApi {
   const std::array<std::uint8_t, 32>& key() const override { return key_; }
   Result<UniqueFd> dial_peer(const env::Endpoint& to, const std::string& service, const Json& header,
                              int timeout_ms, DialFailure* why = nullptr) override;
+  BalanceSettings balance_settings() const override;
+  bool draining() const override { return draining_.load(); }
+  void set_draining(bool on) override;
 
  private:
   Daemon(const ResolvedConfig& config, platform::LoadSampler sampler, double speed_override);
   Status start();
   void sample_load();
+  Result<Json> control_drain(const Json& req, ControlContext& ctx);
+  std::uint32_t guests() const;
   Json nodes_json() const;
   Json status_json() const;
 
@@ -75,6 +83,9 @@ class Daemon final : public Services, public DaemonApi {
   policy::LoadEstimator estimator_;
   double speed_override_ = 0;
   std::function<std::uint32_t()> job_counter_;
+  std::function<std::uint32_t()> guest_counter_;
+  std::atomic<bool> draining_{false};
+  std::atomic<bool> resample_now_{false};  // set_draining: sample (and gossip the flag) at once
   ControlServer control_;
   PeerServer peers_;
   env::TimeMs started_ms_ = 0;

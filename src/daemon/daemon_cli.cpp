@@ -37,12 +37,19 @@ void add_daemon(CLI::App& app, GlobalOptions& global, int* exit_code) {
                   "Encrypt gossip datagrams (true); false sends them in clear, still authenticated, for "
                   "tcpdump. Every node must use the same value")
       ->capture_default_str();
+  cmd->add_flag("--balance,!--no-balance", cfg->balance,
+                "Send and take automatic migrations (the balancing loop; default on). osmo migrate by hand always works");
+  cmd->add_option("--balance-interval-ms", cfg->balance_interval_ms, "How often the balancing loop decides")
+      ->capture_default_str();
+  cmd->add_option("--drain-grace-ms", cfg->drain_grace_ms,
+                  "On SIGTERM or osmo leave: how long guest jobs may take to move away before the node leaves")
+      ->capture_default_str();
   cmd->callback([cmd, cfg, config_file, &global, exit_code] {
     daemon::DaemonConfig c = *cfg;
     if (!config_file->empty()) {
       std::vector<std::string> on_cli;
       for (const char* key : {"name", "listen", "advertise", "join", "secret-file", "state-dir", "load-scope", "speed",
-                               "gossip-encryption"}) {
+                               "gossip-encryption", "balance", "balance-interval-ms", "drain-grace-ms"}) {
         if (cmd->count(std::string("--") + key) > 0) {
           std::string k = key;
           std::replace(k.begin(), k.end(), '-', '_');
@@ -116,10 +123,12 @@ void add_nodes(CLI::App& app, GlobalOptions& global, int* exit_code) {
                              "CPUS", "LOAD", "MEM_FREE", "JOBS", "AGE");
     for (const auto& n : nodes) {
       std::string name = n.value("name", "?") + (n.value("self", false) ? "*" : "");
+      std::string state = n.value("state", "?");
+      if (state == "alive" && n.value("draining", false)) state = "draining";
       std::string mem = n["mem_free_mb"].is_null() ? "-" : fmt::format("{}M", n["mem_free_mb"].get<std::uint64_t>());
       std::string age = n["age_ms"].is_null() ? "-" : fmt::format("{}ms", n["age_ms"].get<std::int64_t>());
       std::cout << fmt::format("{:<16} {:<8} {:<22} {:>6} {:>6} {:>10} {:>5} {:>8}\n", name,
-                               n.value("state", "?"), n.value("addr", "?"), fmt_number(n["cpus"], 2),
+                               state, n.value("addr", "?"), fmt_number(n["cpus"], 2),
                                fmt_number(n["load"], 2), mem, n.contains("jobs") ? n["jobs"].dump() : "-", age);
     }
   });
@@ -138,6 +147,41 @@ void add_leave(CLI::App& app, GlobalOptions& global, int* exit_code) {
     // Wait for the daemon to finish announcing (it closes the socket when it stops).
     std::string pending;
     (void)daemon::recv_line(client->fd(), pending, nullptr, 1);
+  });
+}
+
+void add_drain(CLI::App& app, GlobalOptions& global, int* exit_code) {
+  auto* cmd = app.add_subcommand(
+      "drain", "Stop a node taking work and move its guest jobs away (to the best node, or home)");
+  auto node = std::make_shared<std::string>();
+  auto stop = std::make_shared<bool>(false);
+  auto wait_s = std::make_shared<int>(0);
+  cmd->add_option("node", *node, "The node to drain (default: this one)");
+  cmd->add_flag("--stop", *stop, "End the drain: the node takes work again");
+  cmd->add_option("--wait", *wait_s, "Wait up to this many seconds for the node to have no guest left (exit 1 if not)");
+  cmd->callback([node, stop, wait_s, &global, exit_code] {
+    nlohmann::json req{{"op", "drain"}, {"on", !*stop}};
+    if (!node->empty()) req["node"] = *node;
+    auto r = daemon::call_local(global.socket_path, req);
+    if (!r.ok()) {
+      std::cerr << "osmo drain: " << r.error().str() << "\n";
+      *exit_code = 1;
+      return;
+    }
+    const std::string name = r->value("node", *node);
+    if (*stop) {
+      std::cout << name << " takes work again\n";
+      return;
+    }
+    std::uint32_t guests = r->value("guests", 0u);
+    for (int waited_ms = 0; guests > 0 && waited_ms < *wait_s * 1000; waited_ms += 500) {
+      ::usleep(500'000);
+      auto again = daemon::call_local(global.socket_path, req);  // idempotent: reports the count
+      if (!again.ok()) break;
+      guests = again->value("guests", guests);
+    }
+    std::cout << name << " is draining: " << guests << " guest job(s) left\n";
+    if (*wait_s > 0 && guests > 0) *exit_code = 1;
   });
 }
 
@@ -161,6 +205,7 @@ void add_daemon_commands(CLI::App& app, GlobalOptions& global, int* exit_code) {
   add_daemon(app, global, exit_code);
   add_nodes(app, global, exit_code);
   add_leave(app, global, exit_code);
+  add_drain(app, global, exit_code);
   add_status(app, global, exit_code);
 }
 

@@ -59,6 +59,16 @@ class Services {
   virtual void add_peer(std::string service, PeerHandler handler) = 0;
   // Reports how many osmo jobs run on this node; gossiped with the load (LoadInfo::jobs).
   virtual void set_job_counter(std::function<std::uint32_t()> counter) = 0;
+  // Reports how many guest jobs (home elsewhere) a drain still has to move away: the daemon's
+  // SIGTERM and `osmo leave` wait for 0 (or the grace time) before leaving.
+  virtual void set_guest_counter(std::function<std::uint32_t()> counter) = 0;
+};
+
+// The balancing settings of this node (daemon configuration, docs/balancing.md).
+struct BalanceSettings {
+  bool enabled = true;          // `balance = false`: send and take no automatic migration
+  int interval_ms = 1000;       // how often the balancing loop decides
+  int drain_grace_ms = 30'000;  // SIGTERM / leave: how long to move guests away before leaving
 };
 
 // Why a peer stream could not be opened (dial_peer's `why`), for callers that react differently:
@@ -84,6 +94,11 @@ class DaemonApi {
   virtual Result<UniqueFd> dial_peer(const env::Endpoint& to, const std::string& service,
                                      const Json& header, int timeout_ms,
                                      DialFailure* why = nullptr) = 0;
+  virtual BalanceSettings balance_settings() const = 0;
+  // Draining (`osmo drain`, SIGTERM): the node takes no new job and no migration, its guests
+  // move away. Gossiped with the load (gossip::kLoadFlagDraining) from the next sample on.
+  virtual bool draining() const = 0;
+  virtual void set_draining(bool on) = 0;
 };
 
 using Plugin = std::function<void(Services&, DaemonApi&)>;

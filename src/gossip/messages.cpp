@@ -93,6 +93,7 @@ wire::Writer Builder::encode(const LoadRecord& r) {
   f.u64(load_tag::kMemFreeMb, r.load.mem_free_mb);
   f.u64(load_tag::kMemTotalMb, r.load.mem_total_mb);
   f.u64(load_tag::kJobs, r.load.jobs);
+  if (r.load.flags != 0) f.u64(load_tag::kFlags, r.load.flags);
   return w;
 }
 
@@ -232,6 +233,10 @@ bool decode_load(std::span<const std::uint8_t> rec, LoadRecord* l, Fail* fail) {
         if (!get_u64(f, &v, fail)) return false;
         if (v > UINT32_MAX) return fail->set("job count too large");
         l->load.jobs = static_cast<std::uint32_t>(v);
+        break;
+      case load_tag::kFlags:
+        if (!get_u64(f, &v, fail)) return false;
+        l->load.flags = static_cast<std::uint32_t>(v);  // bits we do not know are kept, unused
         break;
       default:
         break;

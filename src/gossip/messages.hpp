@@ -82,6 +82,7 @@ inline constexpr wire::FieldTag kSpeed = 6;       // u64: speed * 1000
 inline constexpr wire::FieldTag kMemFreeMb = 7;   // u64
 inline constexpr wire::FieldTag kMemTotalMb = 8;  // u64
 inline constexpr wire::FieldTag kJobs = 9;        // u64
+inline constexpr wire::FieldTag kFlags = 10;      // u64: LoadInfo::flags (sent when not 0)
 }  // namespace load_tag
 
 // kSync flags.

@@ -37,7 +37,13 @@ struct LoadInfo {
   std::uint64_t mem_free_mb = 0;
   std::uint64_t mem_total_mb = 0;
   std::uint32_t jobs = 0;  // osmo jobs running on the node
+  std::uint32_t flags = 0;  // kLoadFlag* below: what the node takes (docs/policy.md)
 };
+
+// LoadInfo::flags. A node that is draining takes no new job and no migration; a node configured
+// `balance = false` takes no automatic migration. Unknown bits are ignored by older nodes.
+inline constexpr std::uint32_t kLoadFlagDraining = 1;
+inline constexpr std::uint32_t kLoadFlagNoAutoMigration = 2;
 
 struct MemberView {
   std::string name;

@@ -24,7 +24,7 @@ namespace {
 
 struct MigrateOpts {
   std::string id, to, method = "auto";
-  bool check = false, verbose = false, json = false;
+  bool check = false, verbose = false, json = false, force = false;
 };
 
 // The job whose id is `id` or starts with it, from a cluster-wide listing; an error when none or
@@ -56,7 +56,7 @@ int migrate_command(const MigrateOpts& o, const std::string& socket) {
     return 1;
   }
   nlohmann::json req{{"op", "jobs.migrate"}, {"id", (*job)["id"]}, {"node", (*job)["node"]},
-                     {"to", o.to}, {"method", o.method}, {"check", o.check}};
+                     {"to", o.to}, {"method", o.method}, {"check", o.check}, {"force", o.force}};
   auto r = daemon::call_local(socket, req);
   if (!r.ok()) {
     std::cerr << "osmo migrate: " << r.error().str() << "\n";
@@ -88,6 +88,7 @@ void add_migrate_commands(CLI::App& app, GlobalOptions& global, int* exit_code) 
   cmd->add_option("--method", o->method, "stop (stop-and-copy), precopy, postcopy or auto")
       ->check(CLI::IsMember({"auto", "stop", "precopy", "postcopy"}));
   cmd->add_flag("--check", o->check, "Only say whether the job can move (it is not touched)");
+  cmd->add_flag("--force", o->force, "Move a job pinned with osmo run --no-migrate anyway");
   cmd->add_flag("-v,--verbose", o->verbose, "Show the method chosen and the phase times");
   cmd->add_flag("--json", o->json, "Print the migration's report as JSON (method, freeze_ms, total_ms, phases)");
   cmd->footer(

@@ -96,7 +96,7 @@ class MigrateService : public std::enable_shared_from_this<MigrateService> {
     const std::string id = req.value("id", ""), node = req.value("node", "");
     if (id.empty() || node.empty()) return make_error("jobs.migrate needs the job's id and node");
     Json h{{"id", id}, {"to", req.value("to", "")}, {"method", req.value("method", "auto")},
-           {"check", req.value("check", false)}, {"uid", ctx.peer.uid}};
+           {"check", req.value("check", false)}, {"uid", ctx.peer.uid}, {"force", req.value("force", false)}};
     Json answer;
     if (node == api_.node_name()) {
       answer = migrate_here(h);
@@ -119,12 +119,14 @@ class MigrateService : public std::enable_shared_from_this<MigrateService> {
   }
 
   // On the node that runs the job. Every refusal here happens before the job is touched.
+ public:
   Json migrate_here(const Json& h) {
     auto r = try_migrate_here(h);
     if (!r.ok()) return Json{{"error", r.error().str()}};
     return std::move(r).value();
   }
 
+ private:
   Result<Json> try_migrate_here(const Json& h) {
     const std::string id = h.value("id", "");
     const std::string me = api_.node_name();
@@ -151,6 +153,8 @@ class MigrateService : public std::enable_shared_from_this<MigrateService> {
     OSMO_ASSIGN_OR_RETURN(Json described, shepherd.call(Json{{"op", "describe"}}, -1, kDescribeTimeoutMs));
     if (!described.contains("spec")) return make_error("the shepherd of job {} did not describe it", id);
     const Json& spec = described["spec"];
+    if (spec.value("no_migrate", false) && !h.value("force", false))
+      return make_error("job {} is pinned (osmo run --no-migrate): osmo migrate --force moves it anyway", id);
     const wire::SealSuite suite = wire::local_seal_suite();
     const wire::SessionId session = wire::random_session_id();
     const int epoch = rec->migrations + 1;
@@ -281,6 +285,22 @@ class MigrateService : public std::enable_shared_from_this<MigrateService> {
 
 void install_migrate_service(daemon::Services& services, daemon::DaemonApi& api) {
   std::make_shared<MigrateService>(api)->install(services);
+}
+
+Result<nlohmann::json> migrate_local_job(daemon::DaemonApi& api, const std::string& id, const std::string& to) {
+  // Stateless apart from the api: a MigrateService of our own serves this one request.
+  MigrateService service(api);
+  Json answer = service.migrate_here(Json{{"id", id}, {"to", to}, {"method", "auto"}, {"uid", 0}});
+  if (answer.contains("error")) return make_error("{}", answer["error"].get<std::string>());
+  return answer;
+}
+
+Result<nlohmann::json> describe_local_job(const std::filesystem::path& state_dir, const std::string& id) {
+  OSMO_ASSIGN_OR_RETURN(ShepherdLink shepherd, ShepherdLink::connect(state_dir, id));
+  OSMO_ASSIGN_OR_RETURN(Json described, shepherd.call(Json{{"op", "describe"}}, -1, kDescribeTimeoutMs));
+  if (!described.contains("spec") || !described["spec"].is_object())
+    return make_error("the shepherd of job {} did not describe it", id);
+  return described["spec"];
 }
 
 std::string render_report(const nlohmann::json& r) {

@@ -11,15 +11,27 @@
 // The daemon holds the cluster key; the shepherds only ever get the per-migration session key.
 #pragma once
 
+#include <filesystem>
 #include <string>
 
 #include <nlohmann/json.hpp>
 
+#include "base/result.hpp"
 #include "daemon/services.hpp"
 
 namespace osmo::migrate {
 
 void install_migrate_service(daemon::Services& services, daemon::DaemonApi& api);
+
+// The balancing loop's way in (src/balance): moves job `id`, which runs on this node, to node
+// `to` as `osmo migrate` would (with the daemon's authority; a job pinned with --no-migrate is
+// refused). Blocks until the move has ended; the answer is the report, or an error that says why
+// (the job then runs here, as before).
+Result<nlohmann::json> migrate_local_job(daemon::DaemonApi& api, const std::string& id, const std::string& to);
+
+// The spec of job `id`, which runs on this node, as its shepherd describes it (the `spec` of the
+// `describe` answer: home, no_migrate, ...).
+Result<nlohmann::json> describe_local_job(const std::filesystem::path& state_dir, const std::string& id);
 
 // One line (or a few) for `osmo migrate -v`: method, from -> to, freeze and total times, bytes.
 std::string render_report(const nlohmann::json& report);

@@ -60,7 +60,7 @@ struct Scored {
 std::optional<Scored> score(const Candidate& c, const PlacementRequest& req,
                             const PlacementLedger& ledger, env::TimeMs now,
                             const PlacementConfig& cfg) {
-  if (!c.alive || !c.load_known) return std::nullopt;
+  if (!c.alive || !c.load_known || c.draining) return std::nullopt;
   const env::TimeMs age = c.is_self ? 0 : std::max<env::TimeMs>(c.load_age_ms, 0);
   if (!cfg.staleness.usable(age)) return std::nullopt;
   const double cap = capacity(c.cpus, c.speed);

@@ -26,6 +26,11 @@ struct Candidate {
   std::uint64_t mem_free_mb = 0;
   std::uint64_t mem_total_mb = 0;   // 0 when unknown
   env::TimeMs load_age_ms = 0;      // how old `load` is now
+  // The node's own say, gossiped with its load (gossip::LoadInfo::flags): a draining node takes
+  // no new job and no migration (`osmo drain`, SIGTERM); a node configured `balance = false`
+  // takes no automatic migration (placement and `osmo migrate` by hand still reach it).
+  bool draining = false;
+  bool takes_auto_migrations = true;
 };
 
 // How much gossiped load figures are trusted as they age. With a load message every 250 ms and a

@@ -57,7 +57,7 @@ json to_json(const JobSpec& s) {
   json out = json{{"id", s.id},     {"home", s.home},   {"node", s.node},           {"argv", s.argv},
               {"env", s.env},   {"cwd", s.cwd},     {"umask", s.umask},         {"rlimits", rl},
               {"uid", s.uid},   {"gid", s.gid},     {"groups", s.groups},       {"state_dir", s.state_dir},
-              {"attach_token", s.attach_token}};
+              {"attach_token", s.attach_token}, {"no_migrate", s.no_migrate}};
   if (s.tty) out["tty"] = tty_to_json(*s.tty);
   return out;
 }
@@ -81,6 +81,7 @@ Result<JobSpec> job_spec_from_json(const json& j) {
     s.state_dir = j.value("state_dir", "");
     s.attach_token = j.value("attach_token", "");
     if (j.contains("tty") && !j["tty"].is_null()) s.tty = tty_from_json(j["tty"]);
+    s.no_migrate = j.value("no_migrate", false);
   } catch (const json::exception& e) {
     return make_error("malformed job spec: {}", e.what());
   }

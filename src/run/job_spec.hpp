@@ -53,6 +53,9 @@ struct JobSpec {
   // after a move proves with it that it holds the job's spec (job.attach, run_service.hpp).
   std::string attach_token;
   std::optional<TtySpec> tty;  // the job gets a pty (see TtySpec)
+  // `osmo run --no-migrate`: the balancer never moves the job, `osmo migrate` only with --force.
+  // Travels with the spec, so it holds on every node the job reaches.
+  bool no_migrate = false;
 };
 
 nlohmann::json to_json(const JobSpec& spec);

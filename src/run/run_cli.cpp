@@ -127,6 +127,7 @@ int run_command(const RunOpts& o, const std::string& socket_path, std::vector<st
   req["anchor"] = true;  // this connection stays open: moved jobs reattach through it
   if (!o.node.empty()) req["node"] = o.node;
   if (o.home) req["at_home"] = true;
+  req["no_migrate"] = o.no_migrate;
   auto client = daemon::ControlClient::connect(socket_path);
   if (!client.ok()) {
     std::cerr << "osmo run: " << client.error().str() << "\n";
@@ -168,7 +169,7 @@ void add_run(CLI::App& app, GlobalOptions& global, int* exit_code) {
               kRunFooter);
   auto* node = cmd->add_option("--node", o->node, "Run on this node instead of letting the cluster choose");
   cmd->add_flag("--home", o->home, "Run on this (the home) node")->excludes(node);
-  cmd->add_flag("--no-migrate", o->no_migrate, "Never migrate the job (jobs do not migrate yet in any case)");
+  cmd->add_flag("--no-migrate", o->no_migrate, "Pin the job where it starts: the balancer never moves it, osmo migrate only with --force");
   cmd->add_flag("-v,--verbose", o->verbose, "Say where the job runs and how it ended, on stderr");
   auto* force = cmd->add_flag("-t,--tty", o->force_tty, "Give the job a terminal even if none of stdin/stdout/stderr is one");
   cmd->add_flag("-T,--no-tty", o->no_tty, "Never give the job a terminal (pipes only)")->excludes(force);

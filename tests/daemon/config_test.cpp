@@ -58,6 +58,36 @@ TEST_F(ConfigTest, FileFillsWhatTheCommandLineDidNotSet) {
   EXPECT_EQ(r->join[1].port, 9001);
 }
 
+TEST_F(ConfigTest, BalancingSettings) {
+  std::string file = (dir_ / "balance.toml").string();
+  write(file, "balance = false\nbalance_interval_ms = 500\ndrain_grace_ms = 5000\n");
+  DaemonConfig c;
+  c.drain_grace_ms = 1234;  // set on the command line: the file does not override it
+  ASSERT_TRUE(apply_config_file(file, {"drain_grace_ms"}, &c).ok());
+  EXPECT_FALSE(c.balance);
+  EXPECT_EQ(c.balance_interval_ms, 500);
+  EXPECT_EQ(c.drain_grace_ms, 1234);
+  c.secret_file = secret_;
+  c.listen = "127.0.0.1";
+  auto r = resolve(c);
+  ASSERT_TRUE(r.ok()) << r.error().str();
+  EXPECT_FALSE(r->balance);
+  EXPECT_EQ(r->balance_interval_ms, 500);
+  EXPECT_EQ(r->drain_grace_ms, 1234);
+  c.balance_interval_ms = 10;  // below the 100 ms floor
+  r = resolve(c);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().str().find("balance interval 10 ms"), std::string::npos) << r.error().str();
+  write(file, "balance = \"no\"\n");
+  auto st = apply_config_file(file, {}, &c);
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.error().str().find("'balance' must be true or false"), std::string::npos);
+  write(file, "drain_grace_ms = -5\n");
+  st = apply_config_file(file, {}, &c);
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.error().str().find("'drain_grace_ms' must be a number of milliseconds"), std::string::npos);
+}
+
 TEST_F(ConfigTest, UnknownKeysAndBadTypesAreErrors) {
   std::string file = (dir_ / "bad.toml").string();
   write(file, "lisen = \"x\"\n");

@@ -68,9 +68,9 @@ TEST(Messages, PingReqSyncLoadRoundTrip) {
 
   Builder ld(Type::kLoad, "a", 1);
   LoadRecord lr{"b", 1234, {}};
-  lr.load = {0.5, 3.25, 4, 1.5, 100, 200, 7};
+  lr.load = {0.5, 3.25, 4, 1.5, 100, 200, 7, kLoadFlagDraining | kLoadFlagNoAutoMigration};
   LoadRecord odd{"c", 0, {}};
-  odd.load = {std::nan(""), -2, 1e300, 0.0004, 0, 0, 0};  // sent as 0, 0, the cap, 0
+  odd.load = {std::nan(""), -2, 1e300, 0.0004, 0, 0, 0, 0};  // sent as 0, 0, the cap, 0
   ASSERT_TRUE(ld.add_load(odd));
   ASSERT_TRUE(ld.add_load(lr));
   d = decode(key(), ld.seal(key()));
@@ -86,6 +86,8 @@ TEST(Messages, PingReqSyncLoadRoundTrip) {
   EXPECT_EQ(got.load.mem_free_mb, 100u);
   EXPECT_EQ(got.load.mem_total_mb, 200u);
   EXPECT_EQ(got.load.jobs, 7u);
+  EXPECT_EQ(got.load.flags, kLoadFlagDraining | kLoadFlagNoAutoMigration);
+  EXPECT_EQ(d.msg.loads[0].load.flags, 0u);
   const auto& o = d.msg.loads[0].load;
   EXPECT_EQ(o.load, 0);
   EXPECT_EQ(o.runnable, 0);

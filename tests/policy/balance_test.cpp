@@ -135,14 +135,24 @@ TEST(Balance, CooldownAfterAMigration) {
 }
 
 TEST(Balance, JobsThatMovedOftenNeedALargerGain) {
-  // Gain of moving one of 3 jobs to a node with 1: peak 3 -> 2, gain 1.0. Required: 0.2 * (1 +
-  // 0.5 * migrations), which must be strictly smaller: fine up to 7 migrations (0.9), refused at 8.
+  // Gain of moving one of 3 jobs to a node with 1: peak 3 -> 2, gain 1.0. Required: half a job's
+  // weight (0.5 between single-CPU nodes, above min_gain) * (1 + 0.5 * migrations), which must be
+  // strictly smaller: fine after 1 migration (0.75), refused at 2 (1.0). So between equal nodes a
+  // job moves at most twice unless the imbalance grows.
   std::vector<Candidate> view = {peer("one", 1.0)};
   auto v = jobs(3);
-  for (auto& j : v) j.migrations = 7;
+  for (auto& j : v) j.residence_ms = 100'000;  // past the per-job cool-down (5 s * 16 at most)
+  for (auto& j : v) j.migrations = 1;
   EXPECT_TRUE(decide_balance(local(3), view, v, kNoLedger, 100'000, rng));
-  for (auto& j : v) j.migrations = 8;
+  for (auto& j : v) j.migrations = 2;
   EXPECT_FALSE(decide_balance(local(3), view, v, kNoLedger, 100'000, rng));
+  // To an idle 8-CPU node a job weighs 1/8 there: min_gain (0.2) rules, and the same gain of 1.0
+  // (3 -> 2 here) still passes after 7 migrations (0.9), not after 8 (1.0).
+  std::vector<Candidate> big = {peer("big", 0.0, 8)};
+  for (auto& j : v) j.migrations = 7;
+  EXPECT_TRUE(decide_balance(local(3), big, v, kNoLedger, 100'000, rng));
+  for (auto& j : v) j.migrations = 8;
+  EXPECT_FALSE(decide_balance(local(3), big, v, kNoLedger, 100'000, rng));
 }
 
 TEST(Balance, IgnoresDeadAndStaleTargetsAndChargesAgingOnes) {

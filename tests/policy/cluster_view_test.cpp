@@ -184,3 +184,57 @@ TEST(ClusterView, ASampleBecomesTheGossipedLoadThroughTheEstimator) {
 
 }  // namespace
 }  // namespace osmo::cluster_view
+
+namespace osmo::cluster_view {
+namespace {
+
+TEST(ClusterViewBalance, FlagsTravelAndTheTargetJudgesOnItsOwnFigures) {
+  // A sample of a draining node becomes a flag in its gossiped load, and a candidate that takes
+  // nothing.
+  policy::LoadEstimator est;
+  LocalSample s;
+  s.runnable = 1;
+  s.cpus = 1;
+  s.mem_free_mb = 4000;
+  s.mem_total_mb = 8000;
+  s.draining = true;
+  s.auto_migrations = false;
+  gossip::MemberView me;
+  me.name = "t";
+  me.is_self = true;
+  me.load = load_info_from_sample(s, 1000, est);
+  EXPECT_EQ(me.load->flags, gossip::kLoadFlagDraining | gossip::kLoadFlagNoAutoMigration);
+  auto c = candidate_from_member(me);
+  EXPECT_TRUE(c.draining);
+  EXPECT_FALSE(c.takes_auto_migrations);
+  // The same node, not draining, judges an offer with its own load (1 runnable on 1 CPU).
+  s.draining = false;
+  s.auto_migrations = true;
+  me.load = load_info_from_sample(s, 1100, est);
+  std::vector<gossip::MemberView> view = {me};
+  policy::Move m;
+  m.target = "t";
+  m.cpu_share = 1;
+  m.source_load_before = 4;
+  m.source_load_after = 3;
+  m.required_gain = 0.2;
+  policy::ReservationBook book;
+  auto v = judge_offer(offer_for(m, "j1", "src"), view, book, 1100);
+  EXPECT_TRUE(v.accepted) << v.why;
+  EXPECT_NEAR(v.load_after, 2.0, 1e-9);
+  book.reserve(offer_for(m, "j1", "src"), 1100);
+  // Promised one: 1 + 1 + 1 = 3 against a source going 4 -> 3: gain 1 > 0.2, still yes; a third
+  // offer leaves it at 4: gain 0: refused.
+  EXPECT_TRUE(judge_offer(offer_for(m, "j2", "src"), view, book, 1100).accepted);
+  book.reserve(offer_for(m, "j2", "src"), 1100);
+  EXPECT_FALSE(judge_offer(offer_for(m, "j3", "src"), view, book, 1100).accepted);
+  // The balancer's picture of this node is its own member.
+  auto local = local_state_from_view(view, 500);
+  ASSERT_TRUE(local);
+  EXPECT_EQ(local->name, "t");
+  EXPECT_DOUBLE_EQ(local->runnable, 1);
+  EXPECT_EQ(local->last_migration_out_ms, 500);
+}
+
+}  // namespace
+}  // namespace osmo::cluster_view
