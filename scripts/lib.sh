@@ -12,8 +12,9 @@ OSMO_DEBS=(
   libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libtomlplusplus-dev
   libsodium-dev liblz4-dev libzstd-dev libxxhash-dev libseccomp-dev libncurses-dev
   iproute2 procps util-linux python3 bc xz-utils coreutils
-  # Packaging and operations tests (tests/ops): systemd-analyze, help2man, lintian, dpkg-shlibdeps.
-  systemd help2man lintian dpkg-dev
+  # Packaging and operations tests (tests/ops): systemd-analyze, help2man, lintian, dpkg-shlibdeps,
+  # promtool (Debian ships it in the prometheus package).
+  systemd help2man lintian dpkg-dev prometheus
   # The terminal tests (tests/run/tty_testbed_test.py, tests/mon) type into tmux panes; their jobs
   # include vi (vim) and top (procps).
   tmux vim

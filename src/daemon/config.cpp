@@ -47,9 +47,9 @@ std::optional<std::string> first_routable_ipv4() {
 }  // namespace
 
 // Every key the TOML file may hold (the branches below), for the message about an unknown one.
-constexpr std::array<std::string_view, 14> kConfigKeys = {
+constexpr std::array<std::string_view, 15> kConfigKeys = {
     "name", "listen", "advertise", "join", "secret_file", "state_dir", "socket", "load_scope", "speed", "log_level",
-    "gossip_encryption", "balance", "balance_interval_ms", "drain_grace_ms"};
+    "gossip_encryption", "balance", "balance_interval_ms", "drain_grace_ms", "metrics_listen"};
 
 Status apply_config_file(const std::string& path, const std::vector<std::string>& set_on_cli,
                          DaemonConfig* config) {
@@ -88,6 +88,8 @@ Status apply_config_file(const std::string& path, const std::vector<std::string>
       OSMO_TRY(want_string(&config->load_scope));
     } else if (k == "log_level") {
       OSMO_TRY(want_string(&config->log_level));
+    } else if (k == "metrics_listen") {
+      OSMO_TRY(want_string(&config->metrics_listen));
     } else if (k == "join") {
       const toml::array* arr = node.as_array();
       if (arr == nullptr) return make_error("config {}: 'join' must be an array of strings", path);
@@ -173,6 +175,11 @@ Result<ResolvedConfig> resolve(const DaemonConfig& config) {
   out.balance = config.balance;
   out.balance_interval_ms = config.balance_interval_ms;
   out.drain_grace_ms = config.drain_grace_ms;
+  if (!config.metrics_listen.empty()) {
+    auto ep = env::parse_endpoint(config.metrics_listen, kDefaultMetricsPort);
+    if (!ep.ok()) return make_error("metrics_listen '{}': {}", config.metrics_listen, ep.error().str());
+    out.metrics_listen = *ep;
+  }
   return out;
 }
 

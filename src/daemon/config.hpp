@@ -13,6 +13,7 @@
 namespace osmo::daemon {
 
 inline constexpr std::uint16_t kDefaultPort = 7946;  // gossip (UDP) and peer streams (TCP)
+inline constexpr std::uint16_t kDefaultMetricsPort = 9946;  // the scrape endpoint, when enabled
 inline constexpr const char* kDefaultSecretFile = "/etc/osmo/cluster.key";
 inline constexpr const char* kDefaultStateDir = "/var/lib/osmo";
 
@@ -38,6 +39,8 @@ struct DaemonConfig {
   // On SIGTERM or `osmo leave`, guests have this long to move away before the node leaves (a
   // 1 GiB stop-and-copy takes ~1.6 s here; 30 s leaves room for a dozen of them and a retry).
   int drain_grace_ms = 30'000;
+  // host:port of the Prometheus scrape endpoint (GET /metrics); empty: none (docs/operations.md).
+  std::string metrics_listen;
 };
 
 inline constexpr int kMinBalanceIntervalMs = 100;
@@ -59,6 +62,7 @@ struct ResolvedConfig {
   bool balance = true;
   int balance_interval_ms = 1000;
   int drain_grace_ms = 30'000;
+  std::optional<env::Endpoint> metrics_listen;
 };
 
 // Validates and resolves: reads the secret (refusing one readable by group/others, or that is not

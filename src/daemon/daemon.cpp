@@ -4,12 +4,14 @@
 
 #include <signal.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/timerfd.h>
 #include <time.h>
 
 #include <cmath>
+#include <map>
 #include <cstring>
 #include <optional>
 
@@ -123,10 +125,13 @@ Status Daemon::start() {
     (void)send_line(conn.get(),
                     Json{{"node", config_.name}, {"draining", draining()}, {"guests", guests()}}.dump() + "\n", {});
   });
+  // The daemon's own metrics first, so a plugin's name clash is the plugin's error.
+  OSMO_TRY(register_metrics());
   for (const auto& plugin : plugins()) plugin(*this, *this);
 
   OSMO_TRY(peers_.start(config_.listen));
   OSMO_TRY(control_.start(config_.socket));
+  OSMO_TRY(start_metrics_endpoint());
   started_ms_ = clock_.now_ms();
   {
     std::lock_guard lk(gossip_mu_);
@@ -135,6 +140,114 @@ Status Daemon::start() {
   log_.info("started: version={} listen={} advertise={} join={} load={} socket={}", kVersion,
             config_.listen.str(), config_.advertise.str(), config_.join.size(), load_description_,
             config_.socket);
+  return ok_status();
+}
+
+Status Daemon::register_metrics() {
+  using metrics::Labels;
+  using Samples = std::vector<std::pair<Labels, double>>;
+  auto local = [this](double gossip::LoadInfo::*field) {
+    return [this, field]() -> Samples {
+      std::lock_guard lk(sample_mu_);
+      return {{{}, last_load_.*field}};
+    };
+  };
+  OSMO_TRY(metrics_.gauge_callback("osmo_node_load", "This node's load: runnable demand over capacity (1 = full), as gossiped",
+                                   local(&gossip::LoadInfo::load)));
+  OSMO_TRY(metrics_.gauge_callback("osmo_node_runnable", "This node's smoothed runnable task count",
+                                   local(&gossip::LoadInfo::runnable)));
+  OSMO_TRY(metrics_.gauge_callback("osmo_node_capacity_cpus", "This node's capacity: CPUs (cpuset, quota) times speed",
+                                   [this]() -> Samples {
+                                     std::lock_guard lk(sample_mu_);
+                                     return {{{}, last_load_.cpus * last_load_.speed}};
+                                   }));
+  OSMO_TRY(metrics_.gauge_callback("osmo_node_memory_free_bytes", "This node's free memory (machine or cgroup)",
+                                   [this]() -> Samples {
+                                     std::lock_guard lk(sample_mu_);
+                                     return {{{}, static_cast<double>(last_load_.mem_free_mb) * 1048576.0}};
+                                   }));
+  OSMO_TRY(metrics_.gauge_callback("osmo_node_memory_total_bytes", "This node's memory (machine or cgroup limit)",
+                                   [this]() -> Samples {
+                                     std::lock_guard lk(sample_mu_);
+                                     return {{{}, static_cast<double>(last_load_.mem_total_mb) * 1048576.0}};
+                                   }));
+  OSMO_TRY(metrics_.gauge_callback("osmo_node_draining", "1 while this node drains (takes no work, moves its guests away)",
+                                   [this]() -> Samples { return {{{}, draining() ? 1.0 : 0.0}}; }));
+  OSMO_TRY(metrics_.gauge_callback("osmo_jobs_hosted", "osmo jobs running on this node (guests included)",
+                                   [this]() -> Samples { return {{{}, job_counter_ ? double(job_counter_()) : 0.0}}; }));
+  OSMO_TRY(metrics_.gauge_callback("osmo_jobs_guests", "Jobs running on this node whose home is another node",
+                                   [this]() -> Samples { return {{{}, double(guests())}}; }));
+  OSMO_TRY(metrics_.gauge_callback("osmo_cluster_members", "Members of the cluster as this node sees them, by state",
+                                   [this]() -> Samples {
+                                     std::map<std::string, double> by_state;
+                                     for (const char* st : {"alive", "suspect", "dead", "left"}) by_state[st] = 0;
+                                     for (const auto& m : members()) by_state[gossip::to_string(m.state)] += 1;
+                                     Samples out;
+                                     for (const auto& [st, n] : by_state) out.push_back({{{"state", st}}, n});
+                                     return out;
+                                   }));
+  OSMO_TRY(metrics_.gauge_callback("osmo_cluster_node_load", "Each member's load as this node last heard it",
+                                   [this]() -> Samples {
+                                     Samples out;
+                                     for (const auto& m : members())
+                                       if (m.load) out.push_back({{{"node", m.name}}, m.load->load});
+                                     return out;
+                                   }));
+  auto gossip_counter = [this](std::uint64_t gossip::Counters::*field) {
+    return [this, field]() -> Samples {
+      std::lock_guard lk(gossip_mu_);
+      return {{{}, static_cast<double>(node_->counters().*field)}};
+    };
+  };
+  OSMO_TRY(metrics_.counter_callback("osmo_gossip_datagrams_received_total", "Gossip datagrams received",
+                                     gossip_counter(&gossip::Counters::received)));
+  OSMO_TRY(metrics_.counter_callback("osmo_gossip_datagrams_sent_total", "Gossip datagrams sent",
+                                     gossip_counter(&gossip::Counters::sent)));
+  OSMO_TRY(metrics_.counter_callback("osmo_gossip_suspicions_total", "Members this node suspected after a failed probe",
+                                     gossip_counter(&gossip::Counters::suspicions)));
+  OSMO_TRY(metrics_.counter_callback("osmo_gossip_refutations_total", "Suspicions of this node that it refuted",
+                                     gossip_counter(&gossip::Counters::refutations)));
+  OSMO_TRY(metrics_.counter_callback("osmo_gossip_dropped_total", "Gossip datagrams dropped, by reason",
+                                     [this]() -> Samples {
+                                       std::lock_guard lk(gossip_mu_);
+                                       const gossip::Counters c = node_->counters();
+                                       return {{{{"reason", "bad_mac"}}, double(c.dropped_bad_mac)},
+                                               {{{"reason", "bad_version"}}, double(c.dropped_bad_version)},
+                                               {{{"reason", "malformed"}}, double(c.dropped_malformed)},
+                                               {{{"reason", "foreign"}}, double(c.dropped_foreign)},
+                                               {{{"reason", "replay"}}, double(c.dropped_replay)},
+                                               {{{"reason", "encryption_mismatch"}}, double(c.dropped_encryption_mismatch)}};
+                                     }));
+  OSMO_TRY(metrics_.counter_callback("osmo_gossip_sent_bytes_total", "Bytes of gossip datagrams sent",
+                                     [this]() -> Samples { return {{{}, double(transport_.bytes_sent())}}; }));
+  OSMO_TRY(metrics_.counter_callback("osmo_gossip_received_bytes_total", "Bytes of gossip datagrams received",
+                                     [this]() -> Samples { return {{{}, double(transport_.bytes_received())}}; }));
+  OSMO_TRY(metrics_.counter_callback("osmo_peer_streams_total", "Peer streams offered to this node, by outcome",
+                                     [this]() -> Samples {
+                                       const PeerCounters& p = peers_.counters();
+                                       return {{{{"outcome", "accepted"}}, double(p.accepted.load())},
+                                               {{{"outcome", "refused_auth"}}, double(p.refused_auth.load())},
+                                               {{{"outcome", "refused_service"}}, double(p.refused_service.load())}};
+                                     }));
+  OSMO_TRY(metrics_.counter_callback("osmo_control_requests_total", "Requests served on the control socket",
+                                     [this]() -> Samples { return {{{}, double(control_.requests_served())}}; }));
+  return ok_status();
+}
+
+Status Daemon::start_metrics_endpoint() {
+  if (!config_.metrics_listen) return ok_status();
+  const env::Endpoint& ep = *config_.metrics_listen;
+  OSMO_ASSIGN_OR_RETURN(auto addr, resolve_endpoint(ep));
+  UniqueFd fd(::socket(addr.first.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd) return errno_error("metrics endpoint {}: socket", ep.str());
+  const int one = 1;
+  ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr.first), addr.second) != 0)
+    return errno_error("metrics endpoint: bind TCP {}", ep.str());
+  if (::listen(fd.get(), 16) != 0) return errno_error("metrics endpoint {}: listen", ep.str());
+  OSMO_ASSIGN_OR_RETURN(metrics_endpoint_,
+                        metrics::HttpEndpoint::start(std::move(fd), [this] { return metrics_.expose(); }));
+  log_.info("metrics on http://{}/metrics", ep.str());
   return ok_status();
 }
 
@@ -212,6 +325,10 @@ void Daemon::sample_load() {
   sample.auto_migrations = config_.balance;
   const gossip::LoadInfo info =
       cluster_view::load_info_from_sample(sample, clock_.now_ms(), estimator_);
+  {
+    std::lock_guard lk(sample_mu_);
+    last_load_ = info;
+  }
   std::lock_guard lk(gossip_mu_);
   node_->set_local_load(info);
 }

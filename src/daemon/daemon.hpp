@@ -19,6 +19,8 @@
 #include "env/clock.hpp"
 #include "env/random.hpp"
 #include "gossip/node.hpp"
+#include "metrics/http_endpoint.hpp"
+#include "metrics/registry.hpp"
 #include "platform/linux/load_sampler.hpp"
 #include "policy/load_estimator.hpp"
 
@@ -59,8 +61,11 @@ class Daemon final : public Services, public DaemonApi {
   BalanceSettings balance_settings() const override;
   bool draining() const override { return draining_.load(); }
   void set_draining(bool on) override;
+  metrics::Registry& metrics() override { return metrics_; }
 
  private:
+  Status register_metrics();
+  Status start_metrics_endpoint();
   Daemon(const ResolvedConfig& config, platform::LoadSampler sampler, double speed_override);
   Status start();
   void sample_load();
@@ -90,6 +95,10 @@ class Daemon final : public Services, public DaemonApi {
   PeerServer peers_;
   env::TimeMs started_ms_ = 0;
   std::atomic<bool> leave_requested_{false};  // set by the "leave" control op
+  metrics::Registry metrics_;
+  mutable std::mutex sample_mu_;
+  gossip::LoadInfo last_load_{};                            // the last sample, guarded by sample_mu_
+  std::unique_ptr<metrics::HttpEndpoint> metrics_endpoint_;  // when metrics_listen is set
 };
 
 }  // namespace osmo::daemon

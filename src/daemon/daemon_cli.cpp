@@ -41,6 +41,8 @@ void add_daemon(CLI::App& app, GlobalOptions& global, int* exit_code) {
                 "Send and take automatic migrations (the balancing loop; default on). osmo migrate by hand always works");
   cmd->add_option("--balance-interval-ms", cfg->balance_interval_ms, "How often the balancing loop decides")
       ->capture_default_str();
+  cmd->add_option("--metrics-listen", cfg->metrics_listen,
+                  "host[:port] for the Prometheus scrape endpoint, GET /metrics (default port 9946; default: none)");
   cmd->add_option("--drain-grace-ms", cfg->drain_grace_ms,
                   "On SIGTERM or osmo leave: how long guest jobs may take to move away before the node leaves")
       ->capture_default_str();
@@ -49,7 +51,8 @@ void add_daemon(CLI::App& app, GlobalOptions& global, int* exit_code) {
     if (!config_file->empty()) {
       std::vector<std::string> on_cli;
       for (const char* key : {"name", "listen", "advertise", "join", "secret-file", "state-dir", "load-scope", "speed",
-                               "gossip-encryption", "balance", "balance-interval-ms", "drain-grace-ms"}) {
+                               "gossip-encryption", "balance", "balance-interval-ms", "drain-grace-ms",
+                               "metrics-listen"}) {
         if (cmd->count(std::string("--") + key) > 0) {
           std::string k = key;
           std::replace(k.begin(), k.end(), '-', '_');

@@ -23,6 +23,7 @@
 #include "base/unique_fd.hpp"
 #include "env/endpoint.hpp"
 #include "gossip/node.hpp"
+#include "metrics/registry.hpp"
 
 namespace osmo::daemon {
 
@@ -99,6 +100,9 @@ class DaemonApi {
   // move away. Gossiped with the load (gossip::kLoadFlagDraining) from the next sample on.
   virtual bool draining() const = 0;
   virtual void set_draining(bool on) = 0;
+  // The daemon's Prometheus metrics: a part registers its own at plugin time (docs/operations.md
+  // lists them); served on GET /metrics when `metrics_listen` is set.
+  virtual metrics::Registry& metrics() = 0;
 };
 
 using Plugin = std::function<void(Services&, DaemonApi&)>;

@@ -35,7 +35,9 @@ void UdpTransport::send(const env::Endpoint& to, std::span<const std::uint8_t> d
                reinterpret_cast<const sockaddr*>(&it->second.first), it->second.second) < 0) {
     // Best effort like UDP itself: a full buffer or unreachable peer is a lost datagram.
     ++send_errors_;
+    return;
   }
+  bytes_sent_.fetch_add(datagram.size(), std::memory_order_relaxed);
 }
 
 bool UdpTransport::receive(env::Endpoint* from, std::vector<std::uint8_t>* datagram) {
@@ -46,6 +48,7 @@ bool UdpTransport::receive(env::Endpoint* from, std::vector<std::uint8_t>* datag
                          reinterpret_cast<sockaddr*>(&ss), &len);
   if (n < 0) return false;
   datagram->resize(static_cast<std::size_t>(n));
+  bytes_received_.fetch_add(static_cast<std::uint64_t>(n), std::memory_order_relaxed);
   char host[INET6_ADDRSTRLEN] = {};
   if (ss.ss_family == AF_INET) {
     const auto* a = reinterpret_cast<const sockaddr_in*>(&ss);

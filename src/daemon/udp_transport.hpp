@@ -2,6 +2,8 @@
 // env::Transport over a real UDP socket: the gossip node's only way out of the daemon.
 #pragma once
 
+#include <atomic>
+
 #include <sys/socket.h>
 
 #include <map>
@@ -25,11 +27,16 @@ class UdpTransport final : public env::Transport {
   bool receive(env::Endpoint* from, std::vector<std::uint8_t>* datagram);
 
   std::uint64_t send_errors() const { return send_errors_; }
+  // Bytes of datagrams sent and received (for the metrics; read from the metrics thread).
+  std::uint64_t bytes_sent() const { return bytes_sent_.load(std::memory_order_relaxed); }
+  std::uint64_t bytes_received() const { return bytes_received_.load(std::memory_order_relaxed); }
 
  private:
   Logger log_;
   UniqueFd fd_;
   std::uint64_t send_errors_ = 0;
+  std::atomic<std::uint64_t> bytes_sent_{0};
+  std::atomic<std::uint64_t> bytes_received_{0};
   std::map<env::Endpoint, std::pair<sockaddr_storage, socklen_t>> resolved_;  // by endpoint
 };
 

@@ -72,7 +72,27 @@ class ShepherdLink {
 
 class MigrateService : public std::enable_shared_from_this<MigrateService> {
  public:
-  explicit MigrateService(daemon::DaemonApi& api) : api_(api), log_(api.node_name(), "migrate") {}
+  explicit MigrateService(daemon::DaemonApi& api) : api_(api), log_(api.node_name(), "migrate") {
+    // Metrics (docs/operations.md); a name clash with another part is logged and that metric not kept.
+    auto& m = api.metrics();
+    auto keep = [this](auto r) -> std::decay_t<decltype(r.value())> {
+      if (r.ok()) return r.value();
+      log_.warn("metrics: {}", r.error().str());
+      return nullptr;
+    };
+    const char* outcome[2] = {"ok", "failed"};
+    for (int i = 0; i < 2; ++i)
+      moved_[i] = keep(m.counter("osmo_migrations_total",
+                                 "Migrations through this node: out (jobs that ran here; the source drives the transaction) by outcome, in (incoming streams offered)",
+                                 {{"direction", "out"}, {"outcome", outcome[i]}}));
+    moved_in_ = keep(m.counter("osmo_migrations_total",
+                               "Migrations through this node: out (jobs that ran here; the source drives the transaction) by outcome, in (incoming streams offered)",
+                               {{"direction", "in"}, {"outcome", "offered"}}));
+    freeze_ = keep(m.histogram("osmo_migration_freeze_seconds", "How long a migrated job was frozen (source's view)",
+                               metrics::duration_buckets()));
+    total_ = keep(m.histogram("osmo_migration_seconds", "Whole migrations, from the order to the commit",
+                              metrics::duration_buckets()));
+  }
 
   void install(daemon::Services& s) {
     auto self = shared_from_this();
@@ -82,6 +102,7 @@ class MigrateService : public std::enable_shared_from_this<MigrateService> {
       (void)write_line(conn.get(), self->migrate_here(h));
     });
     s.add_peer("job.migrate_in", [self](UniqueFd conn, const Json& h, const daemon::PeerContext& ctx) {
+      if (self->moved_in_ != nullptr) self->moved_in_->add();
       self->accept_incoming(std::move(conn), h, ctx);
     });
   }
@@ -179,9 +200,15 @@ class MigrateService : public std::enable_shared_from_this<MigrateService> {
     Json report = std::move(answered).value();
     if (report.contains("error")) {
       log_.warn("job={} migration to {} failed: {}", id, to, report["error"].get<std::string>());
+      if (moved_[1] != nullptr) moved_[1]->add();
       return report;
     }
     log_.info("job={} moved to {} ({})", id, to, render_report(report));
+    if (moved_[0] != nullptr) moved_[0]->add();
+    if (freeze_ != nullptr && report.contains("freeze_ms") && report["freeze_ms"].is_number())
+      freeze_->observe(report["freeze_ms"].get<double>() / 1000.0);
+    if (total_ != nullptr && report.contains("total_ms") && report["total_ms"].is_number())
+      total_->observe(report["total_ms"].get<double>() / 1000.0);
     return report;
   }
 
@@ -279,6 +306,10 @@ class MigrateService : public std::enable_shared_from_this<MigrateService> {
 
   daemon::DaemonApi& api_;
   Logger log_;
+  metrics::Counter* moved_[2] = {nullptr, nullptr};  // out: ok, failed
+  metrics::Counter* moved_in_ = nullptr;             // incoming migration streams accepted
+  metrics::Histogram* freeze_ = nullptr;
+  metrics::Histogram* total_ = nullptr;
 };
 
 }  // namespace

@@ -2,6 +2,7 @@
 // The daemon side of `osmo run`, `osmo ps` and `osmo kill` (see run_service.hpp).
 #include "run/run_service.hpp"
 
+#include <chrono>
 #include <dirent.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -92,6 +93,27 @@ class RunService : public std::enable_shared_from_this<RunService> {
       launcher_ = std::move(l).value();
     else
       log_.warn("no shepherd launcher ({}); jobs start with fork+exec", l.error().str());
+    // Metrics (docs/operations.md). The names are fixed, so registration fails only on a clash
+    // with another part: logged, and that metric is then not kept.
+    auto& m = api.metrics();
+    auto or_null = [this](auto r) -> std::decay_t<decltype(r.value())> {
+      if (r.ok()) return r.value();
+      log_.warn("metrics: {}", r.error().str());
+      return nullptr;
+    };
+    const char* where[2] = {"home", "remote"};
+    for (int i = 0; i < 2; ++i) {
+      placed_[i] = or_null(m.counter("osmo_placements_total",
+                                     "Jobs started by osmo run at this node (their home), by where they went",
+                                     {{"where", where[i]}}));
+      start_seconds_[i] = or_null(m.histogram(
+          "osmo_job_start_seconds", "Time from osmo run's request to a running job's stream, placement and remote start included",
+          metrics::duration_buckets(), {{"where", where[i]}}));
+    }
+    const char* reason[2] = {"no_node", "refused"};
+    for (int i = 0; i < 2; ++i)
+      failed_[i] = or_null(m.counter("osmo_placements_failed_total", "osmo run requests that started no job, by reason",
+                                     {{"reason", reason[i]}}));
   }
 
   void install(daemon::Services& s) {
@@ -169,6 +191,20 @@ class RunService : public std::enable_shared_from_this<RunService> {
   }
 
   Result<Json> run_start(const Json& req, ControlContext& ctx) {
+    const auto t0 = std::chrono::steady_clock::now();
+    auto r = run_start_placed(req, ctx);
+    if (r.ok() && r->contains("failed")) {
+      if (auto* c = failed_[(*r)["failed"] == "no_node" ? 0 : 1]) c->add();
+    } else if (r.ok()) {
+      const int i = r->value("node", "") == api_.node_name() ? 0 : 1;
+      if (placed_[i] != nullptr) placed_[i]->add();
+      if (start_seconds_[i] != nullptr)
+        start_seconds_[i]->observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    }
+    return r;
+  }
+
+  Result<Json> run_start_placed(const Json& req, ControlContext& ctx) {
     Json fields = req;
     fields["uid"] = ctx.peer.uid;
     fields["gid"] = ctx.peer.gid;
@@ -404,6 +440,9 @@ class RunService : public std::enable_shared_from_this<RunService> {
 
   daemon::DaemonApi& api_;
   Logger log_;
+  metrics::Counter* placed_[2] = {nullptr, nullptr};        // home, remote
+  metrics::Histogram* start_seconds_[2] = {nullptr, nullptr};
+  metrics::Counter* failed_[2] = {nullptr, nullptr};        // no_node, refused
   AnchorRegistry anchors_;
   std::unique_ptr<ShepherdLauncher> launcher_;
   std::mutex mu_;  // guards ledger_ and random_
