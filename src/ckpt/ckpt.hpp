@@ -33,6 +33,9 @@
 
 namespace osmo::ckpt {
 
+class ImageSink;    // image.hpp
+class ImageSource;
+
 // ---- checkpoint ----
 enum class AfterDump {
   kResume,  // the original continues (default)
@@ -58,6 +61,10 @@ struct CheckpointOptions {
   // image is written: a migration's target reopens those files by path (on a shared file system,
   // from another machine), and must find everything the process wrote up to the freeze.
   bool sync_written_files = false;
+  // Where the image goes instead of out_fd (which is then ignored; pass -1): e.g. a migration's
+  // sealing sink, which seals chunks straight from the engine's buffers onto the socket. A
+  // failing sink fails the checkpoint at once (the process is resumed, or not held).
+  ImageSink* sink = nullptr;
 };
 
 struct CheckpointStats {
@@ -189,6 +196,10 @@ struct RestoreOptions {
   // fast path); off, or where the kernel refuses userfaultfd, it is pre-faulted and written with
   // process_vm_writev. The result is the same.
   bool fill_with_userfaultfd = true;
+  // Where the image comes from instead of in_fd (then ignored; pass -1): e.g. a migration's
+  // opening source, which reads sealed chunks from the socket straight into the restore's
+  // buffers. Its errors end the restore at once.
+  ImageSource* source = nullptr;
 };
 
 struct RestoredProcess {

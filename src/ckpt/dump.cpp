@@ -160,7 +160,7 @@ Result<FrozenDump> dump_and_freeze(pid_t pid, int out_fd, const CheckpointOption
     }
     if (opts.sync_written_files) OSMO_TRY(sync_written_files(c));
     auto tw = std::chrono::steady_clock::now();
-    ImageWriter w(out_fd, opts.compress);
+    ImageWriter w = ImageWriter::make(out_fd, opts.sink, opts.compress);
     OSMO_TRY(w.write_header());
     for (const KindOps& k : kinds()) {
       Encoder e;

@@ -127,7 +127,7 @@ Status wait_detached(int sock) {
 
 Result<HeldRestore> restore_until_commit(int in_fd, const RestoreOptions& opts) {
   auto t0 = std::chrono::steady_clock::now();
-  ImageReader r(in_fd);
+  ImageReader r = opts.source != nullptr ? ImageReader(*opts.source) : ImageReader(in_fd);
   ProcessImage img;
   OSMO_ASSIGN_OR_RETURN(SectionHeader h, read_metadata(r, img));
   if (img.task.pid == 1) return make_error("the image is of a PID 1, which osmo cannot restore");

@@ -34,6 +34,7 @@
 #include "base/fault.hpp"
 #include "ckpt/ckpt.hpp"
 #include "migrate/protocol.hpp"
+#include "migrate/sealed_image.hpp"
 #include "platform/linux/socket.hpp"
 #include "run/fd_util.hpp"
 #include "run/job_spec.hpp"
@@ -99,31 +100,25 @@ class SourceRun {
       return make_error("target {} refused job {}: {}; it stays on {}", o_.to, o_.id, first.value("error", "?"), o_.from);
     if (first["t"] != msg::kReady) return make_error("target {} answered '{}' instead of ready", o_.to, first["t"].get<std::string>());
 
-    // Freeze and stream the image. The pump seals what the engine writes into the pipe.
-    int p[2];
-    if (::pipe2(p, O_CLOEXEC) != 0) return errno_error("pipe for the image of job {}", o_.id);
-    UniqueFd img_r(p[0]), img_w(p[1]);
-    Status pumped = ok_status();
-    std::uint64_t image_bytes = 0;
-    // Fault point: a bit error in the 4th chunk of pages on the wire (the target must refuse it).
+    // Freeze and stream the image: the engine's writer seals its chunks straight onto the stream
+    // (no pipe, no pump thread). A send that fails (link cut, target gone) fails the engine's
+    // write at once, and the engine resumes the job.
+    SealingSink sink(stream_.get(), ch_.sealer());
+    // Fault point: a bit error in the 4th data chunk on the wire (the target must refuse it).
     if (fault_armed("migrate.flip_chunk")) ch_.sealer().damage_data_chunk(3);
-    std::thread pump([&] {
-      pumped = wire::seal_pump(img_r.get(), stream_.get(), ch_.sealer(), &image_bytes);
-      // A pump that failed (link cut, target gone) stops reading: the engine, blocked on a full
-      // pipe, must see EPIPE at once and resume the job instead of waiting forever.
-      if (!pumped.ok()) img_r.reset();
-    });
     freeze_start_ = SteadyClock::now();
     ckpt::CheckpointOptions co;      // stdio pipes are recorded for the target's stand-ins
     co.sync_written_files = true;    // the target reopens them by path: all written must be there
+    co.sink = &sink;
     ckpt::CheckpointStats stats;
-    auto held = ckpt::checkpoint_and_hold(sh_.job_pid(), img_w.get(), co, &stats);
-    img_w.reset();  // the pump sees EOF and ends the sealed image
-    pump.join();
+    auto held = ckpt::checkpoint_and_hold(sh_.job_pid(), -1, co, &stats);
+    if (held.ok()) (void)sink.finish();  // the end of the image's byte stream
+    const std::uint64_t image_bytes = sink.bytes();
     phases_["image"] = ms_since(freeze_start_);
+    const Status& pumped = sink.link_status();
     if (!held.ok() && !pumped.ok()) {
-      // The stream failed first, and the engine (writing into a pipe nobody read any more) gave
-      // up and resumed the job. The target's own words say best what happened, if it had time.
+      // The stream failed, and the engine gave up and resumed the job. The target's own words
+      // say best what happened, if it had time.
       return make_error("{}; job {} runs on {} again", target_failure(pumped.error().str()), o_.id, o_.from);
     }
     if (!held.ok()) {

@@ -21,6 +21,7 @@
 #include "base/log.hpp"
 #include "ckpt/ckpt.hpp"
 #include "migrate/protocol.hpp"
+#include "migrate/sealed_image.hpp"
 #include "daemon/peer_link.hpp"
 #include "migrate/source.hpp"
 #include "run/job_host.hpp"
@@ -149,39 +150,28 @@ class Incoming {
     OSMO_TRY(stdio.create());
     OSMO_TRY(ch_.send(Json{{"t", msg::kReady}}));
 
-    // The image: opened chunk by chunk on a pump thread into a socket pair the engine reads. Not
-    // a pipe: the processes the restore creates (init, the job) are forked from us and hold
-    // copies of our fds until they are set up, so a closed write end would never reach the
-    // engine as EOF. shutdown() ends the stream for every copy at once, so a pump that stops
-    // (damaged chunk, link cut) ends the restore at once.
-    int p[2];
-    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, p) != 0) return errno_error("socket pair for the incoming image");
-    UniqueFd img_r(p[0]), img_w(p[1]);
-    Status pumped = ok_status();
-    std::uint64_t image_bytes = 0;
-    std::thread pump([&] {
-      pumped = wire::open_pump(stream_.get(), img_w.get(), ch_.opener(), &image_bytes);
-      // Failed on its engine side (EPIPE), not on the stream from the source.
-      stream_intact_ = !pumped.ok() && ch_.opener().refused() == 0 &&
-                       pumped.error().message.rfind("cannot write the opened stream", 0) == 0;
-      ::shutdown(img_w.get(), SHUT_WR);
-    });
+    // The image: the restore reads the sealed chunks straight from the stream into its own
+    // buffers (no pump thread, no socket pair). Each chunk is verified before the restore sees a
+    // byte of it; a damaged chunk, a cut link or the stream shut down by the daemon watch fails
+    // the restore's read at once.
+    OpeningSource source(stream_.get(), ch_.opener());
     const auto t0 = SteadyClock::now();
     ckpt::RestoreOptions ro;
     ro.resolver = &stdio;
+    ro.source = &source;
     // Files are identified by path, size and mtime across nodes: the same file on two machines
     // (libc from the same package, a file on NFS seen through two mounts) has other inode
     // numbers, so an inode check would refuse every move between real machines.
     ro.verify_inode = false;
-    auto pending = ckpt::restore_held(img_r.get(), ro);
-    ::shutdown(img_r.get(), SHUT_RDWR);  // a restore that stopped early must not leave the pump blocked
-    pump.join();
-    // Whichever stopped first is the cause: a pump that could not write any more only shows that
-    // the restore had already given up (out of memory, a refused image).
-    const bool engine_stopped_first = !pending.ok() && !pumped.ok() && stream_intact_;
-    if (!pumped.ok() && !engine_stopped_first)
-      return make_error("the image from {} did not arrive whole: {}", order_.source, pumped.error().str());
+    auto pending = ckpt::restore_held(-1, ro);
+    // Whichever stopped first is the cause: a stream that failed explains a restore that could
+    // not read; a restore that gave up by itself (out of memory, a refused image) says why.
+    if (!source.link_status().ok())
+      return make_error("the image from {} did not arrive whole: {}", order_.source, source.link_status().error().str());
     if (!pending.ok()) return pending.take_error();
+    if (Status s = source.finish(); !s.ok())
+      return make_error("the image from {} did not arrive whole: {}", order_.source, s.error().str());
+    const std::uint64_t image_bytes = source.bytes();
     const double restore_ms = ms_since(t0);
     stdio.job_in.reset();
     stdio.job_out.reset();
@@ -253,7 +243,6 @@ class Incoming {
   Logger log_;
   SealedChannel ch_;
   DaemonWatch* watch_ = nullptr;
-  bool stream_intact_ = false;  // set by the image pump: it failed writing to the engine
 };
 
 }  // namespace
