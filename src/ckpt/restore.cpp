@@ -176,7 +176,8 @@ Result<HeldRestore> restore_until_commit(int in_fd, const RestoreOptions& opts) 
   rc.tracee = &tracee;
   rc.pid = cpid;
   rc.img = &img;
-  rc.use_uffd = opts.fill_with_userfaultfd;
+  rc.use_uffd = opts.fill_with_userfaultfd || opts.lazy_anonymous_pages != nullptr;
+  rc.lazy = opts.lazy_anonymous_pages;  // post-copy: lazy_pages.hpp
   rc.tramp = parked.report.tramp;
   rc.tramp_size = kTrampSize;
   rc.data = rc.tramp + kTrampDataOffset;

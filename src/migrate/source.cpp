@@ -33,6 +33,8 @@
 
 #include "base/fault.hpp"
 #include "ckpt/ckpt.hpp"
+#include "ckpt/lazy_pages.hpp"
+#include "migrate/postcopy.hpp"
 #include "migrate/protocol.hpp"
 #include "migrate/sealed_image.hpp"
 #include "platform/linux/socket.hpp"
@@ -87,8 +89,10 @@ class SourceRun {
 
   Result<Json> run() {
     const auto t0 = SteadyClock::now();
-    if (o_.method != "auto" && o_.method != "stop")
-      return make_error("method {} is not available yet (stop and auto are); job {} stays on {}", o_.method, o_.id, o_.from);
+    if (o_.method != "auto" && o_.method != "stop" && o_.method != "postcopy")
+      return make_error("method {} is not available yet (stop, postcopy and auto are); job {} stays on {}", o_.method,
+                        o_.id, o_.from);
+    method_ = o_.method == "postcopy" ? "postcopy" : "stop";
     set_receive_timeout(stream_.get(), kTargetReadyMs);
     set_send_timeout(stream_.get(), kSendStallMs);
     run::set_stream_liveness(stream_.get());
@@ -110,6 +114,8 @@ class SourceRun {
     ckpt::CheckpointOptions co;      // stdio pipes are recorded for the target's stand-ins
     co.sync_written_files = true;    // the target reopens them by path: all written must be there
     co.sink = &sink;
+    // Post-copy: the anonymous memory stays here for now and follows once the job runs there.
+    co.lazy_anonymous_pages = method_ == "postcopy";
     ckpt::CheckpointStats stats;
     auto held = ckpt::checkpoint_and_hold(sh_.job_pid(), -1, co, &stats);
     if (held.ok()) (void)sink.finish();  // the end of the image's byte stream
@@ -168,13 +174,34 @@ class SourceRun {
       break;
     }
     // Decided: home accepted the target. Our frozen copy never runs again.
-    (void)held->kill();
+    if (method_ != "postcopy") (void)held->kill();
     set_receive_timeout(stream_.get(), kTargetReadyMs);
     if (auto m = ch_.receive(); m.ok() && (*m)["t"] == msg::kRunning) freeze_ms_ = ms_since(freeze_start_);
-    Json report{{"id", o_.id}, {"from", o_.from}, {"to", o_.to}, {"method", "stop"},
+    Json report{{"id", o_.id}, {"from", o_.from}, {"to", o_.to}, {"method", method_},
                 {"epoch", o_.epoch}, {"image_bytes", image_bytes}, {"pages", stats.pages_written},
                 {"total_ms", ms_since(t0)}, {"phases", phases_}};
     if (freeze_ms_ > 0) report["freeze_ms"] = freeze_ms_;
+    if (method_ == "postcopy") {
+      // The job runs at the target; its anonymous memory is still here, in the frozen original.
+      // Send all of it (what the target faults on first), then the original can go. From now on
+      // a failure loses the job: the target kills it (it cannot run without its pages) and we
+      // must not resume ours (home took the target's).
+      t = SteadyClock::now();
+      set_receive_timeout(stream_.get(), 0);  // the target may say nothing for long: sends judge the link
+      auto pages = serve_lazy_pages(stream_.get(), ch_.sealer(), ch_.opener(),
+                                    {HeldPages{stats.image_pid, held->pid(), stats.lazy_runs}}, kTargetAnswerMs);
+      (void)held->kill();
+      phases_["postcopy"] = ms_since(t);
+      report["phases"] = phases_;
+      report["total_ms"] = ms_since(t0);
+      report["lazy_pages"] = ckpt::runs_pages(stats.lazy_runs);
+      if (!pages.ok()) {
+        report["error"] = fmt::format("job {} is lost: post-copy from {} to {} failed after the job moved ({})", o_.id,
+                                      o_.from, o_.to, pages.error().str());
+        return finish(report);
+      }
+      report["postcopy"] = *pages;
+    }
     return finish(report);
   }
 
@@ -208,7 +235,7 @@ class SourceRun {
       (void)held.kill();
       if (!resumed.ok())
         return make_error("{}; and home is unreachable ({}): job {} ends", reason, resumed.error().str(), o_.id);
-      return finish(Json{{"id", o_.id}, {"from", o_.from}, {"to", o_.to}, {"method", "stop"}, {"epoch", o_.epoch},
+      return finish(Json{{"id", o_.id}, {"from", o_.from}, {"to", o_.to}, {"method", method_}, {"epoch", o_.epoch},
                          {"note", fmt::format("moved; the target's confirmation was lost ({})", reason)}});
     }
     (void)held.resume();
@@ -235,6 +262,7 @@ class SourceRun {
   UniqueFd stream_;
   SealedChannel ch_;
   SteadyClock::time_point freeze_start_{};
+  std::string method_ = "stop";
   double freeze_ms_ = 0;
   Json phases_ = Json::object();
   const ReportFn& report_;

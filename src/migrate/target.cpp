@@ -20,10 +20,12 @@
 #include "base/fd_io.hpp"
 #include "base/log.hpp"
 #include "ckpt/ckpt.hpp"
+#include "migrate/postcopy.hpp"
 #include "migrate/protocol.hpp"
 #include "migrate/sealed_image.hpp"
 #include "daemon/peer_link.hpp"
 #include "migrate/source.hpp"
+#include "run/exit_status.hpp"
 #include "run/job_host.hpp"
 #include "run/relay.hpp"
 #include "run/run_service.hpp"
@@ -44,6 +46,9 @@ using SteadyClock = std::chrono::steady_clock;
 constexpr int kSourceSilenceMs = 30'000;
 // Connect + handshake with the home daemon for the attach.
 constexpr int kAttachDialMs = 5000;
+// Post-copy: the source pushes pages without pause until all are sent; this long without one
+// means it (or the link) is gone.
+constexpr int kPostcopySilenceMs = 10'000;
 
 double ms_since(SteadyClock::time_point t) {
   return std::chrono::duration<double, std::milli>(SteadyClock::now() - t).count();
@@ -121,6 +126,28 @@ class DaemonWatch {
   std::thread thread_;
 };
 
+// Post-copy: the job's host, which reports a job lost with its pages as exit status 252
+// (kExitNodeDied: "the node died / the stream broke mid-run"), not as the SIGKILL we gave it.
+class PostcopyHost final : public run::JobHost {
+ public:
+  PostcopyHost(std::unique_ptr<run::JobHost> inner, std::shared_ptr<std::atomic<bool>> lost)
+      : inner_(std::move(inner)), lost_(std::move(lost)) {}
+  pid_t job_pid() const override { return inner_->job_pid(); }
+  pid_t init_pid() const override { return inner_->init_pid(); }
+  int event_fd() const override { return inner_->event_fd(); }
+  std::optional<int> on_event() override {
+    auto st = inner_->on_event();
+    if (st && lost_->load()) return run::kExitNodeDied << 8;  // as waitpid's status of exit(252)
+    return st;
+  }
+  void signal(int signo, bool group) override { inner_->signal(signo, group); }
+  void kill() override { inner_->kill(); }
+
+ private:
+  std::unique_ptr<run::JobHost> inner_;
+  std::shared_ptr<std::atomic<bool>> lost_;
+};
+
 class Incoming {
  public:
   Incoming(UniqueFd stream, IncomingOrder order, run::JobSpec spec)
@@ -163,6 +190,8 @@ class Incoming {
     // (libc from the same package, a file on NFS seen through two mounts) has other inode
     // numbers, so an inode check would refuse every move between real machines.
     ro.verify_inode = false;
+    // Post-copy: the anonymous memory comes after the job runs here (postcopy.hpp).
+    if (order_.method == "postcopy") ro.lazy_anonymous_pages = &lazy_;
     auto pending = ckpt::restore_held(-1, ro);
     // Whichever stopped first is the cause: a stream that failed explains a restore that could
     // not read; a restore that gave up by itself (out of memory, a refused image) says why.
@@ -205,8 +234,16 @@ class Incoming {
     const ckpt::RestoredProcess& proc = pending.process();
     UniqueFd job_pidfd(::fcntl(proc.pidfd, F_DUPFD_CLOEXEC, 0));
     if (!job_pidfd) return errno_error("cannot duplicate the restored job's pidfd");
+    const bool postcopy = order_.method == "postcopy";
+    UniqueFd kill_pidfd;  // post-copy: to kill a job whose pages are lost
+    if (postcopy) {
+      kill_pidfd.reset(::fcntl(proc.pidfd, F_DUPFD_CLOEXEC, 0));
+      if (!kill_pidfd) return errno_error("cannot duplicate the restored job's pidfd");
+    }
     run::AdoptedJob job;
     job.host = std::make_unique<run::PidfdHost>(proc.init_pid, proc.pid, std::move(job_pidfd));
+    auto lost = std::make_shared<std::atomic<bool>>(false);
+    if (postcopy) job.host = std::make_unique<PostcopyHost>(std::move(job.host), lost);
     job.pipes = run::JobPipes{std::move(stdio.ours_in), std::move(stdio.ours_out), std::move(stdio.ours_err)};
     job.migrations = order_.epoch;
     job.started_unix_ms = order_.started_unix_ms;
@@ -227,14 +264,48 @@ class Incoming {
       committed = true;
       (void)ch_.send(Json{{"t", msg::kAttached}});
       (void)ch_.send(Json{{"t", msg::kRunning}});
-      stream_.reset();  // the source's part is over; the job's stream to home is the relay's
       log_.info("job={} runs here (moved from {})", spec_.id, order_.source);
+      if (postcopy) {
+        pages_ = std::thread([this, job_pid = proc.pid, pidfd = std::move(kill_pidfd), lost]() mutable {
+          serve_faults(job_pid, std::move(pidfd), *lost);
+        });
+        return ok_status();
+      }
+      stream_.reset();  // the source's part is over; the job's stream to home is the relay's
       return ok_status();
     };
     const int rc = run::adopt_shepherd_main(dial_home, spec_, std::move(job), state, on_attached);
+    // The job ended (or the relay did): a post-copy still under way has nothing left to serve.
+    job_over_ = true;
+    if (pages_.joinable()) pages_.join();
     if (committed) return ok_status();  // the job ran here to its end (rc says how the relay ended)
     if (!outcome.ok()) return outcome;
     return make_error("home did not take the job here (relay status {}): it goes on at {}", rc, order_.source);
+  }
+
+  // Post-copy, once the job runs here: its faults are served from the source until every page
+  // is in. If the source or the link fails first, the job cannot go on (its memory is gone with
+  // the source): it is killed, home reads one line on the job's stderr and exit status 252.
+  void serve_faults(pid_t job_pid, UniqueFd pidfd, std::atomic<bool>& lost) {
+    auto r = fetch_lazy_pages(stream_.get(), ch_.sealer(), ch_.opener(), lazy_, kPostcopySilenceMs, &job_over_);
+    stream_.reset();
+    if (r.ok()) {
+      log_.info("job={} post-copy from {} done: {} faults, {} pages asked for, {} installed, {:.1f} ms{}", spec_.id,
+                order_.source, (*r)["faults"].get<std::uint64_t>(), (*r)["requested"].get<std::uint64_t>(),
+                (*r)["installed"].get<std::uint64_t>(), (*r)["ms"].get<double>(),
+                (*r)["ended"].get<bool>() ? " (the job ended first)" : "");
+      return;
+    }
+    if (job_over_) return;  // the job had ended anyway: nothing was lost
+    const std::string why = fmt::format("osmo: job {} lost: its memory could not come from {} after it moved to {} "
+                                        "(post-copy: {}); killed",
+                                        spec_.id, order_.source, order_.node_name, r.error().str());
+    log_.error("{}", why);
+    lost = true;
+    // The line reaches home through the job's own stderr pipe, which the relay carries.
+    UniqueFd err(::open(fmt::format("/proc/{}/fd/2", job_pid).c_str(), O_WRONLY | O_CLOEXEC | O_NONBLOCK));
+    if (err) (void)write_all(err.get(), why + "\n");
+    (void)::syscall(SYS_pidfd_send_signal, pidfd.get(), SIGKILL, nullptr, 0);
   }
 
   UniqueFd stream_;
@@ -243,6 +314,9 @@ class Incoming {
   Logger log_;
   SealedChannel ch_;
   DaemonWatch* watch_ = nullptr;
+  ckpt::LazyPages lazy_;         // post-copy: the restored process's missing memory
+  std::thread pages_;            // post-copy: serve_faults
+  std::atomic<bool> job_over_{false};
 };
 
 }  // namespace

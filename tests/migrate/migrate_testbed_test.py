@@ -44,9 +44,10 @@ def wait_job(observer, match, timeout_s=30):
     return j
 
 
-def migrate(from_node, job_id, to, check=True, timeout=180):
-    """`osmo migrate -v ID TO` run on `from_node`; returns the CompletedProcess."""
-    r = on(from_node, "migrate", "-v", job_id, to, check=False, timeout=timeout)
+def migrate(from_node, job_id, to, check=True, timeout=180, method=None):
+    """`osmo migrate -v ID TO [--method M]` run on `from_node`; returns the CompletedProcess."""
+    extra = ["--method", method] if method else []
+    r = on(from_node, "migrate", "-v", job_id, to, *extra, check=False, timeout=timeout)
     if check:
         assert r.returncode == 0, f"osmo migrate {job_id} {to} (from {from_node}) exited {r.returncode}: {r.stderr.strip()}"
         print(f"  {from_node}: {r.stdout.strip()}")
@@ -103,6 +104,31 @@ def bc_pi_three_hops():
             rc, out, err = finish(p)
             assert rc == 0, (rc, err)
             assert out == want, f"output differs after 3 moves ({len(out)} vs {len(want)} bytes)"
+            assert err == b"", err
+        finally:
+            kill_started(p)
+
+
+def postcopy_bc_there_and_back():
+    """bc computing pi moved with --method postcopy n2 -> n3 -> home (n1) -> n2: the job runs at the
+    target at once and its memory follows; output byte-identical, exit status kept."""
+    with Testbed(3, cpus=CPUS), tempfile.TemporaryDirectory() as d:
+        prog = os.path.join(d, "pi.bc")
+        with open(prog, "w") as f:
+            f.write(BC_PROG)
+        want = subprocess.run(["bc", "-l", prog], capture_output=True, check=True, timeout=300).stdout
+        p = popen_run("n1", "--node", "n2", "bc", "-l", prog, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            job = wait_job("n1", "bc -l")
+            time.sleep(1)
+            for k, (asker, to, where) in enumerate([("n1", "n3", "n3"), ("n3", "home", "n1"), ("n2", "n2", "n2")], 1):
+                r = migrate(asker, job["id"], to, method="postcopy")
+                assert "by postcopy" in r.stdout and "post-copy:" in r.stdout, r.stdout
+                moved_to("n3", "bc -l", where, k)
+                time.sleep(0.5)
+            rc, out, err = finish(p)
+            assert rc == 0, (rc, err)
+            assert out == want, f"output differs after 3 post-copy moves ({len(out)} vs {len(want)} bytes)"
             assert err == b"", err
         finally:
             kill_started(p)
@@ -398,4 +424,5 @@ if __name__ == "__main__":
     require_root("the migration testbed")
     run_cases({f.__name__: f for f in (bc_pi_three_hops, xz_to_file, python_stdin, kill_after_each_move,
                                        ctrl_c_at_home, tree_refused, check_and_ps, target_daemon_killed, link_cut,
-                                       flipped_chunk, target_out_of_memory, source_daemon_restart)})
+                                       flipped_chunk, target_out_of_memory, source_daemon_restart,
+                                       postcopy_bc_there_and_back)})
