@@ -15,6 +15,8 @@
 
 #include <fmt/format.h>
 
+#include "base/fault.hpp"
+
 namespace osmo::migrate {
 namespace {
 
@@ -162,6 +164,9 @@ Result<Json> serve_lazy_pages(int fd, wire::ChunkSealer& sealer, wire::ChunkOpen
     cv.notify_all();
   });
 
+  // Fault point for the tests of a failure during post-copy: pushes slowly (40 ms per chunk, a
+  // GiB then takes 40 s) so that a link can be cut while pages are still on their way.
+  const bool slow = fault_armed("migrate.slow_postcopy");
   std::vector<std::uint8_t> buf(kPagesHeader + kLazyChunkPages + kLazyChunkPages * kPage);
   std::uint64_t pushed = 0, requested = 0, zero = 0, bytes = 0;
   // Sends pages [addr, addr + n) of one process: lazy ones read from the original, others (pages
@@ -232,6 +237,7 @@ Result<Json> serve_lazy_pages(int fd, wire::ChunkSealer& sealer, wire::ChunkOpen
       std::uint32_t n = 0;
       while (next_state < states.size() && !states[next_state].next_unsent(kLazyChunkPages, &addr, &n)) ++next_state;
       if (next_state < states.size()) {
+        if (slow) std::this_thread::sleep_for(std::chrono::milliseconds(40));
         OSMO_TRY(send_range(states[next_state], addr, n, false));
         continue;
       }

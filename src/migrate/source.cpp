@@ -187,6 +187,8 @@ class SourceRun {
       // a failure loses the job: the target kills it (it cannot run without its pages) and we
       // must not resume ours (home took the target's).
       t = SteadyClock::now();
+      // The job is listed by its new node already: ours is only the frozen memory.
+      if (!sh_.spec().state_dir.empty()) run::remove_job_record(sh_.spec().state_dir, o_.id);
       set_receive_timeout(stream_.get(), 0);  // the target may say nothing for long: sends judge the link
       auto pages = serve_lazy_pages(stream_.get(), ch_.sealer(), ch_.opener(),
                                     {HeldPages{stats.image_pid, held->pid(), stats.lazy_runs}}, kTargetAnswerMs);

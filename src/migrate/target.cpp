@@ -17,6 +17,7 @@
 
 #include <fmt/format.h>
 
+#include "base/fault.hpp"
 #include "base/fd_io.hpp"
 #include "base/log.hpp"
 #include "ckpt/ckpt.hpp"
@@ -201,6 +202,8 @@ class Incoming {
     if (Status s = source.finish(); !s.ok())
       return make_error("the image from {} did not arrive whole: {}", order_.source, s.error().str());
     const std::uint64_t image_bytes = source.bytes();
+    // Fault point for the tests of a failure before the commit: restored, held, not attached.
+    if (fault_armed("migrate.hold_before_attach")) std::this_thread::sleep_for(std::chrono::seconds(5));
     const double restore_ms = ms_since(t0);
     stdio.job_in.reset();
     stdio.job_out.reset();
