@@ -98,23 +98,111 @@ std::vector<PageRun> lazy_runs(const ProcessImage& img) {
   return runs_minus(in_anon, eager_runs(img));
 }
 
-Result<std::vector<std::uint64_t>> lazy_read_faults(const LazyProcess& p) {
-  std::vector<std::uint64_t> out;
+std::uint64_t lazy_current_address(const LazyProcess& p, std::uint64_t a) {
+  for (const LazyMove& m : p.moves)
+    if (a >= m.from && a < m.from + m.len) a = m.to + (a - m.from);
+  return a;
+}
+
+std::uint64_t lazy_source_address(const LazyProcess& p, std::uint64_t a) {
+  for (auto it = p.moves.rbegin(); it != p.moves.rend(); ++it)
+    if (a >= it->to && a < it->to + it->len) a = it->from + (a - it->to);
+  return a;
+}
+
+bool lazy_dropped(const LazyProcess& p, std::uint64_t a) {
+  for (const auto& [s, e] : p.dropped)
+    if (a >= s && a < e) return true;
+  return false;
+}
+
+Result<std::vector<LazyEvent>> lazy_read_events(LazyProcess& p) {
+  std::vector<LazyEvent> out;
   uffd_msg msgs[64];
   for (;;) {
     const ssize_t n = ::read(p.uffd.get(), msgs, sizeof msgs);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && errno == EAGAIN) break;
     if (n < 0) return errno_error("cannot read the faults of restored pid {} from its userfaultfd", p.pid);
-    for (std::size_t i = 0; i < static_cast<std::size_t>(n) / sizeof(uffd_msg); ++i)
-      if (msgs[i].event == UFFD_EVENT_PAGEFAULT) out.push_back(page_down(msgs[i].arg.pagefault.address));
+    for (std::size_t i = 0; i < static_cast<std::size_t>(n) / sizeof(uffd_msg); ++i) {
+      const uffd_msg& m = msgs[i];
+      switch (m.event) {
+        case UFFD_EVENT_PAGEFAULT: {
+          LazyEvent e;
+          e.addr = page_down(m.arg.pagefault.address);
+          out.push_back(std::move(e));
+          break;
+        }
+        case UFFD_EVENT_FORK: {
+          LazyEvent e;
+          e.kind = LazyEvent::Kind::kFork;
+          e.child_uffd.reset(static_cast<int>(m.arg.fork.ufd));
+          (void)::fcntl(e.child_uffd.get(), F_SETFD, FD_CLOEXEC);
+          out.push_back(std::move(e));
+          break;
+        }
+        case UFFD_EVENT_REMAP:
+          p.moves.push_back({m.arg.remap.from, m.arg.remap.to, m.arg.remap.len});
+          p.ranges.push_back({m.arg.remap.to, m.arg.remap.to + m.arg.remap.len});
+          break;
+        case UFFD_EVENT_REMOVE:
+        case UFFD_EVENT_UNMAP:
+          p.dropped.push_back({m.arg.remove.start, m.arg.remove.end});
+          break;
+        default:
+          break;
+      }
+    }
     if (static_cast<std::size_t>(n) < sizeof msgs) break;
   }
   return out;
 }
 
+LazyProcess lazy_forked(const LazyProcess& parent, LazyEvent&& e) {
+  LazyProcess c;
+  c.image_pid = parent.image_pid;
+  c.uffd = std::move(e.child_uffd);
+  c.ranges = parent.ranges;
+  c.runs = parent.runs;
+  c.moves = parent.moves;
+  c.dropped = parent.dropped;
+  return c;
+}
+
+namespace {
+
+// One contiguous piece at its current address (no move or drop inside).
+Status install_piece(const LazyProcess& p, std::uint64_t addr, const std::uint8_t* data, std::uint64_t pages,
+                     std::uint64_t* installed, bool* gone);
+
+}  // namespace
+
 Status lazy_install(const LazyProcess& p, std::uint64_t addr, const std::uint8_t* data, std::uint64_t pages,
                     std::uint64_t* installed, bool* gone) {
+  if (p.moves.empty() && p.dropped.empty()) return install_piece(p, addr, data, pages, installed, gone);
+  // The process moved or dropped memory: page by page, merged where they stay together.
+  std::uint64_t i = 0;
+  while (i < pages) {
+    const std::uint64_t cur = lazy_current_address(p, addr + i * kPage);
+    if (lazy_dropped(p, cur)) {
+      ++i;
+      continue;
+    }
+    std::uint64_t k = 1;
+    while (i + k < pages && lazy_current_address(p, addr + (i + k) * kPage) == cur + k * kPage &&
+           !lazy_dropped(p, cur + k * kPage))
+      ++k;
+    OSMO_TRY(install_piece(p, cur, data != nullptr ? data + i * kPage : nullptr, k, installed, gone));
+    if (gone != nullptr && *gone) return ok_status();
+    i += k;
+  }
+  return ok_status();
+}
+
+namespace {
+
+Status install_piece(const LazyProcess& p, std::uint64_t addr, const std::uint8_t* data, std::uint64_t pages,
+                     std::uint64_t* installed, bool* gone) {
   std::uint64_t done = 0;  // pages handled (installed or skipped)
   while (done < pages) {
     const std::uint64_t dst = addr + done * kPage, len = (pages - done) * kPage;
@@ -158,6 +246,8 @@ Status lazy_install(const LazyProcess& p, std::uint64_t addr, const std::uint8_t
   }
   return ok_status();
 }
+
+}  // namespace
 
 Status lazy_release(LazyProcess& p) {
   Status st = ok_status();

@@ -484,6 +484,12 @@ Status open_uffd(RestoreContext& c) {
   }
   uffdio_api api{};
   api.api = UFFD_API;
+  // Post-copy: what the process does to its memory while pages are missing (a fork, mremap,
+  // MADV_DONTNEED, munmap) is reported, so the pages still to come land where they belong
+  // (lazy_pages.hpp). None of these happen during the restore itself.
+  if (lazy)
+    api.features = UFFD_FEATURE_EVENT_FORK | UFFD_FEATURE_EVENT_REMAP | UFFD_FEATURE_EVENT_REMOVE |
+                   UFFD_FEATURE_EVENT_UNMAP;
   if (::ioctl(ufd.get(), UFFDIO_API, &api) != 0) {
     if (lazy) return errno_error("post-copy: the userfaultfd of restored pid {} refuses its API handshake", c.pid);
     return ok_status();

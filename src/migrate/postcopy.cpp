@@ -257,11 +257,6 @@ Result<Json> fetch_lazy_pages(int fd, wire::ChunkSealer& sealer, wire::ChunkOpen
   const auto t0 = SteadyClock::now();
   std::uint64_t faults = 0, asked = 0, installed = 0, chunks = 0;
   bool ended = false;
-  auto proc_of = [&](std::int32_t image_pid) -> ckpt::LazyProcess* {
-    for (ckpt::LazyProcess& p : lazy.processes)
-      if (p.image_pid == image_pid) return &p;
-    return nullptr;
-  };
   auto finish = [&](bool job_ended) -> Result<Json> {
     Status released = ok_status();
     for (ckpt::LazyProcess& p : lazy.processes)
@@ -286,26 +281,40 @@ Result<Json> fetch_lazy_pages(int fd, wire::ChunkSealer& sealer, wire::ChunkOpen
     for (const ckpt::LazyProcess& p : lazy.processes) pfds.push_back({p.uffd.get(), POLLIN, 0});
     const int n = ::poll(pfds.data(), pfds.size(), 200);
     if (n < 0 && errno != EINTR) return errno_error("post-copy: cannot wait for faults and pages");
-    // Faults first: the job waits on them.
+    // Faults and events first: the job waits on them.
     req.clear();
+    std::vector<ckpt::LazyProcess> forked;
     for (std::size_t i = 1; i < pfds.size(); ++i) {
       if ((pfds[i].revents & POLLIN) == 0) continue;
-      const ckpt::LazyProcess& p = lazy.processes[i - 1];
-      OSMO_ASSIGN_OR_RETURN(std::vector<std::uint64_t> addrs, ckpt::lazy_read_faults(p));
-      for (std::uint64_t a : addrs) {
+      ckpt::LazyProcess& p = lazy.processes[i - 1];
+      OSMO_ASSIGN_OR_RETURN(std::vector<ckpt::LazyEvent> events, ckpt::lazy_read_events(p));
+      for (ckpt::LazyEvent& e : events) {
+        if (e.kind == ckpt::LazyEvent::Kind::kFork) {  // the child misses what we miss
+          forked.push_back(ckpt::lazy_forked(p, std::move(e)));
+          continue;
+        }
         ++faults;
+        if (ckpt::lazy_dropped(p, e.addr)) {  // memory the job dropped reads as zeros
+          OSMO_TRY(ckpt::lazy_install(p, ckpt::lazy_source_address(p, e.addr), nullptr, 1, &installed, &ended));
+          continue;
+        }
+        // The faulting page and the next ones of its range, unless the job moved memory (then
+        // just the page: its neighbours may have gone elsewhere).
+        const std::uint64_t a = e.addr;
         std::uint64_t end = a + kPage;
-        for (const auto& [s, e] : p.ranges)
-          if (s <= a && a < e) end = std::min(e, a + kFaultPrefetchPages * kPage);
+        if (p.moves.empty())
+          for (const auto& [s, e2] : p.ranges)
+            if (s <= a && a < e2) end = std::min(e2, a + kFaultPrefetchPages * kPage);
         const auto pages = static_cast<std::uint32_t>((end - a) / kPage);
         req.resize(req.size() + kRequestBytes);
         std::uint8_t* r = req.data() + req.size() - kRequestBytes;
         put32(r, static_cast<std::uint32_t>(p.image_pid));
         put32(r + 4, pages);
-        put64(r + 8, a);
+        put64(r + 8, ckpt::lazy_source_address(p, a));
         asked += pages;
       }
     }
+    for (ckpt::LazyProcess& child : forked) lazy.processes.push_back(std::move(child));
     if (!req.empty()) {
       for (std::size_t off = 0; off < req.size(); off += wire::kMaxChunkPayload / kRequestBytes * kRequestBytes) {
         const std::size_t len = std::min<std::size_t>(req.size() - off, wire::kMaxChunkPayload / kRequestBytes * kRequestBytes);
@@ -335,17 +344,28 @@ Result<Json> fetch_lazy_pages(int fd, wire::ChunkSealer& sealer, wire::ChunkOpen
       if (c.payload.size() != kPagesHeader + np + data_pages * kPage)
         return make_error("malformed page chunk from the source ({} bytes for {} pages)", c.payload.size(), np);
       ++chunks;
-      ckpt::LazyProcess* lp = proc_of(image_pid);
-      if (lp == nullptr) continue;  // a process that is gone already
-      const std::uint8_t* data = flags + np;
-      for (std::uint32_t i = 0; i < np && !ended;) {
-        std::uint32_t k = 1;
-        while (i + k < np && flags[i + k] == flags[i]) ++k;
-        OSMO_TRY(ckpt::lazy_install(*lp, addr + i * kPage, flags[i] == 0 ? data : nullptr, k, &installed, &ended));
-        if (flags[i] == 0) data += k * kPage;
-        i += k;
+      // Into every process that has these pages to come: the one restored, and children it
+      // forked meanwhile. A process that is gone leaves the list; when none is left, the job
+      // ended.
+      for (std::size_t pi = 0; pi < lazy.processes.size();) {
+        ckpt::LazyProcess& lp = lazy.processes[pi];
+        bool gone = false;
+        if (lp.image_pid == image_pid) {
+          const std::uint8_t* data = flags + np;
+          for (std::uint32_t i = 0; i < np && !gone;) {
+            std::uint32_t k = 1;
+            while (i + k < np && flags[i + k] == flags[i]) ++k;
+            OSMO_TRY(ckpt::lazy_install(lp, addr + i * kPage, flags[i] == 0 ? data : nullptr, k, &installed, &gone));
+            if (flags[i] == 0) data += k * kPage;
+            i += k;
+          }
+        }
+        if (gone)
+          lazy.processes.erase(lazy.processes.begin() + static_cast<std::ptrdiff_t>(pi));
+        else
+          ++pi;
       }
-      if (ended) return finish(true);
+      if (lazy.processes.empty()) return finish(true);
     } else if (ms_since(last_rx) > silence_ms) {
       return make_error("no pages from the source for {} s", silence_ms / 1000);
     }

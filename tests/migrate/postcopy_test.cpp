@@ -73,6 +73,9 @@ struct Fixture {
     if (!uffd) return false;
     uffdio_api api{};
     api.api = UFFD_API;
+    // What the restore enables in post-copy (ckpt/mem.cpp).
+    api.features = UFFD_FEATURE_EVENT_FORK | UFFD_FEATURE_EVENT_REMAP | UFFD_FEATURE_EVENT_REMOVE |
+                   UFFD_FEATURE_EVENT_UNMAP;
     if (::ioctl(uffd.get(), UFFDIO_API, &api) != 0) return false;
     uffdio_register reg{};
     reg.range = {reinterpret_cast<std::uint64_t>(mem), kPages * kPage};
@@ -145,6 +148,54 @@ TEST(Postcopy, EveryPageArrivesAndFaultsAreServedWhilePushing) {
       const std::uint8_t want = pg >= kPages - 64 ? 0 : expected(pg, b);
       ASSERT_EQ(f.mem[pg * kPage + b], want) << "page " << pg << " byte " << b;
     }
+}
+
+// What a job may do to its memory while pages are still missing: fork (the child must get the
+// same pages), mremap (the pages must land where the memory went), MADV_DONTNEED (the memory
+// must read as zeros, never as its old contents).
+TEST(Postcopy, ForkRemapAndDontneedWhilePagesAreMissing) {
+  Fixture f;
+  if (!f.set_up()) GTEST_SKIP() << "cannot set up a userfaultfd here (needs root): " << std::strerror(errno);
+  Pair p;
+  const auto suite = wire::SealSuite::kChaCha20Poly1305;
+  wire::ChunkSealer src_out(key(), suite, wire::Direction::kInitiatorToResponder);
+  wire::ChunkOpener src_in(key(), suite, wire::Direction::kResponderToInitiator);
+  wire::ChunkSealer tgt_out(key(), suite, wire::Direction::kResponderToInitiator);
+  wire::ChunkOpener tgt_in(key(), suite, wire::Direction::kInitiatorToResponder);
+  Result<nlohmann::json> served = make_error("not run"), fetched = make_error("not run");
+  std::thread target([&] { fetched = fetch_lazy_pages(p.b.get(), tgt_out, tgt_in, f.lazy, 10'000, nullptr); });
+  // Before the source starts, so that nothing has arrived yet.
+  const std::uint64_t last = kPages - 64 - 256;  // 256 lazy pages near the end
+  // mremap them elsewhere.
+  void* to = ::mmap(nullptr, 256 * kPage, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  ASSERT_NE(to, MAP_FAILED);
+  void* moved = ::mremap(f.mem + last * kPage, 256 * kPage, 256 * kPage, MREMAP_MAYMOVE | MREMAP_FIXED, to);
+  ASSERT_EQ(moved, to) << std::strerror(errno);
+  // Drop 16 pages before them.
+  ASSERT_EQ(::madvise(f.mem + (last - 16) * kPage, 16 * kPage, MADV_DONTNEED), 0);
+  // Fork: the child checks a page it never had.
+  const pid_t child = ::fork();
+  if (child == 0) {
+    const std::uint64_t pg = 100;
+    ::_exit(f.mem[pg * kPage + 7] == expected(pg, 7) ? 0 : 1);
+  }
+  ASSERT_GT(child, 0);
+  std::thread source([&] { served = serve_lazy_pages(p.a.get(), src_out, src_in, {f.held}, 10'000); });
+  const auto* m = static_cast<const std::uint8_t*>(moved);
+  std::uint64_t bad = 0;
+  for (std::uint64_t i = 0; i < 256; ++i) bad += m[i * kPage + 9] != expected(last + i, 9);
+  for (std::uint64_t i = 0; i < 16; ++i) bad += f.mem[(last - 16 + i) * kPage + 9] != 0;
+  int st = 0;
+  ASSERT_EQ(::waitpid(child, &st, 0), child);
+  source.join();
+  target.join();
+  ASSERT_TRUE(served.ok()) << served.error().str();
+  ASSERT_TRUE(fetched.ok()) << fetched.error().str();
+  EXPECT_EQ(bad, 0u);
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << "the forked child read a wrong page (status " << st << ")";
+  for (std::uint64_t i = 0; i < 256; ++i) ASSERT_EQ(m[i * kPage + 4095], expected(last + i, 4095)) << i;
+  for (std::uint64_t pg = 0; pg < last - 16; ++pg) ASSERT_EQ(f.mem[pg * kPage + 1], expected(pg, 1)) << pg;
+  ::munmap(moved, 256 * kPage);
 }
 
 TEST(Postcopy, AVanishedSourceEndsTheClientWithAnError) {
