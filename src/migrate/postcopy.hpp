@@ -30,10 +30,11 @@
 
 namespace osmo::migrate {
 
-// Pages per page chunk: header, flags and data fit a sealed chunk (1 MiB).
-inline constexpr std::uint32_t kLazyChunkPages = 255;
+// Pages per page chunk: header, flags and data fit a sealed chunk (256 KiB).
+inline constexpr std::uint32_t kLazyChunkPages = 63;
 // Pages asked for per fault: the faulting one and the next ones (a job often walks its memory).
 inline constexpr std::uint32_t kFaultPrefetchPages = 16;
+static_assert(16 + kLazyChunkPages * (1 + 4096) <= wire::kMaxChunkPayload, "a page chunk must fit a sealed chunk");
 
 // One frozen original's pages still to send.
 struct HeldPages {

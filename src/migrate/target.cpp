@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -208,7 +209,11 @@ class Incoming {
     stdio.job_in.reset();
     stdio.job_out.reset();
     stdio.job_err.reset();
-    OSMO_TRY(ch_.send(Json{{"t", msg::kRestored}, {"ms", restore_ms}, {"bytes", image_bytes}}));
+    rusage ru{};
+    ::getrusage(RUSAGE_SELF, &ru);  // this process did nothing but the move so far
+    const double cpu_ms =
+        (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e3 + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e3;
+    OSMO_TRY(ch_.send(Json{{"t", msg::kRestored}, {"ms", restore_ms}, {"bytes", image_bytes}, {"cpu_ms", cpu_ms}}));
 
     // The stdio state at the switch and the stdin the job has not read yet.
     OSMO_ASSIGN_OR_RETURN(Json m, ch_.receive());

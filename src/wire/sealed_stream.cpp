@@ -120,9 +120,10 @@ Status ChunkSealer::write_message(int fd, std::string_view text) {
 Status ChunkSealer::write_data(int fd, const iovec* iov, std::size_t n) {
   // Chunks go out in batches: one sendmsg carries up to kBatchChunks chunks (3 iovecs each) or
   // about kBatchBytes, so a run of small pieces (a fragmented page section) does not cost a
-  // system call per piece, and a large one costs one per 4 MiB.
+  // system call per piece, while a large one is sent right after its tag is computed, still in
+  // the cache.
   constexpr std::size_t kBatchChunks = 256;
-  constexpr std::size_t kBatchBytes = 4u << 20;
+  constexpr std::size_t kBatchBytes = kMaxChunkPayload;
   constexpr std::size_t kPer = kChunkHeaderBytes + kChunkTagBytes;
   const WriteMode mode = mode_of(fd);
   hdrs_.resize(kBatchChunks * kPer);

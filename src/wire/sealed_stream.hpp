@@ -47,9 +47,10 @@ enum class ChunkType : std::uint8_t {
 
 inline constexpr std::size_t kChunkHeaderBytes = 8;
 inline constexpr std::size_t kChunkTagBytes = 16;
-// Largest payload of a chunk. 1 MiB: one AEAD call and two system calls per MiB on either side;
-// a reader needs a buffer this large only for a chunk its caller reads in pieces.
-inline constexpr std::uint32_t kMaxChunkPayload = 1u << 20;
+// Largest payload of a chunk. 256 KiB: the tag cost stays negligible (one AEAD call per chunk),
+// and a chunk stays in the CPU's cache between its tag and its copy into the socket (sender)
+// or out of it (receiver): 1 MiB chunks made a 1 GiB migration 25-40% slower on this VM.
+inline constexpr std::uint32_t kMaxChunkPayload = 256u << 10;
 
 enum class SealSuite : std::uint8_t { kAes256Gcm = 1, kChaCha20Poly1305 = 2 };
 // The fastest suite this machine supports (AES-256-GCM needs AES-NI and PCLMUL).
