@@ -6,7 +6,8 @@
 #
 # How to measure (root; the testbed is one per machine):
 #   cmake --build build --target osmo osmo-migrate-bench
-#   flock /work/wt/testbed.lock env OSMO_BUILD=$PWD/build bench/migrate/run.sh
+#   OSMO_BUILD=$PWD/build bench/migrate/run.sh   (takes the testbed lock itself, waiting
+#   OSMO_TESTBED_LOCK_WAIT seconds, 300 by default; never wrap it in another flock)
 #   (scripts/bench.sh migrate builds and runs it too). About 5-10 minutes with all methods.
 # Options:
 #   --sizes "64M 1G 4G"             job sizes (binary suffixes)
@@ -93,7 +94,7 @@ bg_pids=()
 # The machine-wide testbed lock of tests/cluster/testbed.py, as bench/run/run.sh takes it: never
 # tear down a testbed that a test (or another benchmark) is using.
 exec 9>/run/osmo-testbed-tests.lock
-flock -w 300 9 || die "the testbed stayed busy for 300 s"
+flock -w "${OSMO_TESTBED_LOCK_WAIT:-300}" 9 || die "the testbed stayed busy for ${OSMO_TESTBED_LOCK_WAIT:-300} s"
 cleanup() {
   local p
   for p in "${bg_pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done  # only what we started

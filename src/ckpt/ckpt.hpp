@@ -33,6 +33,10 @@
 
 namespace osmo::ckpt {
 
+class ImageSink;    // image.hpp
+class ImageSource;
+struct LazyPages;   // lazy_pages.hpp
+
 // ---- checkpoint ----
 enum class AfterDump {
   kResume,  // the original continues (default)
@@ -69,6 +73,14 @@ struct CheckpointOptions {
   // image is written: a migration's target reopens those files by path (on a shared file system,
   // from another machine), and must find everything the process wrote up to the freeze.
   bool sync_written_files = false;
+  // Where the image goes instead of out_fd (which is then ignored; pass -1): e.g. a migration's
+  // sealing sink, which seals chunks straight from the engine's buffers onto the socket. A
+  // failing sink fails the checkpoint at once (the process is resumed, or not held).
+  ImageSink* sink = nullptr;
+  // Post-copy: leave the lazy pages (lazy_pages.hpp: the anonymous memory but for what the
+  // kernel touches during a restore) out of the image. The holder of the original sends them
+  // afterwards (lazy_read_held); CheckpointStats::lazy_runs lists them.
+  bool lazy_anonymous_pages = false;
 };
 
 struct CheckpointStats {
@@ -78,6 +90,8 @@ struct CheckpointStats {
   double freeze_ms = 0;              // seize .. resume/kill
   double total_ms = 0;
   std::vector<FdImage> stand_ins;    // the recorded fds a restore must give stand-ins for
+  std::vector<PageRun> lazy_runs;    // lazy_anonymous_pages: the pages left out (sorted)
+  std::int32_t image_pid = 0;        // the pid the image records (names the process in a post-copy)
 };
 
 // The process is untouched when a refusal is returned. On any later failure it is resumed
@@ -204,6 +218,15 @@ struct RestoreOptions {
   // fast path); off, or where the kernel refuses userfaultfd, it is pre-faulted and written with
   // process_vm_writev. The result is the same.
   bool fill_with_userfaultfd = true;
+  // Where the image comes from instead of in_fd (then ignored; pass -1): e.g. a migration's
+  // opening source, which reads sealed chunks from the socket straight into the restore's
+  // buffers. Its errors end the restore at once.
+  ImageSource* source = nullptr;
+  // Post-copy: the lazy pages (lazy_pages.hpp) are left missing, registered with the restored
+  // process's userfaultfd, and that fd is handed over here (one LazyProcess per restored
+  // process) for the caller to fill while the process runs. The image must come from a
+  // checkpoint with lazy_anonymous_pages. Needs userfaultfd (an error otherwise).
+  LazyPages* lazy_anonymous_pages = nullptr;
 };
 
 struct RestoredProcess {

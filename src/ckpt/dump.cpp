@@ -199,7 +199,7 @@ Result<FrozenDump> dump_and_freeze(pid_t pid, int out_fd, const CheckpointOption
     // 3. Collect every kind, then stream.
     OSMO_TRY(d.collect());
     auto tw = std::chrono::steady_clock::now();
-    ImageWriter w(out_fd, opts.compress);
+    ImageWriter w = ImageWriter::make(out_fd, opts.sink, opts.compress);
     OSMO_TRY(w.write_header());
     OSMO_TRY(d.write_metadata(w));
     OSMO_TRY(fault("dump.metadata"));

@@ -144,12 +144,26 @@ void grow_if_pipe(int fd) {
 
 }  // namespace
 
-// ---- writer ----
-ImageWriter::ImageWriter(int fd, bool compress) : fd_(fd), compress_(compress) {
+// ---- sinks ----
+FdSink::FdSink(int fd) : fd_(fd) {
   grow_if_pipe(fd);
   struct stat st {};
   socket_ = ::fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode);
 }
+
+Status FdSink::write(const iovec* iov, std::size_t n) {
+  // writev_full may advance the vector it is given as it resumes short writes: a copy.
+  std::vector<iovec> v(iov, iov + n);
+  const IoResult w = writev_full(fd_, v.data(), v.size(), socket_ ? WriteMode::kSocket : WriteMode::kFile);
+  if (!w.ok()) return Error{w.error, ""};  // the writer names the offset
+  return ok_status();
+}
+
+// ---- writer ----
+ImageWriter::ImageWriter(int fd, bool compress)
+    : own_(std::make_unique<FdSink>(fd)), sink_(own_.get()), compress_(compress) {}
+
+ImageWriter::ImageWriter(ImageSink& sink, bool compress) : sink_(&sink), compress_(compress) {}
 
 Status ImageWriter::write_all(const void* p, std::size_t n) {
   std::vector<iovec> iov{{const_cast<void*>(p), n}};
@@ -157,9 +171,12 @@ Status ImageWriter::write_all(const void* p, std::size_t n) {
 }
 
 Status ImageWriter::writev_all(std::vector<iovec>& iov) {
-  const IoResult w = writev_full(fd_, iov.data(), iov.size(), socket_ ? WriteMode::kSocket : WriteMode::kFile);
-  offset_ += w.bytes;
-  if (!w.ok()) return Error{w.error, fmt::format("cannot write image at offset {}", offset_)};
+  std::uint64_t bytes = 0;
+  for (const iovec& v : iov) bytes += v.iov_len;
+  if (Status s = sink_->write(iov.data(), iov.size()); !s.ok())
+    return Error{s.error().code, fmt::format("cannot write image at offset {}{}{}", offset_,
+                                             s.error().message.empty() ? "" : ": ", s.error().message)};
+  offset_ += bytes;
   return ok_status();
 }
 
@@ -291,6 +308,8 @@ ImageReader::ImageReader(int fd) : fd_(fd) {
   map_pos_ = static_cast<std::size_t>(pos);
 }
 
+ImageReader::ImageReader(ImageSource& source) : fd_(-1), source_(&source) {}
+
 ImageReader::~ImageReader() {
   if (map_ != nullptr) {
     // Leave the fd where a stream reader would have left it.
@@ -335,6 +354,13 @@ Result<std::size_t> ImageReader::read_full(void* p, std::size_t n) {
     map_pos_ += k;
     offset_ += k;
     return k;
+  }
+  if (source_ != nullptr) {
+    auto got = source_->read(p, n);
+    if (!got.ok())
+      return Error{got.error().code, fmt::format("cannot read image at offset {}: {}", offset_, got.error().message)};
+    offset_ += *got;
+    return *got;
   }
   const IoResult r = osmo::read_full(fd_, p, n);
   if (!r.ok()) return Error{r.error, fmt::format("cannot read image at offset {}", offset_ + r.bytes)};

@@ -17,6 +17,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -106,6 +107,39 @@ class Decoder {
   std::string what_;
 };
 
+// ---- byte sinks and sources ----
+// Where an image's bytes go and come from. The default is an fd (a file, a pipe or a blocking
+// stream socket: FdSink/FdSource, what ImageWriter(fd)/ImageReader(fd) make). A migration gives
+// its own (src/migrate/sealed_image.hpp) that seals and opens chunks straight between the
+// engine's buffers and the socket, with no pipe and no copying thread in between.
+class ImageSink {
+ public:
+  virtual ~ImageSink() = default;
+  // Writes all of iov[0..n), in order, or fails (never a short write). The memory is the
+  // caller's and stays untouched; it may be reused as soon as this returns.
+  virtual Status write(const iovec* iov, std::size_t n) = 0;
+};
+
+class ImageSource {
+ public:
+  virtual ~ImageSource() = default;
+  // Reads exactly n bytes into p; fewer only at the end of the stream (the count read). An
+  // error (damaged data, a cut link) must come at once: the restore never waits on a dead
+  // source. On error, whatever was written into p is garbage and never used.
+  virtual Result<std::size_t> read(void* p, std::size_t n) = 0;
+};
+
+// The fd sink: short writes resumed, a socket written with MSG_NOSIGNAL.
+class FdSink final : public ImageSink {
+ public:
+  explicit FdSink(int fd);
+  Status write(const iovec* iov, std::size_t n) override;
+
+ private:
+  int fd_;
+  bool socket_ = false;
+};
+
 // ---- streams ----
 struct SectionHeader {
   SectionType type{};
@@ -126,6 +160,12 @@ class ImageWriter {
   // A pipe is grown to 1 MiB (the default 64 KiB would wake the reader 64 times per page
   // section). Short writes (pipes, stream sockets) are resumed.
   explicit ImageWriter(int fd, bool compress = false);
+  // Writes into `sink` (not owned; must outlive the writer).
+  ImageWriter(ImageSink& sink, bool compress);
+  // The fd writer, or the sink when one is given (CheckpointOptions::sink).
+  static ImageWriter make(int fd, ImageSink* sink, bool compress) {
+    return sink != nullptr ? ImageWriter(*sink, compress) : ImageWriter(fd, compress);
+  }
   Status write_header();
   // Writes one section; `parts` are concatenated to form the payload (so page data is written
   // straight from the read buffer, without a copy).
@@ -147,10 +187,10 @@ class ImageWriter {
 
  private:
   Status write_all(const void* p, std::size_t n);
-  Status writev_all(std::vector<iovec>& iov);  // consumes iov
-  int fd_;
+  Status writev_all(std::vector<iovec>& iov);
+  std::unique_ptr<FdSink> own_;  // the fd writer's sink
+  ImageSink* sink_;
   bool compress_;
-  bool socket_ = false;  // written with sendmsg(MSG_NOSIGNAL): a vanished peer is an error, not a SIGPIPE
   std::uint64_t offset_ = 0;
   ImageTotals totals_;
   std::vector<char> scratch_;
@@ -191,6 +231,8 @@ class ImageReader {
   // ahead), and a mapped file's offset is left just after the last byte used, so whoever reads
   // the fd next finds what follows the image.
   explicit ImageReader(int fd);
+  // Reads a stream from `source` (not owned; must outlive the reader): never mapped.
+  explicit ImageReader(ImageSource& source);
   ~ImageReader();
   ImageReader(const ImageReader&) = delete;
   ImageReader& operator=(const ImageReader&) = delete;
@@ -227,6 +269,7 @@ class ImageReader {
   void close_section(std::size_t raw_n);  // the current section is consumed: counts it
   Status check_end(const std::vector<std::uint8_t>& payload);
   int fd_;
+  ImageSource* source_ = nullptr;      // when reading from a source instead of fd_
   const std::uint8_t* map_ = nullptr;  // the whole file, when it is one
   std::size_t map_len_ = 0;
   std::size_t map_pos_ = 0;            // next byte to read

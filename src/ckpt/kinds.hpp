@@ -97,6 +97,9 @@ struct RestoreContext {
     return it != uffd_ranges.begin() && addr < std::prev(it)->second ? &*std::prev(it) : nullptr;
   }
   std::vector<PageRun> zero_runs;  // present at dump but all zero (not in the image): populated last
+  // Post-copy (RestoreOptions::lazy_anonymous_pages): the lazy pages stay missing and the
+  // userfaultfd goes here instead of being closed (page_stream.cpp).
+  LazyPages* lazy = nullptr;
 };
 // Layout of our code page in the process (dump: "scratch", restore: "trampoline"):
 //   0x0000 injected_code() (gate + batch executor)   0x0080 data for single syscalls

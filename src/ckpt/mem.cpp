@@ -467,8 +467,13 @@ Status open_uffd(RestoreContext& c) {
   Tracee& t = *c.tracee;
   // USER_MODE_ONLY: a kernel access to a registered page that is not filled yet fails (EFAULT)
   // instead of waiting for us; nothing but our UFFDIO_COPY should touch these pages meanwhile.
+  // Post-copy is the exception: the process runs before every page is in, and a system call
+  // that touches a missing page (a read() into the heap) must wait for it, not fail.
   if (!c.use_uffd) return ok_status();
-  OSMO_ASSIGN_OR_RETURN(long tfd, t.syscall(SYS_userfaultfd, O_CLOEXEC | UFFD_USER_MODE_ONLY));
+  const bool lazy = c.lazy != nullptr;
+  OSMO_ASSIGN_OR_RETURN(long tfd, t.syscall(SYS_userfaultfd, O_CLOEXEC | (lazy ? O_NONBLOCK : UFFD_USER_MODE_ONLY)));
+  if (tfd < 0 && lazy)
+    return Error{static_cast<int>(-tfd), fmt::format("post-copy needs a userfaultfd in restored pid {}", c.pid)};
   if (tfd < 0) return ok_status();
   UniqueFd ufd = platform::take_fd(c.pid, static_cast<int>(tfd));
   const int getfd_errno = errno;
@@ -479,7 +484,16 @@ Status open_uffd(RestoreContext& c) {
   }
   uffdio_api api{};
   api.api = UFFD_API;
-  if (::ioctl(ufd.get(), UFFDIO_API, &api) != 0) return ok_status();
+  // Post-copy: what the process does to its memory while pages are missing (a fork, mremap,
+  // MADV_DONTNEED, munmap) is reported, so the pages still to come land where they belong
+  // (lazy_pages.hpp). None of these happen during the restore itself.
+  if (lazy)
+    api.features = UFFD_FEATURE_EVENT_FORK | UFFD_FEATURE_EVENT_REMAP | UFFD_FEATURE_EVENT_REMOVE |
+                   UFFD_FEATURE_EVENT_UNMAP;
+  if (::ioctl(ufd.get(), UFFDIO_API, &api) != 0) {
+    if (lazy) return errno_error("post-copy: the userfaultfd of restored pid {} refuses its API handshake", c.pid);
+    return ok_status();
+  }
   for (const VmaImage& v : c.img->mem.vmas) {
     if (v.kind != VmaKind::kAnonPrivate || v.pages_carried == 0) continue;
     uffdio_register reg{};

@@ -40,6 +40,7 @@
 #include "ckpt/checksum.hpp"
 #include "ckpt/faults.hpp"
 #include "ckpt/kinds.hpp"
+#include "ckpt/lazy_pages.hpp"
 #include "ckpt/page_buffer.hpp"
 
 namespace osmo::ckpt {
@@ -246,7 +247,14 @@ unsigned usable_cpus() {
 }  // namespace
 
 Status mem_write_pages(DumpContext& c, ImageWriter& w, CheckpointStats* stats) {
-  std::vector<Batch> batches = plan_batches(c.img->mem.runs);
+  // Post-copy: the lazy pages stay out of the image; the holder sends them later.
+  std::vector<PageRun> lazy;
+  if (c.options->lazy_anonymous_pages) lazy = lazy_runs(*c.img);
+  std::vector<Batch> batches = plan_batches(lazy.empty() ? c.img->mem.runs : runs_minus(c.img->mem.runs, lazy));
+  if (stats != nullptr) {
+    stats->image_pid = c.img->task.pid;
+    stats->lazy_runs = lazy;
+  }
   std::uint64_t scanned = 0, written = 0;
   if (!batches.empty()) {
     std::size_t buf_bytes = 0;
@@ -456,6 +464,26 @@ Status close_uffd(RestoreContext& c) {
   return ok_status();
 }
 
+// Post-copy: the registered pages the image did not fill are the lazy ones (left missing for
+// the caller) and eager ones that were all zero at dump: those get zero pages now, through the
+// userfaultfd (a populate would wait on a fault nobody serves yet). The userfaultfd then goes
+// to the caller with the ranges and the lazy runs.
+Status hand_over_lazy(RestoreContext& c, const std::vector<PageRun>& unfilled) {
+  LazyProcess p;
+  p.pid = c.pid;
+  p.image_pid = c.img->task.pid;
+  p.uffd = std::move(c.uffd);
+  p.ranges = c.uffd_ranges;
+  p.runs = lazy_runs(*c.img);
+  for (const PageRun& z : runs_minus(unfilled, p.runs)) {
+    bool gone = false;
+    OSMO_TRY(lazy_install(p, z.vaddr, nullptr, z.pages, nullptr, &gone));
+    if (gone) return make_error("restored pid {} vanished while its pages were filled", c.pid);
+  }
+  c.lazy->processes.push_back(std::move(p));
+  return ok_status();
+}
+
 }  // namespace
 
 // A reader thread takes sections (reads them, or points into a mapped image) while filler
@@ -465,6 +493,7 @@ Result<SectionHeader> mem_restore_pages(RestoreContext& c, ImageReader& r, Secti
   auto finish = [&]() -> Status {
     if (!c.uffd) return ok_status();
     std::sort(filled.begin(), filled.end(), [](const PageRun& a, const PageRun& b) { return a.vaddr < b.vaddr; });
+    if (c.lazy != nullptr) return hand_over_lazy(c, unfilled_runs(c, filled));
     c.zero_runs = unfilled_runs(c, filled);
     return close_uffd(c);
   };

@@ -179,7 +179,7 @@ Status wait_detached(int sock) {
 
 Result<HeldRestore> restore_until_commit(int in_fd, const RestoreOptions& opts) {
   auto t0 = std::chrono::steady_clock::now();
-  ImageReader r(in_fd);
+  ImageReader r = opts.source != nullptr ? ImageReader(*opts.source) : ImageReader(in_fd);
   OSMO_TRY(r.read_header());
   OSMO_ASSIGN_OR_RETURN(SectionHeader h, r.next());
 
@@ -327,7 +327,8 @@ Result<HeldRestore> restore_until_commit(int in_fd, const RestoreOptions& opts) 
     rc.tracee = &tracee;
     rc.pid = cpid;
     rc.img = &p.img;
-    rc.use_uffd = opts.fill_with_userfaultfd;
+    rc.use_uffd = opts.fill_with_userfaultfd || opts.lazy_anonymous_pages != nullptr;
+    rc.lazy = opts.lazy_anonymous_pages;  // post-copy: lazy_pages.hpp, one entry per process
     rc.tramp = rep.tramp;
     rc.tramp_size = kTrampSize;
     rc.data = rc.tramp + kTrampDataOffset;

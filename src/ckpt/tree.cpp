@@ -234,6 +234,16 @@ Result<FrozenDump> dump_tree_and_freeze(pid_t root, int out_fd, const Checkpoint
       continue;
     }
     if (changed) continue;
+    // Post-copy's page server reads the pages of one held process (lazy_pages.hpp, the source's
+    // HeldPages): a tree's lazy pages would be served from the wrong process. Refused before any
+    // process is touched.
+    if (opts.lazy_anonymous_pages) {
+      std::size_t alive = 0;
+      for (const Member& m : s.members) alive += m.p.zombie ? 0 : 1;
+      if (alive > 1)
+        return make_error("post-copy moves single-process jobs only for now (this one has {} processes); "
+                          "move it with --method stop", alive);
+    }
     bool retry = false;
     for (const Member& m : s.members) {
       if (m.p.zombie) continue;

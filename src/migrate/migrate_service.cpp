@@ -341,6 +341,14 @@ std::string render_report(const nlohmann::json& r) {
   if (r.contains("total_ms")) s += fmt::format(", total {:.1f} ms", r["total_ms"].get<double>());
   if (r.contains("image_bytes"))
     s += fmt::format(", {:.1f} MiB sent", static_cast<double>(r["image_bytes"].get<std::uint64_t>()) / (1 << 20));
+  if (r.contains("postcopy") && r["postcopy"].is_object()) {
+    const auto& pc = r["postcopy"];
+    const auto& tg = pc.value("target", nlohmann::json::object());
+    s += fmt::format("\n  post-copy: {} lazy pages, {} pushed, {} sent on request ({} faults at the target), {} zero",
+                     r.value("lazy_pages", std::uint64_t{0}), pc.value("pushed", std::uint64_t{0}),
+                     pc.value("requested", std::uint64_t{0}), tg.value("faults", std::uint64_t{0}),
+                     pc.value("zero_pages", std::uint64_t{0}));
+  }
   if (r.contains("phases") && r["phases"].is_object())
     for (const auto& [k, v] : r["phases"].items()) s += fmt::format("\n  {:<12} {:8.1f} ms", k, v.get<double>());
   return s;

@@ -22,6 +22,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -33,7 +34,10 @@
 
 #include "base/fault.hpp"
 #include "ckpt/ckpt.hpp"
+#include "ckpt/lazy_pages.hpp"
+#include "migrate/postcopy.hpp"
 #include "migrate/protocol.hpp"
+#include "migrate/sealed_image.hpp"
 #include "platform/linux/socket.hpp"
 #include "run/fd_util.hpp"
 #include "run/job_spec.hpp"
@@ -65,6 +69,13 @@ double ms_since(SteadyClock::time_point t) {
   return std::chrono::duration<double, std::milli>(SteadyClock::now() - t).count();
 }
 
+// CPU time of this whole process (every thread: the engine's readers, the sealing writer) in ms.
+double process_cpu_ms() {
+  rusage ru{};
+  ::getrusage(RUSAGE_SELF, &ru);
+  return (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e3 + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e3;
+}
+
 using platform::set_receive_timeout;
 using platform::set_send_timeout;
 
@@ -86,8 +97,11 @@ class SourceRun {
 
   Result<Json> run() {
     const auto t0 = SteadyClock::now();
-    if (o_.method != "auto" && o_.method != "stop")
-      return make_error("method {} is not available yet (stop and auto are); job {} stays on {}", o_.method, o_.id, o_.from);
+    const double cpu0 = process_cpu_ms();
+    if (o_.method != "auto" && o_.method != "stop" && o_.method != "postcopy")
+      return make_error("method {} is not available yet (stop, postcopy and auto are); job {} stays on {}", o_.method,
+                        o_.id, o_.from);
+    method_ = o_.method == "postcopy" ? "postcopy" : "stop";
     set_receive_timeout(stream_.get(), kTargetReadyMs);
     set_send_timeout(stream_.get(), kSendStallMs);
     run::set_stream_liveness(stream_.get());
@@ -99,32 +113,28 @@ class SourceRun {
       return make_error("target {} refused job {}: {}; it stays on {}", o_.to, o_.id, first.value("error", "?"), o_.from);
     if (first["t"] != msg::kReady) return make_error("target {} answered '{}' instead of ready", o_.to, first["t"].get<std::string>());
 
-    // Freeze and stream the image. The pump seals what the engine writes into the pipe.
-    int p[2];
-    if (::pipe2(p, O_CLOEXEC) != 0) return errno_error("pipe for the image of job {}", o_.id);
-    UniqueFd img_r(p[0]), img_w(p[1]);
-    Status pumped = ok_status();
-    std::uint64_t image_bytes = 0;
-    // Fault point: a bit error in the 4th chunk of pages on the wire (the target must refuse it).
+    // Freeze and stream the image: the engine's writer seals its chunks straight onto the stream
+    // (no pipe, no pump thread). A send that fails (link cut, target gone) fails the engine's
+    // write at once, and the engine resumes the job.
+    SealingSink sink(stream_.get(), ch_.sealer());
+    // Fault point: a bit error in the 4th data chunk on the wire (the target must refuse it).
     if (fault_armed("migrate.flip_chunk")) ch_.sealer().damage_data_chunk(3);
-    std::thread pump([&] {
-      pumped = wire::seal_pump(img_r.get(), stream_.get(), ch_.sealer(), &image_bytes);
-      // A pump that failed (link cut, target gone) stops reading: the engine, blocked on a full
-      // pipe, must see EPIPE at once and resume the job instead of waiting forever.
-      if (!pumped.ok()) img_r.reset();
-    });
     freeze_start_ = SteadyClock::now();
     ckpt::CheckpointOptions co;      // stdio pipes are recorded for the target's stand-ins
     co.sync_written_files = true;    // the target reopens them by path: all written must be there
     co.scope = ckpt::TreeScope::kNamespace;  // the job is its whole process tree
+    co.sink = &sink;
+    // Post-copy: the anonymous memory stays here for now and follows once the job runs there.
+    co.lazy_anonymous_pages = method_ == "postcopy";
     ckpt::CheckpointStats stats;
-    auto held = ckpt::checkpoint_and_hold(sh_.job_pid(), img_w.get(), co, &stats);
-    img_w.reset();  // the pump sees EOF and ends the sealed image
-    pump.join();
+    auto held = ckpt::checkpoint_and_hold(sh_.job_pid(), -1, co, &stats);
+    if (held.ok()) (void)sink.finish();  // the end of the image's byte stream
+    const std::uint64_t image_bytes = sink.bytes();
     phases_["image"] = ms_since(freeze_start_);
+    const Status& pumped = sink.link_status();
     if (!held.ok() && !pumped.ok()) {
-      // The stream failed first, and the engine (writing into a pipe nobody read any more) gave
-      // up and resumed the job. The target's own words say best what happened, if it had time.
+      // The stream failed, and the engine gave up and resumed the job. The target's own words
+      // say best what happened, if it had time.
       return make_error("{}; job {} runs on {} again", target_failure(pumped.error().str()), o_.id, o_.from);
     }
     if (!held.ok()) {
@@ -166,6 +176,7 @@ class SourceRun {
       const std::string type = (*m)["t"];
       if (type == msg::kRestored) {
         phases_["restore"] = m->value("ms", 0.0);
+        if (m->contains("cpu_ms")) target_cpu_ms_ = (*m)["cpu_ms"];
         continue;
       }
       if (type == msg::kFailed || type == msg::kRefused)
@@ -174,13 +185,39 @@ class SourceRun {
       break;
     }
     // Decided: home accepted the target. Our frozen copy never runs again.
-    (void)held->kill();
+    if (method_ != "postcopy") (void)held->kill();
     set_receive_timeout(stream_.get(), kTargetReadyMs);
     if (auto m = ch_.receive(); m.ok() && (*m)["t"] == msg::kRunning) freeze_ms_ = ms_since(freeze_start_);
-    Json report{{"id", o_.id}, {"from", o_.from}, {"to", o_.to}, {"method", "stop"},
+    Json report{{"id", o_.id}, {"from", o_.from}, {"to", o_.to}, {"method", method_},
                 {"epoch", o_.epoch}, {"image_bytes", image_bytes}, {"pages", stats.pages_written},
                 {"total_ms", ms_since(t0)}, {"phases", phases_}};
     if (freeze_ms_ > 0) report["freeze_ms"] = freeze_ms_;
+    // CPU time spent on the move up to the commit, each side (every thread): what a figure of
+    // a loaded machine cannot show.
+    report["cpu_ms"] = Json{{"source", process_cpu_ms() - cpu0}, {"target", target_cpu_ms_}};
+    if (method_ == "postcopy") {
+      // The job runs at the target; its anonymous memory is still here, in the frozen original.
+      // Send all of it (what the target faults on first), then the original can go. From now on
+      // a failure loses the job: the target kills it (it cannot run without its pages) and we
+      // must not resume ours (home took the target's).
+      t = SteadyClock::now();
+      // The job is listed by its new node already: ours is only the frozen memory.
+      if (!sh_.spec().state_dir.empty()) run::remove_job_record(sh_.spec().state_dir, o_.id);
+      set_receive_timeout(stream_.get(), 0);  // the target may say nothing for long: sends judge the link
+      auto pages = serve_lazy_pages(stream_.get(), ch_.sealer(), ch_.opener(),
+                                    {HeldPages{stats.image_pid, held->pid(), stats.lazy_runs}}, kTargetAnswerMs);
+      (void)held->kill();
+      phases_["postcopy"] = ms_since(t);
+      report["phases"] = phases_;
+      report["total_ms"] = ms_since(t0);
+      report["lazy_pages"] = ckpt::runs_pages(stats.lazy_runs);
+      if (!pages.ok()) {
+        report["error"] = fmt::format("job {} is lost: post-copy from {} to {} failed after the job moved ({})", o_.id,
+                                      o_.from, o_.to, pages.error().str());
+        return finish(report);
+      }
+      report["postcopy"] = *pages;
+    }
     return finish(report);
   }
 
@@ -214,7 +251,7 @@ class SourceRun {
       (void)held.kill();
       if (!resumed.ok())
         return make_error("{}; and home is unreachable ({}): job {} ends", reason, resumed.error().str(), o_.id);
-      return finish(Json{{"id", o_.id}, {"from", o_.from}, {"to", o_.to}, {"method", "stop"}, {"epoch", o_.epoch},
+      return finish(Json{{"id", o_.id}, {"from", o_.from}, {"to", o_.to}, {"method", method_}, {"epoch", o_.epoch},
                          {"note", fmt::format("moved; the target's confirmation was lost ({})", reason)}});
     }
     (void)held.resume();
@@ -241,6 +278,8 @@ class SourceRun {
   UniqueFd stream_;
   SealedChannel ch_;
   SteadyClock::time_point freeze_start_{};
+  std::string method_ = "stop";
+  Json target_cpu_ms_ = nullptr;
   double freeze_ms_ = 0;
   Json phases_ = Json::object();
   const ReportFn& report_;

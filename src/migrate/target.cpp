@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -17,12 +18,16 @@
 
 #include <fmt/format.h>
 
+#include "base/fault.hpp"
 #include "base/fd_io.hpp"
 #include "base/log.hpp"
 #include "ckpt/ckpt.hpp"
+#include "migrate/postcopy.hpp"
 #include "migrate/protocol.hpp"
+#include "migrate/sealed_image.hpp"
 #include "daemon/peer_link.hpp"
 #include "migrate/source.hpp"
+#include "run/exit_status.hpp"
 #include "run/job_host.hpp"
 #include "run/relay.hpp"
 #include "run/run_service.hpp"
@@ -43,6 +48,9 @@ using SteadyClock = std::chrono::steady_clock;
 constexpr int kSourceSilenceMs = 30'000;
 // Connect + handshake with the home daemon for the attach.
 constexpr int kAttachDialMs = 5000;
+// Post-copy: the source pushes pages without pause until all are sent; this long without one
+// means it (or the link) is gone.
+constexpr int kPostcopySilenceMs = 10'000;
 
 double ms_since(SteadyClock::time_point t) {
   return std::chrono::duration<double, std::milli>(SteadyClock::now() - t).count();
@@ -120,6 +128,28 @@ class DaemonWatch {
   std::thread thread_;
 };
 
+// Post-copy: the job's host, which reports a job lost with its pages as exit status 252
+// (kExitNodeDied: "the node died / the stream broke mid-run"), not as the SIGKILL we gave it.
+class PostcopyHost final : public run::JobHost {
+ public:
+  PostcopyHost(std::unique_ptr<run::JobHost> inner, std::shared_ptr<std::atomic<bool>> lost)
+      : inner_(std::move(inner)), lost_(std::move(lost)) {}
+  pid_t job_pid() const override { return inner_->job_pid(); }
+  pid_t init_pid() const override { return inner_->init_pid(); }
+  int event_fd() const override { return inner_->event_fd(); }
+  std::optional<int> on_event() override {
+    auto st = inner_->on_event();
+    if (st && lost_->load()) return run::kExitNodeDied << 8;  // as waitpid's status of exit(252)
+    return st;
+  }
+  void signal(int signo, bool group) override { inner_->signal(signo, group); }
+  void kill() override { inner_->kill(); }
+
+ private:
+  std::unique_ptr<run::JobHost> inner_;
+  std::shared_ptr<std::atomic<bool>> lost_;
+};
+
 class Incoming {
  public:
   Incoming(UniqueFd stream, IncomingOrder order, run::JobSpec spec)
@@ -149,44 +179,41 @@ class Incoming {
     OSMO_TRY(stdio.create());
     OSMO_TRY(ch_.send(Json{{"t", msg::kReady}}));
 
-    // The image: opened chunk by chunk on a pump thread into a socket pair the engine reads. Not
-    // a pipe: the processes the restore creates (init, the job) are forked from us and hold
-    // copies of our fds until they are set up, so a closed write end would never reach the
-    // engine as EOF. shutdown() ends the stream for every copy at once, so a pump that stops
-    // (damaged chunk, link cut) ends the restore at once.
-    int p[2];
-    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, p) != 0) return errno_error("socket pair for the incoming image");
-    UniqueFd img_r(p[0]), img_w(p[1]);
-    Status pumped = ok_status();
-    std::uint64_t image_bytes = 0;
-    std::thread pump([&] {
-      pumped = wire::open_pump(stream_.get(), img_w.get(), ch_.opener(), &image_bytes);
-      // Failed on its engine side (EPIPE), not on the stream from the source.
-      stream_intact_ = !pumped.ok() && ch_.opener().refused() == 0 &&
-                       pumped.error().message.rfind("cannot write the opened stream", 0) == 0;
-      ::shutdown(img_w.get(), SHUT_WR);
-    });
+    // The image: the restore reads the sealed chunks straight from the stream into its own
+    // buffers (no pump thread, no socket pair). Each chunk is verified before the restore sees a
+    // byte of it; a damaged chunk, a cut link or the stream shut down by the daemon watch fails
+    // the restore's read at once.
+    OpeningSource source(stream_.get(), ch_.opener());
     const auto t0 = SteadyClock::now();
     ckpt::RestoreOptions ro;
     ro.resolver = &stdio;
+    ro.source = &source;
     // Files are identified by path, size and mtime across nodes: the same file on two machines
     // (libc from the same package, a file on NFS seen through two mounts) has other inode
     // numbers, so an inode check would refuse every move between real machines.
     ro.verify_inode = false;
-    auto pending = ckpt::restore_held(img_r.get(), ro);
-    ::shutdown(img_r.get(), SHUT_RDWR);  // a restore that stopped early must not leave the pump blocked
-    pump.join();
-    // Whichever stopped first is the cause: a pump that could not write any more only shows that
-    // the restore had already given up (out of memory, a refused image).
-    const bool engine_stopped_first = !pending.ok() && !pumped.ok() && stream_intact_;
-    if (!pumped.ok() && !engine_stopped_first)
-      return make_error("the image from {} did not arrive whole: {}", order_.source, pumped.error().str());
+    // Post-copy: the anonymous memory comes after the job runs here (postcopy.hpp).
+    if (order_.method == "postcopy") ro.lazy_anonymous_pages = &lazy_;
+    auto pending = ckpt::restore_held(-1, ro);
+    // Whichever stopped first is the cause: a stream that failed explains a restore that could
+    // not read; a restore that gave up by itself (out of memory, a refused image) says why.
+    if (!source.link_status().ok())
+      return make_error("the image from {} did not arrive whole: {}", order_.source, source.link_status().error().str());
     if (!pending.ok()) return pending.take_error();
+    if (Status s = source.finish(); !s.ok())
+      return make_error("the image from {} did not arrive whole: {}", order_.source, s.error().str());
+    const std::uint64_t image_bytes = source.bytes();
+    // Fault point for the tests of a failure before the commit: restored, held, not attached.
+    if (fault_armed("migrate.hold_before_attach")) std::this_thread::sleep_for(std::chrono::seconds(5));
     const double restore_ms = ms_since(t0);
     stdio.job_in.reset();
     stdio.job_out.reset();
     stdio.job_err.reset();
-    OSMO_TRY(ch_.send(Json{{"t", msg::kRestored}, {"ms", restore_ms}, {"bytes", image_bytes}}));
+    rusage ru{};
+    ::getrusage(RUSAGE_SELF, &ru);  // this process did nothing but the move so far
+    const double cpu_ms =
+        (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e3 + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e3;
+    OSMO_TRY(ch_.send(Json{{"t", msg::kRestored}, {"ms", restore_ms}, {"bytes", image_bytes}, {"cpu_ms", cpu_ms}}));
 
     // The stdio state at the switch and the stdin the job has not read yet.
     OSMO_ASSIGN_OR_RETURN(Json m, ch_.receive());
@@ -215,8 +242,16 @@ class Incoming {
     const ckpt::RestoredProcess& proc = pending.process();
     UniqueFd job_pidfd(::fcntl(proc.pidfd, F_DUPFD_CLOEXEC, 0));
     if (!job_pidfd) return errno_error("cannot duplicate the restored job's pidfd");
+    const bool postcopy = order_.method == "postcopy";
+    UniqueFd kill_pidfd;  // post-copy: to kill a job whose pages are lost
+    if (postcopy) {
+      kill_pidfd.reset(::fcntl(proc.pidfd, F_DUPFD_CLOEXEC, 0));
+      if (!kill_pidfd) return errno_error("cannot duplicate the restored job's pidfd");
+    }
     run::AdoptedJob job;
     job.host = std::make_unique<run::PidfdHost>(proc.init_pid, proc.pid, std::move(job_pidfd));
+    auto lost = std::make_shared<std::atomic<bool>>(false);
+    if (postcopy) job.host = std::make_unique<PostcopyHost>(std::move(job.host), lost);
     job.pipes = run::JobPipes{std::move(stdio.ours_in), std::move(stdio.ours_out), std::move(stdio.ours_err)};
     job.migrations = order_.epoch;
     job.started_unix_ms = order_.started_unix_ms;
@@ -237,14 +272,48 @@ class Incoming {
       committed = true;
       (void)ch_.send(Json{{"t", msg::kAttached}});
       (void)ch_.send(Json{{"t", msg::kRunning}});
-      stream_.reset();  // the source's part is over; the job's stream to home is the relay's
       log_.info("job={} runs here (moved from {})", spec_.id, order_.source);
+      if (postcopy) {
+        pages_ = std::thread([this, job_pid = proc.pid, pidfd = std::move(kill_pidfd), lost]() mutable {
+          serve_faults(job_pid, std::move(pidfd), *lost);
+        });
+        return ok_status();
+      }
+      stream_.reset();  // the source's part is over; the job's stream to home is the relay's
       return ok_status();
     };
     const int rc = run::adopt_shepherd_main(dial_home, spec_, std::move(job), state, on_attached);
+    // The job ended (or the relay did): a post-copy still under way has nothing left to serve.
+    job_over_ = true;
+    if (pages_.joinable()) pages_.join();
     if (committed) return ok_status();  // the job ran here to its end (rc says how the relay ended)
     if (!outcome.ok()) return outcome;
     return make_error("home did not take the job here (relay status {}): it goes on at {}", rc, order_.source);
+  }
+
+  // Post-copy, once the job runs here: its faults are served from the source until every page
+  // is in. If the source or the link fails first, the job cannot go on (its memory is gone with
+  // the source): it is killed, home reads one line on the job's stderr and exit status 252.
+  void serve_faults(pid_t job_pid, UniqueFd pidfd, std::atomic<bool>& lost) {
+    auto r = fetch_lazy_pages(stream_.get(), ch_.sealer(), ch_.opener(), lazy_, kPostcopySilenceMs, &job_over_);
+    stream_.reset();
+    if (r.ok()) {
+      log_.info("job={} post-copy from {} done: {} faults, {} pages asked for, {} installed, {:.1f} ms{}", spec_.id,
+                order_.source, (*r)["faults"].get<std::uint64_t>(), (*r)["requested"].get<std::uint64_t>(),
+                (*r)["installed"].get<std::uint64_t>(), (*r)["ms"].get<double>(),
+                (*r)["ended"].get<bool>() ? " (the job ended first)" : "");
+      return;
+    }
+    if (job_over_) return;  // the job had ended anyway: nothing was lost
+    const std::string why = fmt::format("osmo: job {} lost: its memory could not come from {} after it moved to {} "
+                                        "(post-copy: {}); killed",
+                                        spec_.id, order_.source, order_.node_name, r.error().str());
+    log_.error("{}", why);
+    lost = true;
+    // The line reaches home through the job's own stderr pipe, which the relay carries.
+    UniqueFd err(::open(fmt::format("/proc/{}/fd/2", job_pid).c_str(), O_WRONLY | O_CLOEXEC | O_NONBLOCK));
+    if (err) (void)write_all(err.get(), why + "\n");
+    (void)::syscall(SYS_pidfd_send_signal, pidfd.get(), SIGKILL, nullptr, 0);
   }
 
   UniqueFd stream_;
@@ -253,7 +322,9 @@ class Incoming {
   Logger log_;
   SealedChannel ch_;
   DaemonWatch* watch_ = nullptr;
-  bool stream_intact_ = false;  // set by the image pump: it failed writing to the engine
+  ckpt::LazyPages lazy_;         // post-copy: the restored process's missing memory
+  std::thread pages_;            // post-copy: serve_faults
+  std::atomic<bool> job_over_{false};
 };
 
 }  // namespace

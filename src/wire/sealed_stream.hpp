@@ -7,18 +7,25 @@
 //
 // Chunk on the wire:
 //   u32 LE payload length | u8 type | 3 zero bytes | payload | 16-byte tag
-// tag = AEAD(key, nonce = direction (u32) || sequence number (u64), message empty,
-//            additional data = the 8 header bytes || payload)
+// tag = AEAD(key, nonce = direction (u32, the chunk type in its top byte) || sequence number
+//            (u64), message empty, additional data = the payload)
+// The header is authenticated without being part of the additional data: its length is the
+// additional data's length (which both AEADs authenticate), its type is in the nonce, its other
+// bytes must be zero. So a payload is sealed and opened where it lies (v2; v1 copied every
+// payload behind its header): the sender writes header, payload and tag from three places with
+// one sendmsg, the receiver reads the payload straight into the memory its caller gave.
 // AES-256-GCM where the CPU has AES-NI (GMAC runs at ~6.5 GB/s here), else
 // ChaCha20-Poly1305 (~3.9 GB/s here). Both ends must pick the same: the suite is part of the
 // key derivation input and announced by the caller's protocol, never guessed per chunk.
 //
 // The sequence number counts chunks from 0 in each direction and is never sent: a chunk that is
-// dropped, repeated or moved fails its tag. The stream ends with a chunk of type kEnd; a reader
-// that meets EOF before it reports a truncated stream. The key is per session (derive_session_key
-// mixes a random session id that the initiator sends in its authenticated hello), so chunks of
-// one migration can never be replayed into another.
+// dropped, repeated or moved fails its tag. A byte stream ends with a chunk of type kEnd; a
+// reader that meets EOF before it reports a truncated stream. The key is per session
+// (derive_session_key mixes a random session id that the initiator sends in its authenticated
+// hello), so chunks of one migration can never be replayed into another.
 #pragma once
+
+#include <sys/uio.h>
 
 #include <array>
 #include <cstddef>
@@ -40,8 +47,9 @@ enum class ChunkType : std::uint8_t {
 
 inline constexpr std::size_t kChunkHeaderBytes = 8;
 inline constexpr std::size_t kChunkTagBytes = 16;
-// Largest payload of a chunk. 256 KiB keeps the tag cost negligible (one AEAD call per chunk)
-// while a reader's buffer stays small.
+// Largest payload of a chunk. 256 KiB: the tag cost stays negligible (one AEAD call per chunk),
+// and a chunk stays in the CPU's cache between its tag and its copy into the socket (sender)
+// or out of it (receiver): 1 MiB chunks made a 1 GiB migration 25-40% slower on this VM.
 inline constexpr std::uint32_t kMaxChunkPayload = 256u << 10;
 
 enum class SealSuite : std::uint8_t { kAes256Gcm = 1, kChaCha20Poly1305 = 2 };
@@ -66,6 +74,10 @@ class ChunkSealer {
   // Writes one chunk (payload <= kMaxChunkPayload) to a blocking fd.
   Status write(int fd, ChunkType type, std::span<const std::uint8_t> payload);
   Status write_message(int fd, std::string_view text);
+  // Writes iov[0..n) as data chunks of a byte stream, without copying: each piece is cut into
+  // chunks of at most kMaxChunkPayload, sealed where it lies, and the chunks go out several per
+  // sendmsg. The memory is only read. (The stream's kEnd is the caller's: write(fd, kEnd, {}).)
+  Status write_data(int fd, const iovec* iov, std::size_t n);
   std::uint64_t chunks() const { return seq_; }
   // Fault point for tests (migrate.flip_chunk): one byte of the n-th data chunk (from 0) is
   // flipped after its tag is computed, as a bit error on the wire would do.
@@ -78,7 +90,8 @@ class ChunkSealer {
   std::uint64_t seq_ = 0;
   std::uint64_t data_chunks_ = 0;
   std::uint64_t damage_at_ = UINT64_MAX;
-  std::vector<std::uint8_t> buf_;
+  std::vector<std::uint8_t> damaged_;  // the damaged chunk's payload (the caller's is read-only)
+  std::vector<std::uint8_t> hdrs_;     // write_data's headers and tags, per batch
 };
 
 struct Chunk {
@@ -93,6 +106,15 @@ class ChunkOpener {
   // its capacity: pass the same Chunk each time). Errors name what was wrong (truncated,
   // oversized, bad tag at chunk N); after an error the opener refuses everything.
   Status read(int fd, Chunk* out);
+  // Reads exactly n bytes of the current byte stream (its data chunks) into p; fewer only when
+  // the stream's kEnd came (then data_ended()). A chunk that fits in what is still wanted is read
+  // straight into p and verified there; one that does not is read and verified whole in a buffer
+  // of ours and handed out piece by piece. A message chunk inside the stream is refused. No byte
+  // of a chunk is returned before its tag is verified (on error, p holds garbage).
+  Result<std::size_t> read_data(int fd, void* p, std::size_t n);
+  // The byte stream's kEnd was read (read_data returned short). The next read_data starts the
+  // next byte stream.
+  bool data_ended() const { return data_ended_; }
   std::uint64_t chunks() const { return seq_; }
   // Chunks refused (at most 1: the stream is dead after the first).
   std::uint64_t refused() const { return refused_; }
@@ -104,7 +126,14 @@ class ChunkOpener {
   std::uint64_t seq_ = 0;
   std::uint64_t refused_ = 0;
   bool failed_ = false;
+  bool data_ended_ = false;
   std::vector<std::uint8_t> buf_;
+  std::size_t pending_off_ = 0, pending_len_ = 0;  // read_data: verified bytes of buf_ not yet handed out
+  Status refuse(Error e);
+  // Reads and checks a header: payload length and type.
+  Status read_header(int fd, std::uint32_t* len, ChunkType* type);
+  // Reads the payload into p (len bytes) and the tag, and verifies them.
+  Status read_and_verify(int fd, std::uint8_t* p, std::uint32_t len, ChunkType type);
 };
 
 // Pumps between an fd that carries plain bytes (a pipe to or from the engine) and a sealed

@@ -44,9 +44,10 @@ def wait_job(observer, match, timeout_s=30):
     return j
 
 
-def migrate(from_node, job_id, to, check=True, timeout=180):
-    """`osmo migrate -v ID TO` run on `from_node`; returns the CompletedProcess."""
-    r = on(from_node, "migrate", "-v", job_id, to, check=False, timeout=timeout)
+def migrate(from_node, job_id, to, check=True, timeout=180, method=None):
+    """`osmo migrate -v ID TO [--method M]` run on `from_node`; returns the CompletedProcess."""
+    extra = ["--method", method] if method else []
+    r = on(from_node, "migrate", "-v", job_id, to, *extra, check=False, timeout=timeout)
     if check:
         assert r.returncode == 0, f"osmo migrate {job_id} {to} (from {from_node}) exited {r.returncode}: {r.stderr.strip()}"
         print(f"  {from_node}: {r.stdout.strip()}")
@@ -103,6 +104,31 @@ def bc_pi_three_hops():
             rc, out, err = finish(p)
             assert rc == 0, (rc, err)
             assert out == want, f"output differs after 3 moves ({len(out)} vs {len(want)} bytes)"
+            assert err == b"", err
+        finally:
+            kill_started(p)
+
+
+def postcopy_bc_there_and_back():
+    """bc computing pi moved with --method postcopy n2 -> n3 -> home (n1) -> n2: the job runs at the
+    target at once and its memory follows; output byte-identical, exit status kept."""
+    with Testbed(3, cpus=CPUS), tempfile.TemporaryDirectory() as d:
+        prog = os.path.join(d, "pi.bc")
+        with open(prog, "w") as f:
+            f.write(BC_PROG)
+        want = subprocess.run(["bc", "-l", prog], capture_output=True, check=True, timeout=300).stdout
+        p = popen_run("n1", "--node", "n2", "bc", "-l", prog, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            job = wait_job("n1", "bc -l")
+            time.sleep(1)
+            for k, (asker, to, where) in enumerate([("n1", "n3", "n3"), ("n3", "home", "n1"), ("n2", "n2", "n2")], 1):
+                r = migrate(asker, job["id"], to, method="postcopy")
+                assert "by postcopy" in r.stdout and "post-copy:" in r.stdout, r.stdout
+                moved_to("n3", "bc -l", where, k)
+                time.sleep(0.5)
+            rc, out, err = finish(p)
+            assert rc == 0, (rc, err)
+            assert out == want, f"output differs after 3 post-copy moves ({len(out)} vs {len(want)} bytes)"
             assert err == b"", err
         finally:
             kill_started(p)
@@ -393,9 +419,10 @@ def expect_intact_at_source(p, job_id, source="n2"):
     assert lines[-1] == f"sum {sum(j % 256 for j in range(0, 1 << 30, 4099))}", lines[-1]
 
 
-def fault_case(during, expect, setup=None):
+def fault_case(during, expect, setup=None, method=None):
     """Starts the big ticker on n2, starts a migration to n3 in the background, calls during(),
     and checks the migration failed in one line naming `expect` and the job is intact at n2."""
+    extra = ["--method", method] if method else []
     with Testbed(3, cpus=CPUS):
         p = popen_run("n1", "--node", "n2", "python3", "-c", BIG_TICKER, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
@@ -403,7 +430,7 @@ def fault_case(during, expect, setup=None):
             time.sleep(2)
             if setup:
                 setup()
-            m = subprocess.Popen([OSMO, "testbed", "exec", "n1", "--", OSMO, "migrate", job["id"], "n3"],
+            m = subprocess.Popen([OSMO, "testbed", "exec", "n1", "--", OSMO, "migrate", job["id"], "n3", *extra],
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             try:
                 during(job["id"])
@@ -476,6 +503,96 @@ def target_out_of_memory():
             os.rmdir(cg)
 
 
+def postcopy_big_verified():
+    """The 1 GiB ticker moved with --method postcopy: it runs at n3 at once while its GiB follows;
+    every tick in order and the sum over its whole memory intact."""
+    with Testbed(3, cpus=CPUS):
+        p = popen_run("n1", "--node", "n2", "python3", "-c", BIG_TICKER, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            job = wait_job("n1", "python3 -c")
+            time.sleep(2)
+            r = migrate("n1", job["id"], "n3", method="postcopy", timeout=240)
+            assert "by postcopy" in r.stdout, r.stdout
+            moved_to("n1", "python3 -c", "n3", 1)
+            rc, out, err = finish(p)
+            assert rc == 0, (rc, err)
+            lines = out.decode().splitlines()
+            ticks = [int(l.split()[1]) for l in lines if l.startswith("tick ")]
+            assert ticks == list(range(400)), "output lost or repeated across the post-copy move"
+            assert lines[-1] == f"sum {sum(j % 256 for j in range(0, 1 << 30, 4099))}", lines[-1]
+        finally:
+            kill_started(p)
+
+
+def link_cut_before_commit_postcopy():
+    """Post-copy, n3's link cut while the job is restored there but not yet attached (fault point
+    migrate.hold_before_attach): nothing committed, the job runs on at n2, intact."""
+    def cut(job_id):
+        image_flowing(job_id)
+        subprocess.run(["ip", "-n", bridge_netns(), "link", "set", "v3", "down"], check=True)
+        time.sleep(15)
+        subprocess.run(["ip", "-n", bridge_netns(), "link", "set", "v3", "up"], check=True)
+    os.environ["OSMO_FAULT"] = "migrate.hold_before_attach"
+    try:
+        fault_case(cut, "n3", method="postcopy")
+    finally:
+        del os.environ["OSMO_FAULT"]
+
+
+def ticker_pids():
+    """Pids of BIG_TICKER processes on this machine (every node shares our pid namespace view)."""
+    out = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                cmd = open(f"/proc/{d}/cmdline", "rb").read()
+            except OSError:
+                continue
+            if cmd.startswith(b"python3\0-c\0") and b"1 GiB of pages" in cmd:
+                out.append(int(d))
+    return out
+
+
+def link_cut_after_commit_postcopy():
+    """Post-copy, the source's (n2) link cut after the job runs at n3 while its memory is still on
+    its way (fault point migrate.slow_postcopy): the job is lost, as documented. Home gets one
+    clear line and exit status 252; no copy is left anywhere."""
+    os.environ["OSMO_FAULT"] = "migrate.slow_postcopy"
+    try:
+        with Testbed(3, cpus=CPUS):
+            p = popen_run("n1", "--node", "n2", "python3", "-c", BIG_TICKER, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE)
+            try:
+                job = wait_job("n1", "python3 -c")
+                time.sleep(2)
+                m = subprocess.Popen([OSMO, "testbed", "exec", "n1", "--", OSMO, "migrate", job["id"], "n3",
+                                      "--method", "postcopy"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                try:
+                    moved_to("n1", "python3 -c", "n3", 1)
+                    subprocess.run(["ip", "-n", bridge_netns(), "link", "set", "v2", "down"], check=True)
+                    rc, out, err = finish(p, timeout_s=120)
+                    subprocess.run(["ip", "-n", bridge_netns(), "link", "set", "v2", "up"], check=True)
+                    err = err.decode()
+                    print(f"  osmo run exited {rc}; stderr: {err.strip()}")
+                    assert rc == 252, (rc, err)
+                    lost = [l for l in err.splitlines() if "lost" in l]
+                    assert len(lost) == 1 and job["id"] in lost[0] and "n2" in lost[0], err
+                    try:
+                        m.wait(timeout=120)
+                        print(f"  osmo migrate exited {m.returncode}: {m.stderr.read().strip()}")
+                    except subprocess.TimeoutExpired:
+                        pass
+                    wait_until("no copy of the job left", lambda: not ticker_pids(), 60)
+                    wait_until("the job listed nowhere", lambda: job_where("n1", "python3 -c") is None, 30)
+                finally:
+                    subprocess.run(["ip", "-n", bridge_netns(), "link", "set", "v2", "up"], check=False)
+                    kill_started(m)
+            finally:
+                kill_started(p)
+    finally:
+        del os.environ["OSMO_FAULT"]
+
+
 def source_daemon_restart():
     """The source's daemon restarts mid-migration: the job ends up running exactly once, intact."""
     with Testbed(3, cpus=CPUS):
@@ -502,4 +619,6 @@ if __name__ == "__main__":
     run_cases({f.__name__: f for f in (bc_pi_three_hops, xz_to_file, python_stdin, kill_after_each_move,
                                        ctrl_c_at_home, pipeline_three_hops, children_running,
                                        zombie_kept, threads_refused, check_and_ps, target_daemon_killed, link_cut,
-                                       flipped_chunk, target_out_of_memory, source_daemon_restart)})
+                                       flipped_chunk, target_out_of_memory, source_daemon_restart,
+                                       postcopy_bc_there_and_back, postcopy_big_verified,
+                                       link_cut_before_commit_postcopy, link_cut_after_commit_postcopy)})

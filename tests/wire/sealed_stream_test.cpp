@@ -228,6 +228,76 @@ TEST_P(SealedStream, PumpsCarryAPipeAcrossAndStopAtTheEnd) {
   EXPECT_EQ(got, data);
 }
 
+// The zero-copy path a migration's image takes: pieces of any size written without copying,
+// read back in reads of any size (straight into the caller's memory when a chunk fits), the
+// byte stream's end seen as a short read, and the next message after it intact.
+TEST_P(SealedStream, DataPiecesReadBackInAnyCutAndEndShort) {
+  const Key k = test_key(21);
+  const auto data = random_bytes((5u << 20) + 12345, 9);
+  Pair p;
+  std::thread sender([&] {
+    ChunkSealer s(k, GetParam(), Direction::kInitiatorToResponder);
+    // Pieces: a small header-like one, one larger than a chunk, many small ones, the rest.
+    std::vector<iovec> iov;
+    std::size_t off = 0;
+    auto piece = [&](std::size_t n) {
+      iov.push_back({const_cast<std::uint8_t*>(data.data()) + off, n});
+      off += n;
+    };
+    piece(40);
+    piece(kMaxChunkPayload * 2 + 100);
+    for (int i = 0; i < 300; ++i) piece(4096);
+    piece(data.size() - off);
+    EXPECT_TRUE(s.write_data(p.a.get(), iov.data(), iov.size()).ok());
+    EXPECT_TRUE(s.write(p.a.get(), ChunkType::kEnd, {}).ok());
+    EXPECT_TRUE(s.write_message(p.a.get(), "after").ok());
+  });
+  ChunkOpener o(k, GetParam(), Direction::kInitiatorToResponder);
+  std::vector<std::uint8_t> got(data.size() + 100);
+  std::size_t off = 0;
+  std::mt19937 g(3);
+  for (;;) {
+    const std::size_t want = 1 + g() % (3u << 20);
+    auto r = o.read_data(p.b.get(), got.data() + off, std::min(want, got.size() - off));
+    ASSERT_TRUE(r.ok()) << r.error().str();
+    off += *r;
+    if (o.data_ended()) break;
+    ASSERT_LT(off, got.size());
+  }
+  EXPECT_EQ(off, data.size());
+  got.resize(off);
+  EXPECT_EQ(got, data);
+  Chunk m;
+  ASSERT_TRUE(o.read(p.b.get(), &m).ok());
+  EXPECT_EQ(m.type, ChunkType::kMessage);
+  EXPECT_EQ(std::string(m.payload.begin(), m.payload.end()), "after");
+  sender.join();
+}
+
+// A damaged chunk on the zero-copy path is refused at that chunk, and nothing after it is read.
+TEST_P(SealedStream, DataPathRefusesTheDamagedChunk) {
+  const Key k = test_key(22);
+  const auto data = random_bytes(3u << 20, 10);
+  Pair p;
+  std::thread sender([&] {
+    ChunkSealer s(k, GetParam(), Direction::kInitiatorToResponder);
+    s.damage_data_chunk(2);
+    iovec v{const_cast<std::uint8_t*>(data.data()), data.size()};
+    (void)s.write_data(p.a.get(), &v, 1);
+    (void)s.write(p.a.get(), ChunkType::kEnd, {});
+    p.a.reset();
+  });
+  ChunkOpener o(k, GetParam(), Direction::kInitiatorToResponder);
+  std::vector<std::uint8_t> got(data.size());
+  auto r = o.read_data(p.b.get(), got.data(), got.size());
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("chunk 2 failed authentication"), std::string::npos) << r.error().message;
+  EXPECT_EQ(o.refused(), 1u);
+  EXPECT_FALSE(o.read_data(p.b.get(), got.data(), 1).ok());  // dead after the first refusal
+  p.b.reset();
+  sender.join();
+}
+
 INSTANTIATE_TEST_SUITE_P(Suites, SealedStream,
                          ::testing::Values(SealSuite::kAes256Gcm, SealSuite::kChaCha20Poly1305),
                          [](const ::testing::TestParamInfo<SealSuite>& p) { return std::string(seal_suite_name(p.param)); });
