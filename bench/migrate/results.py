@@ -163,6 +163,34 @@ def table(rows):
     return "\n".join(lines)
 
 
+def by_size(rows):
+    """One line per size and dirty rate with every method side by side (freeze / total ms) next
+    to the copy: the methods' columns, e.g. stop-and-copy against post-copy."""
+    methods = []
+    for r in rows:
+        if r["method"] not in methods:
+            methods.append(r["method"])
+    keys = []
+    for r in rows:
+        if (r["size"], r["dirty"]) not in keys:
+            keys.append((r["size"], r["dirty"]))
+    head = ["size", "dirty MiB/s", "copy ms"] + [f"{m} freeze / total ms" for m in methods]
+    out = []
+    for size, dirty in keys:
+        line = [human_size(int(size)), dirty, "-"]
+        for m in methods:
+            cell = "-"
+            for r in rows:
+                if (r["size"], r["dirty"], r["method"]) == (size, dirty, m):
+                    line[2] = fmt_ms(opt_float(r["copy_ms"]))
+                    cell = (f"{fmt_ms(opt_float(r['freeze_ms']))} / {fmt_ms(opt_float(r['total_ms']))}"
+                            if r["status"] == "ok" else r["status"])
+            line.append(cell)
+        out.append(line)
+    widths = [max(len(str(x[i])) for x in [head] + out) for i in range(len(head))]
+    return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(x, widths)).rstrip() for x in [head] + out)
+
+
 def read_rows(path):
     rows = []
     with open(path) as f:
@@ -237,6 +265,9 @@ def self_test():
     assert "unknown method precopy" in t
     missing = dict(rows[3], status="not available", freeze_ms="-", total_ms="-")
     assert "freeze < 30 ms: no figure" in table([missing])
+    side = by_size(rows).splitlines()
+    assert "stop freeze / total ms" in side[0] and "postcopy freeze / total ms" in side[0], side
+    assert all(len(l.split("  ")) > 1 for l in side[1:]), side
     not_moved = dict(rows[0], status="not moved", job_after="n2 intact")
     assert "no figure" in table([not_moved]) and ": met" not in table([not_moved])
     print("results.py self-test: ok")
@@ -257,7 +288,11 @@ def main(argv):
             ticks, stall, check = job_log(open(argv[2], errors="replace").read(), int(argv[3]))
             print(f"{ticks}\t{'-' if stall is None else stall}\t{check}")
         elif cmd == "table" and len(argv) == 3:
-            print(table(read_rows(argv[2])))
+            rows = read_rows(argv[2])
+            print(table(rows))
+            print()
+            print("by method (freeze / total ms):")
+            print(by_size(rows))
         elif cmd == "self-test" and len(argv) == 2:
             self_test()
         else:

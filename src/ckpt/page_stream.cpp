@@ -21,6 +21,9 @@
 // one, 0.14-0.17 s on two), so sections are filled side by side, in any order: they never overlap.
 // Pages that were present but all zero at dump are left to mem_restore_protect, which populates
 // them.
+//
+// Post-copy (lazy_pages.hpp): the dump leaves the lazy pages out of its batches, and the restore
+// keeps the userfaultfd open and hands it over (hand_over_lazy) instead of closing it.
 #include <linux/userfaultfd.h>
 #include <sched.h>
 #include <sys/ioctl.h>
