@@ -3,6 +3,7 @@
 #include "migrate/files.hpp"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -11,6 +12,7 @@
 
 #include <fmt/format.h>
 
+#include "platform/linux/proc_files.hpp"
 #include "platform/linux/sysfs_io.hpp"
 
 namespace osmo::migrate {
@@ -40,8 +42,10 @@ void add(std::map<std::string, Seen>& files, const std::string& path, const std:
 
 }  // namespace
 
-Result<nlohmann::json> job_files(pid_t pid) {
-  std::map<std::string, Seen> files;
+namespace {
+
+// One process's files into `files`.
+Status add_process_files(std::map<std::string, Seen>& files, pid_t pid) {
   const std::string proc = fmt::format("/proc/{}", pid);
   char buf[4096];
   if (ssize_t n = ::readlink((proc + "/exe").c_str(), buf, sizeof buf - 1); n > 0)
@@ -75,6 +79,29 @@ Result<nlohmann::json> job_files(pid_t pid) {
     const std::string range = line.substr(0, space);
     const bool shared_writable = line.size() > space + 4 && line[space + 2] == 'w' && line[space + 4] == 's';
     add(files, line.substr(slash), proc + "/map_files/" + range, shared_writable);
+  }
+  return ok_status();
+}
+
+}  // namespace
+
+std::vector<pid_t> job_processes(pid_t init_pid) {
+  std::vector<pid_t> out;
+  std::vector<pid_t> todo = platform::process_children(init_pid);
+  while (!todo.empty() && out.size() < 100000) {
+    const pid_t p = todo.back();
+    todo.pop_back();
+    out.push_back(p);
+    for (pid_t c : platform::process_children(p)) todo.push_back(c);
+  }
+  return out;
+}
+
+Result<nlohmann::json> job_files(const std::vector<pid_t>& pids) {
+  std::map<std::string, Seen> files;
+  for (pid_t pid : pids) {
+    Status st = add_process_files(files, pid);
+    if (!st.ok() && ::kill(pid, 0) == 0) return st.take_error();  // one that exited meanwhile is no error
   }
   nlohmann::json out = nlohmann::json::array();
   for (const auto& [path, s] : files)

@@ -8,15 +8,22 @@
 
 #include <sys/types.h>
 
+#include <vector>
+
 #include <nlohmann/json.hpp>
 
 #include "base/result.hpp"
 
 namespace osmo::migrate {
 
-// At the source: the job's regular files (open fds, the executable, file mappings), each with its
-// size and mtime as this node sees them, and whether the job may write to it. Reads /proc only.
-Result<nlohmann::json> job_files(pid_t pid);
+// At the source: the regular files of the job's processes (open fds, executables, file mappings),
+// each once, with its size and mtime as this node sees them, and whether any process may write to
+// it. Reads /proc only. A process that exits meanwhile is skipped (the engine's freeze surveys the
+// tree again).
+Result<nlohmann::json> job_files(const std::vector<pid_t>& pids);
+
+// Every process of the job: the descendants of the job's init (its PID 1), init itself excluded.
+std::vector<pid_t> job_processes(pid_t init_pid);
 
 // At the target: ok, or why not ("/data/in.txt is missing here", "... differs here (size A, B at
 // the source)"). Files the job may write are only required to exist (they change while it runs).

@@ -180,7 +180,7 @@ class MigrateService : public std::enable_shared_from_this<MigrateService> {
     const wire::SessionId session = wire::random_session_id();
     const int epoch = rec->migrations + 1;
     // The files the job will reopen at the target: checked there before anything is frozen.
-    OSMO_ASSIGN_OR_RETURN(Json files, job_files(rec->job_pid));
+    OSMO_ASSIGN_OR_RETURN(Json files, job_files(job_processes(rec->init_pid)));
     Json in_header{{"spec", spec}, {"session", to_hex(session)}, {"suite", static_cast<int>(suite)},
                    {"epoch", epoch}, {"method", method}, {"from", me},
                    {"started_unix_ms", rec->started_unix_ms}, {"files", files}};

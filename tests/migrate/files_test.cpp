@@ -5,6 +5,9 @@
 #include "migrate/files.hpp"
 
 #include <fcntl.h>
+#include <algorithm>
+#include <sys/wait.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -15,6 +18,46 @@
 namespace osmo::migrate {
 namespace {
 
+// A job is its process tree: a file only a child opened is listed too, and the walk finds
+// grandchildren.
+TEST(MigrateFiles, EveryProcessOfTheJobIsListed) {
+  const auto path = std::filesystem::temp_directory_path() / ("osmo-files-child-" + std::to_string(::getpid()));
+  std::ofstream(path) << "child's";
+  int go[2];
+  ASSERT_EQ(::pipe2(go, O_CLOEXEC), 0);
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    // The child opens the file, starts a grandchild, and waits to be killed (bounded: 30 s).
+    if (::open(path.c_str(), O_RDONLY) < 0) ::_exit(1);
+    const pid_t grandchild = ::fork();
+    if (grandchild == 0) {
+      ::sleep(30);
+      ::_exit(0);
+    }
+    char c = 'x';
+    (void)!::write(go[1], &c, 1);
+    ::sleep(30);
+    ::_exit(0);
+  }
+  ::close(go[1]);
+  char c;
+  ASSERT_EQ(::read(go[0], &c, 1), 1);
+  ::close(go[0]);
+  const auto procs = job_processes(::getpid());
+  EXPECT_NE(std::find(procs.begin(), procs.end(), child), procs.end());
+  EXPECT_GE(procs.size(), 2u);  // the child and its grandchild (and nothing of ours but them)
+  auto files = job_files(procs);
+  ASSERT_TRUE(files.ok()) << files.error().str();
+  bool saw = false;
+  for (const auto& f : *files) saw = saw || f["path"] == path.string();
+  EXPECT_TRUE(saw) << files->dump();
+  for (pid_t p : procs) ::kill(p, SIGKILL);
+  int st = 0;
+  ::waitpid(child, &st, 0);
+  std::filesystem::remove(path);
+}
+
 TEST(MigrateFiles, ListsExecutableOpenFilesAndMappingsWithWhatTheyMayDo) {
   const auto dir = std::filesystem::temp_directory_path() / ("osmo-files-" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
@@ -24,7 +67,7 @@ TEST(MigrateFiles, ListsExecutableOpenFilesAndMappingsWithWhatTheyMayDo) {
   const int a = ::open(ro.c_str(), O_RDONLY | O_CLOEXEC), b = ::open(rw.c_str(), O_RDWR | O_CLOEXEC);
   ASSERT_GE(a, 0);
   ASSERT_GE(b, 0);
-  auto files = job_files(::getpid());
+  auto files = job_files({::getpid()});
   ASSERT_TRUE(files.ok()) << files.error().str();
   bool saw_ro = false, saw_rw = false, saw_exe = false;
   const std::string exe = std::filesystem::read_symlink("/proc/self/exe").string();
