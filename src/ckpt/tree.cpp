@@ -303,7 +303,7 @@ Result<FrozenDump> dump_tree_and_freeze(pid_t root, int out_fd, const Checkpoint
     }
     TreeImage tree;
     for (const Member& m : members) tree.procs.push_back(m.p);
-    ImageWriter w(out_fd, opts.compress);
+    ImageWriter w = ImageWriter::make(out_fd, opts.sink, opts.compress);  // a migration seals straight onto its stream
     OSMO_TRY(w.write_header());
     {
       Encoder e;
@@ -327,12 +327,19 @@ Result<FrozenDump> dump_tree_and_freeze(pid_t root, int out_fd, const Checkpoint
       OSMO_TRY(live[i]->write_pages(w, &one));
       sum.pages_scanned += one.pages_scanned;
       sum.pages_written += one.pages_written;
+      // Post-copy (one live process, refused above otherwise): the pages it left out.
+      if (i == 0) {
+        sum.image_pid = one.image_pid;
+        sum.lazy_runs = std::move(one.lazy_runs);
+      }
     }
     OSMO_TRY(fault("dump.before_end"));
     OSMO_TRY(w.write_end());
     if (stats != nullptr) {
       stats->pages_scanned = sum.pages_scanned;
       stats->pages_written = sum.pages_written;
+      stats->image_pid = sum.image_pid;
+      stats->lazy_runs = std::move(sum.lazy_runs);
       stats->image_bytes = w.totals().stored_bytes + kImageHeaderSize;
       stats->stand_ins.clear();
       for (auto& d : live)

@@ -154,22 +154,23 @@ Result<Histogram*> Registry::histogram(const std::string& name, const std::strin
   return slot.get();
 }
 
-Status Registry::gauge_callback(const std::string& name, const std::string& help,
-                                std::function<std::vector<std::pair<Labels, double>>()> collect) {
+Status Registry::callback_family(const std::string& name, const std::string& help, Type type,
+                                 std::function<std::vector<std::pair<Labels, double>>()> collect) {
   std::lock_guard lk(mu_);
   if (families_.count(name) != 0) return make_error("metric '{}' is already registered", name);
-  OSMO_ASSIGN_OR_RETURN(Family * f, family(name, help, Type::kGauge, {}));
+  OSMO_ASSIGN_OR_RETURN(Family * f, family(name, help, type, {}));
   f->collect = std::move(collect);
   return ok_status();
 }
 
+Status Registry::gauge_callback(const std::string& name, const std::string& help,
+                                std::function<std::vector<std::pair<Labels, double>>()> collect) {
+  return callback_family(name, help, Type::kGauge, std::move(collect));
+}
+
 Status Registry::counter_callback(const std::string& name, const std::string& help,
                                   std::function<std::vector<std::pair<Labels, double>>()> collect) {
-  std::lock_guard lk(mu_);
-  if (families_.count(name) != 0) return make_error("metric '{}' is already registered", name);
-  OSMO_ASSIGN_OR_RETURN(Family * f, family(name, help, Type::kCounter, {}));
-  f->collect = std::move(collect);
-  return ok_status();
+  return callback_family(name, help, Type::kCounter, std::move(collect));
 }
 
 std::string Registry::expose() const {

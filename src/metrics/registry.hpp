@@ -95,6 +95,8 @@ class Registry {
     std::function<std::vector<std::pair<Labels, double>>()> collect;
   };
   Result<Family*> family(const std::string& name, const std::string& help, Type type, const Labels& labels);
+  Status callback_family(const std::string& name, const std::string& help, Type type,
+                         std::function<std::vector<std::pair<Labels, double>>()> collect);
 
   mutable std::mutex mu_;
   std::map<std::string, Family> families_;
