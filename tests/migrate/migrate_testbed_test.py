@@ -233,10 +233,12 @@ def kill_after_each_move():
 
 
 def ctrl_c_at_home():
-    """A Ctrl-C typed at the home terminal after two moves reaches the job: 130."""
+    """A Ctrl-C typed at the home terminal after two moves reaches the job: 130. The job runs with
+    `-T` (no pty of its own, its stdio are pipes): a job with a pty cannot move yet (docs/run.md),
+    while Ctrl-C at the caller's terminal must still reach a moved job as SIGINT."""
     with Testbed(3, cpus=CPUS):
         master, slave = pty.openpty()
-        p = subprocess.Popen([OSMO, "testbed", "exec", "n1", "--", OSMO, "run", "--node", "n2", "python3", "-c", SLEEPER],
+        p = subprocess.Popen([OSMO, "testbed", "exec", "n1", "--", OSMO, "run", "-T", "--node", "n2", "python3", "-c", SLEEPER],
                              stdin=slave, stdout=slave, stderr=slave, start_new_session=True,
                              preexec_fn=lambda: __import__("fcntl").ioctl(0, __import__("termios").TIOCSCTTY, 0))
         os.close(slave)
