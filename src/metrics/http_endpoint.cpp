@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -58,6 +59,10 @@ void HttpEndpoint::serve() {
     if (fds[1].revents != 0) return;
     UniqueFd conn(::accept4(listening_.get(), nullptr, nullptr, SOCK_CLOEXEC));
     if (!conn) continue;
+    // A client that stops reading must not hold the only serving thread: the reply's writes give
+    // up after the same time a request may take.
+    const timeval tv{kRequestTimeoutMs / 1000, (kRequestTimeoutMs % 1000) * 1000};
+    ::setsockopt(conn.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
     handle(conn.get());
   }
 }
