@@ -7,6 +7,7 @@ always taken down again, also when the test fails.
 import fcntl
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -34,6 +35,20 @@ def state_root():
 def bridge_netns():
     """The namespace holding the instance's bridge (and the host ends vK of the nodes' links)."""
     return f"osmo-tb-{INSTANCE}-br" if INSTANCE else "osmo-tb-br"
+
+
+def kill_node_cgroup(node):
+    """The whole node dies: every process in its cgroup (daemon, shepherds, jobs) gets SIGKILL,
+    a few passes over the cgroup so that processes forked meanwhile go too. Only processes of our
+    own testbed's cgroup are touched."""
+    state = json.load(open(state_root() + "/testbed.json"))
+    cg = next(n["cgroup"]["cpu"] for n in state["nodes"] if n["name"] == node)
+    for _ in range(5):
+        for pid in open(os.path.join(cg, "cgroup.procs")).read().split():
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
 
 def require_root(what):

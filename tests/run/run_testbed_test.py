@@ -13,7 +13,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "cluster"))
-from testbed import OSMO, Testbed, on, state_root, osmo, require_root, run_cases, wait_until  # noqa: E402
+from testbed import OSMO, Testbed, kill_node_cgroup, on, state_root, osmo, require_root, run_cases, wait_until  # noqa: E402
 
 # Exit statuses of `osmo run` (src/run/exit_status.hpp).
 NO_NODE, NODE_DIED = 250, 252
@@ -156,14 +156,7 @@ def node_killed():
             line = read_line(p.stdout)
             assert line == "ready\n", line
             # The whole node dies: every process in its cgroup (daemon, shepherd, job) is killed.
-            state = json.load(open(state_root() + "/testbed.json"))
-            cg = next(n["cgroup"]["cpu"] for n in state["nodes"] if n["name"] == "n2")
-            for _ in range(5):
-                for pid in open(os.path.join(cg, "cgroup.procs")).read().split():
-                    try:
-                        os.kill(int(pid), signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
+            kill_node_cgroup("n2")
             _, err = finish(p)
             assert p.returncode == NODE_DIED, (p.returncode, err)
             assert "osmo run: lost node n2 while job" in err, err

@@ -20,7 +20,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "cluster"))
-from testbed import OSMO, Testbed, on, osmo, state_root, require_root, run_cases, wait_until  # noqa: E402
+from testbed import OSMO, Testbed, kill_node_cgroup, on, osmo, require_root, run_cases, wait_until  # noqa: E402
 
 NODE_DIED = 252
 
@@ -301,14 +301,7 @@ def killed_and_lost():
         p.clear()
         p.line(run_n2("python3") + "; echo rc=$?")
         p.wait_for("python's prompt", lambda s: s.rstrip().endswith(">>>"))
-        state = json.load(open(state_root() + "/testbed.json"))
-        cg = next(n["cgroup"]["cpu"] for n in state["nodes"] if n["name"] == "n2")
-        for _ in range(5):
-            for pid in open(os.path.join(cg, "cgroup.procs")).read().split():
-                try:
-                    os.kill(int(pid), signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+        kill_node_cgroup("n2")
         assert p.wait_rc(30) == NODE_DIED
 
 
