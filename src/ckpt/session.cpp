@@ -28,8 +28,16 @@ Result<SessionPlan> plan_session(pid_t pid, pid_t sid, pid_t pgid) {
   if (pid <= 1) return make_error("internal: no session plan for pid {}", pid);
   if (sid == 0) {
     // The session leader was outside the process's pid namespace: it stays in the restorer's
-    // session (invisible to it, getsid() = 0), and can still lead its own group there.
-    p.target_setpgid = pgid == pid;
+    // session (invisible to it, getsid() = 0). Its group is still rebuilt there: led by itself,
+    // or by a placeholder when the leader (a shell with job control, ctest, ...) was a process
+    // of the namespace that is not in the image. Left in the restorer's group, its children
+    // could not join their recorded group (EPERM from setpgid).
+    if (pgid == pid) {
+      p.target_setpgid = true;
+    } else if (pgid != 0) {
+      if (pgid == 1) return make_error("process group 1 cannot be rebuilt (pid 1 is the restore's init)");
+      p.group_placeholder = pgid;
+    }
     return p;
   }
   if (sid == pid) {

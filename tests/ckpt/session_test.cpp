@@ -66,6 +66,17 @@ TEST(SessionPlan, InvisibleSessionKeepsTheRestorers) {
   EXPECT_TRUE(plan(100, 0, 100).target_setpgid);
 }
 
+TEST(SessionPlan, InvisibleSessionStillRebuildsAVisibleGroup) {
+  // A PID namespace whose session leader is outside it, under a shell with job control there:
+  // the job's group leader (2) is visible but not in the image. It gets a placeholder in the
+  // restorer's session, or the job's children could not join their group.
+  SessionPlan p = plan(100, 0, 2);
+  EXPECT_EQ(p.session_placeholder, 0);
+  EXPECT_EQ(p.group_placeholder, 2);
+  EXPECT_FALSE(p.target_setpgid);
+  EXPECT_FALSE(plan_session(100, 0, 1).ok());  // pid 1 is the restore's init
+}
+
 TEST(SessionPlan, RefusesWhatCannotBeRebuilt) {
   EXPECT_FALSE(plan_session(100, 40, 1).ok());  // group 1 outside session 1: pid 1 is our init
   EXPECT_FALSE(plan_session(1, 1, 1).ok());

@@ -22,6 +22,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <csignal>
 #include <cstdint>
 #include <ctime>
@@ -32,6 +33,10 @@
 
 namespace osmo::ckpt::restorer {
 namespace {
+
+// How long a member waits for its group's leader, built elsewhere in the tree, to exist. Generous:
+// on a loaded node (a testbed at a quarter of a CPU) a process can wait seconds to be scheduled.
+constexpr long kGroupWaitSeconds = 10;
 
 // A zombie node ends as the original did: exit code, or death by the same signal.
 [[noreturn]] void die_as(int sock, const TreeProcess& p) {
@@ -73,8 +78,20 @@ Status node_ids(const TreeProcess& p) {
   if (p.pgid == p.pid) {
     if (::setpgid(0, 0) != 0) return errno_error("pid {}: cannot lead its process group again (setpgid)", p.pid);
   } else if (p.pgid != 0 && ::getpgrp() != p.pgid) {
-    if (::setpgid(0, p.pgid) != 0)
-      return errno_error("pid {}: cannot join process group {} (setpgid)", p.pid, p.pgid);
+    // The group's leader may be built by another branch of the tree at the same time (an orphan
+    // cloned by init joins the group of the main process, which makes it in child_main): until
+    // the leader has called setpgid(0, 0) the group does not exist and setpgid says EPERM. Wait
+    // for it, bounded; a leader that fails ends the whole restore anyway.
+    timespec start{};
+    ::clock_gettime(CLOCK_MONOTONIC, &start);
+    while (::setpgid(0, p.pgid) != 0) {
+      timespec now{};
+      ::clock_gettime(CLOCK_MONOTONIC, &now);
+      if (errno != EPERM || now.tv_sec - start.tv_sec >= kGroupWaitSeconds)
+        return errno_error("pid {}: cannot join process group {} (setpgid)", p.pid, p.pgid);
+      timespec nap{0, 200'000};
+      ::nanosleep(&nap, nullptr);
+    }
   }
   return ok_status();
 }
