@@ -10,8 +10,11 @@
 #include <cstdio>
 #include <iostream>
 
+#include "base/fd_io.hpp"
+#include "base/progress_line.hpp"
 #include "base/unique_fd.hpp"
 #include "ckpt/ckpt.hpp"
+#include "ckpt/image.hpp"
 #include "cli/commands.hpp"
 
 namespace osmo::cli {
@@ -38,9 +41,53 @@ std::string restore_options_needed(const std::vector<ckpt::FdImage>& stand_ins) 
   return out;
 }
 
+// The image's fd, with every byte counted on the progress line; the first byte ends the freeze.
+class ProgressSink final : public ckpt::ImageSink {
+ public:
+  ProgressSink(int fd, ProgressLine& line) : inner_(fd), line_(line) {}
+  Status write(const iovec* iov, std::size_t n) override {
+    if (!writing_) {
+      line_.phase("writing image");
+      writing_ = true;
+    }
+    OSMO_TRY(inner_.write(iov, n));
+    std::uint64_t bytes = 0;
+    for (std::size_t i = 0; i < n; i++) bytes += iov[i].iov_len;
+    line_.add_bytes(bytes);
+    return ok_status();
+  }
+
+ private:
+  ckpt::FdSink inner_;
+  ProgressLine& line_;
+  bool writing_ = false;
+};
+
+// A pipe or stdin read with every byte counted. A regular file is left to the reader itself,
+// which maps it (faster than reads); its progress is the elapsed time (ProgressTicker).
+class ProgressSource final : public ckpt::ImageSource {
+ public:
+  ProgressSource(int fd, ProgressLine& line) : fd_(fd), line_(line) {}
+  Result<std::size_t> read(void* p, std::size_t n) override {
+    const IoResult r = read_full(fd_, p, n);
+    if (!r.ok()) return Error{r.error, "read failed"};
+    line_.add_bytes(r.bytes);
+    return r.bytes;
+  }
+
+ private:
+  int fd_;
+  ProgressLine& line_;
+};
+
+bool regular_file(int fd) {
+  struct stat st {};
+  return ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+}
+
 }  // namespace
 
-void add_ckpt_commands(CLI::App& app, GlobalOptions&, int* exit_code) {
+void add_ckpt_commands(CLI::App& app, GlobalOptions& global, int* exit_code) {
   // ---- checkpoint ----
   auto* ck = app.add_subcommand("checkpoint", "Checkpoint a running process into an image stream");
   static int pid = 0;
@@ -59,7 +106,7 @@ void add_ckpt_commands(CLI::App& app, GlobalOptions&, int* exit_code) {
       ->needs(kl);
   ck->add_flag("--compress", compress, "LZ4-compress page and blob sections");
   ck->add_flag("--list-faults", list_faults, "List the fault points usable in OSMO_FAULT and exit");
-  ck->callback([exit_code] {
+  ck->callback([exit_code, &global] {
     if (list_faults) {
       for (auto& [name, what] : ckpt::fault_points()) std::printf("%-24s %s\n", name.c_str(), what.c_str());
       *exit_code = 0;
@@ -105,7 +152,15 @@ void add_ckpt_commands(CLI::App& app, GlobalOptions&, int* exit_code) {
       fd = file.get();
     }
     ckpt::CheckpointStats stats;
-    Status s = ckpt::checkpoint(pid, fd, opts, &stats);
+    Status s = ok_status();
+    {
+      ProgressLine progress(fmt::format("osmo checkpoint: pid {}", pid), progress_wanted(global.quiet));
+      ProgressSink sink(fd, progress);
+      if (progress.enabled()) opts.sink = &sink;
+      progress.phase("freezing");
+      ProgressTicker ticker(progress);  // a long freeze (a big tree) still shows time passing
+      s = ckpt::checkpoint(pid, fd, opts, &stats);
+    }
     if (!s.ok()) {
       if (file) ::unlink(out.c_str());  // an incomplete image must not be mistaken for one
       *exit_code = fail("checkpoint", s.error().str());
@@ -133,7 +188,7 @@ void add_ckpt_commands(CLI::App& app, GlobalOptions&, int* exit_code) {
                  "Stand-in for a recorded pipe/tty/socket: N=PATH (opened with the fd's access mode; "
                  "created and appended to when writable) or N=null (/dev/null); repeatable")
       ->allow_extra_args(false);
-  rs->callback([exit_code] {
+  rs->callback([exit_code, &global] {
     std::vector<ckpt::StandInSpec> specs;
     for (const std::string& text : fd_specs) {
       auto spec = ckpt::parse_stand_in_spec(text);
@@ -161,7 +216,15 @@ void add_ckpt_commands(CLI::App& app, GlobalOptions&, int* exit_code) {
     ckpt::RestoreOptions opts;
     opts.netns_path = netns;
     opts.resolver = &*resolver;
-    auto r = ckpt::restore(fd, opts);
+    Result<ckpt::RestoredProcess> r = make_error("not restored");
+    {
+      ProgressLine progress(fmt::format("osmo restore: {}", in == "-" ? "stdin" : in), progress_wanted(global.quiet));
+      ProgressSource counted(fd, progress);
+      if (progress.enabled() && !regular_file(fd)) opts.source = &counted;
+      progress.phase("restoring");
+      ProgressTicker ticker(progress);
+      r = ckpt::restore(fd, opts);
+    }
     if (!r.ok()) {
       *exit_code = fail("restore", r.error().str());
       return;

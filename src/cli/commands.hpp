@@ -14,6 +14,7 @@ struct GlobalOptions {
   std::string socket_path;       // resolved before any callback runs
   bool socket_explicit = false;  // given by --socket or $OSMO_SOCKET (not the default)
   std::string log_level = "info";
+  bool quiet = false;  // --quiet: no progress line on a terminal (base/progress_line.hpp)
 };
 
 // src/daemon: `osmo daemon`, `osmo nodes`, `osmo leave`, `osmo drain`, `osmo status`.

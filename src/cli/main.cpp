@@ -60,6 +60,8 @@ int main(int argc, char** argv) {
                      std::string(osmo::cli::kDefaultControlSocket) + ")");
   app.add_option("--log-level", global.log_level, "trace|debug|info|warn|error|off")
       ->capture_default_str();
+  app.add_flag("-q,--quiet", global.quiet,
+               "No progress line on the terminal (checkpoint, restore, migrate, drain); results and errors still print");
 
   // Resolve global options before any subcommand callback runs.
   app.parse_complete_callback([&] {

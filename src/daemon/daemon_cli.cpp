@@ -7,6 +7,7 @@
 #include <cmath>
 #include <iostream>
 
+#include "base/progress_line.hpp"
 #include "cli/commands.hpp"
 #include "daemon/config.hpp"
 #include "daemon/control_client.hpp"
@@ -177,11 +178,20 @@ void add_drain(CLI::App& app, GlobalOptions& global, int* exit_code) {
       return;
     }
     std::uint32_t guests = r->value("guests", 0u);
-    for (int waited_ms = 0; guests > 0 && waited_ms < *wait_s * 1000; waited_ms += 500) {
-      ::usleep(500'000);
-      auto again = daemon::call_local(global.socket_path, req);  // idempotent: reports the count
-      if (!again.ok()) break;
-      guests = again->value("guests", guests);
+    {
+      ProgressLine progress(fmt::format("osmo drain: {}", name), *wait_s > 0 && progress_wanted(global.quiet));
+      for (int waited_ms = 0; guests > 0 && waited_ms < *wait_s * 1000; waited_ms += 100) {
+        if (waited_ms % 500 == 0) {
+          if (waited_ms > 0) {
+            auto again = daemon::call_local(global.socket_path, req);  // idempotent: reports the count
+            if (!again.ok()) break;
+            guests = again->value("guests", guests);
+          }
+          progress.phase(fmt::format("{} guest job(s) left to move", guests));
+        }
+        progress.tick();
+        ::usleep(100'000);
+      }
     }
     std::cout << name << " is draining: " << guests << " guest job(s) left\n";
     if (*wait_s > 0 && guests > 0) *exit_code = 1;

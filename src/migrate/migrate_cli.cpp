@@ -8,6 +8,7 @@
 
 #include <fmt/format.h>
 
+#include "base/progress_line.hpp"
 #include "cli/commands.hpp"
 #include "daemon/control_client.hpp"
 #include "daemon/services.hpp"
@@ -24,7 +25,7 @@ namespace {
 
 struct MigrateOpts {
   std::string id, to, method = "auto";
-  bool check = false, verbose = false, json = false, force = false;
+  bool check = false, verbose = false, json = false, force = false, quiet = false;
 };
 
 // The job whose id is `id` or starts with it, from a cluster-wide listing; an error when none or
@@ -57,7 +58,16 @@ int migrate_command(const MigrateOpts& o, const std::string& socket) {
   }
   nlohmann::json req{{"op", "jobs.migrate"}, {"id", (*job)["id"]}, {"node", (*job)["node"]},
                      {"to", o.to}, {"method", o.method}, {"check", o.check}, {"force", o.force}};
-  auto r = daemon::call_local(socket, req);
+  Result<nlohmann::json> r = make_error("not asked");
+  {
+    // The move is done by the node that runs the job, which reports once at the end: the line
+    // shows what is asked and the time it takes, not bytes (docs/operations.md).
+    ProgressLine progress(fmt::format("osmo migrate: job {}", (*job)["id"].get<std::string>()),
+                          !o.check && progress_wanted(o.quiet));
+    progress.phase(fmt::format("{} moves it to {} ({})", (*job)["node"].get<std::string>(), o.to, o.method));
+    ProgressTicker ticker(progress);
+    r = daemon::call_local(socket, req);
+  }
   if (!r.ok()) {
     std::cerr << "osmo migrate: " << r.error().str() << "\n";
     return 1;
@@ -108,6 +118,7 @@ void add_migrate_commands(CLI::App& app, GlobalOptions& global, int* exit_code) 
       *exit_code = 2;
       return;
     }
+    o->quiet = global.quiet;
     *exit_code = migrate_command(*o, global.socket_path);
   });
 }
