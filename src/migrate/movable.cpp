@@ -4,10 +4,15 @@
 
 #include "ckpt/ckpt.hpp"
 #include "platform/linux/proc_files.hpp"
+#include "platform/linux/user_ns.hpp"
 
 namespace osmo::migrate {
 
 Status check_movable(const run::JobRecord& rec) {
+  // Checkpoint and restore need root: ptrace and /proc/PID/map_files of the job, and its pids
+  // recreated with clone3's set_tid (docs/run.md, "Without root").
+  if (platform::jobs_need_user_namespace())
+    return make_error("this node's daemon runs without root; moving a job needs root on both nodes");
   OSMO_TRY(run::record_movable(rec));  // a job with a terminal cannot move yet (run/job_table.hpp)
   if (rec.job_pid <= 0 || platform::process_start_ticks(rec.job_pid) != rec.job_start)
     return make_error("its process has exited");

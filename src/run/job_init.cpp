@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "base/fd_io.hpp"
+#include "platform/linux/user_ns.hpp"
 #include "run/fd_util.hpp"
 #include "run/frame.hpp"
 
@@ -46,6 +47,7 @@ const char* to_string(JobSetupStage stage) {
     case JobSetupStage::kStdio: return "set up stdin/stdout/stderr";
     case JobSetupStage::kSpec: return "receive the job spec";
     case JobSetupStage::kTty: return "make the job's pty its controlling terminal";
+    case JobSetupStage::kUserNs: return "map the daemon's user into the job's user namespace (running without root)";
   }
   return "set up the job";
 }
@@ -151,7 +153,9 @@ int become_job(void* arg) {
     if (::setrlimit(static_cast<__rlimit_resource>(l.rlimits[i].resource), &r) != 0)
       fail(JobSetupStage::kRlimit);
   }
-  if (::syscall(SYS_setgroups, static_cast<std::size_t>(l.h->ngroups), l.groups) != 0)
+  // In a user namespace of our own (no root) setgroups is denied, and the job keeps the daemon's
+  // user and groups, which are the caller's (launch_job refuses any other user).
+  if (c.fds->map_uid < 0 && ::syscall(SYS_setgroups, static_cast<std::size_t>(l.h->ngroups), l.groups) != 0)
     fail(JobSetupStage::kGroups);
   if (::syscall(SYS_setresgid, l.h->gid, l.h->gid, l.h->gid) != 0) fail(JobSetupStage::kGid);
   if (::syscall(SYS_setresuid, l.h->uid, l.h->uid, l.h->uid) != 0) fail(JobSetupStage::kUid);
@@ -292,6 +296,9 @@ Status send_launch_block(int control_fd, const std::string& block) {
   // The shepherd is our parent (outside the namespace, so getppid() is 0 here): die with it.
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
   ::prctl(PR_SET_NAME, "osmo-init");
+  if (fds.map_uid >= 0)
+    if (int e = platform::map_own_ids(static_cast<uid_t>(fds.map_uid), static_cast<gid_t>(fds.map_gid)); e != 0)
+      setup_failed(fds, JobSetupStage::kUserNs, e);
   close_fds_except({0, 1, 2, fds.job_stdin, fds.job_stdout, fds.job_stderr, fds.report,
                     fds.control});
   const int devnull = ::open("/dev/null", O_RDWR | O_CLOEXEC);

@@ -27,6 +27,7 @@ enum class InitReportKind : std::int32_t {
 
 enum class JobSetupStage : std::int32_t {
   kMountNs = 1, kProcMount, kFork, kRlimit, kGroups, kGid, kUid, kChdir, kSignals, kStdio, kSpec, kTty,
+  kUserNs,
 };
 const char* to_string(JobSetupStage stage);
 
@@ -90,6 +91,10 @@ struct InitFds {
   int job_stderr = -1;  // write end, fd 2
   int report = -1;      // init -> shepherd reports
   int control = -1;     // shepherd -> init: the spec, then signal requests; EOF: shepherd gone
+  // Without root (platform/linux/user_ns.hpp): init was cloned into a user namespace of its own
+  // and maps these ids (the daemon's, captured before the clone) to themselves first; -1: root.
+  int map_uid = -1;
+  int map_gid = -1;
 };
 
 // Runs in the child the shepherd forked into the new PID namespace: sets up, reports kReady,

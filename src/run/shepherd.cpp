@@ -11,6 +11,7 @@
 #include <sys/resource.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -27,6 +28,7 @@
 #include "base/scope_guard.hpp"
 #include "platform/linux/fd_passing.hpp"
 #include "platform/linux/proc_files.hpp"
+#include "platform/linux/user_ns.hpp"
 #include "run/exit_status.hpp"
 #include "run/fd_util.hpp"
 #include "run/frame.hpp"
@@ -189,22 +191,36 @@ Result<PreparedJob> PreparedJob::create() {
   UniqueFd ctl_r(ctl_p[0]), ctl_w(ctl_p[1]);
   for (int fd : {in_w.get(), out_r.get(), err_r.get()}) ::fcntl(fd, F_SETPIPE_SZ, kPipeBytes);
 
-  // Only the children we fork from here on enter the new PID and time namespaces; the shepherd
-  // stays in the node's, where it can see and kill the whole job. (The kernel allows this once
-  // per process: a shepherd prepares exactly one job.)
-  UniqueFd own_pid_ns(::open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC));
-  UniqueFd own_time_ns(::open("/proc/self/ns/time", O_RDONLY | O_CLOEXEC));
-  if (::unshare(CLONE_NEWPID | CLONE_NEWTIME) != 0)
-    return errno_error("cannot create the job's PID and time namespaces");
-  const pid_t pid = ::fork();
-  if (pid < 0) return errno_error("cannot fork osmo init");
-  if (pid == 0) job_init_main(InitFds{in_r.get(), out_w.get(), err_w.get(), rep_w.get(), ctl_r.get()});
-  // Init was the one child meant for those namespaces. Back to ours for any later child: while
-  // the namespaces for children differ from our own, the kernel refuses to create threads
-  // (clone(CLONE_THREAD) fails with EINVAL), and the migration code runs in threads of the
-  // shepherd. Best effort: a failure only costs those threads.
-  if (own_pid_ns.valid()) (void)::setns(own_pid_ns.get(), CLONE_NEWPID);
-  if (own_time_ns.valid()) (void)::setns(own_time_ns.get(), CLONE_NEWTIME);
+  InitFds init_fds{in_r.get(), out_w.get(), err_w.get(), rep_w.get(), ctl_r.get()};
+  pid_t pid = -1;
+  if (platform::jobs_need_user_namespace()) {
+    // Without root: init is cloned (fork-like, on a copy of this stack) into a user namespace of
+    // the daemon's own user, which owns the new PID namespace, so init may mount its /proc; the
+    // job stays this unprivileged user on the node. No time namespace: it serves migration,
+    // which needs root (docs/run.md, "Without root").
+    init_fds.map_uid = static_cast<int>(::geteuid());
+    init_fds.map_gid = static_cast<int>(::getegid());
+    pid = static_cast<pid_t>(::syscall(SYS_clone, CLONE_NEWUSER | CLONE_NEWPID | SIGCHLD, nullptr, nullptr, nullptr, 0));
+    if (pid < 0) return errno_error("cannot create the job's user and PID namespaces (this daemon runs without root)");
+    if (pid == 0) job_init_main(init_fds);
+  } else {
+    // Only the children we fork from here on enter the new PID and time namespaces; the shepherd
+    // stays in the node's, where it can see and kill the whole job. (The kernel allows this once
+    // per process: a shepherd prepares exactly one job.)
+    UniqueFd own_pid_ns(::open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC));
+    UniqueFd own_time_ns(::open("/proc/self/ns/time", O_RDONLY | O_CLOEXEC));
+    if (::unshare(CLONE_NEWPID | CLONE_NEWTIME) != 0)
+      return errno_error("cannot create the job's PID and time namespaces");
+    pid = ::fork();
+    if (pid < 0) return errno_error("cannot fork osmo init");
+    if (pid == 0) job_init_main(init_fds);
+    // Init was the one child meant for those namespaces. Back to ours for any later child: while
+    // the namespaces for children differ from our own, the kernel refuses to create threads
+    // (clone(CLONE_THREAD) fails with EINVAL), and the migration code runs in threads of the
+    // shepherd. Best effort: a failure only costs those threads.
+    if (own_pid_ns.valid()) (void)::setns(own_pid_ns.get(), CLONE_NEWPID);
+    if (own_time_ns.valid()) (void)::setns(own_time_ns.get(), CLONE_NEWTIME);
+  }
 
   PreparedJob p;
   p.init_pid = pid;  // from here on the destructor kills init on failure
@@ -250,6 +266,9 @@ PreparedJob::PreparedJob(PreparedJob&& o) noexcept { *this = std::move(o); }
 Result<LaunchedJob> launch_job(const JobSpec& spec, std::optional<PreparedJob> prepared) {
   if (spec.uid != 0 && ::getpwuid(spec.uid) == nullptr)
     return make_error("node {} has no user with uid {}", spec.node, spec.uid);
+  if (platform::jobs_need_user_namespace() && spec.uid != ::geteuid())
+    return make_error("node {} runs its daemon without root (as uid {}): it can run only that user's jobs, not uid {}'s",
+                      spec.node, ::geteuid(), spec.uid);
   if (!prepared) {
     auto p = PreparedJob::create();
     if (!p.ok()) return Error{p.error().code, fmt::format("node {}: {}", spec.node, p.error().message)};
