@@ -61,6 +61,12 @@ Result<JobPty> open_job_pty(const TtySpec& tty, uid_t uid) {
   return p;
 }
 
+Result<UniqueFd> open_pty_slave(int master, int index) {
+  UniqueFd slave(::ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC));
+  if (!slave.valid()) return errno_error("cannot open the slave of /dev/pts/{}", index);
+  return slave;
+}
+
 Status set_window_size(int master, std::uint16_t rows, std::uint16_t cols, std::uint16_t xpixel,
                        std::uint16_t ypixel) {
   winsize ws{};

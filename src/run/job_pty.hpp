@@ -26,6 +26,10 @@ struct JobPty {
 // slave is not held open here, so the master reads EIO once the job's last process has closed it.
 Result<JobPty> open_job_pty(const TtySpec& tty, uid_t uid);
 
+// A new open file description of the pty's slave (O_NOCTTY, close-on-exec), through the master:
+// what a migration's target gives the restored job (ckpt::FdResolver::resolve_terminal).
+Result<UniqueFd> open_pty_slave(int master, int index);
+
 // A window size change from the caller: the kernel sends SIGWINCH to the pty's foreground group.
 Status set_window_size(int master, std::uint16_t rows, std::uint16_t cols, std::uint16_t xpixel,
                        std::uint16_t ypixel);
