@@ -10,11 +10,10 @@
 // on the old /dev/pts/N, and sets the foreground group once every process of the tree exists
 // (injected TIOCSPGRP in the leader: only a process of the session may).
 //
-// Input the line discipline holds for the job (typed, not read yet) cannot be read back without
-// consuming it; the dump refuses a terminal that holds complete input (TIOCINQ) rather than lose
-// it. A job waiting at a prompt holds none (a line editor reads every key at once; a canonical
-// reader reads every complete line). What is typed but not yet written into the pty (the relay's
-// buffer) travels with the relay's handoff, not here.
+// Not in the image: the input the line discipline holds for the process (typed, not read yet).
+// Whoever writes into the master may still be writing while the image is made; it carries that
+// input itself once it has stopped (a move: the relay at the handoff, run/job_pty.hpp
+// copy_pty_input, typed into the new pty by the target before the job runs).
 #include <fcntl.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
@@ -97,12 +96,6 @@ Status terminal_dump(DumpContext& c) {
   t.index = pts_index(path);
   if (t.index < 0) return make_error("its controlling terminal has no /dev/pts name ({})", path);
 
-  int inq = 0;
-  if (::ioctl(fd.get(), TIOCINQ, &inq) != 0) return errno_error("TIOCINQ on its terminal {}", path);
-  if (inq > 0)
-    return make_error("its terminal {} holds {} bytes of input it has not read yet, which cannot be carried; "
-                      "try again once it has read them",
-                      path, inq);
   termios tio{};
   if (::tcgetattr(fd.get(), &tio) != 0) return errno_error("tcgetattr on its terminal {}", path);
   t.iflag = tio.c_iflag;

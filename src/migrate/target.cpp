@@ -251,6 +251,12 @@ class Incoming {
     }
     if (unread.size() != m.value("stdin_unread", std::uint64_t{0}))
       return make_error("the source announced {} unread stdin bytes and sent {}", m.value("stdin_unread", 0), unread.size());
+    // The input the old pty held goes into the new one now, before the job runs (echo off: it
+    // was echoed where it was typed); the relay's pre-fill comes after it.
+    if (!state.tty_input.empty()) {
+      if (!stdio.ours_tty) return make_error("the source sent input for a terminal the image does not have");
+      OSMO_TRY(run::inject_pty_input(stdio.ours_tty.get(), state.tty_input));
+    }
     // Our pipes are fresh: all of it goes in front (adopt_shepherd_main pre-fills both parts).
     state.stdin_in_pipe = std::move(unread);
     state.stdin_buffered.clear();

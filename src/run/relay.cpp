@@ -744,6 +744,16 @@ void Relay::on_handoff_ack(const HandoffAckMsg& ack) {
   s.at = at_;
   s.epoch = ack.epoch;
   s.stdin_in_pipe = std::move(in_pipe).value();
+  if (stdin_tty_ && tty_ctl_.valid()) {
+    // Nobody writes into the pty now (the anchor holds stdin since `migrating`, the job is
+    // frozen): what its line discipline holds is exactly the input typed and not read.
+    auto tty_in = copy_pty_input(tty_ctl_.get());
+    if (!tty_in.ok()) {
+      complete_active(Error{tty_in.error().code, fmt::format("job {}: {}", id_, tty_in.error().message)});
+      return;
+    }
+    s.tty_input = std::move(tty_in).value();
+  }
   s.stdin_buffered.assign(stdin_.data(), stdin_.size());
   s.stdin_ended = stdin_state_ != StdinState::kOpen;
   s.held_signals = held_signals_;

@@ -112,8 +112,9 @@ def python_idle_moved():
 
 def cat_moved_twice():
     """`cat` under osmo run -t (canonical mode: the line discipline echoes, cat repeats the line)
-    moved twice; the keys typed after each move round-trip (echo + cat's copy); a Ctrl-C after the
-    last move kills it through the new pty's line discipline (130)."""
+    moved twice, each time with half a line typed and not yet read (it must arrive whole, echoed
+    once); the keys typed after each move round-trip (echo + cat's copy); a Ctrl-C after the last
+    move kills it through the new pty's line discipline (130)."""
     with Session() as p:
         p.clear()
         p.line(run_n2("-t cat") + "; echo rc=$?")
@@ -124,7 +125,17 @@ def cat_moved_twice():
         p.keys("Enter")
         p.wait_for("before, twice", lambda s: s.count("before") == 2)
         for count, to in ((1, "n3"), (2, "home")):
+            # Half a line typed before the move: the old pty's line discipline holds it (echoed,
+            # not yet read by cat); it must reach the new pty, without a second echo.
+            half = f"half{count}"
+            p.type(half)
+            p.wait_for(f"{half} echoed", lambda s, w=half: s.count(w) == 1)
             move("cat", to, count)
+            p.type("+done")
+            p.keys("Enter")
+            whole = f"{half}+done"
+            s = p.wait_for(f"{whole}, echoed and copied", lambda s, w=whole: s.count(w) == 2, 30)
+            assert s.count(half) == 2, f"{half} lost or echoed twice:\n{s}"
             word = f"after-move-{count}"
             p.type(word)
             p.keys("Enter")
