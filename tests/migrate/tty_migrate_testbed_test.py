@@ -29,12 +29,13 @@ def job_listed(cmd):
     return found[0] if found else None
 
 
-def move(cmd, to, count):
-    """`osmo migrate -v` of the job `cmd` to `to` (a node or home), asked from n3; waits until osmo ps
-    lists it there with `count` moves and its new terminal. Returns its listing."""
+def move(cmd, to, count, method=None):
+    """`osmo migrate -v [--method M]` of the job `cmd` to `to` (a node or home), asked from n3; waits
+    until osmo ps lists it there with `count` moves and its new terminal. Returns its listing."""
     j, _ = wait_until(f"{cmd} listed", lambda: job_listed(cmd), 20)
     assert j["movable"] is True, f"a job with a terminal must be movable now: {j}"
-    r = on("n3", "migrate", "-v", j["id"], to, check=False, timeout=120)
+    extra = ["--method", method] if method else []
+    r = on("n3", "migrate", "-v", j["id"], to, *extra, check=False, timeout=120)
     assert r.returncode == 0, f"osmo migrate {cmd} {to}: {r.returncode} {r.stderr.strip()}"
     print(f"  {r.stdout.strip()}")
     node = "n1" if to == "home" else to
@@ -112,7 +113,7 @@ def python_idle_moved():
 
 def cat_moved_twice():
     """`cat` under osmo run -t (canonical mode: the line discipline echoes, cat repeats the line)
-    moved twice, each time with half a line typed and not yet read (it must arrive whole, echoed
+    moved twice (stop-and-copy, then post-copy), each time with half a line typed and not yet read (it must arrive whole, echoed
     once); the keys typed after each move round-trip (echo + cat's copy); a Ctrl-C after the last
     move kills it through the new pty's line discipline (130)."""
     with Session() as p:
@@ -124,13 +125,13 @@ def cat_moved_twice():
         p.type("before")
         p.keys("Enter")
         p.wait_for("before, twice", lambda s: s.count("before") == 2)
-        for count, to in ((1, "n3"), (2, "home")):
+        for count, to, method in ((1, "n3", None), (2, "home", "postcopy")):
             # Half a line typed before the move: the old pty's line discipline holds it (echoed,
             # not yet read by cat); it must reach the new pty, without a second echo.
             half = f"half{count}"
             p.type(half)
             p.wait_for(f"{half} echoed", lambda s, w=half: s.count(w) == 1)
-            move("cat", to, count)
+            move("cat", to, count, method)
             p.type("+done")
             p.keys("Enter")
             whole = f"{half}+done"
