@@ -15,6 +15,7 @@
 // input itself once it has stopped (a move: the relay at the handoff, run/job_pty.hpp
 // copy_pty_input, typed into the new pty by the target before the job runs).
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -26,15 +27,15 @@
 #include <charconv>
 #include <cstring>
 
-#include <fmt/format.h>
-
 #include "ckpt/kinds.hpp"
 
 namespace osmo::ckpt {
 namespace {
 
 // Unix98 pty slaves: majors 136-143 (UNIX98_PTY_SLAVE_MAJOR and the next seven).
-bool is_pts_major(unsigned maj) { return maj >= 136 && maj <= 143; }
+bool is_pts_major(unsigned maj) {
+  return maj >= 136 && maj <= 143;
+}
 
 // The N of "/dev/pts/N", or -1.
 int pts_index(const std::string& path) {
@@ -53,7 +54,8 @@ Status terminal_dump(DumpContext& c) {
   TerminalImage& t = c.img->terminal;
   t = TerminalImage{};
   // A terminal belongs to a session: only its leader's image carries it.
-  if (c.status.nspid.empty() || c.status.nssid.empty() || c.status.nssid.back() != c.status.nspid.back())
+  if (c.status.nspid.empty() || c.status.nssid.empty() ||
+      c.status.nssid.back() != c.status.nspid.back())
     return ok_status();
   OSMO_ASSIGN_OR_RETURN(std::vector<std::string> st, read_stat_fields(c.pid));
   if (st.size() < 9) return make_error("/proc/{}/stat has {} fields", c.pid, st.size());
@@ -76,23 +78,24 @@ Status terminal_dump(DumpContext& c) {
   std::string path;
   for (const FdImage& f : c.img->fds) {
     if (f.kind != FdKind::kTty || pts_index(f.path) < 0) continue;
-    struct stat sb{};
-    if (::stat(fmt::format("/proc/{}/fd/{}", c.pid, f.fd).c_str(), &sb) == 0 && S_ISCHR(sb.st_mode) &&
-        sb.st_rdev == dev) {
+    struct stat sb {};
+    if (::stat(fmt::format("/proc/{}/fd/{}", c.pid, f.fd).c_str(), &sb) == 0 &&
+        S_ISCHR(sb.st_mode) && sb.st_rdev == dev) {
       own_fd = f.fd;
       path = f.path;
       break;
     }
   }
-  const std::string open_path = own_fd >= 0 ? fmt::format("/proc/{}/fd/{}", c.pid, own_fd)
-                                            : fmt::format("/dev/pts/{}", min);
+  const std::string open_path =
+      own_fd >= 0 ? fmt::format("/proc/{}/fd/{}", c.pid, own_fd) : fmt::format("/dev/pts/{}", min);
   if (path.empty()) path = fmt::format("/dev/pts/{}", min);
   UniqueFd fd(::open(open_path.c_str(), O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC));
   if (!fd) return errno_error("cannot open its controlling terminal {} ({})", path, open_path);
-  struct stat sb{};
+  struct stat sb {};
   if (::fstat(fd.get(), &sb) != 0) return errno_error("fstat of its controlling terminal {}", path);
   if (!S_ISCHR(sb.st_mode) || sb.st_rdev != dev)
-    return make_error("its controlling terminal {}:{} is not {} as this node sees it", maj, min, path);
+    return make_error("its controlling terminal {}:{} is not {} as this node sees it", maj, min,
+                      path);
   t.index = pts_index(path);
   if (t.index < 0) return make_error("its controlling terminal has no /dev/pts name ({})", path);
 
@@ -107,7 +110,8 @@ Status terminal_dump(DumpContext& c) {
   t.ispeed = static_cast<std::uint32_t>(::cfgetispeed(&tio));
   t.ospeed = static_cast<std::uint32_t>(::cfgetospeed(&tio));
   winsize ws{};
-  if (::ioctl(fd.get(), TIOCGWINSZ, &ws) != 0) return errno_error("TIOCGWINSZ on its terminal {}", path);
+  if (::ioctl(fd.get(), TIOCGWINSZ, &ws) != 0)
+    return errno_error("TIOCGWINSZ on its terminal {}", path);
   t.rows = ws.ws_row;
   t.cols = ws.ws_col;
   t.xpixel = ws.ws_xpixel;
@@ -122,8 +126,8 @@ Status terminal_dump(DumpContext& c) {
   // (TIOCGPGRP answers only a process whose controlling terminal it is), else translated from
   // /proc (its leader's innermost pid).
   if (own_fd >= 0) {
-    OSMO_ASSIGN_OR_RETURN(long r, c.tracee->syscall(SYS_ioctl, static_cast<std::uint64_t>(own_fd), TIOCGPGRP,
-                                                    c.scratch_data()));
+    OSMO_ASSIGN_OR_RETURN(long r, c.tracee->syscall(SYS_ioctl, static_cast<std::uint64_t>(own_fd),
+                                                    TIOCGPGRP, c.scratch_data()));
     if (r == 0) {
       std::int32_t pg = 0;
       OSMO_TRY(c.tracee->read_mem(c.scratch_data(), &pg, sizeof pg));
@@ -190,7 +194,9 @@ Status terminal_decode(Decoder& d, ProcessImage& img) {
   OSMO_ASSIGN_OR_RETURN(t.mode, d.u32());
   OSMO_TRY(d.finish());
   if (t.index < 0) return make_error("image corrupted: terminal index {}", t.index);
-  if (t.cc.size() != NCCS) return make_error("image corrupted: terminal with {} control characters (want {})", t.cc.size(), NCCS);
+  if (t.cc.size() != NCCS)
+    return make_error("image corrupted: terminal with {} control characters (want {})", t.cc.size(),
+                      NCCS);
   for (std::uint32_t w : ws)
     if (w > 0xffff) return make_error("image corrupted: window size field {}", w);
   if (t.fg_pgrp < 0) return make_error("image corrupted: foreground group {}", t.fg_pgrp);
@@ -235,16 +241,21 @@ Status terminal_apply(int slave, const TerminalImage& t) {
   std::copy_n(t.cc.begin(), std::min<std::size_t>(t.cc.size(), NCCS), tio.c_cc);
   (void)::cfsetispeed(&tio, static_cast<speed_t>(t.ispeed));
   (void)::cfsetospeed(&tio, static_cast<speed_t>(t.ospeed));
-  if (::tcsetattr(slave, TCSANOW, &tio) != 0) return errno_error("cannot give the new terminal the image's settings");
+  if (::tcsetattr(slave, TCSANOW, &tio) != 0)
+    return errno_error("cannot give the new terminal the image's settings");
   winsize ws{};
   ws.ws_row = t.rows;
   ws.ws_col = t.cols;
   ws.ws_xpixel = t.xpixel;
   ws.ws_ypixel = t.ypixel;
-  if (::ioctl(slave, TIOCSWINSZ, &ws) != 0) return errno_error("cannot set the new terminal's window size");
-  if (t.exclusive != 0 && ::ioctl(slave, TIOCEXCL) != 0) return errno_error("TIOCEXCL on the new terminal");
-  if (::fchown(slave, t.uid, t.gid) != 0) return errno_error("cannot give the new terminal to uid {}", t.uid);
-  if (::fchmod(slave, t.mode) != 0) return errno_error("cannot chmod the new terminal to {:o}", t.mode);
+  if (::ioctl(slave, TIOCSWINSZ, &ws) != 0)
+    return errno_error("cannot set the new terminal's window size");
+  if (t.exclusive != 0 && ::ioctl(slave, TIOCEXCL) != 0)
+    return errno_error("TIOCEXCL on the new terminal");
+  if (::fchown(slave, t.uid, t.gid) != 0)
+    return errno_error("cannot give the new terminal to uid {}", t.uid);
+  if (::fchmod(slave, t.mode) != 0)
+    return errno_error("cannot chmod the new terminal to {:o}", t.mode);
   return ok_status();
 }
 
@@ -258,8 +269,9 @@ Status terminal_restore_foreground(RestoreContext& c, int fd) {
   auto r = c.tracee->syscall(SYS_ioctl, static_cast<std::uint64_t>(fd), TIOCSPGRP, c.data);
   if (!r.ok()) return r.take_error();
   if (*r < 0)
-    return make_error("cannot make process group {} the foreground of the terminal again (TIOCSPGRP): {}", pg,
-                      std::strerror(static_cast<int>(-*r)));
+    return make_error(
+        "cannot make process group {} the foreground of the terminal again (TIOCSPGRP): {}", pg,
+        std::strerror(static_cast<int>(-*r)));
   return ok_status();
 }
 

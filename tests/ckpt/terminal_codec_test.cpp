@@ -3,9 +3,8 @@
 // one byte, and values the restore could not apply refused as corruption before any process
 // exists (a negative index, a control-character array of the wrong size, a negative foreground
 // group, a mode beyond 07777, a presence byte other than 0/1, trailing bytes, a short payload).
-#include <termios.h>
-
 #include <gtest/gtest.h>
+#include <termios.h>
 
 #include "ckpt/kinds.hpp"
 

@@ -8,6 +8,7 @@
 // child with SIGINT; and the leader itself finds its terminal (/dev/tty), the foreground group,
 // the settings and the window as they were.
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <poll.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -22,8 +23,6 @@
 #include <thread>
 #include <vector>
 
-#include <gtest/gtest.h>
-
 #include "ckpt/ckpt.hpp"
 #include "platform/linux/proc_files.hpp"
 #include "test_child.hpp"
@@ -35,7 +34,9 @@ constexpr unsigned char kIntrChar = 0x07;  // Ctrl-G
 constexpr unsigned short kRows = 33, kCols = 111;
 
 volatile sig_atomic_t g_check = 0;
-void on_check(int) { g_check = 1; }
+void on_check(int) {
+  g_check = 1;
+}
 
 // The session leader: checks its terminal when told (SIGUSR1) and exits with a bit per failure.
 [[noreturn]] void leader_main(const char* slave_path) {
@@ -56,7 +57,7 @@ void on_check(int) { g_check = 1; }
   ws.ws_row = kRows;
   ws.ws_col = kCols;
   ioctl(0, TIOCSWINSZ, &ws);
-  struct sigaction sa{};
+  struct sigaction sa {};
   sa.sa_handler = on_check;
   sigaction(SIGUSR1, &sa, nullptr);
   pid_t fg = fork();
@@ -75,7 +76,8 @@ void on_check(int) { g_check = 1; }
   if (dev_tty < 0) bad |= 1;
   if (tcgetpgrp(0) != fg) bad |= 2;
   termios now{};
-  if (tcgetattr(0, &now) != 0 || (now.c_lflag & ECHO) != 0 || now.c_cc[VINTR] != kIntrChar) bad |= 4;
+  if (tcgetattr(0, &now) != 0 || (now.c_lflag & ECHO) != 0 || now.c_cc[VINTR] != kIntrChar)
+    bad |= 4;
   winsize w{};
   if (ioctl(0, TIOCGWINSZ, &w) != 0 || w.ws_row != kRows || w.ws_col != kCols) bad |= 8;
   if (getsid(0) != getpid()) bad |= 16;
@@ -179,10 +181,12 @@ TEST(Terminal, ControllingPtyWithForegroundGroupTravels) {
     return st.ok() ? st->state : '?';
   };
   for (int i = 0; i < 500 && state(new_kids[0]) != 'Z'; i++) usleep(10'000);
-  EXPECT_EQ(state(new_kids[0]), 'Z') << "the foreground child did not die of the interrupt character";
+  EXPECT_EQ(state(new_kids[0]), 'Z')
+      << "the foreground child did not die of the interrupt character";
   ASSERT_EQ(kill(p.pid, SIGUSR1), 0);
-  EXPECT_EQ(wait_status_bounded(p.init_pid, 20), 0) << "the leader found its terminal as it was (bits: 1 /dev/tty, "
-                                                       "2 foreground, 4 termios, 8 window, 16 session, 32 SIGINT)";
+  EXPECT_EQ(wait_status_bounded(p.init_pid, 20), 0)
+      << "the leader found its terminal as it was (bits: 1 /dev/tty, "
+         "2 foreground, 4 termios, 8 window, 16 session, 32 SIGINT)";
 }
 
 }  // namespace
