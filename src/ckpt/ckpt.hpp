@@ -69,6 +69,10 @@ struct CheckpointOptions {
   // that `osmo restore` alone can bring back. Checked again once the process is stopped, in case
   // it opened such an fd in between (it is then released unchanged).
   bool refuse_stand_ins_beyond_stdio = false;
+  // The restore will give the session's pseudo-terminal a new pty (FdResolver::resolve_terminal;
+  // a migration's target does): fds open on /dev/pts/N (a shell's fd 255, `/dev/tty` reopened)
+  // need no stand-in then, whatever their number.
+  bool terminals_travel = false;
   // Once the process is stopped, fsync every regular file it has open for writing, before the
   // image is written: a migration's target reopens those files by path (on a shared file system,
   // from another machine), and must find everything the process wrote up to the freeze.
@@ -151,6 +155,9 @@ Result<HeldProcess> checkpoint_and_hold(pid_t pid, int out_fd, const CheckpointO
 // True for the fds a restore must be given a stand-in for: pipes whose other end is not in the
 // process, ttys, sockets.
 bool needs_stand_in(const FdImage& f);
+// An fd above 2 that a plain restore cannot give a stand-in for (refuse_stand_ins_beyond_stdio);
+// with options.terminals_travel, fds on a pseudo-terminal are not.
+bool stand_in_beyond_stdio(const FdImage& f, const CheckpointOptions& options);
 // "fd 251 (pipe pipe:[1234], write-only)": how messages name an fd.
 std::string describe_fd(const FdImage& f);
 // The fds of a running process that its restore would need stand-ins for. Like preflight, reads
@@ -165,6 +172,16 @@ class FdResolver {
  public:
   virtual ~FdResolver() = default;
   virtual Result<int> resolve(const FdImage& recorded) = 0;
+  // A session leader's controlling pseudo-terminal (TerminalImage, terminal.cpp): the slave of a
+  // fresh pty pair whose master the resolver keeps (it stays open until the restore returns).
+  // The engine gives it the image's settings, window size, owner and foreground group, makes it
+  // the leader's controlling terminal and gives it to every fd that was open on the old
+  // /dev/pts/<index>. -1 (the default): the terminal is not carried; the restored session has
+  // none and its fds on it are resolved by resolve() as before.
+  virtual Result<int> resolve_terminal(const TerminalImage& terminal) {
+    (void)terminal;
+    return -1;
+  }
   // Called once every recorded fd was resolved, with all of them, before any process exists:
   // may refuse (e.g. a stand-in given for an fd that needs none).
   virtual Status finish(const std::vector<FdImage>& recorded) {

@@ -219,10 +219,10 @@ Status read_internal_pipes(pid_t pid, std::vector<FdImage>* fds) {
 }
 
 // The refusal for CheckpointOptions::refuse_stand_ins_beyond_stdio, or ok.
-Status refuse_stand_ins_beyond_stdio(const std::vector<FdImage>& fds) {
+Status refuse_stand_ins_beyond_stdio(const std::vector<FdImage>& fds, const CheckpointOptions& options) {
   std::string list;
   for (const FdImage& f : fds) {
-    if (!needs_stand_in(f) || f.fd <= 2) continue;
+    if (!stand_in_beyond_stdio(f, options)) continue;
     if (!list.empty()) list += ", ";
     list += describe_fd(f);
   }
@@ -235,6 +235,11 @@ Status refuse_stand_ins_beyond_stdio(const std::vector<FdImage>& fds) {
 
 bool needs_stand_in(const FdImage& f) {
   return f.kind == FdKind::kPipe || f.kind == FdKind::kTty || f.kind == FdKind::kSocket;
+}
+
+bool stand_in_beyond_stdio(const FdImage& f, const CheckpointOptions& options) {
+  if (!needs_stand_in(f) || f.fd <= 2) return false;
+  return !(options.terminals_travel && f.kind == FdKind::kTty && f.path.rfind("/dev/pts/", 0) == 0);
 }
 
 std::string describe_fd(const FdImage& f) {
@@ -254,7 +259,7 @@ Status fds_preflight(pid_t pid, const CheckpointOptions& options) {
   for (int fd : fds) OSMO_TRY(classify(pid, fd, options));
   if (options.refuse_stand_ins_beyond_stdio) {
     OSMO_ASSIGN_OR_RETURN(std::vector<FdImage> all, survey_fds(pid, options));
-    OSMO_TRY(refuse_stand_ins_beyond_stdio(all));
+    OSMO_TRY(refuse_stand_ins_beyond_stdio(all, options));
   }
   return ok_status();
 }
@@ -262,7 +267,7 @@ Status fds_preflight(pid_t pid, const CheckpointOptions& options) {
 Status fds_dump(DumpContext& c) {
   OSMO_ASSIGN_OR_RETURN(c.img->fds, survey_fds(c.pid, *c.options));
   // Preflight checked this already; the process may have opened an fd since.
-  if (c.options->refuse_stand_ins_beyond_stdio) OSMO_TRY(refuse_stand_ins_beyond_stdio(c.img->fds));
+  if (c.options->refuse_stand_ins_beyond_stdio) OSMO_TRY(refuse_stand_ins_beyond_stdio(c.img->fds, *c.options));
   for (FdImage& f : c.img->fds)
     if (f.kind == FdKind::kBlob) f.blob = add_blob(c, f.path, fmt::format("/proc/{}/fd/{}", c.pid, f.fd), f.file);
   OSMO_TRY(read_internal_pipes(c.pid, &c.img->fds));
@@ -339,7 +344,7 @@ Result<std::vector<std::string>> tree_stand_ins_beyond_stdio(const std::vector<p
   std::vector<std::string> out;
   for (const ProcessImage& img : imgs)
     for (const FdImage& f : img.fds)
-      if (needs_stand_in(f) && f.fd > 2) out.push_back(fmt::format("{} of process {}", describe_fd(f), img.task.pid));
+      if (stand_in_beyond_stdio(f, options)) out.push_back(fmt::format("{} of process {}", describe_fd(f), img.task.pid));
   return out;
 }
 

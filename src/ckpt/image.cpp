@@ -32,6 +32,7 @@ const char* section_name(SectionType t) {
     case SectionType::kTree: return "tree";
     case SectionType::kProcess: return "process";
     case SectionType::kProcessPages: return "process-pages";
+    case SectionType::kTerminal: return "terminal";
     case SectionType::kBlob: return "blob";
     case SectionType::kPages: return "pages";
     case SectionType::kEnd: return "end";
@@ -129,7 +130,7 @@ bool known_type(std::uint32_t t) {
     case SectionType::kRegs: case SectionType::kSignals: case SectionType::kFds:
     case SectionType::kTimers: case SectionType::kThreadMisc: case SectionType::kBlob:
     case SectionType::kPages: case SectionType::kEnd: case SectionType::kTree:
-    case SectionType::kProcess: case SectionType::kProcessPages:
+    case SectionType::kProcess: case SectionType::kProcessPages: case SectionType::kTerminal:
       return true;
   }
   return false;

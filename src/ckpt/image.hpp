@@ -27,8 +27,9 @@
 namespace osmo::ckpt {
 
 inline constexpr char kImageMagic[8] = {'O', 'S', 'M', 'O', 'C', 'K', 'P', 'T'};
-inline constexpr std::uint32_t kImageVersion = 4;  // 2: XXH3-64, 40-byte section headers; 3: sid/pgid, capabilities;
-                                                   // 4: process trees (tree, process markers, shared fds)
+inline constexpr std::uint32_t kImageVersion = 5;  // 2: XXH3-64, 40-byte section headers; 3: sid/pgid, capabilities;
+                                                   // 4: process trees (tree, process markers, shared fds);
+                                                   // 5: the terminal section (controlling pty)
 inline constexpr std::size_t kImageHeaderSize = 32;
 inline constexpr std::size_t kSectionHeaderSize = 40;
 // A single section never exceeds this (page chunks are far smaller); a larger length in a header
@@ -48,6 +49,7 @@ enum class SectionType : std::uint32_t {
   kTree = 9,      // a tree image: its processes (pid, parent, session, group, zombie status)
   kProcess = 10,  // a tree image: the metadata (and blobs) of the next live process follow
   kProcessPages = 11,  // a tree image: the pages of the next live process follow
+  kTerminal = 12,  // the controlling pseudo-terminal of a session leader (v5)
   kBlob = 16,     // a chunk of a carried file's content (memfd, deleted file, shared anon)
   kPages = 17,    // a run of page contents
   kEnd = 255,

@@ -13,6 +13,7 @@
 //   timers          timers.cpp        kTimers
 //   rseq/futex/tid  thread_misc.cpp   kThreadMisc
 //   clocks          timens.cpp        (in kTask; the restored process's time namespace)
+//   terminal        terminal.cpp      kTerminal  (a session leader's controlling pty)
 //   process tree    tree.cpp          kTree, kProcess, kProcessPages (tree images only; shared
 //                                     fds and pipes between processes: fds.cpp)
 //
@@ -245,6 +246,17 @@ Status thread_restore(RestoreContext&);
 // The rseq area glibc registered in the new process (a clone of the restorer) goes before the
 // memory it points into.
 Status thread_unregister_inherited_rseq(RestoreContext&);
+
+Status terminal_dump(DumpContext&);
+void terminal_encode(const ProcessImage&, Encoder&);
+Status terminal_decode(Decoder&, ProcessImage&);
+void terminal_describe(const ProcessImage&, nlohmann::json&);
+// In the caller, before any process exists: gives the fresh pty's slave (`slave`, from the
+// FdResolver) the image's settings, window size, owner and mode.
+Status terminal_apply(int slave, const TerminalImage&);
+// Injected into the session leader once every process of the tree exists: the image's
+// foreground process group (`fd`: the slave, as the leader now numbers it).
+Status terminal_restore_foreground(RestoreContext&, int fd);
 
 // Clocks and the time namespace (timens.cpp).
 // CLOCK_MONOTONIC and CLOCK_BOOTTIME as pid sees them (its time namespace's offsets included).

@@ -31,6 +31,9 @@ const std::vector<KindOps>& kinds() {
       {"timers", SectionType::kTimers, timers_dump, timers_encode, timers_decode, timers_describe},
       {"thread-misc", SectionType::kThreadMisc, thread_dump, thread_encode, thread_decode,
        thread_describe},
+      // After fds: a leader's controlling terminal is read through one of its fds on it.
+      {"terminal", SectionType::kTerminal, terminal_dump, terminal_encode, terminal_decode,
+       terminal_describe},
       // Memory last: its dump reads the final maps, and its pages follow the metadata.
       {"vmas", SectionType::kVmas, mem_dump, mem_encode, mem_decode, mem_describe},
   };

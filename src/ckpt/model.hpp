@@ -186,6 +186,26 @@ struct ThreadMiscImage {
   std::uint64_t clear_tid = 0;
 };
 
+// ---- controlling terminal (terminal.cpp) ----
+// The pseudo-terminal a session leader has as its controlling terminal: what a new pty pair must
+// be given at restore for the session to find its terminal as it was. Carried by the leader's
+// image only (a terminal belongs to one session); fds of any process of the tree that are open on
+// the same /dev/pts/N are given the new pty's slave.
+struct TerminalImage {
+  bool present = false;
+  std::int32_t index = -1;  // /dev/pts/<index> at dump (fds with that path are this terminal)
+  // termios as tcgetattr(3) returns it (c_cc: NCCS bytes).
+  std::uint32_t iflag = 0, oflag = 0, cflag = 0, lflag = 0;
+  std::uint8_t line = 0;
+  std::vector<std::uint8_t> cc;
+  std::uint32_t ispeed = 0, ospeed = 0;
+  std::uint16_t rows = 0, cols = 0, xpixel = 0, ypixel = 0;
+  // The foreground process group, in the process's own pid namespace (0: the leader's own).
+  std::int32_t fg_pgrp = 0;
+  std::uint32_t exclusive = 0;  // TIOCEXCL
+  std::uint32_t uid = 0, gid = 0, mode = 0;  // owner and permission bits of the slave
+};
+
 // ---- process tree (tree.cpp) ----
 // One process of a checkpointed tree. Pids are in the tree's own (innermost) pid namespace.
 struct TreeProcess {
@@ -211,6 +231,7 @@ struct ProcessImage {
   std::vector<FdImage> fds;
   TimersImage timers;
   ThreadMiscImage thread;
+  TerminalImage terminal;
 };
 
 }  // namespace osmo::ckpt

@@ -59,6 +59,8 @@
 #include <memory>
 #include <optional>
 
+#include <fmt/format.h>
+
 #include "base/scope_guard.hpp"
 #include "ckpt/ckpt.hpp"
 #include "ckpt/faults.hpp"
@@ -110,6 +112,42 @@ Status read_marker(ImageReader& r, const SectionHeader& h, SectionType want, std
   return ok_status();
 }
 
+// Gives the fds that were open on a carried terminal's /dev/pts/N the slave of its new pty
+// (terminal.cpp); every other fd goes to the caller's resolver.
+class TerminalFdResolver final : public FdResolver {
+ public:
+  explicit TerminalFdResolver(FdResolver& inner) : inner_(inner) {}
+  Result<int> resolve(const FdImage& f) override {
+    if (const int s = slave_of(f); s >= 0) return s;
+    return inner_.resolve(f);
+  }
+  Result<int> resolve_terminal(const TerminalImage& t) override {
+    if (slaves_.count(t.index) != 0) return make_error("image corrupted: two sessions lead terminal /dev/pts/{}", t.index);
+    OSMO_ASSIGN_OR_RETURN(int slave, inner_.resolve_terminal(t));
+    if (slave < 0) return -1;
+    OSMO_TRY(terminal_apply(slave, t));
+    slaves_[t.index] = slave;
+    return slave;
+  }
+  Status finish(const std::vector<FdImage>& recorded) override {
+    std::vector<FdImage> rest;
+    for (const FdImage& f : recorded)
+      if (slave_of(f) < 0) rest.push_back(f);
+    return inner_.finish(rest);
+  }
+
+ private:
+  int slave_of(const FdImage& f) const {
+    constexpr std::string_view kPrefix = "/dev/pts/";
+    if (f.kind != FdKind::kTty || f.path.rfind(kPrefix, 0) != 0) return -1;
+    for (const auto& [index, slave] : slaves_)
+      if (f.path == fmt::format("/dev/pts/{}", index)) return slave;
+    return -1;
+  }
+  FdResolver& inner_;
+  std::map<std::int32_t, int> slaves_;  // old /dev/pts index -> the new slave (the inner resolver's fd)
+};
+
 // One process of the restore: its image, what the caller opened for it, and once it exists,
 // its pidfd, its report and its tracee.
 struct ProcRestore {
@@ -123,6 +161,7 @@ struct ProcRestore {
   std::optional<Tracee> tracee;
   pid_t cpid = -1;
   RestoreContext rc;
+  int ctty_file = -1;  // index of its new terminal's slave in its kept files (ParkedReport::files)
 };
 
 // Every live process's pidfd (kPidfd, from its creator) and report (kReady), in any order.
@@ -226,7 +265,12 @@ Result<HeldRestore> restore_until_commit(int in_fd, const RestoreOptions& opts) 
   // The plans: the tree's nodes, each live process's fds (pipes and shared files across the
   // tree), files, session.
   InheritStdioResolver default_resolver;
-  FdResolver& resolver = opts.resolver != nullptr ? *opts.resolver : default_resolver;
+  TerminalFdResolver resolver(opts.resolver != nullptr ? *opts.resolver : default_resolver);
+  std::vector<int> ctty_slaves(live, -1);  // per live process: its session's new terminal
+  for (std::size_t i = 0; i < live; i++)
+    if (procs[i]->img.terminal.present) {
+      OSMO_ASSIGN_OR_RETURN(ctty_slaves[i], resolver.resolve_terminal(procs[i]->img.terminal));
+    }
   std::vector<UniqueFd> owned;
   restorer::TreePlan plan;
   plan.plans.resize(live);
@@ -290,6 +334,11 @@ Result<HeldRestore> restore_until_commit(int in_fd, const RestoreOptions& opts) 
     all_fds.insert(all_fds.end(), p.img.fds.begin(), p.img.fds.end());
     OSMO_TRY(mem_open_files(p.img, p.blob_fds, opts.verify_inode, &p.files, &p.vma_file_idx, &p.exe_idx));
     for (auto& f : p.files) cp.files.push_back(f.get());
+    if (ctty_slaves[i] >= 0) {
+      cp.ctty_fd = ctty_slaves[i];
+      p.ctty_file = static_cast<int>(cp.files.size());  // kept: the foreground group is set through it
+      cp.files.push_back(ctty_slaves[i]);
+    }
     cp.netns_fd = netns.get();
     cp.tramp_candidates = mem_trampoline_candidates(p.img);
     if (opts.hide_clock_jump && i == 0) cp.timens_offsets = timens_offsets_for(p.img);
@@ -368,6 +417,7 @@ Result<HeldRestore> restore_until_commit(int in_fd, const RestoreOptions& opts) 
     OSMO_TRY(thread_restore(rc));
     OSMO_TRY(sig_restore_pending(rc));
     OSMO_TRY(task_restore_limits(rc));
+    if (p.ctty_file >= 0) OSMO_TRY(terminal_restore_foreground(rc, rep.files[static_cast<std::size_t>(p.ctty_file)]));
     OSMO_TRY(tracee.syscall_ok("close_range (helper fds)", SYS_close_range,
                                static_cast<std::uint64_t>(rc.helper_fd_base), ~0u, 0));
     OSMO_TRY(task_restore_creds(rc));

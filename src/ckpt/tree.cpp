@@ -295,7 +295,7 @@ Result<FrozenDump> dump_tree_and_freeze(pid_t root, int out_fd, const Checkpoint
       std::string list;
       for (const auto& [host, img] : procs)
         for (const FdImage& f : img->fds)
-          if (needs_stand_in(f) && f.fd > 2)
+          if (stand_in_beyond_stdio(f, tree_opts))
             list += fmt::format("{}{} of process {}", list.empty() ? "" : ", ", describe_fd(f), img->task.pid);
       if (!list.empty())
         return make_error("its restore would need a stand-in for {}, and a restore gives stand-ins only for fds 0-2",

@@ -13,7 +13,7 @@ Status check_movable(const run::JobRecord& rec) {
   // recreated with clone3's set_tid (docs/run.md, "Without root").
   if (platform::jobs_need_user_namespace())
     return make_error("this node's daemon runs without root; moving a job needs root on both nodes");
-  OSMO_TRY(run::record_movable(rec));  // a job with a terminal cannot move yet (run/job_table.hpp)
+  OSMO_TRY(run::record_movable(rec));
   if (rec.job_pid <= 0 || platform::process_start_ticks(rec.job_pid) != rec.job_start)
     return make_error("its process has exited");
   // The job is its whole process tree: every process of its PID namespace but the namespace's
@@ -24,6 +24,9 @@ Status check_movable(const run::JobRecord& rec) {
   // The target gives stand-ins for the job's stdio (fds 0-2) only: a pipe to a program outside
   // the job is refused now, before the freeze, not by the target's restore.
   opts.refuse_stand_ins_beyond_stdio = true;
+  // A job with a terminal: its pty travels (the target makes a new one, target.cpp), so its fds on
+  // /dev/pts/N need no stand-in, whatever their number (a shell's fd 255).
+  opts.terminals_travel = true;
   return ckpt::preflight(rec.job_pid, opts);
 }
 

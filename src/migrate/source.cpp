@@ -313,9 +313,13 @@ void migrate_out(run::MigrationControl& shepherd, const SourceOrder& order, Uniq
 nlohmann::json handoff_to_json(const run::HandoffState& s) {
   Json signals = Json::array();
   for (const auto& h : s.held_signals) signals.push_back({{"signo", h.signo}, {"group", h.group}});
-  return Json{{"stdout", s.at.stdout_bytes}, {"stderr", s.at.stderr_bytes}, {"stdin", s.at.stdin_bytes},
-              {"signals", s.at.signals},     {"epoch", s.epoch},              {"stdin_ended", s.stdin_ended},
-              {"held_signals", signals}};
+  Json j{{"stdout", s.at.stdout_bytes}, {"stderr", s.at.stderr_bytes}, {"stdin", s.at.stdin_bytes},
+         {"signals", s.at.signals},     {"epoch", s.epoch},              {"stdin_ended", s.stdin_ended},
+         {"held_signals", signals}};
+  // The input the job's pty held (a few keys at most: the line discipline keeps 4 KiB).
+  if (!s.tty_input.empty())
+    j["tty_input"] = to_hex({reinterpret_cast<const std::uint8_t*>(s.tty_input.data()), s.tty_input.size()});
+  return j;
 }
 
 Result<run::HandoffState> handoff_from_json(const nlohmann::json& j) {
@@ -327,6 +331,11 @@ Result<run::HandoffState> handoff_from_json(const nlohmann::json& j) {
     s.at.signals = j.at("signals").get<std::uint64_t>();
     s.epoch = j.at("epoch").get<std::uint32_t>();
     s.stdin_ended = j.at("stdin_ended").get<bool>();
+    if (j.contains("tty_input")) {
+      const std::string hex = j.at("tty_input").get<std::string>();
+      OSMO_ASSIGN_OR_RETURN(auto bytes, from_hex(hex, hex.size() / 2, "the pty's unread input"));
+      s.tty_input.assign(bytes.begin(), bytes.end());
+    }
     for (const auto& h : j.at("held_signals")) {
       const int signo = h.at("signo").get<int>();
       if (signo <= 0 || signo >= NSIG) return make_error("held signal {} out of range", signo);

@@ -29,6 +29,7 @@
 #include "migrate/source.hpp"
 #include "run/exit_status.hpp"
 #include "run/job_host.hpp"
+#include "run/job_pty.hpp"
 #include "run/relay.hpp"
 #include "run/run_service.hpp"
 #include "run/shepherd.hpp"
@@ -72,6 +73,18 @@ class StdioResolver final : public ckpt::FdResolver {
     job_err.reset(err[1]);
     return ok_status();
   }
+  // The job's terminal (a job with a pty, ckpt terminal.cpp): a new pty here, whose master the
+  // relay takes; the engine gives the slave the image's settings, window size, owner and
+  // foreground group and makes it the session's controlling terminal.
+  Result<int> resolve_terminal(const ckpt::TerminalImage& t) override {
+    if (!has_tty) return make_error("the image has a terminal (/dev/pts/{}) but the job has none", t.index);
+    if (ours_tty) return make_error("the image has a second terminal (/dev/pts/{}); a job has one", t.index);
+    OSMO_ASSIGN_OR_RETURN(run::JobPty pty, run::open_job_pty(run::TtySpec{}, uid));
+    OSMO_ASSIGN_OR_RETURN(job_tty, run::open_pty_slave(pty.master.get(), pty.index));
+    ours_tty = std::move(pty.master);
+    tty_index = pty.index;
+    return job_tty.get();
+  }
   Result<int> resolve(const ckpt::FdImage& recorded) override {
     switch (recorded.fd) {
       case 0: return job_in.get();
@@ -84,6 +97,11 @@ class StdioResolver final : public ckpt::FdResolver {
   }
   UniqueFd job_in, job_out, job_err;     // the restored process's ends (closed here after restore)
   UniqueFd ours_in, ours_out, ours_err;  // the relay's ends
+  bool has_tty = false;  // the job has a pty (JobSpec::tty)
+  uid_t uid = 0;         // its user, who owns the new pty
+  UniqueFd job_tty;      // the new pty's slave, given to the engine (closed here after restore)
+  UniqueFd ours_tty;     // its master: the relay's
+  int tty_index = -1;
 };
 
 // Ends the migration if the target daemon dies before the job runs here: the stream is shut
@@ -177,6 +195,8 @@ class Incoming {
     platform::set_receive_timeout(stream_.get(), kSourceSilenceMs);
     StdioResolver stdio;
     OSMO_TRY(stdio.create());
+    stdio.has_tty = spec_.tty.has_value();
+    stdio.uid = spec_.uid;
     OSMO_TRY(ch_.send(Json{{"t", msg::kReady}}));
 
     // The image: the restore reads the sealed chunks straight from the stream into its own
@@ -209,6 +229,7 @@ class Incoming {
     stdio.job_in.reset();
     stdio.job_out.reset();
     stdio.job_err.reset();
+    stdio.job_tty.reset();  // the job holds its own: the master reads EIO when the job's last one closes
     rusage ru{};
     ::getrusage(RUSAGE_SELF, &ru);  // this process did nothing but the move so far
     const double cpu_ms =
@@ -230,6 +251,12 @@ class Incoming {
     }
     if (unread.size() != m.value("stdin_unread", std::uint64_t{0}))
       return make_error("the source announced {} unread stdin bytes and sent {}", m.value("stdin_unread", 0), unread.size());
+    // The input the old pty held goes into the new one now, before the job runs (echo off: it
+    // was echoed where it was typed); the relay's pre-fill comes after it.
+    if (!state.tty_input.empty()) {
+      if (!stdio.ours_tty) return make_error("the source sent input for a terminal the image does not have");
+      OSMO_TRY(run::inject_pty_input(stdio.ours_tty.get(), state.tty_input));
+    }
     // Our pipes are fresh: all of it goes in front (adopt_shepherd_main pre-fills both parts).
     state.stdin_in_pipe = std::move(unread);
     state.stdin_buffered.clear();
@@ -253,6 +280,15 @@ class Incoming {
     auto lost = std::make_shared<std::atomic<bool>>(false);
     if (postcopy) job.host = std::make_unique<PostcopyHost>(std::move(job.host), lost);
     job.pipes = run::JobPipes{std::move(stdio.ours_in), std::move(stdio.ours_out), std::move(stdio.ours_err)};
+    if (stdio.ours_tty && spec_.tty) {
+      // As at the job's start (shepherd.cpp): the streams on the pty have no pipe.
+      job.pipes.tty = std::move(stdio.ours_tty);
+      job.pipes.tty_stdin = spec_.tty->in;
+      job.tty_index = stdio.tty_index;
+      if (spec_.tty->in) job.pipes.in.reset();
+      if (spec_.tty->out) job.pipes.out.reset();
+      if (spec_.tty->err) job.pipes.err.reset();
+    }
     job.migrations = order_.epoch;
     job.started_unix_ms = order_.started_unix_ms;
     auto dial_home = [this, &state]() -> Result<UniqueFd> {

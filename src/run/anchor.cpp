@@ -244,6 +244,7 @@ class Reader {
   void reject(Conn& c, const std::string& why);
   void retire(UniqueFd fd);
   void resend_closed_locked();
+  void resend_window_locked();
   void deliver(int fd, bool& closed, FrameType closed_frame, const char* p, std::size_t n);
   bool splice_rest_of_frame();
   bool protocol_error(const std::string& what) {
@@ -280,6 +281,16 @@ void Reader::deliver(int fd, bool& closed, FrameType closed_frame, const char* p
 }
 
 // After a move: the new (or resumed) shepherd learns which of our outputs are gone.
+// A job with a pty, after a move or a cancelled one: the caller's window may have changed while
+// no window-size frame could go out, so the shepherd that now runs the job gets the current size
+// (its pty was given the size at the freeze; an unchanged size makes no SIGWINCH). mu held.
+void Reader::resend_window_locked() {
+  winsize w{};
+  if (sh_.opt.term_fd < 0 || ::ioctl(sh_.opt.term_fd, TIOCGWINSZ, &w) != 0 || w.ws_row == 0 || w.ws_col == 0) return;
+  const WindowSize ws{w.ws_row, w.ws_col, w.ws_xpixel, w.ws_ypixel};
+  (void)sh_.send_frame_locked(FrameType::kWindowSize, window_size_payload(ws).view());
+}
+
 void Reader::resend_closed_locked() {
   if (out_closed_) sh_.send_frame_locked(FrameType::kStdoutClosed);
   if (err_closed_) sh_.send_frame_locked(FrameType::kStderrClosed);
@@ -404,8 +415,9 @@ bool Reader::handle_frame(FrameType type, std::string_view payload) {
       deliver(sh_.opt.err_fd, err_closed_, FrameType::kStderrClosed, pl, len);
       return true;
     case FrameType::kTty:
-      // The job's terminal output: to the caller's terminal (not counted in stdout: a job with a
-      // pty does not move yet). A terminal we cannot write to any more drops it, as a hung-up one.
+      // The job's terminal output: to the caller's terminal. Not counted in the offsets: a move
+      // drains the old pty into the old stream before `handoff`, and the new pty's output comes
+      // only on the new stream. A terminal we cannot write to any more drops it, as a hung-up one.
       if (handed_off) return out_of_place();
       if (!sh_.tty_closed &&
           !write_all(sh_.opt.tty_out_fd >= 0 ? sh_.opt.tty_out_fd : sh_.opt.out_fd, payload).ok())
@@ -499,6 +511,7 @@ bool Reader::handle_frame(FrameType type, std::string_view payload) {
       sh_.link = Link::kStreaming;
       sh_.credit = 0;  // the shepherd grants afresh
       resend_closed_locked();
+      resend_window_locked();
       for (const auto& s : std::exchange(sh_.held_signals, {})) sh_.signal_locked(s.signo, s.flags);
       if (sh_.opt.verbose)
         sh_.say(fmt::format("osmo run: job {} stays on node {} (move cancelled)", sh_.job_id, sh_.node));
@@ -569,6 +582,7 @@ void Reader::decide_attach(Conn& c, const AttachMsg& a) {
     sh_.credit = 0;  // the new shepherd grants its window
     sh_.node = a.node;
     resend_closed_locked();
+    resend_window_locked();
     for (const auto& s : std::exchange(sh_.held_signals, {})) sh_.signal_locked(s.signo, s.flags);
   }
   in_.clear();

@@ -26,6 +26,21 @@ struct JobPty {
 // slave is not held open here, so the master reads EIO once the job's last process has closed it.
 Result<JobPty> open_job_pty(const TtySpec& tty, uid_t uid);
 
+// A new open file description of the pty's slave (O_NOCTTY, close-on-exec), through the master:
+// what a migration's target gives the restored job (ckpt::FdResolver::resolve_terminal).
+Result<UniqueFd> open_pty_slave(int master, int index);
+
+// The input the pty's line discipline holds for the job and it has not read yet (typed ahead, or a
+// line not finished with Enter), copied without being lost: the slave's canonical mode is switched
+// off for the read (which makes an unfinished line readable), then the bytes are typed back in
+// with echo off (TIOCSTI, root), so the pty is as it was. Precondition: the job is frozen and
+// nobody writes into the master meanwhile (a move, after `migrating`).
+Result<std::string> copy_pty_input(int master);
+// Types `bytes` into the pty's line discipline as if they came from the keyboard, with echo off
+// (they were echoed where they were first typed): a move's target gives its new pty the input the
+// old one held, before the job runs.
+Status inject_pty_input(int master, const std::string& bytes);
+
 // A window size change from the caller: the kernel sends SIGWINCH to the pty's foreground group.
 Status set_window_size(int master, std::uint16_t rows, std::uint16_t cols, std::uint16_t xpixel,
                        std::uint16_t ypixel);

@@ -32,7 +32,7 @@ struct JobRecord {
   std::int64_t started_unix_ms = 0;
   int migrations = 0;
   // The job's terminal on its node ("pts/5"), empty if it has none. A job with a terminal is
-  // interactive: balancing treats it so, and it cannot move yet (record_movable).
+  // interactive: balancing treats it so. A move gives it a new pty on its new node.
   std::string tty;
   bool interactive() const { return !tty.empty(); }
 };
@@ -53,8 +53,8 @@ Status write_job_record(const std::filesystem::path& state_dir, const JobRecord&
 void remove_job_record(const std::filesystem::path& state_dir, const std::string& id);
 
 // What the job record alone says about moving the job (the run side's part of `osmo migrate
-// --check` and of `movable`/`why_not` in `osmo ps --json`): a job with a terminal cannot move
-// until the engine carries a pty.
+// --check` and of `movable`/`why_not` in `osmo ps --json`), before the migration code looks at
+// the processes. Nothing refuses today (a job with a terminal moves with it).
 Status record_movable(const JobRecord& rec);
 
 // Live jobs of this node; stale records are deleted on the way.

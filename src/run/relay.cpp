@@ -324,7 +324,8 @@ bool Relay::frame_allowed(FrameType type) const {
       return type != FrameType::kHandoff && type != FrameType::kResume && type != FrameType::kAttach;
     case Phase::kAttaching: return type == FrameType::kAttach;
     case Phase::kHandingOff:
-      return type == FrameType::kStdout || type == FrameType::kStderr || type == FrameType::kStdoutEof ||
+      return type == FrameType::kStdout || type == FrameType::kStderr || type == FrameType::kTty ||
+             type == FrameType::kStdoutEof ||
              type == FrameType::kStderrEof || type == FrameType::kHeartbeat || type == FrameType::kHandoff ||
              type == FrameType::kResume;
     case Phase::kHandedOff:
@@ -482,6 +483,15 @@ bool Relay::output_drained() const {
   for (const OutputPipe* p : {&out_pipe_, &err_pipe_}) {
     int avail = 0;
     if (p->fd.valid() && ::ioctl(p->fd.get(), FIONREAD, &avail) == 0 && avail > 0) return false;
+  }
+  // The pty: what the job wrote to its terminal reaches the master through the tty layer's
+  // buffer work, asynchronously. A poll of the master that finds nothing to read first waits for
+  // that work (n_tty_poll -> tty_buffer_flush_work), so "nothing readable" means nothing in
+  // flight either. The frozen job's terminal output is then all in the stream: the target's new
+  // pty starts empty (the image carries no output; docs/run.md "Terminals").
+  if (tty_pipe_.fd.valid()) {
+    pollfd p{tty_pipe_.fd.get(), POLLIN, 0};
+    if (::poll(&p, 1, 0) > 0 && (p.revents & POLLIN) != 0) return false;
   }
   return true;
 }
@@ -734,6 +744,16 @@ void Relay::on_handoff_ack(const HandoffAckMsg& ack) {
   s.at = at_;
   s.epoch = ack.epoch;
   s.stdin_in_pipe = std::move(in_pipe).value();
+  if (stdin_tty_ && tty_ctl_.valid()) {
+    // Nobody writes into the pty now (the anchor holds stdin since `migrating`, the job is
+    // frozen): what its line discipline holds is exactly the input typed and not read.
+    auto tty_in = copy_pty_input(tty_ctl_.get());
+    if (!tty_in.ok()) {
+      complete_active(Error{tty_in.error().code, fmt::format("job {}: {}", id_, tty_in.error().message)});
+      return;
+    }
+    s.tty_input = std::move(tty_in).value();
+  }
   s.stdin_buffered.assign(stdin_.data(), stdin_.size());
   s.stdin_ended = stdin_state_ != StdinState::kOpen;
   s.held_signals = held_signals_;
@@ -865,12 +885,6 @@ void Relay::start_command(const std::shared_ptr<Command>& cmd) {
   using Kind = Command::Kind;
   switch (cmd->kind) {
     case Kind::kBegin:
-      if (tty_ctl_.valid()) {
-        // The stream carries no pty state (settings, window, foreground group, unread input), and
-        // the anchor could not hand a target its terminal: refused, the job stays here untouched.
-        complete(cmd, make_error("job {} has a terminal; moving a terminal is not supported yet", id_));
-        return;
-      }
       if (phase_ != Phase::kRunning) {
         complete(cmd, make_error("job {} cannot be handed off while its relay is {}", id_,
                                  phase_ == Phase::kDraining ? "draining (the job has ended)" : to_string(phase_)));

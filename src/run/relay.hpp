@@ -65,6 +65,10 @@ struct HandoffState {
   // pre-fills both parts (unconsumed_stdin()); one that keeps the job's old pipe only the buffer.
   std::string stdin_in_pipe;
   std::string stdin_buffered;
+  // A job whose stdin is its pty: the input its line discipline held, typed but not read yet
+  // (copied, not taken: copy_pty_input). A target types it into its new pty, echo off, before the
+  // job runs; it comes before stdin_buffered (which the shepherd had not written into the pty).
+  std::string tty_input;
   // The job's stdin is to be closed after those bytes (the anchor's stdin ended, or the job had
   // closed it).
   bool stdin_ended = false;

@@ -319,8 +319,7 @@ class RunService : public std::enable_shared_from_this<RunService> {
     const MovabilityCheck& movable = movability_check();
     for (const auto& j : jobs) {
       Json o = to_json(j);
-      // The record's own verdict first (a job with a terminal cannot move yet), then the
-      // migration code's, which looks at the process.
+      // The record's own verdict first, then the migration code's, which looks at the process.
       Status m = record_movable(j.rec);
       if (m.ok() && movable) m = movable(j.rec);
       if (!m.ok() || movable) {

@@ -366,7 +366,7 @@ int adopt_shepherd_main(const std::function<Result<UniqueFd>()>& dial_home, cons
   bool recorded = false;
   // Listed as soon as the anchor has accepted us, before the job runs again.
   auto attached = [&]() -> Status {
-    JobRecord record = make_record(spec, host, -1);
+    JobRecord record = make_record(spec, host, job.tty_index);
     record.migrations = job.migrations;
     if (job.started_unix_ms > 0) record.started_unix_ms = job.started_unix_ms;
     if (!spec.state_dir.empty()) {

@@ -68,6 +68,7 @@ struct AdoptedJob {
   JobPipes pipes;                   // our ends of the pipes the job now has as stdin/stdout/stderr
   int migrations = 0;               // moves so far, this one included (shown by `osmo ps`)
   std::int64_t started_unix_ms = 0;  // when the job first started (0: now)
+  int tty_index = -1;                // its pty here is /dev/pts/<tty_index> (pipes.tty), if it has one
 };
 
 // The target side of a move: runs a shepherd for `job` in the calling process until the job's

@@ -232,13 +232,14 @@ def kill_after_each_move():
             wait_until("the job gone", lambda: job_where("n1", "python3 -c") is None, 20)
 
 
-def ctrl_c_at_home():
-    """A Ctrl-C typed at the home terminal after two moves reaches the job: 130. The job runs with
-    `-T` (no pty of its own, its stdio are pipes): a job with a pty cannot move yet (docs/run.md),
-    while Ctrl-C at the caller's terminal must still reach a moved job as SIGINT."""
+def ctrl_c_at_home(pty_flag="-T"):
+    """A Ctrl-C typed at the home terminal after two moves reaches the job: 130. With -T the job has
+    no pty (its stdio are pipes): Ctrl-C at the caller's terminal is a signal to `osmo run`,
+    forwarded to the moved job as SIGINT."""
     with Testbed(3, cpus=CPUS):
         master, slave = pty.openpty()
-        p = subprocess.Popen([OSMO, "testbed", "exec", "n1", "--", OSMO, "run", "-T", "--node", "n2", "python3", "-c", SLEEPER],
+        p = subprocess.Popen([OSMO, "testbed", "exec", "n1", "--", OSMO, "run", pty_flag, "--node", "n2", "python3", "-c",
+                              SLEEPER],
                              stdin=slave, stdout=slave, stderr=slave, start_new_session=True,
                              preexec_fn=lambda: __import__("fcntl").ioctl(0, __import__("termios").TIOCSCTTY, 0))
         os.close(slave)
@@ -253,6 +254,13 @@ def ctrl_c_at_home():
         finally:
             kill_started(p)
             os.close(master)
+
+
+def ctrl_c_at_home_pty():
+    """The same with -t: the job has a pty, which moves with it (a new pty on each node, its settings
+    and foreground group carried); the home terminal is raw, so the Ctrl-C is a byte typed into the
+    job's new pty, whose line discipline sends SIGINT to its foreground group: 130."""
+    ctrl_c_at_home("-t")
 
 
 PIPELINE = "seq 1 50000000 | sha256sum"
@@ -619,7 +627,7 @@ def source_daemon_restart():
 if __name__ == "__main__":
     require_root("the migration testbed")
     run_cases({f.__name__: f for f in (bc_pi_three_hops, xz_to_file, python_stdin, kill_after_each_move,
-                                       ctrl_c_at_home, pipeline_three_hops, children_running,
+                                       ctrl_c_at_home, ctrl_c_at_home_pty, pipeline_three_hops, children_running,
                                        zombie_kept, threads_refused, check_and_ps, target_daemon_killed, link_cut,
                                        flipped_chunk, target_out_of_memory, source_daemon_restart,
                                        postcopy_bc_there_and_back, postcopy_big_verified,

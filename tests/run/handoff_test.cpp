@@ -398,21 +398,28 @@ TEST_F(RunHandoff, CounterMovesWithoutLosingOrRepeatingOutput) {
   EXPECT_TRUE(WIFEXITED(node_status_) && WEXITSTATUS(node_status_) == 0) << node_status_;
 }
 
-TEST_F(RunHandoff, AJobWithATerminalIsNotHandedOff) {
-  // The stream carries no pty state: begin_handoff refuses, and the anchor saw no `migrating`.
-  JobSpec s = spec({"sh", "-c", "echo ready; exec sleep 30"});
+TEST_F(RunHandoff, ATerminalJobMovesWithoutLosingOrRepeatingOutput) {
+  // Its stdout is a pty: what it wrote to the terminal before the freeze is drained into the old
+  // stream before `handoff` (tty frames), the rest comes from the adopting shepherd, none twice.
+  JobSpec s = spec({"python3", "-u", "-c",
+                    "import time\nfor i in range(3000):\n  print(i)\n  time.sleep(0.0003)\nraise SystemExit(5)"});
   s.tty = TtySpec{};
   s.tty->out = true;
   start(s);
-  ASSERT_TRUE(wait_output("ready")) << err();
+  ASSERT_TRUE(wait_output("700\r\n")) << err();
   connect_control();
   json st = command("begin");
-  ASSERT_TRUE(st.contains("error")) << st.dump();
-  EXPECT_NE(st["error"].get<std::string>().find("has a terminal; moving a terminal is not supported yet"),
-            std::string::npos) << st.dump();
-  ::kill(run_.anchor, SIGKILL);  // the stream ends: the shepherd kills the job (the handler froze it)
-  finish();
-  EXPECT_EQ(err().find("moved"), std::string::npos) << err();
+  ASSERT_FALSE(st.contains("error")) << st.dump();
+  const std::size_t frozen_at = out().size();
+  ::usleep(200'000);
+  EXPECT_EQ(out().size(), frozen_at) << "terminal output after the handoff";
+  json fin = command("finish");
+  EXPECT_EQ(fin.value("ok", false), true) << fin.dump();
+  EXPECT_EQ(finish(), 5) << err();
+  std::string want;
+  for (int i = 0; i < 3000; ++i) want += std::to_string(i) + "\r\n";
+  EXPECT_TRUE(out() == want) << "terminal output differs: " << out().size() << " bytes, expected " << want.size();
+  EXPECT_NE(err().find("moved from node source to node target"), std::string::npos) << err();
 }
 
 TEST_F(RunHandoff, EchoJobGetsEveryStdinLineOnceAndHeldSignalsAfterTheMove) {

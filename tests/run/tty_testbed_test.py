@@ -325,7 +325,7 @@ print("child-signal", os.WTERMSIG(st) if os.WIFSIGNALED(st) else None, flush=Tru
 
 def pipes_stay_pipes():
     """Only the streams that are terminals get the pty; -T refuses one, -t forces one; osmo ps shows
-    the terminal, and the job is not movable, with the reason."""
+    the terminal, and the job is movable (its pty moves with it: tests/migrate/tty_migrate_*)."""
     probe = "python3 -c 'import sys; print(*(f.isatty() for f in (sys.stdin, sys.stdout, sys.stderr)))'"
     with Session() as p:
         assert p.run(run_n2(f"-- {probe} | cat")) == 0
@@ -353,7 +353,7 @@ def pipes_stay_pipes():
             r = subprocess.run([OSMO, "testbed", "exec", "n1", "--", OSMO, "run", flag, "--node", "n2", "--", "sh",
                                 "-c", probe], stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
             assert r.returncode == 0 and r.stdout == want, (flag, r)
-        # osmo ps: the job's terminal, interactive, not movable.
+        # osmo ps: the job's terminal, interactive, movable.
         p.clear()
         p.line(run_n2("python3") + "; echo rc=$?")
         p.wait_for("python's prompt", lambda s: s.rstrip().endswith(">>>"))
@@ -361,7 +361,7 @@ def pipes_stay_pipes():
                                                              if j["cmd"] == "python3"], 20)
         j = jobs[0]
         assert j["interactive"] is True and re.fullmatch(r"pts/\d+", j["tty"]), j
-        assert j["movable"] is False and j["why_not"] == "the job has a terminal; moving a terminal is not supported yet", j
+        assert j["movable"] is True and j["why_not"] is None, j
         table = on("n3", "ps").stdout
         assert re.search(r"\bTTY\b", table.splitlines()[0]) and j["tty"] in table, table
         p.keys("C-d")

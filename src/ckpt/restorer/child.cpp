@@ -3,6 +3,7 @@
 #include "ckpt/restorer/child.hpp"
 
 #include <sched.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -49,6 +50,9 @@ void child_main(int sock, ChildPlan& plan) {
     die_with(sock, errno_error("cannot make pid {} a session leader (setsid)", plan.img->task.pid));
   if (plan.session.target_setpgid && ::setpgid(0, 0) != 0)
     die_with(sock, errno_error("cannot make pid {} a process group leader (setpgid)", plan.img->task.pid));
+  // Its controlling terminal before its children exist, so that they inherit it (terminal.cpp).
+  if (plan.ctty_fd >= 0 && ::ioctl(plan.ctty_fd, TIOCSCTTY, 0) != 0)
+    die_with(sock, errno_error("cannot give pid {} its terminal again (TIOCSCTTY)", plan.img->task.pid));
   // Its children first, while it still holds every fd the caller opened for the whole tree
   // (each child keeps its own share of them).
   if (plan.tree != nullptr)

@@ -29,6 +29,9 @@ struct ChildPlan {
   std::vector<FdPlanEntry> fds;
   std::vector<int> files;  // fds of the caller the new process keeps (mapped files, exe)
   int netns_fd = -1;
+  // The session leader's new controlling terminal (a fd of the caller on the new pty's slave,
+  // TerminalImage), or -1: made its controlling terminal before it creates its children.
+  int ctty_fd = -1;
   std::vector<std::uint64_t> tramp_candidates;  // where the trampoline may go, best first
   std::string timens_offsets;                   // for init's time namespace; empty: none
   const TreePlan* tree = nullptr;               // the whole tree (one node for a single process)
