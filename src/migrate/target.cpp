@@ -23,6 +23,7 @@
 #include "base/log.hpp"
 #include "ckpt/ckpt.hpp"
 #include "migrate/postcopy.hpp"
+#include "migrate/precopy.hpp"
 #include "migrate/protocol.hpp"
 #include "migrate/sealed_image.hpp"
 #include "daemon/peer_link.hpp"
@@ -34,6 +35,7 @@
 #include "run/shepherd.hpp"
 #include "platform/linux/process.hpp"
 #include "platform/linux/socket.hpp"
+#include "platform/linux/sysfs_io.hpp"
 #include "run/job_spec.hpp"
 #include "run/job_table.hpp"
 
@@ -54,6 +56,44 @@ constexpr int kPostcopySilenceMs = 10'000;
 
 double ms_since(SteadyClock::time_point t) {
   return std::chrono::duration<double, std::milli>(SteadyClock::now() - t).count();
+}
+
+// The OOM killer's counts (memory.events "oom_kill") of this process's cgroup and each of its
+// ancestors, nearest first: a restore whose process vanished can then say that the OOM killer
+// took it (the node's memory limit), rather than only that it vanished.
+std::vector<std::pair<std::string, std::uint64_t>> oom_kill_counts() {
+  std::vector<std::pair<std::string, std::uint64_t>> out;
+  auto self = platform::read_text_file("/proc/self/cgroup");
+  if (!self.ok()) return out;
+  std::string path;
+  for (std::size_t at = 0; at < self->size();) {
+    std::size_t nl = self->find('\n', at);
+    std::string line = self->substr(at, nl == std::string::npos ? std::string::npos : nl - at);
+    if (line.rfind("0::", 0) == 0) path = line.substr(3);
+    if (nl == std::string::npos) break;
+    at = nl + 1;
+  }
+  if (path.empty()) return out;
+  for (;;) {
+    auto ev = platform::read_text_file("/sys/fs/cgroup" + (path == "/" ? std::string() : path) + "/memory.events");
+    if (ev.ok()) {
+      std::size_t k = ev->find("oom_kill ");
+      if (k != std::string::npos) out.emplace_back(path, std::strtoull(ev->c_str() + k + 9, nullptr, 10));
+    }
+    if (path == "/" || path.empty()) break;
+    std::size_t slash = path.rfind('/');
+    path = slash == 0 ? "/" : path.substr(0, slash);
+  }
+  return out;
+}
+
+// The cgroup whose OOM kill count grew since `before` (nearest first), as a phrase; empty if none.
+std::string oom_killed_since(const std::vector<std::pair<std::string, std::uint64_t>>& before) {
+  for (const auto& [cg, n] : oom_kill_counts())
+    for (const auto& [cg0, n0] : before)
+      if (cg == cg0 && n > n0)
+        return fmt::format("killed by the OOM killer (cgroup {}: memory.events oom_kill {} -> {})", cg, n0, n);
+  return {};
 }
 
 // The job's stdio as new pipes: the restored process gets the job ends in place of the pipes it
@@ -179,6 +219,20 @@ class Incoming {
     OSMO_TRY(stdio.create());
     OSMO_TRY(ch_.send(Json{{"t", msg::kReady}}));
 
+    // How the job comes (the source settles `auto`), and pre-copy's rounds into the page store
+    // while the job still runs there.
+    OSMO_ASSIGN_OR_RETURN(Json how, ch_.receive());
+    if (how["t"] == msg::kAbort) return make_error("the source gave up: {}", how.value("error", "?"));
+    if (how["t"] != msg::kMethod) return make_error("the source sent '{}' instead of the method", how["t"].get<std::string>());
+    method_ = how.value("method", "");
+    if (method_ != "stop" && method_ != "precopy" && method_ != "postcopy")
+      return make_error("the source announced an unknown method '{}'", method_);
+    if (method_ == "precopy") {
+      OSMO_ASSIGN_OR_RETURN(Json end, receive_precopy(stream_.get(), ch_.opener(), store_));
+      log_.info("job={} pre-copy from {}: {} rounds, {} pages held", spec_.id, order_.source,
+                end.value("rounds", 0), store_.pages());
+    }
+
     // The image: the restore reads the sealed chunks straight from the stream into its own
     // buffers (no pump thread, no socket pair). Each chunk is verified before the restore sees a
     // byte of it; a damaged chunk, a cut link or the stream shut down by the daemon watch fails
@@ -193,13 +247,23 @@ class Incoming {
     // numbers, so an inode check would refuse every move between real machines.
     ro.verify_inode = false;
     // Post-copy: the anonymous memory comes after the job runs here (postcopy.hpp).
-    if (order_.method == "postcopy") ro.lazy_anonymous_pages = &lazy_;
+    if (method_ == "postcopy") ro.lazy_anonymous_pages = &lazy_;
+    // Pre-copy: what the image leaves out comes from the rounds' pages.
+    if (method_ == "precopy") ro.page_store = &store_;
+    const auto oom_before = oom_kill_counts();
     auto pending = ckpt::restore_held(-1, ro);
+    store_.clear();  // every page is in the restored processes now (or the restore failed)
     // Whichever stopped first is the cause: a stream that failed explains a restore that could
     // not read; a restore that gave up by itself (out of memory, a refused image) says why.
     if (!source.link_status().ok())
       return make_error("the image from {} did not arrive whole: {}", order_.source, source.link_status().error().str());
-    if (!pending.ok()) return pending.take_error();
+    if (!pending.ok()) {
+      // A restored process the OOM killer took (the node's memory limit) reads as one that
+      // vanished: say what happened.
+      if (std::string oom = oom_killed_since(oom_before); !oom.empty())
+        return make_error("out of memory: the restored job was {}; {}", oom, pending.error().str());
+      return pending.take_error();
+    }
     if (Status s = source.finish(); !s.ok())
       return make_error("the image from {} did not arrive whole: {}", order_.source, s.error().str());
     const std::uint64_t image_bytes = source.bytes();
@@ -242,7 +306,7 @@ class Incoming {
     const ckpt::RestoredProcess& proc = pending.process();
     UniqueFd job_pidfd(::fcntl(proc.pidfd, F_DUPFD_CLOEXEC, 0));
     if (!job_pidfd) return errno_error("cannot duplicate the restored job's pidfd");
-    const bool postcopy = order_.method == "postcopy";
+    const bool postcopy = method_ == "postcopy";
     UniqueFd kill_pidfd;  // post-copy: to kill a job whose pages are lost
     if (postcopy) {
       kill_pidfd.reset(::fcntl(proc.pidfd, F_DUPFD_CLOEXEC, 0));
@@ -322,6 +386,8 @@ class Incoming {
   Logger log_;
   SealedChannel ch_;
   DaemonWatch* watch_ = nullptr;
+  std::string method_;           // as the source announced it (it settles auto)
+  PageStoreMemory store_;        // pre-copy: the pages sent while the job ran at the source
   ckpt::LazyPages lazy_;         // post-copy: the restored process's missing memory
   std::thread pages_;            // post-copy: serve_faults
   std::atomic<bool> job_over_{false};
