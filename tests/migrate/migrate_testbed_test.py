@@ -408,7 +408,7 @@ print("sum", sum(block[::4099]), flush=True)
 """
 
 
-def expect_intact_at_source(p, job_id, source="n2"):
+def expect_intact_at_source(p, job_id, source="n2", ticks_want=400):
     """The job still runs at the source, listed once, and finishes with every line in order."""
     j = job_where("n1", "python3 -c")
     assert j is not None and j["node"] == source and j["migrations"] == 0, j
@@ -416,17 +416,20 @@ def expect_intact_at_source(p, job_id, source="n2"):
     assert rc == 0, (rc, err)
     lines = out.decode().splitlines()
     ticks = [int(l.split()[1]) for l in lines if l.startswith("tick ")]
-    assert ticks == list(range(400)), "output lost or repeated after the failed migration"
+    assert ticks == list(range(ticks_want)), "output lost or repeated after the failed migration"
     # The 1 GiB that travelled (or not) is still the job's: every 4099th byte, summed.
     assert lines[-1] == f"sum {sum(j % 256 for j in range(0, 1 << 30, 4099))}", lines[-1]
 
 
-def fault_case(during, expect, setup=None, method=None):
+def fault_case(during, expect, setup=None, method=None, ticks=400):
     """Starts the big ticker on n2, starts a migration to n3 in the background, calls during(),
-    and checks the migration failed in one line naming `expect` and the job is intact at n2."""
+    and checks the migration failed in one line naming `expect` and the job is intact at n2.
+    Pre-copy's faults hit a job that keeps running (while a send to a cut link stalls for 10 s):
+    those cases run a longer ticker, so that it is still there when the migration gives up."""
     extra = ["--method", method] if method else []
+    prog = BIG_TICKER.replace("range(400)", f"range({ticks})")
     with Testbed(3, cpus=CPUS):
-        p = popen_run("n1", "--node", "n2", "python3", "-c", BIG_TICKER, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        p = popen_run("n1", "--node", "n2", "python3", "-c", prog, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
             job = wait_job("n1", "python3 -c")
             time.sleep(2)
@@ -443,7 +446,7 @@ def fault_case(during, expect, setup=None, method=None):
                 assert expect in line and "runs on n2 again" in line, f"expected '{expect}': {line}"
             finally:
                 kill_started(m)
-            expect_intact_at_source(p, job["id"])
+            expect_intact_at_source(p, job["id"], ticks_want=ticks)
         finally:
             kill_started(p)
 
@@ -686,18 +689,19 @@ def link_cut_during_precopy():
         subprocess.run(["ip", "-n", bridge_netns(), "link", "set", "v3", "down"], check=True)
         time.sleep(15)
         subprocess.run(["ip", "-n", bridge_netns(), "link", "set", "v3", "up"], check=True)
-    fault_case(cut, "n3", method="precopy")
+    fault_case(cut, "n3", method="precopy", ticks=1200)
 
 
 def target_killed_during_precopy():
-    fault_case(lambda job_id: (image_flowing(job_id), osmo("testbed", "stop", "n3")), "n3", method="precopy")
+    fault_case(lambda job_id: (image_flowing(job_id), osmo("testbed", "stop", "n3")), "n3", method="precopy",
+               ticks=1200)
 
 
 def flipped_chunk_precopy():
     """A flipped byte in a page chunk of the first pre-copy round: refused by the target."""
     os.environ["OSMO_FAULT"] = "migrate.flip_chunk"
     try:
-        fault_case(lambda job_id: None, "failed authentication", method="precopy")
+        fault_case(lambda job_id: None, "failed authentication", method="precopy", ticks=1200)
     finally:
         del os.environ["OSMO_FAULT"]
 
@@ -710,11 +714,12 @@ def auto_picks():
         with open(prog, "w") as f:
             f.write(BC_PROG)
         b = popen_run("n1", "--node", "n2", "bc", "-l", prog, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        p = popen_run("n1", "--node", "n2", "python3", "-c", BIG_TICKER, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        p = popen_run("n1", "--node", "n2", "python3", "-c", BIG_TICKER.replace("range(400)", "range(800)"),
+                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
             bc_job = wait_job("n1", "bc -l")
             job = wait_job("n1", "python3 -c")
-            time.sleep(2)
+            time.sleep(8)  # the 1 GiB is built (at half a CPU that takes seconds): the probe sees the ticker
             r = migrate("n1", bc_job["id"], "n3")
             assert "by stop (small job" in r.stdout, r.stdout
             r = migrate("n1", job["id"], "n3", timeout=240)
@@ -724,7 +729,7 @@ def auto_picks():
             assert rc == 0, (rc, err)
             lines = out.decode().splitlines()
             ticks = [int(l.split()[1]) for l in lines if l.startswith("tick ")]
-            assert ticks == list(range(400)), "output lost or repeated across the pre-copy move"
+            assert ticks == list(range(800)), "output lost or repeated across the pre-copy move"
             assert lines[-1] == f"sum {sum(j % 256 for j in range(0, 1 << 30, 4099))}", lines[-1]
             rc, _, err = finish(b)
             assert rc == 0, (rc, err)
