@@ -279,16 +279,20 @@ class SourceRun {
     if (!reason_.empty()) log.info("job={} to {}: method {}: {}", o_.id, o_.to, method_, reason_);
     Json m{{"t", msg::kMethod}, {"method", method_}};
     if (!reason_.empty()) m["reason"] = reason_;
+    if (pre) {
+      // What the target's page store will hold (it refuses a move its memory limit cannot take).
+      if (auto mem = pre->present_bytes(); mem.ok()) m["memory_bytes"] = *mem;
+    }
     if (Status s = ch_.send(m); !s.ok())
-      return make_error("{}; job {} runs on {} again", target_failure(s.error().str()), o_.id, o_.from);
+      return make_error("{}; job {} runs on {} again", target_failure(s.error().str(), "the method"), o_.id, o_.from);
     if (!pre) return ok_status();
     const auto tr = SteadyClock::now();
     auto rounds = pre->run_rounds(stream_.get(), ch_.sealer(), PrecopyBudget{});
     phases_["precopy"] = ms_since(tr);
     if (!rounds.ok()) {
       pre.reset();  // the job runs on, untracked
-      return make_error("{} (pre-copy); job {} runs on {} again (it was never stopped)",
-                        target_failure(rounds.error().str()), o_.id, o_.from);
+      return make_error("{}; job {} runs on {} again (it was never stopped)",
+                        target_failure(rounds.error().str(), "pre-copy's pages"), o_.id, o_.from);
     }
     precopy_ = *rounds;
     log.info("job={} to {}: pre-copy {} rounds, {} pages in {:.1f} ms; freezing: {}", o_.id, o_.to,
@@ -300,7 +304,7 @@ class SourceRun {
   // Why the image could not be sent: the target's `failed` or `refused` message if it sent one
   // before it closed the stream (a damaged chunk, out of memory, its daemon gone), else what the
   // link did (`send_error`).
-  std::string target_failure(const std::string& send_error) {
+  std::string target_failure(const std::string& send_error, const char* what = "the image") {
     set_receive_timeout(stream_.get(), kTargetReasonMs);
     for (int i = 0; i < 4; ++i) {  // messages the target sent before (ready, restored) come first
       auto m = ch_.receive();
@@ -308,7 +312,7 @@ class SourceRun {
       if ((*m)["t"] == msg::kFailed || (*m)["t"] == msg::kRefused)
         return fmt::format("target {} failed: {}", o_.to, m->value("error", "?"));
     }
-    return fmt::format("lost the link to target {} while sending the image ({})", o_.to, send_error);
+    return fmt::format("lost the link to target {} while sending {} ({})", o_.to, what, send_error);
   }
 
   std::string where(const std::string& what) const {

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <optional>
 #include <chrono>
 #include <thread>
 
@@ -58,33 +59,85 @@ double ms_since(SteadyClock::time_point t) {
   return std::chrono::duration<double, std::milli>(SteadyClock::now() - t).count();
 }
 
-// The OOM killer's counts (memory.events "oom_kill") of this process's cgroup and each of its
-// ancestors, nearest first: a restore whose process vanished can then say that the OOM killer
-// took it (the node's memory limit), rather than only that it vanished.
-std::vector<std::pair<std::string, std::uint64_t>> oom_kill_counts() {
-  std::vector<std::pair<std::string, std::uint64_t>> out;
+// This process's memory cgroup and its ancestors, nearest first, as directories: cgroup v2
+// ("0::/path" under /sys/fs/cgroup) or v1 (the "memory" controller's line, under
+// /sys/fs/cgroup/memory).
+struct MemoryCgroup {
+  std::string dir;
+  bool v2 = false;
+};
+std::vector<MemoryCgroup> memory_cgroups() {
+  std::vector<MemoryCgroup> out;
   auto self = platform::read_text_file("/proc/self/cgroup");
   if (!self.ok()) return out;
-  std::string path;
+  std::string path, base;
+  bool v2 = false;
   for (std::size_t at = 0; at < self->size();) {
     std::size_t nl = self->find('\n', at);
     std::string line = self->substr(at, nl == std::string::npos ? std::string::npos : nl - at);
-    if (line.rfind("0::", 0) == 0) path = line.substr(3);
+    const std::size_t c1 = line.find(':'), c2 = c1 == std::string::npos ? c1 : line.find(':', c1 + 1);
+    if (c2 != std::string::npos) {
+      const std::string ctrls = line.substr(c1 + 1, c2 - c1 - 1);
+      bool mem = false;
+      for (std::size_t p = 0; p <= ctrls.size();) {
+        std::size_t comma = ctrls.find(',', p);
+        if (ctrls.substr(p, comma == std::string::npos ? std::string::npos : comma - p) == "memory") mem = true;
+        if (comma == std::string::npos) break;
+        p = comma + 1;
+      }
+      if (mem) {
+        path = line.substr(c2 + 1), base = "/sys/fs/cgroup/memory", v2 = false;
+      } else if (line.rfind("0::", 0) == 0 && base.empty()) {
+        path = line.substr(3), base = "/sys/fs/cgroup", v2 = true;
+      }
+    }
     if (nl == std::string::npos) break;
     at = nl + 1;
   }
   if (path.empty()) return out;
   for (;;) {
-    auto ev = platform::read_text_file("/sys/fs/cgroup" + (path == "/" ? std::string() : path) + "/memory.events");
-    if (ev.ok()) {
-      std::size_t k = ev->find("oom_kill ");
-      if (k != std::string::npos) out.emplace_back(path, std::strtoull(ev->c_str() + k + 9, nullptr, 10));
-    }
-    if (path == "/" || path.empty()) break;
+    out.push_back({base + (path == "/" ? std::string() : path), v2});
+    if (path == "/") break;
     std::size_t slash = path.rfind('/');
-    path = slash == 0 ? "/" : path.substr(0, slash);
+    path = slash == 0 || slash == std::string::npos ? "/" : path.substr(0, slash);
   }
   return out;
+}
+
+std::optional<std::uint64_t> read_number_after(const std::string& file, const std::string& key) {
+  auto text = platform::read_text_file(file);
+  if (!text.ok()) return std::nullopt;
+  std::size_t k = key.empty() ? 0 : text->find(key + " ");
+  if (k == std::string::npos) return std::nullopt;
+  const char* p = text->c_str() + k + (key.empty() ? 0 : key.size() + 1);
+  if (*p < '0' || *p > '9') return std::nullopt;  // "max": no limit
+  return std::strtoull(p, nullptr, 10);
+}
+
+// The OOM killer's counts ("oom_kill" of memory.events, v1: memory.oom_control) of this
+// process's cgroup and each of its ancestors, nearest first: a restore whose process vanished
+// can then say that the OOM killer took it (the node's memory limit), rather than only that it
+// vanished.
+std::vector<std::pair<std::string, std::uint64_t>> oom_kill_counts() {
+  std::vector<std::pair<std::string, std::uint64_t>> out;
+  for (const MemoryCgroup& cg : memory_cgroups())
+    if (auto n = read_number_after(cg.dir + (cg.v2 ? "/memory.events" : "/memory.oom_control"), "oom_kill"))
+      out.emplace_back(cg.dir, *n);
+  return out;
+}
+
+// The memory this process's cgroups still allow (the least headroom of it and its ancestors that
+// have a limit), or nullopt when none has one.
+std::optional<std::uint64_t> memory_headroom() {
+  std::optional<std::uint64_t> least;
+  for (const MemoryCgroup& cg : memory_cgroups()) {
+    auto limit = read_number_after(cg.dir + (cg.v2 ? "/memory.max" : "/memory.limit_in_bytes"), "");
+    auto usage = read_number_after(cg.dir + (cg.v2 ? "/memory.current" : "/memory.usage_in_bytes"), "");
+    if (!limit || !usage || *limit >= (1ull << 60)) continue;  // v1 writes "no limit" as a huge number
+    const std::uint64_t room = *limit > *usage ? *limit - *usage : 0;
+    if (!least || room < *least) least = room;
+  }
+  return least;
 }
 
 // The cgroup whose OOM kill count grew since `before` (nearest first), as a phrase; empty if none.
@@ -92,7 +145,7 @@ std::string oom_killed_since(const std::vector<std::pair<std::string, std::uint6
   for (const auto& [cg, n] : oom_kill_counts())
     for (const auto& [cg0, n0] : before)
       if (cg == cg0 && n > n0)
-        return fmt::format("killed by the OOM killer (cgroup {}: memory.events oom_kill {} -> {})", cg, n0, n);
+        return fmt::format("killed by the OOM killer (memory cgroup {}: oom_kill {} -> {})", cg, n0, n);
   return {};
 }
 
@@ -228,6 +281,14 @@ class Incoming {
     if (method_ != "stop" && method_ != "precopy" && method_ != "postcopy")
       return make_error("the source announced an unknown method '{}'", method_);
     if (method_ == "precopy") {
+      // The page store and then the restored job each hold the job's memory: refuse at once,
+      // with the reason, a move the node's memory limit cannot take (rather than being
+      // OOM-killed half-way through the rounds).
+      const std::uint64_t need = 2 * how.value("memory_bytes", std::uint64_t{0});
+      if (auto room = memory_headroom(); room && need > *room)
+        return make_error("out of memory: pre-copy of {:.0f} MiB needs {:.0f} MiB here (page store and restored job), "
+                          "the memory cgroup allows {:.0f} MiB more",
+                          need / 2 / 1048576.0, need / 1048576.0, *room / 1048576.0);
       OSMO_ASSIGN_OR_RETURN(Json end, receive_precopy(stream_.get(), ch_.opener(), store_));
       log_.info("job={} pre-copy from {}: {} rounds, {} pages held", spec_.id, order_.source,
                 end.value("rounds", 0), store_.pages());

@@ -713,14 +713,15 @@ def auto_picks():
         prog = os.path.join(d, "pi.bc")
         with open(prog, "w") as f:
             f.write(BC_PROG)
-        b = popen_run("n1", "--node", "n2", "bc", "-l", prog, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        # One job per node: the balancing loop would move one of two jobs sharing a node.
+        b = popen_run("n1", "--node", "n3", "bc", "-l", prog, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         p = popen_run("n1", "--node", "n2", "python3", "-c", BIG_TICKER.replace("range(400)", "range(800)"),
                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
             bc_job = wait_job("n1", "bc -l")
             job = wait_job("n1", "python3 -c")
             time.sleep(8)  # the 1 GiB is built (at half a CPU that takes seconds): the probe sees the ticker
-            r = migrate("n1", bc_job["id"], "n3")
+            r = migrate("n1", bc_job["id"], "home")
             assert "by stop (small job" in r.stdout, r.stdout
             r = migrate("n1", job["id"], "n3", timeout=240)
             assert "by precopy (" in r.stdout and "pre-copy" in r.stdout, r.stdout
