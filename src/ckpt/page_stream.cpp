@@ -475,7 +475,8 @@ std::vector<PageRun> unfilled_runs(const RestoreContext& c, const std::vector<Pa
 
 // Pre-copy (RestoreOptions::page_store): the pages of the populate plan that no section filled
 // and the store holds are filled from the store, through the same paths as a section's pages,
-// in pieces of kBatchBytes; they are added to *filled (sorted on return).
+// straight from the store's memory (pages that lie one after the other there, as a round's pages
+// in address order do, go in one call); they are added to *filled (sorted on return).
 Status fill_from_store(const RestoreContext& c, std::vector<PageRun>* filled) {
   std::sort(filled->begin(), filled->end(), [](const PageRun& a, const PageRun& b) { return a.vaddr < b.vaddr; });
   const std::vector<PageRun> held = c.page_store->runs(c.img->task.pid);
@@ -485,15 +486,16 @@ Status fill_from_store(const RestoreContext& c, std::vector<PageRun>* filled) {
   const std::vector<PageRun> want = runs_minus(in_plan, *filled);
   if (want.empty()) return ok_status();
   InSlot s;
-  s.buf = std::make_unique<PageBuffer>(kBatchBytes);
-  if (s.buf->p == nullptr) return errno_error("cannot allocate a buffer of {} bytes for the page store", kBatchBytes);
   std::vector<PageRun> done;
+  std::uint64_t piece_addr = 0, piece_len = 0;
+  const std::uint8_t* piece_src = nullptr;
   auto flush = [&]() -> Status {
-    if (s.data_bytes == 0) return ok_status();
-    s.data = s.buf->p;
+    if (piece_len == 0) return ok_status();
+    s.remote.assign(1, {reinterpret_cast<void*>(piece_addr), piece_len});
+    s.data = piece_src;
+    s.data_bytes = piece_len;
     OSMO_TRY(write_pages_section(c, s, &done));
-    s.remote.clear();
-    s.data_bytes = 0;
+    piece_len = 0;
     return ok_status();
   };
   for (const PageRun& r : want) {
@@ -501,13 +503,14 @@ Status fill_from_store(const RestoreContext& c, std::vector<PageRun>* filled) {
       const std::uint64_t addr = r.vaddr + p * kPageSize;
       const std::uint8_t* src = c.page_store->page(c.img->task.pid, addr);
       if (src == nullptr) return make_error("the page store lost page {:#x} of image pid {}", addr, c.img->task.pid);
-      if (s.data_bytes + kPageSize > kBatchBytes || s.remote.size() >= kMaxIov) OSMO_TRY(flush());
-      std::memcpy(s.buf->p + s.data_bytes, src, kPageSize);
-      s.data_bytes += kPageSize;
-      if (!s.remote.empty() && reinterpret_cast<std::uint64_t>(s.remote.back().iov_base) + s.remote.back().iov_len == addr)
-        s.remote.back().iov_len += kPageSize;
-      else
-        s.remote.push_back({reinterpret_cast<void*>(addr), kPageSize});
+      if (piece_len > 0 && piece_addr + piece_len == addr && piece_src + piece_len == src && piece_len < kBatchBytes) {
+        piece_len += kPageSize;
+        continue;
+      }
+      OSMO_TRY(flush());
+      piece_addr = addr;
+      piece_src = src;
+      piece_len = kPageSize;
     }
   }
   OSMO_TRY(flush());

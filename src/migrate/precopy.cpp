@@ -258,7 +258,9 @@ std::uint8_t* PageStoreMemory::slot(std::int32_t image_pid, std::uint64_t addr) 
   auto& idx = index_[image_pid];
   auto [it, fresh] = idx.try_emplace(addr, static_cast<std::uint32_t>(pages_));
   if (fresh) {
-    if (pages_ % kSlotsPerBlock == 0) blocks_.push_back(std::make_unique<std::uint8_t[]>(kSlotsPerBlock * kPage));
+    // Not value-initialised (make_unique<T[]> would zero 16 MiB): every slot is written at once.
+    if (pages_ % kSlotsPerBlock == 0)
+      blocks_.push_back(std::unique_ptr<std::uint8_t[]>(new std::uint8_t[kSlotsPerBlock * kPage]));
     pages_++;
   }
   return blocks_[it->second / kSlotsPerBlock].get() + static_cast<std::uint64_t>(it->second % kSlotsPerBlock) * kPage;

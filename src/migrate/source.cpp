@@ -41,6 +41,7 @@
 #include "migrate/protocol.hpp"
 #include "migrate/sealed_image.hpp"
 #include "platform/linux/socket.hpp"
+#include "platform/linux/sysfs_io.hpp"
 #include "run/fd_util.hpp"
 #include "run/job_spec.hpp"
 #include "run/job_table.hpp"
@@ -76,6 +77,15 @@ double process_cpu_ms() {
   rusage ru{};
   ::getrusage(RUSAGE_SELF, &ru);
   return (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e3 + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e3;
+}
+
+// Anonymous memory of process pid (smaps_rollup), 0 if unreadable: post-copy's lazy pages.
+std::uint64_t anonymous_bytes(pid_t pid) {
+  auto text = platform::read_text_file(fmt::format("/proc/{}/smaps_rollup", pid));
+  if (!text.ok()) return 0;
+  const std::size_t k = text->find("\nAnonymous:");
+  if (k == std::string::npos) return 0;
+  return std::strtoull(text->c_str() + k + 11, nullptr, 10) * 1024;
 }
 
 using platform::set_receive_timeout;
@@ -269,6 +279,7 @@ class SourceRun {
         method_ = "stop";
         reason_ = "the job's memory could not be measured: stop-and-copy";
       } else {
+        memory_bytes_ = *mem;
         MethodChoice c = choose_method({*mem, static_cast<double>(*written) / probe_s, pre->processes()});
         method_ = c.method;
         reason_ = c.reason;
@@ -279,10 +290,14 @@ class SourceRun {
     if (!reason_.empty()) log.info("job={} to {}: method {}: {}", o_.id, o_.to, method_, reason_);
     Json m{{"t", msg::kMethod}, {"method", method_}};
     if (!reason_.empty()) m["reason"] = reason_;
-    if (pre) {
-      // What the target's page store will hold (it refuses a move its memory limit cannot take).
-      if (auto mem = pre->present_bytes(); mem.ok()) m["memory_bytes"] = *mem;
+    // The job's memory, for the target to refuse at once a move its memory limit cannot take
+    // (pre-copy holds it twice there for a while; post-copy would lose the job to an OOM kill
+    // after the commit).
+    if (pre && memory_bytes_ == 0) {
+      if (auto mem = pre->present_bytes(); mem.ok()) memory_bytes_ = *mem;
     }
+    if (memory_bytes_ == 0 && method_ == "postcopy") memory_bytes_ = anonymous_bytes(sh_.job_pid());
+    if (memory_bytes_ > 0) m["memory_bytes"] = memory_bytes_;
     if (Status s = ch_.send(m); !s.ok())
       return make_error("{}; job {} runs on {} again", target_failure(s.error().str(), "the method"), o_.id, o_.from);
     if (!pre) return ok_status();
@@ -359,6 +374,7 @@ class SourceRun {
   SteadyClock::time_point freeze_start_{};
   std::string method_ = "stop";
   std::string reason_;       // why this method (auto's choice, or a fallback)
+  std::uint64_t memory_bytes_ = 0;  // the job's private memory, as measured (0: unknown)
   Json precopy_ = nullptr;   // pre-copy: the rounds' figures
   Json target_cpu_ms_ = nullptr;
   double freeze_ms_ = 0;

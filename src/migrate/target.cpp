@@ -280,15 +280,18 @@ class Incoming {
     method_ = how.value("method", "");
     if (method_ != "stop" && method_ != "precopy" && method_ != "postcopy")
       return make_error("the source announced an unknown method '{}'", method_);
-    if (method_ == "precopy") {
-      // The page store and then the restored job each hold the job's memory: refuse at once,
-      // with the reason, a move the node's memory limit cannot take (rather than being
-      // OOM-killed half-way through the rounds).
-      const std::uint64_t need = 2 * how.value("memory_bytes", std::uint64_t{0});
+    // Refuse at once, with the reason, a move the node's memory limit cannot take: pre-copy's
+    // page store and then the restored job each hold the job's memory (rather than being
+    // OOM-killed half-way through the rounds); post-copy would be OOM-killed after the commit,
+    // when the job can no longer go back.
+    if (method_ == "precopy" || method_ == "postcopy") {
+      const std::uint64_t mem = how.value("memory_bytes", std::uint64_t{0});
+      const std::uint64_t need = method_ == "precopy" ? 2 * mem : mem;
       if (auto room = memory_headroom(); room && need > *room)
-        return make_error("out of memory: pre-copy of {:.0f} MiB needs {:.0f} MiB here (page store and restored job), "
-                          "the memory cgroup allows {:.0f} MiB more",
-                          need / 2 / 1048576.0, need / 1048576.0, *room / 1048576.0);
+        return make_error("out of memory: {} of {:.0f} MiB needs {:.0f} MiB here, the memory cgroup allows {:.0f} MiB more",
+                          method_, mem / 1048576.0, need / 1048576.0, *room / 1048576.0);
+    }
+    if (method_ == "precopy") {
       OSMO_ASSIGN_OR_RETURN(Json end, receive_precopy(stream_.get(), ch_.opener(), store_));
       log_.info("job={} pre-copy from {}: {} rounds, {} pages held", spec_.id, order_.source,
                 end.value("rounds", 0), store_.pages());
