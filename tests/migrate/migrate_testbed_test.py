@@ -483,8 +483,10 @@ def flipped_chunk():
         del os.environ["OSMO_FAULT"]
 
 
-def target_out_of_memory():
-    """n3's daemon (and what it starts) in a memory cgroup of 256 MiB: the 1 GiB job cannot land."""
+def target_out_of_memory(expect="n3", method=None):
+    """n3's daemon (and what it starts) in a memory cgroup of 256 MiB: the 1 GiB job cannot land.
+    With auto (pre-copy or post-copy for this job) the target refuses it at once for its memory
+    limit; stop-and-copy's restore is OOM-killed (target_out_of_memory_stop)."""
     base = "/sys/fs/cgroup/memory"
     if not os.path.isdir(base):
         base = "/sys/fs/cgroup"
@@ -499,13 +501,19 @@ def target_out_of_memory():
         with open(os.path.join(cg, "cgroup.procs"), "w") as f:
             f.write(pid)
     try:
-        fault_case(lambda job_id: None, "n3", setup=limit)
+        fault_case(lambda job_id: None, expect, setup=limit, method=method)
     finally:
         if os.path.isdir(cg):
             for pid in open(os.path.join(cg, "cgroup.procs")).read().split():
                 with open(os.path.join(os.path.dirname(cg), "cgroup.procs"), "w") as f:
                     f.write(pid)
             os.rmdir(cg)
+
+
+def target_out_of_memory_stop():
+    """Stop-and-copy into a 256 MiB memory cgroup: the restored process is OOM-killed, and the
+    one line says so (memory.events / memory.oom_control counted the kill)."""
+    target_out_of_memory(expect="OOM killer", method="stop")
 
 
 def postcopy_big_verified():
@@ -748,4 +756,5 @@ if __name__ == "__main__":
                                        postcopy_bc_there_and_back, postcopy_big_verified,
                                        link_cut_before_commit_postcopy, link_cut_after_commit_postcopy,
                                        precopy_python_dirtying, precopy_pipeline, link_cut_during_precopy,
-                                       flipped_chunk_precopy, target_killed_during_precopy, auto_picks)})
+                                       flipped_chunk_precopy, target_killed_during_precopy, auto_picks,
+                                       target_out_of_memory_stop)})
