@@ -160,11 +160,15 @@ Result<std::uint64_t> PrecopySource::send_pages(int fd, wire::ChunkSealer& seale
   std::vector<PageRange> sent, failed;
   std::uint64_t n_sent = 0;
   for (const PageRange& r : ranges) {
-    for (std::uint64_t a = r.start; a < r.end;) {
+    if (p.gone) break;
+    for (std::uint64_t a = r.start; a < r.end && !p.gone;) {
       auto n = static_cast<std::uint32_t>(std::min<std::uint64_t>(kPrecopyChunkPages, (r.end - a) / kPage));
       iovec local{raw.data(), n * kPage}, remote{reinterpret_cast<void*>(a), n * kPage};
       ssize_t got = ::process_vm_readv(p.pid, &local, 1, &remote, 1, 0);
-      if (got < 0 && errno == ESRCH) return make_error("process {} of the job is gone", p.pid);
+      if (got < 0 && errno == ESRCH) {
+        p.gone = true;  // exited: what was sent stays held, nothing of it counts as clean
+        break;
+      }
       if (got < static_cast<ssize_t>(kPage)) {
         // The first page is unreadable: skip it, it stays stale.
         failed.push_back({a, a + kPage});
@@ -191,7 +195,7 @@ Result<std::uint64_t> PrecopySource::send_pages(int fd, wire::ChunkSealer& seale
       a += n * kPage;
     }
   }
-  p.held = unite(p.held, sent);
+  p.held = unite(p.held, sent);  // the target stored them, gone or not
   p.stale = ckpt::subtract(p.stale, sent);
   p.stale = unite(p.stale, failed);
   return n_sent;
@@ -209,9 +213,22 @@ Result<Json> PrecopySource::run_rounds(int fd, wire::ChunkSealer& sealer, const 
     std::uint64_t dirty = 0;
     for (std::size_t i = 0; i < procs_.size(); i++) {
       Proc& p = procs_[i];
-      OSMO_ASSIGN_OR_RETURN(auto d, p.tracker.collect());  // before the copy, always
+      if (p.gone) continue;
+      auto collected = p.tracker.collect();  // before the copy, always
+      if (!collected.ok()) {
+        // Exited or called exec (its memory is not the tracked one any more): no more rounds
+        // for it; whatever lives under its pid at the freeze goes with the image.
+        p.gone = true;
+        continue;
+      }
+      std::vector<PageRange>& d = *collected;
       if (round == 0) {
-        OSMO_ASSIGN_OR_RETURN(todo[i], present_pages(p.pid, p.tracker.tracked()));
+        auto present = present_pages(p.pid, p.tracker.tracked());
+        if (!present.ok()) {
+          p.gone = true;
+          continue;
+        }
+        todo[i] = std::move(*present);
         todo[i] = unite(todo[i], p.stale);
       } else {
         todo[i] = unite(d, p.stale);
@@ -244,12 +261,21 @@ Result<Json> PrecopySource::run_rounds(int fd, wire::ChunkSealer& sealer, const 
 
 Result<ckpt::PrecopiedPages> PrecopySource::precopied(pid_t pid) {
   for (Proc& p : procs_) {
-    if (p.pid != pid) continue;
-    OSMO_ASSIGN_OR_RETURN(auto d, p.tracker.collect());
-    const std::vector<PageRange> clean = ckpt::subtract(p.held, unite(d, p.stale));
+    if (p.pid != pid || p.gone) continue;
+    auto d = p.tracker.collect();
+    // Its memory is not the tracked one any more (exec): every held page is carried.
+    if (!d.ok()) return ckpt::PrecopiedPages{to_runs(p.held), {}};
+    const std::vector<PageRange> clean = ckpt::subtract(p.held, unite(*d, p.stale));
     return ckpt::PrecopiedPages{to_runs(p.held), to_runs(clean)};
   }
-  return ckpt::PrecopiedPages{};  // not tracked (born after the start): everything goes
+  // Not tracked (born after the start, or a tracked one gone): nothing is clean. If the target
+  // holds pages under the same pid in the job's namespace (a pid used again), every one of them
+  // is carried, so that none of its stale copies is used.
+  auto st = ckpt::read_status(pid);
+  if (st.ok() && !st->nspid.empty())
+    for (const Proc& p : procs_)
+      if (p.image_pid == st->nspid.back()) return ckpt::PrecopiedPages{to_runs(p.held), {}};
+  return ckpt::PrecopiedPages{};
 }
 
 // ---- target ----

@@ -70,6 +70,7 @@ class PrecopySource {
     ckpt::DirtyTracker tracker;
     std::vector<ckpt::PageRange> held;   // pages the target holds (sent in some round), coalesced
     std::vector<ckpt::PageRange> stale;  // pages written since their last send and not sent again
+    bool gone = false;  // exited or called exec: no more rounds; its held pages are never clean
   };
   Result<std::uint64_t> send_pages(int fd, wire::ChunkSealer& sealer, Proc& p, const std::vector<ckpt::PageRange>& ranges);
   std::vector<Proc> procs_;
