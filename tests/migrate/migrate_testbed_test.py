@@ -460,8 +460,10 @@ def image_flowing(job_id, node="n3"):
     time.sleep(0.2)
 
 
+# The image-phase faults name stop-and-copy: auto would pick pre-copy for the 1 GiB ticker (its
+# faults during the rounds are the *_precopy cases).
 def target_daemon_killed():
-    fault_case(lambda job_id: (image_flowing(job_id), osmo("testbed", "stop", "n3")), "n3")
+    fault_case(lambda job_id: (image_flowing(job_id), osmo("testbed", "stop", "n3")), "n3", method="stop")
 
 
 def link_cut():
@@ -471,14 +473,14 @@ def link_cut():
         subprocess.run(["ip", "-n", bridge_netns(), "link", "set", "v3", "down"], check=True)
         time.sleep(15)
         subprocess.run(["ip", "-n", bridge_netns(), "link", "set", "v3", "up"], check=True)
-    fault_case(cut, "n3")
+    fault_case(cut, "n3", method="stop")
 
 
 def flipped_chunk():
     """OSMO_FAULT=migrate.flip_chunk makes every source flip one byte of a sealed page chunk."""
     os.environ["OSMO_FAULT"] = "migrate.flip_chunk"
     try:
-        fault_case(lambda job_id: None, "failed authentication")
+        fault_case(lambda job_id: None, "failed authentication", method="stop")
     finally:
         del os.environ["OSMO_FAULT"]
 
