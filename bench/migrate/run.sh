@@ -7,7 +7,9 @@
 # How to measure (root; the testbed is one per machine):
 #   cmake --build build --target osmo osmo-migrate-bench
 #   OSMO_BUILD=$PWD/build bench/migrate/run.sh   (takes the testbed lock itself, waiting
-#   OSMO_TESTBED_LOCK_WAIT seconds, 300 by default; never wrap it in another flock)
+#   OSMO_TESTBED_LOCK_WAIT seconds, 300 by default; never wrap it in another flock).
+#   OSMO_TESTBED_INSTANCE=NAME runs it on that testbed instance (its own namespaces, subnet and
+#   lock, as tests/cluster/testbed.py names them), beside other instances.
 #   (scripts/bench.sh migrate builds and runs it too). About 5-10 minutes with all methods.
 # Options:
 #   --sizes "64M 1G 4G"             job sizes (binary suffixes)
@@ -49,7 +51,7 @@ OSMO="$OSMO_BUILD/osmo"
 BENCH="$OSMO_BUILD/bench/migrate/osmo-migrate-bench"
 PORT=47913                   # inside n3's namespace: nothing else listens there
 SRC=n2 DST=n3 HOME_NODE=n1
-DST_ADDR=10.77.0.3
+DST_ADDR=""  # n3's address, from `osmo testbed list` once it is up (each instance has its subnet)
 
 sizes="64M 1G 4G" methods="stop precopy postcopy" dirty_size=1G dirty=10 settle=3 keep=0
 while [ $# -gt 0 ]; do
@@ -93,7 +95,7 @@ bg_pids=()
 
 # The machine-wide testbed lock of tests/cluster/testbed.py, as bench/run/run.sh takes it: never
 # tear down a testbed that a test (or another benchmark) is using.
-exec 9>/run/osmo-testbed-tests.lock
+exec 9>"/run/osmo-testbed-tests${OSMO_TESTBED_INSTANCE:+-$OSMO_TESTBED_INSTANCE}.lock"
 flock -w "${OSMO_TESTBED_LOCK_WAIT:-300}" 9 || die "the testbed stayed busy for ${OSMO_TESTBED_LOCK_WAIT:-300} s"
 cleanup() {
   local p
@@ -110,6 +112,9 @@ echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 "$OSMO" testbed down >/dev/null 2>&1 || true
 "$OSMO" testbed up -n 3 >/dev/null 9>&- || die "osmo testbed up -n 3 failed"
 sleep 2  # the nodes know each other
+DST_ADDR=$("$OSMO" testbed list --json 9>&- | python3 -c \
+  'import json, sys; print(next(n["address"] for n in json.load(sys.stdin) if n["node"] == sys.argv[1]))' "$DST") ||
+  die "cannot read the address of $DST from osmo testbed list"
 
 have_migrate=1
 if ! "$OSMO" --help 2>/dev/null | grep -qE '^  migrate +'; then

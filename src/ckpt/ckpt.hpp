@@ -37,6 +37,24 @@ class ImageSink;    // image.hpp
 class ImageSource;
 struct LazyPages;   // lazy_pages.hpp
 
+// ---- pre-copy ----
+// What a pre-copy receiver already holds of one process (CheckpointOptions::precopied).
+struct PrecopiedPages {
+  std::vector<PageRun> held;   // every page it holds a copy of (sorted, coalesced)
+  std::vector<PageRun> clean;  // of those, the ones unchanged since the copy (sorted, coalesced)
+};
+
+// Pages a restore takes from elsewhere than the image (RestoreOptions::page_store): a pre-copy
+// target's copies of the pages the image leaves out, by the pid the image records.
+class PageStore {
+ public:
+  virtual ~PageStore() = default;
+  // The pages held for process image_pid (sorted, coalesced).
+  virtual std::vector<PageRun> runs(std::int32_t image_pid) const = 0;
+  // The 4096 bytes held for the page at addr (one of runs()).
+  virtual const std::uint8_t* page(std::int32_t image_pid, std::uint64_t addr) const = 0;
+};
+
 // ---- checkpoint ----
 enum class AfterDump {
   kResume,  // the original continues (default)
@@ -85,6 +103,12 @@ struct CheckpointOptions {
   // kernel touches during a restore) out of the image. The holder of the original sends them
   // afterwards (lazy_read_held); CheckpointStats::lazy_runs lists them.
   bool lazy_anonymous_pages = false;
+  // Pre-copy (docs/migration.md): asked once per process, while it is stopped and before its
+  // pages are written, with its pid (the caller's view); the pages the answer calls clean are
+  // left out of the image (the receiver holds them), and every page the receiver holds a copy
+  // of is carried even when it is all zero now (so a stale copy is never used). Unset, or an
+  // empty answer: every page is carried as usual. An error fails the checkpoint.
+  std::function<Result<PrecopiedPages>(pid_t pid)> precopied;
 };
 
 struct CheckpointStats {
@@ -96,6 +120,7 @@ struct CheckpointStats {
   std::vector<FdImage> stand_ins;    // the recorded fds a restore must give stand-ins for
   std::vector<PageRun> lazy_runs;    // lazy_anonymous_pages: the pages left out (sorted)
   std::int32_t image_pid = 0;        // the pid the image records (names the process in a post-copy)
+  std::uint64_t pages_precopied = 0; // precopied: pages left out because the receiver holds them
 };
 
 // The process is untouched when a refusal is returned. On any later failure it is resumed
@@ -244,6 +269,10 @@ struct RestoreOptions {
   // process) for the caller to fill while the process runs. The image must come from a
   // checkpoint with lazy_anonymous_pages. Needs userfaultfd (an error otherwise).
   LazyPages* lazy_anonymous_pages = nullptr;
+  // Pre-copy: pages of the populate plan that the image does not fill are taken from here when
+  // the store holds them (the image's own pages always win: it carries every page that changed
+  // since the store got it). Not with lazy_anonymous_pages.
+  const PageStore* page_store = nullptr;
 };
 
 struct RestoredProcess {

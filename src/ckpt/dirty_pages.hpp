@@ -198,4 +198,9 @@ class DirtyTracker {
 std::vector<PageRange> coalesce(std::vector<PageRange> ranges);
 std::vector<PageRange> subtract(const std::vector<PageRange>& a, const std::vector<PageRange>& b);
 
+// The writes of a running process (not traced by anyone else): seizes it, creates its
+// userfaultfd by injection, starts tracking every private writable mapping it has, puts it back
+// as it was and lets it go on (track_writes.cpp). Pre-copy's start.
+Result<DirtyTracker> track_running_process(pid_t pid);
+
 }  // namespace osmo::ckpt

@@ -28,7 +28,6 @@
 #include "ckpt/phase_log.hpp"
 
 namespace osmo::ckpt {
-namespace {
 
 // A `syscall` instruction (0f 05) in an executable mapping of the process: [vdso] first.
 Result<std::uint64_t> find_syscall_insn(Tracee& t, const std::vector<MapsEntry>& maps) {
@@ -47,6 +46,8 @@ Result<std::uint64_t> find_syscall_insn(Tracee& t, const std::vector<MapsEntry>&
   }
   return make_error("no syscall instruction found in any executable mapping");
 }
+
+namespace {
 
 // fsync of the files the stopped process has open for writing (CheckpointOptions::
 // sync_written_files). fsync works on the file, not the descriptor, so our own read-only open of

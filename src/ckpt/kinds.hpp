@@ -101,6 +101,8 @@ struct RestoreContext {
   // Post-copy (RestoreOptions::lazy_anonymous_pages): the lazy pages stay missing and the
   // userfaultfd goes here instead of being closed (page_stream.cpp).
   LazyPages* lazy = nullptr;
+  // Pre-copy (RestoreOptions::page_store): pages the image leaves out come from here.
+  const PageStore* page_store = nullptr;
 };
 // Layout of our code page in the process (dump: "scratch", restore: "trampoline"):
 //   0x0000 injected_code() (gate + batch executor)   0x0080 data for single syscalls
@@ -121,6 +123,11 @@ struct KindOps {
 };
 // In dump order (the order sections appear in the image).
 const std::vector<KindOps>& kinds();
+
+// A `syscall` instruction (0f 05) in an executable mapping of the stopped process ([vdso] first):
+// the gate for injected system calls (dump.cpp).
+class Tracee;
+Result<std::uint64_t> find_syscall_insn(Tracee& t, const std::vector<MapsEntry>& maps);
 
 // Preflight: reads /proc only; returns a refusal reason before anything is touched.
 Status task_preflight(pid_t pid, const ProcStatus& st);

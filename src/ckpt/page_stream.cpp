@@ -98,7 +98,9 @@ std::vector<Batch> plan_batches(const std::vector<PageRun>& runs) {
 // Reads one batch into the slot and prepares its section: [u32 nruns][nruns x {vaddr, pages}]
 // then the data of the non-zero pages, pieces pointing into the slot buffer; with compress, LZ4
 // here too (on the reader threads, side by side) when it saves space.
-void fill_slot(pid_t pid, const Batch& b, bool compress, Slot& s) {
+// keep_zero (pre-copy): pages the receiver holds a copy of are carried even when all zero, so
+// that the receiver never uses its stale copy of a page that was cleared since.
+void fill_slot(pid_t pid, const Batch& b, bool compress, const std::vector<PageRun>* keep_zero, Slot& s) {
   iovec local{s.buf->p, b.bytes};
   ssize_t r = process_vm_readv(pid, &local, 1, b.remote.data(), b.remote.size(), 0);
   if (r < 0) {
@@ -116,8 +118,8 @@ void fill_slot(pid_t pid, const Batch& b, bool compress, Slot& s) {
   for (const PageRun& br : b.runs) {
     for (std::uint64_t p = 0; p < br.pages; p++, off += kPageSize) {
       const std::uint8_t* page = s.buf->p + off;
-      if (page_is_zero(page, kPageSize)) continue;
       std::uint64_t addr = br.vaddr + p * kPageSize;
+      if (page_is_zero(page, kPageSize) && (keep_zero == nullptr || !runs_contain(*keep_zero, addr))) continue;
       auto& last = s.parts.back();
       if (!out_runs.empty() && out_runs.back().vaddr + out_runs.back().pages * kPageSize == addr &&
           static_cast<const std::uint8_t*>(last.first) + last.second == page) {
@@ -253,7 +255,20 @@ Status mem_write_pages(DumpContext& c, ImageWriter& w, CheckpointStats* stats) {
   // Post-copy: the lazy pages stay out of the image; the holder sends them later.
   std::vector<PageRun> lazy;
   if (c.options->lazy_anonymous_pages) lazy = lazy_runs(*c.img);
-  std::vector<Batch> batches = plan_batches(lazy.empty() ? c.img->mem.runs : runs_minus(c.img->mem.runs, lazy));
+  std::vector<PageRun> carried = lazy.empty() ? c.img->mem.runs : runs_minus(c.img->mem.runs, lazy);
+  // Pre-copy: the receiver's clean copies stay out (asked now: the process is stopped, so what
+  // is clean stays clean until it runs again).
+  PrecopiedPages pre;
+  if (c.options->precopied) {
+    OSMO_ASSIGN_OR_RETURN(pre, c.options->precopied(c.pid));
+    if (!pre.clean.empty()) {
+      const std::uint64_t before = runs_pages(carried);
+      carried = runs_minus(carried, pre.clean);
+      if (stats != nullptr) stats->pages_precopied += before - runs_pages(carried);
+    }
+  }
+  const std::vector<PageRun>* keep_zero = pre.held.empty() ? nullptr : &pre.held;
+  std::vector<Batch> batches = plan_batches(carried);
   if (stats != nullptr) {
     stats->image_pid = c.img->task.pid;
     stats->lazy_runs = lazy;
@@ -277,7 +292,7 @@ Status mem_write_pages(DumpContext& c, ImageWriter& w, CheckpointStats* stats) {
       started += readers.start([&] {
         for (std::size_t i = next.fetch_add(1); i < batches.size(); i = next.fetch_add(1)) {
           if (!slots->wait_free(i)) return;
-          fill_slot(c.pid, batches[i], w.compressing(), slots->slot(i));
+          fill_slot(c.pid, batches[i], w.compressing(), keep_zero, slots->slot(i));
           slots->publish(i);
         }
       });
@@ -414,12 +429,16 @@ Status write_pages_section(const RestoreContext& c, const InSlot& s, std::vector
       bool registered = range != nullptr;
       std::uint64_t piece_end = std::min(end, registered ? range->second : next_start);
       std::uint64_t len = piece_end - addr;
-      if (registered) {
-        OSMO_TRY(uffd_copy(c, addr, data, len));
+      // Pre-copy also needs to know which pages the image wrote outside registered memory:
+      // the page store must not overwrite them.
+      if (registered || c.page_store != nullptr) {
         if (!filled->empty() && filled->back().vaddr + filled->back().pages * kPageSize == addr)
           filled->back().pages += len / kPageSize;
         else
           filled->push_back({addr, len / kPageSize});
+      }
+      if (registered) {
+        OSMO_TRY(uffd_copy(c, addr, data, len));
       } else {
         remote.push_back({reinterpret_cast<void*>(addr), len});
         local.push_back({const_cast<std::uint8_t*>(data), len});
@@ -452,6 +471,52 @@ std::vector<PageRun> unfilled_runs(const RestoreContext& c, const std::vector<Pa
     }
   }
   return out;
+}
+
+// Pre-copy (RestoreOptions::page_store): the pages of the populate plan that no section filled
+// and the store holds are filled from the store, through the same paths as a section's pages,
+// straight from the store's memory (pages that lie one after the other there, as a round's pages
+// in address order do, go in one call); they are added to *filled (sorted on return).
+Status fill_from_store(const RestoreContext& c, std::vector<PageRun>* filled) {
+  std::sort(filled->begin(), filled->end(), [](const PageRun& a, const PageRun& b) { return a.vaddr < b.vaddr; });
+  const std::vector<PageRun> held = c.page_store->runs(c.img->task.pid);
+  if (held.empty()) return ok_status();
+  // plan ∩ held, less what the image filled.
+  const std::vector<PageRun> in_plan = runs_minus(c.img->mem.runs, runs_minus(c.img->mem.runs, held));
+  const std::vector<PageRun> want = runs_minus(in_plan, *filled);
+  if (want.empty()) return ok_status();
+  InSlot s;
+  std::vector<PageRun> done;
+  std::uint64_t piece_addr = 0, piece_len = 0;
+  const std::uint8_t* piece_src = nullptr;
+  auto flush = [&]() -> Status {
+    if (piece_len == 0) return ok_status();
+    s.remote.assign(1, {reinterpret_cast<void*>(piece_addr), piece_len});
+    s.data = piece_src;
+    s.data_bytes = piece_len;
+    OSMO_TRY(write_pages_section(c, s, &done));
+    piece_len = 0;
+    return ok_status();
+  };
+  for (const PageRun& r : want) {
+    for (std::uint64_t p = 0; p < r.pages; p++) {
+      const std::uint64_t addr = r.vaddr + p * kPageSize;
+      const std::uint8_t* src = c.page_store->page(c.img->task.pid, addr);
+      if (src == nullptr) return make_error("the page store lost page {:#x} of image pid {}", addr, c.img->task.pid);
+      if (piece_len > 0 && piece_addr + piece_len == addr && piece_src + piece_len == src && piece_len < kBatchBytes) {
+        piece_len += kPageSize;
+        continue;
+      }
+      OSMO_TRY(flush());
+      piece_addr = addr;
+      piece_src = src;
+      piece_len = kPageSize;
+    }
+  }
+  OSMO_TRY(flush());
+  filled->insert(filled->end(), done.begin(), done.end());
+  std::sort(filled->begin(), filled->end(), [](const PageRun& a, const PageRun& b) { return a.vaddr < b.vaddr; });
+  return ok_status();
 }
 
 // Ends the userfaultfd phase: the ranges are unregistered (the mappings become ordinary
@@ -494,6 +559,7 @@ Status hand_over_lazy(RestoreContext& c, const std::vector<PageRun>& unfilled) {
 Result<SectionHeader> mem_restore_pages(RestoreContext& c, ImageReader& r, SectionHeader h) {
   std::vector<PageRun> filled;
   auto finish = [&]() -> Status {
+    if (c.page_store != nullptr) OSMO_TRY(fill_from_store(c, &filled));
     if (!c.uffd) return ok_status();
     std::sort(filled.begin(), filled.end(), [](const PageRun& a, const PageRun& b) { return a.vaddr < b.vaddr; });
     if (c.lazy != nullptr) return hand_over_lazy(c, unfilled_runs(c, filled));

@@ -378,6 +378,7 @@ Result<HeldRestore> restore_until_commit(int in_fd, const RestoreOptions& opts) 
     rc.img = &p.img;
     rc.use_uffd = opts.fill_with_userfaultfd || opts.lazy_anonymous_pages != nullptr;
     rc.lazy = opts.lazy_anonymous_pages;  // post-copy: lazy_pages.hpp, one entry per process
+    rc.page_store = opts.page_store;      // pre-copy: the pages the image leaves out
     rc.tramp = rep.tramp;
     rc.tramp_size = kTrampSize;
     rc.data = rc.tramp + kTrampDataOffset;

@@ -327,6 +327,7 @@ Result<FrozenDump> dump_tree_and_freeze(pid_t root, int out_fd, const Checkpoint
       OSMO_TRY(live[i]->write_pages(w, &one));
       sum.pages_scanned += one.pages_scanned;
       sum.pages_written += one.pages_written;
+      sum.pages_precopied += one.pages_precopied;
       // Post-copy (one live process, refused above otherwise): the pages it left out.
       if (i == 0) {
         sum.image_pid = one.image_pid;
@@ -338,6 +339,7 @@ Result<FrozenDump> dump_tree_and_freeze(pid_t root, int out_fd, const Checkpoint
     if (stats != nullptr) {
       stats->pages_scanned = sum.pages_scanned;
       stats->pages_written = sum.pages_written;
+      stats->pages_precopied = sum.pages_precopied;
       stats->image_pid = sum.image_pid;
       stats->lazy_runs = std::move(sum.lazy_runs);
       stats->image_bytes = w.totals().stored_bytes + kImageHeaderSize;

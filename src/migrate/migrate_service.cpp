@@ -337,10 +337,20 @@ Result<nlohmann::json> describe_local_job(const std::filesystem::path& state_dir
 std::string render_report(const nlohmann::json& r) {
   std::string s = fmt::format("job {} moved {} -> {} by {}", r.value("id", "?"), r.value("from", "?"),
                               r.value("to", "?"), r.value("method", "?"));
+  // auto's choice (or a fallback) says why, in the one line
+  if (r.contains("reason") && r["reason"].is_string()) s += fmt::format(" ({})", r["reason"].get<std::string>());
   if (r.contains("freeze_ms")) s += fmt::format(", frozen {:.1f} ms", r["freeze_ms"].get<double>());
   if (r.contains("total_ms")) s += fmt::format(", total {:.1f} ms", r["total_ms"].get<double>());
   if (r.contains("image_bytes"))
     s += fmt::format(", {:.1f} MiB sent", static_cast<double>(r["image_bytes"].get<std::uint64_t>()) / (1 << 20));
+  if (r.contains("precopy") && r["precopy"].is_object()) {
+    const auto& pc = r["precopy"];
+    s += fmt::format("\n  pre-copy: {} rounds, {} pages sent while running, {} of them left out of the final image; "
+                     "{:.1f} MiB sent frozen; stopped: {}",
+                     pc.value("rounds", std::uint64_t{0}), pc.value("pages", std::uint64_t{0}),
+                     pc.value("pages_left_out", std::uint64_t{0}),
+                     static_cast<double>(r.value("final_bytes", std::uint64_t{0})) / (1 << 20), pc.value("reason", "?"));
+  }
   if (r.contains("postcopy") && r["postcopy"].is_object()) {
     const auto& pc = r["postcopy"];
     const auto& tg = pc.value("target", nlohmann::json::object());

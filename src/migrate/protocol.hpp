@@ -29,7 +29,8 @@ inline constexpr const char* kIncomingSubcommand = "__job-migrate-in";
 
 // Messages on the sealed stream ("t" field). Source = initiator, target = responder.
 //   target -> source: ready, refused, restored, attached, failed, running
-//   source -> target: (image bytes, end), stdio + (stdin bytes, end), abort
+//   source -> target: method (precopy.hpp; then pre-copy's rounds), (image bytes, end),
+//                     stdio + (stdin bytes, end), abort
 namespace msg {
 inline constexpr const char* kReady = "ready";        // the target shepherd runs; send the image
 inline constexpr const char* kRefused = "refused";    // {error}: the target will not take the job

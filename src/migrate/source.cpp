@@ -33,12 +33,15 @@
 #include <fmt/format.h>
 
 #include "base/fault.hpp"
+#include "base/log.hpp"
 #include "ckpt/ckpt.hpp"
 #include "ckpt/lazy_pages.hpp"
 #include "migrate/postcopy.hpp"
+#include "migrate/precopy.hpp"
 #include "migrate/protocol.hpp"
 #include "migrate/sealed_image.hpp"
 #include "platform/linux/socket.hpp"
+#include "platform/linux/sysfs_io.hpp"
 #include "run/fd_util.hpp"
 #include "run/job_spec.hpp"
 #include "run/job_table.hpp"
@@ -76,6 +79,15 @@ double process_cpu_ms() {
   return (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e3 + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e3;
 }
 
+// Anonymous memory of process pid (smaps_rollup), 0 if unreadable: post-copy's lazy pages.
+std::uint64_t anonymous_bytes(pid_t pid) {
+  auto text = platform::read_text_file(fmt::format("/proc/{}/smaps_rollup", pid));
+  if (!text.ok()) return 0;
+  const std::size_t k = text->find("\nAnonymous:");
+  if (k == std::string::npos) return 0;
+  return std::strtoull(text->c_str() + k + 11, nullptr, 10) * 1024;
+}
+
 using platform::set_receive_timeout;
 using platform::set_send_timeout;
 
@@ -98,10 +110,10 @@ class SourceRun {
   Result<Json> run() {
     const auto t0 = SteadyClock::now();
     const double cpu0 = process_cpu_ms();
-    if (o_.method != "auto" && o_.method != "stop" && o_.method != "postcopy")
-      return make_error("method {} is not available yet (stop, postcopy and auto are); job {} stays on {}", o_.method,
+    if (o_.method != "auto" && o_.method != "stop" && o_.method != "postcopy" && o_.method != "precopy")
+      return make_error("unknown method {} (stop, precopy, postcopy and auto are); job {} stays on {}", o_.method,
                         o_.id, o_.from);
-    method_ = o_.method == "postcopy" ? "postcopy" : "stop";
+    method_ = o_.method;
     set_receive_timeout(stream_.get(), kTargetReadyMs);
     set_send_timeout(stream_.get(), kSendStallMs);
     run::set_stream_liveness(stream_.get());
@@ -113,12 +125,19 @@ class SourceRun {
       return make_error("target {} refused job {}: {}; it stays on {}", o_.to, o_.id, first.value("error", "?"), o_.from);
     if (first["t"] != msg::kReady) return make_error("target {} answered '{}' instead of ready", o_.to, first["t"].get<std::string>());
 
+    // Fault point: a bit error in the 4th data chunk on the wire (the target must refuse it): a
+    // page chunk of the first pre-copy round, or of the image.
+    if (fault_armed("migrate.flip_chunk")) ch_.sealer().damage_data_chunk(3);
+
+    // The method (auto decides here), then pre-copy's rounds while the job runs. Nothing here
+    // stops the job: a failure leaves it running as if nothing happened (the trackers go).
+    std::unique_ptr<PrecopySource> pre;
+    if (Status s = choose_and_precopy(pre); !s.ok()) return s.error();
+
     // Freeze and stream the image: the engine's writer seals its chunks straight onto the stream
     // (no pipe, no pump thread). A send that fails (link cut, target gone) fails the engine's
     // write at once, and the engine resumes the job.
     SealingSink sink(stream_.get(), ch_.sealer());
-    // Fault point: a bit error in the 4th data chunk on the wire (the target must refuse it).
-    if (fault_armed("migrate.flip_chunk")) ch_.sealer().damage_data_chunk(3);
     freeze_start_ = SteadyClock::now();
     ckpt::CheckpointOptions co;      // stdio pipes are recorded for the target's stand-ins
     co.sync_written_files = true;    // the target reopens them by path: all written must be there
@@ -126,6 +145,9 @@ class SourceRun {
     co.sink = &sink;
     // Post-copy: the anonymous memory stays here for now and follows once the job runs there.
     co.lazy_anonymous_pages = method_ == "postcopy";
+    // Pre-copy: the pages the target holds unchanged stay out of the image (one last collect per
+    // process, now that it is stopped).
+    if (pre) co.precopied = [&pre](pid_t pid) { return pre->precopied(pid); };
     ckpt::CheckpointStats stats;
     auto held = ckpt::checkpoint_and_hold(sh_.job_pid(), -1, co, &stats);
     if (held.ok()) (void)sink.finish();  // the end of the image's byte stream
@@ -191,6 +213,13 @@ class SourceRun {
     Json report{{"id", o_.id}, {"from", o_.from}, {"to", o_.to}, {"method", method_},
                 {"epoch", o_.epoch}, {"image_bytes", image_bytes}, {"pages", stats.pages_written},
                 {"total_ms", ms_since(t0)}, {"phases", phases_}};
+    if (!reason_.empty()) report["reason"] = reason_;
+    if (!precopy_.is_null()) {
+      precopy_["pages_left_out"] = stats.pages_precopied;
+      report["precopy"] = precopy_;
+      report["image_bytes"] = image_bytes + precopy_.value("bytes", std::uint64_t{0});
+      report["final_bytes"] = image_bytes;
+    }
     if (freeze_ms_ > 0) report["freeze_ms"] = freeze_ms_;
     // CPU time spent on the move up to the commit, each side (every thread): what a figure of
     // a loaded machine cannot show.
@@ -222,10 +251,75 @@ class SourceRun {
   }
 
  private:
+  // Settles method_ (auto: from a 100 ms look at the job's memory and writes), tells the target,
+  // and for pre-copy arms the write trackers and sends the rounds. An error leaves the job
+  // running untouched (the trackers unregister when `pre` goes).
+  Status choose_and_precopy(std::unique_ptr<PrecopySource>& pre) {
+    Logger log(o_.from, "migrate");
+    if (method_ == "precopy" || method_ == "auto") {
+      auto started = PrecopySource::start(sh_.job_pid());
+      if (!started.ok() && method_ == "precopy")
+        return make_error("cannot pre-copy job {} on {}: {}; it runs on {} again", o_.id, o_.from,
+                          started.error().str(), o_.from);
+      if (!started.ok()) {
+        method_ = "stop";
+        reason_ = fmt::format("no write tracking ({}): stop-and-copy", started.error().str());
+      } else {
+        pre = std::move(started).value();
+      }
+    }
+    if (method_ == "auto") {
+      const auto tp = SteadyClock::now();
+      auto mem = pre->present_bytes();
+      auto first = pre->probe_written_bytes();  // forget what was written while arming
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      auto written = pre->probe_written_bytes();
+      const double probe_s = ms_since(tp) / 1e3;
+      if (!mem.ok() || !first.ok() || !written.ok()) {
+        method_ = "stop";
+        reason_ = "the job's memory could not be measured: stop-and-copy";
+      } else {
+        memory_bytes_ = *mem;
+        MethodChoice c = choose_method({*mem, static_cast<double>(*written) / probe_s, pre->processes()});
+        method_ = c.method;
+        reason_ = c.reason;
+      }
+      phases_["probe"] = ms_since(tp);
+      if (method_ != "precopy") pre.reset();
+    }
+    if (!reason_.empty()) log.info("job={} to {}: method {}: {}", o_.id, o_.to, method_, reason_);
+    Json m{{"t", msg::kMethod}, {"method", method_}};
+    if (!reason_.empty()) m["reason"] = reason_;
+    // The job's memory, for the target to refuse at once a move its memory limit cannot take
+    // (pre-copy holds it twice there for a while; post-copy would lose the job to an OOM kill
+    // after the commit).
+    if (pre && memory_bytes_ == 0) {
+      if (auto mem = pre->present_bytes(); mem.ok()) memory_bytes_ = *mem;
+    }
+    if (memory_bytes_ == 0 && method_ == "postcopy") memory_bytes_ = anonymous_bytes(sh_.job_pid());
+    if (memory_bytes_ > 0) m["memory_bytes"] = memory_bytes_;
+    if (Status s = ch_.send(m); !s.ok())
+      return make_error("{}; job {} runs on {} again", target_failure(s.error().str(), "the method"), o_.id, o_.from);
+    if (!pre) return ok_status();
+    const auto tr = SteadyClock::now();
+    auto rounds = pre->run_rounds(stream_.get(), ch_.sealer(), PrecopyBudget{});
+    phases_["precopy"] = ms_since(tr);
+    if (!rounds.ok()) {
+      pre.reset();  // the job runs on, untracked
+      return make_error("{}; job {} runs on {} again (it was never stopped)",
+                        target_failure(rounds.error().str(), "pre-copy's pages"), o_.id, o_.from);
+    }
+    precopy_ = *rounds;
+    log.info("job={} to {}: pre-copy {} rounds, {} pages in {:.1f} ms; freezing: {}", o_.id, o_.to,
+             (*rounds)["rounds"].get<std::size_t>(), (*rounds)["pages"].get<std::uint64_t>(),
+             (*rounds)["ms"].get<double>(), (*rounds)["reason"].get<std::string>());
+    return ok_status();
+  }
+
   // Why the image could not be sent: the target's `failed` or `refused` message if it sent one
   // before it closed the stream (a damaged chunk, out of memory, its daemon gone), else what the
   // link did (`send_error`).
-  std::string target_failure(const std::string& send_error) {
+  std::string target_failure(const std::string& send_error, const char* what = "the image") {
     set_receive_timeout(stream_.get(), kTargetReasonMs);
     for (int i = 0; i < 4; ++i) {  // messages the target sent before (ready, restored) come first
       auto m = ch_.receive();
@@ -233,7 +327,7 @@ class SourceRun {
       if ((*m)["t"] == msg::kFailed || (*m)["t"] == msg::kRefused)
         return fmt::format("target {} failed: {}", o_.to, m->value("error", "?"));
     }
-    return fmt::format("lost the link to target {} while sending the image ({})", o_.to, send_error);
+    return fmt::format("lost the link to target {} while sending {} ({})", o_.to, what, send_error);
   }
 
   std::string where(const std::string& what) const {
@@ -279,6 +373,9 @@ class SourceRun {
   SealedChannel ch_;
   SteadyClock::time_point freeze_start_{};
   std::string method_ = "stop";
+  std::string reason_;       // why this method (auto's choice, or a fallback)
+  std::uint64_t memory_bytes_ = 0;  // the job's private memory, as measured (0: unknown)
+  Json precopy_ = nullptr;   // pre-copy: the rounds' figures
   Json target_cpu_ms_ = nullptr;
   double freeze_ms_ = 0;
   Json phases_ = Json::object();

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <optional>
 #include <chrono>
 #include <thread>
 
@@ -23,6 +24,7 @@
 #include "base/log.hpp"
 #include "ckpt/ckpt.hpp"
 #include "migrate/postcopy.hpp"
+#include "migrate/precopy.hpp"
 #include "migrate/protocol.hpp"
 #include "migrate/sealed_image.hpp"
 #include "daemon/peer_link.hpp"
@@ -35,6 +37,7 @@
 #include "run/shepherd.hpp"
 #include "platform/linux/process.hpp"
 #include "platform/linux/socket.hpp"
+#include "platform/linux/sysfs_io.hpp"
 #include "run/job_spec.hpp"
 #include "run/job_table.hpp"
 
@@ -55,6 +58,96 @@ constexpr int kPostcopySilenceMs = 10'000;
 
 double ms_since(SteadyClock::time_point t) {
   return std::chrono::duration<double, std::milli>(SteadyClock::now() - t).count();
+}
+
+// This process's memory cgroup and its ancestors, nearest first, as directories: cgroup v2
+// ("0::/path" under /sys/fs/cgroup) or v1 (the "memory" controller's line, under
+// /sys/fs/cgroup/memory).
+struct MemoryCgroup {
+  std::string dir;
+  bool v2 = false;
+};
+std::vector<MemoryCgroup> memory_cgroups() {
+  std::vector<MemoryCgroup> out;
+  auto self = platform::read_text_file("/proc/self/cgroup");
+  if (!self.ok()) return out;
+  std::string path, base;
+  bool v2 = false;
+  for (std::size_t at = 0; at < self->size();) {
+    std::size_t nl = self->find('\n', at);
+    std::string line = self->substr(at, nl == std::string::npos ? std::string::npos : nl - at);
+    const std::size_t c1 = line.find(':'), c2 = c1 == std::string::npos ? c1 : line.find(':', c1 + 1);
+    if (c2 != std::string::npos) {
+      const std::string ctrls = line.substr(c1 + 1, c2 - c1 - 1);
+      bool mem = false;
+      for (std::size_t p = 0; p <= ctrls.size();) {
+        std::size_t comma = ctrls.find(',', p);
+        if (ctrls.substr(p, comma == std::string::npos ? std::string::npos : comma - p) == "memory") mem = true;
+        if (comma == std::string::npos) break;
+        p = comma + 1;
+      }
+      if (mem) {
+        path = line.substr(c2 + 1), base = "/sys/fs/cgroup/memory", v2 = false;
+      } else if (line.rfind("0::", 0) == 0 && base.empty()) {
+        path = line.substr(3), base = "/sys/fs/cgroup", v2 = true;
+      }
+    }
+    if (nl == std::string::npos) break;
+    at = nl + 1;
+  }
+  if (path.empty()) return out;
+  for (;;) {
+    out.push_back({base + (path == "/" ? std::string() : path), v2});
+    if (path == "/") break;
+    std::size_t slash = path.rfind('/');
+    path = slash == 0 || slash == std::string::npos ? "/" : path.substr(0, slash);
+  }
+  return out;
+}
+
+std::optional<std::uint64_t> read_number_after(const std::string& file, const std::string& key) {
+  auto text = platform::read_text_file(file);
+  if (!text.ok()) return std::nullopt;
+  std::size_t k = key.empty() ? 0 : text->find(key + " ");
+  if (k == std::string::npos) return std::nullopt;
+  const char* p = text->c_str() + k + (key.empty() ? 0 : key.size() + 1);
+  if (*p < '0' || *p > '9') return std::nullopt;  // "max": no limit
+  return std::strtoull(p, nullptr, 10);
+}
+
+// The OOM killer's counts ("oom_kill" of memory.events, v1: memory.oom_control) of this
+// process's cgroup and each of its ancestors, nearest first: a restore whose process vanished
+// can then say that the OOM killer took it (the node's memory limit), rather than only that it
+// vanished.
+std::vector<std::pair<std::string, std::uint64_t>> oom_kill_counts() {
+  std::vector<std::pair<std::string, std::uint64_t>> out;
+  for (const MemoryCgroup& cg : memory_cgroups())
+    if (auto n = read_number_after(cg.dir + (cg.v2 ? "/memory.events" : "/memory.oom_control"), "oom_kill"))
+      out.emplace_back(cg.dir, *n);
+  return out;
+}
+
+// The memory this process's cgroups still allow (the least headroom of it and its ancestors that
+// have a limit), or nullopt when none has one.
+std::optional<std::uint64_t> memory_headroom() {
+  std::optional<std::uint64_t> least;
+  for (const MemoryCgroup& cg : memory_cgroups()) {
+    auto limit = read_number_after(cg.dir + (cg.v2 ? "/memory.max" : "/memory.limit_in_bytes"), "");
+    auto usage = read_number_after(cg.dir + (cg.v2 ? "/memory.current" : "/memory.usage_in_bytes"), "");
+    if (!limit || !usage || *limit >= (1ull << 60)) continue;  // v1 writes "no limit" as a huge number
+    const std::uint64_t room = *limit > *usage ? *limit - *usage : 0;
+    if (!least || room < *least) least = room;
+  }
+  return least;
+}
+
+// The cgroup whose OOM kill count grew since `before` (nearest first), as a phrase; empty if none.
+std::string oom_killed_since(const std::vector<std::pair<std::string, std::uint64_t>>& before) {
+  for (const auto& [cg, n] : oom_kill_counts())
+    for (const auto& [cg0, n0] : before)
+      if (cg == cg0 && n > n0)
+        return fmt::format("killed by the OOM killer (memory cgroup {}: oom_kill {} -> {})", cg, n0, n);
+  return {};
 }
 
 // The job's stdio as new pipes: the restored process gets the job ends in place of the pipes it
@@ -199,6 +292,31 @@ class Incoming {
     stdio.uid = spec_.uid;
     OSMO_TRY(ch_.send(Json{{"t", msg::kReady}}));
 
+    // How the job comes (the source settles `auto`), and pre-copy's rounds into the page store
+    // while the job still runs there.
+    OSMO_ASSIGN_OR_RETURN(Json how, ch_.receive());
+    if (how["t"] == msg::kAbort) return make_error("the source gave up: {}", how.value("error", "?"));
+    if (how["t"] != msg::kMethod) return make_error("the source sent '{}' instead of the method", how["t"].get<std::string>());
+    method_ = how.value("method", "");
+    if (method_ != "stop" && method_ != "precopy" && method_ != "postcopy")
+      return make_error("the source announced an unknown method '{}'", method_);
+    // Refuse at once, with the reason, a move the node's memory limit cannot take: pre-copy's
+    // page store and then the restored job each hold the job's memory (rather than being
+    // OOM-killed half-way through the rounds); post-copy would be OOM-killed after the commit,
+    // when the job can no longer go back.
+    if (method_ == "precopy" || method_ == "postcopy") {
+      const std::uint64_t mem = how.value("memory_bytes", std::uint64_t{0});
+      const std::uint64_t need = method_ == "precopy" ? 2 * mem : mem;
+      if (auto room = memory_headroom(); room && need > *room)
+        return make_error("out of memory: {} of {:.0f} MiB needs {:.0f} MiB here, the memory cgroup allows {:.0f} MiB more",
+                          method_, mem / 1048576.0, need / 1048576.0, *room / 1048576.0);
+    }
+    if (method_ == "precopy") {
+      OSMO_ASSIGN_OR_RETURN(Json end, receive_precopy(stream_.get(), ch_.opener(), store_));
+      log_.info("job={} pre-copy from {}: {} rounds, {} pages held", spec_.id, order_.source,
+                end.value("rounds", 0), store_.pages());
+    }
+
     // The image: the restore reads the sealed chunks straight from the stream into its own
     // buffers (no pump thread, no socket pair). Each chunk is verified before the restore sees a
     // byte of it; a damaged chunk, a cut link or the stream shut down by the daemon watch fails
@@ -213,13 +331,23 @@ class Incoming {
     // numbers, so an inode check would refuse every move between real machines.
     ro.verify_inode = false;
     // Post-copy: the anonymous memory comes after the job runs here (postcopy.hpp).
-    if (order_.method == "postcopy") ro.lazy_anonymous_pages = &lazy_;
+    if (method_ == "postcopy") ro.lazy_anonymous_pages = &lazy_;
+    // Pre-copy: what the image leaves out comes from the rounds' pages.
+    if (method_ == "precopy") ro.page_store = &store_;
+    const auto oom_before = oom_kill_counts();
     auto pending = ckpt::restore_held(-1, ro);
+    store_.clear();  // every page is in the restored processes now (or the restore failed)
     // Whichever stopped first is the cause: a stream that failed explains a restore that could
     // not read; a restore that gave up by itself (out of memory, a refused image) says why.
     if (!source.link_status().ok())
       return make_error("the image from {} did not arrive whole: {}", order_.source, source.link_status().error().str());
-    if (!pending.ok()) return pending.take_error();
+    if (!pending.ok()) {
+      // A restored process the OOM killer took (the node's memory limit) reads as one that
+      // vanished: say what happened.
+      if (std::string oom = oom_killed_since(oom_before); !oom.empty())
+        return make_error("out of memory: the restored job was {}; {}", oom, pending.error().str());
+      return pending.take_error();
+    }
     if (Status s = source.finish(); !s.ok())
       return make_error("the image from {} did not arrive whole: {}", order_.source, s.error().str());
     const std::uint64_t image_bytes = source.bytes();
@@ -269,7 +397,7 @@ class Incoming {
     const ckpt::RestoredProcess& proc = pending.process();
     UniqueFd job_pidfd(::fcntl(proc.pidfd, F_DUPFD_CLOEXEC, 0));
     if (!job_pidfd) return errno_error("cannot duplicate the restored job's pidfd");
-    const bool postcopy = order_.method == "postcopy";
+    const bool postcopy = method_ == "postcopy";
     UniqueFd kill_pidfd;  // post-copy: to kill a job whose pages are lost
     if (postcopy) {
       kill_pidfd.reset(::fcntl(proc.pidfd, F_DUPFD_CLOEXEC, 0));
@@ -358,6 +486,8 @@ class Incoming {
   Logger log_;
   SealedChannel ch_;
   DaemonWatch* watch_ = nullptr;
+  std::string method_;           // as the source announced it (it settles auto)
+  PageStoreMemory store_;        // pre-copy: the pages sent while the job ran at the source
   ckpt::LazyPages lazy_;         // post-copy: the restored process's missing memory
   std::thread pages_;            // post-copy: serve_faults
   std::atomic<bool> job_over_{false};

@@ -416,7 +416,7 @@ print("sum", sum(block[::4099]), flush=True)
 """
 
 
-def expect_intact_at_source(p, job_id, source="n2"):
+def expect_intact_at_source(p, job_id, source="n2", ticks_want=400):
     """The job still runs at the source, listed once, and finishes with every line in order."""
     j = job_where("n1", "python3 -c")
     assert j is not None and j["node"] == source and j["migrations"] == 0, j
@@ -424,17 +424,20 @@ def expect_intact_at_source(p, job_id, source="n2"):
     assert rc == 0, (rc, err)
     lines = out.decode().splitlines()
     ticks = [int(l.split()[1]) for l in lines if l.startswith("tick ")]
-    assert ticks == list(range(400)), "output lost or repeated after the failed migration"
+    assert ticks == list(range(ticks_want)), "output lost or repeated after the failed migration"
     # The 1 GiB that travelled (or not) is still the job's: every 4099th byte, summed.
     assert lines[-1] == f"sum {sum(j % 256 for j in range(0, 1 << 30, 4099))}", lines[-1]
 
 
-def fault_case(during, expect, setup=None, method=None):
+def fault_case(during, expect, setup=None, method=None, ticks=400):
     """Starts the big ticker on n2, starts a migration to n3 in the background, calls during(),
-    and checks the migration failed in one line naming `expect` and the job is intact at n2."""
+    and checks the migration failed in one line naming `expect` and the job is intact at n2.
+    Pre-copy's faults hit a job that keeps running (while a send to a cut link stalls for 10 s):
+    those cases run a longer ticker, so that it is still there when the migration gives up."""
     extra = ["--method", method] if method else []
+    prog = BIG_TICKER.replace("range(400)", f"range({ticks})")
     with Testbed(3, cpus=CPUS):
-        p = popen_run("n1", "--node", "n2", "python3", "-c", BIG_TICKER, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        p = popen_run("n1", "--node", "n2", "python3", "-c", prog, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
             job = wait_job("n1", "python3 -c")
             time.sleep(2)
@@ -451,7 +454,7 @@ def fault_case(during, expect, setup=None, method=None):
                 assert expect in line and "runs on n2 again" in line, f"expected '{expect}': {line}"
             finally:
                 kill_started(m)
-            expect_intact_at_source(p, job["id"])
+            expect_intact_at_source(p, job["id"], ticks_want=ticks)
         finally:
             kill_started(p)
 
@@ -465,8 +468,10 @@ def image_flowing(job_id, node="n3"):
     time.sleep(0.2)
 
 
+# The image-phase faults name stop-and-copy: auto would pick pre-copy for the 1 GiB ticker (its
+# faults during the rounds are the *_precopy cases).
 def target_daemon_killed():
-    fault_case(lambda job_id: (image_flowing(job_id), osmo("testbed", "stop", "n3")), "n3")
+    fault_case(lambda job_id: (image_flowing(job_id), osmo("testbed", "stop", "n3")), "n3", method="stop")
 
 
 def link_cut():
@@ -476,20 +481,22 @@ def link_cut():
         subprocess.run(["ip", "-n", bridge_netns(), "link", "set", "v3", "down"], check=True)
         time.sleep(15)
         subprocess.run(["ip", "-n", bridge_netns(), "link", "set", "v3", "up"], check=True)
-    fault_case(cut, "n3")
+    fault_case(cut, "n3", method="stop")
 
 
 def flipped_chunk():
     """OSMO_FAULT=migrate.flip_chunk makes every source flip one byte of a sealed page chunk."""
     os.environ["OSMO_FAULT"] = "migrate.flip_chunk"
     try:
-        fault_case(lambda job_id: None, "failed authentication")
+        fault_case(lambda job_id: None, "failed authentication", method="stop")
     finally:
         del os.environ["OSMO_FAULT"]
 
 
-def target_out_of_memory():
-    """n3's daemon (and what it starts) in a memory cgroup of 256 MiB: the 1 GiB job cannot land."""
+def target_out_of_memory(expect="n3", method=None):
+    """n3's daemon (and what it starts) in a memory cgroup of 256 MiB: the 1 GiB job cannot land.
+    With auto (pre-copy or post-copy for this job) the target refuses it at once for its memory
+    limit; stop-and-copy's restore is OOM-killed (target_out_of_memory_stop)."""
     base = "/sys/fs/cgroup/memory"
     if not os.path.isdir(base):
         base = "/sys/fs/cgroup"
@@ -504,13 +511,19 @@ def target_out_of_memory():
         with open(os.path.join(cg, "cgroup.procs"), "w") as f:
             f.write(pid)
     try:
-        fault_case(lambda job_id: None, "n3", setup=limit)
+        fault_case(lambda job_id: None, expect, setup=limit, method=method)
     finally:
         if os.path.isdir(cg):
             for pid in open(os.path.join(cg, "cgroup.procs")).read().split():
                 with open(os.path.join(os.path.dirname(cg), "cgroup.procs"), "w") as f:
                     f.write(pid)
             os.rmdir(cg)
+
+
+def target_out_of_memory_stop():
+    """Stop-and-copy into a 256 MiB memory cgroup: the restored process is OOM-killed, and the
+    one line says so (memory.events / memory.oom_control counted the kill)."""
+    target_out_of_memory(expect="OOM killer", method="stop")
 
 
 def postcopy_big_verified():
@@ -624,6 +637,126 @@ def source_daemon_restart():
             kill_started(p)
 
 
+# ---- pre-copy: memory sent in rounds while the job runs, then a short freeze ----
+
+# 128 MiB that a python3 job keeps writing (64 pages a tick, spread over the whole block) while it
+# prints ticks; the sum over the block at the end tells whether every page arrived intact.
+DIRTY_TICKER = r"""
+import sys, time
+block = bytearray(range(256)) * (512 << 10)
+n = len(block) // 4096
+for i in range(300):
+    for k in range(64):
+        block[((i * 64 + k) * 977 % n) * 4096 + (i % 4096)] = (i + k) % 256
+    print("tick", i, flush=True)
+    time.sleep(SLEEP)
+print("sum", sum(block[::4099]), flush=True)
+"""
+
+
+def precopy_python_dirtying():
+    """A python3 job writing its 128 MiB while it runs, moved with --method precopy n2 -> n3 -> home
+    (n1): rounds of dirty pages, then a freeze with only the last ones; output identical to an
+    undisturbed run (every tick, and the sum over the whole block)."""
+    want = subprocess.run(["python3", "-c", DIRTY_TICKER.replace("SLEEP", "0")], capture_output=True, check=True,
+                          timeout=300).stdout
+    with Testbed(3, cpus=CPUS):
+        p = popen_run("n1", "--node", "n2", "python3", "-c", DIRTY_TICKER.replace("SLEEP", "0.05"),
+                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            job = wait_job("n1", "python3 -c")
+            time.sleep(2)
+            for k, (asker, to, where) in enumerate([("n1", "n3", "n3"), ("n3", "home", "n1")], 1):
+                r = migrate(asker, job["id"], to, method="precopy")
+                assert "by precopy" in r.stdout and "pre-copy:" in r.stdout, r.stdout
+                moved_to("n3", "python3 -c", where, k)
+                time.sleep(0.5)
+            rc, out, err = finish(p)
+            assert rc == 0, (rc, err)
+            assert out == want, f"output differs after 2 pre-copy moves ({len(out)} vs {len(want)} bytes)"
+            assert err == b"", err
+        finally:
+            kill_started(p)
+
+
+def precopy_pipeline():
+    """`sh -c 'seq 1 50000000 | sha256sum'` (three processes, each tracked) moved with --method precopy
+    n2 -> n3 -> n2; the digest is the undisturbed run's."""
+    with Testbed(3, cpus=0.25):
+        want = subprocess.run(PIPELINE, shell=True, capture_output=True, check=True, timeout=300).stdout
+        p = popen_run("n1", "--node", "n2", "sh", "-c", PIPELINE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            job = wait_job("n1", "sh -c")
+            time.sleep(1)
+            for k, (asker, to, where) in enumerate([("n1", "n3", "n3"), ("n3", "n2", "n2")], 1):
+                r = migrate(asker, job["id"], to, method="precopy")
+                assert "by precopy" in r.stdout, r.stdout
+                moved_to("n3", "sh -c", where, k)
+                time.sleep(0.5)
+            rc, out, err = finish(p)
+            assert rc == 0, (rc, err)
+            assert out == want, f"output differs after 2 pre-copy moves: {out!r} vs {want!r}"
+        finally:
+            kill_started(p)
+
+
+def link_cut_during_precopy():
+    """n3's link cut while pre-copy's first round (1 GiB) flows: the job never stopped and runs on."""
+    def cut(job_id):
+        image_flowing(job_id)
+        subprocess.run(["ip", "-n", bridge_netns(), "link", "set", "v3", "down"], check=True)
+        time.sleep(15)
+        subprocess.run(["ip", "-n", bridge_netns(), "link", "set", "v3", "up"], check=True)
+    fault_case(cut, "n3", method="precopy", ticks=1200)
+
+
+def target_killed_during_precopy():
+    fault_case(lambda job_id: (image_flowing(job_id), osmo("testbed", "stop", "n3")), "n3", method="precopy",
+               ticks=1200)
+
+
+def flipped_chunk_precopy():
+    """A flipped byte in a page chunk of the first pre-copy round: refused by the target."""
+    os.environ["OSMO_FAULT"] = "migrate.flip_chunk"
+    try:
+        fault_case(lambda job_id: None, "failed authentication", method="precopy", ticks=1200)
+    finally:
+        del os.environ["OSMO_FAULT"]
+
+
+def auto_picks():
+    """--method auto (the default): bc (a small job) moves by stop-and-copy, the 1 GiB ticker (which
+    hardly writes) by pre-copy; each answer says why, and the ticker's output and memory are intact."""
+    with Testbed(3, cpus=CPUS), tempfile.TemporaryDirectory() as d:
+        prog = os.path.join(d, "pi.bc")
+        with open(prog, "w") as f:
+            f.write(BC_PROG)
+        # One job per node: the balancing loop would move one of two jobs sharing a node.
+        b = popen_run("n1", "--node", "n3", "bc", "-l", prog, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        p = popen_run("n1", "--node", "n2", "python3", "-c", BIG_TICKER.replace("range(400)", "range(800)"),
+                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            bc_job = wait_job("n1", "bc -l")
+            job = wait_job("n1", "python3 -c")
+            time.sleep(8)  # the 1 GiB is built (at half a CPU that takes seconds): the probe sees the ticker
+            r = migrate("n1", bc_job["id"], "home")
+            assert "by stop (small job" in r.stdout, r.stdout
+            r = migrate("n1", job["id"], "n3", timeout=240)
+            assert "by precopy (" in r.stdout and "pre-copy" in r.stdout, r.stdout
+            moved_to("n1", "python3 -c", "n3", 1)
+            rc, out, err = finish(p)
+            assert rc == 0, (rc, err)
+            lines = out.decode().splitlines()
+            ticks = [int(l.split()[1]) for l in lines if l.startswith("tick ")]
+            assert ticks == list(range(800)), "output lost or repeated across the pre-copy move"
+            assert lines[-1] == f"sum {sum(j % 256 for j in range(0, 1 << 30, 4099))}", lines[-1]
+            rc, _, err = finish(b)
+            assert rc == 0, (rc, err)
+        finally:
+            kill_started(p)
+            kill_started(b)
+
+
 if __name__ == "__main__":
     require_root("the migration testbed")
     run_cases({f.__name__: f for f in (bc_pi_three_hops, xz_to_file, python_stdin, kill_after_each_move,
@@ -631,4 +764,7 @@ if __name__ == "__main__":
                                        zombie_kept, threads_refused, check_and_ps, target_daemon_killed, link_cut,
                                        flipped_chunk, target_out_of_memory, source_daemon_restart,
                                        postcopy_bc_there_and_back, postcopy_big_verified,
-                                       link_cut_before_commit_postcopy, link_cut_after_commit_postcopy)})
+                                       link_cut_before_commit_postcopy, link_cut_after_commit_postcopy,
+                                       precopy_python_dirtying, precopy_pipeline, link_cut_during_precopy,
+                                       flipped_chunk_precopy, target_killed_during_precopy, auto_picks,
+                                       target_out_of_memory_stop)})
