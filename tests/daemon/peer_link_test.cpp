@@ -152,8 +152,9 @@ struct RawClient {
     const std::uint32_t magic = 0x504d534f;
     h.append(reinterpret_cast<const char*>(&magic), 4);
     h.append(reinterpret_cast<const char*>(&version), 2);
-    h.append(2, '\0');
+    h.append(2, '\0');     // flags
     h.append(16, '\x5a');  // client nonce
+    h.append(32, '\x33');  // ephemeral X25519 key
     return h + name;
   }
 };
@@ -186,7 +187,7 @@ TEST_F(PeerLinkTest, NoOracleForTheUnauthenticated) {
   };
   auto refused_at_tag = [](std::string tag, std::string header) {
     return [tag, header](RawClient& c, Clock::time_point& t) {
-      c.send_frame(RawClient::hello(1, "guesser"));
+      c.send_frame(RawClient::hello(2, "guesser"));
       std::string challenge = c.read_frame();
       EXPECT_EQ(challenge[0], 0) << "a well-formed hello is answered with a challenge";
       (void)c.read_frame();  // the server's tag
@@ -198,11 +199,14 @@ TEST_F(PeerLinkTest, NoOracleForTheUnauthenticated) {
   };
   run("garbage", refused_at_hello("GET / HTTP/1.1\r\n\r\n"));
   run("other version", refused_at_hello(RawClient::hello(7, "guesser")));
-  run("empty name", refused_at_hello(RawClient::hello(1, "")));
-  run("guessed tag, existing service", refused_at_tag(std::string(32, '\x11'), R"({"service":"echo"})"));
-  run("guessed tag, unknown service", refused_at_tag(std::string(32, '\x11'), R"({"service":"nope"})"));
-  run("tag of the wrong size", refused_at_tag(std::string(31, '\x11'), R"({"service":"echo"})"));
-  ASSERT_EQ(attempts.size(), 6u);
+  run("version 1", refused_at_hello(RawClient::hello(1, "guesser")));
+  run("empty name", refused_at_hello(RawClient::hello(2, "")));
+  // The client's tag frame: u32 header length, then the 32-byte tag.
+  const std::string len18("\x12\0\0\0", 4);
+  run("guessed tag, existing service", refused_at_tag(len18 + std::string(32, '\x11'), R"({"service":"echo"})"));
+  run("guessed tag, unknown service", refused_at_tag(len18 + std::string(32, '\x11'), R"({"service":"nope"})"));
+  run("tag of the wrong size", refused_at_tag(len18 + std::string(31, '\x11'), R"({"service":"echo"})"));
+  ASSERT_EQ(attempts.size(), 7u);
   double lo = 1e9, hi = 0;
   for (const auto& a : attempts) {
     EXPECT_EQ(a.refusal, attempts[0].refusal) << a.what;
@@ -213,8 +217,8 @@ TEST_F(PeerLinkTest, NoOracleForTheUnauthenticated) {
   EXPECT_EQ(attempts[0].refusal, std::string("\x01") + "authentication failed");
   EXPECT_GE(lo, 240.0) << "refusals are delayed";
   EXPECT_LT(hi - lo, 100.0) << "every refusal after the same delay";
-  for (int i = 0; i < 100 && server_->counters().refused_auth.load() < 6; ++i) ::usleep(10'000);
-  EXPECT_EQ(server_->counters().refused_auth.load(), 6u);
+  for (int i = 0; i < 100 && server_->counters().refused_auth.load() < 7; ++i) ::usleep(10'000);
+  EXPECT_EQ(server_->counters().refused_auth.load(), 7u);
   EXPECT_EQ(server_->counters().refused_service.load(), 0u) << "no service was looked up";
 }
 
