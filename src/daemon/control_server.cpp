@@ -94,7 +94,12 @@ void ControlServer::serve(const std::shared_ptr<Shared>& shared, UniqueFd conn) 
     ControlContext ctx;
     ctx.peer = peer;
     ctx.conn_fd = conn.get();
-    auto line = recv_line(conn.get(), pending, &ctx.fds, kMaxRequestBytes);
+    auto line = recv_line(conn.get(), pending, &ctx.fds, kMaxRequestBytes, sh.request_deadline_ms.load());
+    if (!line.ok() && line.error().code == ETIMEDOUT) {
+      sh.log.warn("control socket: uid {} pid {}: {}", peer.uid, peer.pid, line.error().str());
+      (void)send_line(conn.get(), Json{{"ok", false}, {"error", line.error().str()}}.dump(), {});
+      return;
+    }
     if (!line.ok() || line->empty()) return;
     // Nesting is bounded before the parser sees the line (base/json_limits.hpp).
     const Status depth = check_json_depth(*line);
