@@ -105,7 +105,7 @@ for ((r = 1; r <= rounds; r++)); do
       all_mig[$mode]+="$ms "
       if [ -z "${best_mig[$mode]:-}" ] || [ "$ms" -lt "${best_mig[$mode]}" ]; then best_mig[$mode]=$ms; fi
     done
-    streams=$(tb n1 -- "$OSMO" status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["peer"]["encrypted_streams"])')
+    streams=$(tb n1 -- "$OSMO" status | python3 -c 'import json,sys; print(json.load(sys.stdin)["peer"]["encrypted_streams"])')
     echo "round $r, peer_encryption=$mode: relay ms ${all_relay[$mode]:-} | migration ms ${all_mig[$mode]:-} | encrypted streams seen by n1's pumps: $streams"
     if [ "$mode" = true ] && [ "$streams" -eq 0 ]; then die "encryption on, yet no encrypted stream counted"; fi
     if [ "$mode" = false ] && [ "$streams" -ne 0 ]; then die "encryption off, yet $streams encrypted streams counted"; fi
