@@ -395,6 +395,8 @@ TEST_F(EncryptedStreamTest, SwitchedOffOnBothSidesTheStreamIsInClearAndStillAuth
   auto intruder = dial_peer("intruder", key_of("another-secret-entirely"), endpoint_, Json{{"service", "echo"}},
                             2000, nullptr, false);
   EXPECT_FALSE(intruder.ok());
+  wait_for_count(server_->counters().refused_auth);  // the server's thread is done before we exit
+  EXPECT_EQ(server_->counters().refused_auth.load(), 1u);
 }
 
 TEST_F(EncryptedStreamTest, EitherSideAskingIsEnough) {
@@ -569,6 +571,9 @@ TEST_F(PeerLinkTest, ElevenHundredUnauthenticatedConnectionsDoNotLockOthersOut) 
               static_cast<unsigned long long>(server_->counters().refused_flood.load()), ms);
   EXPECT_LT(ms, 1000.0);
   flood.clear();
+  // The 64 held connections end now: their threads refuse them (250 ms) before the test exits.
+  for (int i = 0; i < 300 && server_->counters().refused_auth.load() < 64; ++i) ::usleep(10'000);
+  EXPECT_EQ(server_->counters().refused_auth.load(), 64u);
   (void)::setrlimit(RLIMIT_NOFILE, &rl);
 }
 
