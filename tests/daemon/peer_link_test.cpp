@@ -410,6 +410,31 @@ TEST_F(EncryptedStreamTest, EitherSideAskingIsEnough) {
   EXPECT_EQ(m.seen().find("hunter2"), std::string::npos);
 }
 
+// A half close crosses the stream as over plain TCP (the relay and the image stream rely on it):
+// the client shuts its sending side, the service reads EOF after the bytes, answers, closes; the
+// client reads the answer, then EOF.
+TEST_F(EncryptedStreamTest, AHalfCloseCrossesTheStream) {
+  server_->add("count", [](UniqueFd conn, const Json&, const PeerContext&) {
+    const std::string got = read_all(conn.get());
+    const std::string answer = std::to_string(got.size());
+    (void)!::write(conn.get(), answer.data(), answer.size());
+  });
+  auto conn = dial_peer("client", key_of("the-cluster-secret"), endpoint_, Json{{"service", "count"}}, 2000);
+  ASSERT_TRUE(conn.ok()) << conn.error().str();
+  const std::string data(3'000'000, 'z');  // several frames
+  std::thread writer([&] {
+    std::size_t off = 0;
+    while (off < data.size()) {
+      const ssize_t n = ::write(conn->get(), data.data() + off, data.size() - off);
+      if (n <= 0) break;
+      off += static_cast<std::size_t>(n);
+    }
+    ::shutdown(conn->get(), SHUT_WR);
+  });
+  EXPECT_EQ(read_all(conn->get()), "3000000");
+  writer.join();
+}
+
 // Dials `sink` through a man in the middle, sends "first", then arms `attack` and sends more.
 // Returns what the sink received; *client_saw is what the client read back (EOF expected).
 struct AttackOutcome {
