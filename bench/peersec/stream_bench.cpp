@@ -42,7 +42,9 @@ std::uint16_t free_port() {
   return ntohs(a.sin_port);
 }
 
-double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+double seconds_since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
 
 }  // namespace
 
@@ -50,9 +52,12 @@ int main(int argc, char** argv) {
   std::uint64_t bytes = 2ull << 30;
   int opens = 50, rounds = 3;
   for (int i = 1; i + 1 < argc; i += 2) {
-    if (!std::strcmp(argv[i], "--bytes")) bytes = std::strtoull(argv[i + 1], nullptr, 10);
-    else if (!std::strcmp(argv[i], "--opens")) opens = std::atoi(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--rounds")) rounds = std::atoi(argv[i + 1]);
+    if (!std::strcmp(argv[i], "--bytes"))
+      bytes = std::strtoull(argv[i + 1], nullptr, 10);
+    else if (!std::strcmp(argv[i], "--opens"))
+      opens = std::atoi(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--rounds"))
+      rounds = std::atoi(argv[i + 1]);
     else {
       std::fprintf(stderr, "usage: %s [--bytes N] [--opens N] [--rounds N]\n", argv[0]);
       return 2;
@@ -90,7 +95,8 @@ int main(int argc, char** argv) {
       std::vector<double> t;
       for (int i = 0; i < opens; ++i) {
         const auto t0 = Clock::now();
-        auto c = daemon::dial_peer("client", key, ep, Json{{"service", "echo"}}, 5000, nullptr, enc);
+        auto c =
+            daemon::dial_peer("client", key, ep, Json{{"service", "echo"}}, 5000, nullptr, enc);
         if (!c.ok()) return std::fprintf(stderr, "%s\n", c.error().str().c_str()), 1;
         char b = 'x';
         if (::write(c->get(), &b, 1) != 1 || ::read(c->get(), &b, 1) != 1) return 1;
@@ -108,7 +114,8 @@ int main(int argc, char** argv) {
       std::vector<char> buf(1 << 20, 'a');
       const auto t0 = Clock::now();
       for (std::uint64_t sent = 0; sent < bytes;) {
-        const ssize_t n = ::write(c->get(), buf.data(), std::min<std::uint64_t>(buf.size(), bytes - sent));
+        const ssize_t n =
+            ::write(c->get(), buf.data(), std::min<std::uint64_t>(buf.size(), bytes - sent));
         if (n <= 0) return 1;
         sent += static_cast<std::uint64_t>(n);
       }
@@ -121,13 +128,15 @@ int main(int argc, char** argv) {
       }
       if (got != static_cast<double>(bytes)) return std::fprintf(stderr, "short: %.0f\n", got), 1;
       best_gbps[mode] = std::max(best_gbps[mode], got / s / 1e9);
-      std::printf("round %d %-9s open p50 %6.2f ms   bulk %5.2f GB/s\n", r + 1, enc ? "encrypted" : "clear",
-                  t[t.size() / 2], got / s / 1e9);
+      std::printf("round %d %-9s open p50 %6.2f ms   bulk %5.2f GB/s\n", r + 1,
+                  enc ? "encrypted" : "clear", t[t.size() / 2], got / s / 1e9);
       std::fflush(stdout);
     }
   }
-  std::printf("best: open %.2f ms encrypted vs %.2f ms clear; bulk %.2f GB/s encrypted vs %.2f GB/s clear (%.0f%%)\n",
-              best_open[0], best_open[1], best_gbps[0], best_gbps[1], 100.0 * best_gbps[0] / best_gbps[1]);
+  std::printf(
+      "best: open %.2f ms encrypted vs %.2f ms clear; bulk %.2f GB/s encrypted vs %.2f GB/s clear "
+      "(%.0f%%)\n",
+      best_open[0], best_open[1], best_gbps[0], best_gbps[1], 100.0 * best_gbps[0] / best_gbps[1]);
   server.stop();
   return 0;
 }

@@ -43,13 +43,16 @@ void set_liveness(int fd) {
   ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
 }
 
-void set_nonblocking(int fd) { ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK); }
+void set_nonblocking(int fd) {
+  ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+}
 
 // A buffer of one whole frame, mapped rather than allocated (see the top of the file).
 struct FrameBuffer {
   std::uint8_t* p = nullptr;
   FrameBuffer() {
-    void* m = ::mmap(nullptr, kMaxChannelFrameBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    void* m = ::mmap(nullptr, kMaxChannelFrameBytes, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (m != MAP_FAILED) p = static_cast<std::uint8_t*>(m);
   }
   ~FrameBuffer() {
@@ -59,14 +62,17 @@ struct FrameBuffer {
   FrameBuffer& operator=(const FrameBuffer&) = delete;
 };
 
-bool transient(int err) { return err == EAGAIN || err == EWOULDBLOCK || err == EINTR; }
+bool transient(int err) {
+  return err == EAGAIN || err == EWOULDBLOCK || err == EINTR;
+}
 
 }  // namespace
 
 PumpCounters& pump_counters() {
   // Made once, before this process forks its first pump; the pumps inherit the shared mapping.
   static PumpCounters* counters = [] {
-    void* m = ::mmap(nullptr, sizeof(PumpCounters), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    void* m = ::mmap(nullptr, sizeof(PumpCounters), PROT_READ | PROT_WRITE,
+                     MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (m == MAP_FAILED) return new PumpCounters();  // then pumps count in their own copy only
     return new (m) PumpCounters();
   }();
@@ -75,10 +81,14 @@ PumpCounters& pump_counters() {
 
 const char* to_string(PumpEnd e) {
   switch (e) {
-    case PumpEnd::kClean: return "clean";
-    case PumpEnd::kRefused: return "refused";
-    case PumpEnd::kCut: return "cut";
-    case PumpEnd::kAppGone: return "app_gone";
+    case PumpEnd::kClean:
+      return "clean";
+    case PumpEnd::kRefused:
+      return "refused";
+    case PumpEnd::kCut:
+      return "cut";
+    case PumpEnd::kAppGone:
+      return "app_gone";
   }
   return "?";
 }
@@ -109,8 +119,8 @@ PumpEnd run_pump(int tcp, int inner, const ChannelKeys& keys, PumpCounters& coun
 
   std::size_t out_len = 0, out_off = 0;  // the sealed frame being sent
   bool out_is_end = false, inner_eof = false, end_sent = false;
-  std::size_t in_have = 0;               // bytes of the current frame read so far
-  std::uint32_t in_n = 0;                // its payload length, once the header is in
+  std::size_t in_have = 0;  // bytes of the current frame read so far
+  std::uint32_t in_n = 0;   // its payload length, once the header is in
   ChannelFrame in_type = ChannelFrame::kData;
   std::size_t plain_off = 0, plain_len = 0;  // opened bytes not yet written to inner
   bool end_received = false, app_closed = false;
@@ -167,8 +177,9 @@ PumpEnd run_pump(int tcp, int inner, const ChannelKeys& keys, PumpCounters& coun
 
     // Peer -> service.
     if (plain_len == 0 && !end_received && (p[1].revents & (POLLIN | POLLHUP | POLLERR))) {
-      const std::size_t want = in_have < kChannelHeaderBytes ? kChannelHeaderBytes
-                                                            : kChannelHeaderBytes + in_n + kChannelTagBytes;
+      const std::size_t want = in_have < kChannelHeaderBytes
+                                   ? kChannelHeaderBytes
+                                   : kChannelHeaderBytes + in_n + kChannelTagBytes;
       const ssize_t r = ::read(tcp, in.p + in_have, want - in_have);
       if (r == 0) return finish(PumpEnd::kCut);  // EOF before an end frame: truncated
       if (r < 0) {
@@ -193,7 +204,8 @@ PumpEnd run_pump(int tcp, int inner, const ChannelKeys& keys, PumpCounters& coun
       }
     }
     if (plain_len > 0 && (p[0].revents & (POLLOUT | POLLERR | POLLHUP))) {
-      const ssize_t w = ::send(inner, in.p + kChannelHeaderBytes + plain_off, plain_len, MSG_NOSIGNAL);
+      const ssize_t w =
+          ::send(inner, in.p + kChannelHeaderBytes + plain_off, plain_len, MSG_NOSIGNAL);
       if (w > 0) {
         plain_off += static_cast<std::size_t>(w);
         plain_len -= static_cast<std::size_t>(w);
@@ -244,7 +256,8 @@ Result<UniqueFd> start_pump(UniqueFd tcp, ChannelKeys keys) {
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
     struct sigaction dfl {};
     dfl.sa_handler = SIG_DFL;
-    for (int s : {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGCHLD}) ::sigaction(s, &dfl, nullptr);
+    for (int s : {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGCHLD})
+      ::sigaction(s, &dfl, nullptr);
     (void)run_pump(3, 4, keys, counters);
     sodium_memzero(&keys, sizeof keys);
     ::_exit(0);

@@ -4,7 +4,7 @@
 // TCP connection, and a pump between the pair's other end and the TCP connection seals what the
 // service writes into channel frames (wire/sealed_channel.hpp) and opens what the peer sent.
 //
-//   service ── plain bytes ── [socketpair] ── pump ── sealed frames ── TCP ── pump ── ... ── peer service
+//   service ─ plain ─ [socketpair] ─ pump ─ sealed frames over TCP ─ pump ─ [socketpair] ─ service
 //
 // Why a separate process and not a thread of the daemon: a peer stream outlives the process that
 // opened it. `osmo run` receives the stream of its job over the control socket, a shepherd and a
@@ -39,19 +39,19 @@ struct ChannelKeys {
 // Counted by every pump this process started, in memory shared with them (an anonymous shared
 // mapping made before the first fork), so the daemon's metrics see what its pumps saw.
 struct PumpCounters {
-  std::atomic<std::uint64_t> streams{0};          // encrypted streams whose pump started
-  std::atomic<std::uint64_t> frames_refused{0};   // a frame failed its tag or header check
-  std::atomic<std::uint64_t> streams_cut{0};      // TCP ended without an end frame (truncated)
-  std::atomic<std::uint64_t> bytes_sealed{0};     // plaintext bytes sent, all pumps
-  std::atomic<std::uint64_t> bytes_opened{0};     // plaintext bytes received, all pumps
+  std::atomic<std::uint64_t> streams{0};         // encrypted streams whose pump started
+  std::atomic<std::uint64_t> frames_refused{0};  // a frame failed its tag or header check
+  std::atomic<std::uint64_t> streams_cut{0};     // TCP ended without an end frame (truncated)
+  std::atomic<std::uint64_t> bytes_sealed{0};    // plaintext bytes sent, all pumps
+  std::atomic<std::uint64_t> bytes_opened{0};    // plaintext bytes received, all pumps
 };
 PumpCounters& pump_counters();
 
 enum class PumpEnd : std::uint8_t {
-  kClean,     // both directions ended with an end frame, or the service closed its end
-  kRefused,   // a frame failed its check: stream closed
-  kCut,       // TCP ended or broke without an end frame: stream closed
-  kAppGone,   // the service's end failed (not a close)
+  kClean,    // both directions ended with an end frame, or the service closed its end
+  kRefused,  // a frame failed its check: stream closed
+  kCut,      // TCP ended or broke without an end frame: stream closed
+  kAppGone,  // the service's end failed (not a close)
 };
 const char* to_string(PumpEnd e);
 

@@ -11,7 +11,8 @@ namespace osmo::wire {
 namespace {
 
 static_assert(sizeof(crypto_aead_aes256gcm_state) <= 512);
-static_assert(crypto_aead_aes256gcm_NPUBBYTES == 12 && crypto_aead_chacha20poly1305_ietf_NPUBBYTES == 12);
+static_assert(crypto_aead_aes256gcm_NPUBBYTES == 12 &&
+              crypto_aead_chacha20poly1305_ietf_NPUBBYTES == 12);
 static_assert(crypto_aead_aes256gcm_ABYTES == kChannelTagBytes &&
               crypto_aead_chacha20poly1305_ietf_ABYTES == kChannelTagBytes);
 
@@ -29,7 +30,9 @@ void put_header(std::uint8_t* hdr, std::uint32_t len, ChannelFrame type) {
   hdr[5] = hdr[6] = hdr[7] = 0;
 }
 
-auto* aes(unsigned char* state) { return reinterpret_cast<crypto_aead_aes256gcm_state*>(state); }
+auto* aes(unsigned char* state) {
+  return reinterpret_cast<crypto_aead_aes256gcm_state*>(state);
+}
 
 }  // namespace
 
@@ -49,11 +52,12 @@ std::size_t ChannelSealer::seal(ChannelFrame type, std::uint8_t* frame, std::uin
   std::uint8_t* p = frame + kChannelHeaderBytes;
   unsigned long long tag_len = 0;
   if (suite_ == SealSuite::kAes256Gcm)
-    crypto_aead_aes256gcm_encrypt_detached_afternm(p, p + n, &tag_len, p, n, frame, kChannelHeaderBytes,
-                                                   nullptr, nonce.data(), aes(aes_state_));
+    crypto_aead_aes256gcm_encrypt_detached_afternm(p, p + n, &tag_len, p, n, frame,
+                                                   kChannelHeaderBytes, nullptr, nonce.data(),
+                                                   aes(aes_state_));
   else
-    crypto_aead_chacha20poly1305_ietf_encrypt_detached(p, p + n, &tag_len, p, n, frame, kChannelHeaderBytes,
-                                                       nullptr, nonce.data(), key_.data());
+    crypto_aead_chacha20poly1305_ietf_encrypt_detached(
+        p, p + n, &tag_len, p, n, frame, kChannelHeaderBytes, nullptr, nonce.data(), key_.data());
   return kChannelHeaderBytes + n + kChannelTagBytes;
 }
 
@@ -67,13 +71,16 @@ ChannelOpener::~ChannelOpener() {
   sodium_memzero(aes_state_, sizeof aes_state_);
 }
 
-Status ChannelOpener::check_header(const std::uint8_t* hdr, std::uint32_t* n, ChannelFrame* type) const {
+Status ChannelOpener::check_header(const std::uint8_t* hdr, std::uint32_t* n,
+                                   ChannelFrame* type) const {
   if (failed_) return make_error("sealed channel: refused after an earlier bad frame");
   std::uint32_t len = 0;
   for (int i = 0; i < 4; ++i) len |= static_cast<std::uint32_t>(hdr[i]) << (8 * i);
   if (len > kMaxChannelPayload)
-    return make_error("sealed channel: frame {} announces {} bytes (at most {})", seq_, len, kMaxChannelPayload);
-  if (hdr[4] > static_cast<std::uint8_t>(ChannelFrame::kEnd) || hdr[5] != 0 || hdr[6] != 0 || hdr[7] != 0)
+    return make_error("sealed channel: frame {} announces {} bytes (at most {})", seq_, len,
+                      kMaxChannelPayload);
+  if (hdr[4] > static_cast<std::uint8_t>(ChannelFrame::kEnd) || hdr[5] != 0 || hdr[6] != 0 ||
+      hdr[7] != 0)
     return make_error("sealed channel: frame {} has a malformed header", seq_);
   if (hdr[4] == static_cast<std::uint8_t>(ChannelFrame::kEnd) && len != 0)
     return make_error("sealed channel: end frame {} carries {} bytes", seq_, len);
@@ -88,14 +95,15 @@ Status ChannelOpener::open(std::uint8_t* frame, std::uint32_t n) {
   std::uint8_t* p = frame + kChannelHeaderBytes;
   int rc;
   if (suite_ == SealSuite::kAes256Gcm)
-    rc = crypto_aead_aes256gcm_decrypt_detached_afternm(p, nullptr, p, n, p + n, frame, kChannelHeaderBytes,
-                                                        nonce.data(), aes(aes_state_));
+    rc = crypto_aead_aes256gcm_decrypt_detached_afternm(
+        p, nullptr, p, n, p + n, frame, kChannelHeaderBytes, nonce.data(), aes(aes_state_));
   else
-    rc = crypto_aead_chacha20poly1305_ietf_decrypt_detached(p, nullptr, p, n, p + n, frame, kChannelHeaderBytes,
-                                                            nonce.data(), key_.data());
+    rc = crypto_aead_chacha20poly1305_ietf_decrypt_detached(
+        p, nullptr, p, n, p + n, frame, kChannelHeaderBytes, nonce.data(), key_.data());
   if (rc != 0) {
     failed_ = true;
-    return make_error("sealed channel: frame {} fails its tag (altered, reordered, replayed or forged)", seq_);
+    return make_error(
+        "sealed channel: frame {} fails its tag (altered, reordered, replayed or forged)", seq_);
   }
   ++seq_;
   return ok_status();

@@ -34,7 +34,8 @@ inline constexpr std::size_t kChannelTagBytes = 16;
 // 256 KiB, as sealed_stream's chunks: one AEAD call per 256 KiB is noise next to the copy, and a
 // frame stays in the CPU's cache between its sealing and its send.
 inline constexpr std::uint32_t kMaxChannelPayload = 256u << 10;
-inline constexpr std::size_t kMaxChannelFrameBytes = kChannelHeaderBytes + kMaxChannelPayload + kChannelTagBytes;
+inline constexpr std::size_t kMaxChannelFrameBytes =
+    kChannelHeaderBytes + kMaxChannelPayload + kChannelTagBytes;
 
 // One direction's key and counter. Not thread-safe: one writer (or reader) per direction.
 class ChannelSealer {

@@ -4,13 +4,12 @@
 // Each is refused, and the opener stays refused afterwards. Both suites.
 #include "wire/sealed_channel.hpp"
 
+#include <gtest/gtest.h>
 #include <sodium.h>
 
 #include <cstring>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 namespace osmo::wire {
 namespace {
@@ -66,7 +65,8 @@ TEST_P(SealedChannelTest, RoundTripAndCiphertextIsNotPlaintext) {
 }
 
 TEST_P(SealedChannelTest, AFlippedByteAnywhereIsRefusedAndTheStreamStaysDead) {
-  for (std::size_t at : {std::size_t{0}, std::size_t{4}, std::size_t{8}, std::size_t{12}, std::size_t{20}}) {
+  for (std::size_t at :
+       {std::size_t{0}, std::size_t{4}, std::size_t{8}, std::size_t{12}, std::size_t{20}}) {
     ChannelSealer s(key_of(2), GetParam());
     ChannelOpener o(key_of(2), GetParam());
     Frame f = seal(s, "0123456789");
