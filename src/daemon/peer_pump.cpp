@@ -103,6 +103,11 @@ const char* to_string(PumpEnd e) {
 PumpEnd run_pump(int tcp, int inner, const ChannelKeys& keys, PumpCounters& counters) {
   wire::ChannelSealer sealer(keys.send, keys.suite, keys.send_seq);
   wire::ChannelOpener opener(keys.recv, keys.suite, keys.recv_seq);
+  return run_pump(tcp, inner, sealer, opener, counters);
+}
+
+PumpEnd run_pump(int tcp, int inner, wire::ChannelSealer& sealer, wire::ChannelOpener& opener,
+                 PumpCounters& counters) {
   FrameBuffer out, in;
   auto finish = [&](PumpEnd e) {
     ::shutdown(tcp, SHUT_RDWR);
@@ -229,6 +234,10 @@ Result<UniqueFd> start_pump(UniqueFd tcp, ChannelKeys keys) {
     return errno_error("peer stream: socketpair for the pump");
   }
   UniqueFd app(sv[0]), inner(sv[1]);
+  // Made before the fork: their set-up may take locks (OpenSSL's cipher lookup) that another
+  // thread of this process could hold at the moment of the fork.
+  wire::ChannelSealer sealer(keys.send, keys.suite, keys.send_seq);
+  wire::ChannelOpener opener(keys.recv, keys.suite, keys.recv_seq);
   const pid_t child = ::fork();
   if (child < 0) {
     sodium_memzero(&keys, sizeof keys);
@@ -258,7 +267,7 @@ Result<UniqueFd> start_pump(UniqueFd tcp, ChannelKeys keys) {
     dfl.sa_handler = SIG_DFL;
     for (int s : {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGCHLD})
       ::sigaction(s, &dfl, nullptr);
-    (void)run_pump(3, 4, keys, counters);
+    (void)run_pump(3, 4, sealer, opener, counters);
     sodium_memzero(&keys, sizeof keys);
     ::_exit(0);
   }

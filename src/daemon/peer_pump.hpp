@@ -58,6 +58,9 @@ const char* to_string(PumpEnd e);
 // Pumps between `tcp` (sealed frames) and `inner` (plain bytes) in the calling thread until the
 // stream is over; both fds are made non-blocking and are shut down, not closed, on return.
 PumpEnd run_pump(int tcp, int inner, const ChannelKeys& keys, PumpCounters& counters);
+// The same with sealer and opener made by the caller (before a fork: see start_pump).
+PumpEnd run_pump(int tcp, int inner, wire::ChannelSealer& sealer, wire::ChannelOpener& opener,
+                 PumpCounters& counters);
 
 // Starts the pump in a process of its own for the TCP connection `tcp`; returns the service's
 // end (a SOCK_CLOEXEC AF_UNIX stream socket). The keys are wiped from this process.

@@ -2,15 +2,16 @@
 // Sealed channel frames (see sealed_channel.hpp).
 #include "wire/sealed_channel.hpp"
 
+#include <openssl/evp.h>
 #include <sodium.h>
 
 #include <array>
+#include <cstdlib>
 #include <cstring>
 
 namespace osmo::wire {
 namespace {
 
-static_assert(sizeof(crypto_aead_aes256gcm_state) <= 512);
 static_assert(crypto_aead_aes256gcm_NPUBBYTES == 12 &&
               crypto_aead_chacha20poly1305_ietf_NPUBBYTES == 12);
 static_assert(crypto_aead_aes256gcm_ABYTES == kChannelTagBytes &&
@@ -30,20 +31,28 @@ void put_header(std::uint8_t* hdr, std::uint32_t len, ChannelFrame type) {
   hdr[5] = hdr[6] = hdr[7] = 0;
 }
 
-auto* aes(unsigned char* state) {
-  return reinterpret_cast<crypto_aead_aes256gcm_state*>(state);
+// An AES-256-GCM context with its key; each frame only sets the nonce.
+void* new_aes(const Key& key, bool encrypt) {
+  EVP_CIPHER_CTX* ctx = EVP_CIPHER_CTX_new();
+  if (ctx == nullptr) std::abort();  // out of memory at stream set-up
+  const int ok = encrypt ? EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), nullptr, key.data(), nullptr)
+                         : EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), nullptr, key.data(), nullptr);
+  if (ok != 1) std::abort();  // AES-256-GCM is part of every OpenSSL
+  return ctx;
 }
+
+EVP_CIPHER_CTX* ctx_of(void* p) { return static_cast<EVP_CIPHER_CTX*>(p); }
 
 }  // namespace
 
 ChannelSealer::ChannelSealer(const Key& key, SealSuite suite, std::uint64_t first_seq)
     : key_(key), suite_(suite), seq_(first_seq) {
-  if (suite_ == SealSuite::kAes256Gcm) crypto_aead_aes256gcm_beforenm(aes(aes_state_), key_.data());
+  if (suite_ == SealSuite::kAes256Gcm) aes_ = new_aes(key_, true);
 }
 
 ChannelSealer::~ChannelSealer() {
   sodium_memzero(key_.data(), key_.size());
-  sodium_memzero(aes_state_, sizeof aes_state_);
+  EVP_CIPHER_CTX_free(ctx_of(aes_));  // clears the key schedule
 }
 
 std::size_t ChannelSealer::seal(ChannelFrame type, std::uint8_t* frame, std::uint32_t n) {
@@ -51,11 +60,18 @@ std::size_t ChannelSealer::seal(ChannelFrame type, std::uint8_t* frame, std::uin
   const auto nonce = nonce_of(seq_++);
   std::uint8_t* p = frame + kChannelHeaderBytes;
   unsigned long long tag_len = 0;
-  if (suite_ == SealSuite::kAes256Gcm)
-    crypto_aead_aes256gcm_encrypt_detached_afternm(p, p + n, &tag_len, p, n, frame,
-                                                   kChannelHeaderBytes, nullptr, nonce.data(),
-                                                   aes(aes_state_));
-  else
+  if (suite_ == SealSuite::kAes256Gcm) {
+    EVP_CIPHER_CTX* ctx = ctx_of(aes_);
+    int len = 0;
+    // GCM works in place and has no padding: Final writes nothing. None of these can fail on a
+    // context set up in the constructor.
+    if (EVP_EncryptInit_ex(ctx, nullptr, nullptr, nullptr, nonce.data()) != 1 ||
+        EVP_EncryptUpdate(ctx, nullptr, &len, frame, kChannelHeaderBytes) != 1 ||
+        (n > 0 && EVP_EncryptUpdate(ctx, p, &len, p, static_cast<int>(n)) != 1) ||
+        EVP_EncryptFinal_ex(ctx, p + n, &len) != 1 ||
+        EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, kChannelTagBytes, p + n) != 1)
+      std::abort();
+  } else
     crypto_aead_chacha20poly1305_ietf_encrypt_detached(
         p, p + n, &tag_len, p, n, frame, kChannelHeaderBytes, nullptr, nonce.data(), key_.data());
   return kChannelHeaderBytes + n + kChannelTagBytes;
@@ -63,12 +79,12 @@ std::size_t ChannelSealer::seal(ChannelFrame type, std::uint8_t* frame, std::uin
 
 ChannelOpener::ChannelOpener(const Key& key, SealSuite suite, std::uint64_t first_seq)
     : key_(key), suite_(suite), seq_(first_seq) {
-  if (suite_ == SealSuite::kAes256Gcm) crypto_aead_aes256gcm_beforenm(aes(aes_state_), key_.data());
+  if (suite_ == SealSuite::kAes256Gcm) aes_ = new_aes(key_, false);
 }
 
 ChannelOpener::~ChannelOpener() {
   sodium_memzero(key_.data(), key_.size());
-  sodium_memzero(aes_state_, sizeof aes_state_);
+  EVP_CIPHER_CTX_free(ctx_of(aes_));
 }
 
 Status ChannelOpener::check_header(const std::uint8_t* hdr, std::uint32_t* n,
@@ -94,10 +110,21 @@ Status ChannelOpener::open(std::uint8_t* frame, std::uint32_t n) {
   const auto nonce = nonce_of(seq_);
   std::uint8_t* p = frame + kChannelHeaderBytes;
   int rc;
-  if (suite_ == SealSuite::kAes256Gcm)
-    rc = crypto_aead_aes256gcm_decrypt_detached_afternm(
-        p, nullptr, p, n, p + n, frame, kChannelHeaderBytes, nonce.data(), aes(aes_state_));
-  else
+  if (suite_ == SealSuite::kAes256Gcm) {
+    // Decrypted in place before the tag is known: on failure the buffer holds garbage that no
+    // one reads (the caller forwards nothing of a frame that failed).
+    EVP_CIPHER_CTX* ctx = ctx_of(aes_);
+    int len = 0;
+    std::uint8_t tag[kChannelTagBytes];
+    std::memcpy(tag, p + n, sizeof tag);
+    rc = EVP_DecryptInit_ex(ctx, nullptr, nullptr, nullptr, nonce.data()) == 1 &&
+                 EVP_DecryptUpdate(ctx, nullptr, &len, frame, kChannelHeaderBytes) == 1 &&
+                 (n == 0 || EVP_DecryptUpdate(ctx, p, &len, p, static_cast<int>(n)) == 1) &&
+                 EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, kChannelTagBytes, tag) == 1 &&
+                 EVP_DecryptFinal_ex(ctx, p + n, &len) == 1
+             ? 0
+             : -1;
+  } else
     rc = crypto_aead_chacha20poly1305_ietf_decrypt_detached(
         p, nullptr, p, n, p + n, frame, kChannelHeaderBytes, nonce.data(), key_.data());
   if (rc != 0) {
