@@ -10,7 +10,7 @@ OSMO_DEBS=(
   g++ cmake ninja-build pkg-config git
   libgtest-dev libgmock-dev libbenchmark-dev
   libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libtomlplusplus-dev
-  libsodium-dev liblz4-dev libzstd-dev libxxhash-dev libseccomp-dev libncurses-dev
+  libsodium-dev libssl-dev liblz4-dev libzstd-dev libxxhash-dev libseccomp-dev libncurses-dev
   iproute2 procps util-linux python3 bc xz-utils coreutils
   # Packaging and operations tests (tests/ops): systemd-analyze, help2man, lintian, dpkg-shlibdeps,
   # promtool (Debian ships it in the prometheus package).

@@ -47,9 +47,9 @@ std::optional<std::string> first_routable_ipv4() {
 }  // namespace
 
 // Every key the TOML file may hold (the branches below), for the message about an unknown one.
-constexpr std::array<std::string_view, 15> kConfigKeys = {
+constexpr std::array<std::string_view, 16> kConfigKeys = {
     "name", "listen", "advertise", "join", "secret_file", "state_dir", "socket", "load_scope", "speed", "log_level",
-    "gossip_encryption", "balance", "balance_interval_ms", "drain_grace_ms", "metrics_listen"};
+    "gossip_encryption", "peer_encryption", "balance", "balance_interval_ms", "drain_grace_ms", "metrics_listen"};
 
 Status apply_config_file(const std::string& path, const std::vector<std::string>& set_on_cli,
                          DaemonConfig* config) {
@@ -103,6 +103,10 @@ Status apply_config_file(const std::string& path, const std::vector<std::string>
       auto v = node.value<bool>();
       if (!v) return make_error("config {}: 'gossip_encryption' must be true or false", path);
       if (!cli_has(set_on_cli, k)) config->gossip_encryption = *v;
+    } else if (k == "peer_encryption") {
+      auto v = node.value<bool>();
+      if (!v) return make_error("config {}: 'peer_encryption' must be true or false", path);
+      if (!cli_has(set_on_cli, k)) config->peer_encryption = *v;
     } else if (k == "balance") {
       auto v = node.value<bool>();
       if (!v) return make_error("config {}: 'balance' must be true or false", path);
@@ -168,6 +172,7 @@ Result<ResolvedConfig> resolve(const DaemonConfig& config) {
   }
   out.state_dir = config.state_dir;
   out.gossip_encryption = config.gossip_encryption;
+  out.peer_encryption = config.peer_encryption;
   out.socket = config.socket;
   if (config.balance_interval_ms < kMinBalanceIntervalMs)
     return make_error("balance interval {} ms: at least {} ms", config.balance_interval_ms, kMinBalanceIntervalMs);

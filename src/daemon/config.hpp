@@ -32,6 +32,11 @@ struct DaemonConfig {
   // Gossip bodies encrypted (true) or in clear for debugging with tcpdump (false; still
   // authenticated and replay-protected). Every node must use the same value.
   bool gossip_encryption = true;
+  // Peer streams (job start, stdio relay, signals, ps, migration) encrypted with per-stream keys
+  // (true), or in clear after the authenticated handshake (false: for a trusted network, to save
+  // the cost docs/security.md measures). A stream is encrypted when either end asks for it, so
+  // nodes may differ during a change.
+  bool peer_encryption = true;
   // Balancing (docs/balancing.md). The loop decides once a second: a job needs 3 s of age and
   // 5 s of residence before it can move, so deciding more often gains nothing and costs /proc reads.
   bool balance = true;
@@ -59,6 +64,7 @@ struct ResolvedConfig {
   std::string state_dir;
   std::string socket;
   bool gossip_encryption = true;
+  bool peer_encryption = true;
   bool balance = true;
   int balance_interval_ms = 1000;
   int drain_grace_ms = 30'000;

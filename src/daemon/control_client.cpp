@@ -2,6 +2,11 @@
 // Line-oriented control protocol with SCM_RIGHTS fd passing, client and shared helpers.
 #include "daemon/control_client.hpp"
 
+#include <poll.h>
+
+#include <chrono>
+#include <optional>
+
 #include <sys/socket.h>
 #include <sys/un.h>
 
@@ -33,8 +38,12 @@ Status send_line(int fd, const std::string& line, std::span<const int> fds) {
 }
 
 Result<std::string> recv_line(int fd, std::string& pending, std::vector<UniqueFd>* fds,
-                              std::size_t max_bytes) {
+                              std::size_t max_bytes, int line_deadline_ms) {
+  using Clock = std::chrono::steady_clock;
+  std::optional<Clock::time_point> deadline;
   for (;;) {
+    if (line_deadline_ms > 0 && !pending.empty() && !deadline)
+      deadline = Clock::now() + std::chrono::milliseconds(line_deadline_ms);
     auto nl = pending.find('\n');
     if (nl != std::string::npos) {
       std::string line = pending.substr(0, nl);
@@ -42,6 +51,14 @@ Result<std::string> recv_line(int fd, std::string& pending, std::vector<UniqueFd
       return line;
     }
     if (pending.size() > max_bytes) return make_error("control socket: line longer than {} bytes", max_bytes);
+    if (deadline) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(*deadline - Clock::now()).count();
+      pollfd p{fd, POLLIN, 0};
+      const int rc = left > 0 ? ::poll(&p, 1, static_cast<int>(left)) : 0;
+      if (rc < 0 && errno == EINTR) continue;
+      if (rc == 0)
+        return Error{ETIMEDOUT, fmt::format("control socket: request not complete within {} ms", line_deadline_ms)};
+    }
     char buf[65536];
     // Fds we did not ask for are closed rather than leaked (the kernel does it: no fds accepted).
     platform::ReceivedFds passed;

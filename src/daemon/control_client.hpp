@@ -40,7 +40,10 @@ Result<nlohmann::json> call_local(const std::string& socket_path, const nlohmann
 // Line I/O with fd passing, shared by client and server.
 Status send_line(int fd, const std::string& line, std::span<const int> fds);
 // Reads one '\n'-terminated line (max_bytes bound), collecting passed fds. Empty result = EOF.
+// line_deadline_ms > 0: once the line's first byte is in, the whole line must come within that
+// time (one deadline, not per read: a sender trickling bytes is cut off); waiting for a first
+// byte is not bounded.
 Result<std::string> recv_line(int fd, std::string& pending, std::vector<UniqueFd>* fds,
-                              std::size_t max_bytes);
+                              std::size_t max_bytes, int line_deadline_ms = 0);
 
 }  // namespace osmo::daemon

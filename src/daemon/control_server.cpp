@@ -8,6 +8,7 @@
 #include <cstring>
 #include <filesystem>
 
+#include "base/json_limits.hpp"
 #include "daemon/control_client.hpp"
 #include "platform/linux/socket.hpp"
 
@@ -93,12 +94,21 @@ void ControlServer::serve(const std::shared_ptr<Shared>& shared, UniqueFd conn) 
     ControlContext ctx;
     ctx.peer = peer;
     ctx.conn_fd = conn.get();
-    auto line = recv_line(conn.get(), pending, &ctx.fds, kMaxRequestBytes);
+    auto line = recv_line(conn.get(), pending, &ctx.fds, kMaxRequestBytes, sh.request_deadline_ms.load());
+    if (!line.ok() && line.error().code == ETIMEDOUT) {
+      sh.log.warn("control socket: uid {} pid {}: {}", peer.uid, peer.pid, line.error().str());
+      (void)send_line(conn.get(), Json{{"ok", false}, {"error", line.error().str()}}.dump(), {});
+      return;
+    }
     if (!line.ok() || line->empty()) return;
-    Json request = Json::parse(*line, nullptr, /*allow_exceptions=*/false);
+    // Nesting is bounded before the parser sees the line (base/json_limits.hpp).
+    const Status depth = check_json_depth(*line);
+    Json request = depth.ok() ? Json::parse(*line, nullptr, /*allow_exceptions=*/false) : Json();
     Json response;
-    if (request.is_discarded() || !request.is_object() || !request.contains("op") ||
-        !request["op"].is_string()) {
+    if (!depth.ok()) {
+      response = {{"ok", false}, {"error", "malformed control request: " + depth.error().message}};
+    } else if (request.is_discarded() || !request.is_object() || !request.contains("op") ||
+               !request["op"].is_string()) {
       response = {{"ok", false}, {"error", "malformed control request"}};
     } else {
       std::string op = request["op"].get<std::string>();

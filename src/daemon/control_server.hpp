@@ -28,6 +28,8 @@ class ControlServer {
   void stop();
 
   std::uint64_t requests_served() const { return shared_->served.load(); }
+  // For tests: the deadline of one request (10 s).
+  void set_request_deadline_ms(int ms) { shared_->request_deadline_ms = ms; }
 
  private:
   // What connection threads touch; held by shared_ptr because they are detached (a streaming
@@ -36,6 +38,9 @@ class ControlServer {
     Logger log;
     std::atomic<int> active{0};
     std::atomic<std::uint64_t> served{0};
+    // A request, once its first byte is in, must be complete within this time: `osmo` writes a
+    // whole request at once, so only a client that trickles bytes to hold a thread meets it.
+    std::atomic<int> request_deadline_ms{10'000};
     std::mutex mu;
     std::map<std::string, ControlHandler> handlers;  // guarded by mu
   };

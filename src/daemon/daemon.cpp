@@ -18,6 +18,7 @@
 #include "base/version.hpp"
 #include "cluster_view/local_load.hpp"
 #include "daemon/control_client.hpp"
+#include "daemon/peer_pump.hpp"
 #include "platform/linux/socket.hpp"
 #include "wire/mac.hpp"
 
@@ -129,6 +130,7 @@ Status Daemon::start() {
   OSMO_TRY(register_metrics());
   for (const auto& plugin : plugins()) plugin(*this, *this);
 
+  peers_.set_encryption(config_.peer_encryption);
   OSMO_TRY(peers_.start(config_.listen));
   OSMO_TRY(control_.start(config_.socket));
   OSMO_TRY(start_metrics_endpoint());
@@ -227,8 +229,18 @@ Status Daemon::register_metrics() {
                                        const PeerCounters& p = peers_.counters();
                                        return {{{{"outcome", "accepted"}}, double(p.accepted.load())},
                                                {{{"outcome", "refused_auth"}}, double(p.refused_auth.load())},
-                                               {{{"outcome", "refused_service"}}, double(p.refused_service.load())}};
+                                               {{{"outcome", "refused_service"}}, double(p.refused_service.load())},
+                                               {{{"outcome", "refused_flood"}}, double(p.refused_flood.load())},
+                                               {{{"outcome", "refused_busy"}}, double(p.refused_busy.load())}};
                                      }));
+  OSMO_TRY(metrics_.counter_callback("osmo_peer_stream_frames_refused_total",
+                                     "Frames of encrypted peer streams that failed their tag or header check "
+                                     "(the stream was closed), by the pumps of this daemon's streams",
+                                     [] { return Samples{{{}, double(pump_counters().frames_refused.load())}}; }));
+  OSMO_TRY(metrics_.counter_callback("osmo_peer_streams_cut_total",
+                                     "Encrypted peer streams whose TCP connection ended without an end frame "
+                                     "(a truncated stream: peer died, or an attacker's FIN/RST)",
+                                     [] { return Samples{{{}, double(pump_counters().streams_cut.load())}}; }));
   OSMO_TRY(metrics_.counter_callback("osmo_control_requests_total", "Requests served on the control socket",
                                      [this]() -> Samples { return {{{}, double(control_.requests_served())}}; }));
   return ok_status();
@@ -304,7 +316,7 @@ Result<UniqueFd> Daemon::dial_peer(const env::Endpoint& to, const std::string& s
                                    int timeout_ms, DialFailure* why) {
   Json h = header;
   h["service"] = service;
-  return daemon::dial_peer(config_.name, key_, to, h, timeout_ms, why);
+  return daemon::dial_peer(config_.name, key_, to, h, timeout_ms, why, config_.peer_encryption);
 }
 
 void Daemon::sample_load() {
@@ -392,7 +404,13 @@ Json Daemon::status_json() const {
               {"peer",
                {{"accepted", p.accepted.load()},
                 {"refused_auth", p.refused_auth.load()},
-                {"refused_service", p.refused_service.load()}}},
+                {"refused_service", p.refused_service.load()},
+                {"refused_flood", p.refused_flood.load()},
+                {"refused_busy", p.refused_busy.load()},
+                {"encrypted", config_.peer_encryption},
+                {"encrypted_streams", pump_counters().streams.load()},
+                {"frames_refused", pump_counters().frames_refused.load()},
+                {"streams_cut", pump_counters().streams_cut.load()}}},
               {"control_requests", control_.requests_served()}};
 }
 

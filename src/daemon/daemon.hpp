@@ -56,6 +56,7 @@ class Daemon final : public Services, public DaemonApi {
   std::vector<gossip::MemberView> members() const override;
   const std::filesystem::path& state_dir() const override { return state_dir_; }
   const std::array<std::uint8_t, 32>& key() const override { return key_; }
+  bool peer_encryption() const override { return config_.peer_encryption; }
   Result<UniqueFd> dial_peer(const env::Endpoint& to, const std::string& service, const Json& header,
                              int timeout_ms, DialFailure* why = nullptr) override;
   BalanceSettings balance_settings() const override;

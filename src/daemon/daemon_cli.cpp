@@ -38,6 +38,10 @@ void add_daemon(CLI::App& app, GlobalOptions& global, int* exit_code) {
                   "Encrypt gossip datagrams (true); false sends them in clear, still authenticated, for "
                   "tcpdump. Every node must use the same value")
       ->capture_default_str();
+  cmd->add_option("--peer-encryption", cfg->peer_encryption,
+                  "Encrypt peer streams (true); false leaves them in clear after the authenticated "
+                  "handshake, for a trusted network. A stream is encrypted if either end asks")
+      ->capture_default_str();
   cmd->add_flag("--balance,!--no-balance", cfg->balance,
                 "Send and take automatic migrations (the balancing loop; default on). osmo migrate by hand always works");
   cmd->add_option("--balance-interval-ms", cfg->balance_interval_ms, "How often the balancing loop decides")
@@ -52,7 +56,7 @@ void add_daemon(CLI::App& app, GlobalOptions& global, int* exit_code) {
     if (!config_file->empty()) {
       std::vector<std::string> on_cli;
       for (const char* key : {"name", "listen", "advertise", "join", "secret-file", "state-dir", "load-scope", "speed",
-                               "gossip-encryption", "balance", "balance-interval-ms", "drain-grace-ms",
+                               "gossip-encryption", "peer-encryption", "balance", "balance-interval-ms", "drain-grace-ms",
                                "metrics-listen"}) {
         if (cmd->count(std::string("--") + key) > 0) {
           std::string k = key;

@@ -96,6 +96,9 @@ class DaemonApi {
                                      const Json& header, int timeout_ms,
                                      DialFailure* why = nullptr) = 0;
   virtual BalanceSettings balance_settings() const = 0;
+  // Whether this node asks for encrypted peer streams (`peer_encryption`); a process that dials
+  // a peer on the daemon's behalf (a migration target) asks the same.
+  virtual bool peer_encryption() const { return true; }
   // Draining (`osmo drain`, SIGTERM): the node takes no new job and no migration, its guests
   // move away. Gossiped with the load (gossip::kLoadFlagDraining) from the next sample on.
   virtual bool draining() const = 0;

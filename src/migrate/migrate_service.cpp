@@ -273,6 +273,7 @@ class MigrateService : public std::enable_shared_from_this<MigrateService> {
     order.home_addr = home.str();
     order.node_name = api_.node_name();
     order.cluster_key = cluster_key();
+    order.peer_encryption = api_.peer_encryption();
     OSMO_ASSIGN_OR_RETURN(platform::ProcessIdentity me, platform::identify_process(::getpid()));
     order.daemon_pid = me.pid;
     order.daemon_start = me.start_ticks;

@@ -63,6 +63,7 @@ nlohmann::json to_json(const IncomingOrder& o) {
           {"source", o.source},     {"home_addr", o.home_addr},
           {"node_name", o.node_name}, {"cluster_key", to_hex(o.cluster_key)},
           {"daemon_pid", o.daemon_pid}, {"daemon_start", o.daemon_start},
+          {"peer_encryption", o.peer_encryption},
           {"started_unix_ms", o.started_unix_ms}};
 }
 
@@ -79,6 +80,7 @@ Result<IncomingOrder> incoming_order_from_json(const nlohmann::json& j) {
   o.home_addr = j.value("home_addr", "");
   o.node_name = j.value("node_name", "");
   o.daemon_pid = j.value("daemon_pid", 0);
+  o.peer_encryption = j.value("peer_encryption", true);
   o.started_unix_ms = j.value("started_unix_ms", std::int64_t{0});
   o.daemon_start = j.value("daemon_start", std::uint64_t{0});
   return o;

@@ -59,6 +59,7 @@ struct IncomingOrder {
   std::string home_addr;  // the job's home daemon (for the attach)
   std::string node_name;  // this node
   wire::Key cluster_key{};  // for the authenticated dial to home (peer handshake)
+  bool peer_encryption = true;  // the target daemon's setting, for that dial
   // The target daemon that started us: if it dies before the job runs here, the migration is
   // abandoned (the job resumes at the source), as if the node had gone.
   pid_t daemon_pid = 0;

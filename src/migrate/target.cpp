@@ -423,7 +423,8 @@ class Incoming {
       OSMO_ASSIGN_OR_RETURN(env::Endpoint home, env::parse_endpoint(order_.home_addr, 0));
       Json h = run::job_attach_header(spec_, state.epoch);
       h["service"] = "job.attach";
-      return daemon::dial_peer(order_.node_name, order_.cluster_key, home, h, kAttachDialMs);
+      return daemon::dial_peer(order_.node_name, order_.cluster_key, home, h, kAttachDialMs, nullptr,
+                               order_.peer_encryption);
     };
     bool committed = false;
     Status outcome = ok_status();

@@ -43,6 +43,9 @@ inline constexpr std::size_t kSecretBytes = 32;
 // For tests only: a program run instead of `osmo daemon` (it gets the same arguments after
 // argv[0], starting with "daemon").
 inline constexpr const char* kDaemonOverrideEnv = "OSMO_TESTBED_DAEMON";
+// Extra `osmo daemon` options for every node started while it is set, separated by spaces (e.g.
+// "--peer-encryption false" for bench/peersec, which measures both settings).
+inline constexpr const char* kDaemonArgsEnv = "OSMO_TESTBED_DAEMON_ARGS";
 
 std::string node_name(int k);
 // "n3" -> 3; an error for anything else.

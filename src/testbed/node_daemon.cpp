@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <sstream>
 #include <thread>
 
 #include "platform/linux/sysfs_io.hpp"
@@ -88,6 +89,10 @@ std::vector<std::string> daemon_arguments(const std::string& root, const Testbed
                                std::string("--state-dir"), paths.state_dir, std::string("--socket"),
                                paths.socket, std::string("--load-scope"), std::string("cgroup")})
     a.push_back(s);
+  if (const char* extra = std::getenv(kDaemonArgsEnv); extra != nullptr) {
+    std::istringstream words(extra);
+    for (std::string w; words >> w;) a.push_back(w);
+  }
   return a;
 }
 

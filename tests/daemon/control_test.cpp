@@ -1,9 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 // The control socket: JSON lines both ways, errors as {"ok": false}, fds passed both ways,
-// malformed requests answered without harm, a stale socket file replaced, a live one kept.
+// malformed requests answered without harm, a stale socket file replaced, a live one kept; a
+// nesting of 100,000 and a trickled request refused.
 #include <fcntl.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
 
 #include <gtest/gtest.h>
@@ -110,6 +114,44 @@ TEST(ControlClient, MissingDaemonIsExplained) {
   auto c = ControlClient::connect("/nonexistent/osmod.sock");
   ASSERT_FALSE(c.ok());
   EXPECT_NE(c.error().str().find("is `osmo daemon` running?"), std::string::npos);
+}
+
+// A local user's request nesting 100,000 arrays: refused before the parser sees it, and the
+// connection still serves the next request.
+TEST_F(ControlTest, ANestingOf100000IsRefusedBeforeParsing) {
+  auto c = ControlClient::connect(path_);
+  ASSERT_TRUE(c.ok());
+  const std::string deep = R"({"op":"echo","x":)" + std::string(100'000, '[') + std::string(100'000, ']') + "}";
+  ASSERT_TRUE(send_line(c->fd(), deep, {}).ok());
+  std::string pending;
+  auto line = recv_line(c->fd(), pending, nullptr, 1 << 20);
+  ASSERT_TRUE(line.ok()) << line.error().str();
+  EXPECT_NE(line->find("nests deeper than 64"), std::string::npos) << *line;
+  EXPECT_EQ((*c->call({{"op", "echo"}, {"x", 9}}))["got"], 9);
+}
+
+// A request trickled a byte at a time is cut at one deadline for the whole request.
+TEST_F(ControlTest, ATrickledRequestIsCutAtItsDeadline) {
+  server_.set_request_deadline_ms(500);
+  auto c = ControlClient::connect(path_);
+  ASSERT_TRUE(c.ok());
+  const std::string req = R"({"op":"echo","x":1})";
+  const auto t0 = std::chrono::steady_clock::now();
+  std::string pending;
+  Result<std::string> line = std::string();
+  for (char ch : req) {
+    if (::send(c->fd(), &ch, 1, MSG_NOSIGNAL) != 1) break;
+    pollfd p{c->fd(), POLLIN, 0};
+    if (::poll(&p, 1, 100) > 0) {
+      line = recv_line(c->fd(), pending, nullptr, 1 << 16);
+      break;
+    }
+  }
+  const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  ASSERT_TRUE(line.ok());
+  EXPECT_NE(line->find("not complete within 500 ms"), std::string::npos) << *line;
+  EXPECT_GE(ms, 450.0);
+  EXPECT_LT(ms, 1500.0);
 }
 
 }  // namespace
