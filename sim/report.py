@@ -62,6 +62,10 @@ def fmt(x, spec=".3f"):
     return "" if x is None else format(x, spec)
 
 
+def ms(x):
+    return "" if x is None else f"{x:.0f} ms"
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("sim")
@@ -116,8 +120,7 @@ def main():
                 print(f"| {LABEL[m]} | {fmt(sd)} | {fmt(sd / ref if sd and ref else None, '.2f')} | "
                       f"{fmt(sd / p2c if sd and p2c else None, '.2f')} | {fmt(r.get('slowdown_p99'), '.2f')} | "
                       f"{r.get('jobs_unfinished', '')}/{r.get('jobs_measured', '')} | {r.get('migrations', '')} | "
-                      f"{fmt(r.get('decision_load_age_mean_ms'), '.0f')} ms | "
-                      f"{fmt(r.get('balance_target_age_mean_ms'), '.0f')}{' ms' if r.get('balance_target_age_mean_ms') else ''} | "
+                      f"{ms(r.get('decision_load_age_mean_ms'))} | {ms(r.get('balance_target_age_mean_ms'))} | "
                       f"{fmt(r.get('measured_datagrams_per_node_s'), '.2f')} | "
                       f"{fmt(r.get('measured_bytes_per_node_s'), '.0f')} | {fmt(r.get('report_wall_s'), '.0f')} s |")
     return 1 if any("error" in r for r in results.values()) else 0

@@ -89,6 +89,8 @@ class Run:
         self.samples = []      # (t, {node: count})
         self.events = []       # (t, what)
         self.start = None
+        self.cpu_s = 0.0      # CPU the node cgroups used during the run
+        self.load_avg = 0.0   # the machine's 5-minute load average at the end
 
     def launch(self):
         self.start = time.monotonic()
@@ -151,6 +153,33 @@ def watch(run, at=None, action=None):
         time.sleep(1)
 
 
+def node_cpu_s():
+    """CPU seconds each testbed node's cgroup has used so far (cgroup v1 cpuacct.usage, or v2
+    cpu.stat): how much CPU the nodes were actually given, on a machine shared with others."""
+    out = {}
+    try:
+        state = json.load(open(testbed.state_root() + "/testbed.json"))
+    except OSError:
+        return out
+    for n in state["nodes"]:
+        cg = n.get("cgroup", {}).get("cpu", "")
+        for path, scale in ((os.path.join(cg, "cpuacct.usage"), 1e-9),
+                            (cg.replace("/cpu/", "/cpuacct/", 1) + "/cpuacct.usage", 1e-9)):
+            try:
+                out[n["name"]] = int(open(path).read()) * scale
+                break
+            except (OSError, ValueError):
+                continue
+        else:
+            try:
+                for line in open(os.path.join(cg, "cpu.stat")):
+                    if line.startswith("usage_usec"):
+                        out[n["name"]] = int(line.split()[1]) * 1e-6
+            except OSError:
+                pass
+    return out
+
+
 def no_balance_wrapper(tmp):
     path = os.path.join(tmp, "osmod-no-balance")
     with open(path, "w") as f:
@@ -168,6 +197,7 @@ def one_batch(nodes, cpus, iters, prefix, balance, tmp, at=None, action=None, st
             for s in stopped:
                 testbed.osmo("testbed", "stop", s, timeout=60)
             run = Run(prefix, iters, prefix)
+            cpu0 = node_cpu_s()
             run.launch()
             try:
                 testbed.wait_until("every job listed", lambda: sum(run.poll().values()) == len(iters),
@@ -176,6 +206,9 @@ def one_batch(nodes, cpus, iters, prefix, balance, tmp, at=None, action=None, st
                 makespan, failures = run.finish()
             finally:
                 run.kill_started()
+            cpu1 = node_cpu_s()
+            run.cpu_s = sum(cpu1.get(k, 0) - v for k, v in cpu0.items())
+            run.load_avg = os.getloadavg()[1]
             return run, makespan, failures
     finally:
         if env_before is None:
@@ -199,6 +232,9 @@ def case_on_off(name, iters, rate, args, tmp, results):
     print(report_line("balancing on: makespan", on_s, ideal), flush=True)
     off, off_s, off_fail = one_batch(4, args.cpus, iters, f"{name}off", False, tmp)
     print(report_line("balancing off: makespan", off_s, ideal), flush=True)
+    for label, r, t in (("on", on, on_s), ("off", off, off_s)):
+        print(f"  {label}: the nodes used {r.cpu_s:.0f} CPU s, {r.cpu_s / t:.2f} CPUs on average of the "
+              f"{4 * args.cpus:.1f} configured (machine load average {r.load_avg:.1f})")
     moves = sorted(on.moves.values())
     print(f"  on/off {on_s / off_s:.2f}; moves per job {moves} (most {max(moves) if moves else 0}); "
           f"most jobs seen on a node at once {dict(sorted(on.nodes_seen.items()))}")
@@ -206,7 +242,9 @@ def case_on_off(name, iters, rate, args, tmp, results):
         print(f"  FAILED {f}")
     results[name] = {"jobs": len(iters), "work_cpu_s": work, "ideal_s": ideal, "longest_bound_s": bound,
                      "on_s": on_s, "off_s": off_s, "on_ratio": on_s / ideal, "off_ratio": off_s / ideal,
-                     "moves": moves, "failures": on_fail + off_fail, "off_moves": sorted(off.moves.values())}
+                     "moves": moves, "failures": on_fail + off_fail, "off_moves": sorted(off.moves.values()),
+                     "on_cpu_s": on.cpu_s, "off_cpu_s": off.cpu_s, "on_load_avg": on.load_avg,
+                     "off_load_avg": off.load_avg}
 
 
 def case_join(iters, rate, args, tmp, results):
