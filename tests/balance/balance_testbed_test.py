@@ -113,8 +113,16 @@ def spread_four():
             finish_all(procs, [expected(n, t) for t in tags], 60)
             makespan = time.monotonic() - start
             print(f"  makespan {makespan:.1f} s; moves per job {sorted(max_moves.values())}")
-            for line in balance_log(["n1", "n2", "n3"]):
+            log = balance_log(["n1", "n2", "n3"])
+            for line in log:
                 print("   ", line)
+            # Issue 10: the load figures decisions rest on are under 1.5 s old on average (each
+            # "moving to" line says how old the target's figure was).
+            ages = [int(m.group(1)) for m in (re.search(r"ours was (\d+) ms old", l) for l in log) if m]
+            assert ages, f"no move logged its target's figure age: {log}"
+            print(f"  target load figures {sum(ages) / len(ages):.0f} ms old on average (max {max(ages)}) "
+                  f"over {len(ages)} moves")
+            assert sum(ages) / len(ages) < 1500, ages
             assert max(max_moves.values()) <= 2, f"a job moved more than twice: {max_moves}"
             assert sum(max_moves.values()) >= 2, f"too few moves to spread: {max_moves}"
         finally:
