@@ -90,6 +90,7 @@ class Run:
         self.events = []       # (t, what)
         self.start = None
         self.cpu_s = 0.0      # CPU the node cgroups used during the run
+        self.node_cpu = {}    # the same per node
         self.load_avg = 0.0   # the machine's 5-minute load average at the end
 
     def launch(self):
@@ -207,7 +208,8 @@ def one_batch(nodes, cpus, iters, prefix, balance, tmp, at=None, action=None, st
             finally:
                 run.kill_started()
             cpu1 = node_cpu_s()
-            run.cpu_s = sum(cpu1.get(k, 0) - v for k, v in cpu0.items())
+            run.node_cpu = {k: cpu1.get(k, 0) - v for k, v in cpu0.items()}
+            run.cpu_s = sum(run.node_cpu.values())
             run.load_avg = os.getloadavg()[1]
             return run, makespan, failures
     finally:
@@ -230,11 +232,25 @@ def case_on_off(name, iters, rate, args, tmp, results):
           f"each), 4 nodes x {args.cpus} CPU; ideal {ideal:.1f} s (longest job alone: {bound:.1f} s)", flush=True)
     on, on_s, on_fail = one_batch(4, args.cpus, iters, f"{name}on", True, tmp)
     print(report_line("balancing on: makespan", on_s, ideal), flush=True)
-    off, off_s, off_fail = one_batch(4, args.cpus, iters, f"{name}off", False, tmp)
-    print(report_line("balancing off: makespan", off_s, ideal), flush=True)
+    if args.skip_off:
+        off, off_s, off_fail = None, float("nan"), []
+    else:
+        off, off_s, off_fail = one_batch(4, args.cpus, iters, f"{name}off", False, tmp)
+        print(report_line("balancing off: makespan", off_s, ideal), flush=True)
     for label, r, t in (("on", on, on_s), ("off", off, off_s)):
-        print(f"  {label}: the nodes used {r.cpu_s:.0f} CPU s, {r.cpu_s / t:.2f} CPUs on average of the "
+        if r is None:
+            continue
+        per = ", ".join(f"{k} {v:.0f}" for k, v in sorted(r.node_cpu.items()))
+        print(f"  {label}: the nodes used {r.cpu_s:.0f} CPU s ({per}), {r.cpu_s / t:.2f} CPUs on average of the "
               f"{4 * args.cpus:.1f} configured (machine load average {r.load_avg:.1f})")
+    # Where the jobs were over time (every ~10 s): how fast the spread went.
+    last = -10.0
+    line = []
+    for t, w in on.samples:
+        if t - last >= 10:
+            line.append(f"{t:.0f}s " + "/".join(str(w.get(n, 0)) for n in ("n1", "n2", "n3", "n4")))
+            last = t
+    print("  on, jobs on n1/n2/n3/n4: " + "; ".join(line))
     moves = sorted(on.moves.values())
     print(f"  on/off {on_s / off_s:.2f}; moves per job {moves} (most {max(moves) if moves else 0}); "
           f"most jobs seen on a node at once {dict(sorted(on.nodes_seen.items()))}")
@@ -242,9 +258,9 @@ def case_on_off(name, iters, rate, args, tmp, results):
         print(f"  FAILED {f}")
     results[name] = {"jobs": len(iters), "work_cpu_s": work, "ideal_s": ideal, "longest_bound_s": bound,
                      "on_s": on_s, "off_s": off_s, "on_ratio": on_s / ideal, "off_ratio": off_s / ideal,
-                     "moves": moves, "failures": on_fail + off_fail, "off_moves": sorted(off.moves.values()),
-                     "on_cpu_s": on.cpu_s, "off_cpu_s": off.cpu_s, "on_load_avg": on.load_avg,
-                     "off_load_avg": off.load_avg}
+                     "moves": moves, "failures": on_fail + off_fail,
+                     "on_cpu_s": on.cpu_s, "on_node_cpu_s": on.node_cpu, "on_load_avg": on.load_avg,
+                     "off_cpu_s": off.cpu_s if off else None, "off_load_avg": off.load_avg if off else None}
 
 
 def case_join(iters, rate, args, tmp, results):
@@ -321,6 +337,7 @@ def main():
     ap.add_argument("--cpus", type=float, default=0.5)
     ap.add_argument("--mixed-jobs", type=int, default=8)
     ap.add_argument("--json", help="also write the figures here")
+    ap.add_argument("--skip-off", action="store_true", help="equal/mixed: only the run with balancing on")
     args = ap.parse_args()
     testbed.OSMO = args.osmo
     if os.geteuid() != 0:
