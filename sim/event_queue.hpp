@@ -21,6 +21,8 @@ enum class EventKind : std::uint8_t {
   kMeasure,      // the workload measures the spread of load
   kBalance,      // every node runs the balancer once
   kCallback,     // scenario step `arg` (index into the owner's table)
+  kNodeFinish,   // processor sharing: node `node`'s next job end, if `arg` is still its epoch
+  kArrive,       // processor sharing: job `arg`'s copy is over, it lands on its target
 };
 
 struct Event {

@@ -45,7 +45,7 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--churn-interval-ms", o.churn_interval_ms)->capture_default_str();
   app.add_option("--churn-down-ms", o.churn_down_ms)->capture_default_str();
-  app.add_option("--placement", o.placement, "policy | random | home | oracle | pull | all")
+  app.add_option("--placement", o.placement, "policy | random | home | oracle | pull | roundrobin | central | all | compare")
       ->capture_default_str();
   app.add_option("--utilization", o.workload.utilization, "offered load / capacity")
       ->capture_default_str();
@@ -58,6 +58,22 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--pool", pool,
                  "placement and balancing: sample among the k freshest load figures (0: all)")
+      ->capture_default_str();
+  app.add_flag("--ps", o.workload.processor_sharing,
+               "placement: processor sharing (run times stretch with load, migrations take time "
+               "and CPU, slowdowns measured)");
+  std::string demand = "exp";
+  app.add_option("--demand", demand, "placement: exp | pareto (bounded, --pareto-alpha, --pareto-ratio)")
+      ->capture_default_str();
+  app.add_option("--pareto-alpha", o.workload.pareto_alpha)->capture_default_str();
+  app.add_option("--pareto-ratio", o.workload.pareto_ratio, "largest / smallest demand")
+      ->capture_default_str();
+  app.add_flag("--heavy-memory", o.workload.heavy_memory,
+               "placement: memory per job from a bounded Pareto law (32 MB .. 8 GB)");
+  app.add_option("--link-mb-s", o.workload.link_mb_per_s, "--ps: migration copy rate")
+      ->capture_default_str();
+  double drain_s = 120;
+  app.add_option("--drain-s", drain_s, "--ps: after the last arrival, wait up to this long for the measured jobs")
       ->capture_default_str();
   app.add_flag("--json", json, "print one JSON object instead of key=value lines");
   app.add_flag("--timing", o.timing, "add wall-clock figures (these differ between runs)");
@@ -82,6 +98,18 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "osmo-sim: --pool %d: must be 0 (all) or more\n", pool);
     return 2;
   }
+  if (demand == "pareto") {
+    o.workload.demand = osmo::sim::WorkloadConfig::Demand::kPareto;
+  } else if (demand != "exp") {
+    std::fprintf(stderr, "osmo-sim: --demand '%s': expected exp or pareto\n", demand.c_str());
+    return 2;
+  }
+  if (!(o.workload.pareto_alpha > 0) || !(o.workload.pareto_ratio > 1) || !(o.workload.link_mb_per_s > 0) ||
+      drain_s < 0) {
+    std::fprintf(stderr, "osmo-sim: --pareto-alpha and --link-mb-s must be > 0, --pareto-ratio > 1, --drain-s >= 0\n");
+    return 2;
+  }
+  o.workload.drain_ms = static_cast<osmo::env::TimeMs>(drain_s * 1000);
   o.workload.placement.staleness.pool = pool;
   o.workload.balancer.staleness.pool = pool;
   o.duration_ms = static_cast<osmo::env::TimeMs>(duration_s * 1000);

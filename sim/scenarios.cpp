@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <functional>
+#include <optional>
 #include <unordered_set>
 
 namespace osmo::sim {
@@ -306,19 +307,26 @@ Metrics churn(const ScenarioOptions& o) {
   return finish(r, c, m);
 }
 
-Metrics placement_once(const ScenarioOptions& o, PlacementMode mode, const std::string& prefix) {
+Metrics placement_once(const ScenarioOptions& o, PlacementMode mode, const std::string& prefix,
+                       std::optional<bool> balance = std::nullopt) {
   Metrics m;
   Cluster c(o.cluster);
   Runner r(c, o);
   if (join(c, r, o, m, prefix + "converge_ms") < 0) return m;
   WorkloadConfig wc = o.workload;
   wc.mode = mode;
+  if (balance) wc.balance = *balance;
   wc.start_ms = c.now();
   wc.warmup_ms = c.now() + o.workload.warmup_ms;
   wc.end_ms = wc.warmup_ms + o.duration_ms;
   Workload w(c, wc, o.cluster.seed ^ 0x776f726bULL);
   w.install();
   r.advance(wc.end_ms);
+  if (wc.processor_sharing) {
+    // Let the jobs of the measured period end (bounded: the rest count with their slowdown so far).
+    const env::TimeMs stop = wc.end_ms + wc.drain_ms;
+    while (c.now() < stop && w.unfinished_measured() > 0) r.advance(std::min(stop, c.now() + 1000));
+  }
   m.merge(w.results(prefix));
   Metrics common;
   common_metrics(c, common);
@@ -331,6 +339,16 @@ Metrics placement(const ScenarioOptions& o) {
   header("placement", o, m);
   m.set("utilization", o.workload.utilization);
   m.set("mean_runtime_ms", o.workload.mean_runtime_ms);
+  if (o.placement == "compare") {
+    // The report of issue 10 (docs/balancing.md): every baseline on the same job stream.
+    m.merge(placement_once(o, PlacementMode::kHome, "home.", false));
+    m.merge(placement_once(o, PlacementMode::kRandom, "random.", false));
+    m.merge(placement_once(o, PlacementMode::kRoundRobin, "roundrobin.", false));
+    m.merge(placement_once(o, PlacementMode::kPolicy, "p2c.", false));
+    m.merge(placement_once(o, PlacementMode::kPolicy, "osmo.", true));
+    m.merge(placement_once(o, PlacementMode::kCentral, "central.", false));
+    return m;
+  }
   if (o.placement == "all") {
     for (auto mode : {PlacementMode::kPolicy, PlacementMode::kRandom, PlacementMode::kHome,
                       PlacementMode::kOracle, PlacementMode::kPull}) {
@@ -358,9 +376,14 @@ Result<Metrics> run_scenario(const std::string& name, const ScenarioOptions& opt
     return make_error("--loss {}: must be in [0, 1)", options.cluster.loss);
   if (options.step_ms <= 0) return make_error("step {} ms: must be positive", options.step_ms);
   PlacementMode mode;
-  if (options.placement != "all" && !parse_placement_mode(options.placement, &mode))
-    return make_error("--placement '{}': expected policy, random, home, oracle, pull or all",
-                      options.placement);
+  if (options.placement != "all" && options.placement != "compare" &&
+      !parse_placement_mode(options.placement, &mode))
+    return make_error("--placement '{}': expected policy, random, home, oracle, pull, roundrobin, "
+                      "central, all or compare", options.placement);
+  if ((options.placement == "central" || options.placement == "compare") &&
+      !options.workload.processor_sharing)
+    return make_error("--placement {} needs --ps (the central queue and the slowdowns need the "
+                      "processor-sharing model)", options.placement);
   const auto wall0 = std::chrono::steady_clock::now();
   Metrics m;
   if (name == "convergence") {

@@ -34,13 +34,16 @@ const char* to_string(PlacementMode m) {
     case PlacementMode::kHome: return "home";
     case PlacementMode::kOracle: return "oracle";
     case PlacementMode::kPull: return "pull";
+    case PlacementMode::kRoundRobin: return "roundrobin";
+    case PlacementMode::kCentral: return "central";
   }
   return "?";
 }
 
 bool parse_placement_mode(std::string_view text, PlacementMode* out) {
   for (auto m : {PlacementMode::kPolicy, PlacementMode::kRandom, PlacementMode::kHome,
-                 PlacementMode::kOracle, PlacementMode::kPull}) {
+                 PlacementMode::kOracle, PlacementMode::kPull, PlacementMode::kRoundRobin,
+                 PlacementMode::kCentral}) {
     if (text == to_string(m)) {
       *out = m;
       return true;
@@ -60,6 +63,17 @@ Workload::Workload(Cluster& cluster, WorkloadConfig config, std::uint64_t seed)
     total_cap_ += policy::capacity(s.cpus, s.speed);
   }
   const double mean_rt = static_cast<double>(std::max<env::TimeMs>(config_.mean_runtime_ms, 1));
+  if (config_.demand == WorkloadConfig::Demand::kPareto) {
+    // Bounded Pareto on [k, r k]: choose k so that the mean is mean_rt.
+    const double a = config_.pareto_alpha, r = std::max(config_.pareto_ratio, 1.0001);
+    double unit_mean;  // the mean for k = 1
+    if (std::abs(a - 1.0) < 1e-9) {
+      unit_mean = r * std::log(r) / (r - 1);
+    } else {
+      unit_mean = a / (a - 1) * (1 - std::pow(r, 1 - a)) / (1 - std::pow(r, -a));
+    }
+    pareto_min_ms_ = mean_rt / unit_mean;
+  }
   // Little's law: jobs in the system = arrival rate * mean run time = utilisation * capacity.
   arrival_rate_per_ms_ = config_.utilization * total_cap_ / mean_rt;
 }
@@ -72,7 +86,8 @@ void Workload::install() {
   q.push(std::max(cluster_.now(), config_.warmup_ms), EventKind::kMeasure);
   if (config_.balance) q.push(cluster_.now() + config_.balance_ms, EventKind::kBalance);
   for (const auto& j : config_.initial_jobs)
-    if (j.node < cluster_.size() && cluster_.node(j.node).up) start_job(j.node, j.runtime_ms, j.node);
+    if (j.node < cluster_.size() && cluster_.node(j.node).up)
+      start_job(j.node, j.runtime_ms, j.node, config_.job_mem_mb, cluster_.now());
   if (arrival_rate_per_ms_ > 0) {
     q.push(std::max(cluster_.now(), config_.start_ms), EventKind::kJobArrival);
   }
@@ -100,6 +115,12 @@ void Workload::on_event(const Event& e) {
     case EventKind::kJobFinish:
       finish(e.arg);
       return;
+    case EventKind::kNodeFinish:
+      node_finish(e.node, e.arg);
+      return;
+    case EventKind::kArrive:
+      arrive(e.arg);
+      return;
     default:
       return;
   }
@@ -121,9 +142,13 @@ void Workload::sync_node(std::uint32_t i) {
     if (!jobs_[id].done) {
       jobs_[id].done = true;
       ++lost_;
+      if (jobs_[id].measured) ++measured_done_;  // lost: no slowdown
     }
   }
   n.jobs.clear();
+  ++n.epoch;  // its pending finish event is stale
+  n.copies = 0;
+  n.updated_ms = cluster_.now();
   n.estimator = policy::LoadEstimator();
   n.ledger = policy::PlacementLedger();
   n.last_migration_out_ms.reset();
@@ -140,11 +165,11 @@ void Workload::sample_all() {
     if (!s.up) continue;
     NodeState& n = nodes_[i];
     cluster_view::LocalSample sample;
-    sample.runnable = static_cast<double>(n.jobs.size());
+    sample.runnable = runnable(i);
     sample.cpus = s.cpus;
     sample.speed = s.speed;
     sample.mem_total_mb = s.mem_total_mb;
-    const std::uint64_t used = n.jobs.size() * config_.job_mem_mb;
+    const std::uint64_t used = node_mem_used(i);
     sample.mem_free_mb = used < s.mem_total_mb ? s.mem_total_mb - used : 0;
     sample.jobs = static_cast<std::uint32_t>(n.jobs.size());
     n.published = cluster_view::load_info_from_sample(sample, now, n.estimator);
@@ -154,30 +179,79 @@ void Workload::sample_all() {
   }
 }
 
+env::TimeMs Workload::draw_runtime_ms() {
+  const double u = arrivals_.unit();
+  if (config_.demand == WorkloadConfig::Demand::kPareto) {
+    // Inverse CDF of the bounded Pareto law on [k, r k].
+    const double a = config_.pareto_alpha, r = std::max(config_.pareto_ratio, 1.0001);
+    const double x = pareto_min_ms_ / std::pow(1 - u * (1 - std::pow(r, -a)), 1 / a);
+    return std::max<env::TimeMs>(1, std::llround(x));
+  }
+  const double mean_rt = static_cast<double>(config_.mean_runtime_ms);
+  return std::max<env::TimeMs>(1, std::llround(-std::log(1.0 - u) * mean_rt));
+}
+
+std::uint64_t Workload::draw_mem_mb() {
+  if (!config_.heavy_memory) return config_.job_mem_mb;
+  // Bounded Pareto, alpha 1.2, 32 MB .. 8 GB: most jobs small, a few huge (mean ~140 MB).
+  const double a = 1.2, k = 32, r = 256;
+  const double x = k / std::pow(1 - arrivals_.unit() * (1 - std::pow(r, -a)), 1 / a);
+  return static_cast<std::uint64_t>(std::llround(x));
+}
+
 void Workload::arrival() {
   ++submitted_;
-  const double mean_rt = static_cast<double>(config_.mean_runtime_ms);
-  const auto runtime =
-      std::max<env::TimeMs>(1, std::llround(-std::log(1.0 - arrivals_.unit()) * mean_rt));
+  const auto runtime = draw_runtime_ms();
+  const std::uint64_t mem = draw_mem_mb();
   // The submitting (home) node: a random up node.
   const auto n = static_cast<std::uint64_t>(cluster_.size());
   for (int attempt = 0; attempt < 64; ++attempt) {
     const auto home = static_cast<std::uint32_t>(arrivals_.uniform(n));
     sync_node(home);
     if (cluster_.node(home).up) {
-      place_and_start(home, runtime);
+      place_and_start(home, runtime, mem);
       return;
     }
   }
   ++placement_failures_;  // (almost) the whole cluster is down
 }
 
-void Workload::place_and_start(std::uint32_t home, env::TimeMs runtime) {
+void Workload::place_and_start(std::uint32_t home, env::TimeMs runtime, std::uint64_t mem) {
   const env::TimeMs now = cluster_.now();
   std::uint32_t target = home;
   switch (config_.mode) {
     case PlacementMode::kHome:
       break;
+    case PlacementMode::kCentral: {
+      // The omniscient central queue: not a placement on a view but one cluster-wide FIFO.
+      Job j;
+      j.home = home;
+      j.work_ms = static_cast<double>(runtime);
+      j.remaining_ms = j.work_ms;
+      j.mem_mb = mem;
+      j.submit_ms = now;
+      j.measured = now >= config_.warmup_ms;
+      if (j.measured) ++measured_jobs_;
+      jobs_.push_back(j);
+      const std::uint64_t id = jobs_.size() - 1;
+      if (!central_start(id)) {
+        central_queue_.push_back(id);
+        ++central_queued_;
+      }
+      return;
+    }
+    case PlacementMode::kRoundRobin: {
+      std::vector<std::uint32_t> alive;
+      for (const auto& m : cluster_.node(home).node->members()) {
+        if (m.state != gossip::MemberState::kAlive) continue;
+        const int j = cluster_.index_of(m.name);
+        if (j >= 0) alive.push_back(static_cast<std::uint32_t>(j));
+      }
+      // Each node's cursor starts at its own index, or every node would send its k-th job to
+      // the same member.
+      if (!alive.empty()) target = alive[(home + nodes_[home].rr_next++) % alive.size()];
+      break;
+    }
     case PlacementMode::kOracle: {
       double best = 0;
       bool have = false;
@@ -241,7 +315,7 @@ void Workload::place_and_start(std::uint32_t home, env::TimeMs runtime) {
         asked.push_back(std::move(v));
       }
       policy::PlacementRequest req;
-      req.mem_mb = config_.job_mem_mb;
+      req.mem_mb = mem;
       auto p = cluster_view::place_job(req, asked, nodes_[home].ledger, now, random_,
                                        config_.placement);
       if (!p.ok()) {
@@ -268,7 +342,7 @@ void Workload::place_and_start(std::uint32_t home, env::TimeMs runtime) {
         view_age_max_ms_ = std::max(view_age_max_ms_, m.load_age_ms);
       }
       policy::PlacementRequest req;
-      req.mem_mb = config_.job_mem_mb;
+      req.mem_mb = mem;
       auto p = cluster_view::place_job(req, view, nodes_[home].ledger, now, random_,
                                        config_.placement);
       if (!p.ok()) {
@@ -291,10 +365,11 @@ void Workload::place_and_start(std::uint32_t home, env::TimeMs runtime) {
     target = home;
   }
   if (target == home) ++placed_home_;
-  start_job(target, runtime, home);
+  start_job(target, runtime, home, mem, now);
 }
 
-void Workload::start_job(std::uint32_t node, env::TimeMs runtime_ms, std::uint32_t home) {
+void Workload::start_job(std::uint32_t node, env::TimeMs runtime_ms, std::uint32_t home,
+                         std::uint64_t mem_mb, env::TimeMs submit_ms) {
   const env::TimeMs now = cluster_.now();
   Job j;
   j.node = node;
@@ -302,10 +377,23 @@ void Workload::start_job(std::uint32_t node, env::TimeMs runtime_ms, std::uint32
   j.node_generation = cluster_.node(node).generation;
   j.start_ms = now;
   j.arrived_ms = now;
+  j.mem_mb = mem_mb;
+  j.submit_ms = submit_ms;
+  j.work_ms = static_cast<double>(runtime_ms);
+  j.remaining_ms = j.work_ms;
+  j.remaining_at_arrival_ms = j.work_ms;
+  j.measured = config_.processor_sharing && submit_ms >= config_.warmup_ms;
+  if (j.measured) ++measured_jobs_;
   jobs_.push_back(j);
   const std::uint64_t id = jobs_.size() - 1;
-  nodes_[node].jobs.push_back(id);
-  cluster_.queue().push(now + runtime_ms, EventKind::kJobFinish, node, id);
+  if (config_.processor_sharing) {
+    advance(node);
+    nodes_[node].jobs.push_back(id);
+    reschedule(node);
+  } else {
+    nodes_[node].jobs.push_back(id);
+    cluster_.queue().push(now + runtime_ms, EventKind::kJobFinish, node, id);
+  }
   cluster_.trace().add(static_cast<std::uint64_t>(now));
   cluster_.trace().add(static_cast<std::uint64_t>(node));
 }
@@ -333,20 +421,24 @@ void Workload::balance_all() {
     local.cpus = s.cpus;
     local.speed = s.speed;
     local.mem_total_mb = s.mem_total_mb;
-    const std::uint64_t used = n.jobs.size() * config_.job_mem_mb;
+    const std::uint64_t used = node_mem_used(i);
     local.mem_free_mb = used < s.mem_total_mb ? s.mem_total_mb - used : 0;
     local.last_migration_out_ms = n.last_migration_out_ms;
     n.departures.prune(now);
     local.departed_runnable = n.departures.still_counted(now);
     std::vector<policy::JobInfo> infos;
     infos.reserve(n.jobs.size());
+    if (config_.processor_sharing) advance(i);
     for (auto id : n.jobs) {
       const Job& j = jobs_[id];
       policy::JobInfo ji;
       ji.id = id;
       ji.age_ms = now - j.start_ms;
       ji.residence_ms = now - j.arrived_ms;
-      ji.mem_mb = config_.job_mem_mb;
+      ji.mem_mb = j.mem_mb;
+      // As the daemon sees it: the CPU time the process used on this node.
+      if (config_.processor_sharing)
+        ji.cpu_used_ms = std::llround((j.remaining_at_arrival_ms - j.remaining_ms) / s.speed);
       ji.migrations = j.migrations;
       ji.home = cluster_.node(j.home).name;
       ji.last_attempt_ms = j.last_attempt_ms;
@@ -376,8 +468,8 @@ void Workload::balance_all() {
       continue;
     }
     tn.book.reserve(offer, now);
-    tn.book.arrived(offer.job, now);  // a simulated move is instantaneous
-    n.ledger.record(move->target, now, move->cpu_share, config_.job_mem_mb);
+    if (!config_.processor_sharing) tn.book.arrived(offer.job, now);  // an instantaneous move
+    n.ledger.record(move->target, now, move->cpu_share, j.mem_mb);
     n.last_migration_out_ms = now;
     n.departures.record(now, move->cpu_share);
     if (j.previous_node && *j.previous_node == target) ++returns_;
@@ -389,7 +481,22 @@ void Workload::balance_all() {
     ++j.migrations;
     max_job_migrations_ = std::max(max_job_migrations_, j.migrations);
     last_migration_ms_ = now;
-    nodes_[target].jobs.push_back(move->job_id);
+    if (config_.processor_sharing) {
+      // Stop and copy: frozen while its memory crosses the link, one copying task at each end.
+      advance(target);
+      j.in_flight = true;
+      ++n.copies;
+      ++tn.copies;
+      reschedule(i);
+      reschedule(target);
+      const auto copy_ms = config_.migration_setup_ms +
+                           static_cast<env::TimeMs>(std::llround(
+                               static_cast<double>(j.mem_mb) / std::max(config_.link_mb_per_s, 1e-3) * 1000));
+      migration_busy_ms_ += static_cast<double>(copy_ms);
+      cluster_.queue().push(now + copy_ms, EventKind::kArrive, target, move->job_id);
+    } else {
+      nodes_[target].jobs.push_back(move->job_id);
+    }
     ++migrations_;
     balance_target_age_sum_ms_ += static_cast<double>(move->target_load_age_ms);
     if (move->reason == policy::MoveReason::kMemory) ++memory_migrations_;
@@ -397,6 +504,139 @@ void Workload::balance_all() {
     cluster_.trace().add(move->job_id);
     cluster_.trace().add(static_cast<std::uint64_t>(target));
   }
+}
+
+double Workload::runnable(std::uint32_t i) const {
+  return static_cast<double>(nodes_[i].jobs.size() + static_cast<std::size_t>(nodes_[i].copies));
+}
+
+std::uint64_t Workload::node_mem_used(std::uint32_t i) const {
+  if (!config_.processor_sharing) return nodes_[i].jobs.size() * config_.job_mem_mb;
+  std::uint64_t used = 0;
+  for (auto id : nodes_[i].jobs) used += jobs_[id].mem_mb;
+  return used;
+}
+
+double Workload::rate_per_job(std::uint32_t i) const {
+  const auto& s = cluster_.node(i);
+  const double r = runnable(i);
+  return s.speed * (r <= s.cpus ? 1.0 : s.cpus / r);
+}
+
+void Workload::advance(std::uint32_t i) {
+  NodeState& n = nodes_[i];
+  const env::TimeMs now = cluster_.now();
+  if (now > n.updated_ms && !n.jobs.empty()) {
+    const double done = rate_per_job(i) * static_cast<double>(now - n.updated_ms);
+    for (auto id : n.jobs) jobs_[id].remaining_ms -= done;
+  }
+  n.updated_ms = now;
+}
+
+void Workload::reschedule(std::uint32_t i) {
+  NodeState& n = nodes_[i];
+  ++n.epoch;
+  if (n.jobs.empty()) return;
+  double least = jobs_[n.jobs.front()].remaining_ms;
+  for (auto id : n.jobs) least = std::min(least, jobs_[id].remaining_ms);
+  const double rate = rate_per_job(i);
+  const auto in = static_cast<env::TimeMs>(std::ceil(std::max(least, 0.0) / std::max(rate, 1e-9)));
+  cluster_.queue().push(cluster_.now() + std::max<env::TimeMs>(in, 0), EventKind::kNodeFinish, i, n.epoch);
+}
+
+void Workload::node_finish(std::uint32_t i, std::uint64_t epoch) {
+  sync_node(i);
+  NodeState& n = nodes_[i];
+  if (epoch != n.epoch || !cluster_.node(i).up) return;
+  advance(i);
+  std::vector<std::uint64_t> ended;
+  for (auto id : n.jobs)
+    if (jobs_[id].remaining_ms <= 1e-6) ended.push_back(id);
+  for (auto id : ended) {
+    remove_job(n.jobs, id);
+    jobs_[id].done = true;
+    ++finished_;
+    job_done(id);
+  }
+  reschedule(i);
+  if (config_.mode == PlacementMode::kCentral && !ended.empty()) central_dispatch();
+}
+
+void Workload::job_done(std::uint64_t id) {
+  const Job& j = jobs_[id];
+  if (!j.measured) return;
+  ++measured_done_;
+  const double response = static_cast<double>(cluster_.now() - j.submit_ms);
+  const double sd = response / std::max(j.work_ms, 1.0);
+  slowdown_sum_ += sd;
+  slowdown_max_ = std::max(slowdown_max_, sd);
+  response_sum_ms_ += response;
+  slowdowns_.push_back(sd);
+}
+
+void Workload::arrive(std::uint64_t id) {
+  Job& j = jobs_[id];
+  const std::uint32_t target = j.node;
+  j.in_flight = false;
+  if (j.previous_node) {
+    const std::uint32_t src = *j.previous_node;
+    sync_node(src);
+    if (nodes_[src].copies > 0) {
+      advance(src);
+      --nodes_[src].copies;
+      reschedule(src);
+    }
+  }
+  sync_node(target);
+  if (j.done) return;
+  if (!cluster_.node(target).up || j.node_generation != cluster_.node(target).generation) {
+    j.done = true;  // its target died during the copy
+    ++lost_;
+    if (j.measured) ++measured_done_;
+    return;
+  }
+  NodeState& tn = nodes_[target];
+  advance(target);
+  if (tn.copies > 0) --tn.copies;
+  const env::TimeMs now = cluster_.now();
+  j.arrived_ms = now;
+  j.remaining_at_arrival_ms = j.remaining_ms;
+  tn.book.arrived(std::to_string(id), now);
+  tn.jobs.push_back(id);
+  reschedule(target);
+}
+
+bool Workload::central_start(std::uint64_t id) {
+  // The fastest node with a free CPU (ties: the lowest index); all-knowing, instantaneous.
+  int best = -1;
+  for (std::uint32_t i = 0; i < cluster_.size(); ++i) {
+    sync_node(i);
+    const auto& s = cluster_.node(i);
+    if (!s.up || runnable(i) + 1 > s.cpus + 1e-9) continue;
+    if (s.mem_total_mb < node_mem_used(i) + jobs_[id].mem_mb) continue;
+    if (best < 0 || s.speed > cluster_.node(static_cast<std::uint32_t>(best)).speed) best = static_cast<int>(i);
+  }
+  if (best < 0) return false;
+  const auto node = static_cast<std::uint32_t>(best);
+  Job& j = jobs_[id];
+  const env::TimeMs now = cluster_.now();
+  j.node = node;
+  j.node_generation = cluster_.node(node).generation;
+  j.start_ms = now;
+  j.arrived_ms = now;
+  j.remaining_at_arrival_ms = j.remaining_ms;
+  if (node == j.home) ++placed_home_;
+  advance(node);
+  nodes_[node].jobs.push_back(id);
+  reschedule(node);
+  cluster_.trace().add(static_cast<std::uint64_t>(now));
+  cluster_.trace().add(static_cast<std::uint64_t>(node));
+  return true;
+}
+
+void Workload::central_dispatch() {
+  while (central_head_ < central_queue_.size() && central_start(central_queue_[central_head_]))
+    ++central_head_;
 }
 
 std::vector<std::size_t> Workload::jobs_per_node() const {
@@ -493,6 +733,34 @@ Metrics Workload::results(const std::string& prefix) const {
     if (config_.mode == PlacementMode::kPull)
       m.set(prefix + "pull_datagrams_per_node_s",
             static_cast<double>(pull_datagrams_ - pull_at_start_) / node_s);
+  }
+  if (config_.processor_sharing) {
+    // Jobs submitted in the measured period; those still running count with their slowdown so
+    // far (a lower bound), so a placement that leaves more long jobs unfinished is not flattered.
+    std::vector<double> all = slowdowns_;
+    double sum = slowdown_sum_;
+    std::uint64_t open = 0;
+    for (const auto& j : jobs_) {
+      if (!j.measured || j.done) continue;
+      const double sd = static_cast<double>(cluster_.now() - j.submit_ms) / std::max(j.work_ms, 1.0);
+      all.push_back(sd);
+      sum += sd;
+      ++open;
+    }
+    m.set(prefix + "jobs_measured", static_cast<std::uint64_t>(all.size()));
+    m.set(prefix + "jobs_unfinished", open);
+    if (!all.empty()) {
+      std::sort(all.begin(), all.end());
+      m.set(prefix + "slowdown_mean", sum / static_cast<double>(all.size()));
+      m.set(prefix + "slowdown_p50", all[all.size() / 2]);
+      m.set(prefix + "slowdown_p99", all[std::min(all.size() - 1, all.size() * 99 / 100)]);
+      m.set(prefix + "slowdown_max", all.back());
+    }
+    if (measured_done_ > 0)
+      m.set(prefix + "response_mean_ms", response_sum_ms_ / static_cast<double>(slowdowns_.size()));
+    if (migrations_ > 0) m.set(prefix + "migration_copy_mean_ms", migration_busy_ms_ / static_cast<double>(migrations_));
+    if (config_.mode == PlacementMode::kCentral) m.set(prefix + "central_queued", central_queued_);
+    if (config_.demand == WorkloadConfig::Demand::kPareto) m.set(prefix + "pareto_min_ms", pareto_min_ms_);
   }
   m.set(prefix + "load_ideal_mean", sum_ideal_ / k);
   m.set(prefix + "load_max_mean", sum_max_ / k);

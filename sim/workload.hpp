@@ -12,9 +12,14 @@
 // departures log), then cluster_view::judge_offer on the target against its reservations, as the
 // peer request `balance.reserve` does (src/balance/balance_service.cpp).
 //
-// Model limits (on purpose, to keep millions of events cheap): a job's run time does not depend on
-// how loaded its node is, a migration is instantaneous, and the simulated CPU is "runnable jobs
-// over capacity" (cpus * speed) without scheduler detail.
+// Two models. The default (kept for the membership-era figures and tests): a job's run time does
+// not depend on how loaded its node is, a migration is instantaneous, every job has the same
+// memory. With `processor_sharing` (osmo-sim --ps) a job has a CPU demand instead of a run time
+// and progresses at speed * min(1, cpus / runnable) of its node (processor sharing), so it stretches
+// with its node's load; a migration freezes it for 100 ms + memory / link rate and costs one
+// runnable task's worth of CPU at both ends while it copies; the job's slowdown (response time /
+// demand on a free 1.0-speed CPU) is measured. Demands can follow a bounded Pareto law (alpha ~1,
+// Harchol-Balter and Downey's measured lifetimes) and memory a bounded Pareto law of its own.
 #pragma once
 
 #include <cstdint>
@@ -42,6 +47,11 @@ enum class PlacementMode : std::uint8_t {
   // aged by the time since plus one round trip, never lost) and place with place_job on those
   // and home. A reference for what a pull could buy; not what the daemon does.
   kPull,
+  // Each submitting node hands jobs to the alive members of its view in turn (baseline).
+  kRoundRobin,
+  // An omniscient central FIFO queue (reference, --ps only): a job starts on the fastest node
+  // with a free CPU (running jobs < cpus), or waits in one cluster-wide queue until a CPU frees.
+  kCentral,
 };
 const char* to_string(PlacementMode m);
 bool parse_placement_mode(std::string_view text, PlacementMode* out);
@@ -70,6 +80,17 @@ struct WorkloadConfig {
     env::TimeMs runtime_ms = 0;
   };
   std::vector<InitialJob> initial_jobs;
+
+  // The processor-sharing model (see the top of this file).
+  bool processor_sharing = false;
+  enum class Demand : std::uint8_t { kExponential, kPareto };
+  Demand demand = Demand::kExponential;  // law of CPU demands (mean: mean_runtime_ms)
+  double pareto_alpha = 1.0;
+  double pareto_ratio = 100;             // largest / smallest demand of the bounded Pareto law
+  bool heavy_memory = false;             // memory per job: bounded Pareto, alpha 1.2, 32 MB..8 GB
+  double link_mb_per_s = 100;            // a migration copies the job's memory at this rate
+  env::TimeMs migration_setup_ms = 100;  // plus this much (freeze, connection, restore)
+  env::TimeMs drain_ms = 120'000;        // --ps: after the last arrival, wait this long for jobs
 };
 
 class Workload {
@@ -82,6 +103,8 @@ class Workload {
   double total_capacity() const { return total_cap_; }
   // Jobs running on each node now (by node index).
   std::vector<std::size_t> jobs_per_node() const;
+  // --ps: jobs submitted in the measured period that have not ended yet.
+  std::uint64_t unfinished_measured() const { return measured_jobs_ - measured_done_; }
 
  private:
   struct Job {
@@ -94,6 +117,15 @@ class Workload {
     std::uint32_t home = 0;
     std::optional<std::uint32_t> previous_node;     // where it ran before its last move
     std::optional<env::TimeMs> last_attempt_ms;     // its last move the target refused
+    // Processor sharing: CPU demand (ms on a free 1.0-speed CPU), what is left of it, memory,
+    // when it was submitted, whether it counts for the slowdown, and whether it is copying.
+    double work_ms = 0;
+    double remaining_ms = 0;
+    std::uint64_t mem_mb = 0;
+    env::TimeMs submit_ms = 0;
+    bool measured = false;
+    bool in_flight = false;
+    double remaining_at_arrival_ms = 0;  // its CPU use on this node is what it did since
   };
   struct NodeState {
     std::uint64_t generation = 0;
@@ -107,18 +139,40 @@ class Workload {
     policy::DepartureLog departures;
     gossip::LoadInfo published;  // what the node last handed to set_local_load (pull baseline)
     env::TimeMs published_ms = 0;
+    // Processor sharing: when the jobs' remaining demands were last brought up to date, the
+    // epoch of the node's pending finish event (older ones are stale), copies under way (each
+    // costs one runnable task), memory of the jobs here, round-robin cursor.
+    env::TimeMs updated_ms = 0;
+    std::uint64_t epoch = 0;
+    int copies = 0;
+    std::uint64_t mem_used_mb = 0;
+    std::uint64_t rr_next = 0;
   };
 
   void on_event(const Event& e);
   void sync_node(std::uint32_t i);  // forget jobs of a node that was killed or restarted
   void sample_all();
   void arrival();
-  void place_and_start(std::uint32_t home, env::TimeMs runtime_ms);
-  void start_job(std::uint32_t node, env::TimeMs runtime_ms, std::uint32_t home);
+  void place_and_start(std::uint32_t home, env::TimeMs runtime_ms, std::uint64_t mem_mb);
+  void start_job(std::uint32_t node, env::TimeMs runtime_ms, std::uint32_t home,
+                 std::uint64_t mem_mb, env::TimeMs submit_ms);
   void finish(std::uint64_t job_id);
   void balance_all();
   void measure();
   void schedule_next_arrival();
+  // Processor sharing.
+  double rate_per_job(std::uint32_t node) const;  // demand ms done per ms by each running job
+  void advance(std::uint32_t node);               // bring remaining demands up to now
+  void reschedule(std::uint32_t node);            // the node's next finish event
+  void node_finish(std::uint32_t node, std::uint64_t epoch);
+  void job_done(std::uint64_t job_id);            // slowdown bookkeeping of an ended job
+  void arrive(std::uint64_t job_id);              // a copied job lands on its target
+  std::uint64_t node_mem_used(std::uint32_t node) const;
+  double runnable(std::uint32_t node) const;
+  bool central_start(std::uint64_t job_id);       // kCentral: start it if a CPU is free
+  void central_dispatch();                        // kCentral: start queued jobs on free CPUs
+  std::uint64_t draw_mem_mb();
+  env::TimeMs draw_runtime_ms();
 
   Cluster& cluster_;
   WorkloadConfig config_;
@@ -130,6 +184,7 @@ class Workload {
   std::vector<Job> jobs_;
   double total_cap_ = 0;
   double arrival_rate_per_ms_ = 0;
+  double pareto_min_ms_ = 0;  // smallest demand of the bounded Pareto law
 
   // Measurements.
   std::uint64_t submitted_ = 0, placed_home_ = 0, placement_failures_ = 0, start_misses_ = 0;
@@ -154,6 +209,15 @@ class Workload {
   env::TimeMs measured_from_ms_ = 0;
   std::uint64_t datagrams_at_start_ = 0, bytes_at_start_ = 0, pull_at_start_ = 0;
   std::string first_placement_error_;
+  // Processor sharing: slowdowns of the jobs submitted in the measured period (unfinished ones
+  // count with their slowdown so far: a lower bound), response times, the central queue.
+  std::uint64_t measured_jobs_ = 0, measured_done_ = 0;
+  double slowdown_sum_ = 0, response_sum_ms_ = 0, slowdown_max_ = 0;
+  std::vector<double> slowdowns_;
+  std::uint64_t central_queued_ = 0;
+  std::vector<std::uint64_t> central_queue_;
+  std::size_t central_head_ = 0;
+  double migration_busy_ms_ = 0;  // time jobs spent frozen in copies
   env::TimeMs view_age_max_ms_ = 0;
   double sum_ideal_ = 0, sum_max_ = 0, peak_max_ = 0, sum_stddev_ = 0, sum_excess_ = 0,
          sum_running_ = 0;

@@ -63,6 +63,12 @@ const char* why_not_movable(const JobInfo& j, env::TimeMs now, const BalanceConf
   return nullptr;
 }
 
+double stretch_sum(double runnable, double cpus, double speed) {
+  if (runnable <= 0) return 0;
+  if (cpus <= 0 || speed <= 0) return runnable * kNoCapacityLoad;
+  return runnable * std::max(1.0, runnable / cpus) / speed;
+}
+
 double required_gain(const JobInfo& j, double source_cap, const std::string& target,
                      double target_cap, const BalanceConfig& cfg) {
   const double larger_cap = std::max(source_cap, target_cap);
@@ -173,6 +179,12 @@ std::optional<Move> decide_balance(const LocalState& local, std::span<const Cand
       // exactly the gain a move can give, and must not move again by a last-digit accident
       // (the testbed logged "gain 0.91 > 0.91").
       if (slack <= kGainEpsilon) continue;
+      const double stretch_gain =
+          stretch_sum(src_runnable, local.cpus, local.speed) +
+          stretch_sum(t.runnable, t.c->cpus, t.c->speed) -
+          stretch_sum(std::max(0.0, src_runnable - j->cpu_share), local.cpus, local.speed) -
+          stretch_sum(t.runnable + j->cpu_share, t.c->cpus, t.c->speed);
+      if (stretch_gain < config.min_stretch_gain - kGainEpsilon) continue;
       // Prefer the largest slack; then the less loaded target (when our own load after the move
       // is the peak, many targets give the same gain); then the cheaper move; then lower job id,
       // then target name.

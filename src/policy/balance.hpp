@@ -8,6 +8,13 @@
 //  - Balance: move a job only if the higher of the two loads after the move is lower than ours
 //    before it by at least `min_gain` (scaled up for jobs that have already moved). Two equally
 //    loaded nodes, or a 2-vs-1 split of single jobs, therefore never trade jobs back and forth.
+//  - Stretch: the move must also make the two nodes' jobs run less stretched in all, by at least
+//    `min_stretch_gain` (stretch_sum: under processor sharing a job on a node with R runnable
+//    tasks, C CPUs and speed s takes max(1, R/C)/s of its CPU time). Between two nodes that are
+//    both over their CPUs a move only trades who waits (4-CPU nodes at 6 and 4 jobs: a peak-load
+//    gain of 0.25 but a stretch gain of 0.5), and the simulator showed such moves, paid for with
+//    a freeze and CPU at both ends, making mean slowdown worse than no balancing; a target with
+//    an idle CPU, or a faster one, gives a large stretch gain.
 //  - Cost: the job's expected remaining run time (taken as its age so far, the heavy-tailed
 //    lifetime result of Harchol-Balter and Downey) must exceed `min_benefit_ratio` times the
 //    estimated migration time (fixed overhead + memory / bandwidth).
@@ -114,6 +121,10 @@ struct BalanceConfig {
   // nodes: every real move passes, moves made of noise do not (testbed: 3 nodes of 0.5 CPU, 4
   // jobs, 12 moves with min_gain alone, all but the first 2-3 of them noise).
   double min_gain_job_fraction = 0.5;
+  // Minimum fall of stretch_sum over the pair (source and target) that a move must bring, in job
+  // units: 4-CPU nodes at 6 and 2 jobs gain 1.75, at 5 and 3 1.25, at 7 and 4 1.0, at 6 and 4
+  // only 0.5 (not moved); 0.5-CPU nodes at 4 and 0 gain 12.
+  double min_stretch_gain = 1.0;
   double remigration_factor = 0.5;
   int max_migrations = 16;          // a job that moved this often stays where it is
   // Per-job cool-down: a job that has moved m >= 1 times stays min_residence_ms * 2^m on the node
@@ -147,6 +158,11 @@ struct BalanceConfig {
 
 // Gains closer than this to what is required count as equal (not enough).
 inline constexpr double kGainEpsilon = 1e-9;
+
+// How stretched the jobs of a node run in all under processor sharing: R tasks on `cpus` CPUs of
+// `speed` each take max(1, R / cpus) / speed of their CPU time, so the node adds up to
+// R * max(1, R / cpus) / speed. Convex in R: spreading lowers the sum, most where a CPU is idle.
+double stretch_sum(double runnable, double cpus, double speed);
 
 enum class MoveReason : std::uint8_t { kLoad, kMemory, kDrain };
 const char* to_string(MoveReason r);

@@ -35,6 +35,9 @@ struct JobRecord {
   // interactive: balancing treats it so. A move gives it a new pty on its new node.
   std::string tty;
   bool interactive() const { return !tty.empty(); }
+  // Pinned by `osmo run --no-migrate`: the balancer never moves it, `osmo migrate` only with
+  // --force; `osmo ps` shows it as not movable.
+  bool no_migrate = false;
 };
 
 // What `osmo ps` shows for one job.

@@ -322,6 +322,10 @@ class RunService : public std::enable_shared_from_this<RunService> {
       // The record's own verdict first, then the migration code's, which looks at the process.
       Status m = record_movable(j.rec);
       if (m.ok() && movable) m = movable(j.rec);
+      // A pinned job could be moved by `osmo migrate --force`, but it is not movable in the
+      // sense ps shows: neither the balancer nor a plain `osmo migrate` moves it.
+      if (m.ok() && j.rec.no_migrate)
+        m = make_error("pinned by osmo run --no-migrate (only osmo migrate --force moves it)");
       if (!m.ok() || movable) {
         o["movable"] = m.ok();
         o["why_not"] = m.ok() ? Json(nullptr) : Json(m.error().message);

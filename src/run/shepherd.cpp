@@ -92,6 +92,7 @@ JobRecord make_record(const JobSpec& spec, const JobHost& host, int tty_index) {
   r.job_pid = host.job_pid();
   r.job_start = platform::process_start_ticks(r.job_pid);
   if (tty_index >= 0) r.tty = fmt::format("pts/{}", tty_index);
+  r.no_migrate = spec.no_migrate;
   r.started_unix_ms = unix_ms();
   return r;
 }

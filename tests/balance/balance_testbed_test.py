@@ -17,7 +17,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "cluster"))
-from testbed import OSMO, Testbed, nodes_seen_by, state_root, on, require_root, run_cases, wait_until  # noqa: E402
+from testbed import OSMO, Testbed, nodes_seen_by, osmo, state_root, on, require_root, run_cases, wait_until  # noqa: E402
 
 CPUS = 0.5  # per node
 
@@ -113,8 +113,16 @@ def spread_four():
             finish_all(procs, [expected(n, t) for t in tags], 60)
             makespan = time.monotonic() - start
             print(f"  makespan {makespan:.1f} s; moves per job {sorted(max_moves.values())}")
-            for line in balance_log(["n1", "n2", "n3"]):
+            log = balance_log(["n1", "n2", "n3"])
+            for line in log:
                 print("   ", line)
+            # Issue 10: the load figures decisions rest on are under 1.5 s old on average (each
+            # "moving to" line says how old the target's figure was).
+            ages = [int(m.group(1)) for m in (re.search(r"ours was (\d+) ms old", l) for l in log) if m]
+            assert ages, f"no move logged its target's figure age: {log}"
+            print(f"  target load figures {sum(ages) / len(ages):.0f} ms old on average (max {max(ages)}) "
+                  f"over {len(ages)} moves")
+            assert sum(ages) / len(ages) < 1500, ages
             assert max(max_moves.values()) <= 2, f"a job moved more than twice: {max_moves}"
             assert sum(max_moves.values()) >= 2, f"too few moves to spread: {max_moves}"
         finally:
@@ -134,6 +142,13 @@ def drain_node():
             wait_until("3 jobs on n2", lambda: len([j for j in ours("n1", "drain") + ours("n1", "pinned")
                                                        if j["node"] == "n2"]) == 3, 30, 0.5)
             pinned = ours("n1", "pinned")[0]
+            # osmo ps shows the pinned job as not movable, and says why.
+            assert pinned.get("pinned") is True and pinned.get("movable") is False, pinned
+            assert "--no-migrate" in (pinned.get("why_not") or ""), pinned
+            table = on("n1", "ps", timeout=30).stdout.splitlines()
+            head = table[0].split()
+            row = [l.split() for l in table if l.startswith(pinned["id"])][0]
+            assert row[head.index("MOVE")] == "no", table
             r = on("n1", "migrate", pinned["id"], "n3", check=False, timeout=60)
             assert r.returncode != 0 and "--no-migrate" in r.stderr, (r.returncode, r.stderr)
             t0 = time.monotonic()
@@ -266,7 +281,81 @@ def memory_ushering():
             kill_started(procs)
 
 
+def restart_with_config(node, toml_text):
+    """Restarts a testbed node's daemon with a TOML configuration (--config), through the
+    testbed's daemon override (OSMO_TESTBED_DAEMON): a wrapper that adds the option."""
+    d = f"{state_root()}/{node}"
+    conf = f"{d}/extra.toml"
+    with open(conf, "w") as f:
+        f.write(toml_text)
+    wrapper = f"{d}/osmod-with-config"
+    with open(wrapper, "w") as f:
+        f.write(f'#!/bin/sh\nexec "{OSMO}" "$@" --config "{conf}"\n')
+    os.chmod(wrapper, 0o755)
+    osmo("testbed", "stop", node, timeout=60)
+    osmo("testbed", "start", node, timeout=60, env={**os.environ, "OSMO_TESTBED_DAEMON": wrapper})
+
+
+def balance_false():
+    """n2 runs with `balance = false` in its configuration file. (1) Four jobs started on n2 stay
+    there for 30 s while n1 and n3 are idle (without the key the balancer spreads such jobs within
+    ~11 s: spread_four). (2) `osmo migrate` by hand still moves them away, to n1. (3) n1, now
+    overloaded, spreads them to n3 and never to the idle n2, which refuses automatic arrivals.
+    Outputs and exit statuses intact."""
+    n = 150_000_000
+    with Testbed(3, cpus=CPUS) as tb:
+        restart_with_config("n2", "balance = false\n")
+        wait_until("n2 back in every view", lambda: tb.all_see({"n1": "alive", "n2": "alive", "n3": "alive"}),
+                   60, 0.5)
+        status = json.loads(on("n2", "status", timeout=30).stdout)
+        assert status["balance"] is False, status
+        # n1 learns it from n2's gossiped load (the flag rides with it).
+        n2_seen, _ = wait_until("n1 sees n2's load", lambda: (nodes_seen_by("n1") or {}).get("n2", {}).get("load")
+                                is not None and nodes_seen_by("n1")["n2"], 30, 0.5)
+        print(f"  n2 as n1 sees it: balance={n2_seen.get('balance')}")
+        assert n2_seen.get("balance") is False, n2_seen
+        tags = [f"keep{k}" for k in range(4)]
+        procs = [popen_run("n1", "--node", "n2", "python3", "-c", JOB, str(n), t) for t in tags]
+        try:
+            wait_until("4 jobs on n2", lambda: len([j for j in ours("n1", "keep") if j["node"] == "n2"]) == 4,
+                       30, 0.5)
+            # (1) n2 keeps its jobs: 30 s, polled every second.
+            t0 = time.monotonic()
+            while time.monotonic() - t0 < 30:
+                js = ours("n1", "keep")
+                away = [j for j in js if j["node"] != "n2" or j["migrations"] != 0]
+                assert not away, f"a job left n2 (balance = false): {away}"
+                assert len(js) == 4, f"a job ended early: {js}"
+                time.sleep(1)
+            print("  n2 kept its 4 jobs for 30 s with n1 and n3 idle")
+            # (2) by hand, it always works.
+            ids = [j["id"] for j in ours("n1", "keep")]
+            for i in ids:
+                on("n1", "migrate", i, "n1", timeout=120)
+            assert all(j["node"] == "n1" for j in ours("n1", "keep")), ours("n1", "keep")
+            print("  osmo migrate moved all 4 from n2 to n1 by hand")
+            # (3) n1 spreads to n3 only; n2 takes nothing.
+            t1 = time.monotonic()
+            to_n3 = 0
+            while time.monotonic() - t1 < 30 and any(p.poll() is None for p in procs):
+                js = ours("n1", "keep")
+                on_n2 = [j for j in js if j["node"] == "n2"]
+                assert not on_n2, f"an automatic migration reached n2 (balance = false): {on_n2}"
+                to_n3 = max(to_n3, len([j for j in js if j["node"] == "n3"]))
+                time.sleep(1)
+            log = balance_log(["n1", "n2", "n3"])
+            for line in log:
+                print("   ", line)
+            assert to_n3 >= 1, f"n1 never balanced to n3 (nothing shows the loop worked): {log}"
+            print(f"  n1 sent {to_n3} job(s) to n3 and none to n2 in 30 s")
+            assert not any("n2" in l and "reserved" in l for l in balance_log(["n2"])), "n2 reserved a move"
+            finish_all(procs, [expected(n, t) for t in tags], MAX_WALL_S)
+            print("  all four ended intact")
+        finally:
+            kill_started(procs)
+
+
 if __name__ == "__main__":
     require_root("the balancing testbed tests")
     run_cases({"spread_four": spread_four, "drain_node": drain_node, "sigterm_drains": sigterm_drains,
-               "memory_ushering": memory_ushering})
+               "memory_ushering": memory_ushering, "balance_false": balance_false})

@@ -301,6 +301,31 @@ TEST(BalanceRules, DrainMovesGuestsToThePlacementChoiceOrHome) {
   EXPECT_FALSE(decide_drain(me, std::vector<Candidate>{self, h, other}, v, ledger, kNow, rng));
 }
 
+TEST(BalanceRules, StretchSumIsTheProcessorSharingStretchOfANode) {
+  EXPECT_DOUBLE_EQ(stretch_sum(0, 4, 1.0), 0);
+  EXPECT_DOUBLE_EQ(stretch_sum(3, 4, 1.0), 3);       // a CPU each: not stretched
+  EXPECT_DOUBLE_EQ(stretch_sum(6, 4, 1.0), 9);       // 6 tasks at 1.5 each
+  EXPECT_DOUBLE_EQ(stretch_sum(2, 4, 0.5), 4);       // half-speed CPUs: twice as long
+  EXPECT_DOUBLE_EQ(stretch_sum(4, 0.5, 1.0), 32);    // 4 tasks on half a CPU: 8 each
+}
+
+TEST(BalanceRules, TwoNodesOverTheirCpusDoNotTradeWhoWaits) {
+  // 4-CPU nodes at 6 and 4 runnable tasks: the peak load falls from 1.5 to 1.25 (more than
+  // min_gain), but both stay over their CPUs; the stretch sum falls by only 0.5: no move. At 6
+  // and 2 the target has idle CPUs (gain 1.75): the job moves there.
+  env::SeededRandom rng(3);
+  BalanceConfig cfg;
+  std::vector<Candidate> full = {peer("full", 1.0, 4)};
+  EXPECT_FALSE(decide_balance(local(6, 4), full, jobs(6), kNoLedger, kNow, rng, cfg));
+  std::vector<Candidate> idle = {peer("idle", 0.5, 4)};
+  auto m = decide_balance(local(6, 4), idle, jobs(6), kNoLedger, kNow, rng, cfg);
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->target, "idle");
+  // Without the stretch rule the first pair would trade (what the rule prevents).
+  cfg.min_stretch_gain = 0;
+  EXPECT_TRUE(decide_balance(local(6, 4), full, jobs(6), kNoLedger, kNow, rng, cfg));
+}
+
 }  // namespace
 }  // namespace osmo::policy
 

@@ -95,5 +95,12 @@ TEST(JobRecordTty, AJobWithATerminalIsInteractiveAndMovable) {
   EXPECT_EQ(j["tty"], "pts/3");
 }
 
+TEST(JobRecordPinned, ANoMigrateJobIsListedAsPinned) {
+  JobInfo info;
+  EXPECT_EQ(to_json(info)["pinned"], false);
+  info.rec.no_migrate = true;  // the shepherd copies it from the spec (osmo run --no-migrate)
+  EXPECT_EQ(to_json(info)["pinned"], true);
+}
+
 }  // namespace
 }  // namespace osmo::run

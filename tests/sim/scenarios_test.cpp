@@ -183,7 +183,12 @@ TEST(Scenarios, RejectsBadOptionsClearly) {
   r = run_scenario("placement", o);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().str(),
-            "--placement 'best': expected policy, random, home, oracle, pull or all");
+            "--placement 'best': expected policy, random, home, oracle, pull, roundrobin, central, all or "
+            "compare");
+  o.placement = "central";  // the central queue exists only in the processor-sharing model
+  r = run_scenario("placement", o);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().str().find("needs --ps"), std::string::npos) << r.error().str();
 }
 
 }  // namespace
