@@ -53,7 +53,8 @@ json record_to_json(const JobRecord& r) {
               {"job_start", r.job_start},
               {"started_unix_ms", r.started_unix_ms},
               {"migrations", r.migrations},
-              {"tty", r.tty}};
+              {"tty", r.tty},
+              {"parent", r.parent}};
 }
 
 Result<JobRecord> record_from_json(const json& j) {
@@ -72,6 +73,7 @@ Result<JobRecord> record_from_json(const json& j) {
     r.started_unix_ms = j.value("started_unix_ms", std::int64_t{0});
     r.migrations = j.value("migrations", 0);
     r.tty = j.value("tty", "");
+    r.parent = j.value("parent", "");
   } catch (const json::exception& e) {
     return make_error("malformed job record: {}", e.what());
   }
@@ -97,7 +99,8 @@ json to_json(const JobInfo& i) {
               {"migrations", i.rec.migrations},                {"cmd", i.rec.cmd},
               {"started_unix_ms", i.rec.started_unix_ms},
               {"interactive", i.rec.interactive()},
-              {"tty", i.rec.tty.empty() ? json(nullptr) : json(i.rec.tty)}};
+              {"tty", i.rec.tty.empty() ? json(nullptr) : json(i.rec.tty)},
+              {"parent", i.rec.parent.empty() ? json(nullptr) : json(i.rec.parent)}};
 }
 
 Status record_movable(const JobRecord& rec) {

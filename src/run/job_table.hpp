@@ -34,6 +34,7 @@ struct JobRecord {
   // The job's terminal on its node ("pts/5"), empty if it has none. A job with a terminal is
   // interactive: balancing treats it so, and it cannot move yet (record_movable).
   std::string tty;
+  std::string parent;  // a sub-job's job (docs/spread.md); empty for a job of `osmo run`
   bool interactive() const { return !tty.empty(); }
 };
 

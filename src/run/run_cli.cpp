@@ -69,6 +69,7 @@ struct RunOpts {
   std::string node;
   bool home = false;
   bool no_migrate = false;
+  bool no_spread = false;  // the programs the job starts stay on its node (docs/spread.md)
   bool verbose = false;
   bool force_tty = false;  // -t: a pty even if none of our stdio is a terminal
   bool no_tty = false;     // -T: never a pty
@@ -128,6 +129,7 @@ int run_command(const RunOpts& o, const std::string& socket_path, std::vector<st
   if (!o.node.empty()) req["node"] = o.node;
   if (o.home) req["at_home"] = true;
   req["no_migrate"] = o.no_migrate;
+  if (o.no_spread) req["no_spread"] = true;
   auto client = daemon::ControlClient::connect(socket_path);
   if (!client.ok()) {
     std::cerr << "osmo run: " << client.error().str() << "\n";
@@ -165,11 +167,12 @@ int run_command(const RunOpts& o, const std::string& socket_path, std::vector<st
 void add_run(CLI::App& app, GlobalOptions& global, int* exit_code) {
   auto o = std::make_shared<RunOpts>();
   auto* cmd = app.add_subcommand("run", "Run a program on the best node of the cluster, as if here");
-  cmd->footer(std::string("\nUsage: osmo run [--node NAME | --home] [--no-migrate] [-t | -T] [-v] [--] PROG [ARGS...]\n") +
+  cmd->footer(std::string("\nUsage: osmo run [--node NAME | --home] [--no-migrate] [--no-spread] [-t | -T] [-v] [--] PROG [ARGS...]\n") +
               kRunFooter);
   auto* node = cmd->add_option("--node", o->node, "Run on this node instead of letting the cluster choose");
   cmd->add_flag("--home", o->home, "Run on this (the home) node")->excludes(node);
   cmd->add_flag("--no-migrate", o->no_migrate, "Pin the job where it starts: the balancer never moves it, osmo migrate only with --force");
+  cmd->add_flag("--no-spread", o->no_spread, "Keep every program the job starts on the job's node (no placement at exec)");
   cmd->add_flag("-v,--verbose", o->verbose, "Say where the job runs and how it ended, on stderr");
   auto* force = cmd->add_flag("-t,--tty", o->force_tty, "Give the job a terminal even if none of stdin/stdout/stderr is one");
   cmd->add_flag("-T,--no-tty", o->no_tty, "Never give the job a terminal (pipes only)")->excludes(force);
@@ -316,6 +319,8 @@ std::optional<int> run_fast_path(int argc, char** argv) {
       o.home = true;
     } else if (a == "--no-migrate") {
       o.no_migrate = true;
+    } else if (a == "--no-spread") {
+      o.no_spread = true;
     } else if (a == "-v" || a == "--verbose") {
       o.verbose = true;
     } else if (a == "-t" || a == "--tty") {

@@ -1,0 +1,224 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+// The spread supervisor (see supervisor.hpp).
+#include "spread/supervisor.hpp"
+
+#include <linux/seccomp.h>
+#include <sys/epoll.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "base/log.hpp"
+#include "cluster_view/decisions.hpp"
+#include "env/clock.hpp"
+#include "env/random.hpp"
+#include "platform/linux/fd_passing.hpp"
+#include "spread/exec_request.hpp"
+#include "spread/redirect.hpp"
+#include "spread/stay_local.hpp"
+#include "spread/supervisor_link.hpp"
+
+namespace osmo::spread {
+
+namespace {
+
+using Json = nlohmann::json;
+
+struct Watched {
+  std::string id;
+  std::uint64_t cookie = 0;
+  UniqueFd listener;
+  // Threads whose redirect was abandoned after their exec had been interrupted: their restarted
+  // exec arrives as a new notification and must stay (else the same failure could repeat).
+  std::set<pid_t> stay_once;
+};
+
+class Supervisor {
+ public:
+  explicit Supervisor(daemon::DaemonApi& api)
+      : api_(api), log_(api.node_name(), "spread"), random_(env::make_system_random()) {}
+
+  Status start() {
+    char exe[4096];
+    const ssize_t n = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0) return errno_error("spread: cannot find our own executable");
+    exe_.assign(exe, static_cast<std::size_t>(n));
+    if (exe_.ends_with(" (deleted)")) return make_error("spread: our executable {} was replaced; no spreading", exe_);
+    socket_ = api_.control_socket();
+    if (socket_.empty()) return make_error("spread: the daemon's control socket is unknown; no spreading");
+    stay_local_ = load_stay_local_programs((api_.state_dir() / "spread-stay-local").string());
+    const auto path = supervisor_socket_path(api_.state_dir());
+    UniqueFd s(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
+    if (!s.valid()) return errno_error("spread: socket");
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    if (path.string().size() >= sizeof addr.sun_path) return make_error("spread: socket path {} too long", path.string());
+    std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
+    ::unlink(path.c_str());
+    if (::bind(s.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
+      return errno_error("spread: bind {}", path.string());
+    ::chmod(path.c_str(), 0600);
+    if (::listen(s.get(), 64) != 0) return errno_error("spread: listen {}", path.string());
+    epoll_.reset(::epoll_create1(EPOLL_CLOEXEC));
+    if (!epoll_.valid()) return errno_error("spread: epoll_create1");
+    accept_ = std::move(s);
+    add_to_epoll(accept_.get());
+    std::thread([this] { loop(); }).detach();  // lives as long as the daemon
+    log_.info("spread: supervising job execs (stay-local list: {} programs, home margin {})", stay_local_.size(),
+              kHomeMargin);
+    return ok_status();
+  }
+
+ private:
+  void add_to_epoll(int fd) {
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.fd = fd;
+    (void)::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &ev);
+  }
+
+  void loop() {
+    epoll_event evs[16];
+    for (;;) {
+      const int n = ::epoll_wait(epoll_.get(), evs, 16, -1);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        log_.warn("spread: epoll_wait: {}; spreading stops", std::strerror(errno));
+        return;
+      }
+      for (int i = 0; i < n; ++i) {
+        const int fd = evs[i].data.fd;
+        if (fd == accept_.get()) {
+          take_job();
+          continue;
+        }
+        auto it = jobs_.find(fd);
+        if (it == jobs_.end()) continue;
+        if ((evs[i].events & EPOLLIN) != 0) {
+          on_notification(it->second);
+        } else if ((evs[i].events & (EPOLLHUP | EPOLLERR)) != 0) {
+          // No process of the job is left.
+          log_.debug("spread: job={} has no process left", it->second.id);
+          ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr);
+          jobs_.erase(it);
+        }
+      }
+    }
+  }
+
+  void take_job() {
+    UniqueFd conn(::accept4(accept_.get(), nullptr, nullptr, SOCK_CLOEXEC));
+    if (!conn.valid()) return;
+    ucred cred{};
+    socklen_t len = sizeof cred;
+    if (::getsockopt(conn.get(), SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || cred.uid != 0) return;
+    char buf[4096];
+    platform::ReceivedFds fds;
+    const ssize_t n = platform::recv_with_fds(conn.get(), buf, sizeof buf, &fds);
+    if (n <= 0 || fds.count != 1) return;
+    const Json j = Json::parse(std::string_view(buf, static_cast<std::size_t>(n)), nullptr, false);
+    if (j.is_discarded() || !j.contains("id")) return;
+    Watched w;
+    w.id = j.value("id", "");
+    w.cookie = j.value("cookie", std::uint64_t{0});
+    w.listener = fds.take(0);
+    const int lfd = w.listener.get();
+    add_to_epoll(lfd);
+    jobs_[lfd] = std::move(w);
+    (void)!::write(conn.get(), "K", 1);
+    log_.debug("spread: job={} supervised", j.value("id", ""));
+  }
+
+  void answer_stay(const Watched& w, const seccomp_notif& n) {
+    seccomp_notif_resp r{};
+    r.id = n.id;
+    r.flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
+    if (::ioctl(w.listener.get(), SECCOMP_IOCTL_NOTIF_SEND, &r) != 0 && errno != ENOENT)
+      log_.warn("spread: job={} pid={} cannot answer its exec: {}", w.id, n.pid, std::strerror(errno));
+  }
+
+  void stay(const Watched& w, const seccomp_notif& n, std::string_view path, std::string_view why) {
+    answer_stay(w, n);
+    log_.debug("spread: job={} pid={} {} stays: {}", w.id, n.pid, path, why);
+  }
+
+  void on_notification(Watched& w) {
+    seccomp_notif n{};
+    if (::ioctl(w.listener.get(), SECCOMP_IOCTL_NOTIF_RECV, &n) != 0) return;  // ENOENT: caller died
+    const pid_t tid = static_cast<pid_t>(n.pid);
+    if (w.stay_once.erase(tid) > 0) return stay(w, n, "(restarted exec)", "its redirect was abandoned");
+    if (n.data.nr != SYS_execve) return stay(w, n, "(execveat)", "execveat/fexecve is not spread");
+    auto path = read_remote_string(tid, n.data.args[0], kMaxPathBytes);
+    if (!path.ok()) return stay(w, n, "?", path.error().str());
+    const std::string_view name = program_name(*path);
+    if (stay_local_.contains(name)) return stay(w, n, *path, "on the node's stay-local list");
+    // Placement, as for osmo run but with a wider home margin (supervisor.hpp).
+    const auto members = api_.members();
+    policy::PlacementConfig cfg;
+    cfg.home_margin = kHomeMargin;
+    auto p = cluster_view::place_job(policy::PlacementRequest{}, members, ledger_, clock_.now_ms(), random_, cfg);
+    if (!p.ok()) return stay(w, n, *path, p.error().str());
+    if (p->is_home) return stay(w, n, *path, "placement keeps it here");
+    // Another node: the rules that keep it here anyway.
+    std::string abs;
+    if (auto why = file_stays(tid, *path, &abs)) return stay(w, n, *path, *why);
+    if (auto why = fds_stay(tid)) return stay(w, n, *path, *why);
+    auto argv_ptrs = read_remote_pointers(tid, n.data.args[1], kMaxArgs);
+    if (!argv_ptrs.ok() || argv_ptrs->empty())
+      return stay(w, n, *path, argv_ptrs.ok() ? "empty argv" : argv_ptrs.error().str());
+    // The values read must still be the caller's request (it may have died, its memory changed).
+    if (::ioctl(w.listener.get(), SECCOMP_IOCTL_NOTIF_ID_VALID, &n.id) != 0) return;
+    const std::vector<std::string> deputy = {exe_,    "__spread-deputy", "--socket", socket_,
+                                             "--node", p->node,          "--parent", w.id,
+                                             "--path", abs,              "--cookie", std::to_string(w.cookie),
+                                             "--"};
+    const RedirectResult r = redirect_exec(tid, deputy, *argv_ptrs, w.cookie);
+    switch (r.outcome) {
+      case RedirectOutcome::kRedirected:
+        log_.debug("spread: job={} pid={} {} goes to {} (deputy here)", w.id, tid, abs, p->node);
+        return;
+      case RedirectOutcome::kRestarted:
+        w.stay_once.insert(tid);
+        log_.debug("spread: job={} pid={} {} stays: {}", w.id, tid, abs, r.why);
+        return;
+      case RedirectOutcome::kNotTouched:
+        return stay(w, n, *path, r.why);
+    }
+  }
+
+  daemon::DaemonApi& api_;
+  Logger log_;
+  std::string exe_;
+  std::string socket_;
+  std::set<std::string, std::less<>> stay_local_;
+  UniqueFd epoll_;
+  UniqueFd accept_;
+  std::map<int, Watched> jobs_;  // by listener fd; only the loop's thread touches it
+  policy::PlacementLedger ledger_;
+  env::SeededRandom random_;
+  env::SystemClock clock_;
+};
+
+}  // namespace
+
+void install_spread_service(daemon::Services&, daemon::DaemonApi& api) {
+  auto* s = new Supervisor(api);  // lives as long as the daemon process (its thread uses it)
+  if (auto st = s->start(); !st.ok()) {
+    Logger(api.node_name(), "spread").warn("{}", st.error().str());
+    delete s;
+  }
+}
+
+}  // namespace osmo::spread
