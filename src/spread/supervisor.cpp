@@ -53,30 +53,30 @@ class Supervisor {
   Status start() {
     char exe[4096];
     const ssize_t n = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n <= 0) return errno_error("spread: cannot find our own executable");
+    if (n <= 0) return errno_error("cannot find our own executable");
     exe_.assign(exe, static_cast<std::size_t>(n));
-    if (exe_.ends_with(" (deleted)")) return make_error("spread: our executable {} was replaced; no spreading", exe_);
+    if (exe_.ends_with(" (deleted)")) return make_error("our executable {} was replaced; no spreading", exe_);
     socket_ = api_.control_socket();
-    if (socket_.empty()) return make_error("spread: the daemon's control socket is unknown; no spreading");
+    if (socket_.empty()) return make_error("the daemon's control socket is unknown; no spreading");
     stay_local_ = load_stay_local_programs((api_.state_dir() / "spread-stay-local").string());
     const auto path = supervisor_socket_path(api_.state_dir());
     UniqueFd s(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
-    if (!s.valid()) return errno_error("spread: socket");
+    if (!s.valid()) return errno_error("socket");
     sockaddr_un addr{};
     addr.sun_family = AF_UNIX;
-    if (path.string().size() >= sizeof addr.sun_path) return make_error("spread: socket path {} too long", path.string());
+    if (path.string().size() >= sizeof addr.sun_path) return make_error("socket path {} too long", path.string());
     std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
     ::unlink(path.c_str());
     if (::bind(s.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
-      return errno_error("spread: bind {}", path.string());
+      return errno_error("bind {}", path.string());
     ::chmod(path.c_str(), 0600);
-    if (::listen(s.get(), 64) != 0) return errno_error("spread: listen {}", path.string());
+    if (::listen(s.get(), 64) != 0) return errno_error("listen {}", path.string());
     epoll_.reset(::epoll_create1(EPOLL_CLOEXEC));
-    if (!epoll_.valid()) return errno_error("spread: epoll_create1");
+    if (!epoll_.valid()) return errno_error("epoll_create1");
     accept_ = std::move(s);
     add_to_epoll(accept_.get());
     std::thread([this] { loop(); }).detach();  // lives as long as the daemon
-    log_.info("spread: supervising job execs (stay-local list: {} programs, home margin {})", stay_local_.size(),
+    log_.info("supervising job execs (stay-local list: {} programs, home margin {})", stay_local_.size(),
               kHomeMargin);
     return ok_status();
   }
@@ -95,7 +95,7 @@ class Supervisor {
       const int n = ::epoll_wait(epoll_.get(), evs, 16, -1);
       if (n < 0) {
         if (errno == EINTR) continue;
-        log_.warn("spread: epoll_wait: {}; spreading stops", std::strerror(errno));
+        log_.warn("epoll_wait: {}; spreading stops", std::strerror(errno));
         return;
       }
       for (int i = 0; i < n; ++i) {
@@ -110,7 +110,7 @@ class Supervisor {
           on_notification(it->second);
         } else if ((evs[i].events & (EPOLLHUP | EPOLLERR)) != 0) {
           // No process of the job is left.
-          log_.debug("spread: job={} has no process left", it->second.id);
+          log_.debug("job={} has no process left", it->second.id);
           ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr);
           jobs_.erase(it);
         }
@@ -138,7 +138,7 @@ class Supervisor {
     add_to_epoll(lfd);
     jobs_[lfd] = std::move(w);
     (void)!::write(conn.get(), "K", 1);
-    log_.debug("spread: job={} supervised", j.value("id", ""));
+    log_.debug("job={} supervised", j.value("id", ""));
   }
 
   void answer_stay(const Watched& w, const seccomp_notif& n) {
@@ -146,12 +146,12 @@ class Supervisor {
     r.id = n.id;
     r.flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
     if (::ioctl(w.listener.get(), SECCOMP_IOCTL_NOTIF_SEND, &r) != 0 && errno != ENOENT)
-      log_.warn("spread: job={} pid={} cannot answer its exec: {}", w.id, n.pid, std::strerror(errno));
+      log_.warn("job={} pid={} cannot answer its exec: {}", w.id, n.pid, std::strerror(errno));
   }
 
   void stay(const Watched& w, const seccomp_notif& n, std::string_view path, std::string_view why) {
     answer_stay(w, n);
-    log_.debug("spread: job={} pid={} {} stays: {}", w.id, n.pid, path, why);
+    log_.debug("job={} pid={} {} stays: {}", w.id, n.pid, path, why);
   }
 
   void on_notification(Watched& w) {
@@ -187,11 +187,11 @@ class Supervisor {
     const RedirectResult r = redirect_exec(tid, deputy, *argv_ptrs, w.cookie);
     switch (r.outcome) {
       case RedirectOutcome::kRedirected:
-        log_.debug("spread: job={} pid={} {} goes to {} (deputy here)", w.id, tid, abs, p->node);
+        log_.debug("job={} pid={} {} goes to {} (deputy here)", w.id, tid, abs, p->node);
         return;
       case RedirectOutcome::kRestarted:
         w.stay_once.insert(tid);
-        log_.debug("spread: job={} pid={} {} stays: {}", w.id, tid, abs, r.why);
+        log_.debug("job={} pid={} {} stays: {}", w.id, tid, abs, r.why);
         return;
       case RedirectOutcome::kNotTouched:
         return stay(w, n, *path, r.why);
