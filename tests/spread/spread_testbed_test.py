@@ -1,0 +1,166 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""Issue 11 on a real 4-node testbed (root): the programs a job starts are placed at exec.
+
+One ctest per case (see CMakeLists.txt); each brings a testbed up (4 nodes, 0.5 CPU each) and
+always down again. Real programs only (sh, bc, python3, sha256sum, make, cc). Every wait is
+bounded. The job runs at n1 (--node n1) with a shared working directory under /dev/shm.
+"""
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "cluster"))
+from testbed import OSMO, Testbed, kill_node_cgroup, on, osmo, require_root, run_cases, state_root, wait_until  # noqa: E402
+
+NODES = ["n1", "n2", "n3", "n4"]
+
+
+def debug_daemons():
+    """The daemons log at debug level (the supervisor's reasons to stay are debug lines): the
+    testbed starts them through a wrapper (OSMO_TESTBED_DAEMON, docs/testbed.md)."""
+    d = tempfile.mkdtemp(prefix="osmo-spread-test-", dir="/dev/shm")
+    wrapper = os.path.join(d, "osmod-debug")
+    with open(wrapper, "w") as f:
+        f.write(f'#!/bin/sh\nexec {OSMO} --log-level debug "$@"\n')
+    os.chmod(wrapper, 0o755)
+    os.chmod(d, 0o755)
+    os.environ["OSMO_TESTBED_DAEMON"] = wrapper
+# ~1-2 s of CPU for bc at 0.5 CPU: long enough that placement sends most of a burst away.
+BC_JOB = "scale=1100; 4*a(1)\n"
+
+
+def run_job(cwd, script, *opts, timeout=300):
+    """`osmo run --node n1 OPTS -- sh -c SCRIPT` from inside n1, in `cwd`."""
+    return subprocess.run([OSMO, "testbed", "exec", "n1", "--", "sh", "-c",
+                           f"cd {cwd} && exec {OSMO} run --node n1 -T {' '.join(opts)} -- sh -c '{script}'"],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def popen_job(cwd, script, *opts):
+    return subprocess.Popen([OSMO, "testbed", "exec", "n1", "--", "sh", "-c",
+                             f"cd {cwd} && exec {OSMO} run --node n1 -T {' '.join(opts)} -- sh -c '{script}'"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def log_lines(node, needle):
+    with open(os.path.join(state_root(), node, "osmod.log")) as f:
+        return [line for line in f if needle in line]
+
+
+def jobs():
+    return json.loads(on("n1", "ps", "--json", timeout=30).stdout)
+
+
+def processes_of_node(node):
+    """Pids in the node's cgroup (daemon, shepherds, jobs)."""
+    state = json.load(open(state_root() + "/testbed.json"))
+    cg = next(n["cgroup"]["cpu"] for n in state["nodes"] if n["name"] == node)
+    return [int(p) for p in open(os.path.join(cg, "cgroup.procs")).read().split()]
+
+
+def comm(pid):
+    try:
+        return open(f"/proc/{pid}/comm").read().strip()
+    except OSError:
+        return None
+
+
+def job_processes_everywhere():
+    """Every process on any node that is not a daemon or its launcher/warm shepherd: the
+    leftovers of jobs (shepherds running a job, inits, programs, deputies)."""
+    left = []
+    for node in NODES:
+        for pid in processes_of_node(node):
+            c = comm(pid)
+            if c is None:
+                continue
+            try:
+                cmd = open(f"/proc/{pid}/cmdline").read().split("\0")
+            except OSError:
+                continue
+            if c in ("bc", "python3", "sleep") or "__spread-deputy" in cmd:
+                left.append((node, pid, c))
+    return left
+
+
+def bc_burst():
+    """4 then 8 background bc jobs: outputs identical to a local run, spread over nodes, each exit
+    status kept, and a pipe from a remote program into a local one intact."""
+    with Testbed(4, cpus=0.5), tempfile.TemporaryDirectory(dir="/dev/shm") as d:
+        os.chmod(d, 0o755)
+        for i in range(1, 9):
+            with open(os.path.join(d, f"job{i}"), "w") as f:
+                f.write(f"scale={1000 + 10 * i}; 4*a(1)\n")
+        want = {i: subprocess.run(["bc", "-l"], stdin=open(os.path.join(d, f"job{i}")), capture_output=True,
+                                  text=True, check=True).stdout for i in range(1, 9)}
+        # Each background bc's status is kept: job i ends with `quit` after an error for odd i?
+        # bc exits 0 on success; `(bc; exit $i)` would be a subshell. Instead each status is read
+        # with `wait $pid`, and one program per burst fails on purpose (a missing input file makes
+        # the shell, not bc, fail: so the failure comes from python3 exiting 7 remotely).
+        script = ("for i in 1 2 3 4 5 6 7 8; do bc -l <job$i >out$i & eval p$i=$!; done; "
+                  "python3 -c \"import sys; sum(range(3*10**6)); sys.exit(7)\" & p9=$!; "
+                  "for i in 1 2 3 4 5 6 7 8 9; do eval wait \\$p$i; echo st$i=$?; done")
+        r = run_job(d, script)
+        assert r.returncode == 0, f"job exited {r.returncode}: {r.stderr}"
+        for i in range(1, 9):
+            got = open(os.path.join(d, f"out{i}")).read()
+            assert got == want[i], f"out{i} differs from a local run ({len(got)} vs {len(want[i])} bytes)"
+            assert f"st{i}=0" in r.stdout, r.stdout
+        assert "st9=7" in r.stdout, f"python3's exit 7 was not kept: {r.stdout}"
+        gone = log_lines("n1", "(deputy here)")
+        targets = {line.split(" goes to ")[1].split()[0] for line in gone if " goes to " in line}
+        assert len(targets) >= 2, f"programs went to {targets} only: {gone}"
+        # A pipe from a remote program into a local one: python3 generates 20 MB, sha256sum stays.
+        gen = "import sys; [sys.stdout.write(str(i) * 50 + chr(10)) for i in range(200000)]"
+        local = subprocess.run(f"python3 -c '{gen}' | sha256sum", shell=True, capture_output=True, text=True)
+        burn = "python3 -c \"sum(range(10**7))\""
+        r = run_job(d, f"{burn} & {burn} & python3 -c \"{gen}\" | sha256sum; wait")
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.split()[0] == local.stdout.split()[0], f"pipe digest {r.stdout} vs {local.stdout}"
+        print(f"bc_burst: programs went to {sorted(targets)}; log: {len(gone)} redirects", file=sys.stderr)
+
+
+def killed_by_signal():
+    """A remote program killed with kill -9 shows up in its parent as killed by SIGKILL (137); a
+    SIGTERM sent to a deputy reaches its remote program, which dies of it (143); nothing is left
+    on any node afterwards."""
+    with Testbed(4, cpus=0.5), tempfile.TemporaryDirectory(dir="/dev/shm") as d:
+        os.chmod(d, 0o755)
+        sleeper = "python3 -c \"import time; time.sleep(90)\""
+        script = (f"{sleeper} A & pA=$!; {sleeper} B & pB=$!; {sleeper} C & pC=$!; "
+                  "wait $pC; echo stC=$?; kill $pB; wait $pB; echo stB=$?; kill $pA; wait $pA; echo stA=$?")
+        p = popen_job(d, script)
+
+        def remote_c():
+            js = [j for j in jobs() if j.get("parent") and j["cmd"].endswith(" C")]
+            return js[0] if js else None
+        c, _ = wait_until("program C as a sub-job", remote_c, 30, 0.3)
+        assert c["node"] != "n1", c
+        os.kill(c["pid"], signal.SIGKILL)
+        out, err = p.communicate(timeout=60)
+        assert p.returncode == 0, err
+        assert "stC=137" in out, f"kill -9 of the remote program: {out!r} {err!r}"
+        assert "stB=143" in out, f"SIGTERM to the deputy: {out!r} {err!r}"
+        assert "stA=143" in out, out
+        left, _ = wait_until("no job process on any node", lambda: not job_processes_everywhere(), 20, 0.3)
+
+
+def no_spread():
+    """--no-spread: every program stays at n1, and the supervisor is not even asked."""
+    with Testbed(4, cpus=0.5), tempfile.TemporaryDirectory(dir="/dev/shm") as d:
+        os.chmod(d, 0o755)
+        before = len(log_lines("n1", "supervised"))
+        r = run_job(d, "for i in 1 2 3 4; do python3 -c \"sum(range(10**6))\" & done; wait", "--no-spread")
+        assert r.returncode == 0, r.stderr
+        assert len(log_lines("n1", "supervised")) == before, "a --no-spread job was supervised"
+        assert not log_lines("n1", "goes to"), "a --no-spread job's program left n1"
+
+
+if __name__ == "__main__":
+    require_root("the spread testbed cases")
+    debug_daemons()
+    run_cases({"bc_burst": bc_burst, "killed_by_signal": killed_by_signal, "no_spread": no_spread})
