@@ -8,7 +8,9 @@
 #include <cstdlib>
 #include <iostream>
 #include <memory>
+#include <functional>
 #include <optional>
+#include <set>
 #include <string_view>
 
 #include <fmt/format.h>
@@ -186,10 +188,12 @@ void add_run(CLI::App& app, GlobalOptions& global, int* exit_code) {
 void add_ps(CLI::App& app, GlobalOptions& global, int* exit_code) {
   auto json_out = std::make_shared<bool>(false);
   auto node = std::make_shared<std::string>();
+  auto tree = std::make_shared<bool>(false);
   auto* cmd = app.add_subcommand("ps", "List the jobs of the whole cluster (or of one node)");
   cmd->add_flag("--json", *json_out, "Print a JSON array of jobs");
   cmd->add_option("--node", *node, "Only the jobs running on this node");
-  cmd->callback([json_out, node, &global, exit_code] {
+  cmd->add_flag("--tree", *tree, "Show sub-jobs (programs a job started elsewhere, docs/spread.md) under their job");
+  cmd->callback([json_out, node, tree, &global, exit_code] {
     json req{{"op", "jobs.list"}};
     if (!node->empty()) req["node"] = *node;
     auto r = daemon::call_local(global.socket_path, req);
@@ -209,7 +213,28 @@ void add_ps(CLI::App& app, GlobalOptions& global, int* exit_code) {
     }
     std::cout << fmt::format("{:<12} {:<10} {:<10} {:<10} {:>8} {:<9} {:>8} {:>8} {:>3} {:<4} {:<7} {}\n", "ID",
                              "OWNER", "HOME", "NODE", "PID", "STATE", "CPU_S", "RSS_MB", "MIG", "MOVE", "TTY", "CMD");
-    for (const auto& j : jobs) {
+    // --tree: each job followed by its sub-jobs, depth-first, CMD indented by depth.
+    std::vector<std::pair<const json*, int>> order;
+    if (*tree) {
+      std::set<std::string> ids;
+      for (const auto& j : jobs) ids.insert(j.value("id", ""));
+      std::function<void(const std::string&, int)> add = [&](const std::string& parent, int depth) {
+        for (const auto& j : jobs) {
+          const std::string p = j.contains("parent") && j["parent"].is_string() ? j["parent"].get<std::string>() : "";
+          // Roots: no parent, or a parent not in the listing (its node did not answer).
+          const bool root = p.empty() || !ids.contains(p);
+          if ((depth == 0 && root) || (depth > 0 && p == parent)) {
+            order.emplace_back(&j, depth);
+            if (depth < 32) add(j.value("id", ""), depth + 1);
+          }
+        }
+      };
+      add("", 0);
+    } else {
+      for (const auto& j : jobs) order.emplace_back(&j, 0);
+    }
+    for (const auto& [jp, depth] : order) {
+      const json& j = *jp;
       // MOVE: can `osmo migrate` move it now (the reason is in --json's why_not)?
       const char* move = !j.contains("movable") ? "?" : j.value("movable", false) ? "yes" : "no";
       // TTY: the job's terminal on its node (an interactive job), "-" for none.
@@ -218,7 +243,7 @@ void add_ps(CLI::App& app, GlobalOptions& global, int* exit_code) {
                                j.value("id", ""), j.value("owner", ""), j.value("home", ""),
                                j.value("node", ""), j.value("pid", 0), j.value("state", ""),
                                j.value("cpu_s", 0.0), j.value("rss_mb", 0.0), j.value("migrations", 0), move,
-                               tty, j.value("cmd", ""));
+                               tty, std::string(static_cast<std::size_t>(2 * depth), ' ') + (depth > 0 ? "\\_ " : "") + j.value("cmd", ""));
     }
   });
 }

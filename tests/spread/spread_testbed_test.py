@@ -46,6 +46,17 @@ def popen_job(cwd, script, *opts):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+def wait_for_view():
+    """n1 knows every node's load (placement ignores nodes without a fresh figure)."""
+    def ready():
+        r = on("n1", "nodes", "--json", check=False, timeout=10)
+        if r.returncode != 0:
+            return False
+        ns = json.loads(r.stdout)
+        return len(ns) == 4 and all(n["state"] == "alive" and n.get("load") is not None and n["age_ms"] < 2000 for n in ns)
+    wait_until("n1 sees the loads of all 4 nodes", ready, 30, 0.2)
+
+
 def log_lines(node, needle):
     with open(os.path.join(state_root(), node, "osmod.log")) as f:
         return [line for line in f if needle in line]
@@ -92,6 +103,7 @@ def bc_burst():
     status kept, and a pipe from a remote program into a local one intact."""
     with Testbed(4, cpus=0.5), tempfile.TemporaryDirectory(dir="/dev/shm") as d:
         os.chmod(d, 0o755)
+        wait_for_view()
         for i in range(1, 9):
             with open(os.path.join(d, f"job{i}"), "w") as f:
                 f.write(f"scale={1000 + 10 * i}; 4*a(1)\n")
@@ -130,6 +142,7 @@ def killed_by_signal():
     on any node afterwards."""
     with Testbed(4, cpus=0.5), tempfile.TemporaryDirectory(dir="/dev/shm") as d:
         os.chmod(d, 0o755)
+        wait_for_view()
         sleeper = "python3 -c \"import time; time.sleep(90)\""
         script = (f"{sleeper} A & pA=$!; {sleeper} B & pB=$!; {sleeper} C & pC=$!; "
                   "wait $pC; echo stC=$?; kill $pB; wait $pB; echo stB=$?; kill $pA; wait $pA; echo stA=$?")
@@ -146,13 +159,58 @@ def killed_by_signal():
         assert "stC=137" in out, f"kill -9 of the remote program: {out!r} {err!r}"
         assert "stB=143" in out, f"SIGTERM to the deputy: {out!r} {err!r}"
         assert "stA=143" in out, out
-        left, _ = wait_until("no job process on any node", lambda: not job_processes_everywhere(), 20, 0.3)
+        wait_until("no job process on any node", lambda: not job_processes_everywhere(), 20, 0.3)
+        print(f"killed_by_signal: {out.strip()!r} (C ran on {c['node']})", file=sys.stderr)
+
+
+def tree_kill_node_death():
+    """`osmo ps --tree` shows sub-jobs under their job (JSON `parent`); the node of a sub-job
+    killed makes its deputy exit as killed by SIGKILL (137), never a hang; `osmo kill` on the
+    job reaches its other sub-job (143); no process of the job is left on any node."""
+    with Testbed(4, cpus=0.5), tempfile.TemporaryDirectory(dir="/dev/shm") as d:
+        os.chmod(d, 0o755)
+        wait_for_view()
+        sleeper = "python3 -c \"import time; time.sleep(90)\""
+        # A occupies n1 (the first program stays: home margin) and ends by itself; B and C go.
+        # The shell ignores SIGTERM only after starting them, so `osmo kill` reaches B alone.
+        script = ("python3 -c \"import time; time.sleep(4)\" A & pA=$!; "
+                  f"{sleeper} B & pB=$!; {sleeper} C & pC=$!; trap \"\" TERM; "
+                  "wait $pA; echo stA=$?; wait $pB; echo stB=$?; wait $pC; echo stC=$?")
+        p = popen_job(d, script)
+
+        def subs():
+            js = jobs()
+            root = [j for j in js if not j.get("parent") and j["cmd"].startswith("sh -c")]
+            kids = [j for j in js if root and j.get("parent") == root[0]["id"]]
+            return (root[0], kids) if len(kids) >= 2 else None
+        try:
+            (root, kids), _ = wait_until("two sub-jobs under the job", subs, 30, 0.3)
+        except AssertionError:
+            print(json.dumps(jobs(), indent=1), "".join(log_lines("n1", "spread")), file=sys.stderr)
+            raise
+        tree = on("n1", "ps", "--tree", timeout=30).stdout.splitlines()
+        at = next(i for i, line in enumerate(tree) if line.startswith(root["id"]))
+        assert all("\\_ python3" in line for line in tree[at + 1:at + 3]), "\n".join(tree)
+        b = next(k for k in kids if k["cmd"].endswith(" B"))
+        c = next(k for k in kids if k["cmd"].endswith(" C"))
+        assert b["node"] != "n1" and c["node"] != "n1" and b["node"] != c["node"], kids
+        kill_node_cgroup(c["node"])
+        time.sleep(1)
+        on("n1", "kill", root["id"], timeout=30)
+        out, err = p.communicate(timeout=60)
+        assert p.returncode == 0, f"job exited {p.returncode}: {err}"
+        assert "stA=0" in out and "stB=143" in out and "stC=137" in out, f"{out!r} {err!r}"
+        alive = [n for n in NODES if n != c["node"]]
+        wait_until("no job process on any node",
+                   lambda: not [x for x in job_processes_everywhere() if x[0] in alive], 20, 0.3)
+        print(f"tree_kill_node_death: {out.strip()!r}; B on {b['node']}, C on {c['node']} (killed)", file=sys.stderr)
 
 
 def no_spread():
     """--no-spread: every program stays at n1, and the supervisor is not even asked."""
     with Testbed(4, cpus=0.5), tempfile.TemporaryDirectory(dir="/dev/shm") as d:
         os.chmod(d, 0o755)
+        wait_for_view()
         before = len(log_lines("n1", "supervised"))
         r = run_job(d, "for i in 1 2 3 4; do python3 -c \"sum(range(10**6))\" & done; wait", "--no-spread")
         assert r.returncode == 0, r.stderr
@@ -163,4 +221,5 @@ def no_spread():
 if __name__ == "__main__":
     require_root("the spread testbed cases")
     debug_daemons()
-    run_cases({"bc_burst": bc_burst, "killed_by_signal": killed_by_signal, "no_spread": no_spread})
+    run_cases({"bc_burst": bc_burst, "killed_by_signal": killed_by_signal, "no_spread": no_spread,
+               "tree_kill_node_death": tree_kill_node_death})
