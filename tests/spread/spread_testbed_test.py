@@ -206,6 +206,37 @@ def tree_kill_node_death():
         print(f"tree_kill_node_death: {out.strip()!r}; B on {b['node']}, C on {c['node']} (killed)", file=sys.stderr)
 
 
+def stay_rules():
+    """What stays on the job's node although placement chose another, with the reason in the
+    daemon's debug log: a setuid program, a program that would inherit an fd other than 0-2, a
+    program with file capabilities, a program on the node's stay-local list. Each still runs, with its output."""
+    with Testbed(4, cpus=0.5), tempfile.TemporaryDirectory(dir="/dev/shm") as d:
+        os.chmod(d, 0o755)
+        wait_for_view()
+        with open(os.path.join(d, "job"), "w") as f:
+            f.write("scale=300; 4*a(1)\n")
+        want = subprocess.run(["bc", "-l"], stdin=open(os.path.join(d, "job")), capture_output=True, text=True).stdout
+        subprocess.run(["cp", "/usr/bin/bc", os.path.join(d, "bcsuid")], check=True)
+        os.chmod(os.path.join(d, "bcsuid"), 0o4755)
+        subprocess.run(["cp", "/usr/bin/bc", os.path.join(d, "bccap")], check=True)
+        subprocess.run(["setcap", "cap_net_raw+ep", os.path.join(d, "bccap")], check=True)
+        # The burner stays (home margin) and makes n1 look busy to placement for what follows.
+        script = ("python3 -c \"import time; time.sleep(3)\" & "
+                  "./bcsuid -l <job >o1; ./bccap -l <job >o4; bc -l <job >o2 3</dev/null; sleep 0.1; bc -l <job >o3; wait")
+        r = run_job(d, script)
+        assert r.returncode == 0, r.stderr
+        for o in ("o1", "o2", "o3", "o4"):
+            assert open(os.path.join(d, o)).read() == want, o
+        stays = "".join(log_lines("n1", " stays: "))
+        assert "bcsuid is setuid" in stays, stays
+        assert "bccap has file capabilities" in stays, stays
+        assert "fd 3 (/dev/null) would be inherited and cannot be relayed" in stays, stays
+        assert "/bin/sleep stays: on the node's stay-local list" in stays or \
+               "/usr/bin/sleep stays: on the node's stay-local list" in stays, stays
+        goes = log_lines("n1", " goes to ")
+        assert len(goes) == 1 and "/usr/bin/bc goes to" in goes[0], goes  # o3 only
+
+
 def no_spread():
     """--no-spread: every program stays at n1, and the supervisor is not even asked."""
     with Testbed(4, cpus=0.5), tempfile.TemporaryDirectory(dir="/dev/shm") as d:
@@ -221,5 +252,5 @@ def no_spread():
 if __name__ == "__main__":
     require_root("the spread testbed cases")
     debug_daemons()
-    run_cases({"bc_burst": bc_burst, "killed_by_signal": killed_by_signal, "no_spread": no_spread,
+    run_cases({"bc_burst": bc_burst, "killed_by_signal": killed_by_signal, "no_spread": no_spread, "stay_rules": stay_rules,
                "tree_kill_node_death": tree_kill_node_death})
