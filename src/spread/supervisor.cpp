@@ -164,6 +164,10 @@ class Supervisor {
     if (!path.ok()) return stay(w, n, "?", path.error().str());
     const std::string_view name = program_name(*path);
     if (stay_local_.contains(name)) return stay(w, n, *path, "on the node's stay-local list");
+    // A file that is not there (execvp and gcc try every PATH entry in turn) fails in the kernel
+    // as it would anyway, before placement counts it in the ledger.
+    std::string abs;
+    if (auto why = file_stays(tid, *path, &abs)) return stay(w, n, *path, *why);
     // Placement, as for osmo run but with a wider home margin (supervisor.hpp).
     const auto members = api_.members();
     policy::PlacementConfig cfg;
@@ -172,8 +176,6 @@ class Supervisor {
     if (!p.ok()) return stay(w, n, *path, p.error().str());
     if (p->is_home) return stay(w, n, *path, "placement keeps it here");
     // Another node: the rules that keep it here anyway.
-    std::string abs;
-    if (auto why = file_stays(tid, *path, &abs)) return stay(w, n, *path, *why);
     if (auto why = fds_stay(tid)) return stay(w, n, *path, *why);
     auto argv_ptrs = read_remote_pointers(tid, n.data.args[1], kMaxArgs);
     if (!argv_ptrs.ok() || argv_ptrs->empty())
