@@ -3,6 +3,7 @@
 #include "spread/supervisor.hpp"
 
 #include <linux/seccomp.h>
+#include <poll.h>
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -12,6 +13,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <map>
@@ -21,6 +23,7 @@
 #include <thread>
 
 #include "base/log.hpp"
+#include "cluster_view/candidates.hpp"
 #include "cluster_view/decisions.hpp"
 #include "env/clock.hpp"
 #include "env/random.hpp"
@@ -154,6 +157,16 @@ class Supervisor {
     log_.debug("job={} pid={} {} stays: {}", w.id, n.pid, path, why);
   }
 
+  // How many programs placement kept here are still running (a pidfd polls readable once its
+  // process has exited).
+  std::size_t live_local_programs() {
+    std::erase_if(local_, [](const UniqueFd& fd) {
+      pollfd p{fd.get(), POLLIN, 0};
+      return ::poll(&p, 1, 0) != 0;
+    });
+    return local_.size();
+  }
+
   void on_notification(Watched& w) {
     seccomp_notif n{};
     if (::ioctl(w.listener.get(), SECCOMP_IOCTL_NOTIF_RECV, &n) != 0) return;  // ENOENT: caller died
@@ -168,13 +181,26 @@ class Supervisor {
     // as it would anyway, before placement counts it in the ledger.
     std::string abs;
     if (auto why = file_stays(tid, *path, &abs)) return stay(w, n, *path, *why);
-    // Placement, as for osmo run but with a wider home margin (supervisor.hpp).
+    // Placement, as for osmo run but with a wider home margin (supervisor.hpp), and with this
+    // node's own load at least the programs placement kept here that still run: the ledger's
+    // timed entries would count a loop of 1000 short programs as 1000 runnable ones, while the
+    // smoothed load takes ~1 s to show a burst that really runs.
     const auto members = api_.members();
+    auto candidates = cluster_view::candidates_from_view(members);
+    const double live = static_cast<double>(live_local_programs());
+    for (auto& c : candidates)
+      if (c.is_self && c.cpus > 0) c.load = std::max(c.load, live / (c.cpus * (c.speed > 0 ? c.speed : 1.0)));
     policy::PlacementConfig cfg;
     cfg.home_margin = kHomeMargin;
-    auto p = cluster_view::place_job(policy::PlacementRequest{}, members, ledger_, clock_.now_ms(), random_, cfg);
+    const env::TimeMs now = clock_.now_ms();
+    auto p = policy::choose_node(policy::PlacementRequest{}, candidates, ledger_, now, random_, cfg);
     if (!p.ok()) return stay(w, n, *path, p.error().str());
-    if (p->is_home) return stay(w, n, *path, "placement keeps it here");
+    if (p->is_home) {
+      UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, tid, 0)));
+      if (pidfd.valid() && local_.size() < kMaxTrackedLocal) local_.push_back(std::move(pidfd));
+      return stay(w, n, *path, "placement keeps it here");
+    }
+    ledger_.record(p->node, now);
     // Another node: the rules that keep it here anyway.
     if (auto why = fds_stay(tid)) return stay(w, n, *path, *why);
     auto argv_ptrs = read_remote_pointers(tid, n.data.args[1], kMaxArgs);
@@ -208,6 +234,8 @@ class Supervisor {
   UniqueFd epoll_;
   UniqueFd accept_;
   std::map<int, Watched> jobs_;  // by listener fd; only the loop's thread touches it
+  static constexpr std::size_t kMaxTrackedLocal = 4096;
+  std::vector<UniqueFd> local_;  // pidfds of the programs placement kept here
   policy::PlacementLedger ledger_;
   env::SeededRandom random_;
   env::SystemClock clock_;
