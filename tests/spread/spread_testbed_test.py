@@ -237,6 +237,35 @@ def stay_rules():
         assert len(goes) == 1 and "/usr/bin/bc goes to" in goes[0], goes  # o3 only
 
 
+def make_j8():
+    """`osmo run --node n1 -- make -j8` of a generated 64-file C project builds the same binary as
+    a local build, with compilers seen in `osmo ps --tree` on at least three nodes."""
+    gen = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "bench", "spread", "gen_project.sh")
+    with Testbed(4, cpus=0.5), tempfile.TemporaryDirectory(dir="/dev/shm") as d:
+        os.chmod(d, 0o755)
+        subprocess.run([gen, os.path.join(d, "local"), "64"], check=True)
+        subprocess.run([gen, os.path.join(d, "osmo"), "64"], check=True)
+        subprocess.run(["make", "-s", "-j2", "-C", os.path.join(d, "local")], check=True, timeout=900)
+        want = open(os.path.join(d, "local", "prog"), "rb").read()
+        wait_for_view()
+        p = popen_job(os.path.join(d, "osmo"), "make -s -j8")
+        seen = set()
+        deadline = time.monotonic() + 900
+        while p.poll() is None and time.monotonic() < deadline:
+            r = on("n1", "ps", "--tree", check=False, timeout=30)
+            for line in r.stdout.splitlines()[1:]:
+                cols = line.split()
+                if len(cols) > 11 and "\\_" in line and any(c in line for c in (" cc ", "/cc1 ", " as ")):
+                    seen.add(cols[3])  # NODE
+            time.sleep(0.5)
+        out, err = p.communicate(timeout=60)
+        assert p.returncode == 0, f"make exited {p.returncode}: {err[-2000:]}"
+        got = open(os.path.join(d, "osmo", "prog"), "rb").read()
+        assert got == want, "the binary built through osmo differs from the local build"
+        assert len(seen) >= 3, f"compilers seen on {sorted(seen)} only"
+        print(f"make_j8: compilers seen on {sorted(seen)}", file=sys.stderr)
+
+
 def no_spread():
     """--no-spread: every program stays at n1, and the supervisor is not even asked."""
     with Testbed(4, cpus=0.5), tempfile.TemporaryDirectory(dir="/dev/shm") as d:
@@ -252,5 +281,5 @@ def no_spread():
 if __name__ == "__main__":
     require_root("the spread testbed cases")
     debug_daemons()
-    run_cases({"bc_burst": bc_burst, "killed_by_signal": killed_by_signal, "no_spread": no_spread, "stay_rules": stay_rules,
+    run_cases({"bc_burst": bc_burst, "killed_by_signal": killed_by_signal, "no_spread": no_spread, "stay_rules": stay_rules, "make_j8": make_j8,
                "tree_kill_node_death": tree_kill_node_death})
