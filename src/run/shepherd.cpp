@@ -159,12 +159,10 @@ int Shepherd::run() {
     }
     log_.debug("job={} started pid={} cmd={}", spec_.id, record.job_pid, record.cmd);
     if (launched->spread_listener.valid()) {
-      const spread::JobWatch w{spec_.id, launched->spread_cookie, record.init_pid, launched->init_listener_fd};
-      if (auto s = spread::hand_to_supervisor(spec_.state_dir, w, launched->spread_listener.get()); !s.ok()) {
-        log_.warn("job={} its programs stay here: {}", spec_.id, s.error().str());
-        spread::answer_all_stay(std::move(launched->spread_listener));
-      }
-      launched->spread_listener.reset();
+      // The supervisor in the daemon decides each exec; while there is none, every exec stays.
+      spread::keep_supervised(spec_.state_dir, spread::JobWatch{spec_.id, launched->spread_cookie, record.init_pid,
+                                                                launched->init_listener_fd},
+                              std::move(launched->spread_listener));
     }
   }
   Relay relay(std::move(sock_), launched.ok() ? std::move(launched->pipes) : JobPipes{}, &host, spec_.id, log_);

@@ -43,6 +43,8 @@ struct Watched {
   std::string id;
   std::uint64_t cookie = 0;
   UniqueFd listener;
+  UniqueFd shepherd;  // the handover connection: kept open while we supervise (our end of file
+                      // tells the shepherd to answer itself and offer the job again)
   // Threads whose redirect was abandoned after their exec had been interrupted: their restarted
   // exec arrives as a new notification and must stay (else the same failure could repeat).
   std::set<pid_t> stay_once;
@@ -141,6 +143,7 @@ class Supervisor {
     add_to_epoll(lfd);
     jobs_[lfd] = std::move(w);
     (void)!::write(conn.get(), "K", 1);
+    jobs_[lfd].shepherd = std::move(conn);
     log_.debug("job={} supervised", j.value("id", ""));
   }
 

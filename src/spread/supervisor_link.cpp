@@ -10,6 +10,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <chrono>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -23,7 +24,7 @@ std::filesystem::path supervisor_socket_path(const std::filesystem::path& state_
   return state_dir / "spread.sock";
 }
 
-Status hand_to_supervisor(const std::filesystem::path& state_dir, const JobWatch& watch, int listener) {
+Result<UniqueFd> hand_to_supervisor(const std::filesystem::path& state_dir, const JobWatch& watch, int listener) {
   const auto path = supervisor_socket_path(state_dir);
   UniqueFd s = platform::unix_connect(path.string(), SOCK_SEQPACKET);
   if (!s.valid()) return errno_error("job {}: cannot reach the spread supervisor at {}", watch.id, path.string());
@@ -40,27 +41,51 @@ Status hand_to_supervisor(const std::filesystem::path& state_dir, const JobWatch
   char ok = 0;
   if (::poll(&p, 1, 2000) != 1 || ::read(s.get(), &ok, 1) != 1 || ok != 'K')
     return make_error("job {}: the spread supervisor did not take the exec listener", watch.id);
-  return ok_status();
+  return s;
 }
 
-void answer_all_stay(UniqueFd listener) {
-  std::thread([l = std::move(listener)] {
+namespace {
+
+// Answers one pending notification "continue". False if the listener is gone.
+bool answer_one_stay(int listener) {
+  seccomp_notif n{};
+  if (::ioctl(listener, SECCOMP_IOCTL_NOTIF_RECV, &n) != 0) return errno == EINTR || errno == ENOENT;
+  seccomp_notif_resp r{};
+  r.id = n.id;
+  r.flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
+  (void)::ioctl(listener, SECCOMP_IOCTL_NOTIF_SEND, &r);
+  return true;
+}
+
+}  // namespace
+
+void keep_supervised(std::filesystem::path state_dir, JobWatch watch, UniqueFd listener) {
+  std::thread([dir = std::move(state_dir), w = std::move(watch), l = std::move(listener)] {
     for (;;) {
-      pollfd p{l.get(), POLLIN, 0};
-      if (::poll(&p, 1, -1) < 0) {
-        if (errno == EINTR) continue;
-        return;
+      auto conn = hand_to_supervisor(dir, w, l.get());
+      if (conn.ok()) {
+        // Supervised: wait for the supervisor's end (daemon gone) or the job's (listener hung up).
+        pollfd p[2] = {{conn->get(), POLLIN, 0}, {l.get(), 0, 0}};
+        while (::poll(p, 2, -1) < 0 && errno == EINTR) {
+        }
+        if ((p[1].revents & (POLLHUP | POLLERR)) != 0) return;
+        continue;  // the daemon is gone: answer ourselves until a new one takes it
       }
-      if ((p.revents & POLLIN) == 0) return;  // POLLHUP: no process of the job is left
-      seccomp_notif n{};
-      if (::ioctl(l.get(), SECCOMP_IOCTL_NOTIF_RECV, &n) != 0) {
-        if (errno == EINTR || errno == ENOENT) continue;  // the caller died meanwhile
-        return;
+      // Unsupervised for a second: every exec stays.
+      const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+      for (;;) {
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now()).count();
+        if (left <= 0) break;
+        pollfd p{l.get(), POLLIN, 0};
+        const int r = ::poll(&p, 1, static_cast<int>(left));
+        if (r < 0 && errno != EINTR) return;
+        if (r <= 0) continue;
+        if ((p.revents & POLLIN) != 0) {
+          if (!answer_one_stay(l.get())) return;
+        } else if ((p.revents & (POLLHUP | POLLERR)) != 0) {
+          return;  // no process of the job is left
+        }
       }
-      seccomp_notif_resp r{};
-      r.id = n.id;
-      r.flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
-      (void)::ioctl(l.get(), SECCOMP_IOCTL_NOTIF_SEND, &r);
     }
   }).detach();
 }

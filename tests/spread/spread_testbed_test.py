@@ -266,6 +266,24 @@ def make_j8():
         print(f"make_j8: compilers seen on {sorted(seen)}", file=sys.stderr)
 
 
+def daemon_restart():
+    """The job's daemon killed and restarted: the job's execs never hang (its shepherd answers
+    them while there is no supervisor) and the restarted daemon supervises the job again."""
+    with Testbed(4, cpus=0.5), tempfile.TemporaryDirectory(dir="/dev/shm") as d:
+        os.chmod(d, 0o755)
+        wait_for_view()
+        script = ("for i in 1 2 3 4 5 6 7 8; do python3 -c \"sum(range(10**5))\" || exit 9; sleep 0.5; done; "
+                  "echo done")
+        p = popen_job(d, script)
+        wait_until("the job supervised", lambda: log_lines("n1", "supervised"), 20, 0.2)
+        osmo("testbed", "stop", "n1")  # SIGKILL to n1's daemon only
+        time.sleep(1.5)                # execs meanwhile: the shepherd answers them
+        osmo("testbed", "start", "n1", timeout=60)
+        wait_until("the job supervised again", lambda: len(log_lines("n1", "supervised")) >= 2, 20, 0.2)
+        out, err = p.communicate(timeout=60)
+        assert p.returncode == 0 and out == "done\n", (p.returncode, out, err)
+
+
 def no_spread():
     """--no-spread: every program stays at n1, and the supervisor is not even asked."""
     with Testbed(4, cpus=0.5), tempfile.TemporaryDirectory(dir="/dev/shm") as d:
@@ -281,5 +299,5 @@ def no_spread():
 if __name__ == "__main__":
     require_root("the spread testbed cases")
     debug_daemons()
-    run_cases({"bc_burst": bc_burst, "killed_by_signal": killed_by_signal, "no_spread": no_spread, "stay_rules": stay_rules, "make_j8": make_j8,
+    run_cases({"bc_burst": bc_burst, "killed_by_signal": killed_by_signal, "no_spread": no_spread, "stay_rules": stay_rules, "make_j8": make_j8, "daemon_restart": daemon_restart,
                "tree_kill_node_death": tree_kill_node_death})
