@@ -23,6 +23,10 @@ flock -w 600 9 || { echo "bench/spread: the testbed stayed busy for 600 s" >&2; 
 work=$(mktemp -d /dev/shm/osmo-spread-bench.XXXXXX)
 chmod 755 "$work"
 trap '"$OSMO" testbed down >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+# The daemons log at debug level: each decision to stay logs its own time ("(N us)").
+printf '#!/bin/sh\nexec %s --log-level debug "$@"\n' "$OSMO" > "$work/osmod-debug"
+chmod 755 "$work/osmod-debug"
+export OSMO_TESTBED_DAEMON="$work/osmod-debug"
 run_n1() { "$OSMO" testbed exec n1 -- sh -c "cd $work && exec $OSMO run --node n1 -T $*" 9>&-; }
 now() { date +%s.%N; }
 
@@ -41,6 +45,11 @@ for round in 1 2 3; do
   done
 done
 
+state=/run/osmo/testbed${inst:+-$inst}
+for what in "on the node's stay-local list" "placement keeps it here"; do
+  grep -h "$what (" "$state/n1/osmod.log" | sed 's/.*(\([0-9]*\) us)$/\1/' | sort -n |
+    awk -v w="$what" '{v[NR]=$1} END {if (NR) printf "supervisor decision time, stay (%s): p50 %d us, p90 %d us, n=%d\n", w, v[int(NR/2)+1], v[int(NR*0.9)+1], NR}'  || true
+done
 "$OSMO" testbed down >/dev/null 9>&-
 "$OSMO" testbed up -n 4 --cpus-per-node 0.5 >/dev/null 9>&-
 sleep 3
