@@ -158,12 +158,6 @@ int Shepherd::run() {
         recorded = true;
     }
     log_.debug("job={} started pid={} cmd={}", spec_.id, record.job_pid, record.cmd);
-    if (launched->spread_listener.valid()) {
-      // The supervisor in the daemon decides each exec; while there is none, every exec stays.
-      spread::keep_supervised(spec_.state_dir, spread::JobWatch{spec_.id, launched->spread_cookie, record.init_pid,
-                                                                launched->init_listener_fd},
-                              std::move(launched->spread_listener));
-    }
   }
   Relay relay(std::move(sock_), launched.ok() ? std::move(launched->pipes) : JobPipes{}, &host, spec_.id, log_);
   relay.set_job_spec(spec_);
@@ -338,6 +332,11 @@ Result<LaunchedJob> launch_job(const JobSpec& spec, std::optional<PreparedJob> p
     UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, init_pid, 0)));
     if (pidfd.valid()) job.spread_listener.reset(static_cast<int>(::syscall(SYS_pidfd_getfd, pidfd.get(), r.c, 0)));
     job.init_listener_fd = r.c;
+    // The supervisor in the daemon decides each exec; while there is none, every exec stays.
+    // Started here, so that every user of launch_job answers the job's execs.
+    if (job.spread_listener.valid())
+      spread::keep_supervised(spec.state_dir, spread::JobWatch{spec.id, job.spread_cookie, init_pid, r.c},
+                              std::move(job.spread_listener));
   }
   {
     const InitSignalRequest ack{0, 0};  // init may reap from now on (see job_init.cpp)

@@ -49,8 +49,8 @@ struct LaunchedJob {
   std::optional<int> exec_failed_status;  // the exec failed: the wait status 126/127 stand for
   std::string notice;                     // ... and the line saying why
   int tty_index = -1;                     // the job's pty is /dev/pts/<tty_index> (spec.tty)
-  // The job spreads (docs/spread.md): the exec filter's listener (a copy of init's) and cookie,
-  // for the node's spread supervisor (src/spread/supervisor_link.hpp).
+  // The job spreads (docs/spread.md): the exec filter's listener (a copy of init's, already given
+  // to spread::keep_supervised by launch_job) and cookie.
   UniqueFd spread_listener;
   std::uint64_t spread_cookie = 0;
   int init_listener_fd = -1;
