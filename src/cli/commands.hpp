@@ -31,5 +31,8 @@ void add_migrate_commands(CLI::App& app, GlobalOptions& global, int* exit_code);
 void add_mon_commands(CLI::App& app, GlobalOptions& global, int* exit_code);
 // src/balance: the daemon's balancing loop (no command of its own; `osmo drain` is the daemon's).
 void add_balance_commands(CLI::App& app, GlobalOptions& global, int* exit_code);
+// src/spread: the daemon's spread supervisor (docs/spread.md); `osmo __spread-deputy` is
+// dispatched from main() before the parser (spread/deputy.hpp).
+void add_spread_commands(CLI::App& app, GlobalOptions& global, int* exit_code);
 
 }  // namespace osmo::cli

@@ -4,12 +4,14 @@
 #include <algorithm>
 #include <cstdlib>
 #include <string>
+#include <string_view>
 #include <vector>
 #include <iostream>
 
 #include "base/log.hpp"
 #include "cli/commands.hpp"
 #include "run/run_cli.hpp"
+#include "spread/deputy.hpp"
 #include "base/version.hpp"
 
 namespace {
@@ -48,6 +50,8 @@ std::vector<std::string> drop_run_separator(int argc, char** argv) {
 int main(int argc, char** argv) {
   // `osmo run` is latency-critical: plain invocations skip building the parser for every command.
   if (const auto code = osmo::cli::run_fast_path(argc, argv)) return *code;
+  // A spread deputy (the exec of a job's process, redirected): no parser, as fast as `osmo run`.
+  if (argc > 1 && std::string_view(argv[1]) == "__spread-deputy") return osmo::spread::deputy_main(argc, argv);
 
   CLI::App app{"osmo: a group of Linux machines that behaves like one big multiprocessor", "osmo"};
   app.set_version_flag("--version", std::string("osmo ") + osmo::kVersion);
@@ -88,6 +92,7 @@ int main(int argc, char** argv) {
   osmo::cli::add_migrate_commands(app, global, &exit_code);
   osmo::cli::add_mon_commands(app, global, &exit_code);
   osmo::cli::add_balance_commands(app, global, &exit_code);
+  osmo::cli::add_spread_commands(app, global, &exit_code);
 
   try {
     std::vector<std::string> args = drop_run_separator(argc, argv);

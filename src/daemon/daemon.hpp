@@ -63,6 +63,7 @@ class Daemon final : public Services, public DaemonApi {
   bool draining() const override { return draining_.load(); }
   void set_draining(bool on) override;
   metrics::Registry& metrics() override { return metrics_; }
+  std::string control_socket() const override { return config_.socket; }
 
  private:
   Status register_metrics();

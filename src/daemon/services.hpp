@@ -106,6 +106,9 @@ class DaemonApi {
   // The daemon's Prometheus metrics: a part registers its own at plugin time (docs/operations.md
   // lists them); served on GET /metrics when `metrics_listen` is set.
   virtual metrics::Registry& metrics() = 0;
+  // The control socket's path (for a process the daemon sets up to call it back: a spread
+  // deputy, docs/spread.md); empty if unknown.
+  virtual std::string control_socket() const { return {}; }
 };
 
 using Plugin = std::function<void(Services&, DaemonApi&)>;

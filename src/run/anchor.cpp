@@ -465,6 +465,7 @@ bool Reader::handle_frame(FrameType type, std::string_view payload) {
       const std::uint32_t kind = read_u32(pl), value = read_u32(pl + 4);
       const int code = kind == kExitSignal ? kExitSignalBase + static_cast<int>(value)
                                            : static_cast<int>(value & 0xff);
+      if (kind == kExitSignal && sh_.opt.exit_signal != nullptr) *sh_.opt.exit_signal = static_cast<int>(value);
       std::string msg;
       if (sh_.opt.verbose)
         msg = kind == kExitSignal
@@ -801,6 +802,7 @@ int run_anchor(UniqueFd stream, const AnchorOptions& options) {
   sigemptyset(&fwd);
   for (int s : kForwardedSignals) sigaddset(&fwd, s);
   if (options.term_fd >= 0) sigaddset(&fwd, SIGWINCH);
+  for (int s : options.extra_signals) sigaddset(&fwd, s);
   UniqueFd sfd;
   if (options.forward_signals) {
     pthread_sigmask(SIG_BLOCK, &fwd, &old);

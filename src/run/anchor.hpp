@@ -19,6 +19,7 @@
 
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "base/unique_fd.hpp"
 
@@ -61,6 +62,12 @@ struct AnchorOptions {
   int tty_out_fd = -1;
   int raw_fd = -1;
   bool raw_output = true;  // the job's stdout is the pty (RawTerminal's `output`)
+  // A spread deputy (docs/spread.md) forwards every signal it can catch: these besides the
+  // usual ones (sent to the job process, or its group when the terminal generated them).
+  std::vector<int> extra_signals;
+  // If set: the signal that killed the job (0 if it exited, or its end is unknown), so that a
+  // deputy can die of the same signal rather than exit 128+N.
+  int* exit_signal = nullptr;
 };
 
 // Runs until the job ends or the stream fails; returns the exit status `osmo run` should have.

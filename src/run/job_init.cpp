@@ -28,6 +28,7 @@
 #include "platform/linux/user_ns.hpp"
 #include "run/fd_util.hpp"
 #include "run/frame.hpp"
+#include "spread/exec_filter.hpp"
 
 extern char** environ;
 
@@ -54,8 +55,8 @@ const char* to_string(JobSetupStage stage) {
 
 namespace {
 
-void report(int fd, InitReportKind kind, std::int32_t a = 0, std::int32_t b = 0) {
-  InitReport r{kind, a, b, 0};
+void report(int fd, InitReportKind kind, std::int32_t a = 0, std::int32_t b = 0, std::int32_t c = 0) {
+  InitReport r{kind, a, b, c};
   // A short or failed write means the shepherd is gone; init then dies with it anyway.
   (void)!::write(fd, &r, sizeof r);
 }
@@ -76,6 +77,7 @@ struct Launch {
   const std::uint32_t* groups = nullptr;
   const LaunchRlimit* rlimits = nullptr;
   const char* cwd = nullptr;
+  const char* exec_path = nullptr;  // kLaunchExecPath, else nullptr
   char** argv = nullptr;
   char** envp = nullptr;
 };
@@ -163,7 +165,12 @@ int become_job(void* arg) {
   // As the caller, so that a directory the caller may not enter is refused like at home.
   if (::chdir(l.cwd) != 0) fail(JobSetupStage::kChdir);
   environ = l.envp;
-  ::execvp(l.argv[0], l.argv);
+  const char* file = l.exec_path != nullptr ? l.exec_path : l.argv[0];
+  // A spreading job's own program passes the exec filter without asking (osmo run placed it).
+  if ((l.h->flags & kLaunchSpread) != 0)
+    spread::execvp_bypass(file, l.argv, l.envp, l.h->spread_cookie);
+  else
+    ::execvp(file, l.argv);
   const int exec_errno = errno;
   StageError e{JobSetupStage{0}, exec_errno};
   (void)!::write(err_fd, &e, sizeof e);
@@ -215,9 +222,11 @@ bool receive_launch(int fd, char* buf, std::size_t cap, Launch* out) {
   for (std::uint32_t i = 0; i < h.nrlimits; ++i)
     if (out->rlimits[i].resource < 0 || out->rlimits[i].resource >= RLIM_NLIMITS) return false;
   char** ptrs = reinterpret_cast<char**>(buf + ((h.bytes + alignof(char*) - 1) & ~(alignof(char*) - 1)));
-  // Strings: cwd, argv, env, each NUL-terminated, filling the block exactly.
+  // Strings: cwd, the exec path (kLaunchExecPath), argv, env, each NUL-terminated, filling the
+  // block exactly.
   std::size_t n = 0;
-  const std::size_t strings = 1 + std::size_t{h.argc} + h.envc;
+  const std::size_t lead = (h.flags & kLaunchExecPath) != 0 ? 2 : 1;
+  const std::size_t strings = lead + std::size_t{h.argc} + h.envc;
   for (std::size_t i = 0; i < strings; ++i) {
     if (off >= h.bytes) return false;
     char* s = buf + off;
@@ -228,8 +237,12 @@ bool receive_launch(int fd, char* buf, std::size_t cap, Launch* out) {
       out->cwd = s;
       continue;
     }
+    if (i < lead) {
+      out->exec_path = s;
+      continue;
+    }
     ptrs[n++] = s;
-    if (i == h.argc) ptrs[n++] = nullptr;  // end of argv
+    if (i == lead - 1 + h.argc) ptrs[n++] = nullptr;  // end of argv
   }
   if (off != h.bytes) return false;
   ptrs[n] = nullptr;  // end of envp
@@ -240,9 +253,14 @@ bool receive_launch(int fd, char* buf, std::size_t cap, Launch* out) {
 
 }  // namespace
 
-Result<std::string> encode_launch_block(const JobSpec& spec, int tty_index) {
+Result<std::string> encode_launch_block(const JobSpec& spec, int tty_index, std::uint64_t spread_cookie) {
   LaunchBlockHeader h;
   h.magic = kLaunchBlockMagic;
+  if (spread_cookie != 0) {
+    h.flags |= kLaunchSpread;
+    h.spread_cookie = spread_cookie;
+  }
+  if (!spec.exec_path.empty()) h.flags |= kLaunchExecPath;
   if (spec.tty) {
     if (tty_index < 0) return make_error("job {}: a terminal was asked for but none was opened", spec.id);
     h.tty_streams = (spec.tty->in ? kTtyStdin : 0) | (spec.tty->out ? kTtyStdout : 0) | (spec.tty->err ? kTtyStderr : 0);
@@ -256,7 +274,8 @@ Result<std::string> encode_launch_block(const JobSpec& spec, int tty_index) {
   h.argc = static_cast<std::uint32_t>(spec.argv.size());
   h.envc = static_cast<std::uint32_t>(spec.env.size());
   std::size_t bytes = sizeof h + spec.groups.size() * sizeof(std::uint32_t) +
-                      spec.rlimits.size() * sizeof(LaunchRlimit) + spec.cwd.size() + 1;
+                      spec.rlimits.size() * sizeof(LaunchRlimit) + spec.cwd.size() + 1 +
+                      (spec.exec_path.empty() ? 0 : spec.exec_path.size() + 1);
   for (const auto& a : spec.argv) bytes += a.size() + 1;
   for (const auto& e : spec.env) bytes += e.size() + 1;
   if (bytes > kMaxLaunchBlockBytes)
@@ -281,6 +300,7 @@ Result<std::string> encode_launch_block(const JobSpec& spec, int tty_index) {
     out.push_back('\0');
   };
   add(spec.cwd);
+  if (!spec.exec_path.empty()) add(spec.exec_path);
   for (const auto& a : spec.argv) add(a);
   for (const auto& e : spec.env) add(e);
   return out;
@@ -336,6 +356,13 @@ Status send_launch_block(int control_fd, const std::string& block) {
     report(fds.report, InitReportKind::kSetupFailed, static_cast<int>(JobSetupStage::kSpec), EPROTO);
     ::_exit(1);
   }
+  // Spreading: the filter goes on init itself (inherited by the clone below and everything the
+  // job starts; init never execs). Without it the job simply does not spread.
+  int listener = -1;
+  if ((launch.h->flags & kLaunchSpread) != 0) {
+    auto l = spread::install_exec_filter(launch.h->spread_cookie);
+    if (l.ok()) listener = l->release();
+  }
   JobChild child{&launch, &fds, errpipe[1]};
   // execvp copies argv onto the stack when it runs a script without "#!" (as posix_spawn knows,
   // which sizes its child's stack the same way): a long argv gets a stack to match.
@@ -366,7 +393,7 @@ Status send_launch_block(int control_fd, const std::string& block) {
       report(fds.report, InitReportKind::kSetupFailed, static_cast<int>(e.stage), e.err);
     ::_exit(0);
   }
-  report(fds.report, InitReportKind::kStarted, job);
+  report(fds.report, InitReportKind::kStarted, job, 0, listener);
   // Reap nothing until the shepherd has looked up the job's pid as the node sees it (in our
   // children list, where even a job that has already exited stays until we reap it). It acks
   // with an empty request.

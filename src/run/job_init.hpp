@@ -18,7 +18,8 @@ namespace osmo::run {
 
 // Fixed-size reports init writes to the shepherd (one write each, atomic on a pipe).
 enum class InitReportKind : std::int32_t {
-  kStarted = 1,      // a = the job's pid inside its namespace; the exec succeeded
+  kStarted = 1,      // a = the job's pid inside its namespace; the exec succeeded; c = init's
+                     // fd of the exec filter's listener (kLaunchSpread), else -1
   kSetupFailed = 2,  // a = JobSetupStage, b = errno; nothing was executed
   kExecFailed = 3,   // b = errno of execvp; the shell convention gives 126/127
   kExited = 4,       // a = wait status of the job
@@ -54,14 +55,20 @@ struct LaunchBlockHeader {
   std::uint32_t nrlimits = 0;
   std::uint32_t argc = 0;
   std::uint32_t envc = 0;
-  std::uint32_t reserved = 0;
+  std::uint32_t flags = 0;  // kLaunchSpread, kLaunchExecPath
   // The job's terminal (job_pty.hpp): which of fds 0, 1, 2 are /dev/pts/<tty_index> (kTtyStdin,
   // ...); 0: no terminal, all three are pipes. With a terminal the job starts a session of its own
   // whose controlling terminal it is.
   std::uint32_t tty_streams = 0;
   std::uint32_t tty_index = 0;
+  // kLaunchSpread: init installs the exec filter (src/spread/exec_filter.hpp) with this bypass
+  // cookie before it clones the job, and reports the listener's fd number in kStarted's `c`.
+  std::uint64_t spread_cookie = 0;
 };
-static_assert(sizeof(LaunchBlockHeader) == 48);
+static_assert(sizeof(LaunchBlockHeader) == 56);
+// kLaunchExecPath: one more string after cwd, the file to execute (JobSpec::exec_path) instead
+// of a PATH search for argv[0].
+inline constexpr std::uint32_t kLaunchSpread = 1, kLaunchExecPath = 2;
 inline constexpr std::uint32_t kTtyStdin = 1, kTtyStdout = 2, kTtyStderr = 4;
 struct LaunchRlimit {
   std::int32_t resource = 0;
@@ -75,7 +82,8 @@ inline constexpr std::uint32_t kMaxLaunchBlockBytes = 16u << 20;
 
 // The launch block for `spec` (fails if it would exceed kMaxLaunchBlockBytes); `tty_index` is the
 // number of the job's pty when spec.tty is set.
-Result<std::string> encode_launch_block(const JobSpec& spec, int tty_index = -1);
+// `spread_cookie` != 0: the job spreads (kLaunchSpread) with that cookie.
+Result<std::string> encode_launch_block(const JobSpec& spec, int tty_index = -1, std::uint64_t spread_cookie = 0);
 
 // Requests from the shepherd to init (one write each), after the spec.
 struct InitSignalRequest {

@@ -59,6 +59,9 @@ json to_json(const JobSpec& s) {
               {"uid", s.uid},   {"gid", s.gid},     {"groups", s.groups},       {"state_dir", s.state_dir},
               {"attach_token", s.attach_token}, {"no_migrate", s.no_migrate}};
   if (s.tty) out["tty"] = tty_to_json(*s.tty);
+  if (s.no_spread) out["no_spread"] = true;
+  if (!s.parent.empty()) out["parent"] = s.parent;
+  if (!s.exec_path.empty()) out["exec_path"] = s.exec_path;
   return out;
 }
 
@@ -82,6 +85,9 @@ Result<JobSpec> job_spec_from_json(const json& j) {
     s.attach_token = j.value("attach_token", "");
     if (j.contains("tty") && !j["tty"].is_null()) s.tty = tty_from_json(j["tty"]);
     s.no_migrate = j.value("no_migrate", false);
+    s.no_spread = j.value("no_spread", false);
+    s.parent = j.value("parent", "");
+    s.exec_path = j.value("exec_path", "");
   } catch (const json::exception& e) {
     return make_error("malformed job spec: {}", e.what());
   }

@@ -56,6 +56,13 @@ struct JobSpec {
   // `osmo run --no-migrate`: the balancer never moves the job, `osmo migrate` only with --force.
   // Travels with the spec, so it holds on every node the job reaches.
   bool no_migrate = false;
+  // Spreading (docs/spread.md). `no_spread`: `osmo run --no-spread`, the programs the job starts
+  // stay on its node (no exec filter at all). `parent`: a sub-job's job (the job of the process
+  // that exec'd it, whose deputy is its anchor), shown by `osmo ps --tree`. `exec_path`: the file
+  // the deputy's caller asked to execute (absolute), when it differs from a PATH search of argv[0].
+  bool no_spread = false;
+  std::string parent;
+  std::string exec_path;
 };
 
 nlohmann::json to_json(const JobSpec& spec);

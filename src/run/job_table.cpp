@@ -54,7 +54,8 @@ json record_to_json(const JobRecord& r) {
               {"started_unix_ms", r.started_unix_ms},
               {"migrations", r.migrations},
               {"tty", r.tty},
-              {"no_migrate", r.no_migrate}};
+              {"no_migrate", r.no_migrate},
+              {"parent", r.parent}};
 }
 
 Result<JobRecord> record_from_json(const json& j) {
@@ -74,6 +75,7 @@ Result<JobRecord> record_from_json(const json& j) {
     r.migrations = j.value("migrations", 0);
     r.tty = j.value("tty", "");
     r.no_migrate = j.value("no_migrate", false);
+    r.parent = j.value("parent", "");
   } catch (const json::exception& e) {
     return make_error("malformed job record: {}", e.what());
   }
@@ -100,7 +102,8 @@ json to_json(const JobInfo& i) {
               {"started_unix_ms", i.rec.started_unix_ms},
               {"interactive", i.rec.interactive()},
               {"pinned", i.rec.no_migrate},
-              {"tty", i.rec.tty.empty() ? json(nullptr) : json(i.rec.tty)}};
+              {"tty", i.rec.tty.empty() ? json(nullptr) : json(i.rec.tty)},
+              {"parent", i.rec.parent.empty() ? json(nullptr) : json(i.rec.parent)}};
 }
 
 Status record_movable(const JobRecord& rec) {

@@ -34,6 +34,7 @@ struct JobRecord {
   // The job's terminal on its node ("pts/5"), empty if it has none. A job with a terminal is
   // interactive: balancing treats it so. A move gives it a new pty on its new node.
   std::string tty;
+  std::string parent;  // a sub-job's job (docs/spread.md); empty for a job of `osmo run`
   bool interactive() const { return !tty.empty(); }
   // Pinned by `osmo run --no-migrate`: the balancer never moves it, `osmo migrate` only with
   // --force; `osmo ps` shows it as not movable.

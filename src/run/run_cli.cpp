@@ -8,7 +8,9 @@
 #include <cstdlib>
 #include <iostream>
 #include <memory>
+#include <functional>
 #include <optional>
+#include <set>
 #include <string_view>
 
 #include <fmt/format.h>
@@ -69,6 +71,7 @@ struct RunOpts {
   std::string node;
   bool home = false;
   bool no_migrate = false;
+  bool no_spread = false;  // the programs the job starts stay on its node (docs/spread.md)
   bool verbose = false;
   bool force_tty = false;  // -t: a pty even if none of our stdio is a terminal
   bool no_tty = false;     // -T: never a pty
@@ -128,6 +131,7 @@ int run_command(const RunOpts& o, const std::string& socket_path, std::vector<st
   if (!o.node.empty()) req["node"] = o.node;
   if (o.home) req["at_home"] = true;
   req["no_migrate"] = o.no_migrate;
+  if (o.no_spread) req["no_spread"] = true;
   auto client = daemon::ControlClient::connect(socket_path);
   if (!client.ok()) {
     std::cerr << "osmo run: " << client.error().str() << "\n";
@@ -165,11 +169,12 @@ int run_command(const RunOpts& o, const std::string& socket_path, std::vector<st
 void add_run(CLI::App& app, GlobalOptions& global, int* exit_code) {
   auto o = std::make_shared<RunOpts>();
   auto* cmd = app.add_subcommand("run", "Run a program on the best node of the cluster, as if here");
-  cmd->footer(std::string("\nUsage: osmo run [--node NAME | --home] [--no-migrate] [-t | -T] [-v] [--] PROG [ARGS...]\n") +
+  cmd->footer(std::string("\nUsage: osmo run [--node NAME | --home] [--no-migrate] [--no-spread] [-t | -T] [-v] [--] PROG [ARGS...]\n") +
               kRunFooter);
   auto* node = cmd->add_option("--node", o->node, "Run on this node instead of letting the cluster choose");
   cmd->add_flag("--home", o->home, "Run on this (the home) node")->excludes(node);
   cmd->add_flag("--no-migrate", o->no_migrate, "Pin the job where it starts: the balancer never moves it, osmo migrate only with --force");
+  cmd->add_flag("--no-spread", o->no_spread, "Keep every program the job starts on the job's node (no placement at exec)");
   cmd->add_flag("-v,--verbose", o->verbose, "Say where the job runs and how it ended, on stderr");
   auto* force = cmd->add_flag("-t,--tty", o->force_tty, "Give the job a terminal even if none of stdin/stdout/stderr is one");
   cmd->add_flag("-T,--no-tty", o->no_tty, "Never give the job a terminal (pipes only)")->excludes(force);
@@ -183,10 +188,12 @@ void add_run(CLI::App& app, GlobalOptions& global, int* exit_code) {
 void add_ps(CLI::App& app, GlobalOptions& global, int* exit_code) {
   auto json_out = std::make_shared<bool>(false);
   auto node = std::make_shared<std::string>();
+  auto tree = std::make_shared<bool>(false);
   auto* cmd = app.add_subcommand("ps", "List the jobs of the whole cluster (or of one node)");
   cmd->add_flag("--json", *json_out, "Print a JSON array of jobs");
   cmd->add_option("--node", *node, "Only the jobs running on this node");
-  cmd->callback([json_out, node, &global, exit_code] {
+  cmd->add_flag("--tree", *tree, "Show sub-jobs (programs a job started elsewhere, docs/spread.md) under their job");
+  cmd->callback([json_out, node, tree, &global, exit_code] {
     json req{{"op", "jobs.list"}};
     if (!node->empty()) req["node"] = *node;
     auto r = daemon::call_local(global.socket_path, req);
@@ -206,7 +213,28 @@ void add_ps(CLI::App& app, GlobalOptions& global, int* exit_code) {
     }
     std::cout << fmt::format("{:<12} {:<10} {:<10} {:<10} {:>8} {:<9} {:>8} {:>8} {:>3} {:<4} {:<7} {}\n", "ID",
                              "OWNER", "HOME", "NODE", "PID", "STATE", "CPU_S", "RSS_MB", "MIG", "MOVE", "TTY", "CMD");
-    for (const auto& j : jobs) {
+    // --tree: each job followed by its sub-jobs, depth-first, CMD indented by depth.
+    std::vector<std::pair<const json*, int>> order;
+    if (*tree) {
+      std::set<std::string> ids;
+      for (const auto& j : jobs) ids.insert(j.value("id", ""));
+      std::function<void(const std::string&, int)> add = [&](const std::string& parent, int depth) {
+        for (const auto& j : jobs) {
+          const std::string p = j.contains("parent") && j["parent"].is_string() ? j["parent"].get<std::string>() : "";
+          // Roots: no parent, or a parent not in the listing (its node did not answer).
+          const bool root = p.empty() || !ids.contains(p);
+          if ((depth == 0 && root) || (depth > 0 && p == parent)) {
+            order.emplace_back(&j, depth);
+            if (depth < 32) add(j.value("id", ""), depth + 1);
+          }
+        }
+      };
+      add("", 0);
+    } else {
+      for (const auto& j : jobs) order.emplace_back(&j, 0);
+    }
+    for (const auto& [jp, depth] : order) {
+      const json& j = *jp;
       // MOVE: can `osmo migrate` move it now (the reason is in --json's why_not)?
       const char* move = !j.contains("movable") ? "?" : j.value("movable", false) ? "yes" : "no";
       // TTY: the job's terminal on its node (an interactive job), "-" for none.
@@ -215,7 +243,7 @@ void add_ps(CLI::App& app, GlobalOptions& global, int* exit_code) {
                                j.value("id", ""), j.value("owner", ""), j.value("home", ""),
                                j.value("node", ""), j.value("pid", 0), j.value("state", ""),
                                j.value("cpu_s", 0.0), j.value("rss_mb", 0.0), j.value("migrations", 0), move,
-                               tty, j.value("cmd", ""));
+                               tty, std::string(static_cast<std::size_t>(2 * depth), ' ') + (depth > 0 ? "\\_ " : "") + j.value("cmd", ""));
     }
   });
 }
@@ -316,6 +344,8 @@ std::optional<int> run_fast_path(int argc, char** argv) {
       o.home = true;
     } else if (a == "--no-migrate") {
       o.no_migrate = true;
+    } else if (a == "--no-spread") {
+      o.no_spread = true;
     } else if (a == "-v" || a == "--verbose") {
       o.verbose = true;
     } else if (a == "-t" || a == "--tty") {

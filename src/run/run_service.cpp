@@ -6,6 +6,8 @@
 #include <dirent.h>
 #include <signal.h>
 #include <sys/socket.h>
+
+#include <algorithm>
 #include <unistd.h>
 
 #include <future>
@@ -407,6 +409,32 @@ class RunService : public std::enable_shared_from_this<RunService> {
     return Json{{"jobs", jobs}, {"errors", errors}};
   }
 
+  // Sub-jobs (docs/spread.md): `osmo kill` on a job also reaches every program it started on
+  // other nodes, and theirs, each through its own anchor (its deputy), as `osmo kill` on each
+  // would. Best effort: a sub-job that ended meanwhile is no error.
+  void signal_sub_jobs(const std::string& id_or_prefix, int sig, uid_t uid) {
+    auto listed = jobs_list(Json::object());
+    if (!listed.ok()) return;
+    std::vector<std::pair<std::string, std::string>> all;  // id, parent
+    for (const auto& j : (*listed)["jobs"])
+      all.emplace_back(j.value("id", ""), j.contains("parent") && j["parent"].is_string() ? j["parent"].get<std::string>() : "");
+    std::vector<std::string> frontier;
+    for (const auto& [id, parent] : all)
+      if (id.rfind(id_or_prefix, 0) == 0) frontier.push_back(id);
+    if (frontier.size() != 1) return;
+    for (std::size_t depth = 0; depth < 32 && !frontier.empty(); ++depth) {
+      std::vector<std::string> next;
+      for (const auto& [id, parent] : all)
+        if (std::find(frontier.begin(), frontier.end(), parent) != frontier.end()) next.push_back(id);
+      for (const auto& child : next) {
+        const Json h{{"id", child}, {"signal", sig}, {"uid", uid}, {"via", "anchor"}};
+        (void)ask_all("", "jobs.signal", h, [this, h]() -> Result<Json> { return local_signal(h); });
+        log_.info("job={} signal {} sent to sub-job {}", id_or_prefix, sig, child);
+      }
+      frontier = std::move(next);
+    }
+  }
+
   Result<Json> jobs_kill(const Json& req, ControlContext& ctx) {
     const std::string id = req.value("id", "");
     const int sig = req.value("signal", SIGTERM);
@@ -421,6 +449,7 @@ class RunService : public std::enable_shared_from_this<RunService> {
     for (auto& [name, r] : via_anchor) {
       if (!r.ok() || !r->value("found", false)) continue;
       if (r->contains("error")) return make_error("{}", (*r)["error"].get<std::string>());
+      signal_sub_jobs(id, sig, ctx.peer.uid);
       return Json{{"node", name}, {"via", "anchor"}};
     }
     header.erase("via");
@@ -433,6 +462,7 @@ class RunService : public std::enable_shared_from_this<RunService> {
       }
       if (!r->value("found", false)) continue;
       if (r->contains("error")) return make_error("{}", (*r)["error"].get<std::string>());
+      signal_sub_jobs(id, sig, ctx.peer.uid);
       return Json{{"node", name}};
     }
     if (!unreachable.empty())

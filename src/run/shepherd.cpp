@@ -10,6 +10,7 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/prctl.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -36,6 +37,7 @@
 #include "run/job_pty.hpp"
 #include "run/job_table.hpp"
 #include "run/relay.hpp"
+#include "spread/supervisor_link.hpp"
 
 extern char** environ;
 
@@ -93,6 +95,7 @@ JobRecord make_record(const JobSpec& spec, const JobHost& host, int tty_index) {
   r.job_start = platform::process_start_ticks(r.job_pid);
   if (tty_index >= 0) r.tty = fmt::format("pts/{}", tty_index);
   r.no_migrate = spec.no_migrate;
+  r.parent = spec.parent;
   r.started_unix_ms = unix_ms();
   return r;
 }
@@ -303,7 +306,12 @@ Result<LaunchedJob> launch_job(const JobSpec& spec, std::optional<PreparedJob> p
     if (spec.tty->out) job.pipes.out.reset();
     if (spec.tty->err) job.pipes.err.reset();
   }
-  auto block = encode_launch_block(spec, job.tty_index);
+  if (!spec.no_spread) {
+    // The exec filter's bypass cookie (exec_filter.hpp): random, never 0 (0 means no filter).
+    while (job.spread_cookie == 0)
+      if (::getrandom(&job.spread_cookie, sizeof job.spread_cookie, 0) != sizeof job.spread_cookie) break;
+  }
+  auto block = encode_launch_block(spec, job.tty_index, job.spread_cookie);
   if (!block.ok()) return block.take_error();
   if (auto s = send_launch_block(control.get(), *block); !s.ok())
     return Error{s.error().code, fmt::format("node {}: {}", spec.node, s.error().message)};
@@ -337,6 +345,18 @@ Result<LaunchedJob> launch_job(const JobSpec& spec, std::optional<PreparedJob> p
                         static_cast<int>(r.kind));
   }
   const pid_t job_pid = find_job_pid(init_pid);
+  if (r.c >= 0 && job.spread_cookie != 0) {
+    // Our own copy of init's listener, for the spread supervisor (init keeps its own: a
+    // listener nobody holds would fail every exec of the job with ENOSYS).
+    UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, init_pid, 0)));
+    if (pidfd.valid()) job.spread_listener.reset(static_cast<int>(::syscall(SYS_pidfd_getfd, pidfd.get(), r.c, 0)));
+    job.init_listener_fd = r.c;
+    // The supervisor in the daemon decides each exec; while there is none, every exec stays.
+    // Started here, so that every user of launch_job answers the job's execs.
+    if (job.spread_listener.valid())
+      spread::keep_supervised(spec.state_dir, spread::JobWatch{spec.id, job.spread_cookie, init_pid, r.c},
+                              std::move(job.spread_listener));
+  }
   {
     const InitSignalRequest ack{0, 0};  // init may reap from now on (see job_init.cpp)
     if (::write(control.get(), &ack, sizeof ack) != static_cast<ssize_t>(sizeof ack))

@@ -49,6 +49,11 @@ struct LaunchedJob {
   std::optional<int> exec_failed_status;  // the exec failed: the wait status 126/127 stand for
   std::string notice;                     // ... and the line saying why
   int tty_index = -1;                     // the job's pty is /dev/pts/<tty_index> (spec.tty)
+  // The job spreads (docs/spread.md): the exec filter's listener (a copy of init's, already given
+  // to spread::keep_supervised by launch_job) and cookie.
+  UniqueFd spread_listener;
+  std::uint64_t spread_cookie = 0;
+  int init_listener_fd = -1;
 };
 // Starts the job of `spec` in `prepared` (else in a job it prepares): checks that the user exists,
 // hands init the launch block and waits for its report. An error means nothing runs.
