@@ -82,7 +82,21 @@ std::optional<std::string> fds_stay(pid_t pid) {
   while (dirent* e = ::readdir(d)) {
     if (e->d_name[0] == '.') continue;
     const int fd = std::atoi(e->d_name);
-    if (fd <= 2) continue;  // relayed by the deputy, whatever they are
+    if (fd <= 2) {
+      // Relayed by the deputy as pipes. A terminal is not: the remote program would see a pipe
+      // where it saw a tty (isatty, line editing, colours, job control), so a program started on a
+      // terminal is interactive and stays with it (issue 12; the balancer may still move it later
+      // with its pty, once it has used the CPU for long).
+      char target[512];
+      const std::string link = fmt::format("{}/{}", dir, e->d_name);
+      const ssize_t n = ::readlink(link.c_str(), target, sizeof target - 1);
+      const std::string_view t(target, n > 0 ? static_cast<std::size_t>(n) : 0);
+      if (t.starts_with("/dev/pts/") || t.starts_with("/dev/tty") || t.starts_with("/dev/console")) {
+        why = fmt::format("fd {} is a terminal ({}): an interactive program stays with its terminal", fd, t);
+        break;
+      }
+      continue;
+    }
     // Only fds that survive the exec matter: flags in fdinfo (octal, O_CLOEXEC = 02000000).
     std::ifstream info(fmt::format("/proc/{}/fdinfo/{}", pid, fd));
     std::string key;

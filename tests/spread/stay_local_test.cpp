@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <string>
 
@@ -76,6 +77,10 @@ TEST(StayLocal, Fds) {
   if (pid == 0) {
     for (int fd = 3; fd < 1024; ++fd)
       if (fd != go[0]) ::close(fd);
+    // 0-2 on /dev/null: whatever ran the test (a terminal) is not what is checked here.
+    const int null_fd = ::open("/dev/null", O_RDWR);
+    for (int fd = 0; fd <= 2; ++fd) ::dup2(null_fd, fd);
+    ::close(null_fd);
     ::open("/dev/null", O_RDONLY | O_CLOEXEC);
     char c;
     (void)!::read(go[0], &c, 1);  // wait until checked once
@@ -95,6 +100,39 @@ TEST(StayLocal, Fds) {
   ::close(go[1]);
   int st = 0;
   ::waitpid(pid, &st, 0);
+}
+
+TEST(StayLocal, ProgramOnATerminalStays) {
+  // stdout on a pty: the deputy would relay it as a pipe, so the program stays with its terminal.
+  const int master = ::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+  ASSERT_GE(master, 0);
+  ASSERT_EQ(::grantpt(master), 0);
+  ASSERT_EQ(::unlockpt(master), 0);
+  const std::string slave = ::ptsname(master);
+  int go[2];
+  ASSERT_EQ(::pipe2(go, O_CLOEXEC), 0);
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    const int null_fd = ::open("/dev/null", O_RDWR);
+    ::dup2(null_fd, 0);
+    ::dup2(null_fd, 2);
+    const int tty = ::open(slave.c_str(), O_RDWR | O_NOCTTY);
+    ::dup2(tty, 1);
+    for (int fd = 3; fd < 1024; ++fd)
+      if (fd != go[0]) ::close(fd);
+    char c;
+    (void)!::read(go[0], &c, 1);
+    ::_exit(0);
+  }
+  ::close(go[0]);
+  ::usleep(100'000);
+  auto why = fds_stay(pid);
+  ASSERT_TRUE(why.has_value());
+  EXPECT_NE(why->find("fd 1 is a terminal (" + slave + ")"), std::string::npos) << *why;
+  ASSERT_EQ(::write(go[1], "x", 1), 1);
+  ::close(go[1]);
+  ::waitpid(pid, nullptr, 0);
+  ::close(master);
 }
 
 }  // namespace
