@@ -2,6 +2,7 @@
 // The exec filter (see exec_filter.hpp): a classic BPF program, no libseccomp on this path.
 #include "spread/exec_filter.hpp"
 
+#include <alloca.h>
 #include <errno.h>
 #include <linux/audit.h>
 #include <linux/filter.h>
@@ -60,15 +61,18 @@ int execvp_bypass(const char* file, char* const argv[], char* const envp[], std:
   auto run = [&](const char* path) {
     exec_bypass(path, argv, envp, cookie);
     if (errno == ENOEXEC) {
-      // As execvp: a file without "#!" is a shell script. argv gets "/bin/sh" in front; at most
-      // 255 arguments are rewritten here (no allocation allowed), beyond that ENOEXEC stays.
-      char* sh_argv[258];
+      // As execvp: a file without "#!" is a shell script. argv gets "/bin/sh" in front, in a copy
+      // of the pointer array on the stack, as glibc's execvp makes it (no allocation allowed here;
+      // osmo init sizes the job's stack for a copy of argv, job_init.cpp).
       std::size_t n = 0;
-      while (argv[n] != nullptr && n < 255) ++n;
-      if (argv[n] != nullptr) return;
-      sh_argv[0] = const_cast<char*>("/bin/sh");
-      sh_argv[1] = const_cast<char*>(path);
-      for (std::size_t i = 1; i <= n; ++i) sh_argv[i + 1] = argv[i];
+      while (argv[n] != nullptr) ++n;
+      // "/bin/sh", the path, argv[1..n), the terminator: n + 2 entries (3 for an empty argv).
+      char** sh_argv = static_cast<char**>(alloca((n + 3) * sizeof(char*)));
+      std::size_t at = 0;
+      sh_argv[at++] = const_cast<char*>("/bin/sh");
+      sh_argv[at++] = const_cast<char*>(path);
+      for (std::size_t i = 1; i < n; ++i) sh_argv[at++] = argv[i];
+      sh_argv[at] = nullptr;
       exec_bypass("/bin/sh", sh_argv, envp, cookie);
       errno = ENOEXEC;
     }
